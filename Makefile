@@ -1,0 +1,32 @@
+# rpucircuit: set up, run, test. Every target installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: ngspice setup demo test lint bench clean
+
+ngspice:  ## Debian's ngspice (39.x) and its shared library
+	@command -v ngspice >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y ngspice libngspice0; }
+
+$(BIN)/rpucircuit: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+setup: ngspice $(BIN)/rpucircuit  ## everything the tests and the main job need
+
+demo: setup  ## the main job on the embedded default config
+	$(BIN)/rpucircuit characterize --out runs/default
+
+test: setup  ## the whole test suite (real ngspice included)
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check rpucircuit tests bench
+	$(BIN)/ruff format --check rpucircuit tests bench
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

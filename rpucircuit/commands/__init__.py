@@ -1,0 +1,1 @@
+"""One module per ``rpucircuit`` subcommand (see :mod:`rpucircuit.cli`)."""

@@ -1,0 +1,68 @@
+"""One exception hierarchy for the whole package.
+
+Every error the package raises on purpose derives from :class:`RpuError`, so a caller can
+catch everything of ours with one clause and still tell the kinds apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RpuError(Exception):
+    """Base class of every error raised on purpose by rpucircuit."""
+
+
+class ConfigError(RpuError, ValueError):
+    """A config value is invalid; the message names the field, the value and what is allowed."""
+
+
+class NetlistError(RpuError):
+    """A netlist could not be built or rendered (bad element value, unsafe name)."""
+
+
+class UnsupportedError(RpuError, NotImplementedError):
+    """A combination of options this implementation refuses, with what to do instead."""
+
+
+class SimulatorNotFoundError(RpuError):
+    """The ngspice executable is not installed or not runnable."""
+
+
+class SimulationError(RpuError):
+    """A simulation failed. Carries the run folder, the simulator log and the netlist text."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_dir: Path | None = None,
+        log: str = "",
+        netlist: str = "",
+    ) -> None:
+        tail = "\n".join(log.strip().splitlines()[-15:])
+        full = message
+        if run_dir is not None:
+            full += f"\n  run folder: {run_dir}"
+        if tail:
+            full += f"\n  simulator log (last lines):\n{tail}"
+        super().__init__(full)
+        self.run_dir = run_dir
+        self.log = log
+        self.netlist = netlist
+
+
+class SimulationTimeoutError(SimulationError):
+    """The simulator ran past its time limit and was killed."""
+
+
+class ExtractionError(RpuError):
+    """Simulator output did not contain what the analysis needs (missing vector, bad shape)."""
+
+
+class StoreError(RpuError):
+    """An HDF5 file is missing, has the wrong schema, or could not be written."""
+
+
+class DataError(RpuError):
+    """A data set (MNIST) is missing, corrupt or has the wrong shape."""
