@@ -1,0 +1,423 @@
+"""Independent analytic references for a crossbar tile: line delay, integrator, noise, IR drop.
+
+Plain floats and numpy arrays in and out, SI units in every name. Nothing here runs a
+simulator or reads a config; the extraction and the tests compare ngspice results with
+these formulas, and the campaign report quotes them next to the simulated numbers.
+
+Conventions used throughout (the one place they are written down for the circuit side):
+
+* A weight is the conductance difference of a pair of devices on two identical arrays.
+  Full-scale weight ``w_max`` is one device at ``G_on`` and its partner at ``G_off``, so one
+  weight unit is ``dG_unit = (G_on - G_off) / w_max``.
+* A time-encoded input ``x = 1`` is a read pulse of amplitude ``v_read`` lasting all of
+  ``t_meas``; the charge per weight unit is ``Q_unit = v_read * t_meas * dG_unit``.
+* Each array of the pair has its own integrator on every output line; the digital output
+  is the difference of the two, so independent noise of the two integrators adds.
+* Noise densities are one-sided (``S_i = 4kTG`` in A²/Hz, ``e_n`` in V/√Hz). A white
+  current of one-sided density ``S`` integrated for ``T`` gives a charge variance ``S·T/2``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+BOLTZMANN_J_PER_K = 1.380649e-23
+"""Boltzmann constant (J/K), exact SI value."""
+
+ROOM_TEMPERATURE_K = 300.0
+"""Default temperature for thermal noise (K)."""
+
+SAKURAI_DISTRIBUTED_50 = 0.377
+"""50 % step-response delay of an open-ended distributed RC line, in units of R·C.
+
+From the exact solution of the diffusion equation (Sakurai 1983; Bakoglu & Meindl 1985);
+the Elmore delay of the same line is R·C/2, which overestimates the 50 % point because the
+distributed response has a slow tail that the first moment counts.
+"""
+
+LN2 = math.log(2.0)
+"""50 % delay of a lumped RC stage in units of its time constant."""
+
+DelayDefinition = Literal["elmore", "distributed_50", "rc"]
+
+
+# --------------------------------------------------------------------------- line delay
+
+
+def line_rc_s(length_um: float, r_ohm_per_um: float, c_f_per_um: float) -> float:
+    """Total R·C product of a line of ``length_um`` (s): ``r·c·L²``."""
+    return r_ohm_per_um * c_f_per_um * length_um**2
+
+
+def elmore_delay_s(
+    r_line_ohm: float,
+    c_line_f: float,
+    *,
+    r_driver_ohm: float = 0.0,
+    c_load_f: float = 0.0,
+    n_segments: int | None = None,
+) -> float:
+    """Elmore (first-moment) delay at the far end of an RC line (s).
+
+    ``n_segments=None`` is the distributed line: ``R·C/2 + R_drv·(C + C_L) + R·C_L``.
+    With ``n_segments = N`` it is the ladder that the netlists build (each segment a
+    resistor ``R/N`` followed by a capacitor ``C/N`` to ground): the line term becomes
+    ``R·C·(N + 1)/(2N)``.
+    """
+    if n_segments is None:
+        line = r_line_ohm * c_line_f / 2.0
+    else:
+        if n_segments < 1:
+            raise ValueError(f"n_segments = {n_segments}: must be >= 1")
+        line = r_line_ohm * c_line_f * (n_segments + 1) / (2.0 * n_segments)
+    return line + r_driver_ohm * (c_line_f + c_load_f) + r_line_ohm * c_load_f
+
+
+def distributed_delay_50_s(
+    r_line_ohm: float,
+    c_line_f: float,
+    *,
+    r_driver_ohm: float = 0.0,
+    c_load_f: float = 0.0,
+) -> float:
+    """50 % step delay at the far end of a distributed RC line with driver and load (s).
+
+    Bakoglu & Meindl's fit to the exact response:
+    ``0.377·R·C + 0.693·(R_drv·C + R_drv·C_L + R·C_L)``. Exact for the bare line
+    (``0.377·R·C``) and for a lumped stage (``ln 2·R_drv·C``), within a few % in between.
+    """
+    return SAKURAI_DISTRIBUTED_50 * r_line_ohm * c_line_f + LN2 * (
+        r_driver_ohm * c_line_f + r_driver_ohm * c_load_f + r_line_ohm * c_load_f
+    )
+
+
+_DELAY_COEFF: dict[str, float] = {
+    "elmore": 0.5,
+    "distributed_50": SAKURAI_DISTRIBUTED_50,
+    "rc": 1.0,
+}
+
+
+def max_line_length_um(
+    delay_budget_s: float,
+    r_ohm_per_um: float,
+    c_f_per_um: float,
+    *,
+    definition: DelayDefinition = "elmore",
+) -> float:
+    """Longest bare line (no driver) whose delay stays within ``delay_budget_s`` (µm).
+
+    ``definition`` picks the delay: ``"elmore"`` (R·C/2), ``"distributed_50"``
+    (0.377·R·C) or ``"rc"`` (the full R·C product). Solves ``coeff·r·c·L² = budget``.
+    """
+    if definition not in _DELAY_COEFF:
+        raise ValueError(f"definition = {definition!r}: must be one of {list(_DELAY_COEFF)}")
+    coeff = _DELAY_COEFF[definition]
+    return math.sqrt(delay_budget_s / (coeff * r_ohm_per_um * c_f_per_um))
+
+
+def max_array_size(
+    pulse_width_s: float,
+    pitch_um: float,
+    r_ohm_per_um: float,
+    c_f_per_um: float,
+    *,
+    budget_fraction: float = 0.1,
+    definition: DelayDefinition = "elmore",
+    power_of_two: bool = True,
+) -> int:
+    """Largest number of cross points per line whose line delay is within the budget.
+
+    Paper A's rule: the line delay must stay below ``budget_fraction`` (10 %) of the update
+    pulse width (1 ns). With 0.36 Ω/µm, 0.2 fF/µm and the Elmore delay R·C/2 the longest
+    line is 1.667 mm, i.e. 4166 cross points at 400 nm pitch; the largest power of two is
+    4096 (1.638 mm, the paper's "≈ 1.64 mm"). With the 50 % point of the distributed line
+    (0.377·R·C) the longest line is 1.92 mm (4798 cross points), and with the full R·C only
+    1.18 mm (2946), so 4096 × 4096 needs the Elmore (or 50 %) definition.
+    """
+    length = max_line_length_um(
+        budget_fraction * pulse_width_s, r_ohm_per_um, c_f_per_um, definition=definition
+    )
+    n = math.floor(length / pitch_um)
+    if power_of_two and n >= 1:
+        n = 1 << (n.bit_length() - 1)
+    return n
+
+
+# --------------------------------------------------------------------------- integrator
+
+
+def integrator_ideal_v(charge_c: ArrayLike, c_int_f: float) -> NDArray[np.float64]:
+    """Output of an ideal inverting charge integrator: ``-Q / C_int`` (V)."""
+    return -np.asarray(charge_c, dtype=np.float64) / c_int_f
+
+
+def finite_gain_factor(a0: float) -> float:
+    """Static gain error of an inverting integrator with open-loop gain ``A0``: ``A0/(1+A0)``.
+
+    The virtual ground sits at ``-V_out/A0``, so the feedback capacitor sees
+    ``(1 + 1/A0)·V_out`` and the output is the ideal one times ``A0/(1 + A0)``.
+    """
+    return a0 / (1.0 + a0)
+
+
+def integrator_time_encoded_v(
+    g_s: ArrayLike,
+    v_v: ArrayLike,
+    t_on_s: ArrayLike,
+    *,
+    t_meas_s: float,
+    c_int_f: float,
+    a0: float = math.inf,
+) -> float:
+    """Integrator output at ``t_meas_s`` for time-encoded inputs, with finite DC gain (V).
+
+    Input ``j`` drives voltage ``v_v[j]`` through conductance ``g_s[j]`` into the virtual
+    ground from ``t = 0`` to ``t_on_s[j]`` and 0 V afterwards (the driver still holds the
+    line, so every device loads the node all the time). With a single-pole-free op-amp of
+    DC gain ``A0`` the virtual ground obeys ``C·(1 + A0)·dv/dt = Σ G_j V_j(t) − G_tot·v``,
+    a leaky integrator with ``τ = C·(1 + A0)/G_tot``; the exact solution for step inputs is
+
+        ``V_out = -A0 · Σ_j (G_j V_j / G_tot) · (exp(-(T - t_j)/τ) - exp(-T/τ))``.
+
+    ``a0 = inf`` gives the ideal ``-Σ G_j V_j t_j / C``.
+    """
+    g = np.asarray(g_s, dtype=np.float64)
+    v = np.asarray(v_v, dtype=np.float64)
+    t_on = np.minimum(np.asarray(t_on_s, dtype=np.float64), t_meas_s)
+    if math.isinf(a0):
+        return float(-np.sum(g * v * t_on) / c_int_f)
+    g_tot = float(np.sum(g))
+    tau = c_int_f * (1.0 + a0) / g_tot
+    weights = np.exp(-(t_meas_s - t_on) / tau) - math.exp(-t_meas_s / tau)
+    return float(-a0 * np.sum(g * v / g_tot * weights))
+
+
+def integrator_settling_tau_s(gbw_hz: float, c_int_f: float, c_in_f: float) -> float:
+    """Closed-loop time constant of an integrator with a single-pole op-amp (s).
+
+    At high frequency the feedback factor is ``β = C_int/(C_int + C_in)`` (``C_in`` the
+    line and device capacitance at the virtual ground), so the loop settles with
+    ``τ = 1 / (2π·GBW·β)``.
+    """
+    beta = c_int_f / (c_int_f + c_in_f)
+    return 1.0 / (2.0 * math.pi * gbw_hz * beta)
+
+
+def c_int_for_bound_f(alpha_w: float, q_unit_c: float, v_swing_v: float) -> float:
+    """Integrating capacitor that maps the output bound ``α`` onto the op-amp swing (F)."""
+    return alpha_w * q_unit_c / v_swing_v
+
+
+# --------------------------------------------------------------------------- devices, weights
+
+
+def device_conductances_s(r_mean_ohm: float, on_off_ratio: float) -> tuple[float, float]:
+    """``(G_on, G_off)`` whose arithmetic mean conductance is ``1/r_mean_ohm`` (S)."""
+    g_mean = 1.0 / r_mean_ohm
+    g_off = 2.0 * g_mean / (1.0 + on_off_ratio)
+    return on_off_ratio * g_off, g_off
+
+
+def charge_per_weight_unit_c(
+    v_read_v: float, t_meas_s: float, g_on_s: float, g_off_s: float, w_max: float
+) -> float:
+    """Integrated charge for output ``y = 1`` in weight units (C): ``V·T·(G_on−G_off)/w_max``."""
+    return v_read_v * t_meas_s * (g_on_s - g_off_s) / w_max
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NoiseBudget:
+    """Noise of one output line over one integration, referred to weight units.
+
+    Each term is a standard deviation of the output ``y`` (weight units) from one source;
+    independent sources add in quadrature into :attr:`total_w`.
+    """
+
+    q_unit_c: float
+    """Charge per weight unit (C)."""
+    device_thermal_w: float
+    """Thermal noise of every device on the line, both arrays (4kT·ΣG, integrated)."""
+    opamp_w: float
+    """Op-amp input-referred voltage noise: through the line conductance and through C_int."""
+    ktc_w: float
+    """kT/C of the integrator reset, both integrators."""
+    adc_w: float
+    """ADC quantization, LSB/√12."""
+
+    @property
+    def total_w(self) -> float:
+        """All sources in quadrature (weight units)."""
+        return math.sqrt(self.device_thermal_w**2 + self.opamp_w**2 + self.ktc_w**2 + self.adc_w**2)
+
+
+def device_thermal_charge_var_c2(
+    g_line_total_s: float, t_meas_s: float, *, temperature_k: float = ROOM_TEMPERATURE_K
+) -> float:
+    """Charge variance from the thermal noise of conductance ``g_line_total_s`` over ``T`` (C²).
+
+    One-sided current density ``4kT·G`` integrated for ``T``: ``2kT·G·T``.
+    ``g_line_total_s`` is the sum over every device on the line in both arrays.
+    """
+    return 2.0 * BOLTZMANN_J_PER_K * temperature_k * g_line_total_s * t_meas_s
+
+
+def opamp_charge_var_c2(
+    e_n_v_per_rthz: float,
+    g_line_s: float,
+    t_meas_s: float,
+    *,
+    c_int_f: float = 0.0,
+    c_in_f: float = 0.0,
+    gbw_hz: float = 0.0,
+) -> float:
+    """Charge variance from one op-amp's input-referred voltage noise (C²).
+
+    Two parts. (1) ``e_n`` at the virtual ground drives a noise current ``e_n·G`` through
+    the line's total conductance ``G``, integrated for ``T``: ``e_n²·G²·T/2``. (2) ``e_n``
+    also reaches the output directly with high-frequency gain ``1/β = 1 + C_in/C_int``
+    over the closed-loop noise bandwidth ``(π/2)·GBW·β``; referred to charge through
+    ``C_int`` that is ``C_int²·e_n²·(π/2)·GBW/β``. Part (2) is left out when ``gbw_hz``
+    or ``c_int_f`` is 0.
+    """
+    var = e_n_v_per_rthz**2 * g_line_s**2 * t_meas_s / 2.0
+    if gbw_hz > 0.0 and c_int_f > 0.0:
+        beta = c_int_f / (c_int_f + c_in_f)
+        var += c_int_f**2 * e_n_v_per_rthz**2 * (math.pi / 2.0) * gbw_hz / beta
+    return var
+
+
+def ktc_charge_var_c2(c_int_f: float, *, temperature_k: float = ROOM_TEMPERATURE_K) -> float:
+    """Charge variance left on ``C_int`` by its reset switch: ``kT·C`` (C²)."""
+    return BOLTZMANN_J_PER_K * temperature_k * c_int_f
+
+
+def adc_quantization_w(adc_bits: int, alpha_w: float) -> float:
+    """Quantization noise of a ``B``-bit ADC spanning ``±α`` (weight units): ``2α/2^B/√12``."""
+    return 2.0 * alpha_w / 2.0**adc_bits / math.sqrt(12.0)
+
+
+def noise_budget(
+    *,
+    n_rows: int,
+    g_on_s: float,
+    g_off_s: float,
+    w_max: float,
+    v_read_v: float,
+    t_meas_s: float,
+    c_int_f: float,
+    e_n_v_per_rthz: float,
+    adc_bits: int,
+    alpha_w: float,
+    g_line_mean_s: float | None = None,
+    c_in_f: float = 0.0,
+    gbw_hz: float = 0.0,
+    n_arrays: int = 2,
+    temperature_k: float = ROOM_TEMPERATURE_K,
+) -> NoiseBudget:
+    """Noise budget of one output line that collects ``n_rows`` devices per array.
+
+    Every array of the pair (``n_arrays``) has its own integrator; its line carries
+    ``n_rows`` devices of mean conductance ``g_line_mean_s`` (default: the mean of ``G_on``
+    and ``G_off``). Device thermal noise, op-amp noise and kT/C add over the arrays; ADC
+    quantization is counted once (one conversion of the difference).
+    """
+    g_mean = 0.5 * (g_on_s + g_off_s) if g_line_mean_s is None else g_line_mean_s
+    g_line = n_rows * g_mean
+    q_unit = charge_per_weight_unit_c(v_read_v, t_meas_s, g_on_s, g_off_s, w_max)
+    var_dev = n_arrays * device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
+    var_amp = n_arrays * opamp_charge_var_c2(
+        e_n_v_per_rthz, g_line, t_meas_s, c_int_f=c_int_f, c_in_f=c_in_f, gbw_hz=gbw_hz
+    )
+    var_ktc = n_arrays * ktc_charge_var_c2(c_int_f, temperature_k=temperature_k)
+    return NoiseBudget(
+        q_unit_c=q_unit,
+        device_thermal_w=math.sqrt(var_dev) / q_unit,
+        opamp_w=math.sqrt(var_amp) / q_unit,
+        ktc_w=math.sqrt(var_ktc) / q_unit,
+        adc_w=adc_quantization_w(adc_bits, alpha_w),
+    )
+
+
+def acceptable_opamp_noise_v_per_rthz(
+    *,
+    sigma_total_w: float,
+    n_rows: int,
+    r_mean_ohm: float,
+    on_off_ratio: float,
+    w_max: float,
+    v_read_v: float,
+    t_meas_s: float,
+    alpha_w: float,
+    v_swing_v: float,
+    adc_bits: int,
+    c_in_f: float = 0.0,
+    gbw_hz: float = 0.0,
+    n_arrays: int = 2,
+    temperature_k: float = ROOM_TEMPERATURE_K,
+) -> float:
+    """Largest op-amp input-referred noise density that keeps the output noise at σ (V/√Hz).
+
+    The device pair is fixed by the mean resistance (IR-drop budget) and the on/off ratio
+    (:func:`device_conductances_s`); ``C_int`` maps the bound α onto the op-amp swing
+    (:func:`c_int_for_bound_f`). The op-amp's charge variance is linear in ``e_n²``
+    (:func:`opamp_charge_var_c2`), so the answer is what remains of ``(σ·Q_unit)²`` after
+    device thermal noise, kT/C and ADC quantization, divided by that coefficient. Returns
+    NaN where the other sources alone already exceed σ (no op-amp is quiet enough).
+    """
+    g_on, g_off = device_conductances_s(r_mean_ohm, on_off_ratio)
+    q_unit = charge_per_weight_unit_c(v_read_v, t_meas_s, g_on, g_off, w_max)
+    c_int = c_int_for_bound_f(alpha_w, q_unit, v_swing_v)
+    g_line = n_rows / r_mean_ohm
+    var_other = (
+        n_arrays
+        * (
+            device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
+            + ktc_charge_var_c2(c_int, temperature_k=temperature_k)
+        )
+        + (adc_quantization_w(adc_bits, alpha_w) * q_unit) ** 2
+    )
+    remaining = (sigma_total_w * q_unit) ** 2 - var_other
+    if remaining <= 0.0:
+        return math.nan
+    coeff = n_arrays * opamp_charge_var_c2(
+        1.0, g_line, t_meas_s, c_int_f=c_int, c_in_f=c_in_f, gbw_hz=gbw_hz
+    )
+    return math.sqrt(remaining / coeff)
+
+
+# --------------------------------------------------------------------------- IR drop
+
+
+def device_resistance_for_ir_budget_ohm(
+    n_devices: int, r_line_total_ohm: float, *, budget: float = 0.1
+) -> float:
+    """Mean device resistance that meets paper A's IR-drop rule ``N·R_line/R_dev = budget``.
+
+    ``r_line_total_ohm`` is the resistance of the whole line (``r·L``). For 4096 devices on
+    a 1.638 mm line at 0.36 Ω/µm (590 Ω) and a budget of 0.1 this gives 24.2 MΩ.
+    """
+    return n_devices * r_line_total_ohm / budget
+
+
+def ir_drop_far_end_fraction(
+    n_devices: int, r_segment_ohm: float, r_device_ohm: float, *, r_driver_ohm: float = 0.0
+) -> float:
+    """Relative voltage lost at the far end of a uniformly loaded line, to first order.
+
+    A line driven at one end feeds ``N`` equal devices held at virtual ground; each segment
+    ``k`` carries the current of the ``N − k + 1`` devices beyond it, so the far end sits
+    ``(R_drv·N + R_seg·N(N+1)/2)/R_dev`` below the driven voltage (first order in
+    ``R_seg/R_dev``). Paper A's ``N·R_line/R_dev = 0.1`` therefore means about 5 % at the
+    far end.
+    """
+    n = n_devices
+    return (r_driver_ohm * n + r_segment_ohm * n * (n + 1) / 2.0) / r_device_ohm
