@@ -1,0 +1,135 @@
+"""Pure extraction functions against hand values and independent references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rpucircuit import extract as ex
+from rpucircuit.errors import ExtractionError
+
+
+def test_first_crossing_interpolates_linearly() -> None:
+    t = np.array([0.0, 1.0, 2.0, 3.0])
+    v = np.array([0.0, 0.2, 0.6, 1.0])
+    # Between t=1 (0.2) and t=2 (0.6): 0.5 is reached at 1 + 0.3/0.4 = 1.75 (exact).
+    assert ex.first_crossing_s(t, v, 0.5) == pytest.approx(1.75, rel=1e-12)
+    assert ex.first_crossing_s(t, v, -1.0) == 0.0
+
+
+def test_first_crossing_of_exponential_matches_ln2() -> None:
+    # Independent reference: 1 - exp(-t/τ) crosses 0.5 at τ·ln 2. A 10,001-point grid over
+    # 10τ has step 1e-3 τ; linear interpolation of the convex curve errs by < 1e-6 τ.
+    tau = 3e-9
+    t = np.linspace(0.0, 10 * tau, 10_001)
+    v = 1.0 - np.exp(-t / tau)
+    assert ex.first_crossing_s(t, v, 0.5) == pytest.approx(tau * math.log(2), rel=1e-5)
+
+
+def test_first_crossing_errors() -> None:
+    with pytest.raises(ExtractionError, match="never reaches 2"):
+        ex.first_crossing_s([0.0, 1.0], [0.0, 1.0], 2.0)
+    with pytest.raises(ExtractionError, match="need two equal 1-D arrays"):
+        ex.first_crossing_s([0.0, 1.0], [0.0], 0.5)
+
+
+def test_fit_update_response_recovers_known_parameters(rng: np.random.Generator) -> None:
+    # Synthetic devices with known Δg per pulse and k, plus 1e-3 relative noise: the
+    # least-squares fit over 200 devices recovers k to well within 1 %.
+    a_true, k_true = 2.5e-10, 0.1
+    n_full = rng.integers(0, 10, size=200)
+    n_half = rng.integers(0, 20, size=200)
+    dg = a_true * (n_full + k_true * n_half)
+    dg = dg + rng.normal(0.0, 1e-3 * a_true, size=dg.shape)
+    a, k, rms = ex.fit_update_response(n_full, n_half, dg)
+    assert a == pytest.approx(a_true, rel=1e-3)
+    assert k == pytest.approx(k_true, rel=1e-2)
+    assert rms == pytest.approx(1e-3 * a_true, rel=0.3)  # sample σ of 200 draws
+
+
+def test_fit_update_response_errors() -> None:
+    with pytest.raises(ExtractionError, match="shapes differ"):
+        ex.fit_update_response([1, 2], [1], [1.0, 2.0])
+    with pytest.raises(ExtractionError, match="cannot separate"):
+        ex.fit_update_response([1, 2, 3], [2, 4, 6], [1.0, 2.0, 3.0])
+    with pytest.raises(ExtractionError, match="no update was seen"):
+        ex.fit_update_response([1, 0, 1], [0, 1, 1], [0.0, 1.0, 1.0])
+
+
+def test_windowed_variance_of_white_noise_is_st_over_2() -> None:
+    # White S on ngspice's usual log grid (20 points/decade, 1 kHz-10 GHz): the window
+    # integral is S·T/2 up to the missing tail above 10 GHz, S/(2π²·10 GHz) ≈ 6e-5 of
+    # S·T/2 for T = 80 ns, plus interpolation error: 1e-3.
+    f = np.logspace(3, 10, 141)
+    s = np.full_like(f, 2.5e-24)
+    t = 80e-9
+    assert ex.windowed_charge_variance_c2(f, s, t) == pytest.approx(s[0] * t / 2, rel=1e-3)
+
+
+def test_windowed_variance_of_lowpass_noise_matches_closed_form() -> None:
+    # Independent reference: S(f) = S0/(1+(f/fc)²) through the integration window. The
+    # integral has the closed form S0·T/2 − S0·(1 − exp(−2π fc T))/(4π fc) (Fourier pair
+    # of the window's autocorrelation with the Lorentzian's exp(−2π fc |τ|)); 2e-3 covers
+    # the log-log interpolation of the 40-points/decade grid.
+    fc, t, s0 = 20e6, 80e-9, 1e-24
+    f = np.logspace(2, 11, 361)
+    s = s0 / (1 + (f / fc) ** 2)
+    expected = s0 * t / 2 - s0 * (1 - math.exp(-2 * math.pi * fc * t)) / (4 * math.pi * fc)
+    assert ex.windowed_charge_variance_c2(f, s, t) == pytest.approx(expected, rel=2e-3)
+
+
+def test_windowed_variance_errors() -> None:
+    with pytest.raises(ExtractionError, match="increasing 1-D frequency grid"):
+        ex.windowed_charge_variance_c2([2.0, 1.0], [1.0, 1.0], 1e-8)
+    with pytest.raises(ExtractionError, match="PSD >= 0"):
+        ex.windowed_charge_variance_c2([1.0, 2.0], [1.0, -1.0], 1e-8)
+
+
+def test_current_psd_referral_hand_value() -> None:
+    # S_v = 1e-12 V²/Hz at 1 MHz behind 100 fF: (2π·1e6·1e-13)² = 3.948e-13 → 3.948e-25.
+    got = ex.current_psd_from_integrator_output([1e6], [1e-12], 1e-13)
+    assert got[0] == pytest.approx((2 * math.pi * 1e-7) ** 2 * 1e-12, rel=1e-12)
+
+
+def test_white_noise_samples_statistics_and_repeatability() -> None:
+    a = ex.white_noise_samples(1e-8, 1e-11, 20_000, rng=np.random.default_rng(5))
+    b = ex.white_noise_samples(1e-8, 1e-11, 20_000, rng=np.random.default_rng(5))
+    assert a[0] == 0.0
+    np.testing.assert_array_equal(a, b)
+    # Variance e²/(2dt) = 1e-16/2e-11 = 5e-6 V²; 20,000 samples: σ_rel = 1 %, test 5 %.
+    assert float(np.var(a[1:])) == pytest.approx(5e-6, rel=0.05)
+    with pytest.raises(ExtractionError, match="need dt > 0"):
+        ex.white_noise_samples(1e-8, 0.0, 10, rng=np.random.default_rng(5))
+
+
+def test_transfer_decomposition_adds_up_and_finds_known_parts(rng: np.random.Generator) -> None:
+    ideal = rng.uniform(-14.0, 14.0, size=50)
+    ideal_q = ideal + rng.uniform(-0.01, 0.01, size=50)
+    nodal0 = 0.999 * ideal_q
+    nodal = nodal0 * (1 - 0.02 * np.linspace(0, 1, 50))
+    sim = np.clip(0.98 * nodal, -12.0, 12.0) + 1e-4
+    err = ex.decompose_transfer_error(
+        y_ideal_w=ideal,
+        y_ideal_quantized_w=ideal_q,
+        y_nodal_w=nodal,
+        y_nodal_no_line_w=nodal0,
+        y_sim_w=sim,
+        alpha_w=12.0,
+    )
+    parts = err.quantization_w + err.gain_w + err.ir_drop_w + err.saturation_w + err.residual_w
+    np.testing.assert_allclose(parts, err.total_w, rtol=0, atol=1e-12)
+    # Gain fitted on unsaturated outputs: 0.98 up to the 1e-4 offset's leverage (< 1e-4).
+    assert err.gain == pytest.approx(0.98, abs=1e-4)
+    assert np.array_equal(err.saturated, np.abs(nodal) >= 12.0)
+    np.testing.assert_allclose(err.residual_w[~err.saturated], 1e-4, atol=1e-4)
+    with pytest.raises(ExtractionError, match="of one shape"):
+        ex.decompose_transfer_error(
+            y_ideal_w=ideal,
+            y_ideal_quantized_w=ideal_q[:3],
+            y_nodal_w=nodal,
+            y_nodal_no_line_w=nodal0,
+            y_sim_w=sim,
+            alpha_w=12.0,
+        )
