@@ -145,8 +145,8 @@ class TransferErrors:
     without line resistance, minus the quantized ideal output: the integrator's finite
     gain and any overall scale error), ``ir_drop`` (the fitted gain times the nodal solve
     with line resistance minus the one without, position dependent), ``saturation`` (the
-    clip at ±α applied to the linear prediction) and ``residual`` (what none of those explain: dynamics, op-amp
-    bandwidth, the nonlinear read).
+    clip at ±α applied to the linear prediction) and ``residual`` (what none of those
+    explain: dynamics, op-amp bandwidth, the nonlinear read).
     """
 
     total_w: FloatArray
