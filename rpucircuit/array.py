@@ -1,0 +1,273 @@
+"""Behavioral RPU tile: managed noisy forward/backward reads and the stochastic pulsed update.
+
+:class:`AnalogTile` holds one crossbar's devices (``n_devices`` per weight, summed) with
+their device-to-device parameters, the read periphery of both directions and the update
+scheme of an :class:`~rpucircuit.config.rpu.RPUConfig`. The hot loops are the compiled
+kernels of :mod:`rpucircuit.kernels`; one kernel call per operation.
+
+Shapes: a weight matrix is (out_size, in_size); ``forward`` takes (in,) or (n, in),
+``backward`` (out,) or (n, out). Details and conventions: ``docs/model-api.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from rpucircuit import kernels
+from rpucircuit.config.rpu import IOConfig, RPUConfig
+from rpucircuit.errors import ConfigError, RpuError
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+STATE_VERSION = 1
+"""Layout version of :meth:`AnalogTile.get_state` dictionaries."""
+
+_STATE_ARRAYS = ("weights", "dw_up", "dw_down", "w_max", "w_min", "attenuation")
+
+
+class TileShapeError(RpuError, ValueError):
+    """An array passed to a tile has the wrong shape, dtype or values."""
+
+
+def io_vector(io: IOConfig) -> FloatArray:
+    """The float64 parameter vector the read kernels take (layout ``kernels.IO_*``)."""
+    v = np.zeros(kernels.IO_LEN)
+    v[kernels.IO_PERFECT] = float(io.is_perfect)
+    v[kernels.IO_INP_BOUND] = io.inp_bound
+    v[kernels.IO_INP_STEP] = io.inp_res * 2.0 * io.inp_bound
+    v[kernels.IO_NOISE] = io.out_noise
+    v[kernels.IO_OUT_BOUND] = io.out_bound
+    v[kernels.IO_OUT_STEP] = io.out_res * 2.0 * io.out_bound
+    v[kernels.IO_NM] = float(io.noise_management)
+    v[kernels.IO_BM] = float(io.bound_management)
+    v[kernels.IO_BM_MAX] = io.bm_max_factor
+    return v
+
+
+class AnalogTile:
+    """One RPU crossbar of ``out_size × in_size`` weights under ``config``.
+
+    ``rng`` draws the device-to-device parameters and seeds the kernels' own generator; the
+    tile keeps a child generator so it never touches the caller's afterwards. Initial
+    weights are zero; use :meth:`set_weights` to program them.
+    """
+
+    def __init__(
+        self, out_size: int, in_size: int, config: RPUConfig, *, rng: np.random.Generator
+    ) -> None:
+        for name, value in (("out_size", out_size), ("in_size", in_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} = {value!r}: must be an integer >= 1")
+        if not isinstance(config, RPUConfig):
+            raise ConfigError(f"config = {config!r}: must be an RPUConfig")
+        if not isinstance(rng, np.random.Generator):
+            raise ConfigError(f"rng = {rng!r}: must be a numpy.random.Generator")
+        self.out_size = out_size
+        self.in_size = in_size
+        self.config = config
+        self._rng = np.random.default_rng(rng.integers(0, 2**63, size=4))
+        self._fwd_io = io_vector(config.forward)
+        self._bwd_io = io_vector(config.backward)
+        dev = config.device
+        n_dev = dev.n_devices
+        shape = (n_dev, out_size, in_size)
+        r = self._rng
+        gain = np.maximum(1.0 + dev.dw_min_dtod * r.standard_normal(shape), 0.0)
+        u = np.clip(dev.up_down + dev.up_down_dtod * r.standard_normal(shape), -1.0, 1.0)
+        dw_dev = dev.dw_min / n_dev
+        self._dw_up = dw_dev * gain * (1.0 + u)
+        self._dw_down = dw_dev * gain * (1.0 - u)
+        if dev.bounded:
+            wmax = dev.w_max / n_dev * (1.0 + dev.w_bound_dtod * r.standard_normal(shape))
+            wmin = dev.w_min / n_dev * (1.0 + dev.w_bound_dtod * r.standard_normal(shape))
+            self._wmax = np.maximum(wmax, 0.0)
+            self._wmin = np.minimum(wmin, 0.0)
+        else:
+            self._wmax = np.full(shape, np.inf)
+            self._wmin = np.full(shape, -np.inf)
+        self._w = np.zeros(shape)
+        self._att = np.ones((out_size, in_size))
+        self._wread = np.zeros((out_size, in_size))
+        self._dp = np.zeros(kernels.DP_LEN)
+        self._dp[kernels.DP_CTOC] = dev.dw_min_ctoc
+        self._dp[kernels.DP_K] = dev.k_half_select
+        self._dp[kernels.DP_SOFT] = float(dev.soft_bounds)
+        self._dp[kernels.DP_BOUNDED] = float(dev.bounded)
+        self._dp[kernels.DP_USE_ATT] = 0.0
+        self._s, self._g = kernels.seed_state(self._rng)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _batch(self, v: object, size: int, name: str) -> tuple[FloatArray, bool]:
+        a = np.asarray(v)
+        given = a.shape
+        if a.dtype.kind not in "fiu" or a.dtype.kind == "b":
+            raise TileShapeError(f"{name}: dtype {a.dtype} is not a real number type")
+        if a.ndim == 1:
+            single = True
+            a = a[None, :]
+        elif a.ndim == 2:
+            single = False
+        else:
+            raise TileShapeError(
+                f"{name}: shape {a.shape} must be ({size},) or (n, {size}) for this tile"
+            )
+        if a.shape[1] != size:
+            raise TileShapeError(
+                f"{name}: shape {given} must be ({size},) or (n, {size}) for this tile"
+            )
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise TileShapeError(f"{name}: contains NaN or infinite values")
+        return a, single
+
+    # ----------------------------------------------------------------- reads
+
+    def forward(self, x: object) -> FloatArray:
+        """y = W x through the forward periphery; x is (in,) or (n, in) (n independent reads)."""
+        xb, single = self._batch(x, self.in_size, "forward x")
+        y = np.empty((xb.shape[0], self.out_size))
+        kernels.read_batch(self._wread, xb, y, self._fwd_io, self._s, self._g)
+        return y[0] if single else y
+
+    def backward(self, d: object) -> FloatArray:
+        """z = Wᵀ d through the backward periphery; d is (out,) or (n, out)."""
+        db, single = self._batch(d, self.out_size, "backward d")
+        z = np.empty((db.shape[0], self.in_size))
+        kernels.read_batch(self._wread.T, db, z, self._bwd_io, self._s, self._g)
+        return z[0] if single else z
+
+    # ----------------------------------------------------------------- update
+
+    def update(self, x: object, d: object, lr: float) -> None:
+        """SGD step W ← W − lr·dᵀx in expectation (n rows = n sequential updates)."""
+        xb, _ = self._batch(x, self.in_size, "update x")
+        db, _ = self._batch(d, self.out_size, "update d")
+        if xb.shape[0] != db.shape[0]:
+            raise TileShapeError(
+                f"update: x has {xb.shape[0]} rows but d has {db.shape[0]}; they must match"
+            )
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)):
+            raise TileShapeError(f"update lr = {lr!r}: must be a number")
+        if not np.isfinite(lr) or lr < 0:
+            raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
+        upd = self.config.update
+        if upd.pulse_type == "exact":
+            kernels.exact_update(
+                xb, db, float(lr), self._w, self._wmax, self._wmin, self._dp, self._wread,
+                self._att,
+            )  # fmt: skip
+            return
+        kernels.pulsed_update(
+            xb, db, float(lr), upd.bl, upd.update_management, self.config.device.dw_min,
+            self._w, self._dw_up, self._dw_down, self._wmax, self._wmin, self._dp,
+            self._wread, self._att, self._s, self._g,
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------- weights
+
+    def _refresh_read(self) -> None:
+        total = self._w.sum(axis=0)
+        self._wread[...] = total * self._att if self._dp[kernels.DP_USE_ATT] else total
+
+    def get_weights(self) -> FloatArray:
+        """Effective weights (out, in): devices summed, without the attenuation map."""
+        return np.asarray(self._w.sum(axis=0))
+
+    def set_weights(self, w: object) -> None:
+        """Program weights (out, in): each device gets w/n_devices, clipped to its bounds."""
+        a = np.asarray(w, dtype=np.float64)
+        if a.shape != (self.out_size, self.in_size):
+            raise TileShapeError(
+                f"set_weights: shape {a.shape} must be ({self.out_size}, {self.in_size})"
+            )
+        if not np.all(np.isfinite(a)):
+            raise TileShapeError("set_weights: contains NaN or infinite values")
+        n_dev = self._w.shape[0]
+        self._w[...] = np.clip(a[None, :, :] / n_dev, self._wmin, self._wmax)
+        self._refresh_read()
+
+    def set_attenuation(self, att: object) -> None:
+        """Position-dependent read attenuation (out, in), multiplying the weight in reads."""
+        a = np.asarray(att, dtype=np.float64)
+        if a.shape != (self.out_size, self.in_size):
+            raise TileShapeError(
+                f"set_attenuation: shape {a.shape} must be ({self.out_size}, {self.in_size})"
+            )
+        if not np.all(np.isfinite(a)) or np.any(a < 0):
+            raise TileShapeError("set_attenuation: values must be finite and >= 0")
+        self._att[...] = a
+        self._dp[kernels.DP_USE_ATT] = 0.0 if np.all(a == 1.0) else 1.0
+        self._refresh_read()
+
+    def get_attenuation(self) -> FloatArray:
+        """The current attenuation map (out, in), a copy."""
+        return self._att.copy()
+
+    def device_parameters(self) -> dict[str, FloatArray]:
+        """Copies of the per-device d2d parameters, each (n_devices, out, in)."""
+        return {
+            "dw_up": self._dw_up.copy(),
+            "dw_down": self._dw_down.copy(),
+            "w_max": self._wmax.copy(),
+            "w_min": self._wmin.copy(),
+        }
+
+    def device_weights(self) -> FloatArray:
+        """Copy of the individual device weights (n_devices, out, in)."""
+        return self._w.copy()
+
+    # ----------------------------------------------------------------- state
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to resume bit-exactly (arrays are copies)."""
+        return {
+            "state_version": STATE_VERSION,
+            "shape": np.array([self._w.shape[0], self.out_size, self.in_size], dtype=np.int64),
+            "weights": self._w.copy(),
+            "dw_up": self._dw_up.copy(),
+            "dw_down": self._dw_down.copy(),
+            "w_max": self._wmax.copy(),
+            "w_min": self._wmin.copy(),
+            "attenuation": self._att.copy(),
+            "kernel_rng_words": self._s.copy(),
+            "kernel_rng_spare": self._g.copy(),
+            "generator_state": json.dumps(self._rng.bit_generator.state),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`get_state` dict (same tile shape and n_devices)."""
+        missing = [
+            k
+            for k in (*_STATE_ARRAYS, "kernel_rng_words", "kernel_rng_spare", "generator_state")
+            if k not in state
+        ]
+        if missing:
+            raise TileShapeError(f"set_state: missing key(s) {', '.join(missing)}")
+        version = int(state.get("state_version", STATE_VERSION))
+        if version != STATE_VERSION:
+            raise TileShapeError(
+                f"set_state: state_version {version} is not supported (expected {STATE_VERSION})"
+            )
+        for name in _STATE_ARRAYS:
+            target = self._att if name == "attenuation" else self._w
+            arr = np.asarray(state[name], dtype=np.float64)
+            if arr.shape != target.shape:
+                raise TileShapeError(
+                    f"set_state: {name} has shape {arr.shape}, this tile needs {target.shape}"
+                )
+        words = np.asarray(state["kernel_rng_words"], dtype=np.uint64)
+        if words.shape != (4,) or not np.any(words):
+            raise TileShapeError("set_state: kernel_rng_words must be 4 words, not all zero")
+        self._w[...] = state["weights"]
+        self._dw_up[...] = state["dw_up"]
+        self._dw_down[...] = state["dw_down"]
+        self._wmax[...] = state["w_max"]
+        self._wmin[...] = state["w_min"]
+        self._s[...] = words
+        self._g[...] = np.asarray(state["kernel_rng_spare"], dtype=np.float64)
+        self._rng.bit_generator.state = json.loads(str(state["generator_state"]))
+        self.set_attenuation(state["attenuation"])

@@ -1,0 +1,636 @@
+"""Compiled kernels of the behavioral RPU tile, each beside a plain reference implementation.
+
+Fast path (numba, ``cache=True``, ``nogil=True``, no fast-math):
+
+* :func:`read_batch` — a managed, noisy MVM of ``n`` vectors (noise management, DAC,
+  output noise, bound, ADC, bound management) in one call;
+* :func:`pulsed_update` — ``n`` sequential stochastic pulsed updates in one call: bit
+  streams packed into uint64 words, coincidences by popcount, only lines with pulses
+  visited;
+* :func:`exact_update` — the expected update applied directly (floating-point preset).
+
+Random numbers inside the kernels come from a xoshiro256** generator whose 4-word state
+(plus one cached Gaussian) lives in arrays owned by the tile, seeded from a
+``numpy.random.Generator``: results are bit-exact for a seed and resumable from a saved
+state.
+
+Reference path (plain numpy, slow and obvious): :func:`reference_read` and
+:func:`reference_update`; the latter applies every pulse slot of every phase in time order
+over the whole array. Tests compare fast against reference statistically.
+
+Update model (see docs/model-api.md): the update of one (x, δ) pair runs in four phases
+``(σ, τ)`` = (+,+), (+,−), (−,+), (−,−). In phase (σ, τ) the columns j with sign(x_j) = σ
+replay their bit streams at amplitude −a·V_S/2 and the rows i with sign(δ_i) = τ at
++a·V_S/2, where a = −σ·τ is the phase's update direction (the SGD sign of −δ·x). A device
+whose row and column pulse in the same slot sees a·V_S and changes by a·dw; a device whose
+row or column alone pulses sees a·V_S/2 and changes by a·k·dw. Within one phase every pulse
+an element sees has the same direction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+UIntArray = np.ndarray[Any, np.dtype[np.uint64]]
+
+# io parameter vector layout (float64), shared by read_batch and reference_read
+IO_PERFECT, IO_INP_BOUND, IO_INP_STEP, IO_NOISE, IO_OUT_BOUND, IO_OUT_STEP = 0, 1, 2, 3, 4, 5
+IO_NM, IO_BM, IO_BM_MAX = 6, 7, 8
+IO_LEN = 9
+
+PHASES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+"""Order of the four update phases (σ = sign of x, τ = sign of δ); direction a = −σ·τ."""
+
+
+# --------------------------------------------------------------------------- random numbers
+
+
+def _popcount_intrinsic(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """LLVM ctpop on a uint64: the number of set bits."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.ctpop(args[0])
+
+    return sig, codegen
+
+
+_popcount: Any = intrinsic(_popcount_intrinsic)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _rotl(x: np.uint64, k: int) -> np.uint64:  # pragma: no cover - compiled
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@numba.njit(cache=True, nogil=True)
+def _next_u64(s: UIntArray) -> np.uint64:  # pragma: no cover - compiled
+    """xoshiro256** (Blackman & Vigna 2018): one 64-bit output, state advanced in place."""
+    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
+    t = s[1] << np.uint64(17)
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = _rotl(s[3], 45)
+    return result
+
+
+@numba.njit(cache=True, nogil=True)
+def _uniform(s: UIntArray) -> float:  # pragma: no cover - compiled
+    """Uniform double in [0, 1) with 53 random bits."""
+    return float(_next_u64(s) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _normal(s: UIntArray, g: FloatArray) -> float:  # pragma: no cover - compiled
+    """Standard normal (polar Box-Muller); the second value is cached in ``g``."""
+    if g[0] != 0.0:
+        g[0] = 0.0
+        return float(g[1])
+    while True:
+        u = 2.0 * _uniform(s) - 1.0
+        v = 2.0 * _uniform(s) - 1.0
+        r2 = u * u + v * v
+        if 0.0 < r2 < 1.0:
+            break
+    f = np.sqrt(-2.0 * np.log(r2) / r2)
+    g[0] = 1.0
+    g[1] = v * f
+    return float(u * f)
+
+
+@numba.njit(cache=True, nogil=True)
+def _bit_stream(p: float, bl: int, s: UIntArray) -> np.uint64:  # pragma: no cover - compiled
+    """``bl`` Bernoulli(p) bits packed into a uint64 (bit t = slot t).
+
+    Each 64-bit random word gives two 32-bit uniforms, so p is resolved to 2⁻³²."""
+    mask = np.uint64(0)
+    if p <= 0.0:
+        return mask
+    thr = p * 4294967296.0
+    t = 0
+    while t < bl:
+        r = _next_u64(s)
+        if float(r >> np.uint64(32)) < thr:
+            mask |= np.uint64(1) << np.uint64(t)
+        t += 1
+        if t < bl:
+            if float(r & np.uint64(0xFFFFFFFF)) < thr:
+                mask |= np.uint64(1) << np.uint64(t)
+            t += 1
+    return mask
+
+
+def seed_state(rng: np.random.Generator) -> tuple[UIntArray, FloatArray]:
+    """Fresh kernel generator state (xoshiro words, cached-Gaussian slot) drawn from ``rng``."""
+    words = rng.integers(1, 2**63, size=4, dtype=np.uint64)
+    return words, np.zeros(2, dtype=np.float64)
+
+
+@numba.njit(cache=True, nogil=True)
+def standard_normals(n: int, s: UIntArray, g: FloatArray) -> FloatArray:  # pragma: no cover
+    """``n`` standard normal draws from the kernel generator (for tests of the generator)."""
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = _normal(s, g)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def bit_streams(p: FloatArray, bl: int, s: UIntArray) -> UIntArray:  # pragma: no cover
+    """Packed bit streams for probabilities ``p`` (for tests of the stream generator)."""
+    out = np.empty(p.shape[0], dtype=np.uint64)
+    for i in range(p.shape[0]):
+        out[i] = _bit_stream(p[i], bl, s)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def popcount(words: UIntArray) -> UIntArray:  # pragma: no cover - compiled
+    """Number of set bits of each word."""
+    out = np.empty(words.shape[0], dtype=np.uint64)
+    for i in range(words.shape[0]):
+        out[i] = _popcount(words[i])
+    return out
+
+
+# --------------------------------------------------------------------------- reads
+
+
+@numba.njit(cache=True, nogil=True)
+def _prepare_input(
+    x: FloatArray, out: FloatArray, io: FloatArray, divisor: float
+) -> None:  # pragma: no cover - compiled
+    """DAC: out = quantize(clip(x / divisor, ±inp_bound))."""
+    bound = io[IO_INP_BOUND]
+    step = io[IO_INP_STEP]
+    for j in range(x.shape[0]):
+        v = x[j] / divisor
+        if v > bound:
+            v = bound
+        elif v < -bound:
+            v = -bound
+        if step > 0.0:
+            v = np.rint(v / step) * step
+        out[j] = v
+
+
+@numba.njit(cache=True, nogil=True)
+def _finish_output(
+    y: FloatArray, io: FloatArray, s: UIntArray, g: FloatArray
+) -> bool:  # pragma: no cover - compiled
+    """Noise, bound and ADC on one raw output vector in place; True if it hit the bound."""
+    sigma = io[IO_NOISE]
+    bound = io[IO_OUT_BOUND]
+    step = io[IO_OUT_STEP]
+    hit = False
+    for i in range(y.shape[0]):
+        v = y[i]
+        if sigma > 0.0:
+            v += sigma * _normal(s, g)
+        if bound > 0.0:
+            if v >= bound:
+                v = bound
+                hit = True
+            elif v <= -bound:
+                v = -bound
+                hit = True
+            if step > 0.0:
+                v = np.rint(v / step) * step
+        y[i] = v
+    return hit
+
+
+@numba.njit(cache=True, nogil=True)
+def read_batch(
+    w: FloatArray, x: FloatArray, y: FloatArray, io: FloatArray, s: UIntArray, g: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """Managed analog read of each row of ``x`` (n, in) through ``w`` (out, in) into ``y``.
+
+    ``w`` may be a transposed view (backward read). ``io`` is the parameter vector laid out
+    by the ``IO_*`` indices. Every vector gets its own noise and its own management.
+    """
+    n = x.shape[0]
+    if io[IO_PERFECT] != 0.0:
+        y[:, :] = np.dot(x, w.T)
+        return
+    nm = io[IO_NM] != 0.0
+    bm = io[IO_BM] != 0.0
+    bm_max = io[IO_BM_MAX]
+    scale = np.ones(n)
+    xq = np.empty_like(x)
+    for k in range(n):
+        if nm:
+            amax = 0.0
+            for j in range(x.shape[1]):
+                a = abs(x[k, j])
+                if a > amax:
+                    amax = a
+            scale[k] = amax
+        if scale[k] > 0.0:
+            _prepare_input(x[k], xq[k], io, scale[k])
+        else:
+            xq[k, :] = 0.0
+    if n == 1:
+        y[0, :] = np.dot(w, xq[0])
+    else:
+        y[:, :] = np.dot(xq, w.T)
+    for k in range(n):
+        if scale[k] == 0.0:  # noise management of an all-zero vector: nothing to read
+            y[k, :] = 0.0
+            continue
+        yk = y[k]
+        hit = _finish_output(yk, io, s, g)
+        factor = 1.0
+        while bm and hit and factor < bm_max:
+            factor *= 2.0
+            _prepare_input(x[k], xq[k], io, scale[k] * factor)
+            yk[:] = np.dot(w, xq[k])
+            hit = _finish_output(yk, io, s, g)
+        mult = scale[k] * factor
+        if mult != 1.0:
+            for i in range(yk.shape[0]):
+                yk[i] *= mult
+
+
+def reference_read(
+    w: FloatArray, x: FloatArray, io: FloatArray, rng: np.random.Generator
+) -> FloatArray:
+    """Plain numpy reference of :func:`read_batch` for one vector ``x`` (in,)."""
+    if io[IO_PERFECT]:
+        return np.asarray(w @ x, dtype=np.float64)
+    scale = float(np.max(np.abs(x))) if io[IO_NM] else 1.0
+    if scale == 0.0:
+        return np.zeros(w.shape[0])
+    factor = 1.0
+    while True:
+        xq = np.clip(x / (scale * factor), -io[IO_INP_BOUND], io[IO_INP_BOUND])
+        if io[IO_INP_STEP] > 0:
+            xq = np.rint(xq / io[IO_INP_STEP]) * io[IO_INP_STEP]
+        y = w @ xq
+        if io[IO_NOISE] > 0:
+            y = y + io[IO_NOISE] * rng.standard_normal(y.shape[0])
+        hit = False
+        if io[IO_OUT_BOUND] > 0:
+            hit = bool(np.any(np.abs(y) >= io[IO_OUT_BOUND]))
+            y = np.clip(y, -io[IO_OUT_BOUND], io[IO_OUT_BOUND])
+            if io[IO_OUT_STEP] > 0:
+                y = np.rint(y / io[IO_OUT_STEP]) * io[IO_OUT_STEP]
+        if io[IO_BM] and hit and factor < io[IO_BM_MAX]:
+            factor *= 2.0
+            continue
+        return np.asarray(y * scale * factor, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- updates
+
+# device parameter vector layout (float64), shared by pulsed_update and reference_update
+DP_CTOC, DP_K, DP_SOFT, DP_BOUNDED, DP_USE_ATT = 0, 1, 2, 3, 4
+DP_LEN = 5
+
+
+@numba.njit(cache=True, nogil=True)
+def _pulse_run(
+    w: float,
+    a: int,
+    n_full: int,
+    n_half: int,
+    up: float,
+    down: float,
+    wmax: float,
+    wmin: float,
+    dp: FloatArray,
+    s: UIntArray,
+    g: FloatArray,
+) -> float:  # pragma: no cover - compiled
+    """New weight after ``n_full`` full and ``n_half`` half-select pulses of direction ``a``.
+
+    Hard bounds: the same-direction steps are summed into one Gaussian draw (exact in
+    distribution) and clipped once, which equals per-pulse clipping except when a c2c draw
+    makes a single step negative (ξ < −1/dw_min_ctoc) at a bound. Soft bounds: pulse by
+    pulse (full pulses first; within one phase the order of equal-direction steps only
+    matters through the state dependence).
+    """
+    ctoc = dp[DP_CTOC]
+    k = dp[DP_K]
+    step = up if a > 0 else down
+    if dp[DP_SOFT] != 0.0:
+        for idx in range(n_full + n_half):
+            amp = 1.0 if idx < n_full else k
+            dw = step * amp
+            if ctoc > 0.0:
+                dw *= 1.0 + ctoc * _normal(s, g)
+            if a > 0:
+                w += dw * (1.0 - w / wmax) if wmax > 0.0 else 0.0
+            else:
+                w -= dw * (1.0 - w / wmin) if wmin < 0.0 else 0.0
+            if w > wmax:
+                w = wmax
+            elif w < wmin:
+                w = wmin
+        return w
+    mean = step * (n_full + k * n_half)
+    delta = mean
+    if ctoc > 0.0:
+        delta += step * ctoc * np.sqrt(n_full + k * k * n_half) * _normal(s, g)
+    w += delta if a > 0 else -delta
+    if dp[DP_BOUNDED] != 0.0:
+        if w > wmax:
+            w = wmax
+        elif w < wmin:
+            w = wmin
+    return w
+
+
+@numba.njit(cache=True, nogil=True)
+def _element(
+    dv: int,
+    i: int,
+    j: int,
+    rm: np.uint64,
+    cm: np.uint64,
+    sd: int,
+    sx: int,
+    w: FloatArray,
+    dw_up: FloatArray,
+    dw_down: FloatArray,
+    wmax: FloatArray,
+    wmin: FloatArray,
+    dp: FloatArray,
+    s: UIntArray,
+    g: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """All pulses one device sees in one update, phase by phase (half-select model)."""
+    val = w[dv, i, j]
+    for ph in range(4):
+        sig = 1 if ph < 2 else -1
+        tau = 1 if ph % 2 == 0 else -1
+        row_in = rm != 0 and sd == tau
+        col_in = cm != 0 and sx == sig
+        if not (row_in or col_in):
+            continue
+        a = -sig * tau
+        if row_in and col_in:
+            n_full = int(_popcount(rm & cm))
+            n_half = int(_popcount(rm ^ cm))
+        elif row_in:
+            n_full = 0
+            n_half = int(_popcount(rm))
+        else:
+            n_full = 0
+            n_half = int(_popcount(cm))
+        if dp[DP_K] == 0.0:
+            n_half = 0
+        if n_full + n_half == 0:
+            continue
+        val = _pulse_run(
+            val,
+            a,
+            n_full,
+            n_half,
+            dw_up[dv, i, j],
+            dw_down[dv, i, j],
+            wmax[dv, i, j],
+            wmin[dv, i, j],
+            dp,
+            s,
+            g,
+        )
+    w[dv, i, j] = val
+
+
+@numba.njit(cache=True, nogil=True)
+def _refresh(
+    w: FloatArray, wread: FloatArray, att: FloatArray, dp: FloatArray, i: int, j: int
+) -> None:  # pragma: no cover - compiled
+    total = 0.0
+    for dv in range(w.shape[0]):
+        total += w[dv, i, j]
+    if dp[DP_USE_ATT] != 0.0:
+        total *= att[i, j]
+    wread[i, j] = total
+
+
+@numba.njit(cache=True, nogil=True)
+def pulsed_update(
+    x: FloatArray,
+    d: FloatArray,
+    lr: float,
+    bl: int,
+    um: bool,
+    dw_min: float,
+    w: FloatArray,
+    dw_up: FloatArray,
+    dw_down: FloatArray,
+    wmax: FloatArray,
+    wmin: FloatArray,
+    dp: FloatArray,
+    wread: FloatArray,
+    att: FloatArray,
+    s: UIntArray,
+    g: FloatArray,
+) -> int:  # pragma: no cover - compiled
+    """``n`` sequential stochastic updates W ← W − lr·δᵀx (in expectation), in place.
+
+    ``x`` (n, in), ``d`` (n, out); device arrays (n_dev, out, in); ``wread`` (out, in) is
+    refreshed for every touched element. Rows are replicated per device (each device of a
+    weight has its own row streams), column streams are shared. Returns the number of
+    full coincidences applied (for tests and statistics).
+    """
+    n_dev, n_out, n_in = w.shape
+    c = np.sqrt(lr / (bl * dw_min))
+    k_on = dp[DP_K] != 0.0
+    cmask = np.zeros(n_in, dtype=np.uint64)
+    rmask = np.zeros((n_dev, n_out), dtype=np.uint64)
+    acols = np.empty(n_in, dtype=np.int64)
+    arows = np.empty(n_out, dtype=np.int64)
+    sx = np.zeros(n_in, dtype=np.int64)
+    sd = np.zeros(n_out, dtype=np.int64)
+    touched = np.zeros((n_out, n_in), dtype=np.uint8) if k_on else np.zeros((1, 1), np.uint8)
+    n_coinc = 0
+    for smp in range(x.shape[0]):
+        xmax = 0.0
+        for j in range(n_in):
+            xmax = max(xmax, abs(x[smp, j]))
+        dmax = 0.0
+        for i in range(n_out):
+            dmax = max(dmax, abs(d[smp, i]))
+        if xmax == 0.0 or dmax == 0.0 or lr == 0.0:
+            continue
+        m = np.sqrt(dmax / xmax) if um else 1.0
+        cx = c * m
+        cd = c / m
+        n_ac = 0
+        for j in range(n_in):
+            v = x[smp, j]
+            sx[j] = 1 if v > 0.0 else (-1 if v < 0.0 else 0)
+            cmask[j] = _bit_stream(min(cx * abs(v), 1.0), bl, s)
+            if cmask[j] != 0:
+                acols[n_ac] = j
+                n_ac += 1
+        for i in range(n_out):
+            v = d[smp, i]
+            sd[i] = 1 if v > 0.0 else (-1 if v < 0.0 else 0)
+        for dv in range(n_dev):
+            n_ar = 0
+            for i in range(n_out):
+                rmask[dv, i] = _bit_stream(min(cd * abs(d[smp, i]), 1.0), bl, s)
+                if rmask[dv, i] != 0:
+                    arows[n_ar] = i
+                    n_ar += 1
+            if not k_on:
+                # only coincidences change devices: active rows x active columns
+                for ii in range(n_ar):
+                    i = arows[ii]
+                    rm = rmask[dv, i]
+                    for jj in range(n_ac):
+                        j = acols[jj]
+                        nc = _popcount(rm & cmask[j])
+                        if nc != 0:
+                            n_coinc += int(nc)
+                            a = -sx[j] * sd[i]
+                            w[dv, i, j] = _pulse_run(
+                                w[dv, i, j],
+                                a,
+                                int(nc),
+                                0,
+                                dw_up[dv, i, j],
+                                dw_down[dv, i, j],
+                                wmax[dv, i, j],
+                                wmin[dv, i, j],
+                                dp,
+                                s,
+                                g,
+                            )
+                            _refresh(w, wread, att, dp, i, j)
+            else:
+                # half-select: every device on an active row or an active column
+                for ii in range(n_ar):
+                    i = arows[ii]
+                    for j in range(n_in):
+                        n_coinc += int(_popcount(rmask[dv, i] & cmask[j]))
+                        _element(
+                            dv, i, j, rmask[dv, i], cmask[j], sd[i], sx[j],
+                            w, dw_up, dw_down, wmax, wmin, dp, s, g,
+                        )  # fmt: skip
+                        touched[i, j] = 1
+                for i in range(n_out):
+                    if rmask[dv, i] != 0:
+                        continue
+                    for jj in range(n_ac):
+                        j = acols[jj]
+                        _element(
+                            dv, i, j, np.uint64(0), cmask[j], sd[i], sx[j],
+                            w, dw_up, dw_down, wmax, wmin, dp, s, g,
+                        )  # fmt: skip
+                        touched[i, j] = 1
+        if k_on:
+            for i in range(n_out):
+                for j in range(n_in):
+                    if touched[i, j] != 0:
+                        _refresh(w, wread, att, dp, i, j)
+                        touched[i, j] = 0
+    return n_coinc
+
+
+@numba.njit(cache=True, nogil=True)
+def exact_update(
+    x: FloatArray,
+    d: FloatArray,
+    lr: float,
+    w: FloatArray,
+    wmax: FloatArray,
+    wmin: FloatArray,
+    dp: FloatArray,
+    wread: FloatArray,
+    att: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """W ← W − lr·δᵀx for each of the ``n`` rows in turn, split evenly over the devices."""
+    n_dev, n_out, n_in = w.shape
+    bounded = dp[DP_BOUNDED] != 0.0
+    share = lr / n_dev
+    for smp in range(x.shape[0]):
+        for i in range(n_out):
+            di = d[smp, i] * share
+            if di == 0.0:
+                continue
+            for dv in range(n_dev):
+                for j in range(n_in):
+                    v = w[dv, i, j] - di * x[smp, j]
+                    if bounded:
+                        if v > wmax[dv, i, j]:
+                            v = wmax[dv, i, j]
+                        elif v < wmin[dv, i, j]:
+                            v = wmin[dv, i, j]
+                    w[dv, i, j] = v
+            for j in range(n_in):
+                _refresh(w, wread, att, dp, i, j)
+
+
+def reference_update(
+    x: FloatArray,
+    d: FloatArray,
+    lr: float,
+    bl: int,
+    um: bool,
+    dw_min: float,
+    w: FloatArray,
+    dw_up: FloatArray,
+    dw_down: FloatArray,
+    wmax: FloatArray,
+    wmin: FloatArray,
+    dp: FloatArray,
+    rng: np.random.Generator,
+) -> None:
+    """Plain pulse-by-pulse reference of :func:`pulsed_update` for one (x, δ) pair.
+
+    Draws every bit of every stream, then walks the four phases and, inside each, the BL
+    time slots in order; in each slot every device sees its row and column voltages and
+    changes by one full (coincidence) or half-select (k) step with its own c2c draw, then
+    is clipped to its bounds. Updates ``w`` (n_dev, out, in) in place.
+    """
+    n_dev, n_out, _ = w.shape
+    ctoc, k = dp[DP_CTOC], dp[DP_K]
+    soft, bounded = bool(dp[DP_SOFT]), bool(dp[DP_BOUNDED])
+    xmax, dmax = float(np.max(np.abs(x))), float(np.max(np.abs(d)))
+    if xmax == 0.0 or dmax == 0.0 or lr == 0.0:
+        return
+    c = np.sqrt(lr / (bl * dw_min))
+    m = np.sqrt(dmax / xmax) if um else 1.0
+    p = np.minimum(c * m * np.abs(x), 1.0)
+    q = np.minimum(c / m * np.abs(d), 1.0)
+    col_bits = rng.random((bl, x.shape[0])) < p  # (slot, column)
+    row_bits = rng.random((n_dev, bl, n_out)) < q  # (device, slot, row)
+    sx, sd = np.sign(x), np.sign(d)
+    for dv in range(n_dev):
+        for sig, tau in PHASES:
+            a = -sig * tau
+            for t in range(bl):
+                row_on = row_bits[dv, t] & (sd == tau)
+                col_on = col_bits[t] & (sx == sig)
+                full = np.outer(row_on, col_on)
+                half = np.logical_xor.outer(row_on, col_on)
+                amp = full + k * half
+                if not np.any(amp):
+                    continue
+                step = dw_up[dv] if a > 0 else dw_down[dv]
+                dw = step * amp * (1.0 + ctoc * rng.standard_normal(amp.shape))
+                cur = w[dv]
+                if soft:
+                    if a > 0:
+                        factor = np.where(wmax[dv] > 0, 1.0 - cur / wmax[dv], 0.0)
+                    else:
+                        factor = np.where(wmin[dv] < 0, 1.0 - cur / wmin[dv], 0.0)
+                    dw = dw * factor
+                cur = cur + a * dw
+                if bounded:
+                    cur = np.clip(cur, wmin[dv], wmax[dv])
+                w[dv] = cur
