@@ -66,3 +66,7 @@ class StoreError(RpuError):
 
 class DataError(RpuError):
     """A data set (MNIST) is missing, corrupt or has the wrong shape."""
+
+
+class SweepError(RpuError):
+    """One or more jobs of a sweep failed; the finished ones stay cached for a rerun."""

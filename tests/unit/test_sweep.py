@@ -1,0 +1,293 @@
+"""Sweep engine: job keys, the result cache (resume), pool vs a real Dask cluster, reports."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rpucircuit import store, sweep
+from rpucircuit.config.base import check_nonnegative, config_key
+from rpucircuit.errors import ConfigError, SweepError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ToyConfig:
+    """A small config for sweep tests (the engine is generic over configs)."""
+
+    a: float = 1.0
+    """Scale of the toy result (dimensionless)."""
+    b: int = 3
+    """Length of the toy curve."""
+    seed: int = 0
+    """Seed of the toy noise."""
+    fail: bool = False
+    """Raise instead of returning (to test failure reporting)."""
+    sleep_s: float = 0.0
+    """Seconds to sleep (s), for timing tests."""
+
+    def __post_init__(self) -> None:
+        check_nonnegative("sleep_s", self.sleep_s)
+
+
+def toy_job(cfg: ToyConfig) -> dict[str, Any]:
+    """Deterministic in its config: same config, same result, in any process."""
+    if cfg.fail:
+        raise RuntimeError(f"toy job a={cfg.a} failed on purpose")
+    time.sleep(cfg.sleep_s)
+    noise = np.random.default_rng(cfg.seed).normal()
+    return {"value": cfg.a * cfg.b + noise, "curve": cfg.a * np.arange(cfg.b), "tag": "toy"}
+
+
+def reference(cfg: ToyConfig) -> float:
+    """The toy value computed independently of the engine."""
+    return cfg.a * cfg.b + float(np.random.default_rng(cfg.seed).normal())
+
+
+def toy_jobs(n: int = 4) -> list[sweep.Job]:
+    return [sweep.make_job(ToyConfig(a=float(i), seed=i), {"a": float(i)}) for i in range(n)]
+
+
+def test_job_key_is_config_key() -> None:
+    job = sweep.make_job(ToyConfig(a=2.0), {"a": 2.0})
+    assert job.key == config_key(ToyConfig(a=2.0))
+    assert job.key != sweep.make_job(ToyConfig(a=2.5)).key
+
+
+def test_pool_runs_and_caches(tmp_path: Path) -> None:
+    jobs = toy_jobs(4)
+    run = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
+    # exact: the same float64 arithmetic in a worker process and here
+    assert [r["value"] for r in run.results] == [reference(j.config) for j in jobs]
+    np.testing.assert_array_equal(run.results[3]["curve"], [0.0, 3.0, 6.0])
+    assert run.cached == [False] * 4
+    assert all(sweep.ResultCache(tmp_path).has(j.key) for j in jobs)
+    again = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
+    assert again.cached == [True] * 4
+    assert [r["value"] for r in again.results] == [r["value"] for r in run.results]
+
+
+def test_resume_does_not_rerun_cached_jobs(tmp_path: Path) -> None:
+    """A killed sweep's finished jobs (here: pre-filled cache) are taken, not rerun."""
+    jobs = toy_jobs(4)
+    cache = sweep.ResultCache(tmp_path)
+    # a marker no real run of the job function could produce
+    cache.save(jobs[1], {"value": -999.0, "curve": np.zeros(1), "tag": "prefilled"})
+    run = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
+    assert run.cached == [False, True, False, False]
+    assert run.results[1]["tag"] == "prefilled" and run.results[1]["value"] == -999.0
+    assert run.results[2]["value"] == reference(jobs[2].config)
+
+
+def test_failed_jobs_reported_and_others_cached(tmp_path: Path) -> None:
+    jobs = [*toy_jobs(2), sweep.make_job(ToyConfig(a=7.0, fail=True), {"a": 7.0})]
+    with pytest.raises(SweepError, match=r"(?s)1 of 3 job\(s\) failed.*toy job a=7.0 failed"):
+        sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
+    cache = sweep.ResultCache(tmp_path)
+    assert cache.has(jobs[0].key) and cache.has(jobs[1].key) and not cache.has(jobs[2].key)
+
+
+def test_duplicate_configs_run_once(tmp_path: Path) -> None:
+    jobs = [sweep.make_job(ToyConfig(), {"case": "x"}), sweep.make_job(ToyConfig(), {"case": "y"})]
+    run = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=1, progress=False)
+    assert run.results[0]["value"] == run.results[1]["value"] == reference(ToyConfig())
+    assert len(list(tmp_path.glob("*.h5"))) == 1
+
+
+def test_bad_workers(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="n_workers = 0: must be >= 1"):
+        sweep.run_jobs(toy_job, toy_jobs(1), cache_dir=tmp_path, n_workers=0, progress=False)
+
+
+def test_cache_entry_of_another_job(tmp_path: Path) -> None:
+    a, b = toy_jobs(2)
+    cache = sweep.ResultCache(tmp_path)
+    cache.save(a, {"value": 1.0})
+    cache.path(a.key).rename(cache.path(b.key))
+    with pytest.raises(Exception, match="holds the result of job"):
+        cache.load(b.key)
+
+
+def test_bad_scheduler_address(tmp_path: Path) -> None:
+    with pytest.raises(SweepError, match="cannot connect to the Dask scheduler"):
+        sweep.run_jobs(
+            toy_job,
+            toy_jobs(1),
+            cache_dir=tmp_path,
+            scheduler="tcp://127.0.0.1:1",
+            progress=False,
+            connect_timeout_s=1.0,
+        )
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[str]:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_dask_matches_pool(tmp_path: Path, dask_cluster: str) -> None:
+    jobs = toy_jobs(5)
+    pool = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path / "p", n_workers=2, progress=False)
+    dask = sweep.run_jobs(
+        toy_job, jobs, cache_dir=tmp_path / "d", scheduler=dask_cluster, progress=False
+    )
+    assert dask.cached == [False] * 5
+    for rp, rd in zip(pool.results, dask.results, strict=True):
+        assert rp["value"] == rd["value"]  # exact: deterministic per config
+        np.testing.assert_array_equal(rp["curve"], rd["curve"])
+
+
+# --------------------------------------------------------------------------- experiments
+
+EXPERIMENT = """
+[experiment]
+name = "toy-sweep"
+description = "A toy experiment."
+job = "test_sweep:toy_job"
+config = "test_sweep:ToyConfig"
+metric = "value"
+curve = "curve"
+x = "a"
+xscale = "linear"
+
+[base]
+b = 2
+
+[grid]
+a = [1.0, 2.0]
+seed = [1, 2, 3]
+
+[[cases]]
+name = "short"
+set = { b = 2 }
+
+[[cases]]
+name = "long"
+set = { b = 5 }
+
+[quick]
+b = 1
+"""
+
+
+def test_experiment_jobs() -> None:
+    exp = sweep.parse_experiment(EXPERIMENT)
+    jobs = exp.jobs()
+    assert len(jobs) == 2 * 2 * 3
+    assert jobs[0].params == {"case": "short", "a": 1.0, "seed": 1}
+    assert jobs[-1].config == ToyConfig(a=2.0, b=5, seed=3)
+    assert all(j.config.b == 1 for j in exp.jobs(quick=True))
+    # quick overrides make different configs, so full and quick results never mix in a cache
+    assert {j.key for j in jobs}.isdisjoint({j.key for j in exp.jobs(quick=True)})
+
+
+def test_run_experiment_outputs(tmp_path: Path) -> None:
+    exp = sweep.parse_experiment(EXPERIMENT)
+    out = sweep.run_experiment(exp, tmp_path, n_workers=2, progress=False)
+    with (tmp_path / "results.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12
+    assert set(rows[0]) == {"key", "case", "a", "seed", "value", "tag"}
+    for row, job in zip(rows, out.jobs, strict=True):
+        # CSV holds repr-exact floats
+        assert float(row["value"]) == reference(job.config)
+    tree, prov = store.load(tmp_path / "results.h5", kind="sweep")
+    assert prov.config_toml == EXPERIMENT
+    np.testing.assert_array_equal(tree["table"]["value"], [float(r["value"]) for r in rows])
+    # group statistics against a plain numpy reference: case long, a = 2.0 over 3 seeds
+    vals = [reference(ToyConfig(a=2.0, b=5, seed=s)) for s in (1, 2, 3)]
+    (grp,) = [s for s in out.stats if s["case"] == "long" and s["a"] == 2.0]
+    assert grp["n"] == 3
+    assert grp["mean"] == pytest.approx(np.mean(vals), rel=1e-12)  # summation-order rounding
+    assert grp["std"] == pytest.approx(np.std(vals, ddof=1), rel=1e-12)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| case | a | value | n |" in summary and "12 run now" in summary
+    for name in ("value.png", "curve.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = sweep.run_experiment(exp, tmp_path, n_workers=2, progress=False)
+    assert all(again.run.cached)
+
+
+def test_experiment_without_x_makes_a_bar_chart(tmp_path: Path) -> None:
+    text = EXPERIMENT.replace('x = "a"\n', "").replace('curve = "curve"\n', "")
+    exp = sweep.parse_experiment(text)
+    sweep.run_experiment(exp, tmp_path, quick=True, n_workers=2, progress=False)
+    assert (tmp_path / "value.png").is_file() and not (tmp_path / "curve.png").exists()
+    assert "quick" in (tmp_path / "summary.md").read_text()
+
+
+def test_experiment_missing_metric(tmp_path: Path) -> None:
+    exp = sweep.parse_experiment(EXPERIMENT.replace('metric = "value"', 'metric = "nope"'))
+    with pytest.raises(SweepError, match="have no scalar 'nope'"):
+        sweep.run_experiment(exp, tmp_path, quick=True, n_workers=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("[quick]", "[quik]"), r"unknown table\(s\) \['quik'\]"),
+        (('xscale = "linear"', 'xscale = "ln"'), "xscale = 'ln'"),
+        (('x = "a"', 'x = "c"'), "x = 'c' is not a grid axis"),
+        (('name = "toy-sweep"', 'name = "toy sweep!"'), "use letters, digits"),
+        (('metric = "value"', "metric = 3"), "needs a non-empty string 'metric'"),
+        (('metric = "value"', 'metric = "value"\ncolour = 1'), r"unknown key\(s\) \['colour'\]"),
+        (("a = [1.0, 2.0]", "a = []"), "grid 'a' must be a non-empty list"),
+        (('name = "long"', 'name = "short"'), "case names must be unique"),
+        (('name = "long"', 'title = "long"'), r"cases\[1\] needs a non-empty string name"),
+        (("set = { b = 5 }", "set = 5"), r"cases\[1\]\.set must be a table"),
+        (("set = { b = 5 }", "sett = 5"), r"cases\[1\] has unknown key\(s\)"),
+        (("set = { b = 5 }", "set = { sleep_s = -1.0 }"), "case 'long'.*sleep_s = -1.0"),
+        (("set = { b = 5 }", "set = { c = 1 }"), r"unknown field\(s\) c for ToyConfig"),
+        (('job = "test_sweep:toy_job"', 'job = "test_sweep"'), "as 'package.module:attribute'"),
+        (('config = "test_sweep:ToyConfig"', 'config = "no_such_mod:X"'), "cannot import"),
+        (('config = "test_sweep:ToyConfig"', 'config = "test_sweep:Nope"'), "has no 'Nope'"),
+    ],
+)
+def test_experiment_errors(edit: tuple[str, str], message: str) -> None:
+    old, new = edit
+    assert old in EXPERIMENT
+    with pytest.raises(ConfigError, match=message):
+        sweep.parse_experiment(EXPERIMENT.replace(old, new, 1))
+
+
+def test_top_level_shapes() -> None:
+    text = "cases = 3\n" + EXPERIMENT.split("[[cases]]")[0]
+    with pytest.raises(ConfigError, match=r"cases must be an array of tables"):
+        sweep.parse_experiment(text)
+    text = "base = 3\n" + EXPERIMENT.replace("[base]\nb = 2\n", "")
+    with pytest.raises(ConfigError, match=r"\[base\] must be a table"):
+        sweep.parse_experiment(text)
+
+
+def test_set_path_errors() -> None:
+    data: dict[str, Any] = {"a": 1}
+    with pytest.raises(ConfigError, match="'a' is a value, not a table"):
+        sweep.set_path(data, "a.b", 2)
+    with pytest.raises(ConfigError, match="empty component"):
+        sweep.set_path(data, "a..b", 2)
+    sweep.set_path(data, "c.d.e", 3)
+    assert data == {"a": 1, "c": {"d": {"e": 3}}}
+
+
+def test_load_experiment_file(tmp_path: Path) -> None:
+    p = tmp_path / "e.toml"
+    p.write_text(EXPERIMENT)
+    assert sweep.load_experiment(p).name == "toy-sweep"
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        sweep.load_experiment(tmp_path / "missing.toml")
+
+
+def test_result_named_like_a_parameter() -> None:
+    jobs = [sweep.make_job(ToyConfig(), {"value": 1})]
+    with pytest.raises(SweepError, match="has the name of a parameter column"):
+        sweep.results_table(jobs, [{"value": 2.0}])
