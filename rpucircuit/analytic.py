@@ -11,8 +11,9 @@ Conventions used throughout (the one place they are written down for the circuit
   weight unit is ``dG_unit = (G_on - G_off) / w_max``.
 * A time-encoded input ``x = 1`` is a read pulse of amplitude ``v_read`` lasting all of
   ``t_meas``; the charge per weight unit is ``Q_unit = v_read * t_meas * dG_unit``.
-* Each array of the pair has its own integrator on every output line; the digital output
-  is the difference of the two, so independent noise of the two integrators adds.
+* Both arrays of the pair end on the same integrator (the G⁻ array's inputs are driven
+  with the opposite polarity, :mod:`rpucircuit.netlist`), so one op-amp, one ``C_int`` and
+  one reset per output line see the conductance of both arrays' lines.
 * Noise densities are one-sided (``S_i = 4kTG`` in A²/Hz, ``e_n`` in V/√Hz). A white
   current of one-sided density ``S`` integrated for ``T`` gives a charge variance ``S·T/2``.
 """
@@ -249,7 +250,7 @@ class NoiseBudget:
     opamp_w: float
     """Op-amp input-referred voltage noise: through the line conductance and through C_int."""
     ktc_w: float
-    """kT/C of the integrator reset, both integrators."""
+    """kT/C of the integrator reset."""
     adc_w: float
     """ADC quantization, LSB/√12."""
 
@@ -265,7 +266,7 @@ def device_thermal_charge_var_c2(
     """Charge variance from the thermal noise of conductance ``g_line_total_s`` over ``T`` (C²).
 
     One-sided current density ``4kT·G`` integrated for ``T``: ``2kT·G·T``.
-    ``g_line_total_s`` is the sum over every device on the line in both arrays.
+    ``g_line_total_s`` is the sum over every device on the summing node (both arrays).
     """
     return 2.0 * BOLTZMANN_J_PER_K * temperature_k * g_line_total_s * t_meas_s
 
@@ -317,27 +318,27 @@ def noise_budget(
     e_n_v_per_rthz: float,
     adc_bits: int,
     alpha_w: float,
-    g_line_mean_s: float | None = None,
+    g_device_mean_s: float | None = None,
     c_in_f: float = 0.0,
     gbw_hz: float = 0.0,
     n_arrays: int = 2,
     temperature_k: float = ROOM_TEMPERATURE_K,
 ) -> NoiseBudget:
-    """Noise budget of one output line that collects ``n_rows`` devices per array.
+    """Noise budget of one output line that collects ``n_rows`` devices from each array.
 
-    Every array of the pair (``n_arrays``) has its own integrator; its line carries
-    ``n_rows`` devices of mean conductance ``g_line_mean_s`` (default: the mean of ``G_on``
-    and ``G_off``). Device thermal noise, op-amp noise and kT/C add over the arrays; ADC
-    quantization is counted once (one conversion of the difference).
+    The ``n_arrays`` arrays (2 for a signed pair) end on one integrator, so the summing
+    node sees ``G_line = n_arrays·n_rows·G_mean`` (``g_device_mean_s``, default the mean of
+    ``G_on`` and ``G_off``). Device thermal noise and op-amp noise scale with that
+    conductance; kT/C and ADC quantization are counted once.
     """
-    g_mean = 0.5 * (g_on_s + g_off_s) if g_line_mean_s is None else g_line_mean_s
-    g_line = n_rows * g_mean
+    g_mean = 0.5 * (g_on_s + g_off_s) if g_device_mean_s is None else g_device_mean_s
+    g_line = n_arrays * n_rows * g_mean
     q_unit = charge_per_weight_unit_c(v_read_v, t_meas_s, g_on_s, g_off_s, w_max)
-    var_dev = n_arrays * device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
-    var_amp = n_arrays * opamp_charge_var_c2(
+    var_dev = device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
+    var_amp = opamp_charge_var_c2(
         e_n_v_per_rthz, g_line, t_meas_s, c_int_f=c_int_f, c_in_f=c_in_f, gbw_hz=gbw_hz
     )
-    var_ktc = n_arrays * ktc_charge_var_c2(c_int_f, temperature_k=temperature_k)
+    var_ktc = ktc_charge_var_c2(c_int_f, temperature_k=temperature_k)
     return NoiseBudget(
         q_unit_c=q_unit,
         device_thermal_w=math.sqrt(var_dev) / q_unit,
@@ -376,21 +377,16 @@ def acceptable_opamp_noise_v_per_rthz(
     g_on, g_off = device_conductances_s(r_mean_ohm, on_off_ratio)
     q_unit = charge_per_weight_unit_c(v_read_v, t_meas_s, g_on, g_off, w_max)
     c_int = c_int_for_bound_f(alpha_w, q_unit, v_swing_v)
-    g_line = n_rows / r_mean_ohm
+    g_line = n_arrays * n_rows / r_mean_ohm
     var_other = (
-        n_arrays
-        * (
-            device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
-            + ktc_charge_var_c2(c_int, temperature_k=temperature_k)
-        )
+        device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
+        + ktc_charge_var_c2(c_int, temperature_k=temperature_k)
         + (adc_quantization_w(adc_bits, alpha_w) * q_unit) ** 2
     )
     remaining = (sigma_total_w * q_unit) ** 2 - var_other
     if remaining <= 0.0:
         return math.nan
-    coeff = n_arrays * opamp_charge_var_c2(
-        1.0, g_line, t_meas_s, c_int_f=c_int, c_in_f=c_in_f, gbw_hz=gbw_hz
-    )
+    coeff = opamp_charge_var_c2(1.0, g_line, t_meas_s, c_int_f=c_int, c_in_f=c_in_f, gbw_hz=gbw_hz)
     return math.sqrt(remaining / coeff)
 
 

@@ -163,12 +163,12 @@ def test_noise_budget_composition() -> None:
         alpha_w=12.0,
     )
     kt = an.BOLTZMANN_J_PER_K * 300.0
-    g_line = 4096 / 24e6
+    g_line = 2 * 4096 / 24e6  # both arrays end on the one summing node
     q = b.q_unit_c
-    # Hand: two arrays, each 2kT·G_line·T; σ = sqrt(2·2·kT·G·T)/Q_unit.
-    assert b.device_thermal_w == pytest.approx(math.sqrt(4 * kt * g_line * 80e-9) / q, rel=1e-9)
-    assert b.opamp_w == pytest.approx(math.sqrt(2 * 25e-18 * g_line**2 * 80e-9 / 2) / q, rel=1e-9)
-    assert b.ktc_w == pytest.approx(math.sqrt(2 * kt * 100e-15) / q, rel=1e-9)
+    # Hand: σ_dev = sqrt(2kT·G_line·T)/Q_unit, σ_amp = sqrt(e_n²G²T/2)/Q_unit, kT/C once.
+    assert b.device_thermal_w == pytest.approx(math.sqrt(2 * kt * g_line * 80e-9) / q, rel=1e-9)
+    assert b.opamp_w == pytest.approx(math.sqrt(25e-18 * g_line**2 * 80e-9 / 2) / q, rel=1e-9)
+    assert b.ktc_w == pytest.approx(math.sqrt(kt * 100e-15) / q, rel=1e-9)
     parts = [b.device_thermal_w, b.opamp_w, b.ktc_w, b.adc_w]
     assert b.total_w == pytest.approx(math.sqrt(sum(p * p for p in parts)), rel=1e-12)
 
