@@ -160,38 +160,45 @@ class AnalogLinear(Layer):
 
 @numba.njit(cache=True, nogil=True)
 def _im2col_kernel(x: FloatArray, k: int, stride: int, cols: FloatArray) -> None:
-    """Fill ``cols[:, :k*k*C]`` with the patches of ``x`` (H, W, C); last column untouched."""
+    """Fill ``cols[:, :k*k*C]`` with the patches of ``x`` (H, W, C); last column untouched.
+
+    Channels-last makes each kernel row of a patch one contiguous run of ``k*C`` values.
+    """
     h_out = (x.shape[0] - k) // stride + 1
     w_out = (x.shape[1] - k) // stride + 1
     c = x.shape[2]
+    run = k * c
+    rows = x.reshape(x.shape[0], x.shape[1] * c)
     p = 0
     for i in range(h_out):
         for j in range(w_out):
-            col = 0
+            start = j * stride * c
             for di in range(k):
-                for dj in range(k):
-                    for ch in range(c):
-                        cols[p, col] = x[i * stride + di, j * stride + dj, ch]
-                        col += 1
+                src = rows[i * stride + di]
+                off = di * run
+                for t in range(run):
+                    cols[p, off + t] = src[start + t]
             p += 1
 
 
 @numba.njit(cache=True, nogil=True)
 def _col2im_kernel(gcols: FloatArray, k: int, stride: int, dx: FloatArray) -> None:
-    """Scatter-add patch gradients ``gcols[:, :k*k*C]`` into the zeroed image ``dx``."""
+    """Scatter-add patch gradients ``gcols[:, :k*k*C]`` into ``dx`` (H, W, C), zeroed first."""
     h_out = (dx.shape[0] - k) // stride + 1
     w_out = (dx.shape[1] - k) // stride + 1
     c = dx.shape[2]
-    dx[:] = 0.0
+    run = k * c
+    rows = dx.reshape(dx.shape[0], dx.shape[1] * c)
+    rows[:] = 0.0
     p = 0
     for i in range(h_out):
         for j in range(w_out):
-            col = 0
+            start = j * stride * c
             for di in range(k):
-                for dj in range(k):
-                    for ch in range(c):
-                        dx[i * stride + di, j * stride + dj, ch] += gcols[p, col]
-                        col += 1
+                dst = rows[i * stride + di]
+                off = di * run
+                for t in range(run):
+                    dst[start + t] += gcols[p, off + t]
             p += 1
 
 
@@ -276,7 +283,12 @@ class AnalogConv2d(Layer):
         return self._patches
 
     def forward(self, x: FloatArray) -> FloatArray:
-        _im2col_kernel(x.reshape(self.in_shape), self.kernel_size, self.stride, self._patches)
+        _im2col_kernel(
+            np.ascontiguousarray(x).reshape(self.in_shape),
+            self.kernel_size,
+            self.stride,
+            self._patches,
+        )
         return self._tile.forward(self._patches).reshape(self.out_shape)
 
     def backward(self, grad_out: FloatArray) -> FloatArray:
