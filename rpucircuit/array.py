@@ -25,6 +25,12 @@ FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 STATE_VERSION = 1
 """Layout version of :meth:`AnalogTile.get_state` dictionaries."""
 
+_PAR_NAMES = {
+    "dw_up": kernels.PAR_UP,
+    "dw_down": kernels.PAR_DOWN,
+    "w_max": kernels.PAR_WMAX,
+    "w_min": kernels.PAR_WMIN,
+}
 _STATE_ARRAYS = ("weights", "dw_up", "dw_down", "w_max", "w_min", "attenuation")
 
 
@@ -78,16 +84,17 @@ class AnalogTile:
         gain = np.maximum(1.0 + dev.dw_min_dtod * r.standard_normal(shape), 0.0)
         u = np.clip(dev.up_down + dev.up_down_dtod * r.standard_normal(shape), -1.0, 1.0)
         dw_dev = dev.dw_min / n_dev
-        self._dw_up = dw_dev * gain * (1.0 + u)
-        self._dw_down = dw_dev * gain * (1.0 - u)
+        self._par = np.empty((*shape, kernels.PAR_LEN))
+        self._par[..., kernels.PAR_UP] = dw_dev * gain * (1.0 + u)
+        self._par[..., kernels.PAR_DOWN] = dw_dev * gain * (1.0 - u)
         if dev.bounded:
             wmax = dev.w_max / n_dev * (1.0 + dev.w_bound_dtod * r.standard_normal(shape))
             wmin = dev.w_min / n_dev * (1.0 + dev.w_bound_dtod * r.standard_normal(shape))
-            self._wmax = np.maximum(wmax, 0.0)
-            self._wmin = np.minimum(wmin, 0.0)
+            self._par[..., kernels.PAR_WMAX] = np.maximum(wmax, 0.0)
+            self._par[..., kernels.PAR_WMIN] = np.minimum(wmin, 0.0)
         else:
-            self._wmax = np.full(shape, np.inf)
-            self._wmin = np.full(shape, -np.inf)
+            self._par[..., kernels.PAR_WMAX] = np.inf
+            self._par[..., kernels.PAR_WMIN] = -np.inf
         self._w = np.zeros(shape)
         self._att = np.ones((out_size, in_size))
         self._wread = np.zeros((out_size, in_size))
@@ -157,14 +164,12 @@ class AnalogTile:
         upd = self.config.update
         if upd.pulse_type == "exact":
             kernels.exact_update(
-                xb, db, float(lr), self._w, self._wmax, self._wmin, self._dp, self._wread,
-                self._att,
-            )  # fmt: skip
+                xb, db, float(lr), self._w, self._par, self._dp, self._wread, self._att
+            )
             return
         kernels.pulsed_update(
             xb, db, float(lr), upd.bl, upd.update_management, self.config.device.dw_min,
-            self._w, self._dw_up, self._dw_down, self._wmax, self._wmin, self._dp,
-            self._wread, self._att, self._s, self._g,
+            self._w, self._par, self._dp, self._wread, self._att, self._s, self._g,
         )  # fmt: skip
 
     # ----------------------------------------------------------------- weights
@@ -187,7 +192,9 @@ class AnalogTile:
         if not np.all(np.isfinite(a)):
             raise TileShapeError("set_weights: contains NaN or infinite values")
         n_dev = self._w.shape[0]
-        self._w[...] = np.clip(a[None, :, :] / n_dev, self._wmin, self._wmax)
+        lo = self._par[..., kernels.PAR_WMIN]
+        hi = self._par[..., kernels.PAR_WMAX]
+        self._w[...] = np.clip(a[None, :, :] / n_dev, lo, hi)
         self._refresh_read()
 
     def set_attenuation(self, att: object) -> None:
@@ -209,12 +216,7 @@ class AnalogTile:
 
     def device_parameters(self) -> dict[str, FloatArray]:
         """Copies of the per-device d2d parameters, each (n_devices, out, in)."""
-        return {
-            "dw_up": self._dw_up.copy(),
-            "dw_down": self._dw_down.copy(),
-            "w_max": self._wmax.copy(),
-            "w_min": self._wmin.copy(),
-        }
+        return {name: self._par[..., idx].copy() for name, idx in _PAR_NAMES.items()}
 
     def device_weights(self) -> FloatArray:
         """Copy of the individual device weights (n_devices, out, in)."""
@@ -228,10 +230,7 @@ class AnalogTile:
             "state_version": STATE_VERSION,
             "shape": np.array([self._w.shape[0], self.out_size, self.in_size], dtype=np.int64),
             "weights": self._w.copy(),
-            "dw_up": self._dw_up.copy(),
-            "dw_down": self._dw_down.copy(),
-            "w_max": self._wmax.copy(),
-            "w_min": self._wmin.copy(),
+            **self.device_parameters(),
             "attenuation": self._att.copy(),
             "kernel_rng_words": self._s.copy(),
             "kernel_rng_spare": self._g.copy(),
@@ -263,10 +262,8 @@ class AnalogTile:
         if words.shape != (4,) or not np.any(words):
             raise TileShapeError("set_state: kernel_rng_words must be 4 words, not all zero")
         self._w[...] = state["weights"]
-        self._dw_up[...] = state["dw_up"]
-        self._dw_down[...] = state["dw_down"]
-        self._wmax[...] = state["w_max"]
-        self._wmin[...] = state["w_min"]
+        for name, idx in _PAR_NAMES.items():
+            self._par[..., idx] = state[name]
         self._s[...] = words
         self._g[...] = np.asarray(state["kernel_rng_spare"], dtype=np.float64)
         self._rng.bit_generator.state = json.loads(str(state["generator_state"]))

@@ -296,6 +296,12 @@ def reference_read(
 DP_CTOC, DP_K, DP_SOFT, DP_BOUNDED, DP_USE_ATT = 0, 1, 2, 3, 4
 DP_LEN = 5
 
+# per-device parameter array layout: par[dv, i, j, PAR_*] (one cache line per device)
+PAR_UP, PAR_DOWN, PAR_WMAX, PAR_WMIN = 0, 1, 2, 3
+PAR_LEN = 4
+
+_SQRT_TABLE = np.sqrt(np.arange(4 * 64 + 1, dtype=np.float64))
+
 
 @numba.njit(cache=True, nogil=True)
 def _pulse_run(
@@ -337,8 +343,7 @@ def _pulse_run(
             elif w < wmin:
                 w = wmin
         return w
-    mean = step * (n_full + k * n_half)
-    delta = mean
+    delta = step * (n_full + k * n_half)
     if ctoc > 0.0:
         delta += step * ctoc * np.sqrt(n_full + k * k * n_half) * _normal(s, g)
     w += delta if a > 0 else -delta
@@ -360,10 +365,7 @@ def _element(
     sd: int,
     sx: int,
     w: FloatArray,
-    dw_up: FloatArray,
-    dw_down: FloatArray,
-    wmax: FloatArray,
-    wmin: FloatArray,
+    par: FloatArray,
     dp: FloatArray,
     s: UIntArray,
     g: FloatArray,
@@ -387,8 +389,6 @@ def _element(
         else:
             n_full = 0
             n_half = int(_popcount(cm))
-        if dp[DP_K] == 0.0:
-            n_half = 0
         if n_full + n_half == 0:
             continue
         val = _pulse_run(
@@ -396,10 +396,10 @@ def _element(
             a,
             n_full,
             n_half,
-            dw_up[dv, i, j],
-            dw_down[dv, i, j],
-            wmax[dv, i, j],
-            wmin[dv, i, j],
+            par[dv, i, j, PAR_UP],
+            par[dv, i, j, PAR_DOWN],
+            par[dv, i, j, PAR_WMAX],
+            par[dv, i, j, PAR_WMIN],
             dp,
             s,
             g,
@@ -407,7 +407,7 @@ def _element(
     w[dv, i, j] = val
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _refresh(
     w: FloatArray, wread: FloatArray, att: FloatArray, dp: FloatArray, i: int, j: int
 ) -> None:  # pragma: no cover - compiled
@@ -420,6 +420,50 @@ def _refresh(
 
 
 @numba.njit(cache=True, nogil=True)
+def _coincidences_hard(
+    dv: int,
+    i: int,
+    a_row: int,
+    n: int,
+    cj: np.ndarray[Any, np.dtype[np.int64]],
+    cn: np.ndarray[Any, np.dtype[np.int64]],
+    sx: np.ndarray[Any, np.dtype[np.int64]],
+    w: FloatArray,
+    par: FloatArray,
+    dp: FloatArray,
+    wread: FloatArray,
+    att: FloatArray,
+    s: UIntArray,
+    g: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """Apply the compacted coincidences of row ``i`` (hard bounds, no half-select)."""
+    ctoc = dp[DP_CTOC]
+    bounded = dp[DP_BOUNDED] != 0.0
+    single = w.shape[0] == 1 and dp[DP_USE_ATT] == 0.0
+    for e in range(n):
+        j = cj[e]
+        nc = cn[e]
+        up = a_row * sx[j] > 0  # direction a = -sign(x_j)*sign(d_i); a_row = -sign(d_i)
+        step = par[dv, i, j, PAR_UP] if up else par[dv, i, j, PAR_DOWN]
+        delta = step * nc
+        if ctoc > 0.0:
+            delta += step * ctoc * _SQRT_TABLE[nc] * _normal(s, g)
+        v = w[dv, i, j] + (delta if up else -delta)
+        if bounded:
+            hi = par[dv, i, j, PAR_WMAX]
+            lo = par[dv, i, j, PAR_WMIN]
+            if v > hi:
+                v = hi
+            elif v < lo:
+                v = lo
+        w[dv, i, j] = v
+        if single:
+            wread[i, j] = v
+        else:
+            _refresh(w, wread, att, dp, i, j)
+
+
+@numba.njit(cache=True, nogil=True)
 def pulsed_update(
     x: FloatArray,
     d: FloatArray,
@@ -428,10 +472,7 @@ def pulsed_update(
     um: bool,
     dw_min: float,
     w: FloatArray,
-    dw_up: FloatArray,
-    dw_down: FloatArray,
-    wmax: FloatArray,
-    wmin: FloatArray,
+    par: FloatArray,
     dp: FloatArray,
     wread: FloatArray,
     att: FloatArray,
@@ -440,18 +481,21 @@ def pulsed_update(
 ) -> int:  # pragma: no cover - compiled
     """``n`` sequential stochastic updates W ← W − lr·δᵀx (in expectation), in place.
 
-    ``x`` (n, in), ``d`` (n, out); device arrays (n_dev, out, in); ``wread`` (out, in) is
-    refreshed for every touched element. Rows are replicated per device (each device of a
-    weight has its own row streams), column streams are shared. Returns the number of
-    full coincidences applied (for tests and statistics).
+    ``x`` (n, in), ``d`` (n, out); device weights ``w`` (n_dev, out, in), device parameters
+    ``par`` (n_dev, out, in, PAR_LEN); ``wread`` (out, in) is refreshed for every touched
+    element. Rows are replicated per device (each device of a weight has its own row
+    streams), column streams are shared. Returns the number of full coincidences.
     """
     n_dev, n_out, n_in = w.shape
     c = np.sqrt(lr / (bl * dw_min))
     k_on = dp[DP_K] != 0.0
+    soft = dp[DP_SOFT] != 0.0
     cmask = np.zeros(n_in, dtype=np.uint64)
-    rmask = np.zeros((n_dev, n_out), dtype=np.uint64)
+    rmask = np.zeros(n_out, dtype=np.uint64)
     acols = np.empty(n_in, dtype=np.int64)
-    arows = np.empty(n_out, dtype=np.int64)
+    acm = np.empty(n_in, dtype=np.uint64)
+    cj = np.empty(n_in, dtype=np.int64)
+    cn = np.empty(n_in, dtype=np.int64)
     sx = np.zeros(n_in, dtype=np.int64)
     sd = np.zeros(n_out, dtype=np.int64)
     touched = np.zeros((n_out, n_in), dtype=np.uint8) if k_on else np.zeros((1, 1), np.uint8)
@@ -475,62 +519,57 @@ def pulsed_update(
             cmask[j] = _bit_stream(min(cx * abs(v), 1.0), bl, s)
             if cmask[j] != 0:
                 acols[n_ac] = j
+                acm[n_ac] = cmask[j]
                 n_ac += 1
         for i in range(n_out):
             v = d[smp, i]
             sd[i] = 1 if v > 0.0 else (-1 if v < 0.0 else 0)
         for dv in range(n_dev):
-            n_ar = 0
             for i in range(n_out):
-                rmask[dv, i] = _bit_stream(min(cd * abs(d[smp, i]), 1.0), bl, s)
-                if rmask[dv, i] != 0:
-                    arows[n_ar] = i
-                    n_ar += 1
+                rmask[i] = _bit_stream(min(cd * abs(d[smp, i]), 1.0), bl, s)
             if not k_on:
                 # only coincidences change devices: active rows x active columns
-                for ii in range(n_ar):
-                    i = arows[ii]
-                    rm = rmask[dv, i]
-                    for jj in range(n_ac):
-                        j = acols[jj]
-                        nc = _popcount(rm & cmask[j])
-                        if nc != 0:
-                            n_coinc += int(nc)
-                            a = -sx[j] * sd[i]
+                for i in range(n_out):
+                    rm = rmask[i]
+                    if rm == 0:
+                        continue
+                    n = 0
+                    for jj in range(n_ac):  # branch-free compaction of the coincidences
+                        nc = _popcount(rm & acm[jj])
+                        cj[n] = acols[jj]
+                        cn[n] = nc
+                        n += 1 if nc != 0 else 0
+                    for e in range(n):
+                        n_coinc += cn[e]
+                    if soft:
+                        for e in range(n):
+                            j = cj[e]
                             w[dv, i, j] = _pulse_run(
-                                w[dv, i, j],
-                                a,
-                                int(nc),
-                                0,
-                                dw_up[dv, i, j],
-                                dw_down[dv, i, j],
-                                wmax[dv, i, j],
-                                wmin[dv, i, j],
-                                dp,
-                                s,
-                                g,
-                            )
+                                w[dv, i, j], -sx[j] * sd[i], cn[e], 0,
+                                par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
+                                par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN], dp, s, g,
+                            )  # fmt: skip
                             _refresh(w, wread, att, dp, i, j)
+                    else:
+                        _coincidences_hard(
+                            dv, i, -sd[i], n, cj, cn, sx, w, par, dp, wread, att, s, g
+                        )
             else:
                 # half-select: every device on an active row or an active column
-                for ii in range(n_ar):
-                    i = arows[ii]
+                for i in range(n_out):
+                    rm = rmask[i]
+                    if rm == 0:
+                        continue
                     for j in range(n_in):
-                        n_coinc += int(_popcount(rmask[dv, i] & cmask[j]))
-                        _element(
-                            dv, i, j, rmask[dv, i], cmask[j], sd[i], sx[j],
-                            w, dw_up, dw_down, wmax, wmin, dp, s, g,
-                        )  # fmt: skip
+                        n_coinc += int(_popcount(rm & cmask[j]))
+                        _element(dv, i, j, rm, cmask[j], sd[i], sx[j], w, par, dp, s, g)
                         touched[i, j] = 1
                 for i in range(n_out):
-                    if rmask[dv, i] != 0:
+                    if rmask[i] != 0:
                         continue
                     for jj in range(n_ac):
                         j = acols[jj]
-                        _element(
-                            dv, i, j, np.uint64(0), cmask[j], sd[i], sx[j],
-                            w, dw_up, dw_down, wmax, wmin, dp, s, g,
-                        )  # fmt: skip
+                        _element(dv, i, j, np.uint64(0), cmask[j], sd[i], sx[j], w, par, dp, s, g)
                         touched[i, j] = 1
         if k_on:
             for i in range(n_out):
@@ -547,8 +586,7 @@ def exact_update(
     d: FloatArray,
     lr: float,
     w: FloatArray,
-    wmax: FloatArray,
-    wmin: FloatArray,
+    par: FloatArray,
     dp: FloatArray,
     wread: FloatArray,
     att: FloatArray,
@@ -566,10 +604,10 @@ def exact_update(
                 for j in range(n_in):
                     v = w[dv, i, j] - di * x[smp, j]
                     if bounded:
-                        if v > wmax[dv, i, j]:
-                            v = wmax[dv, i, j]
-                        elif v < wmin[dv, i, j]:
-                            v = wmin[dv, i, j]
+                        if v > par[dv, i, j, PAR_WMAX]:
+                            v = par[dv, i, j, PAR_WMAX]
+                        elif v < par[dv, i, j, PAR_WMIN]:
+                            v = par[dv, i, j, PAR_WMIN]
                     w[dv, i, j] = v
             for j in range(n_in):
                 _refresh(w, wread, att, dp, i, j)
@@ -583,10 +621,7 @@ def reference_update(
     um: bool,
     dw_min: float,
     w: FloatArray,
-    dw_up: FloatArray,
-    dw_down: FloatArray,
-    wmax: FloatArray,
-    wmin: FloatArray,
+    par: FloatArray,
     dp: FloatArray,
     rng: np.random.Generator,
 ) -> None:
@@ -598,6 +633,8 @@ def reference_update(
     is clipped to its bounds. Updates ``w`` (n_dev, out, in) in place.
     """
     n_dev, n_out, _ = w.shape
+    dw_up, dw_down = par[..., PAR_UP], par[..., PAR_DOWN]
+    wmax, wmin = par[..., PAR_WMAX], par[..., PAR_WMIN]
     ctoc, k = dp[DP_CTOC], dp[DP_K]
     soft, bounded = bool(dp[DP_SOFT]), bool(dp[DP_BOUNDED])
     xmax, dmax = float(np.max(np.abs(x))), float(np.max(np.abs(d)))
@@ -625,11 +662,10 @@ def reference_update(
                 dw = step * amp * (1.0 + ctoc * rng.standard_normal(amp.shape))
                 cur = w[dv]
                 if soft:
-                    if a > 0:
-                        factor = np.where(wmax[dv] > 0, 1.0 - cur / wmax[dv], 0.0)
-                    else:
-                        factor = np.where(wmin[dv] < 0, 1.0 - cur / wmin[dv], 0.0)
-                    dw = dw * factor
+                    bound = wmax[dv] if a > 0 else wmin[dv]
+                    usable = bound != 0.0
+                    ratio = np.divide(cur, bound, out=np.zeros_like(cur), where=usable)
+                    dw = dw * np.where(usable, 1.0 - ratio, 0.0)
                 cur = cur + a * dw
                 if bounded:
                     cur = np.clip(cur, wmin[dv], wmax[dv])
