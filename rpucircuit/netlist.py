@@ -42,7 +42,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from rpucircuit.config.tile import CircuitConfig, check_spice_budget
+from rpucircuit.config.tile import (
+    CircuitConfig,
+    check_spice_budget,
+    input_volt_seconds,
+    quantize_inputs,
+)
 from rpucircuit.errors import ConfigError, NetlistError, UnsupportedError
 
 NETLIST_DIR = Path(__file__).resolve().parent.parent / "netlists"
@@ -362,22 +367,6 @@ def _as_inputs(x: npt.ArrayLike, n: int, what: str) -> FloatArray:
     if np.any(np.abs(a) > 1.0):
         raise NetlistError(f"{what}: inputs must lie in [-1, 1] (max |x| = {np.abs(a).max()!r})")
     return a
-
-
-def quantize_inputs(cfg: CircuitConfig, x: npt.ArrayLike) -> FloatArray:
-    """Inputs as the drivers apply them: ``sign(x)·round(|x|·steps)/steps``."""
-    a = np.asarray(x, dtype=np.float64)
-    steps = cfg.periphery.input_steps
-    return np.sign(a) * np.round(np.abs(a) * steps) / steps
-
-
-def input_volt_seconds(cfg: CircuitConfig, x: npt.ArrayLike) -> FloatArray:
-    """Volt-seconds each input line receives (array p; array m gets the negative), V·s.
-
-    Both encodings give ``x_q·V_read·t_meas`` for the quantized input ``x_q``.
-    """
-    p = cfg.periphery
-    return quantize_inputs(cfg, x) * p.v_read_v * p.t_meas_s
 
 
 def read_times(cfg: CircuitConfig) -> tuple[float, float]:

@@ -24,6 +24,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from rpucircuit.config.base import (
     check_choice,
     check_int,
@@ -465,6 +468,27 @@ def check_spice_budget(cfg: CircuitConfig, analysis: Analysis) -> SpiceCost:
             f"(rpucircuit.nodal), or raise tile.spice_limit_s explicitly"
         )
     return cost
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def quantize_inputs(cfg: CircuitConfig, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Inputs as the drivers apply them: ``sign(x)·round(|x|·steps)/steps``."""
+    a = np.asarray(x, dtype=np.float64)
+    steps = cfg.periphery.input_steps
+    out: npt.NDArray[np.float64] = np.sign(a) * np.round(np.abs(a) * steps) / steps
+    return out
+
+
+def input_volt_seconds(cfg: CircuitConfig, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Volt-seconds each input line receives (array p; array m gets the negative), V·s.
+
+    Both encodings give ``x_q·V_read·t_meas`` for the quantized input ``x_q`` (time: the
+    full amplitude for ``|x_q|·t_meas``; amplitude: ``x_q·V_read`` for ``t_meas``).
+    """
+    p = cfg.periphery
+    return quantize_inputs(cfg, x) * p.v_read_v * p.t_meas_s
 
 
 # --------------------------------------------------------------------------- preset
