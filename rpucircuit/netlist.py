@@ -808,6 +808,7 @@ def build_line(
     n: int | None = None,
     load_devices: bool = True,
     t_stop_s: float | None = None,
+    t_rise_s: float | None = None,
     points: int = 1000,
 ) -> Netlist:
     """Step response of one line: a V_read step through the driver resistance into ``n``
@@ -815,8 +816,10 @@ def build_line(
 
     With ``load_devices`` every cross point also has a device of G_mean to ground (the
     crossing lines are near ground). Nodes ``l0`` … ``l{n-1}`` (``l{n-1}`` is the far end);
-    vectors ``v(l0)``, ``v(l{n-1})``, role ``"ends"``. The step starts at t = 0 with rise
-    time t_rise. ``t_stop_s`` defaults to 10 × the Elmore delay of the driven line.
+    vectors ``v(l0)``, ``v(l{n-1})``, role ``"ends"``. The step is a linear ramp from
+    t = 0 to ``t_rise_s`` (default: Elmore delay/100, so the line, not the ramp, sets the
+    delay; measure delays from ``t_rise_s/2``). ``t_stop_s`` defaults to ramp + 10 × the
+    Elmore delay ``R_drv·n·c + r·c·n(n+1)/2`` of the driven line.
     """
     tile = cfg.tile
     if n is None:
@@ -833,16 +836,17 @@ def build_line(
         raise NetlistError(f"points = {points!r}: must be an integer >= 10")
     p = cfg.periphery
     elmore = tile.r_driver_ohm * n * c + r * c * n * (n + 1) / 2.0
-    stop = 10.0 * elmore + p.t_rise_s if t_stop_s is None else check_value(t_stop_s, "t_stop_s")
-    if stop <= 0:
-        raise NetlistError(f"t_stop_s = {stop!r}: must be > 0")
+    rise = elmore / 100.0 if t_rise_s is None else check_value(t_rise_s, "t_rise_s")
+    stop = 10.0 * elmore + rise if t_stop_s is None else check_value(t_stop_s, "t_stop_s")
+    if not 0 < rise < stop:
+        raise NetlistError(f"t_rise_s = {rise!r}, t_stop_s = {stop!r}: need 0 < rise < stop")
     els: list[Element] = [
         VSource(
             "step",
             "vs",
             "0",
-            pwl=(0.0, 0.0, p.t_rise_s, p.v_read_v, stop, p.v_read_v),
-            comment="V_read step",
+            pwl=(0.0, 0.0, rise, p.v_read_v, stop, p.v_read_v),
+            comment=f"V_read step, ramp {rise!r} s (Elmore delay {elmore!r} s)",
         ),
         Resistor("drv", "vs", "ld", tile.r_driver_ohm, comment="driver output resistance"),
     ]
