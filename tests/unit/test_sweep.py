@@ -291,3 +291,21 @@ def test_result_named_like_a_parameter() -> None:
     jobs = [sweep.make_job(ToyConfig(), {"value": 1})]
     with pytest.raises(SweepError, match="has the name of a parameter column"):
         sweep.results_table(jobs, [{"value": 2.0}])
+
+
+def test_cli_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rpucircuit import cli
+
+    p = tmp_path / "toy.toml"
+    p.write_text(EXPERIMENT)
+    out = tmp_path / "out"
+    args = ["sweep", str(p), "--quick", "--jobs", "2", "--out", str(out), "--no-progress"]
+    assert cli.main(args) == 0
+    assert "toy-sweep: 12 jobs (0 cached)" in capsys.readouterr().out
+    assert (out / "results.csv").is_file() and (out / "cache").is_dir()
+    assert cli.main([*args, "--cache", str(out / "cache")]) == 0
+    assert "12 jobs (12 cached)" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXPERIMENT.replace("[quick]", "[quik]"))
+    assert cli.main(["sweep", str(bad), "--no-progress"]) == 1
+    assert "unknown table(s) ['quik']" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+"""``rpucircuit sweep EXPERIMENT.toml``: run an experiment's jobs (cached) on a pool or Dask."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """EXPERIMENT, --scheduler, --jobs, --out, --quick, --cache, --no-progress."""
+    parser.add_argument("experiment", type=Path, help="experiment definition (TOML)")
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDR",
+        help="Dask scheduler address (e.g. tcp://10.0.0.5:8786); default: a local process pool",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="local pool size (default: CPUs)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: runs/sweeps/<experiment name>[-quick])",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="the shortened schedule of the experiment's [quick]"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="job result cache (default: <out>/cache); share one to reuse jobs across sweeps",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rpucircuit.sweep import load_experiment, run_experiment
+
+    exp = load_experiment(args.experiment)
+    name = exp.name + ("-quick" if args.quick else "")
+    out = args.out if args.out is not None else Path("runs") / "sweeps" / name
+    result = run_experiment(
+        exp,
+        out,
+        quick=args.quick,
+        scheduler=args.scheduler,
+        n_workers=args.jobs,
+        cache_dir=args.cache,
+        progress=not args.no_progress,
+    )
+    r = result.run
+    print(
+        f"{exp.name}: {len(r.results)} jobs ({sum(r.cached)} cached) in {r.wall_s:.1f} s; "
+        f"results in {out}"
+    )
+    print((out / "summary.md").read_text(encoding="utf-8"))
+    return 0
