@@ -26,7 +26,6 @@ class _Command(Protocol):
 
 COMMANDS: dict[str, str] = {
     "info": "show versions and whether ngspice is available",
-    "sweep": "run an experiment's jobs (cached; local pool or Dask) and report",
     "train": "train the FC or CNN network on MNIST (mini-batch 1, resumable)",
     "sweep": "run an experiment's jobs (cached; local pool or Dask) and report",
     "netlist": "write the SPICE netlist of one tile cycle (forward/backward/update/noise/line)",
