@@ -1,0 +1,239 @@
+"""Networks of analog layers trained at mini-batch 1, and the two papers' networks.
+
+A :class:`Network` is a sequence of :mod:`rpucircuit.layers` layers followed by a softmax
+cross-entropy output. :meth:`Network.train_step` does one SGD step on one sample (forward,
+loss, backward, update, as paper A trains); the first layer with a tile gets its output
+gradient without computing an input gradient (nothing below it learns).
+
+Builders:
+
+* :func:`fc_784_256_128_10` — paper A (Gokmen & Vlasov 2016): 784-256-128-10, sigmoid
+  hidden layers, softmax output; tiles 256×785, 128×257, 10×129 (bias as last column);
+* :func:`fully_connected` — the same structure with any layer sizes (tests, small tasks);
+* :func:`cnn_gokmen_2017` — paper B (Gokmen, Onen & Haensch 2017): conv 16×5×5 → tanh →
+  maxpool 2 → conv 32×5×5×16 → tanh → maxpool 2 → FC 512→128 tanh → FC 128→10 softmax;
+  tiles 16×26, 32×401, 128×513, 10×129.
+
+``rpu_configs`` is one :class:`~rpucircuit.config.rpu.RPUConfig` for every layer or one per
+analog layer (per-layer device variations; paper B's multi-device mapping on the second
+conv layer is ``n_devices`` in that layer's config). Each tile gets its own generator
+spawned from ``rng`` (after the weight initialization draws), so a network's state is the
+union of its tiles' states and resumes bit-exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rpucircuit.array import AnalogTile
+from rpucircuit.config.rpu import RPUConfig
+from rpucircuit.errors import ConfigError, DataError, StoreError
+from rpucircuit.layers import (
+    AnalogConv2d,
+    AnalogLinear,
+    Flatten,
+    Layer,
+    MaxPool2d,
+    Sigmoid,
+    SoftmaxCrossEntropy,
+    Tanh,
+)
+
+__all__ = [
+    "Network",
+    "cnn_gokmen_2017",
+    "fc_784_256_128_10",
+    "fully_connected",
+]
+
+FloatArray = NDArray[np.float64]
+State = dict[str, dict[str, object]]
+
+
+class Network:
+    """A sequence of layers with a softmax cross-entropy output, trained at mini-batch 1.
+
+    Args:
+        layers: the layers in forward order; the last one's output has ``n_classes`` values.
+        n_classes: number of classes of the softmax output.
+        input_size: number of input values a sample must have (any shape with that many).
+    """
+
+    def __init__(self, layers: Sequence[Layer], *, n_classes: int, input_size: int) -> None:
+        if not layers:
+            raise ConfigError("layers = []: a network needs at least one layer")
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+            raise ConfigError(f"input_size = {input_size!r}: must be an integer >= 1")
+        self.layers: tuple[Layer, ...] = tuple(layers)
+        self.loss = SoftmaxCrossEntropy(n_classes)
+        self.n_classes = n_classes
+        self.input_size = input_size
+        analog = [i for i, layer in enumerate(self.layers) if layer.tile is not None]
+        if not analog:
+            raise ConfigError("layers: a network needs at least one layer with a tile")
+        self._analog_index: tuple[int, ...] = tuple(analog)
+        first = analog[0]
+        self._first: Layer = self.layers[first]
+        # layers that propagate a gradient, last first (everything above the first tile)
+        self._back: tuple[Layer, ...] = tuple(reversed(self.layers[first + 1 :]))
+        self._params: tuple[Layer, ...] = tuple(self.layers[i] for i in analog)
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def tiles(self) -> tuple[AnalogTile, ...]:
+        """The analog tiles, in layer order."""
+        return tuple(layer.tile for layer in self._params if layer.tile is not None)
+
+    def _check(self, x: FloatArray) -> None:
+        if np.size(x) != self.input_size:
+            raise DataError(
+                f"input has shape {np.shape(x)} ({np.size(x)} values); "
+                f"this network takes {self.input_size} values per sample"
+            )
+
+    def _check_label(self, label: int) -> None:
+        if not 0 <= label < self.n_classes:
+            raise DataError(f"label = {label!r}: must be an integer in [0, {self.n_classes - 1}]")
+
+    def _forward(self, x: FloatArray) -> FloatArray:
+        z = x
+        for layer in self.layers:
+            z = layer.forward(z)
+        return z
+
+    def predict_proba(self, x: FloatArray) -> FloatArray:
+        """Class probabilities of one sample (one forward pass; analog reads are noisy)."""
+        self._check(x)
+        return self.loss.forward(self._forward(x)).copy()
+
+    def predict(self, x: FloatArray) -> int:
+        """The most probable class of one sample."""
+        self._check(x)
+        return int(np.argmax(self._forward(x)))
+
+    def train_step(self, x: FloatArray, label: int, lr: float) -> float:
+        """One SGD step on one sample; returns the cross-entropy loss before the step."""
+        self._check(x)
+        self._check_label(label)
+        self.loss.forward(self._forward(x))
+        loss = self.loss.loss(label)
+        g = self.loss.backward(label)
+        for layer in self._back:
+            g = layer.backward(g)
+            layer.update(lr)
+        self._first.accept_grad(g)
+        self._first.update(lr)
+        return loss
+
+    def evaluate(self, x: FloatArray, y: NDArray[np.integer]) -> float:
+        """Error rate (fraction misclassified) over samples ``x[i]`` with labels ``y[i]``."""
+        if len(x) != len(y) or len(y) == 0:
+            raise DataError(
+                f"evaluate got {len(x)} samples and {len(y)} labels: need the same number, > 0"
+            )
+        wrong = 0
+        for xi, yi in zip(x, y, strict=True):
+            wrong += self.predict(xi) != int(yi)
+        return wrong / len(y)
+
+    # ------------------------------------------------------------------ state
+
+    def get_state(self) -> State:
+        """Every tile's state (weights, device parameters, generator), keyed ``layer<i>``."""
+        return {
+            f"layer{i}": dict(self.layers[i].tile.get_state())  # type: ignore[union-attr]
+            for i in self._analog_index
+        }
+
+    def set_state(self, state: State) -> None:
+        """Restore a state from :meth:`get_state` of a network with the same layers."""
+        expected = {f"layer{i}" for i in self._analog_index}
+        if set(state) != expected:
+            raise StoreError(
+                f"network state has entries {sorted(state)}; this network needs {sorted(expected)}"
+            )
+        for i in self._analog_index:
+            self.layers[i].tile.set_state(state[f"layer{i}"])  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _per_layer(rpu_configs: RPUConfig | Sequence[RPUConfig], n: int) -> tuple[RPUConfig, ...]:
+    if isinstance(rpu_configs, RPUConfig):
+        return (rpu_configs,) * n
+    configs = tuple(rpu_configs)
+    if len(configs) != n or not all(isinstance(c, RPUConfig) for c in configs):
+        raise ConfigError(
+            f"rpu_configs has {len(configs)} entries: give one RPUConfig or one per analog "
+            f"layer ({n})"
+        )
+    return configs
+
+
+def fully_connected(
+    sizes: Sequence[int],
+    rpu_configs: RPUConfig | Sequence[RPUConfig],
+    *,
+    rng: np.random.Generator,
+    hidden: str = "sigmoid",
+) -> Network:
+    """Fully connected network ``sizes[0] → … → sizes[-1]`` with softmax output.
+
+    Hidden layers use ``hidden`` ("sigmoid" as paper A, or "tanh"); the last layer feeds
+    the softmax directly.
+    """
+    sizes = tuple(sizes)
+    if len(sizes) < 2:
+        raise ConfigError(f"sizes = {sizes!r}: need at least an input and an output size")
+    if hidden not in ("sigmoid", "tanh"):
+        raise ConfigError(f"hidden = {hidden!r}: must be one of ['sigmoid', 'tanh']")
+    configs = _per_layer(rpu_configs, len(sizes) - 1)
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        layers.append(AnalogLinear(n_in, n_out, configs[i], rng=rng))
+        if i < len(sizes) - 2:
+            layers.append(Sigmoid() if hidden == "sigmoid" else Tanh())
+    return Network(layers, n_classes=sizes[-1], input_size=sizes[0])
+
+
+def fc_784_256_128_10(
+    rpu_configs: RPUConfig | Sequence[RPUConfig], *, rng: np.random.Generator
+) -> Network:
+    """Paper A's network (Gokmen & Vlasov 2016): 784-256-128-10, sigmoid, softmax output."""
+    return fully_connected((784, 256, 128, 10), rpu_configs, rng=rng, hidden="sigmoid")
+
+
+def cnn_gokmen_2017(
+    rpu_configs: RPUConfig | Sequence[RPUConfig], *, rng: np.random.Generator
+) -> Network:
+    """Paper B's CNN (Gokmen, Onen & Haensch 2017) for 28×28 single-channel images.
+
+    conv 16 kernels 5×5 → tanh → maxpool 2 → conv 32 kernels 5×5×16 → tanh → maxpool 2 →
+    flatten (512) → FC 128 tanh → FC 10 → softmax. ``rpu_configs``: one config or four
+    (conv1, conv2, fc1, fc2).
+    """
+    c1, c2, f1, f2 = _per_layer(rpu_configs, 4)
+    conv1 = AnalogConv2d((28, 28, 1), 16, 5, c1, rng=rng)
+    pool1 = MaxPool2d(conv1.out_shape, 2)
+    conv2 = AnalogConv2d(pool1.out_shape, 32, 5, c2, rng=rng)
+    pool2 = MaxPool2d(conv2.out_shape, 2)
+    n_flat = int(np.prod(pool2.out_shape))
+    layers: list[Layer] = [
+        conv1,
+        Tanh(),
+        pool1,
+        conv2,
+        Tanh(),
+        pool2,
+        Flatten(),
+        AnalogLinear(n_flat, 128, f1, rng=rng),
+        Tanh(),
+        AnalogLinear(128, 10, f2, rng=rng),
+    ]
+    return Network(layers, n_classes=10, input_size=28 * 28)
