@@ -1,0 +1,302 @@
+"""Netlist builders and renderer: structure, determinism, and refusal of unsafe values."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from rpucircuit import netlist as nl
+from rpucircuit.config.tile import gokmen_vlasov_2016, replace_tile
+from rpucircuit.errors import NetlistError, UnsupportedError
+
+
+def _tile(rng: np.random.Generator, rows: int = 2, cols: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    d = gokmen_vlasov_2016().device
+    return (
+        rng.uniform(d.g_off_s, d.g_on_s, (rows, cols)),
+        rng.uniform(d.g_off_s, d.g_on_s, (rows, cols)),
+    )
+
+
+def test_render_is_deterministic_and_complete(rng: np.random.Generator) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    gp, gn = _tile(rng)
+    x = np.array([0.5, -1.0, 0.0])
+    a = nl.render(nl.build_read(cfg, gp, gn, x))
+    b = nl.render(nl.build_read(cfg, gp.copy(), gn.copy(), x.copy()))
+    assert a == b
+    lines = a.splitlines()
+    assert lines[-1] == ".end"
+    assert lines.count(".control") == 1
+    assert "quit" in lines
+    # One R per cross point on every line: 2 arrays × (2·3 row + 3·2 column) segments.
+    assert sum(1 for ln in lines if ln.startswith("rs_")) == 2 * (6 + 6)
+    # One C per segment node, devices as resistors of exactly 1/g.
+    assert sum(1 for ln in lines if ln.startswith("cg_")) == 2 * 12
+    assert f"rd_p_1_2 pr1_c2 pc2_r1 {float(1.0 / gp[1, 2])!r}" in lines
+    assert f"rd_m_0_0 mr0_c0 mc0_r0 {float(1.0 / gn[0, 0])!r}" in lines
+    # Integrators at the far end of each row; the m array is driven with -x.
+    assert any(ln.startswith("xint1 sum1 out1 rpu_integrator") for ln in lines)
+    assert any(ln.startswith("xdrv_mc1 mc1_d rpu_pulse_driver v=1.0 ") for ln in lines)
+    assert "write out.raw v(out0) v(out1)" in lines
+
+
+def test_backward_is_transposed(rng: np.random.Generator) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    gp, gn = _tile(rng)
+    net = nl.build_read(cfg, gp, gn, np.array([0.2, -0.3]), direction="backward", analysis="op")
+    text = nl.render(net)
+    assert net.role("currents") == ("i(vsum0)", "i(vsum1)", "i(vsum2)")
+    assert "xdrv_pr1 pr1_d rpu_dc_driver" in text
+    assert "rs_pc2_r1 pc2_r1 sum2 0.144" in text  # column 2 ends past row 1 at sum2
+    assert "rs_pr0_d" not in text
+    assert "rs_pr0_c0 pr0_d pr0_c0 0.144" in text  # driver at the column-0 end
+    with pytest.raises(KeyError, match="outputs"):
+        net.role("outputs")
+
+
+def test_zero_resistance_renders_as_short(rng: np.random.Generator) -> None:
+    cfg = dataclasses.replace(
+        gokmen_vlasov_2016(rows=2, cols=3),
+        tile=dataclasses.replace(
+            gokmen_vlasov_2016().tile,
+            rows=2,
+            cols=3,
+            row_line=dataclasses.replace(gokmen_vlasov_2016().tile.row_line, r_ohm_per_um=0.0),
+        ),
+    )
+    gp, gn = _tile(rng)
+    text = nl.render(nl.build_read(cfg, gp, gn, np.zeros(3), analysis="op"))
+    assert "vrs_pr0_c0 pr0_c0 pr0_c1 dc 0.0" in text
+
+
+def test_time_and_amplitude_drivers(rng: np.random.Generator) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    gp, gn = _tile(rng)
+    x = np.array([0.5, -0.25, 0.0])
+    t0, _ = nl.read_times(cfg)
+    text = nl.render(nl.build_read(cfg, gp, gn, x))
+    # Time encoding: ±V_read for |x_q|·t_meas (x_q = 63/126 and 32/126, quantized).
+    assert f"v=1.0 td={t0 - 5e-11!r} tw={0.5 * 80e-9!r}" in text
+    assert f"v=-1.0 td={t0 - 5e-11!r} tw={32 / 126 * 80e-9!r}" in text
+    amp = dataclasses.replace(
+        cfg, periphery=dataclasses.replace(cfg.periphery, encoding="amplitude")
+    )
+    text = nl.render(nl.build_read(amp, gp, gn, x))
+    assert f"v={-32 / 126!r} td={t0 - 5e-11!r} tw=8e-08" in text
+
+
+def test_sinh_devices_and_op_refusal(rng: np.random.Generator) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, read_iv="sinh"))
+    gp, gn = _tile(rng)
+    text = nl.render(nl.build_read(cfg, gp, gn, np.array([0.5, 1.0, 0.0])))
+    assert f"xd_p_0_0 pr0_c0 pc0_r0 rpu_read_sinh g={float(gp[0, 0])!r} v0=0.5" in text
+    with pytest.raises(UnsupportedError, match="sinh read I-V is not equivalent"):
+        nl.build_read(cfg, gp, gn, np.array([0.5, 1.0, 0.0]), analysis="op")
+    # Full or zero pulses are fine at DC.
+    nl.build_read(cfg, gp, gn, np.array([-1.0, 1.0, 0.0]), analysis="op")
+
+
+def test_update_netlist(rng: np.random.Generator) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    g0 = np.full((2, 3), cfg.device.g_mean_s)
+    rb = np.zeros((2, 10), bool)
+    rb[0, [0, 1, 5]] = True
+    cb = np.zeros((3, 10), int)
+    cb[2, 9] = 1
+    net = nl.build_update(cfg, g0, rb, cb, polarity=-1)
+    text = nl.render(net)
+    assert net.role("states")[0] == "v(s0_0)"
+    assert len(net.vectors) == 6
+    assert "rpu_update_rect" in text
+    # Row 0: bits 0-1 merge into one trapezoid and bit 5 is another, at -V_S/2 = -1 V.
+    t, h = 1e-9, 2.5e-11
+    expect = [0.0, 0.0, t - h, 0.0, t + h, -1.0, 3 * t - h, -1.0, 3 * t + h, 0.0]
+    expect += [6 * t - h, 0.0, 6 * t + h, -1.0, 7 * t - h, -1.0, 7 * t + h, 0.0, 12 * t, 0.0]
+    line = next(ln for ln in text.splitlines() if ln.startswith("vrow0 vr0 0 dc 0.0 pwl("))
+    got = [float(v) for v in line[len("vrow0 vr0 0 dc 0.0 pwl(") : -1].split()]
+    # Times are sums of a few doubles: equal to 1e-12 relative.
+    assert np.allclose(got, expect, rtol=1e-12, atol=1e-24)
+    for k, sub in ((0.5, "rpu_update_lin"), (0.8, "rpu_update_sat")):
+        c = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, k=k))
+        assert sub in nl.render(nl.build_update(c, g0, rb, cb))
+
+
+def test_noise_and_line_netlists(rng: np.random.Generator) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    gp, gn = _tile(rng)
+    text = nl.render(nl.build_noise(cfg, gp[0], gn[0]))
+    assert "noise v(out0) vin0 dec 20 1000.0 10000000000.0" in text
+    assert "vin0 vp0 0 dc 0.0 ac 1.0" in text
+    assert "setplot noise2" in text
+    line = nl.build_line(cfg, line="col", n=5, load_devices=False)
+    text = nl.render(line)
+    assert line.role("ends") == ("v(l0)", "v(l4)")
+    assert "rd_l0" not in text
+    assert sum(1 for ln in text.splitlines() if ln.startswith("rs_l")) == 5
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "x\n.control\nshell rm -rf /\n.endc",
+        "a;b",
+        "Row1",
+        "1abc",
+        "a b",
+        "",
+        "a" * 65,
+        "v(x)",
+    ],
+)
+def test_hostile_names_rejected(bad: str) -> None:
+    el = nl.Resistor("ok", bad, "0", 1.0)
+    net = nl.Netlist("t", (), (el,), (nl.Op(),), ())
+    with pytest.raises(NetlistError, match=r"ok node = .*must match \[a-z\]\[a-z0-9_\]\*"):
+        nl.render(net)
+    with pytest.raises(NetlistError, match="element name"):
+        nl.render(nl.Netlist("t", (), (nl.Resistor(bad, "a", "0", 1.0),), (nl.Op(),), ()))
+
+
+@pytest.mark.parametrize(
+    ("element", "match"),
+    [
+        (nl.Resistor("r", "a", "0", math.nan), r"r resistance = nan: must be finite"),
+        (nl.Resistor("r", "a", "0", math.inf), r"r resistance = inf: must be finite"),
+        (nl.Resistor("r", "a", "0", -1.0), r"r resistance = -1.0: must be >= 0"),
+        (nl.Resistor("r", "a", "0", "1k"), r"r resistance = '1k': must be a real number"),  # type: ignore[arg-type]
+        (nl.Resistor("r", "a", "0", True), r"r resistance = True: must be a real number"),  # type: ignore[arg-type]
+        (nl.Capacitor("c", "a", "0", 0.0), r"c capacitance = 0.0: must be > 0"),
+        (nl.VSource("v", "a", "0", dc=math.nan), r"v dc = nan"),
+        (nl.VSource("v", "a", "0", ac=math.inf), r"v ac = inf"),
+        (nl.VSource("v", "a", "0", pwl=(0.0, 1.0, 0.0, 2.0)), r"pwl times must increase"),
+        (nl.VSource("v", "a", "0", pwl=(0.0,)), r"pwl needs \(time, value\) pairs"),
+        (nl.Instance("x", ("a",), "sub", (("p", math.nan),)), r"x\.p = nan"),
+        (nl.Instance("x", ("a",), "sub", (("P;", 1.0),)), r"x parameter = 'P;'"),
+        (nl.Instance("x", ("a",), "sub\n.control"), r"x subcircuit"),
+        (nl.Resistor("r", "a", "0", 1.0, comment="ok\n.control"), r"comment of 'r'"),
+    ],
+)
+def test_bad_element_values(element: nl.Resistor, match: str) -> None:
+    with pytest.raises(NetlistError, match=match):
+        nl.render(nl.Netlist("t", (), (element,), (nl.Op(),), ()))
+
+
+@pytest.mark.parametrize(
+    ("netlist", "match"),
+    [
+        (nl.Netlist("t\n.endc", (), (), (nl.Op(),), ()), r"title = .*printable ASCII"),
+        (nl.Netlist("t", ("../x.lib",), (), (nl.Op(),), ()), r"library = '../x.lib'"),
+        (nl.Netlist("t", (), (), (), ()), r"netlist has no analysis"),
+        (nl.Netlist("t", (), (), (nl.Op(),), ("v(a) ; quit",)), r"vector = 'v\(a\) ; quit'"),
+        (nl.Netlist("t", (), (), (nl.Op(),), (), options=(("reltol", math.nan),)), "reltol"),
+        (nl.Netlist("t", (), (), (nl.Op(),), (), options=(("a=b", 1.0),)), r"option = 'a=b'"),
+        (nl.Netlist("t", (), (), (nl.Tran(1e-9, 1e-10),), ()), r"need 0 < step <= stop"),
+        (nl.Netlist("t", (), (), (nl.Noise("o", "s", 0, 1.0, 2.0),), ()), r"noise points = 0"),
+        (nl.Netlist("t", (), (), (nl.Noise("o", "s", 2.0, 1.0, 2.0),), ()), r"noise points"),  # type: ignore[arg-type]
+        (
+            nl.Netlist("t", (), (), (nl.Noise("o", "s", 5, 2.0, 1.0),), ()),
+            r"need 0 < f_start < f_stop",
+        ),
+        (nl.Netlist("t", (), (), (nl.Noise("o;", "s", 5, 1.0, 2.0),), ()), r"noise output"),
+    ],
+)
+def test_bad_netlists(netlist: nl.Netlist, match: str) -> None:
+    with pytest.raises(NetlistError, match=match):
+        nl.render(netlist)
+
+
+def test_builder_input_errors(rng: np.random.Generator) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    gp, gn = _tile(rng)
+    x = np.zeros(3)
+    cases = [
+        (lambda: nl.build_read(cfg, gp, gn, x, direction="up"), "direction = 'up'"),  # type: ignore[arg-type]
+        (lambda: nl.build_read(cfg, gp, gn, x, analysis="ac"), "analysis = 'ac'"),  # type: ignore[arg-type]
+        (lambda: nl.build_read(cfg, gp.T, gn, x), r"g_pos: shape \(3, 2\) must be \(2, 3\)"),
+        (lambda: nl.build_read(cfg, gp, None, x), "g_neg = None"),
+        (lambda: nl.build_read(cfg, gp * np.nan, gn, x), "g_pos: contains non-finite"),
+        (lambda: nl.build_read(cfg, -gp, gn, x), "g_pos: conductances must be > 0"),
+        (lambda: nl.build_read(cfg, "gp", gn, x), "g_pos: not a numeric array"),
+        (lambda: nl.build_read(cfg, gp, gn, np.zeros(2)), r"x: shape \(2,\) must be \(3,\)"),
+        (lambda: nl.build_read(cfg, gp, gn, [0, 2, 0]), r"x: inputs must lie in \[-1, 1\]"),
+        (lambda: nl.build_read(cfg, gp, gn, [0, np.inf, 0]), "x: contains non-finite"),
+        (lambda: nl.build_read(cfg, gp, gn, ["a", 0, 0]), "x: not a numeric array"),
+        (
+            lambda: nl.build_read(replace_tile(cfg, paired=False), gp, gn, x),
+            r"g_neg given but tile\.paired = false",
+        ),
+        (
+            lambda: nl.build_update(cfg, gp * 10, np.zeros((2, 10), bool), np.zeros((3, 10), bool)),
+            r"g0: conductances must lie in \[g_off, g_on\]",
+        ),
+        (
+            lambda: nl.build_update(cfg, gp, np.zeros((2, 9), bool), np.zeros((3, 10), bool)),
+            r"row_bits: shape \(2, 9\) must be \(2, 10\)",
+        ),
+        (
+            lambda: nl.build_update(cfg, gp, np.zeros((2, 10), bool), np.full((3, 10), 2)),
+            "col_bits: must hold booleans",
+        ),
+        (
+            lambda: nl.build_update(
+                cfg, gp, np.zeros((2, 10), bool), np.zeros((3, 10), bool), polarity=2
+            ),  # type: ignore[arg-type]
+            "polarity = 2",
+        ),
+        (lambda: nl.build_noise(cfg, gp, gn), r"g_pos: shape \(2, 3\) must be \(n,\)"),
+        (lambda: nl.build_noise(cfg, gp[0], None), "g_neg = None"),
+        (lambda: nl.build_noise(cfg, "x", None), "g_pos: not a numeric array"),
+        (lambda: nl.build_noise(cfg, gp[0], gn[0], line="diag"), "line = 'diag'"),  # type: ignore[arg-type]
+        (
+            lambda: nl.build_noise(replace_tile(cfg, paired=False), gp[0], gn[0]),
+            r"g_neg given but tile\.paired = false",
+        ),
+        (lambda: nl.build_line(cfg, n=0), "n = 0: must be an integer >= 1"),
+        (lambda: nl.build_line(cfg, line="diag"), "line = 'diag'"),  # type: ignore[arg-type]
+        (lambda: nl.build_line(cfg, points=3), "points = 3"),
+        (lambda: nl.build_line(cfg, t_stop_s=-1.0), r"need 0 < rise < stop"),
+        (
+            lambda: nl.build_line(
+                dataclasses.replace(
+                    cfg,
+                    tile=dataclasses.replace(
+                        cfg.tile, row_line=dataclasses.replace(cfg.tile.row_line, c_f_per_um=0.0)
+                    ),
+                )
+            ),
+            "a delay needs line capacitance",
+        ),
+        (lambda: nl.build_cycle(cfg, "sideways", rng=rng), "cycle = 'sideways'"),  # type: ignore[arg-type]
+    ]
+    for build, match in cases:
+        with pytest.raises(NetlistError, match=match):
+            build()
+
+
+def test_budget_refusal_names_the_estimate(rng: np.random.Generator) -> None:
+    cfg = replace_tile(gokmen_vlasov_2016(rows=8, cols=8), rows=96, cols=96)
+    g = np.full((96, 96), cfg.device.g_mean_s)
+    with pytest.raises(NetlistError, match=r"too large to simulate \(tran\).*estimated ngspice"):
+        nl.build_read(cfg, g, g, np.zeros(96))
+    with pytest.raises(NetlistError, match=r"too large to simulate \(update\)"):
+        nl.build_update(cfg, g, np.zeros((96, 10), bool), np.zeros((96, 10), bool))
+    # check_budget=False builds it anyway (the caller takes responsibility).
+    assert nl.build_read(cfg, g, g, np.zeros(96), analysis="op", check_budget=False)
+
+
+def test_build_cycle_all(rng: np.random.Generator) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    for cycle in ("forward", "backward", "update", "noise", "line"):
+        text = nl.render(nl.build_cycle(cfg, cycle, rng=rng))  # type: ignore[arg-type]
+        assert text.endswith(".end\n")
+    assert [p.name for p in nl.libraries(nl.build_cycle(cfg, "forward", rng=rng))] == [
+        "rpu_drivers.lib",
+        "rpu_integrator.lib",
+        "rpu_devices.lib",
+    ]
+    assert all(p.is_file() for p in nl.libraries(nl.build_cycle(cfg, "forward", rng=rng)))
