@@ -1,0 +1,390 @@
+"""Training speed at mini-batch 1: rpucircuit against IBM aihwkit 1.2 and plain PyTorch.
+
+What it measures
+    Samples per second of SGD training at mini-batch 1 (forward, cross-entropy, backward,
+    update per sample) on paper A's FC 784-256-128-10 network and paper B's CNN, for
+
+    * ``ours``     rpucircuit's analog network with paper A's full baseline
+                   (:func:`rpucircuit.config.rpu.gokmen_vlasov_2016`: every device
+                   non-ideality, DAC/ADC, output noise and bound, noise/bound/update
+                   management on, BL 10);
+    * ``aihwkit``  aihwkit 1.2 configured the same way: ``SingleRPUConfig`` with
+                   ``ConstantStepDevice()`` (its defaults are paper A's tile: dw_min 0.001
+                   with 30 % d2d/c2c, bounds ±0.6 with 30 % d2d, up/down d2d 0.01, out_noise
+                   0.06, out_bound 12, inp_res 1/126, out_res 1/510, noise management
+                   ABS_MAX, bound management ITERATIVE, update management on), BL 10, and
+                   the paper mapping: ``digital_bias=False`` (bias as an analog column),
+                   no tile split (``max_input_size = max_output_size = 0``);
+    * ``torch``    the same network in plain floating-point PyTorch (``torch.optim.SGD``).
+
+    η = 0.01 everywhere. Inputs are MNIST training images (pixel/255) when
+    :func:`rpucircuit.data.load_mnist` can provide them, else synthetic sparse images with
+    MNIST's statistics (about 19 % non-zero pixels); the table says which.
+
+How it measures fairly (see ``../shared/AIHWKIT.md``)
+    Every run is a fresh worker process: warm-up samples first (imports, numba compilation,
+    allocation), then a timed stretch of ``n`` samples. Contenders run interleaved
+    (ours, aihwkit, torch, ours, aihwkit, torch, ...) ``--reps`` times and the table shows
+    medians and the ratios of the medians. Each run records how much CPU *other* processes
+    used during the timed stretch (machine busy time from ``/proc/stat`` minus the worker's
+    own CPU time, in cores), so disturbed runs can be spotted and repeated. Every worker runs
+    with ``OPENBLAS_NUM_THREADS=1`` (and the same for OMP/MKL) so BLAS threads never fight
+    torch's; torch uses ``--torch-threads`` intra-op threads (default 1: rpucircuit is
+    single-threaded too, and at mini-batch 1 a second thread does not help torch on 2 cores;
+    try ``--torch-threads 2`` to check). ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` (set on
+    some machines to work around old OpenBLAS builds) are removed for every worker alike
+    unless ``--keep-openblas-env`` is given. The peak RSS of each worker (``ru_maxrss``) is
+    recorded; for the CNN the target is < 1 GiB.
+
+Peers
+    aihwkit and torch are benchmark-only extras; build them once with
+    ``bash bench/setup_peers.sh`` (into ``bench/.cache/peers-venv``). Without them the
+    benchmark says so and still prints rpucircuit's own figures.
+
+Usage
+    python bench/bench_training.py                      # both networks, 5 interleaved reps
+    python bench/bench_training.py --nets fc --reps 3
+    python bench/bench_training.py --peer-python /path/to/python   # another peer build
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_PEER_PYTHON = HERE / ".cache" / "peers-venv" / "bin" / "python"
+LR = 0.01
+# (warm-up samples, timed samples) per network; sized for a few seconds per run here.
+DEFAULT_SIZES = {"fc": (300, 3000), "cnn": (40, 400)}
+CONTENDERS = ("ours", "aihwkit", "torch")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _synthetic_images(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sparse 28×28 images in [0, 1] with about MNIST's fraction of non-zero pixels."""
+    yy, xx = np.mgrid[0:28, 0:28]
+    out = np.zeros((n, 28, 28), dtype=np.float32)
+    for i in range(n):
+        img = np.zeros((28, 28))
+        for _ in range(3):  # three random strokes (Gaussian blobs along a line)
+            cy, cx = rng.uniform(7, 21, size=2)
+            dy, dx = rng.normal(0, 4, size=2)
+            for t in np.linspace(-1, 1, 6):
+                img += np.exp(-((yy - cy - t * dy) ** 2 + (xx - cx - t * dx) ** 2) / 3.0)
+        img = np.clip(img - 0.35, 0, None)
+        out[i] = np.minimum(img / max(img.max(), 1e-9), 1.0)
+    return out.reshape(n, 784)
+
+
+def load_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """``n`` training images (flat, float32 in [0, 1]), labels, and a word on the source."""
+    try:
+        from rpucircuit.data import load_mnist
+
+        mnist = load_mnist()
+        x, y = mnist.train(n)
+        x = np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), 784)
+        return x, np.asarray(y, np.int64), "MNIST"
+    except Exception as exc:  # any failure: fall back to synthetic data and say why
+        rng = np.random.default_rng(seed)
+        x = _synthetic_images(n, rng)
+        y = rng.integers(0, 10, size=n)
+        return x, y, f"synthetic (MNIST unavailable: {type(exc).__name__})"
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _cpu_busy_jiffies() -> int:
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    vals = [int(v) for v in fields]
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    return sum(vals[:8]) - vals[3] - vals[4]
+
+
+def _timed_loop(step: Any, n_warm: int, n: int, n_data: int) -> dict[str, float]:
+    import resource
+
+    for i in range(n_warm):
+        step(i % n_data)
+    hz = os.sysconf("SC_CLK_TCK")
+    busy0 = _cpu_busy_jiffies()
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    loss_sum = 0.0
+    for i in range(n):
+        loss_sum += step((n_warm + i) % n_data)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    busy = (_cpu_busy_jiffies() - busy0) / hz
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "samples_per_s": n / wall,
+        "wall_s": wall,
+        "own_cpu_cores": cpu / wall,
+        "other_cpu_cores": max(busy - cpu, 0.0) / wall,
+        "peak_rss_mib": rss_kib / 1024.0,
+        "mean_loss": loss_sum / n,
+    }
+
+
+def _worker_ours(net: str, x: np.ndarray, y: np.ndarray, n_warm: int, n: int) -> dict[str, Any]:
+    from rpucircuit.config.rpu import gokmen_vlasov_2016
+    from rpucircuit.network import cnn_gokmen_2017, fc_784_256_128_10
+
+    rng = np.random.default_rng(1)
+    cfg = gokmen_vlasov_2016()
+    build = fc_784_256_128_10 if net == "fc" else cnn_gokmen_2017
+    network = build(cfg, rng=rng)
+    xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
+    ys = [int(v) for v in y]
+
+    def step(i: int) -> float:
+        return network.train_step(xs[i], ys[i], LR)
+
+    return _timed_loop(step, n_warm, n, len(xs))
+
+
+def _torch_model(net: str, analog: bool) -> Any:
+    import torch
+    from torch import nn
+
+    if analog:
+        from aihwkit.nn import AnalogConv2d, AnalogLinear
+        from aihwkit.simulator.configs import ConstantStepDevice, SingleRPUConfig
+
+        cfg = SingleRPUConfig(device=ConstantStepDevice())
+        cfg.update.desired_bl = 10
+        cfg.mapping.digital_bias = False
+        cfg.mapping.max_input_size = 0
+        cfg.mapping.max_output_size = 0
+
+        def linear(i: int, o: int) -> Any:
+            return AnalogLinear(i, o, rpu_config=cfg)
+
+        def conv(i: int, o: int, k: int) -> Any:
+            return AnalogConv2d(i, o, k, rpu_config=cfg)
+    else:
+
+        def linear(i: int, o: int) -> Any:
+            return nn.Linear(i, o)
+
+        def conv(i: int, o: int, k: int) -> Any:
+            return nn.Conv2d(i, o, k)
+
+    torch.manual_seed(1)
+    if net == "fc":
+        return nn.Sequential(
+            linear(784, 256), nn.Sigmoid(), linear(256, 128), nn.Sigmoid(), linear(128, 10)
+        )
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        conv(1, 16, 5),
+        nn.Tanh(),
+        nn.MaxPool2d(2),
+        conv(16, 32, 5),
+        nn.Tanh(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        linear(512, 128),
+        nn.Tanh(),
+        linear(128, 10),
+    )
+
+
+def _worker_torch(
+    net: str, x: np.ndarray, y: np.ndarray, n_warm: int, n: int, analog: bool, threads: int
+) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as func
+
+    torch.set_num_threads(threads)
+    model = _torch_model(net, analog)
+    if analog:
+        from aihwkit.optim import AnalogSGD
+
+        opt: Any = AnalogSGD(model.parameters(), lr=LR)
+        opt.regroup_param_groups(model)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+    xt = torch.from_numpy(x)
+    yt = torch.from_numpy(y)
+
+    def step(i: int) -> float:
+        opt.zero_grad()
+        loss = func.cross_entropy(model(xt[i : i + 1]), yt[i : i + 1])
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    out = _timed_loop(step, n_warm, n, len(x))
+    out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+def worker_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--contender", choices=CONTENDERS, required=True)
+    p.add_argument("--net", choices=("fc", "cnn"), required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--warm", type=int, required=True)
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--torch-threads", type=int, default=1)
+    a = p.parse_args(argv)
+    with np.load(a.data) as d:
+        x, y = d["x"], d["y"]
+    if a.contender == "ours":
+        res = _worker_ours(a.net, x, y, a.warm, a.n)
+    else:
+        res = _worker_torch(
+            a.net, x, y, a.warm, a.n, analog=a.contender == "aihwkit", threads=a.torch_threads
+        )
+    print("RESULT " + json.dumps(res))
+    return 0
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _peer_status(peer_python: Path) -> tuple[bool, bool, str]:
+    """(torch available, aihwkit available, description) for the peer interpreter."""
+    if not peer_python.exists():
+        return False, False, f"{peer_python} not found (run: bash bench/setup_peers.sh)"
+    code = (
+        "import json\nout={}\n"
+        "try:\n import torch; out['torch']=torch.__version__\nexcept Exception as e: "
+        "out['torch_err']=repr(e)\n"
+        "try:\n import aihwkit; out['aihwkit']=aihwkit.__version__\nexcept Exception as e: "
+        "out['aihwkit_err']=repr(e)\nprint(json.dumps(out))"
+    )
+    r = subprocess.run([str(peer_python), "-c", code], capture_output=True, text=True)
+    try:
+        info = json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return False, False, f"{peer_python} failed: {r.stderr.strip()[-300:]}"
+    desc = f"torch {info.get('torch', 'absent')}, aihwkit {info.get('aihwkit', 'absent')}"
+    return "torch" in info, "aihwkit" in info, desc
+
+
+def _run_worker(
+    python: str, contender: str, net: str, data: Path, warm: int, n: int, args: Any
+) -> dict[str, Any] | None:
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = "1"
+    if not args.keep_openblas_env:
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    cmd = [python, str(Path(__file__).resolve()), "--worker", "--contender", contender,
+           "--net", net, "--data", str(data), "--warm", str(warm), "--n", str(n),
+           "--torch-threads", str(args.torch_threads)]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in r.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            return res
+    print(f"  !! {contender}/{net} failed (exit {r.returncode}):\n{r.stderr.strip()[-2000:]}")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--worker":
+        return worker_main(argv[1:])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--nets", default="fc,cnn", help="comma list of fc, cnn")
+    p.add_argument("--reps", type=int, default=5, help="interleaved repetitions per contender")
+    p.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--keep-openblas-env", action="store_true")
+    p.add_argument("--fc-n", type=int, default=DEFAULT_SIZES["fc"][1])
+    p.add_argument("--cnn-n", type=int, default=DEFAULT_SIZES["cnn"][1])
+    p.add_argument("--json", type=Path, help="also write all runs as JSON here")
+    args = p.parse_args(argv)
+    nets = [n.strip() for n in args.nets.split(",") if n.strip()]
+
+    has_torch, has_aihwkit, peer_desc = _peer_status(args.peer_python)
+    print(f"peers: {peer_desc}")
+    if not has_aihwkit:
+        print("NOTE: aihwkit is ABSENT: no aihwkit figures or ratios (bash bench/setup_peers.sh)")
+    if not has_torch:
+        print("NOTE: torch is ABSENT: no floating-point PyTorch figures or ratios")
+    contenders = ["ours"] + (["aihwkit"] if has_aihwkit else []) + (["torch"] if has_torch else [])
+    sizes = {
+        "fc": (DEFAULT_SIZES["fc"][0], args.fc_n),
+        "cnn": (DEFAULT_SIZES["cnn"][0], args.cnn_n),
+    }
+    n_data = max(w + n for w, n in sizes.values())
+    x, y, source = load_data(n_data, seed=0)
+    print(f"data: {source}, {n_data} samples; cores: {os.cpu_count()}; lr {LR}; batch 1")
+    print(
+        f"OPENBLAS_CORETYPE for workers: "
+        f"{os.environ.get('OPENBLAS_CORETYPE') if args.keep_openblas_env else '(unset)'}"
+    )
+
+    all_runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data.npz"
+        np.savez(data, x=x, y=y)
+        for net in nets:
+            warm, n = sizes[net]
+            runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+            for rep in range(args.reps):
+                for c in contenders:
+                    py = sys.executable if c == "ours" else str(args.peer_python)
+                    res = _run_worker(py, c, net, data, warm, n, args)
+                    if res is not None:
+                        runs[c].append(res)
+                        print(f"  {net} rep {rep + 1} {c:8s} {res['samples_per_s']:9.0f} samples/s"
+                              f"  own CPU {res['own_cpu_cores']:.2f}"
+                              f"  other CPU {res['other_cpu_cores']:.2f} cores"
+                              f"  RSS {res['peak_rss_mib']:.0f} MiB  loss {res['mean_loss']:.3f}",
+                              flush=True)  # fmt: skip
+            all_runs[net] = runs
+    print()
+    print(
+        "| network | contender | median samples/s | min–max | other CPU (median, cores) "
+        "| peak RSS MiB | ours / this |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for net, runs in all_runs.items():
+        med = {c: statistics.median(r["samples_per_s"] for r in rs) for c, rs in runs.items() if rs}
+        for c, rs in runs.items():
+            if not rs:
+                continue
+            sps = [r["samples_per_s"] for r in rs]
+            other = statistics.median(r["other_cpu_cores"] for r in rs)
+            rss = max(r["peak_rss_mib"] for r in rs)
+            ratio = "—" if c == "ours" or "ours" not in med else f"{med['ours'] / med[c]:.2f}×"
+            print(
+                f"| {net} | {c} | {med[c]:,.0f} | {min(sps):,.0f}–{max(sps):,.0f} | "
+                f"{other:.2f} | {rss:.0f} | {ratio} |"
+            )
+    if "cnn" in all_runs and all_runs["cnn"].get("ours"):
+        rss = max(r["peak_rss_mib"] for r in all_runs["cnn"]["ours"])
+        verdict = "meets" if rss < 1024 else "MISSES"
+        print(
+            f"\npeak RSS of an rpucircuit CNN training process: {rss:.0f} MiB "
+            f"({verdict} the < 1 GiB target)"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(all_runs, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
