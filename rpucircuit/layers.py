@@ -360,26 +360,31 @@ class Tanh(_Elementwise):
 
 @numba.njit(cache=True, nogil=True)
 def _maxpool_kernel(x: FloatArray, size: int, y: FloatArray, idx: IntArray) -> None:
-    """Max over ``size × size`` windows of ``x`` (H, W, C); ``idx`` gets the flat argmax."""
+    """Max over ``size × size`` windows of ``x`` (H, W, C); ``idx`` gets the flat argmax.
+
+    Windows are scanned in row-major order with a strict ``>``, so ties keep the first
+    maximum; the channel loop is innermost (contiguous in channels-last layout).
+    """
     h_out, w_out, c = y.shape
     w_in = x.shape[1]
     for i in range(h_out):
         for j in range(w_out):
+            r0 = i * size
+            s0 = j * size
+            base = (r0 * w_in + s0) * c
             for ch in range(c):
-                r0 = i * size
-                s0 = j * size
-                best = x[r0, s0, ch]
-                bi = r0
-                bj = s0
-                for di in range(size):
-                    for dj in range(size):
+                y[i, j, ch] = x[r0, s0, ch]
+                idx[i, j, ch] = base + ch
+            for di in range(size):
+                for dj in range(size):
+                    if di == 0 and dj == 0:
+                        continue
+                    flat = ((r0 + di) * w_in + s0 + dj) * c
+                    for ch in range(c):
                         v = x[r0 + di, s0 + dj, ch]
-                        if v > best:
-                            best = v
-                            bi = r0 + di
-                            bj = s0 + dj
-                y[i, j, ch] = best
-                idx[i, j, ch] = (bi * w_in + bj) * c + ch
+                        if v > y[i, j, ch]:
+                            y[i, j, ch] = v
+                            idx[i, j, ch] = flat + ch
 
 
 @numba.njit(cache=True, nogil=True)
