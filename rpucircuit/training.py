@@ -1,0 +1,311 @@
+"""Training on MNIST at mini-batch 1, with per-epoch checkpoints and bit-exact resume.
+
+:func:`train` runs a :class:`~rpucircuit.config.training.TrainingConfig`: builds the network
+(:mod:`rpucircuit.network`) with each analog layer's array model, then for every epoch walks
+the training subset one sample at a time (SGD, as both papers train), evaluates the test
+subset, and records the mean training loss, the test error and the speed. With an output
+folder it writes, atomically:
+
+* ``checkpoint.h5`` (kind ``checkpoint``) after every ``checkpoint_every`` epochs and after
+  the last: the network state (every tile's weights, device parameters and generators), the
+  data-order generator and the history so far. ``resume=True`` continues from it and ends
+  with exactly the result of an uninterrupted run with the same config;
+* ``history.h5`` (kind ``history``): per-epoch arrays and the final figures;
+* ``test_error.png``: test error (%) against epoch;
+* ``config.toml``: the config that ran.
+
+Randomness: ``SeedSequence(seed)`` spawns one generator for the network (weight init, device
+variations, every tile's noise and pulse streams) and one for the data order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rpucircuit import store
+from rpucircuit.config.base import config_key, to_toml
+from rpucircuit.config.training import TrainingConfig
+from rpucircuit.data import Mnist, load_mnist
+from rpucircuit.errors import StoreError, UnsupportedError
+from rpucircuit.fileio import atomic_path, atomic_write_text
+from rpucircuit.network import Network, cnn_gokmen_2017, fc_784_256_128_10
+
+CHECKPOINT_KIND = "checkpoint"
+"""HDF5 kind of a training checkpoint."""
+CHECKPOINT_SCHEMA = 1
+"""Layout version of a checkpoint."""
+HISTORY_KIND = "history"
+"""HDF5 kind of a training history."""
+HISTORY_SCHEMA = 1
+"""Layout version of a history file."""
+
+HISTORY_FIELDS = ("train_loss", "test_error", "train_seconds", "samples_per_s", "eval_seconds")
+"""Per-epoch history arrays: mean cross-entropy over the epoch's samples, test error
+(fraction), seconds spent training and evaluating, training samples per second."""
+
+_BAR_STEP = 200  # samples between progress-bar refreshes (keeps the bar's cost negligible)
+
+
+@dataclasses.dataclass(slots=True)
+class TrainResult:
+    """What a training run produced."""
+
+    config: TrainingConfig
+    history: dict[str, npt.NDArray[np.float64]]
+    """Per-epoch arrays, names in :data:`HISTORY_FIELDS`."""
+    network: Network
+    """The trained network."""
+    epochs_run: int
+    """Epochs run in this call (less than ``config.epochs`` after a resume)."""
+
+    @property
+    def test_error_final(self) -> float:
+        """Test error after the last epoch (fraction)."""
+        return float(self.history["test_error"][-1])
+
+    @property
+    def test_error_avg(self) -> float:
+        """Test error averaged over the last ``eval_last`` epochs (fraction)."""
+        n = min(self.config.eval_last, len(self.history["test_error"]))
+        return float(np.mean(self.history["test_error"][-n:]))
+
+    def summary(self) -> dict[str, Any]:
+        """Scalars and per-epoch arrays, as a sweep job result."""
+        h = self.history
+        return {
+            **{k: np.asarray(v) for k, v in h.items()},
+            "test_error_final": self.test_error_final,
+            "test_error_avg": self.test_error_avg,
+            "train_loss_final": float(h["train_loss"][-1]),
+            "test_error_min": float(np.min(h["test_error"])),
+            "samples_per_s_mean": float(
+                self.config.n_train
+                * len(h["train_seconds"])
+                / max(np.sum(h["train_seconds"]), 1e-12)
+            ),
+            "train_seconds_total": float(np.sum(h["train_seconds"])),
+        }
+
+
+def build_network(cfg: TrainingConfig, *, rng: np.random.Generator) -> Network:
+    """The config's network with each analog layer's array model."""
+    if cfg.model.file:
+        raise UnsupportedError(
+            f"model.file = {cfg.model.file!r}: calibrated model files cannot be loaded yet "
+            "(calibration is not built); use model.preset with model.settings instead"
+        )
+    configs = cfg.rpu_configs()
+    if cfg.network == "fc":
+        return fc_784_256_128_10(configs, rng=rng)
+    return cnn_gokmen_2017(configs, rng=rng)
+
+
+def _generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    net_seq, order_seq = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(net_seq), np.random.default_rng(order_seq)
+
+
+def _load_data(
+    cfg: TrainingConfig, data: Mnist | None
+) -> tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.int64]
+]:
+    if data is None:
+        data = load_mnist(idx_dir=cfg.data.idx_dir or None, cache_dir=cfg.data.cache_dir or None)
+    x_train, y_train = data.train(cfg.n_train)
+    x_test, y_test = data.test(cfg.n_test)
+    flat = (-1, 28 * 28)
+    return x_train.reshape(flat), y_train, x_test.reshape(flat), y_test
+
+
+def _empty_history() -> dict[str, list[float]]:
+    return {k: [] for k in HISTORY_FIELDS}
+
+
+def _as_arrays(history: dict[str, list[float]]) -> dict[str, npt.NDArray[np.float64]]:
+    return {k: np.asarray(v, dtype=np.float64) for k, v in history.items()}
+
+
+def _provenance(cfg: TrainingConfig, kind: str, schema: int) -> store.Provenance:
+    return store.Provenance(
+        kind=kind, schema_version=schema, config_toml=to_toml(cfg), config_key=config_key(cfg)
+    )
+
+
+def save_checkpoint(
+    path: Path,
+    cfg: TrainingConfig,
+    network: Network,
+    order_rng: np.random.Generator,
+    epoch: int,
+    history: dict[str, list[float]],
+) -> Path:
+    """Write everything needed to continue after ``epoch`` epochs (atomic)."""
+    tree = {
+        "epoch": epoch,
+        "network": network.get_state(),
+        "order_rng": json.dumps(order_rng.bit_generator.state),
+        "history": _as_arrays(history),
+    }
+    return store.save(path, tree, _provenance(cfg, CHECKPOINT_KIND, CHECKPOINT_SCHEMA))
+
+
+def load_checkpoint(
+    path: Path, cfg: TrainingConfig, network: Network, order_rng: np.random.Generator
+) -> tuple[int, dict[str, list[float]]]:
+    """Restore ``network`` and ``order_rng`` from ``path``; return (epochs done, history).
+
+    The checkpoint must come from the same config (same key), else a :class:`StoreError`.
+    """
+    tree, prov = store.load(path, kind=CHECKPOINT_KIND, schema_version=CHECKPOINT_SCHEMA)
+    key = config_key(cfg)
+    if prov.config_key != key:
+        raise StoreError(
+            f"{path} was written by a different config (key {prov.config_key[:12]}, this "
+            f"config {key[:12]}); use another --out folder or run without --resume"
+        )
+    network.set_state(tree["network"])
+    order_rng.bit_generator.state = json.loads(tree["order_rng"])
+    history = {k: [float(v) for v in np.atleast_1d(tree["history"][k])] for k in HISTORY_FIELDS}
+    return int(tree["epoch"]), history
+
+
+def save_history(path: Path, result: TrainResult) -> Path:
+    """Write the per-epoch history and the final figures (kind ``history``)."""
+    tree: dict[str, Any] = {
+        "epoch": np.arange(1, len(result.history["test_error"]) + 1),
+        **result.history,
+        "test_error_final": result.test_error_final,
+        "test_error_avg": result.test_error_avg,
+        "eval_last": result.config.eval_last,
+    }
+    return store.save(path, tree, _provenance(result.config, HISTORY_KIND, HISTORY_SCHEMA))
+
+
+def plot_history(path: Path, result: TrainResult) -> Path:
+    """Test error (%) against epoch, with the training loss on a second axis (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = result.history
+    epochs = np.arange(1, len(h["test_error"]) + 1)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.plot(epochs, 100 * h["test_error"], marker="o", color="C0", label="test error")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test error (%)")
+    ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    ax2.plot(epochs, h["train_loss"], marker=".", color="C1", label="train loss")
+    ax2.set_ylabel("mean training cross-entropy")
+    cfg = result.config
+    name = cfg.model.file or cfg.model.preset
+    ax.set_title(f"{cfg.network}, {name}, seed {cfg.seed}: {100 * result.test_error_final:.2f} %")
+    fig.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def train(
+    cfg: TrainingConfig,
+    out_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    data: Mnist | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Run (or, with ``resume``, continue) the training described by ``cfg``.
+
+    ``out_dir`` None: nothing is written (sweep jobs). ``data``: MNIST already loaded
+    (default: :func:`rpucircuit.data.load_mnist` per ``cfg.data``). ``stop_after``: return
+    after that many epochs in total, as if the run were killed right after its checkpoint
+    (for tests and for splitting a long run).
+    """
+    out = Path(out_dir) if out_dir is not None else None
+    x_train, y_train, x_test, y_test = _load_data(cfg, data)
+    net_rng, order_rng = _generators(cfg.seed)
+    network = build_network(cfg, rng=net_rng)
+    history = _empty_history()
+    done = 0
+    ckpt = out / "checkpoint.h5" if out is not None else None
+    if resume:
+        if ckpt is None:
+            raise UnsupportedError("resume needs an output folder holding checkpoint.h5")
+        if not ckpt.is_file():
+            raise StoreError(f"--resume: no checkpoint at {ckpt}; run without --resume first")
+        done, history = load_checkpoint(ckpt, cfg, network, order_rng)
+    if out is not None:
+        atomic_write_text(out / "config.toml", to_toml(cfg))
+    last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    bar = _progress_bar(cfg, done, last, progress)
+    n = cfg.n_train
+    try:
+        for epoch in range(done + 1, last + 1):
+            order = order_rng.permutation(n) if cfg.shuffle else np.arange(n)
+            loss_sum = 0.0
+            t0 = time.perf_counter()
+            for step, i in enumerate(order, start=1):
+                x = x_train[i].astype(np.float64)
+                loss_sum += network.train_step(x, int(y_train[i]), cfg.lr)
+                if bar is not None and step % _BAR_STEP == 0:
+                    bar.update(_BAR_STEP)
+            t_train = time.perf_counter() - t0
+            if bar is not None:
+                bar.update(n % _BAR_STEP)
+            t1 = time.perf_counter()
+            test_error = network.evaluate(x_test.astype(np.float64), y_test)
+            t_eval = time.perf_counter() - t1
+            history["train_loss"].append(loss_sum / n)
+            history["test_error"].append(test_error)
+            history["train_seconds"].append(t_train)
+            history["samples_per_s"].append(n / t_train if t_train > 0 else math.inf)
+            history["eval_seconds"].append(t_eval)
+            if bar is not None:
+                bar.set_postfix(
+                    epoch=epoch, loss=f"{loss_sum / n:.4f}", test_error=f"{100 * test_error:.2f}%"
+                )
+            if ckpt is not None and (epoch % cfg.checkpoint_every == 0 or epoch == last):
+                save_checkpoint(ckpt, cfg, network, order_rng, epoch, history)
+    finally:
+        if bar is not None:
+            bar.close()
+    result = TrainResult(
+        config=cfg, history=_as_arrays(history), network=network, epochs_run=last - done
+    )
+    if out is not None and result.history["test_error"].size:
+        save_history(out / "history.h5", result)
+        plot_history(out / "test_error.png", result)
+    return result
+
+
+def _progress_bar(cfg: TrainingConfig, done: int, last: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=last * cfg.n_train,
+        initial=done * cfg.n_train,
+        unit="sample",
+        unit_scale=True,
+        desc=f"train {cfg.network}",
+        smoothing=0.05,
+    )
+
+
+def run_job(cfg: TrainingConfig) -> dict[str, Any]:
+    """Sweep job function: train ``cfg`` without writing files; return its summary."""
+    return train(cfg, None, progress=False).summary()
