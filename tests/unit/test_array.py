@@ -1,0 +1,377 @@
+"""AnalogTile: exact FP when ideal, each non-ideality alone against its formula, state, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rpucircuit.array import AnalogTile, TileShapeError
+from rpucircuit.config import rpu
+from rpucircuit.errors import ConfigError, RpuError
+
+QUIET = rpu.IOConfig(
+    inp_res=0.0,
+    out_noise=0.0,
+    out_bound=0.0,
+    out_res=0.0,
+    noise_management=False,
+    bound_management=False,
+)
+"""Non-perfect read path with every non-ideality off; tests switch one on at a time."""
+
+
+def _tile(
+    out_size: int,
+    in_size: int,
+    rng: np.random.Generator,
+    *,
+    forward: rpu.IOConfig = QUIET,
+    backward: rpu.IOConfig = QUIET,
+    device: rpu.PulsedDeviceConfig | None = None,
+    update: rpu.UpdateConfig | None = None,
+) -> AnalogTile:
+    cfg = rpu.RPUConfig(
+        forward=forward,
+        backward=backward,
+        device=device or rpu.ideal_device(),
+        update=update or rpu.UpdateConfig(),
+    )
+    return AnalogTile(out_size, in_size, cfg, rng=rng)
+
+
+# --------------------------------------------------------------------------- exact FP
+
+
+def test_floating_point_tile_is_exact(rng: np.random.Generator) -> None:
+    tile = AnalogTile(7, 5, rpu.floating_point(), rng=rng)
+    w = rng.normal(0, 1, (7, 5))
+    tile.set_weights(w)
+    np.testing.assert_array_equal(tile.get_weights(), w)
+    x = rng.normal(0, 1, (3, 5))
+    d = rng.normal(0, 1, (3, 7))
+    # BLAS vs numpy summation order: 1e-13 absolute for sums of 5 O(1) products
+    np.testing.assert_allclose(tile.forward(x), x @ w.T, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(tile.forward(x[0]), w @ x[0], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(tile.backward(d), d @ w, rtol=0, atol=1e-13)
+    tile.update(x, d, 0.1)
+    expected = w - 0.1 * sum(np.outer(d[k], x[k]) for k in range(3))
+    np.testing.assert_allclose(tile.get_weights(), expected, rtol=0, atol=1e-14)
+
+
+def test_quiet_io_equals_exact_mvm(rng: np.random.Generator) -> None:
+    tile = _tile(6, 9, rng)
+    w = rng.normal(0, 0.3, (6, 9))
+    tile.set_weights(w)
+    x = rng.uniform(-1, 1, 9)
+    np.testing.assert_allclose(tile.forward(x), w @ x, rtol=0, atol=1e-13)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+def test_output_noise_sigma(rng: np.random.Generator) -> None:
+    tile = _tile(50, 20, rng, forward=dataclasses.replace(QUIET, out_noise=0.06))
+    w = rng.normal(0, 0.2, (50, 20))
+    tile.set_weights(w)
+    x = rng.uniform(-1, 1, 20)
+    err = tile.forward(np.tile(x, (2000, 1))) - w @ x
+    # N = 100,000 draws: SE of std 0.22 %, of mean 0.06/316 = 1.9e-4; 5 SE bounds
+    assert abs(err.std() / 0.06 - 1) < 0.011
+    assert abs(err.mean()) < 5 * 1.9e-4
+
+
+def test_noise_management_scales_noise_with_max_input(rng: np.random.Generator) -> None:
+    nm = dataclasses.replace(QUIET, out_noise=0.06, noise_management=True)
+    tile = _tile(40, 10, rng, forward=nm, backward=dataclasses.replace(QUIET, out_noise=0.06))
+    w = rng.normal(0, 0.2, (40, 10))
+    tile.set_weights(w)
+    x = rng.uniform(-0.01, 0.01, 10)
+    err = tile.forward(np.tile(x, (2500, 1))) - w @ x
+    # with NM the noise is sigma·max|x|; 100,000 draws: 5 SE of a std = 1.1 %
+    assert abs(err.std() / (0.06 * np.max(np.abs(x))) - 1) < 0.011
+    d = rng.uniform(-0.01, 0.01, 40)
+    err_b = tile.backward(np.tile(d, (2500, 1))) - d @ w  # backward has NM off
+    assert abs(err_b.std() / 0.06 - 1) < 0.011
+    assert np.all(tile.forward(np.zeros(10)) == 0.0)  # an all-zero vector reads exactly 0
+
+
+def test_inputs_beyond_the_dac_range_are_clipped_unless_managed(
+    rng: np.random.Generator,
+) -> None:
+    w = rng.normal(0, 0.3, (4, 6))
+    x = np.array([3.0, -2.0, 0.5, 0.1, -0.7, 1.5])
+    plain = _tile(4, 6, rng)
+    plain.set_weights(w)
+    np.testing.assert_allclose(plain.forward(x), w @ np.clip(x, -1, 1), rtol=0, atol=1e-13)
+    managed = _tile(4, 6, rng, forward=dataclasses.replace(QUIET, noise_management=True))
+    managed.set_weights(w)
+    np.testing.assert_allclose(managed.forward(x), w @ x, rtol=0, atol=1e-13)
+
+
+def test_output_bound_clips(rng: np.random.Generator) -> None:
+    tile = _tile(30, 8, rng, forward=dataclasses.replace(QUIET, out_bound=2.0))
+    w = rng.normal(0, 1.0, (30, 8))
+    tile.set_weights(w)
+    x = rng.uniform(-1, 1, (5, 8))
+    exact = x @ w.T
+    assert np.max(np.abs(exact)) > 2.0  # the bound is exercised
+    np.testing.assert_allclose(tile.forward(x), np.clip(exact, -2, 2), rtol=0, atol=1e-13)
+
+
+def test_bound_management_recovers_and_respects_its_limit(rng: np.random.Generator) -> None:
+    bm = dataclasses.replace(QUIET, out_bound=2.0, bound_management=True)
+    w = rng.normal(0, 1.0, (30, 8))
+    x = rng.uniform(-1, 1, (5, 8))
+    exact = x @ w.T
+    assert 4.0 < np.max(np.abs(exact)) < 16.0
+    tile = _tile(30, 8, rng, forward=bm)
+    tile.set_weights(w)
+    # halving is exact in binary and nothing else is on: equal to float rounding
+    np.testing.assert_allclose(tile.forward(x), exact, rtol=0, atol=1e-12)
+    limited = _tile(30, 8, rng, forward=dataclasses.replace(bm, bm_max_factor=2.0))
+    limited.set_weights(w)
+    expected = np.array([np.clip(e, -2, 2) if np.all(np.abs(e) < 2) else np.clip(e, -4, 4)
+                         for e in exact])  # fmt: skip
+    np.testing.assert_allclose(limited.forward(x), expected, rtol=0, atol=1e-12)
+
+
+def test_dac_quantization_step(rng: np.random.Generator) -> None:
+    tile = _tile(5, 40, rng, forward=dataclasses.replace(QUIET, inp_res=1 / 126))
+    w = rng.normal(0, 0.3, (5, 40))
+    tile.set_weights(w)
+    x = rng.uniform(-1, 1, 40)
+    step = 2 / 126  # inp_res is relative to the full range [-1, 1]
+    np.testing.assert_allclose(tile.forward(x), w @ (np.rint(x / step) * step), atol=1e-13)
+
+
+def test_adc_quantization_step(rng: np.random.Generator) -> None:
+    io = dataclasses.replace(QUIET, out_bound=12.0, out_res=1 / 510)
+    tile = _tile(200, 10, rng, forward=io)
+    w = rng.normal(0, 1.0, (200, 10))
+    tile.set_weights(w)
+    x = rng.uniform(-1, 1, 10)
+    y = tile.forward(x)
+    step = 24 / 510
+    np.testing.assert_allclose(y / step, np.rint(y / step), rtol=0, atol=1e-9)
+    assert np.max(np.abs(y - w @ x)) <= step / 2 + 1e-12  # rounding error at most half a step
+
+
+def test_attenuation_map_scales_reads_not_weights(rng: np.random.Generator) -> None:
+    tile = AnalogTile(4, 6, rpu.floating_point(), rng=rng)
+    w = rng.normal(0, 1, (4, 6))
+    att = rng.uniform(0.8, 1.0, (4, 6))
+    tile.set_weights(w)
+    tile.set_attenuation(att)
+    x, d = rng.normal(0, 1, 6), rng.normal(0, 1, 4)
+    np.testing.assert_allclose(tile.forward(x), (att * w) @ x, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(tile.backward(d), d @ (att * w), rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(tile.get_weights(), w)
+    np.testing.assert_array_equal(tile.get_attenuation(), att)
+    tile.update(x, d, 0.5)
+    w2 = w - 0.5 * np.outer(d, x)
+    np.testing.assert_allclose(tile.forward(x), (att * w2) @ x, rtol=0, atol=1e-12)
+
+
+def test_attenuation_is_refreshed_by_the_pulsed_update(rng: np.random.Generator) -> None:
+    dev = rpu.PulsedDeviceConfig(n_devices=2)
+    tile = _tile(5, 7, rng, device=dev)
+    tile.set_weights(rng.uniform(-0.3, 0.3, (5, 7)))
+    att = rng.uniform(0.5, 1.0, (5, 7))
+    tile.set_attenuation(att)
+    for _ in range(20):
+        tile.update(rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 5), 0.01)
+    x = rng.uniform(-1, 1, 7)
+    np.testing.assert_allclose(tile.forward(x), (att * tile.get_weights()) @ x, atol=1e-13)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def test_device_to_device_spreads(rng: np.random.Generator) -> None:
+    tile = AnalogTile(100, 100, rpu.gokmen_vlasov_2016(), rng=rng)
+    par = tile.device_parameters()
+    gain = (par["dw_up"] + par["dw_down"]) / (2 * 0.001)
+    alive = gain > 0  # gain is clipped at 0 (a stuck device) below -3.3 sigma
+    u = (par["dw_up"] - par["dw_down"])[alive] / (par["dw_up"] + par["dw_down"])[alive]
+    # 10,000 devices: SE of a std 0.7 %; 4 % relative is > 5 SE (gain clipped at 0 below
+    # -3.3 sigma changes its std by < 0.1 %)
+    assert abs(gain.std() / 0.3 - 1) < 0.04 and abs(gain.mean() - 1) < 5 * 0.3 / 100
+    assert abs(u.std() / 0.01 - 1) < 0.04 and abs(u.mean()) < 5 * 0.01 / 100
+    assert abs(par["w_max"].std() / 0.18 - 1) < 0.04
+    assert abs(par["w_min"].mean() + 0.6) < 5 * 0.18 / 100
+
+
+def test_multi_device_sums_and_averages_variation(rng: np.random.Generator) -> None:
+    cfg = rpu.gokmen_onen_haensch_2017(n_devices=4)
+    tile = AnalogTile(100, 100, cfg, rng=rng)
+    par = tile.device_parameters()
+    assert par["w_max"].shape == (4, 100, 100)
+    total_max = par["w_max"].sum(axis=0)
+    # each device 0.6/4·(1 + 0.3ξ): the sum has mean 0.6 and std 0.18/√4 = 0.09
+    assert abs(total_max.mean() - 0.6) < 5 * 0.09 / 100
+    assert abs(total_max.std() / 0.09 - 1) < 0.04
+    assert abs(par["dw_up"].mean() - 0.001 / 4) < 5 * 0.3 * 0.00025 / 200
+    w = rng.uniform(-0.3, 0.3, (100, 100))
+    tile.set_weights(w)
+    programmed = np.clip(w / 4, par["w_min"], par["w_max"])  # each device clips to its bounds
+    np.testing.assert_array_equal(tile.device_weights(), programmed)
+    np.testing.assert_allclose(tile.get_weights(), programmed.sum(axis=0), rtol=0, atol=1e-15)
+
+
+def test_set_weights_clips_to_each_device_bound(rng: np.random.Generator) -> None:
+    tile = AnalogTile(30, 30, rpu.gokmen_vlasov_2016(), rng=rng)
+    tile.set_weights(np.full((30, 30), 5.0))
+    np.testing.assert_array_equal(tile.get_weights(), tile.device_parameters()["w_max"][0])
+
+
+def test_multi_device_update_mean_and_reduced_spread(rng: np.random.Generator) -> None:
+    """n devices with dw/n each: same mean update; spread from the formula below.
+
+    Devices of a weight have their own row streams but share the column stream, so with
+    c ~ Bern(p) the column bit and R ~ Bin(n, q) the row bits of one slot,
+    Var(Δw) = (dw/n)²·BL·[p·(n·q·(1 − q) + n²q²) − p²n²q²]; n = 1 gives dw²·BL·pq(1 − pq).
+    """
+    x = np.array([0.9, -0.5, 0.3])
+    d = np.array([0.4, -0.7])
+    m = np.sqrt(0.7 / 0.9)  # update management; C = sqrt(0.01 / (10 * 0.001)) = 1
+    p, q = m * np.abs(x)[None, :], np.abs(d)[:, None] / m
+    reps = 6000
+    for n_dev in (1, 3):
+        dev = dataclasses.replace(rpu.ideal_device(), n_devices=n_dev)
+        tile = _tile(2, 3, rng, device=dev, update=rpu.UpdateConfig(bl=10))
+        samples = np.empty((reps, 2, 3))
+        for t in range(reps):
+            tile.set_weights(np.zeros((2, 3)))
+            tile.update(x, d, 0.01)
+            samples[t] = tile.get_weights()
+        se = samples.std(axis=0) / np.sqrt(reps)
+        assert np.all(np.abs(samples.mean(axis=0) + 0.01 * np.outer(d, x)) < 5 * se)
+        var = (
+            (1e-3 / n_dev) ** 2
+            * 10
+            * (p * (n_dev * q * (1 - q) + n_dev**2 * q**2) - p**2 * n_dev**2 * q**2)
+        )
+        # SE of a sample variance of these counts ≤ 3 % for 6000 samples; 15 % = 5 SE
+        np.testing.assert_allclose(samples.var(axis=0), var, rtol=0.15)
+
+
+def test_up_down_imbalance_on_the_tile(rng: np.random.Generator) -> None:
+    dev = dataclasses.replace(rpu.ideal_device(), up_down=0.2)
+    tile = _tile(1, 1, rng, device=dev, update=rpu.UpdateConfig(bl=5, update_management=False))
+    tile.update([1.0], [-1.0], 100.0)  # p = q = 1: five up pulses of 1.2·dw
+    assert tile.get_weights()[0, 0] == pytest.approx(5 * 1.2e-3, rel=1e-14)
+    tile.update([1.0], [1.0], 100.0)  # five down pulses of 0.8·dw
+    assert tile.get_weights()[0, 0] == pytest.approx(5 * 0.4e-3, rel=1e-13)
+
+
+def test_paper_a_tile_learns_a_target_in_expectation(rng: np.random.Generator) -> None:
+    """Full paper-A tile: repeated SGD on a linear target reduces the read error."""
+    tile = AnalogTile(4, 8, rpu.gokmen_vlasov_2016(), rng=rng)
+    target = rng.uniform(-0.3, 0.3, (4, 8))
+    xs = rng.uniform(-1, 1, (3000, 8))
+
+    def err() -> float:
+        return float(np.mean((tile.forward(xs[:200]) - xs[:200] @ target.T) ** 2))
+
+    before = err()
+    for x in xs:
+        tile.update(x, tile.forward(x) - target @ x, 0.01)
+    assert err() < 0.2 * before
+
+
+# --------------------------------------------------------------------------- state
+
+
+def test_state_round_trip_is_bit_exact(rng: np.random.Generator) -> None:
+    cfg = rpu.gokmen_vlasov_2016(k_half_select=0.1, n_devices=2)
+    tile = AnalogTile(6, 9, cfg, rng=rng)
+    tile.set_weights(rng.uniform(-0.3, 0.3, (6, 9)))
+    tile.set_attenuation(rng.uniform(0.9, 1.0, (6, 9)))
+    xs, ds = rng.uniform(-1, 1, (4, 9)), rng.uniform(-0.1, 0.1, (4, 6))
+
+    def run(t: AnalogTile) -> list[np.ndarray]:
+        out = [t.forward(xs), t.backward(ds)]
+        t.update(xs, ds, 0.01)
+        return [*out, t.get_weights(), t.forward(xs[0])]
+
+    tile.update(xs, ds, 0.01)
+    state = tile.get_state()
+    first = run(tile)
+    tile.set_state(state)
+    again = run(tile)
+    other = AnalogTile(6, 9, cfg, rng=np.random.default_rng(999))
+    other.set_state(state)
+    third = run(other)
+    for a, b, c in zip(first, again, third, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_same_seed_same_results() -> None:
+    cfg = rpu.gokmen_vlasov_2016()
+    a = AnalogTile(5, 7, cfg, rng=np.random.default_rng(3))
+    b = AnalogTile(5, 7, cfg, rng=np.random.default_rng(3))
+    x = np.linspace(-1, 1, 7)
+    d = np.linspace(-0.1, 0.1, 5)
+    for t in (a, b):
+        t.set_weights(np.full((5, 7), 0.1))
+        t.update(x, d, 0.01)
+    np.testing.assert_array_equal(a.get_weights(), b.get_weights())
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda t: t.forward(np.zeros(4)), r"forward x: shape \(4,\) must be \(5,\) or \(n, 5\)"),
+        (lambda t: t.forward(np.zeros((2, 2, 5))), r"forward x: shape \(2, 2, 5\) must be"),
+        (lambda t: t.forward(np.full(5, np.nan)), r"forward x: contains NaN or infinite"),
+        (lambda t: t.forward(np.array(["a"] * 5)), r"forward x: dtype <U1 is not a real"),
+        (lambda t: t.backward(np.zeros(5)), r"backward d: shape \(5,\) must be \(3,\)"),
+        (lambda t: t.update(np.zeros((2, 5)), np.zeros((3, 3)), 0.1), r"x has 2 rows but d"),
+        (lambda t: t.update(np.zeros(5), np.zeros(3), -0.1), r"lr = -0\.1: must be finite"),
+        (lambda t: t.update(np.zeros(5), np.zeros(3), "0.1"), r"lr = '0\.1': must be a number"),
+        (lambda t: t.set_weights(np.zeros((5, 3))), r"set_weights: shape \(5, 3\) must be"),
+        (lambda t: t.set_weights(np.full((3, 5), np.inf)), r"set_weights: contains NaN"),
+        (lambda t: t.set_attenuation(np.ones((3, 4))), r"set_attenuation: shape \(3, 4\)"),
+        (lambda t: t.set_attenuation(-np.ones((3, 5))), r"values must be finite and >= 0"),
+        (lambda t: t.set_state({}), r"set_state: missing key\(s\) weights"),
+    ],
+)
+def test_tile_errors(rng: np.random.Generator, call, match: str) -> None:  # type: ignore[no-untyped-def]
+    tile = AnalogTile(3, 5, rpu.gokmen_vlasov_2016(), rng=rng)
+    with pytest.raises(TileShapeError, match=match):
+        call(tile)
+
+
+def test_set_state_refuses_mismatches(rng: np.random.Generator) -> None:
+    tile = AnalogTile(3, 5, rpu.gokmen_vlasov_2016(), rng=rng)
+    other = AnalogTile(3, 4, rpu.gokmen_vlasov_2016(), rng=rng)
+    with pytest.raises(TileShapeError, match=r"weights has shape \(1, 3, 4\), this tile needs"):
+        tile.set_state(other.get_state())
+    state = tile.get_state()
+    with pytest.raises(TileShapeError, match=r"state_version 7 is not supported"):
+        tile.set_state({**state, "state_version": 7})
+    with pytest.raises(TileShapeError, match=r"kernel_rng_words must be 4 words"):
+        tile.set_state({**state, "kernel_rng_words": np.zeros(4, dtype=np.uint64)})
+    assert issubclass(TileShapeError, RpuError)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((0, 5, rpu.floating_point()), {}, r"out_size = 0: must be an integer >= 1"),
+        ((3, 2.0, rpu.floating_point()), {}, r"in_size = 2\.0: must be an integer >= 1"),
+        ((3, 5, rpu.IOConfig()), {}, r"config = .*must be an RPUConfig"),
+        ((3, 5, rpu.floating_point()), {"rng": 5}, r"rng = 5: must be a numpy\.random\.Gen"),
+    ],
+)
+def test_constructor_errors(args: tuple, kwargs: dict, match: str) -> None:  # type: ignore[type-arg]
+    kwargs = {"rng": np.random.default_rng(0), **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        AnalogTile(*args, **kwargs)

@@ -1,0 +1,349 @@
+"""Compiled kernels against formulas and against their plain reference implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rpucircuit import kernels
+from rpucircuit.array import io_vector
+from rpucircuit.config import rpu
+
+
+def _params(
+    shape: tuple[int, int, int],
+    *,
+    up: float = 0.001,
+    down: float = 0.001,
+    wmax: float = np.inf,
+    wmin: float = -np.inf,
+) -> np.ndarray:
+    par = np.empty((*shape, kernels.PAR_LEN))
+    par[..., kernels.PAR_UP] = up
+    par[..., kernels.PAR_DOWN] = down
+    par[..., kernels.PAR_WMAX] = wmax
+    par[..., kernels.PAR_WMIN] = wmin
+    return par
+
+
+def _dp(*, ctoc: float = 0.0, k: float = 0.0, soft: bool = False, bounded: bool = True):
+    dp = np.zeros(kernels.DP_LEN)
+    dp[kernels.DP_CTOC] = ctoc
+    dp[kernels.DP_K] = k
+    dp[kernels.DP_SOFT] = float(soft)
+    dp[kernels.DP_BOUNDED] = float(bounded)
+    return dp
+
+
+def _fast(x, d, lr, bl, um, w, par, dp, s, g) -> int:  # type: ignore[no-untyped-def]
+    xb, db = np.atleast_2d(x).astype(float), np.atleast_2d(d).astype(float)
+    wread = w.sum(axis=0)
+    att = np.ones(w.shape[1:])
+    return int(kernels.pulsed_update(xb, db, lr, bl, um, 0.001, w, par, dp, wread, att, s, g))
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def test_kernel_normals_are_standard(rng: np.random.Generator) -> None:
+    s, g = kernels.seed_state(rng)
+    z = kernels.standard_normals(200_000, s, g)
+    # 5 standard errors: mean SE = 1/sqrt(N) = 0.0022; std SE = 1/sqrt(2N) = 0.0016
+    assert abs(z.mean()) < 5 * 0.0022
+    assert abs(z.std() - 1.0) < 5 * 0.0016
+    # tail mass beyond 2 sigma: 0.0455 (normal table), binomial SE 0.00047
+    assert abs(np.mean(np.abs(z) > 2.0) - 0.0455) < 5 * 0.00047
+
+
+def test_kernel_generator_is_reproducible(rng: np.random.Generator) -> None:
+    s, g = kernels.seed_state(rng)
+    s2, g2 = s.copy(), g.copy()
+    np.testing.assert_array_equal(
+        kernels.standard_normals(7, s, g), kernels.standard_normals(7, s2, g2)
+    )
+
+
+def test_popcount_matches_python() -> None:
+    words = np.array([0, 1, 3, 2**63, 2**64 - 1, 0x0F0F_F0F0_1234_5678], dtype=np.uint64)
+    expected = [bin(int(v)).count("1") for v in words]
+    np.testing.assert_array_equal(kernels.popcount(words), expected)
+
+
+@pytest.mark.parametrize("bl", [1, 7, 10, 64])
+def test_bit_streams_have_probability_p(rng: np.random.Generator, bl: int) -> None:
+    s, _ = kernels.seed_state(rng)
+    p = np.repeat([0.0, 0.05, 0.5, 0.93, 1.0], 4000)
+    masks = kernels.bit_streams(p, bl, s)
+    counts = kernels.popcount(masks).astype(float).reshape(5, 4000)
+    for row, prob in zip(counts, (0.0, 0.05, 0.5, 0.93, 1.0), strict=True):
+        se = np.sqrt(bl * prob * (1 - prob) / 4000)  # binomial SE of the mean count
+        assert abs(row.mean() - bl * prob) <= 5 * se + 1e-12
+    if bl < 64:  # no bit beyond the stream length
+        assert np.all(masks >> np.uint64(bl) == 0)
+
+
+# --------------------------------------------------------------------------- reads
+
+
+@pytest.mark.parametrize(
+    "io",
+    [
+        rpu.perfect_io(),
+        rpu.IOConfig(out_noise=0.0),
+        rpu.IOConfig(out_noise=0.0, out_bound=3.0, bound_management=True, bm_max_factor=4.0),
+        rpu.IOConfig(out_noise=0.0, noise_management=False, bound_management=False),
+        rpu.IOConfig(out_noise=0.0, noise_management=False, out_bound=2.0, inp_res=0.02),
+    ],
+)
+def test_read_batch_matches_reference_without_noise(
+    rng: np.random.Generator, io: rpu.IOConfig
+) -> None:
+    w = rng.normal(0.0, 0.4, (9, 30))
+    x = rng.uniform(-1.5, 1.5, (6, 30))
+    x[2] = 0.0
+    iov = io_vector(io)
+    s, g = kernels.seed_state(rng)
+    y = np.empty((6, 9))
+    kernels.read_batch(w, x, y, iov, s, g)
+    yt = np.empty((6, 9))
+    kernels.read_batch(np.ascontiguousarray(w.T).T, x, yt, iov, s, g)  # F-ordered weights
+    ref = np.array([kernels.reference_read(w, xi, iov, rng) for xi in x])
+    # same arithmetic up to BLAS summation order: 1e-12 absolute on outputs of size ~5
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(yt, ref, rtol=0, atol=1e-12)
+
+
+def test_read_batch_noise_matches_reference_statistics(rng: np.random.Generator) -> None:
+    io = rpu.IOConfig(out_noise=0.1, inp_res=0.0, out_res=0.0, bound_management=False)
+    iov = io_vector(io)
+    w = rng.normal(0.0, 0.2, (5, 8))
+    x = rng.uniform(-0.5, 0.5, 8)
+    s, g = kernels.seed_state(rng)
+    n = 20_000
+    y = np.empty((n, 5))
+    kernels.read_batch(w, np.tile(x, (n, 1)), y, iov, s, g)
+    ref = np.array([kernels.reference_read(w, x, iov, rng) for _ in range(4000)])
+    scale = np.max(np.abs(x))  # noise management: noise sigma * max|x| in output units
+    # std SE ~ sigma/sqrt(2N): 0.5 % (fast) and 1.1 % (reference); 5 SE bounds
+    np.testing.assert_allclose((y - w @ x).std(axis=0), 0.1 * scale, rtol=0.025)
+    np.testing.assert_allclose((ref - w @ x).std(axis=0), 0.1 * scale, rtol=0.06)
+
+
+# --------------------------------------------------------------------------- updates
+
+
+def test_update_per_coincidence_count_mean_and_variance(rng: np.random.Generator) -> None:
+    """1x1 tile: given the coincidence count n, Δw = dw·n·(1 + ctoc·ξ/√n) in distribution."""
+    s, g = kernels.seed_state(rng)
+    ctoc, dw, bl = 0.3, 0.001, 10
+    par = _params((1, 1, 1), up=1.2 * dw, down=0.8 * dw)
+    dp = _dp(ctoc=ctoc, bounded=False)
+    lr = 0.25 * bl * dw  # C = 0.5: p = q = 0.5 for |x| = |d| = 1
+    by_count: dict[int, list[float]] = {}
+    for sign in (1.0, -1.0):  # x·d > 0 moves down with 0.8·dw, x·d < 0 moves up with 1.2·dw
+        for _ in range(6000):
+            w = np.zeros((1, 1, 1))
+            n = _fast([1.0], [sign], lr, bl, False, w, par, dp, s, g)
+            by_count.setdefault(int(sign) * n, []).append(float(w[0, 0, 0]))
+    checked = 0
+    for key, vals in by_count.items():
+        n, v = abs(key), np.asarray(vals)
+        if n == 0:
+            assert np.all(v == 0.0)
+            continue
+        if v.size < 200:
+            continue
+        step = -0.8 * dw if key > 0 else 1.2 * dw
+        mean, sd = step * n, abs(step) * ctoc * np.sqrt(n)
+        assert abs(v.mean() - mean) < 5 * sd / np.sqrt(v.size)  # 5 standard errors
+        assert abs(v.std() / sd - 1.0) < 5 / np.sqrt(2 * v.size)  # normal: SE of std
+        checked += 1
+    assert checked >= 6
+
+
+def test_update_expectation_and_variance_per_element(rng: np.random.Generator) -> None:
+    """Ideal device: E[Δw] = −lr·δ·x and Var = dw²·BL·pq(1 − pq) (binomial coincidences)."""
+    s, g = kernels.seed_state(rng)
+    bl, dw, lr = 10, 0.001, 0.01
+    x = np.array([0.9, -0.4, 0.0, 0.2])
+    d = np.array([0.5, -0.8, 0.3])
+    par = _params((1, 3, 4))
+    dp = _dp(bounded=False)
+    n = 20_000
+    samples = np.empty((n, 3, 4))
+    for t in range(n):
+        w = np.zeros((1, 3, 4))
+        _fast(x, d, lr, bl, True, w, par, dp, s, g)
+        samples[t] = w[0]
+    c = np.sqrt(lr / (bl * dw))
+    m = np.sqrt(np.max(np.abs(d)) / np.max(np.abs(x)))
+    pq = np.outer(np.minimum(c * np.abs(d) / m, 1), np.minimum(c * m * np.abs(x), 1))
+    var = dw**2 * bl * pq * (1 - pq)
+    mean = samples.mean(axis=0)
+    expected = -lr * np.outer(d, x)
+    se = np.sqrt(var / n) + 1e-30
+    assert np.all(np.abs(mean - expected) < 5 * se)
+    nz = var > 0
+    # sample variance of a Poisson-like count: relative SE about sqrt((1 + 3λ)/(λ N))
+    lam = bl * pq[nz]
+    rel_se = np.sqrt((1 + 3 * lam) / (lam * n))
+    assert np.all(np.abs(samples.var(axis=0)[nz] / var[nz] - 1) < 5 * rel_se)
+    assert np.all(samples[:, :, 2] == 0.0)  # x = 0: the column never pulses
+
+
+def _run_both(
+    rng: np.random.Generator,
+    *,
+    k: float,
+    soft: bool,
+    w0: np.ndarray,
+    par: np.ndarray,
+    x: np.ndarray,
+    d: np.ndarray,
+    lr: float,
+    reps: int,
+    ctoc: float = 0.3,
+) -> tuple[np.ndarray, np.ndarray]:
+    s, g = kernels.seed_state(rng)
+    dp = _dp(ctoc=ctoc, k=k, soft=soft, bounded=True)
+    fast = np.empty((reps, *w0.shape))
+    ref = np.empty((reps, *w0.shape))
+    for t in range(reps):
+        w = w0.copy()
+        _fast(x, d, lr, 10, True, w, par, dp, s, g)
+        fast[t] = w
+        w = w0.copy()
+        kernels.reference_update(x, d, lr, 10, True, 0.001, w, par, dp, rng)
+        ref[t] = w
+    return fast, ref
+
+
+def _device_par(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
+    gain = 1 + 0.3 * rng.standard_normal(shape)
+    u = 0.05 * rng.standard_normal(shape)
+    return _params(shape, up=0.0, down=0.0, wmax=0.0, wmin=0.0) + np.stack(
+        [0.001 * gain * (1 + u), 0.001 * gain * (1 - u), 0.05 + 0 * gain, -0.05 + 0 * gain],
+        axis=-1,
+    )
+
+
+@pytest.mark.parametrize(("k", "soft"), [(0.0, False), (0.3, False), (0.2, True)])
+def test_fast_update_matches_reference_statistically(
+    rng: np.random.Generator, k: float, soft: bool
+) -> None:
+    shape = (1, 3, 4)
+    par = _device_par(rng, shape)
+    w0 = rng.uniform(-0.02, 0.02, shape)
+    x = np.array([0.8, -0.5, 0.0, 0.3])
+    d = np.array([0.6, -0.9, 0.2])
+    reps = 2500
+    fast, ref = _run_both(rng, k=k, soft=soft, w0=w0, par=par, x=x, d=d, lr=0.01, reps=reps)
+    df, dr = fast - w0, ref - w0
+    sd = np.sqrt((df.var(axis=0) + dr.var(axis=0)) / reps) + 1e-12
+    assert np.all(np.abs(df.mean(axis=0) - dr.mean(axis=0)) < 5 * sd)  # 5 SE of the difference
+    # spread: SE of a std ~ std/sqrt(2N) = 1.4 % per side for N = 2500 (more for discrete
+    # counts), difference of two: 2 %; 12 % is about 6 of those
+    moving = dr.std(axis=0) > 1e-6
+    ratio = df.std(axis=0)[moving] / dr.std(axis=0)[moving]
+    assert np.all(np.abs(ratio - 1) < 0.12)
+    if k == 0.0:
+        assert np.all(df[..., 2] == 0.0) and np.all(dr[..., 2] == 0.0)
+
+
+def test_fast_update_matches_reference_at_the_bound(rng: np.random.Generator) -> None:
+    """Devices 1.5 steps below w_max pushed up hard: same saturation fraction."""
+    shape = (1, 3, 4)
+    par = _params(shape, wmax=0.05, wmin=-0.05)
+    w0 = np.full(shape, 0.05 - 0.0015)
+    x = np.array([0.8, 0.5, 0.3, 1.0])
+    d = -np.array([0.6, 0.9, 0.2])  # −δ·x > 0: every coincidence moves up
+    reps = 2000
+    fast, ref = _run_both(rng, k=0.0, soft=False, w0=w0, par=par, x=x, d=d, lr=0.05, reps=reps)
+    sat_f = np.mean(fast == 0.05, axis=0)
+    sat_r = np.mean(ref == 0.05, axis=0)
+    se = np.sqrt((sat_f * (1 - sat_f) + sat_r * (1 - sat_r)) / reps) + 1e-9
+    assert np.all(np.abs(sat_f - sat_r) < 5 * se)  # 5 binomial SE
+    assert sat_f.max() > 0.3  # the test does reach the bound
+    assert np.all(fast <= 0.05) and np.all(ref <= 0.05)
+
+
+def test_half_select_deterministic_formula() -> None:
+    """p = q = 1, no c2c: every slot pulses; both implementations give the exact formula.
+
+    Coinciding pair: a·BL·step(a) − 2k·BL·step(−a); a line whose partner is silent gets
+    k·BL pulses up and k·BL down (net k·BL·(up − down)); a silent pair nothing.
+    """
+    k, bl, dw, u = 0.2, 10, 0.001, 0.1
+    up, down = dw * (1 + u), dw * (1 - u)
+    par = _params((1, 3, 4), up=up, down=down)
+    dp = _dp(k=k, bounded=False)
+    x = np.array([0.5, -0.5, 0.0, 0.5])
+    d = np.array([0.5, -0.5, 0.0])
+    lr = 100.0  # C·|x| ≫ 1: probabilities clip at 1
+    rng = np.random.default_rng(5)
+    s, g = kernels.seed_state(rng)
+    w_fast = np.zeros((1, 3, 4))
+    n = _fast(x, d, lr, bl, False, w_fast, par, dp, s, g)
+    w_ref = np.zeros((1, 3, 4))
+    kernels.reference_update(x, d, lr, bl, False, dw, w_ref, par, dp, rng)
+    expected = np.zeros((3, 4))
+    for i in range(3):
+        for j in range(4):
+            if d[i] != 0 and x[j] != 0:
+                a = -np.sign(x[j]) * np.sign(d[i])
+                same, other = (up, down) if a > 0 else (down, up)
+                expected[i, j] = a * bl * (same - 2 * k * other)
+            elif d[i] != 0 or x[j] != 0:
+                expected[i, j] = k * bl * (up - down)
+    assert n == 6 * bl
+    # float summation of at most 60 steps of 1e-3: 1e-15 absolute
+    np.testing.assert_allclose(w_fast[0], expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(w_ref[0], expected, rtol=0, atol=1e-15)
+
+
+def test_linear_device_cancels_the_mean_update(rng: np.random.Generator) -> None:
+    """k = 0.5: net mean a·dw·n_c·(1 − 2k) = 0 for every element (paper A's linear failure)."""
+    shape = (1, 3, 4)
+    par = _params(shape)
+    w0 = np.zeros(shape)
+    x = np.array([0.8, -0.5, 0.0, 0.3])
+    d = np.array([0.6, -0.9, 0.2])
+    reps = 2000
+    fast, ref = _run_both(
+        rng, k=0.5, soft=False, w0=w0, par=par, x=x, d=d, lr=0.01, reps=reps, ctoc=0.0
+    )
+    for res in (fast, ref):
+        se = res.std(axis=0) / np.sqrt(reps) + 1e-12
+        assert np.all(np.abs(res.mean(axis=0)) < 5 * se)
+        assert res.std() > 0  # the devices are disturbed, just not on average
+
+
+def test_soft_bounds_deterministic_steps() -> None:
+    """n up-pulses from w0: w_n = w_max − (w_max − w0)·(1 − dw/w_max)^n (aihwkit soft bounds)."""
+    wmax, dw, w0, bl = 0.6, 0.01, 0.3, 7
+    par = _params((1, 1, 1), up=dw, down=dw, wmax=wmax, wmin=-wmax)
+    dp = _dp(soft=True)
+    rng = np.random.default_rng(0)
+    s, g = kernels.seed_state(rng)
+    w = np.full((1, 1, 1), w0)
+    _fast([1.0], [-1.0], 100.0, bl, False, w, par, dp, s, g)
+    expected = wmax - (wmax - w0) * (1 - dw / wmax) ** bl
+    w_ref = np.full((1, 1, 1), w0)
+    kernels.reference_update(
+        np.array([1.0]), np.array([-1.0]), 100.0, bl, False, dw, w_ref, par, dp, rng
+    )
+    assert w[0, 0, 0] == pytest.approx(expected, rel=1e-14)  # 7 float steps
+    assert w_ref[0, 0, 0] == pytest.approx(expected, rel=1e-14)
+
+
+def test_exact_update_is_sgd_and_clips() -> None:
+    w = np.zeros((2, 2, 3))
+    par = _params((2, 2, 3), wmax=0.01, wmin=-0.01)
+    dp = _dp()
+    wread = np.zeros((2, 3))
+    x = np.array([[1.0, -2.0, 0.5]])
+    d = np.array([[0.1, -0.3]])
+    kernels.exact_update(x, d, 0.05, w, par, dp, wread, np.ones((2, 3)))
+    expected = np.clip(-0.05 * np.outer(d[0], x[0]) / 2, -0.01, 0.01)
+    np.testing.assert_allclose(w[0], expected, rtol=0, atol=1e-17)
+    np.testing.assert_allclose(wread, 2 * expected, rtol=0, atol=1e-17)
