@@ -308,6 +308,26 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def linked_values(axis: str, value: Any) -> list[tuple[str, Any]]:
+    """The (path, value) pairs one grid value sets.
+
+    An axis may link several paths with ``&`` (``"forward.out_noise & backward.out_noise"``):
+    a single value goes to every path, a list gives one value per path in order (e.g.
+    ``[0.6, -0.6]`` for ``"device.w_max & device.w_min"``). The results table shows the
+    first value under the axis name.
+    """
+    paths = [p.strip() for p in axis.split("&")]
+    if not all(paths):
+        raise ConfigError(f"grid axis {axis!r}: empty path around '&'")
+    if isinstance(value, list):
+        if len(value) != len(paths):
+            raise ConfigError(
+                f"grid axis {axis!r}: value {value!r} must give one value per path ({len(paths)})"
+            )
+        return list(zip(paths, value, strict=True))
+    return [(p, value) for p in paths]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Case:
     """A named set of overrides (dotted path -> value)."""
@@ -332,7 +352,8 @@ class Experiment:
         x = "rpu.update.bl"            # optional: grid axis for the x of the plot
         xscale = "log"                 # "linear" (default) or "log"
         [base]                          # the base config (a table of the config class)
-        [grid]                          # dotted path -> list of values (cartesian product)
+        [grid]                          # dotted path -> list of values (cartesian product);
+                                        # "a & b" links paths (see linked_values)
         [[cases]]                       # optional named override sets
         name = "..."
         set = { "path.to.field" = value }
@@ -372,9 +393,10 @@ class Experiment:
                     params["case"] = case.name
                 for path, value in case.set.items():
                     apply(data, path, value)
-                for path, value in zip(axes, values, strict=True):
-                    apply(data, path, value)
-                    params[path] = value
+                for axis, value in zip(axes, values, strict=True):
+                    for path, v in linked_values(axis, value):
+                        apply(data, path, v)
+                    params[axis] = value[0] if isinstance(value, list) else value
                 if quick:
                     for path, value in self.quick.items():
                         apply(data, path, value)
@@ -423,6 +445,8 @@ def parse_experiment(text: str, *, source: str = "<string>") -> Experiment:
     for path, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{source}: grid {path!r} must be a non-empty list of values")
+        for value in values:
+            linked_values(path, value)
     cases_raw = raw.get("cases", [])
     if not isinstance(cases_raw, list):
         raise ConfigError(f"{source}: cases must be an array of tables [[cases]]")

@@ -309,3 +309,16 @@ def test_cli_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad.write_text(EXPERIMENT.replace("[quick]", "[quik]"))
     assert cli.main(["sweep", str(bad), "--no-progress"]) == 1
     assert "unknown table(s) ['quik']" in capsys.readouterr().err
+
+
+def test_linked_axes() -> None:
+    text = EXPERIMENT.replace("a = [1.0, 2.0]", '"a & sleep_s" = [[1.0, 0.0], [2.0, 0.001]]')
+    text = text.replace('x = "a"', 'x = "a & sleep_s"')
+    jobs = sweep.parse_experiment(text).jobs()
+    assert jobs[3].config == ToyConfig(a=2.0, b=2, seed=1, sleep_s=0.001)
+    assert jobs[3].params["a & sleep_s"] == 2.0
+    assert sweep.linked_values("a & b", 3) == [("a", 3), ("b", 3)]
+    with pytest.raises(ConfigError, match="must give one value per path"):
+        sweep.parse_experiment(text.replace("[2.0, 0.001]", "[2.0]"))
+    with pytest.raises(ConfigError, match="empty path around '&'"):
+        sweep.linked_values("a & ", 1)
