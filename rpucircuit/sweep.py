@@ -358,6 +358,7 @@ class Experiment:
         name = "..."
         set = { "path.to.field" = value }
         [quick]                         # overrides applied to every job with quick=True
+        [quick_grid]                    # grid axes replaced with quick=True (e.g. seed = [1])
 
     The config class may define ``apply_override(data, path, value)`` (a staticmethod) to
     interpret override paths itself; otherwise a path sets a nested key of the base table.
@@ -372,6 +373,8 @@ class Experiment:
     grid: Mapping[str, Sequence[Any]]
     cases: tuple[Case, ...]
     quick: Mapping[str, Any]
+    quick_grid: Mapping[str, Sequence[Any]] = dataclasses.field(default_factory=dict)
+    """Grid axes replaced in the quick schedule (e.g. fewer seeds)."""
     curve: str = ""
     x: str = ""
     xscale: str = "linear"
@@ -382,11 +385,12 @@ class Experiment:
         """The experiment's jobs: every case × every grid point (with ``quick`` overrides)."""
         cls = resolve(self.config)
         apply: Callable[[dict[str, Any], str, Any], None] = getattr(cls, "apply_override", set_path)
-        axes = list(self.grid)
+        grid = {**self.grid, **self.quick_grid} if quick else dict(self.grid)
+        axes = list(grid)
         cases = self.cases or (Case(name="", set={}),)
         out: list[Job] = []
         for case in cases:
-            for values in itertools.product(*(self.grid[a] for a in axes)):
+            for values in itertools.product(*(grid[a] for a in axes)):
                 data = copy.deepcopy(dict(self.base))
                 params: dict[str, Any] = {}
                 if case.name:
@@ -423,10 +427,11 @@ def _table(raw: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
 def parse_experiment(text: str, *, source: str = "<string>") -> Experiment:
     """Parse an experiment TOML text (see :class:`Experiment` for the layout)."""
     raw = parse_toml(text, source=source)
-    unknown = sorted(set(raw) - {"experiment", "base", "grid", "cases", "quick"})
+    tables = {"experiment", "base", "grid", "cases", "quick", "quick_grid"}
+    unknown = sorted(set(raw) - tables)
     if unknown:
         raise ConfigError(
-            f"{source}: unknown table(s) {unknown}; allowed: experiment, base, grid, cases, quick"
+            f"{source}: unknown table(s) {unknown}; allowed: {', '.join(sorted(tables))}"
         )
     head = _table(raw, "experiment", source)
     allowed = {"name", "description", "job", "config", "metric", "curve", "x", "xscale"}
@@ -447,6 +452,12 @@ def parse_experiment(text: str, *, source: str = "<string>") -> Experiment:
             raise ConfigError(f"{source}: grid {path!r} must be a non-empty list of values")
         for value in values:
             linked_values(path, value)
+    quick_grid = _table(raw, "quick_grid", source)
+    for path, values in quick_grid.items():
+        if path not in grid:
+            raise ConfigError(f"{source}: quick_grid {path!r} is not a grid axis")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{source}: quick_grid {path!r} must be a non-empty list of values")
     cases_raw = raw.get("cases", [])
     if not isinstance(cases_raw, list):
         raise ConfigError(f"{source}: cases must be an array of tables [[cases]]")
@@ -483,6 +494,7 @@ def parse_experiment(text: str, *, source: str = "<string>") -> Experiment:
         grid=grid,
         cases=tuple(cases),
         quick=_table(raw, "quick", source),
+        quick_grid=quick_grid,
         source_toml=text,
     )
     resolve(exp.job)  # the job function must exist

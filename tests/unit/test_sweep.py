@@ -177,6 +177,9 @@ set = { b = 5 }
 
 [quick]
 b = 1
+
+[quick_grid]
+seed = [1, 2]
 """
 
 
@@ -186,7 +189,9 @@ def test_experiment_jobs() -> None:
     assert len(jobs) == 2 * 2 * 3
     assert jobs[0].params == {"case": "short", "a": 1.0, "seed": 1}
     assert jobs[-1].config == ToyConfig(a=2.0, b=5, seed=3)
-    assert all(j.config.b == 1 for j in exp.jobs(quick=True))
+    quick = exp.jobs(quick=True)
+    assert all(j.config.b == 1 for j in quick)
+    assert len(quick) == 2 * 2 * 2 and {j.config.seed for j in quick} == {1, 2}
     # quick overrides make different configs, so full and quick results never mix in a cache
     assert {j.key for j in jobs}.isdisjoint({j.key for j in exp.jobs(quick=True)})
 
@@ -236,6 +241,8 @@ def test_experiment_missing_metric(tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (("[quick]", "[quik]"), r"unknown table\(s\) \['quik'\]"),
+        (("seed = [1, 2]\n", "sed = [1]\n"), "quick_grid 'sed' is not a grid axis"),
+        (("seed = [1, 2]\n", "seed = 1\n"), "quick_grid 'seed' must be a non-empty list"),
         (('xscale = "linear"', 'xscale = "ln"'), "xscale = 'ln'"),
         (('x = "a"', 'x = "c"'), "x = 'c' is not a grid axis"),
         (('name = "toy-sweep"', 'name = "toy sweep!"'), "use letters, digits"),
@@ -301,10 +308,10 @@ def test_cli_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     args = ["sweep", str(p), "--quick", "--jobs", "2", "--out", str(out), "--no-progress"]
     assert cli.main(args) == 0
-    assert "toy-sweep: 12 jobs (0 cached)" in capsys.readouterr().out
+    assert "toy-sweep: 8 jobs (0 cached)" in capsys.readouterr().out
     assert (out / "results.csv").is_file() and (out / "cache").is_dir()
     assert cli.main([*args, "--cache", str(out / "cache")]) == 0
-    assert "12 jobs (12 cached)" in capsys.readouterr().out
+    assert "8 jobs (8 cached)" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
     bad.write_text(EXPERIMENT.replace("[quick]", "[quik]"))
     assert cli.main(["sweep", str(bad), "--no-progress"]) == 1
