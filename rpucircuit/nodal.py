@@ -13,16 +13,20 @@ coulombs: the charge each integrator collects, whatever the pulse shapes (time o
 amplitude encoding alike), as long as the devices are linear and the line RC settles
 within the window.
 
-Integrators. Ideal (``g_int_s=None``): ``S_k`` is a virtual ground. Finite gain A0, first
-order: an integrator with open-loop gain A0 holds its summing node at
-``V_S = Q(t)/(C_int·(1 + A0))`` while charge ``Q(t)`` accumulates. For a current that is
-constant over the window (full-width pulses or amplitude encoding) Q grows linearly and the
-mean of V_S over the window is ``Q_final/(2·C_int·(1+A0))``; the charge lost to that
-potential, to first order in its small size, is the one a conductance to ground
-``g_int = 2·C_int·(1+A0)/t_meas`` at the summing node would take instead of the virtual
-ground. :func:`integrator_conductance` returns it; the output voltage is then
-``V_out = −Q·A0/((1+A0)·C_int)`` (:meth:`NodalResult` does this). With A0 = 1e4 and the
-paper-A tile both corrections are ~1e-4 relative.
+Integrators. Ideal (``g_int_s=None``): ``S_k`` is a virtual ground. Finite op-amp, first
+order: the op-amp has gain ``A(s) = A0/(1 + s/ω_p)`` with ``ω_p = 2π·GBW/A0``, so the
+integrator's input admittance ``s·C_int·(1 + A(s))`` is ``s·C_int`` in parallel with a
+branch of a resistor ``R_gbw = 1/(2π·GBW·C_int)`` in series with a capacitor ``A0·C_int``
+(their time constant is 1/ω_p). Within the window (t_meas ≪ 1/ω_p for A0 = 1e4, GBW = 1
+GHz: 80 ns vs 1.6 µs) the summing node therefore sits at ``R_gbw·I(t)`` (instantaneous,
+linear in the current: exact for any pulse shape as a resistor) plus the capacitor's
+``Q(t)/(A0·C_int)``, whose mean over a linear charge ramp is ``Q/(2·A0·C_int)`` — a
+resistor ``t_meas/(2·(1+A0)·C_int)`` to first order. The two in series give the summing
+node's conductance to ground that :func:`integrator_conductance` returns,
+``g_int = 1/(1/(2π·GBW·C_int) + t_meas/(2·(1+A0)·C_int))``; the output is then
+``V_out = −Q·A0/((1+A0)·C_int)`` (:class:`NodalResult`). For the paper-A periphery the GBW
+term dominates: a column of total conductance G_tot loses a fraction ≈ G_tot·R_gbw of its
+charge (2e-3 for 32 devices of 41 nS); the DC-gain term adds ~1e-4.
 
 Structure and speed. Nodes are numbered line by line (each input line's nodes, then each
 output line's nodes, array by array), so the conductance matrix is symmetric positive
@@ -36,6 +40,7 @@ using tiny resistors.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,10 +57,12 @@ IntArray = npt.NDArray[np.int64]
 Direction = Literal["forward", "backward"]
 
 
-def integrator_conductance(c_int_f: float, a0: float, t_meas_s: float) -> float:
-    """First-order summing-node conductance of a finite-gain integrator (S):
-    ``2·C_int·(1+A0)/t_meas`` (see the module doc)."""
-    return 2.0 * c_int_f * (1.0 + a0) / t_meas_s
+def integrator_conductance(c_int_f: float, a0: float, gbw_hz: float, t_meas_s: float) -> float:
+    """First-order summing-node conductance of a single-pole op-amp integrator (S):
+    ``1/(1/(2π·GBW·C_int) + t_meas/(2·(1+A0)·C_int))`` (derivation in the module doc)."""
+    r_gbw = 1.0 / (2.0 * math.pi * gbw_hz * c_int_f)
+    r_a0 = t_meas_s / (2.0 * (1.0 + a0) * c_int_f)
+    return 1.0 / (r_gbw + r_a0)
 
 
 def _check_g(g: npt.ArrayLike, what: str) -> FloatArray:
@@ -274,7 +281,7 @@ def solver_for(
     else:
         raise ConfigError(f"direction = {direction!r}: must be 'forward' or 'backward'")
     p = cfg.periphery
-    g_int = integrator_conductance(cfg.c_int_f, p.a0, p.t_meas_s) if finite_gain else None
+    g_int = integrator_conductance(cfg.c_int_f, p.a0, p.gbw_hz, p.t_meas_s) if finite_gain else None
     return NodalSolver(
         tuple(arrays),
         (1.0, -1.0)[: len(arrays)],

@@ -165,9 +165,10 @@ def test_read_backward_is_transpose(rng: np.random.Generator) -> None:
 
 
 def test_integrator_conductance_formula() -> None:
-    assert nodal.integrator_conductance(1e-13, 1e4, 8e-8) == pytest.approx(
-        2 * 1e-13 * 10001 / 8e-8, rel=1e-15
-    )
+    # Series of 1/(2π·GBW·C) and t/(2(1+A0)C), evaluated by hand for C = 100 fF, A0 = 1e4,
+    # GBW = 1 GHz, t = 80 ns: 1591.549 Ω + 40 Ω.
+    r = 1 / (2 * np.pi * 1e9 * 1e-13) + 8e-8 / (2 * 10001 * 1e-13)
+    assert nodal.integrator_conductance(1e-13, 1e4, 1e9, 8e-8) == pytest.approx(1 / r, rel=1e-14)
 
 
 def test_errors(rng: np.random.Generator) -> None:
