@@ -199,6 +199,19 @@ def integrator_time_encoded_v(
     return float(-a0 * np.sum(g * v / g_tot * weights))
 
 
+def gbw_gain_factor(g_total_s: float, c_int_f: float, gbw_hz: float) -> float:
+    """Charge lost to the summing node of an integrator with a finite gain-bandwidth.
+
+    With a single-pole op-amp (``A(s) ≈ 2π·GBW/s`` well above its pole) the summing node
+    sits at ``V_n = −V_out·s/(2π·GBW)`` while the output ramps; for a constant drive
+    ``I`` the ramp is ``I_net/C_int``, so ``V_n = I_net/(2π·GBW·C_int)`` is constant and the
+    lines lose ``G_tot·V_n`` of their current. Solving ``I_net = I − G_tot·V_n`` gives the
+    factor ``1/(1 + G_tot/(2π·GBW·C_int))`` on the integrated charge. Multiply by
+    :func:`finite_gain_factor` for the whole static error of the integrator.
+    """
+    return 1.0 / (1.0 + g_total_s / (2.0 * math.pi * gbw_hz * c_int_f))
+
+
 def integrator_settling_tau_s(gbw_hz: float, c_int_f: float, c_in_f: float) -> float:
     """Closed-loop time constant of an integrator with a single-pole op-amp (s).
 
@@ -285,14 +298,18 @@ def opamp_charge_var_c2(
     Two parts. (1) ``e_n`` at the virtual ground drives a noise current ``e_n·G`` through
     the line's total conductance ``G``, integrated for ``T``: ``e_n²·G²·T/2``. (2) ``e_n``
     also reaches the output directly with high-frequency gain ``1/β = 1 + C_in/C_int``
-    over the closed-loop noise bandwidth ``(π/2)·GBW·β``; referred to charge through
-    ``C_int`` that is ``C_int²·e_n²·(π/2)·GBW/β``. Part (2) is left out when ``gbw_hz``
-    or ``c_int_f`` is 0.
+    over the closed-loop noise bandwidth ``(π/2)·GBW·β``, a voltage variance
+    ``e_n²·(π/2)·GBW/β`` per sample. The result is the difference of the output at the end
+    and at the start of the window (the start is frozen on ``C_int`` when the reset
+    opens), two independent samples, so referred to charge this part is
+    ``2·C_int²·e_n²·(π/2)·GBW/β``; it is the same count that the reset-and-integrate window
+    ``sin²(πfT)/(πf)²`` applied to the referred spectrum gives. Part (2) is left out when
+    ``gbw_hz`` or ``c_int_f`` is 0.
     """
     var = e_n_v_per_rthz**2 * g_line_s**2 * t_meas_s / 2.0
     if gbw_hz > 0.0 and c_int_f > 0.0:
         beta = c_int_f / (c_int_f + c_in_f)
-        var += c_int_f**2 * e_n_v_per_rthz**2 * (math.pi / 2.0) * gbw_hz / beta
+        var += 2.0 * c_int_f**2 * e_n_v_per_rthz**2 * (math.pi / 2.0) * gbw_hz / beta
     return var
 
 

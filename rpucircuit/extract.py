@@ -12,11 +12,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from rpucircuit import analytic as an
+from rpucircuit import nodal, spice
+from rpucircuit.analytic import NoiseBudget
+from rpucircuit.config.tile import CircuitConfig
 from rpucircuit.errors import ExtractionError
+from rpucircuit.netlist import (
+    Capacitor,
+    Direction,
+    Element,
+    Netlist,
+    Noise,
+    ReadAnalysis,
+    Resistor,
+    Tran,
+    VSource,
+    build_line,
+    build_noise,
+    build_read,
+    build_update,
+    quantize_inputs,
+)
+from rpucircuit.spice import RawResult
 
 FloatArray = NDArray[np.float64]
 
@@ -203,4 +227,647 @@ def decompose_transfer_error(
         residual_w=sim - clipped,
         gain=gain,
         saturated=saturated,
+    )
+
+
+# =========================================================================== analyses
+
+
+def _run(netlist: Netlist, *, name: str, workdir: Path, timeout_s: float) -> RawResult:
+    job = spice.SpiceJob.from_netlist(netlist, name=name, timeout_s=timeout_s)
+    return spice.run(job, workdir=workdir)
+
+
+def _real(result: RawResult, vector: str) -> FloatArray:
+    try:
+        values = result.vector(vector)
+    except KeyError as exc:
+        raise ExtractionError(f"simulator output lacks {vector!r}") from exc
+    return np.asarray(np.real(values), dtype=np.float64)
+
+
+def with_device(cfg: CircuitConfig, **changes: Any) -> CircuitConfig:
+    """``cfg`` with device fields changed."""
+    return dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, **changes))
+
+
+def with_periphery(cfg: CircuitConfig, **changes: Any) -> CircuitConfig:
+    """``cfg`` with periphery fields changed."""
+    return dataclasses.replace(cfg, periphery=dataclasses.replace(cfg.periphery, **changes))
+
+
+def with_tile(cfg: CircuitConfig, **changes: Any) -> CircuitConfig:
+    """``cfg`` with tile fields changed."""
+    return dataclasses.replace(cfg, tile=dataclasses.replace(cfg.tile, **changes))
+
+
+def without_line_resistance(cfg: CircuitConfig) -> CircuitConfig:
+    """``cfg`` with zero resistance on every line (capacitances and drivers kept)."""
+    t = cfg.tile
+    return with_tile(
+        cfg,
+        row_line=dataclasses.replace(t.row_line, r_ohm_per_um=0.0),
+        col_line=dataclasses.replace(t.col_line, r_ohm_per_um=0.0),
+    )
+
+
+def weights_to_conductances(cfg: CircuitConfig, w: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Pair conductances for weights ``w`` (weight units): ``G± = G_mean ± w·ΔG_unit/2``.
+
+    ``|w| <= w_max`` keeps both devices within ``[G_off, G_on]``.
+    """
+    ww = np.asarray(w, dtype=np.float64)
+    d = cfg.device
+    if np.any(np.abs(ww) > d.w_max * (1 + 1e-12)):
+        raise ExtractionError(f"weights must lie in ±w_max = ±{d.w_max:g}")
+    half = 0.5 * ww * d.dg_unit_s
+    return d.g_mean_s + half, d.g_mean_s - half
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TransferResult:
+    """One read (forward or backward) of a tile in ngspice, against the ideal ``W·x``.
+
+    Outputs are in weight units: ``y = Q/Q_unit`` with ``Q`` the charge the integrator
+    collected (transient: ``−V_out·C_int``; operating point: ``I·t_meas``).
+    """
+
+    name: str
+    direction: str
+    """``forward`` (inputs on columns, outputs on rows) or ``backward``."""
+    analysis: str
+    """``tran`` (transient with integrators) or ``op`` (DC operating point)."""
+    encoding: str
+    read_iv: str
+    g_pos_s: FloatArray
+    """Conductances of array p (G⁺), ``(rows, cols)``."""
+    g_neg_s: FloatArray
+    """Conductances of array m (G⁻), ``(rows, cols)``."""
+    x: FloatArray
+    """Inputs as requested, in [-1, 1]."""
+    x_applied: FloatArray
+    """Inputs as the drivers apply them (quantized)."""
+    dg_unit_s: float
+    q_unit_c: float
+    alpha_w: float
+    """Output bound (weight units) of the integrator swing."""
+    y_ideal_w: FloatArray
+    """``W·x`` with the exact inputs."""
+    y_ideal_quantized_w: FloatArray
+    """``W·x`` with the applied inputs."""
+    y_sim_w: FloatArray
+    """ngspice's outputs."""
+    y_nodal_w: FloatArray
+    """Nodal solve of the same network with line resistance and the integrator's finite gain."""
+    y_nodal_no_line_w: FloatArray
+    """Nodal solve with zero line resistance (finite gain kept)."""
+    t_s: FloatArray
+    """Time points of the transient (empty for an operating point)."""
+    v_out_v: FloatArray
+    """Integrator outputs over time, ``(n_out, n_t)`` (empty for an operating point)."""
+    errors: TransferErrors
+    wall_s: float
+    """ngspice wall time of the main run (s)."""
+
+    @property
+    def error_rms_fs(self) -> float:
+        """rms of ``y_sim − y_ideal`` relative to the full scale α."""
+        return float(np.sqrt(np.mean(self.errors.total_w**2)) / self.alpha_w)
+
+
+def transfer_case(
+    cfg: CircuitConfig,
+    w: ArrayLike,
+    x: ArrayLike,
+    *,
+    name: str,
+    direction: Direction = "forward",
+    analysis: ReadAnalysis = "tran",
+    workdir: Path,
+    timeout_s: float = 600.0,
+) -> TransferResult:
+    """Simulate one read of weights ``w`` (``rows × cols``, weight units) and inputs ``x``.
+
+    Builds the tile with :func:`weights_to_conductances`, runs it in ngspice, and solves the
+    same network with the nodal solver twice (with and without line resistance) for the
+    error decomposition (:func:`decompose_transfer_error`). For a sinh read I-V the nodal
+    references use the devices' small-signal conductances, so the nonlinearity shows up as
+    gain (time encoding) or as residual (amplitude encoding).
+    """
+    g_pos, g_neg = weights_to_conductances(cfg, w)
+    g_neg_arg = g_neg if cfg.tile.paired else None
+    xx = np.asarray(x, dtype=np.float64)
+    net = build_read(cfg, g_pos, g_neg_arg, xx, direction=direction, analysis=analysis)
+    res = _run(net, name=f"read-{name}".replace("_", "-"), workdir=workdir, timeout_s=timeout_s)
+    q_unit = cfg.q_unit_c
+    if analysis == "tran":
+        v_out = np.array([_real(res, v) for v in net.role("outputs")])
+        t = _real(res, "time")
+        y_sim = -v_out[:, -1] * cfg.c_int_f / q_unit
+    else:
+        currents = np.array([_real(res, v)[0] for v in net.role("currents")])
+        y_sim = currents * cfg.periphery.t_meas_s / q_unit
+        v_out, t = np.zeros((0, 0)), np.zeros(0)
+    w_eff = (g_pos - g_neg if cfg.tile.paired else g_pos) / cfg.device.dg_unit_s
+    x_q = quantize_inputs(cfg, xx)
+    mat = w_eff if direction == "forward" else w_eff.T
+    gain = cfg.periphery.a0 / (1.0 + cfg.periphery.a0)
+    finite = analysis == "tran"
+
+    def nodal_y(c: CircuitConfig) -> FloatArray:
+        r = nodal.read(c, g_pos, g_neg_arg, xx, direction=direction, finite_gain=finite)
+        return np.asarray(r.q_c * (gain if finite else 1.0) / q_unit, dtype=np.float64)
+
+    y_nodal = nodal_y(cfg)
+    y_nodal0 = nodal_y(without_line_resistance(cfg))
+    y_ideal = mat @ xx
+    y_ideal_q = mat @ x_q
+    alpha = cfg.alpha_effective
+    errors = decompose_transfer_error(
+        y_ideal_w=y_ideal,
+        y_ideal_quantized_w=y_ideal_q,
+        y_nodal_w=y_nodal,
+        y_nodal_no_line_w=y_nodal0,
+        y_sim_w=y_sim,
+        alpha_w=alpha if analysis == "tran" else math.inf,
+    )
+    return TransferResult(
+        name=name,
+        direction=direction,
+        analysis=analysis,
+        encoding=cfg.periphery.encoding,
+        read_iv=cfg.device.read_iv,
+        g_pos_s=g_pos,
+        g_neg_s=g_neg,
+        x=xx,
+        x_applied=x_q,
+        dg_unit_s=cfg.device.dg_unit_s,
+        q_unit_c=q_unit,
+        alpha_w=alpha,
+        y_ideal_w=y_ideal,
+        y_ideal_quantized_w=y_ideal_q,
+        y_sim_w=y_sim,
+        y_nodal_w=y_nodal,
+        y_nodal_no_line_w=y_nodal0,
+        t_s=t,
+        v_out_v=v_out,
+        errors=errors,
+        wall_s=res.wall_s,
+    )
+
+
+# --------------------------------------------------------------------------- update
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class UpdateResult:
+    """Per-device conductance changes of one stochastic update cycle (one polarity)."""
+
+    name: str
+    response: str
+    """``saturating``, ``linear`` or ``rectifying`` (from the model's k)."""
+    polarity: int
+    """+1 (up: rows +V_S/2, columns −V_S/2) or −1."""
+    k_model: float
+    dg_model_s: float
+    """The model's Δg per coincident pulse for this polarity (S, signed)."""
+    row_bits: NDArray[np.bool_]
+    col_bits: NDArray[np.bool_]
+    n_full: NDArray[np.int64]
+    """Coincident (fully selected) pulses per device, ``(rows, cols)``."""
+    n_half: NDArray[np.int64]
+    """Half-selected pulses per device."""
+    dg_s: FloatArray
+    """Simulated conductance change per device (S), ``(rows, cols)``."""
+    dg_min_s: float
+    """Fitted Δg per coincident pulse (S, signed)."""
+    k: float
+    """Fitted nonlinearity factor k = Δg(V_S/2)/Δg(V_S)."""
+    fit_rms_s: float
+    half_only_ratio: FloatArray
+    """For devices that saw only half-selected pulses: Δg/(n_half·Δg_min), each ≈ k."""
+    wall_s: float
+
+    @property
+    def k_error(self) -> float:
+        """Relative error of the extracted k against the model's k."""
+        return abs(self.k / self.k_model - 1.0)
+
+
+def update_case(
+    cfg: CircuitConfig,
+    *,
+    name: str,
+    polarity: Literal[1, -1],
+    rng: np.random.Generator,
+    p_bit: float = 0.5,
+    workdir: Path,
+    timeout_s: float = 600.0,
+) -> UpdateResult:
+    """Random row and column bit streams (probability ``p_bit``) on one array of ``cfg``.
+
+    Devices start at ``G_mean`` (far from both bounds), so the response is the model's
+    ``Δg·(n_full + k·n_half)``; the fit over all devices recovers Δg_min and k.
+    """
+    t, p = cfg.tile, cfg.periphery
+    row_bits = rng.random((t.rows, p.bl)) < p_bit
+    col_bits = rng.random((t.cols, p.bl)) < p_bit
+    g0 = np.full((t.rows, t.cols), cfg.device.g_mean_s)
+    net = build_update(cfg, g0, row_bits, col_bits, polarity=polarity)
+    res = _run(net, name=f"upd-{name}".replace("_", "-"), workdir=workdir, timeout_s=timeout_s)
+    states = np.array([_real(res, v)[-1] for v in net.role("states")])
+    dg = states.reshape(t.rows, t.cols) * 1e-9  # 1 V on the state capacitor = 1 nS
+    rb, cb = row_bits.astype(np.int64), col_bits.astype(np.int64)
+    n_full = rb @ cb.T
+    n_half = rb.sum(axis=1)[:, None] + cb.sum(axis=1)[None, :] - 2 * n_full
+    a, k, rms = fit_update_response(n_full, n_half, dg)
+    only_half = (n_full == 0) & (n_half > 0)
+    ratio = dg[only_half] / (n_half[only_half] * a)
+    d = cfg.device
+    return UpdateResult(
+        name=name,
+        response=d.response,
+        polarity=int(polarity),
+        k_model=d.k,
+        dg_model_s=d.dg_up_s if polarity == 1 else -d.dg_down_s,
+        row_bits=row_bits,
+        col_bits=col_bits,
+        n_full=n_full,
+        n_half=n_half,
+        dg_s=dg,
+        dg_min_s=a,
+        k=k,
+        fit_rms_s=rms,
+        half_only_ratio=np.asarray(ratio, dtype=np.float64),
+        wall_s=res.wall_s,
+    )
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NoiseResult:
+    """``.noise`` of one output line, referred to the integrated output in weight units."""
+
+    n_devices: int
+    """Devices per array on the line."""
+    f_hz: FloatArray
+    onoise_v2_per_hz: FloatArray
+    """Integrator output noise PSD from ngspice (V²/Hz)."""
+    s_i_a2_per_hz: FloatArray
+    """The same referred to a current into the summing node (A²/Hz)."""
+    sigma_sim_w: float
+    """σ of the output over one t_meas window from the spectrum (weight units)."""
+    sigma_sim_no_opamp_w: float
+    """The same with the op-amp's e_n set to 0 (device thermal noise alone)."""
+    budget: NoiseBudget
+    """Analytic budget of the same line (device thermal, op-amp, kT/C, ADC)."""
+    g_line_s: float
+    """Total device conductance on the summing node (both arrays)."""
+    c_in_f: float
+    """Line capacitance on the summing node (F)."""
+
+    @property
+    def sigma_analytic_w(self) -> float:
+        """Device thermal and op-amp noise of the analytic budget (what ``.noise`` sees)."""
+        b = self.budget
+        return math.sqrt(b.device_thermal_w**2 + b.opamp_w**2)
+
+
+def _noise_line_g(cfg: CircuitConfig, n: int) -> tuple[FloatArray, FloatArray | None]:
+    g = np.full(n, cfg.device.g_mean_s)
+    return g, (g.copy() if cfg.tile.paired else None)
+
+
+def _spectrum(
+    cfg: CircuitConfig, n: int, *, name: str, workdir: Path, timeout_s: float, f_stop_hz: float
+) -> tuple[FloatArray, FloatArray]:
+    g_pos, g_neg = _noise_line_g(cfg, n)
+    net = build_noise(cfg, g_pos, g_neg, points_per_decade=20, f_stop_hz=f_stop_hz)
+    res = _run(net, name=name, workdir=workdir, timeout_s=timeout_s)
+    try:
+        plot = res.plot("noise spectral")
+        f = np.asarray(np.real(plot["frequency"]), dtype=np.float64)
+        s = np.asarray(np.real(plot["onoise_spectrum"]), dtype=np.float64) ** 2
+    except KeyError as exc:
+        raise ExtractionError(f"noise output incomplete: {exc}") from exc
+    return f, s
+
+
+def noise_case(
+    cfg: CircuitConfig,
+    *,
+    n_devices: int | None = None,
+    workdir: Path,
+    timeout_s: float = 600.0,
+    f_stop_hz: float = 100e9,
+) -> NoiseResult:
+    """``.noise`` of one forward output line (``n_devices`` per array, default the tile's
+    ``cols``) at ``G_mean``, integrated over ``t_meas``, vs the analytic budget."""
+    n = cfg.tile.cols if n_devices is None else n_devices
+    p = cfg.periphery
+    f, s_v = _spectrum(
+        cfg, n, name="noise", workdir=workdir, timeout_s=timeout_s, f_stop_hz=f_stop_hz
+    )
+    s_i = current_psd_from_integrator_output(f, s_v, cfg.c_int_f)
+    q_unit = cfg.q_unit_c
+    sigma = math.sqrt(windowed_charge_variance_c2(f, s_i, p.t_meas_s)) / q_unit
+    quiet = with_periphery(cfg, e_n_v_per_rthz=0.0)
+    f0, s_v0 = _spectrum(
+        quiet, n, name="noise-quiet", workdir=workdir, timeout_s=timeout_s, f_stop_hz=f_stop_hz
+    )
+    s_i0 = current_psd_from_integrator_output(f0, s_v0, cfg.c_int_f)
+    sigma0 = math.sqrt(windowed_charge_variance_c2(f0, s_i0, p.t_meas_s)) / q_unit
+    d = cfg.device
+    c_in = cfg.tile.n_arrays * n * cfg.tile.c_seg_row_f
+    budget = an.noise_budget(
+        n_rows=n,
+        g_on_s=d.g_on_s,
+        g_off_s=d.g_off_s,
+        w_max=d.w_max,
+        v_read_v=p.v_read_v,
+        t_meas_s=p.t_meas_s,
+        c_int_f=cfg.c_int_f,
+        e_n_v_per_rthz=p.e_n_v_per_rthz,
+        adc_bits=p.adc_bits,
+        alpha_w=cfg.alpha_effective,
+        g_device_mean_s=d.g_mean_s,
+        c_in_f=c_in,
+        gbw_hz=p.gbw_hz,
+        n_arrays=cfg.tile.n_arrays,
+        temperature_k=p.temperature_k,
+    )
+    return NoiseResult(
+        n_devices=n,
+        f_hz=f,
+        onoise_v2_per_hz=s_v,
+        s_i_a2_per_hz=s_i,
+        sigma_sim_w=sigma,
+        sigma_sim_no_opamp_w=sigma0,
+        budget=budget,
+        g_line_s=cfg.tile.n_arrays * n * d.g_mean_s,
+        c_in_f=c_in,
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class KtcResult:
+    """kT/C of the reset: ``.noise`` of the reset switch resistance across C_int."""
+
+    c_int_f: float
+    r_reset_ohm: float
+    f_hz: FloatArray
+    s_v2_per_hz: FloatArray
+    v2_sim: float
+    """Integrated noise voltage² on the capacitor from ngspice's spectrum (V²)."""
+    v2_analytic: float
+    """kT/C (V²)."""
+
+
+def ktc_case(cfg: CircuitConfig, *, workdir: Path, timeout_s: float = 120.0) -> KtcResult:
+    """``.noise`` of the reset switch (``r_reset_ohm``, noisy) across ``C_int``, integrated
+    over all frequencies: the variance left on C_int when the switch opens is kT/C."""
+    p = cfg.periphery
+    c = cfg.c_int_f
+    corner = 1.0 / (2.0 * math.pi * p.r_reset_ohm * c)
+    f_start, f_stop = corner * 1e-6, corner * 1e5
+    net = Netlist(
+        title="rpucircuit reset switch kT/C check",
+        libs=(),
+        elements=(
+            VSource("in0", "vin", "0", ac=1.0, comment="noise input reference (no noise)"),
+            Resistor("sw", "vin", "top", p.r_reset_ohm, comment="reset switch on-resistance"),
+            Capacitor("int", "top", "0", c, comment="C_int"),
+        ),
+        analyses=(Noise("top", "in0", 40, f_start, f_stop),),
+        vectors=(),
+    )
+    res = _run(net, name="ktc", workdir=workdir, timeout_s=timeout_s)
+    plot = res.plot("noise spectral")
+    f = np.asarray(np.real(plot["frequency"]), dtype=np.float64)
+    s = np.asarray(np.real(plot["onoise_spectrum"]), dtype=np.float64) ** 2
+    v2 = float(np.trapezoid(s, f))
+    kt = an.BOLTZMANN_J_PER_K * p.temperature_k
+    return KtcResult(
+        c_int_f=c,
+        r_reset_ohm=p.r_reset_ohm,
+        f_hz=f,
+        s_v2_per_hz=s,
+        v2_sim=v2,
+        v2_analytic=kt / c,
+    )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class NoiseMonteCarloResult:
+    """Transient-noise Monte Carlo of one output line against ``.noise`` of the same circuit.
+
+    Device thermal noise is injected as seeded numpy samples in PWL voltage sources in
+    series with each device (density ``√(4kT·R)``, first value 0 V); the op-amp's own
+    noise is off in both runs, so both see the same sources.
+    """
+
+    n_devices: int
+    trials: int
+    seed: int
+    dt_s: float
+    q_c: FloatArray
+    """Integrated charge of each trial over t_meas (C)."""
+    sigma_mc_w: float
+    """Sample standard deviation of the trials (weight units)."""
+    sigma_mc_stderr_w: float
+    """Its standard error, ``σ/√(2(M−1))``."""
+    sigma_noise_w: float
+    """σ of the same circuit from ``.noise`` through the window (weight units)."""
+    wall_s: float
+
+    @property
+    def z_score(self) -> float:
+        """(MC − .noise)/standard error."""
+        return (self.sigma_mc_w - self.sigma_noise_w) / self.sigma_mc_stderr_w
+
+
+def _prefixed(el: Element, prefix: str) -> Element:
+    def node(n: str) -> str:
+        return n if n == "0" else f"{prefix}{n}"
+
+    if isinstance(el, Resistor | Capacitor):
+        return dataclasses.replace(el, name=f"{prefix}{el.name}", n1=node(el.n1), n2=node(el.n2))
+    if isinstance(el, VSource):
+        return dataclasses.replace(
+            el, name=f"{prefix}{el.name}", np_=node(el.np_), nn=node(el.nn), ac=None
+        )
+    return dataclasses.replace(el, name=f"{prefix}{el.name}", nodes=tuple(map(node, el.nodes)))
+
+
+def noise_monte_carlo(
+    cfg: CircuitConfig,
+    *,
+    n_devices: int = 8,
+    trials: int = 400,
+    per_netlist: int = 50,
+    steps: int = 400,
+    seed: int,
+    workdir: Path,
+    timeout_s: float = 600.0,
+) -> NoiseMonteCarloResult:
+    """Repeatable transient-noise Monte Carlo (see :class:`NoiseMonteCarloResult`).
+
+    ``trials`` independent copies of the line (``per_netlist`` per ngspice run) integrate
+    for ``t_meas`` from rest; the noise comes from ``numpy.random.default_rng(seed)``, so
+    the same seed gives the same charges. ngspice's own ``trnoise`` is not repeatable.
+    """
+    if trials < 2 or per_netlist < 1 or steps < 10:
+        raise ExtractionError(
+            f"trials = {trials}, per_netlist = {per_netlist}, steps = {steps}: need trials >= 2, "
+            "per_netlist >= 1, steps >= 10"
+        )
+    quiet = with_periphery(cfg, e_n_v_per_rthz=0.0)
+    p = cfg.periphery
+    g_pos, g_neg = _noise_line_g(quiet, n_devices)
+    base = build_noise(quiet, g_pos, g_neg)
+    t_meas = p.t_meas_s
+    dt = t_meas / steps
+    times = np.arange(steps + 1) * dt
+    kt = an.BOLTZMANN_J_PER_K * p.temperature_k
+    rng = np.random.default_rng(seed)
+    devices = [el for el in base.elements if isinstance(el, Resistor) and el.name.startswith("d_")]
+    others = [el for el in base.elements if el not in devices]
+    charges: list[float] = []
+    wall = 0.0
+    batch = 0
+    while len(charges) < trials:
+        count = min(per_netlist, trials - len(charges))
+        els: list[Element] = []
+        outs: list[str] = []
+        for c in range(count):
+            pre = f"t{c}_"
+            for el in others:
+                els.append(_prefixed(el, pre))
+            for el in devices:
+                series = f"{el.n2}_n"
+                samples = white_noise_samples(math.sqrt(4 * kt * el.ohm), dt, steps, rng=rng)
+                pwl = tuple(float(v) for pair in zip(times, samples, strict=True) for v in pair)
+                els.append(_prefixed(dataclasses.replace(el, n2=series, comment=""), pre))
+                els.append(_prefixed(VSource(f"nz_{el.name}", series, el.n2, pwl=pwl), pre))
+            outs.append(f"v({pre}out0)")
+        net = Netlist(
+            title=f"rpucircuit transient noise, {count} copies of a {n_devices}-device line",
+            libs=base.libs,
+            elements=tuple(els),
+            analyses=(Tran(step_s=dt, stop_s=t_meas, max_step_s=dt),),
+            vectors=tuple(outs),
+        )
+        res = _run(net, name=f"noise-mc{batch}", workdir=workdir, timeout_s=timeout_s)
+        wall += res.wall_s
+        t = _real(res, "time")
+        for v in outs:
+            wave = _real(res, v)
+            end = float(np.interp(t_meas, t, wave))
+            charges.append(-(end - float(wave[0])) * cfg.c_int_f)
+        batch += 1
+    q = np.asarray(charges, dtype=np.float64)
+    f, s_v = _spectrum(
+        quiet, n_devices, name="noise-mc-ref", workdir=workdir, timeout_s=timeout_s, f_stop_hz=100e9
+    )
+    s_i = current_psd_from_integrator_output(f, s_v, cfg.c_int_f)
+    sigma_ref = math.sqrt(windowed_charge_variance_c2(f, s_i, t_meas)) / cfg.q_unit_c
+    sigma = float(np.std(q, ddof=1)) / cfg.q_unit_c
+    return NoiseMonteCarloResult(
+        n_devices=n_devices,
+        trials=trials,
+        seed=seed,
+        dt_s=dt,
+        q_c=q,
+        sigma_mc_w=sigma,
+        sigma_mc_stderr_w=sigma / math.sqrt(2.0 * (trials - 1)),
+        sigma_noise_w=sigma_ref,
+        wall_s=wall,
+    )
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TimingResult:
+    """Line delay vs line length from ngspice step responses, against the formulas."""
+
+    n_segments: NDArray[np.int64]
+    t50_sim_s: FloatArray
+    """Simulated 50 % delay at the far end of a bare line (no devices), from the input's
+    50 % point (s)."""
+    t50_loaded_sim_s: FloatArray
+    """The same with a device of G_mean to ground at every cross point (50 % of the final
+    value, which the IR drop lowers)."""
+    t50_distributed_s: FloatArray
+    """Bakoglu's distributed-line formula with the driver (s)."""
+    elmore_s: FloatArray
+    """Elmore delay of the ladder with the driver (s)."""
+    pulse_width_s: float
+    budget_fraction: float
+    n_max_sim: int
+    """Largest cross points per line whose simulated 50 % delay (fitted a·N² + b·N through
+    the simulated sizes) is within the budget."""
+    n_max_distributed: int
+    """The same from the distributed formula."""
+    n_max_elmore: int
+    """The same from the Elmore delay (paper A's rule reproduced)."""
+    settle_tau_s: float
+    """Analytic closed-loop time constant of the integrator on the tile's output line."""
+
+
+def _largest_n(coeff_n2: float, coeff_n: float, budget: float) -> int:
+    disc = coeff_n**2 + 4.0 * coeff_n2 * budget
+    return math.floor((-coeff_n + math.sqrt(disc)) / (2.0 * coeff_n2))
+
+
+def timing_case(
+    cfg: CircuitConfig,
+    sizes: Sequence[int],
+    *,
+    budget_fraction: float = 0.1,
+    workdir: Path,
+    timeout_s: float = 300.0,
+) -> TimingResult:
+    """Step responses of row lines of ``sizes`` segments (ngspice), bare and loaded."""
+    sharp = with_periphery(cfg, t_rise_s=1e-12)
+    t = cfg.tile
+    r_seg, c_seg, r_drv = t.r_seg_row_ohm, t.c_seg_row_f, t.r_driver_ohm
+    t_in50 = sharp.periphery.t_rise_s / 2.0
+    sims: list[float] = []
+    loaded: list[float] = []
+    for n in sizes:
+        for load, out in ((False, sims), (True, loaded)):
+            net = build_line(sharp, n=int(n), load_devices=load, points=2000)
+            res = _run(net, name=f"line{n}", workdir=workdir, timeout_s=timeout_s)
+            far = _real(res, net.role("ends")[1])
+            out.append(first_crossing_s(_real(res, "time"), far, 0.5 * float(far[-1])) - t_in50)
+    ns = np.asarray(sizes, dtype=np.int64)
+    dist = np.array(
+        [an.distributed_delay_50_s(n * r_seg, n * c_seg, r_driver_ohm=r_drv) for n in ns]
+    )
+    elm = np.array(
+        [an.elmore_delay_s(n * r_seg, n * c_seg, r_driver_ohm=r_drv, n_segments=int(n)) for n in ns]
+    )
+    budget = budget_fraction * cfg.periphery.t_pulse_s
+    sim = np.asarray(sims, dtype=np.float64)
+    (a, b), *_ = np.linalg.lstsq(np.column_stack([ns**2, ns]).astype(float), sim, rcond=None)
+    rc = r_seg * c_seg
+    n_dist = _largest_n(an.SAKURAI_DISTRIBUTED_50 * rc, an.LN2 * r_drv * c_seg, budget)
+    n_elm = _largest_n(0.5 * rc, (0.5 * rc + r_drv * c_seg), budget)
+    c_in = t.n_arrays * t.cols * c_seg
+    return TimingResult(
+        n_segments=ns,
+        t50_sim_s=sim,
+        t50_loaded_sim_s=np.asarray(loaded, dtype=np.float64),
+        t50_distributed_s=dist,
+        elmore_s=elm,
+        pulse_width_s=cfg.periphery.t_pulse_s,
+        budget_fraction=budget_fraction,
+        n_max_sim=_largest_n(float(a), float(b), budget),
+        n_max_distributed=n_dist,
+        n_max_elmore=n_elm,
+        settle_tau_s=an.integrator_settling_tau_s(cfg.periphery.gbw_hz, cfg.c_int_f, c_in),
     )

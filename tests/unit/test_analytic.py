@@ -103,6 +103,12 @@ def test_time_encoded_integrator_matches_ode_solve_with_finite_gain() -> None:
     assert abs(got / ideal - 1) > 0.01  # the finite gain is visible in this case
 
 
+def test_gbw_gain_factor_hand_value() -> None:
+    # G = 1.333 µS, C = 103.7 fF, GBW 1 GHz: 2π·1e9·103.7e-15 = 6.516e-4 S → factor
+    # 1/(1 + 2.046e-3) = 0.997958 (computed by hand, rounding 1e-6).
+    assert an.gbw_gain_factor(1.3333e-6, 103.7e-15, 1e9) == pytest.approx(0.997958, abs=1e-6)
+
+
 def test_settling_tau_hand_value() -> None:
     # GBW 1 GHz, β = 100/(100+300) = 0.25: τ = 1/(2π·1e9·0.25) = 0.6366 ns.
     assert an.integrator_settling_tau_s(1e9, 100e-15, 300e-15) == pytest.approx(
@@ -126,11 +132,11 @@ def test_noise_terms_hand_values() -> None:
     # 2kT·G·T with G = 1 µS, T = 100 ns.
     assert an.device_thermal_charge_var_c2(1e-6, 1e-7) == pytest.approx(2 * kt * 1e-13, rel=1e-12)
     assert an.ktc_charge_var_c2(100e-15) == pytest.approx(kt * 100e-15, rel=1e-12)
-    # e_n²G²T/2 only, then plus C²e_n²(π/2)GBW/β with β = 0.5.
+    # e_n²G²T/2 only, then plus 2·C²e_n²(π/2)GBW/β (two samples) with β = 0.5.
     low = an.opamp_charge_var_c2(1e-8, 1e-4, 1e-7)
     assert low == pytest.approx(1e-16 * 1e-8 * 1e-7 / 2, rel=1e-12)
     full = an.opamp_charge_var_c2(1e-8, 1e-4, 1e-7, c_int_f=1e-13, c_in_f=1e-13, gbw_hz=1e9)
-    assert full - low == pytest.approx(1e-26 * 1e-16 * math.pi / 2 * 1e9 / 0.5, rel=1e-12)
+    assert full - low == pytest.approx(2 * 1e-26 * 1e-16 * math.pi / 2 * 1e9 / 0.5, rel=1e-12)
     # 9 bits over ±12: LSB 0.046875, /√12 = 0.013532.
     assert an.adc_quantization_w(9, 12.0) == pytest.approx(0.0135316, rel=1e-5)
 
