@@ -28,5 +28,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+bench: setup  ## training speed at batch 1 vs aihwkit 1.2 and PyTorch (peers built once into bench/.cache)
+	bash bench/setup_peers.sh
+	$(BIN)/python bench/bench_training.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,8 @@ python3 -m venv --system-site-packages "$VENV"
 "$PY" -m pip install -q "torch==2.13.0"
 "$PY" -m pip install -q "scikit-build>=0.18.1" "pybind11>=3.0.1" ninja "cmake>=3.18" setuptools wheel
 # aihwkit's runtime requirements (installed by hand because the build uses --no-deps).
-"$PY" -m pip install -q "torchvision==0.28.0" "requests>=2.25,<3" "protobuf>=4.21.6"
+# numpy and scipy come from the system site-packages when present, else from the registry.
+"$PY" -m pip install -q numpy scipy "torchvision==0.28.0" "requests>=2.25,<3" "protobuf>=4.21.6"
 
 export USE_CUDA=OFF
 export CMAKE_PREFIX_PATH="$("$PY" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')"
