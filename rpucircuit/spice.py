@@ -11,14 +11,13 @@ per run unless cleaned up by hand, returns success on netlists that did not pars
 on harmless stderr lines, and cannot be killed on a timeout without taking its process
 down (see ../shared/NGSPICE.md). A batch process per job costs 15-25 ms of start-up,
 contains crashes and hangs, is killed cleanly (its whole process group) when it runs past
-its limit, and gives the same numbers. Parallel jobs run in worker processes.
+its limit, and gives the same numbers. Parallel jobs are parallel ngspice processes.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import multiprocessing
 import os
 import re
 import shutil
@@ -91,7 +90,8 @@ class RawResult:
     wall_s: float = 0.0
     """Wall time of the ngspice process (s); 0 when parsed from bytes."""
     peak_rss_bytes: int = 0
-    """Peak resident memory of the ngspice process (bytes); 0 when unknown."""
+    """Peak resident memory of the ngspice process (bytes, VmHWM polled while it ran, every
+    1-20 ms: runs shorter than a poll report 0); 0 when parsed from bytes."""
 
     def plot(self, plotname: str) -> RawPlot:
         """The first plot whose name starts with ``plotname`` (case-insensitive), e.g.
@@ -322,7 +322,11 @@ def ngspice_version() -> str:
     raise SimulatorNotFoundError(f"{exe} --version printed no version: {out[:200]!r}")
 
 
-def _peak_rss(pid: int) -> int:
+def _vm_hwm(pid: int) -> int:
+    """Peak resident memory (bytes) of a running process since its exec (VmHWM), or 0.
+
+    Polled while ngspice runs: ``ru_maxrss`` from wait4 would also count the Python
+    parent's pages the child held between fork and exec."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
@@ -365,25 +369,32 @@ def run(job: SpiceJob, *, workdir: str | Path, keep: bool = False) -> RawResult:
         )
         deadline = start + job.timeout_s
         rc: int | None = None
+        pause = 0.001
         while rc is None:
-            try:
-                rc = proc.wait(timeout=min(0.05, max(deadline - time.perf_counter(), 0.001)))
-            except subprocess.TimeoutExpired:
-                peak = max(peak, _peak_rss(proc.pid))
-                if time.perf_counter() >= deadline:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    with contextlib.suppress(FileNotFoundError):
-                        raw_path.unlink()
-                    log = log_path.read_text(encoding="utf-8", errors="replace")
-                    raise SimulationTimeoutError(
-                        f"ngspice ran past its {job.timeout_s:g} s limit (job {job.name!r}) "
-                        "and was killed",
-                        run_dir=run_dir,
-                        log=log,
-                        netlist=job.text,
-                    ) from None
+            peak = max(peak, _vm_hwm(proc.pid))
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
+            if pid != 0:
+                rc = os.waitstatus_to_exitcode(status)
+                proc.returncode = rc
+                break
+            if time.perf_counter() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(proc.pid, 0)
+                proc.returncode = -signal.SIGKILL
+                with contextlib.suppress(FileNotFoundError):
+                    raw_path.unlink()
+                log = log_path.read_text(encoding="utf-8", errors="replace")
+                raise SimulationTimeoutError(
+                    f"ngspice ran past its {job.timeout_s:g} s limit (job {job.name!r}) "
+                    "and was killed",
+                    run_dir=run_dir,
+                    log=log,
+                    netlist=job.text,
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
     wall = time.perf_counter() - start
     log = log_path.read_text(encoding="utf-8", errors="replace")
     failed = _FAIL_RE.search(log)
@@ -444,9 +455,13 @@ def run_many(
     keep: bool = False,
     return_exceptions: bool = False,
 ) -> list[RawResult | SimulationError]:
-    """Run ``jobs`` in ``n_workers`` worker processes; results in job order.
+    """Run ``jobs``, ``n_workers`` ngspice processes at a time; results in job order.
 
-    Each job has its own time limit and run folder (see :func:`run`). A failed job's
+    Parallelism is at the subprocess level: each job is its own ngspice process (so a
+    crash or hang stays contained and is killed on its time limit), started and awaited
+    by a small pool of threads that spend their time blocked in ``wait``; no Python
+    worker processes need to start and import the package. Each job has its own time
+    limit and run folder (see :func:`run`). A failed job's
     :class:`SimulationError` is returned in its place when ``return_exceptions``; otherwise
     the first failure (in job order) is raised once all jobs have finished. ``progress``:
     True for a tqdm bar, or a callable ``(done, total)``.
@@ -471,8 +486,7 @@ def run_many(
             elif callable(progress):
                 progress(done, total)
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+        with cf.ThreadPoolExecutor(max_workers=n_workers) as pool:
             futures = {
                 pool.submit(_run_one, job, str(workdir), keep): k for k, job in enumerate(jobs)
             }
