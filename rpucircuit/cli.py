@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "train": "train the FC or CNN network on MNIST (mini-batch 1, resumable)",
     "sweep": "run an experiment's jobs (cached; local pool or Dask) and report",
     "netlist": "write the SPICE netlist of one tile cycle (forward/backward/update/noise/line)",
+    "characterize": "run the circuit characterization campaign (ngspice; cached, parallel)",
 }
 """Subcommand name -> one-line help. Each has a module ``rpucircuit.commands.<name>``."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -233,8 +234,14 @@ def decompose_transfer_error(
 # =========================================================================== analyses
 
 
+def _job_name(text: str) -> str:
+    """A run-folder name ngspice jobs accept, derived from a case name."""
+    name = re.sub(r"[^a-z0-9_-]", "-", text.lower())[:64]
+    return name if name[:1].isalpha() else f"j{name}"[:64]
+
+
 def _run(netlist: Netlist, *, name: str, workdir: Path, timeout_s: float) -> RawResult:
-    job = spice.SpiceJob.from_netlist(netlist, name=name, timeout_s=timeout_s)
+    job = spice.SpiceJob.from_netlist(netlist, name=_job_name(name), timeout_s=timeout_s)
     return spice.run(job, workdir=workdir)
 
 
@@ -358,7 +365,7 @@ def transfer_case(
     g_neg_arg = g_neg if cfg.tile.paired else None
     xx = np.asarray(x, dtype=np.float64)
     net = build_read(cfg, g_pos, g_neg_arg, xx, direction=direction, analysis=analysis)
-    res = _run(net, name=f"read-{name}".replace("_", "-"), workdir=workdir, timeout_s=timeout_s)
+    res = _run(net, name=f"read-{name}", workdir=workdir, timeout_s=timeout_s)
     q_unit = cfg.q_unit_c
     if analysis == "tran":
         v_out = np.array([_real(res, v) for v in net.role("outputs")])
@@ -460,7 +467,7 @@ def update_case(
     name: str,
     polarity: Literal[1, -1],
     rng: np.random.Generator,
-    p_bit: float = 0.5,
+    p_bit: float = 0.3,
     workdir: Path,
     timeout_s: float = 600.0,
 ) -> UpdateResult:
@@ -474,7 +481,7 @@ def update_case(
     col_bits = rng.random((t.cols, p.bl)) < p_bit
     g0 = np.full((t.rows, t.cols), cfg.device.g_mean_s)
     net = build_update(cfg, g0, row_bits, col_bits, polarity=polarity)
-    res = _run(net, name=f"upd-{name}".replace("_", "-"), workdir=workdir, timeout_s=timeout_s)
+    res = _run(net, name=f"upd-{name}", workdir=workdir, timeout_s=timeout_s)
     states = np.array([_real(res, v)[-1] for v in net.role("states")])
     dg = states.reshape(t.rows, t.cols) * 1e-9  # 1 V on the state capacitor = 1 nS
     rb, cb = row_bits.astype(np.int64), col_bits.astype(np.int64)
@@ -707,7 +714,7 @@ def noise_monte_carlo(
     n_devices: int = 8,
     trials: int = 400,
     per_netlist: int = 50,
-    steps: int = 400,
+    steps: int = 100,
     seed: int,
     workdir: Path,
     timeout_s: float = 600.0,

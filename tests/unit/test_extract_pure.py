@@ -133,3 +133,9 @@ def test_transfer_decomposition_adds_up_and_finds_known_parts(rng: np.random.Gen
             y_sim_w=sim,
             alpha_w=12.0,
         )
+
+
+def test_job_names_are_made_safe_for_run_folders() -> None:
+    assert ex._job_name("upd-k0.9_UP") == "upd-k0-9_up"
+    assert ex._job_name("9lives") == "j9lives"
+    assert len(ex._job_name("a" * 100)) == 64

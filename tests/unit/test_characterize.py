@@ -1,0 +1,159 @@
+"""Campaign planning, config parsing and the command's input checks (no simulator)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rpucircuit import characterize as ch
+from rpucircuit.cli import main
+from rpucircuit.config.base import config_key
+from rpucircuit.config.tile import gokmen_vlasov_2016
+from rpucircuit.errors import ConfigError
+
+
+def test_default_spec_is_paper_a_and_plan_is_complete() -> None:
+    spec = ch.load_spec(None)
+    assert spec.circuit == gokmen_vlasov_2016()
+    jobs = ch.plan(spec.circuit, spec.campaign)
+    names = [j.name for j in jobs]
+    assert len(names) == len(set(names))
+    assert {j.analysis for j in jobs} == set(ch.ANALYSES)
+    # Every update response type is there, both polarities.
+    updates = [j for j in jobs if j.analysis == "update"]
+    assert {j.circuit.device.response for j in updates} == {"rectifying", "linear", "saturating"}
+    assert {j.polarity for j in updates} == {1, -1}
+    # Job keys are distinct and stable.
+    keys = [config_key(j) for j in jobs]
+    assert len(set(keys)) == len(keys)
+    assert keys == [config_key(j) for j in ch.plan(spec.circuit, spec.campaign)]
+
+
+def test_spec_toml_round_trips() -> None:
+    text = """
+[tile]
+rows = 8
+cols = 8
+[tile.row_line]
+r_ohm_per_um = 1.0
+[device]
+on_off_ratio = 4.0
+[campaign]
+transient_size = 4
+op_sizes = [8]
+"""
+    spec = ch.load_spec(text, source="t.toml")
+    assert spec.circuit.tile.rows == 8
+    assert spec.circuit.tile.row_line.r_ohm_per_um == 1.0
+    assert spec.circuit.tile.row_line.c_f_per_um == 0.2e-15  # rest of the table from the preset
+    assert spec.circuit.device.on_off_ratio == 4.0
+    assert spec.campaign.op_sizes == (8,)
+    again = ch.load_spec(ch.spec_toml(spec), source="again")
+    assert again == spec
+    assert config_key(again) == config_key(spec)
+
+
+def test_quick_keeps_explicit_campaign_fields() -> None:
+    spec = ch.load_spec("[campaign]\nnoise_mc_trials = 7\n", quick=True)
+    assert spec.campaign.noise_mc_trials == 7
+    assert spec.campaign.transient_size == ch.quick_campaign().transient_size
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[tile\nrows = 3", "malformed TOML in bad.toml"),
+        ("[nonsense]\na = 1\n", r"unknown table \[nonsense\]"),
+        ("tile = 3\n", r"\[tile\] must be a table"),
+        ("campaign = 3\n", r"\[campaign\] must be a table"),
+        ("[device]\nr_mean_ohm = -5.0\n", "r_mean_ohm = -5.0: must be > 0"),
+        ("[device]\non_off_ratio = 1.0\n", r"on_off_ratio = 1.0: must lie in \(1"),
+        ("[tile]\nrows = 100000\ncols = 100000\n", "too large to simulate"),
+        ("[tile.row_line]\nr_ohm_per_um = nan\n", "r_ohm_per_um = nan: must be finite"),
+        ("[campaign]\nop_sizes = []\n", "op_sizes = \\(\\): must list at least one size"),
+        ("[campaign]\nop_sizes = [0]\n", r"op_sizes\[0\] = 0"),
+        ("[campaign]\nline_sizes = [64, 64]\n", "need two different sizes"),
+        ("[campaign]\nupdate_k = [1.5]\n", r"update_k\[0\] = 1.5"),
+        ("[campaign]\nupdate_k = []\n", "update_k = \\(\\): must list at least one k"),
+        ("[campaign]\nbogus = 1\n", "unknown field.*campaign.bogus"),
+        ("[campaign]\ntimeout_s = 0\n", "timeout_s = 0.0: must be > 0"),
+    ],
+)
+def test_bad_specs_name_the_field(text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ch.load_spec(text, source="bad.toml")
+
+
+def test_budget_curve_shape_and_trends() -> None:
+    spec = ch.load_spec(None)
+    curve = ch.budget_curve(spec.circuit, spec.campaign)
+    e_n = curve["e_n_max_v_per_rthz"]
+    assert e_n.shape == (len(spec.campaign.t_meas_values_s), len(spec.campaign.on_off_ratios))
+    # Along a row (fixed t_meas) the finite entries grow with the on/off ratio; along a
+    # column they grow with t_meas (more signal per √time of white noise).
+    for row in e_n:
+        finite = row[np.isfinite(row)]
+        assert np.all(np.diff(finite) > 0)
+    col = e_n[:, list(spec.campaign.on_off_ratios).index(8.0)]
+    assert np.all(np.diff(col[np.isfinite(col)]) > 0)
+    assert curve["max_array_elmore"] == 4096
+    assert curve["r_mean_ir_budget_ohm"] == pytest.approx(24.16e6, rel=1e-3)
+
+
+def test_result_tree_of_nested_dataclasses() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        a: float
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        x: np.ndarray
+        inner: Inner
+        flag: bool
+        name: str
+        items: tuple[int, ...]
+
+    tree = ch._tree(Outer(x=np.ones(2), inner=Inner(a=1.5), flag=True, name="n", items=(1, 2)))
+    assert tree["inner"] == {"a": 1.5}
+    assert tree["flag"] == 1
+    assert tree["name"] == "n"
+    np.testing.assert_array_equal(tree["items"], [1, 2])
+
+
+def test_command_rejects_bad_input_before_simulating(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[periphery]\nt_meas_s = -1.0\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["characterize", str(bad), "--out", str(out)]) == 1
+    assert not out.exists()  # nothing was simulated or written
+    assert main(["characterize", str(tmp_path / "missing.toml"), "--out", str(out)]) == 1
+    assert main(["characterize", "--jobs", "0", "--out", str(out)]) == 1
+    assert not out.exists()
+
+
+def test_command_error_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[periphery]\nt_meas_s = -1.0\n", encoding="utf-8")
+    main(["characterize", str(bad), "--out", str(tmp_path / "o")])
+    assert "t_meas_s = -1.0: must be > 0" in capsys.readouterr().err
+    main(["characterize", "--jobs", "0", "--out", str(tmp_path / "o")])
+    assert "--jobs = 0: must be >= 1" in capsys.readouterr().err
+    main(["characterize", str(tmp_path / "nope.toml")])
+    assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_run_campaign_rejects_bad_worker_count(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="jobs = 0: must be >= 1"):
+        ch.run_campaign(ch.load_spec(None, quick=True), tmp_path, n_workers=0)
+
+
+def test_circuit_parameters_recompute_q_unit() -> None:
+    cfg = gokmen_vlasov_2016()
+    p = ch.circuit_parameters(cfg)
+    # Q_unit = V_read·t_meas·ΔG_unit, recomputed from the stored numbers (rounding only).
+    assert p["q_unit_c"] == pytest.approx(p["v_read_v"] * p["t_meas_s"] * p["dg_unit_s"], rel=1e-12)
+    assert math.isclose(p["alpha_w"], 12.0, rel_tol=1e-12)
