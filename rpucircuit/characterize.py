@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -307,7 +308,8 @@ def run_job(job: CharacterizationJob) -> dict[str, Any]:
     """Run one campaign job; return its result tree (module level: runs in workers)."""
     cfg = job.circuit
     rng = np.random.default_rng(job.seed)
-    workdir = Path(os.environ.get("RPUCIRCUIT_SPICE_DIR", ".rpucircuit-spice"))
+    default = Path(tempfile.gettempdir()) / "rpucircuit-spice"
+    workdir = Path(os.environ.get("RPUCIRCUIT_SPICE_DIR", str(default)))
     tree: dict[str, Any]
     if job.analysis == "transfer":
         w, x = _weights_inputs(job, rng)

@@ -1,0 +1,97 @@
+"""The campaign end to end on a tiny config: parallel jobs, resume after a kill, HDF5 back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rpucircuit import characterize as ch
+from rpucircuit import sweep
+from rpucircuit.cli import main
+from rpucircuit.config.base import config_key
+
+pytestmark = pytest.mark.sim
+
+TINY = """
+[tile]
+rows = 4
+cols = 4
+[campaign]
+transient_size = 4
+include_config_tile = false
+op_sizes = [6]
+nodal_sizes = [16]
+update_size = 3
+update_k = [0.1]
+line_sizes = [256, 512]
+noise_mc_trials = 10
+noise_mc_devices = 2
+on_off_ratios = [4.0, 8.0]
+t_meas_values_s = [8e-8, 1.6e-7]
+"""
+
+
+def test_campaign_resumes_after_a_kill_and_reads_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RPUCIRCUIT_SPICE_DIR", str(tmp_path / "spice"))
+    spec = ch.load_spec(TINY, source="tiny.toml")
+    out = tmp_path / "run"
+    jobs = ch.plan(spec.circuit, spec.campaign)
+    # A "killed" earlier run: three jobs finished and cached, one result half-written
+    # (a temporary file that was never renamed).
+    first = [sweep.make_job(j, {"name": j.name}) for j in jobs[:3]]
+    sweep.run_jobs(ch.run_job, first, cache_dir=out / "cache", n_workers=1, progress=False)
+    (out / "cache" / f".{first[0].key}.h5.abc.tmp").write_bytes(b"partial")
+    result = ch.run_campaign(spec, out, n_workers=2, progress=False)
+    assert result.jobs == len(jobs)
+    assert result.cached == 3
+
+    tree, prov = ch.load(result.path)
+    assert prov.kind == ch.KIND
+    assert prov.ngspice_version.startswith("ngspice")
+    assert config_key(ch.load_spec(prov.config_toml, source="file")) == prov.config_key
+    assert list(tree["jobs"]["cached"]).count(1) == 3
+    # Anyone can recompute the ideal outputs from what the file stores (exact up to
+    # float rounding, 1e-12 of full scale).
+    for case in tree["transfer"].values():
+        w = (case["g_pos_s"] - case["g_neg_s"]) / case["parameters"]["dg_unit_s"]
+        mat = w if case["direction"] == "forward" else w.T
+        np.testing.assert_allclose(
+            mat @ case["x_applied"], case["y_ideal_quantized_w"], rtol=0, atol=1e-12
+        )
+        if case["read_iv"] == "linear":  # the nodal reference is linear; the bound clips
+            free = case["errors"]["saturated"] == 0
+            diff = np.abs(case["y_sim_w"] - case["y_nodal_w"])[free]
+            assert np.max(diff) < 0.005 * case["alpha_w"]
+    for name in ("noise", "ktc", "noise_mc", "timing", "budget"):
+        assert name in tree
+    assert {p.name for p in result.plots} == {
+        "transfer_scatter.png",
+        "error_vs_position.png",
+        "noise_spectrum.png",
+        "delay_vs_size.png",
+        "update_dg_histogram.png",
+        "opamp_noise_budget.png",
+    }
+    assert "## Update" in result.report.read_text(encoding="utf-8")
+
+    # A second run finds everything cached and rewrites the same results.
+    again = ch.run_campaign(spec, out, n_workers=1, progress=False)
+    assert again.cached == len(jobs)
+    tree2, _ = ch.load(again.path)
+    np.testing.assert_array_equal(
+        tree2["noise_mc"]["q_c"], tree["noise_mc"]["q_c"]
+    )  # cached, and seeded anyway
+
+
+def test_command_runs_a_tiny_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPUCIRCUIT_SPICE_DIR", str(tmp_path / "spice"))
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["characterize", str(cfg), "--out", str(out), "--jobs", "2", "--no-progress"]) == 0
+    assert (out / ch.RESULT_NAME).is_file()
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
