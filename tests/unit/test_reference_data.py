@@ -1,0 +1,72 @@
+"""The committed reference campaign (sim_data/reference/) reads back and is consistent.
+
+Regenerate with ``rpucircuit characterize --quick --out sim_data/reference`` (the cache
+folder and PNGs it also writes are not committed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rpucircuit import analytic as an
+from rpucircuit import characterize as ch
+from rpucircuit.config.base import config_key
+
+REFERENCE = Path(__file__).resolve().parents[2] / "sim_data" / "reference" / ch.RESULT_NAME
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[dict, object]:
+    return ch.load(REFERENCE)
+
+
+def test_reference_is_small_and_has_provenance(reference: tuple[dict, object]) -> None:
+    assert REFERENCE.stat().st_size < 2_000_000
+    _, prov = reference
+    spec = ch.load_spec(prov.config_toml, source=str(REFERENCE))  # type: ignore[attr-defined]
+    assert config_key(spec) == prov.config_key  # type: ignore[attr-defined]
+    assert spec.campaign == ch.quick_campaign()
+    assert prov.ngspice_version.startswith("ngspice")  # type: ignore[attr-defined]
+
+
+def test_reference_ideal_outputs_recompute_from_stored_conductances(
+    reference: tuple[dict, object],
+) -> None:
+    tree, _ = reference
+    assert tree["transfer"]
+    for case in tree["transfer"].values():
+        par = case["parameters"]
+        w = (case["g_pos_s"] - case["g_neg_s"]) / par["dg_unit_s"]
+        mat = w if case["direction"] == "forward" else w.T
+        # Inputs as applied: sign(x)·round(|x|·steps)/steps, exactly.
+        steps = par["input_steps"]
+        x_q = np.sign(case["x"]) * np.round(np.abs(case["x"]) * steps) / steps
+        np.testing.assert_array_equal(x_q, case["x_applied"])
+        np.testing.assert_allclose(mat @ x_q, case["y_ideal_quantized_w"], rtol=0, atol=1e-12)
+        # Q_unit from the stored parameters (float rounding only).
+        assert par["q_unit_c"] == pytest.approx(
+            par["v_read_v"] * par["t_meas_s"] * par["dg_unit_s"], rel=1e-12
+        )
+
+
+def test_reference_results_meet_the_issue_targets(reference: tuple[dict, object]) -> None:
+    tree, _ = reference
+    for case in tree["update"].values():
+        assert case["k"] == pytest.approx(case["k_model"], rel=0.05)
+    ktc = tree["ktc"]
+    assert ktc["v2_sim"] == pytest.approx(ktc["v2_analytic"], rel=0.01)
+    kt = an.BOLTZMANN_J_PER_K * ktc_temperature(tree)
+    assert ktc["v2_analytic"] == pytest.approx(kt / ktc["c_int_f"], rel=1e-12)
+    noise = tree["noise"]
+    assert noise["sigma_sim_no_opamp_w"] == pytest.approx(
+        noise["budget"]["device_thermal_w"], rel=0.03
+    )
+    mc = tree["noise_mc"]
+    assert abs(mc["sigma_mc_w"] - mc["sigma_noise_w"]) < 3 * mc["sigma_mc_stderr_w"]
+
+
+def ktc_temperature(tree: dict) -> float:
+    return float(tree["ktc"]["parameters"]["temperature_k"])
