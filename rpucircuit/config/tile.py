@@ -41,19 +41,17 @@ BOLTZMANN_J_PER_K = 1.380649e-23
 
 # --------------------------------------------------------------------------- cost model
 
-# Measured with Debian's ngspice 39.3 (Sparse 1.3, no KLU) on a 2-core machine; see
-# ../shared/NGSPICE.md: a 64×64 single-array forward transient (8,448 nodes, ~227 time
-# points) took 45-68 s, the DC operating point of the same network 3 s, and both grow as
-# ~N⁵, i.e. nodes^2.5.
-_REF_NODES = 8448
-_REF_TRAN_S = 60.0
-_REF_OP_S = 3.0
+# Measured by bench/bench_nodal.py with Debian's ngspice 39.3 (Sparse 1.3, no KLU) on the
+# shared 2-core machine (loaded), paired N×N tiles of the paper-A preset:
+#   forward transient, N = 32 (4,160 nodes): 50 s, 52 MB peak;
+#   DC operating point, N = 64 (16,512 nodes): 49 s, 74 MB peak.
+# Time grows as ~nodes^2.5 (N^5, NGSPICE.md; the bench fits 4.6-5.4 between N = 32 and 64),
+# memory about linearly in nodes above ngspice's ~12.5 MB start-up.
+_REF_TRAN = (4160, 50.0, 39.3e6)
+_REF_OP = (16512, 48.6, 61.0e6)
 _COST_EXPONENT = 2.5
-# Peak resident memory of ngspice: ~25 MB at start plus what the sparse LU fill-in takes;
-# fitted to bench/bench_nodal.py measurements (order of magnitude only).
-_BASE_MEM_BYTES = 25e6
-_REF_MEM_BYTES = 60e6
-_MEM_EXPONENT = 1.5
+_BASE_MEM_BYTES = 12.5e6
+_MEM_EXPONENT = 1.1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -438,21 +436,21 @@ def tile_nodes(tile: TileConfig) -> int:
 
 
 def estimate_spice_cost(cfg: CircuitConfig, analysis: Analysis) -> SpiceCost:
-    """Estimated ngspice wall time and memory of ``analysis`` on ``cfg``'s whole tile.
+    """Estimated ngspice wall time and peak memory of ``analysis`` on ``cfg``'s whole tile.
 
-    Scales NGSPICE.md's measurements (8,448 nodes: transient 60 s, DC point 3 s) with
-    nodes^2.5 (time ∝ N⁵ for an N×N tile with Sparse 1.3). The update cycle's transient is
-    charged like a read transient; ``noise`` (one line) and ``line`` are small.
+    Scales this machine's measurements (module constants ``_REF_TRAN``, ``_REF_OP``) with
+    nodes^2.5 for time and nodes^1.1 for memory. The update cycle is charged like a read
+    transient; ``noise`` (one line) and ``line`` like a DC point of their few nodes.
     """
     tile = cfg.tile
     if analysis in ("noise", "line"):
         n = tile.n_arrays * 2 * max(tile.rows, tile.cols) + 8
     else:
         n = tile_nodes(tile)
-    ratio = n / _REF_NODES
-    ref = _REF_OP_S if analysis in ("op", "noise", "line") else _REF_TRAN_S
-    seconds = ref * ratio**_COST_EXPONENT
-    memory = _BASE_MEM_BYTES + _REF_MEM_BYTES * ratio**_MEM_EXPONENT
+    ref_nodes, ref_s, ref_mem = _REF_OP if analysis in ("op", "noise", "line") else _REF_TRAN
+    ratio = n / ref_nodes
+    seconds = ref_s * ratio**_COST_EXPONENT
+    memory = _BASE_MEM_BYTES + ref_mem * ratio**_MEM_EXPONENT
     return SpiceCost(nodes=n, seconds=seconds, memory_bytes=memory)
 
 
