@@ -146,16 +146,24 @@ class CharacterizationJob:
     """The circuit this job simulates (the campaign's config with the tile resized and,
     for some cases, one field changed)."""
     seed: int = 0
+    """Seed of this job's generator (weights, inputs, bits, noise)."""
     direction: str = "forward"
+    """Read direction of a transfer job: ``forward`` or ``backward``."""
     pattern: str = "random"
     """Weights/inputs: ``random`` or ``ramp`` (rows of equal weights from −w_max to w_max,
     all inputs 1, driving the outer rows into the output bound)."""
     spice_analysis: str = "tran"
+    """ngspice analysis of a transfer job: ``tran`` (integrators) or ``op`` (DC point)."""
     polarity: int = 1
+    """Update polarity: +1 (up) or −1 (down)."""
     sizes: tuple[int, ...] = ()
+    """Line lengths (segments) of a timing job."""
     trials: int = 0
+    """Monte Carlo trials of a noise_mc job."""
     n_devices: int = 0
+    """Devices per array on the line of a noise or noise_mc job."""
     timeout_s: float = 600.0
+    """Time limit (s) of each ngspice run of the job."""
 
 
 def _resized(cfg: CircuitConfig, n: int, *, nodal_only: bool = False) -> CircuitConfig:

@@ -157,3 +157,9 @@ def test_circuit_parameters_recompute_q_unit() -> None:
     # Q_unit = V_read·t_meas·ΔG_unit, recomputed from the stored numbers (rounding only).
     assert p["q_unit_c"] == pytest.approx(p["v_read_v"] * p["t_meas_s"] * p["dg_unit_s"], rel=1e-12)
     assert math.isclose(p["alpha_w"], 12.0, rel_tol=1e-12)
+
+
+def test_run_job_refuses_unknown_analysis() -> None:
+    job = ch.CharacterizationJob(analysis="magic", name="m", circuit=gokmen_vlasov_2016())
+    with pytest.raises(ConfigError, match="analysis = 'magic'"):
+        ch.run_job(job)

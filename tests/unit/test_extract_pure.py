@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,31 @@ def test_job_names_are_made_safe_for_run_folders() -> None:
     assert ex._job_name("upd-k0.9_UP") == "upd-k0-9_up"
     assert ex._job_name("9lives") == "j9lives"
     assert len(ex._job_name("a" * 100)) == 64
+
+
+def test_weights_to_conductances_maps_the_pair_and_refuses_out_of_range() -> None:
+    from rpucircuit.config.tile import gokmen_vlasov_2016
+
+    cfg = gokmen_vlasov_2016(rows=2, cols=2)
+    d = cfg.device
+    g_pos, g_neg = ex.weights_to_conductances(cfg, [[d.w_max, 0.0], [-d.w_max, 0.3]])
+    # Full scale puts one device at G_on and its partner at G_off (rounding only).
+    assert g_pos[0, 0] == pytest.approx(d.g_on_s, rel=1e-12)
+    assert g_neg[0, 0] == pytest.approx(d.g_off_s, rel=1e-12)
+    np.testing.assert_allclose((g_pos - g_neg) / d.dg_unit_s, [[0.6, 0.0], [-0.6, 0.3]], atol=1e-12)
+    with pytest.raises(ExtractionError, match=r"weights must lie in ±w_max = ±0\.6"):
+        ex.weights_to_conductances(cfg, [[0.7, 0.0], [0.0, 0.0]])
+
+
+def test_missing_simulator_vector_is_an_extraction_error() -> None:
+    from rpucircuit.spice import RawResult
+
+    with pytest.raises(ExtractionError, match="lacks 'v\\(out0\\)'"):
+        ex._real(RawResult(plots=()), "v(out0)")
+
+
+def test_monte_carlo_refuses_bad_sizes(tmp_path: Path) -> None:
+    from rpucircuit.config.tile import gokmen_vlasov_2016
+
+    with pytest.raises(ExtractionError, match="need trials >= 2"):
+        ex.noise_monte_carlo(gokmen_vlasov_2016(), trials=1, seed=1, workdir=tmp_path)
