@@ -11,6 +11,7 @@ from rpucircuit import characterize as ch
 from rpucircuit import sweep
 from rpucircuit.cli import main
 from rpucircuit.config.base import config_key
+from rpucircuit.errors import SweepError
 
 pytestmark = pytest.mark.sim
 
@@ -95,3 +96,18 @@ def test_command_runs_a_tiny_campaign(tmp_path: Path, monkeypatch: pytest.Monkey
     assert main(["characterize", str(cfg), "--out", str(out), "--jobs", "2", "--no-progress"]) == 0
     assert (out / ch.RESULT_NAME).is_file()
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+
+
+def test_failed_jobs_leave_no_campaign_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every ngspice run gets 1 ms: each one is killed as hung. The campaign reports the
+    # failures together, keeps what finished (the nodal job) cached, and writes no file.
+    monkeypatch.setenv("RPUCIRCUIT_SPICE_DIR", str(tmp_path / "spice"))
+    spec = ch.load_spec(TINY + "timeout_s = 0.001\n", source="tiny.toml")
+    out = tmp_path / "run"
+    with pytest.raises(SweepError, match="job\\(s\\) failed"):
+        ch.run_campaign(spec, out, n_workers=2, progress=False)
+    assert not (out / ch.RESULT_NAME).exists()
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
+    assert len(list((out / "cache").glob("*.h5"))) == 1  # the nodal job
