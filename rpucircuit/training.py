@@ -196,6 +196,7 @@ def plot_history(path: Path, result: TrainResult) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     h = result.history
     epochs = np.arange(1, len(h["test_error"]) + 1)
@@ -210,7 +211,9 @@ def plot_history(path: Path, result: TrainResult) -> Path:
     cfg = result.config
     name = cfg.model.file or cfg.model.preset
     ax.set_title(f"{cfg.network}, {name}, seed {cfg.seed}: {100 * result.test_error_final:.2f} %")
-    fig.legend(loc="upper right", fontsize="small")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper right", fontsize="small")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
