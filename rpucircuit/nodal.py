@@ -46,6 +46,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -55,6 +56,11 @@ from rpucircuit.errors import ConfigError
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Direction = Literal["forward", "backward"]
+Method = Literal["auto", "direct", "cg"]
+
+AUTO_DIRECT_MAX = 150_000
+"""``method="auto"`` factors systems up to this many unknowns directly, larger ones by CG."""
+CG_MAX_ITER = 2000
 
 
 def integrator_conductance(c_int_f: float, a0: float, gbw_hz: float, t_meas_s: float) -> float:
@@ -92,6 +98,9 @@ class NodalSolver:
     ``signs``: drive polarity of each array's inputs (+1, −1). ``r_seg_in_ohm`` /
     ``r_seg_out_ohm``: segment resistance of input / output lines; ``r_driver_ohm``: driver
     output resistance; ``g_int_s``: summing-node conductance (None = virtual ground).
+    ``method``: ``direct`` (sparse LU, reused for every input), ``cg`` (conjugate gradients
+    preconditioned by the exact solve of every line on its own), or ``auto`` (direct up to
+    :data:`AUTO_DIRECT_MAX` unknowns). ``cg_rtol``: CG's relative residual target.
     """
 
     def __init__(
@@ -103,6 +112,8 @@ class NodalSolver:
         r_seg_out_ohm: float,
         r_driver_ohm: float,
         g_int_s: float | None = None,
+        method: Method = "auto",
+        cg_rtol: float = 1e-13,
     ) -> None:
         if len(g_arrays) != len(signs) or not g_arrays:
             raise ConfigError("g_arrays and signs must be non-empty and of equal length")
@@ -189,16 +200,34 @@ class NodalSolver:
         self._a_uk = lap[n_known:, :n_known].tocsc()
         self.n_known = n_known
         self.n_unknown = n_nodes - n_known
-        self._lu = (
-            spla.splu(
+        if method == "auto":
+            method = "direct" if self.n_unknown <= AUTO_DIRECT_MAX else "cg"
+        if method not in ("direct", "cg"):
+            raise ConfigError(f"method = {method!r}: must be 'auto', 'direct' or 'cg'")
+        self.method = method
+        self.cg_rtol = cg_rtol
+        self.cg_iterations = 0
+        self._lu = None
+        self._tri: tuple[FloatArray, FloatArray] | None = None
+        if self.n_unknown > 0 and method == "direct":
+            self._lu = spla.splu(
                 self._a_uu,
                 permc_spec="MMD_AT_PLUS_A",
                 diag_pivot_thresh=0.0,
                 options={"SymmetricMode": True},
             )
-            if self.n_unknown > 0
-            else None
-        )
+        elif self.n_unknown > 0:
+            # Preconditioner: the tridiagonal band of A_uu. Nodes are numbered line by line,
+            # so the band holds every line's own chain (segments, plus all conductances on
+            # the diagonal) and nothing else: a block-diagonal, SPD line preconditioner,
+            # factored once with LAPACK's pttrf.
+            self._a_uu = self._a_uu.tocsr()
+            d = self._a_uu.diagonal()
+            e = self._a_uu.diagonal(1)
+            df, ef, info = sla.lapack.dpttrf(d, e)
+            if info != 0:  # pragma: no cover - the band is diagonally dominant
+                raise ConfigError(f"line preconditioner is not positive definite ({info})")
+            self._tri = (df, ef)
 
     def potentials(self, u: npt.ArrayLike) -> FloatArray:
         """Potentials of all nodes (known first), shape ``(n_nodes, K)``, for inputs ``u``."""
@@ -214,11 +243,51 @@ class NodalSolver:
         known = np.zeros((self.n_known, k))
         for a, s in enumerate(self.signs):
             known[1 + a * self.n_in : 1 + (a + 1) * self.n_in] = s * uu
-        if self._lu is None:
+        if self._lu is None and self._tri is None:
             return known
         rhs = -(self._a_uk @ known)
-        x = self._lu.solve(np.asfortranarray(rhs))
+        if self._lu is not None:
+            x = self._lu.solve(np.asfortranarray(rhs))
+        else:
+            x = self._cg(np.asarray(rhs))
         return np.vstack([known, x.reshape(self.n_unknown, k)])
+
+    def _precondition(self, r: FloatArray) -> FloatArray:
+        assert self._tri is not None
+        z, info = sla.lapack.dpttrs(self._tri[0], self._tri[1], r)
+        if info != 0:  # pragma: no cover
+            raise ConfigError(f"line preconditioner solve failed ({info})")
+        out: FloatArray = z
+        return out
+
+    def _cg(self, b: FloatArray) -> FloatArray:
+        """Preconditioned conjugate gradients, one independent recursion per column of
+        ``b``, vectorized; stops when every column's residual is below cg_rtol·|b|."""
+        a = self._a_uu
+        x = np.zeros_like(b)
+        r = b.copy()
+        norm_b = np.linalg.norm(b, axis=0)
+        target = self.cg_rtol * np.where(norm_b > 0, norm_b, 1.0)
+        z = self._precondition(r)
+        p = z.copy()
+        rz = np.einsum("ij,ij->j", r, z)
+        for it in range(1, CG_MAX_ITER + 1):
+            ap = a @ p
+            pap = np.einsum("ij,ij->j", p, ap)
+            alpha = np.divide(rz, pap, out=np.zeros_like(rz), where=pap > 0)
+            x += alpha * p
+            r -= alpha * ap
+            if np.all(np.linalg.norm(r, axis=0) <= target):
+                self.cg_iterations = it
+                return x
+            z = self._precondition(r)
+            rz_new = np.einsum("ij,ij->j", r, z)
+            beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0)
+            p = z + beta * p
+            rz = rz_new
+        raise ConfigError(  # pragma: no cover - SPD systems converge in far fewer steps
+            f"conjugate gradients did not converge in {CG_MAX_ITER} iterations; use method='direct'"
+        )
 
     def charges(self, u: npt.ArrayLike) -> FloatArray:
         """Charge (C) into each summing node for input volt-seconds ``u`` (V·s), shape
@@ -257,6 +326,7 @@ def solver_for(
     *,
     direction: Direction = "forward",
     finite_gain: bool = False,
+    method: Method = "auto",
 ) -> NodalSolver:
     """A :class:`NodalSolver` for ``cfg``'s tile with conductances ``(rows, cols)`` (S)."""
     tile = cfg.tile
@@ -289,6 +359,7 @@ def solver_for(
         r_seg_out_ohm=r_out,
         r_driver_ohm=tile.r_driver_ohm,
         g_int_s=g_int,
+        method=method,
     )
 
 
@@ -300,10 +371,13 @@ def read(
     *,
     direction: Direction = "forward",
     finite_gain: bool = True,
+    method: Method = "auto",
 ) -> NodalResult:
     """Nodal read of inputs ``x`` in [-1, 1] (quantized like the drivers), one vector
     ``(n_in,)`` or many ``(n_in, K)``."""
-    solver = solver_for(cfg, g_pos, g_neg, direction=direction, finite_gain=finite_gain)
+    solver = solver_for(
+        cfg, g_pos, g_neg, direction=direction, finite_gain=finite_gain, method=method
+    )
     xx = np.asarray(x, dtype=np.float64)
     if xx.shape[0] != solver.n_in or np.any(np.abs(xx) > 1) or not np.all(np.isfinite(xx)):
         raise ConfigError(f"x: shape {xx.shape} must start with {solver.n_in}, |x| <= 1")

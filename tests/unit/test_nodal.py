@@ -109,6 +109,22 @@ def test_matches_dense_solve(rng: np.random.Generator, g_int: float | None) -> N
     assert np.all(q2[:, 2] == 0)
 
 
+@pytest.mark.parametrize("g_int", [None, 3e-6])
+def test_cg_matches_direct(rng: np.random.Generator, g_int: float | None) -> None:
+    gp, gn = _random_tile(rng, 9, 6)
+    u = rng.uniform(-1, 1, (6, 3)) * 80e-9
+    kw = {"r_seg_in_ohm": 2e4, "r_seg_out_ohm": 3e4, "r_driver_ohm": 1e4, "g_int_s": g_int}
+    direct = nodal.NodalSolver((gp, gn), (1.0, -1.0), method="direct", **kw)  # type: ignore[arg-type]
+    cg = nodal.NodalSolver((gp, gn), (1.0, -1.0), method="cg", **kw)  # type: ignore[arg-type]
+    assert cg.method == "cg" and direct.method == "direct"
+    q_d, q_c = direct.charges(u), cg.charges(u)
+    assert cg.cg_iterations > 0
+    # CG stops at a relative residual of 1e-13: charges agree to 1e-9 of full scale.
+    assert np.allclose(q_c, q_d, rtol=0, atol=1e-9 * np.max(np.abs(q_d)))
+    with pytest.raises(ConfigError, match="method = 'lu'"):
+        nodal.NodalSolver((gp, gn), (1.0, -1.0), method="lu", **kw)  # type: ignore[arg-type]
+
+
 def test_zero_resistance_is_exactly_wx(rng: np.random.Generator) -> None:
     gp, gn = _random_tile(rng, 4, 6)
     u = rng.uniform(-1, 1, 6) * 80e-9
