@@ -10,7 +10,7 @@ Fast path (numba, ``cache=True``, ``nogil=True``, no fast-math):
 * :func:`exact_update` — the expected update applied directly (floating-point preset).
 
 Random numbers inside the kernels come from a xoshiro256** generator whose 4-word state
-(plus one cached Gaussian) lives in arrays owned by the tile, seeded from a
+lives in an array owned by the tile, seeded from a
 ``numpy.random.Generator``: results are bit-exact for a seed and resumable from a saved
 state.
 
@@ -33,6 +33,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
 from numba.core import types
 from numba.extending import intrinsic
 
@@ -64,12 +65,25 @@ def _popcount_intrinsic(typingctx: Any, x: Any) -> Any:  # pragma: no cover - co
 _popcount: Any = intrinsic(_popcount_intrinsic)
 
 
+def _ctz_intrinsic(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """LLVM cttz on a nonzero uint64: the index of the lowest set bit."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return sig, codegen
+
+
+_ctz: Any = intrinsic(_ctz_intrinsic)
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _rotl(x: np.uint64, k: int) -> np.uint64:  # pragma: no cover - compiled
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _next_u64(s: UIntArray) -> np.uint64:  # pragma: no cover - compiled
     """xoshiro256** (Blackman & Vigna 2018): one 64-bit output, state advanced in place."""
     result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
@@ -83,31 +97,69 @@ def _next_u64(s: UIntArray) -> np.uint64:  # pragma: no cover - compiled
     return result
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _uniform(s: UIntArray) -> float:  # pragma: no cover - compiled
     """Uniform double in [0, 1) with 53 random bits."""
     return float(_next_u64(s) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@numba.njit(cache=True, nogil=True)
-def _normal(s: UIntArray, g: FloatArray) -> float:  # pragma: no cover - compiled
-    """Standard normal (polar Box-Muller); the second value is cached in ``g``."""
-    if g[0] != 0.0:
-        g[0] = 0.0
-        return float(g[1])
+def _ziggurat_tables() -> tuple[FloatArray, FloatArray]:
+    """Layer edges X (129) and ratios X[i+1]/X[i] (128) of a 128-layer normal ziggurat.
+
+    Marsaglia & Tsang (2000) with Doornik's (2005) independent-bits variant; R is the
+    start of the tail and V the common area of each layer (values from those papers).
+    """
+    r, v, c = 3.442619855899, 9.91256303526217e-3, 128
+    x = np.zeros(c + 1)
+    f = np.exp(-0.5 * r * r)
+    x[0] = v / f
+    x[1] = r
+    for i in range(2, c):
+        x[i] = np.sqrt(-2.0 * np.log(v / x[i - 1] + f))
+        f = np.exp(-0.5 * x[i] * x[i])
+    ratio = x[1:] / x[:-1]
+    return x, ratio
+
+
+_ZIG_X, _ZIG_R = _ziggurat_tables()
+_ZIG_TAIL = 3.442619855899
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _normal_slow(u: float, i: np.uint64, s: UIntArray) -> float:  # pragma: no cover - compiled
+    """Rejection part of the ziggurat (about 1.3 % of the draws)."""
     while True:
-        u = 2.0 * _uniform(s) - 1.0
-        v = 2.0 * _uniform(s) - 1.0
-        r2 = u * u + v * v
-        if 0.0 < r2 < 1.0:
-            break
-    f = np.sqrt(-2.0 * np.log(r2) / r2)
-    g[0] = 1.0
-    g[1] = v * f
-    return float(u * f)
+        if i == 0:  # tail beyond R (Marsaglia 1964)
+            while True:
+                xt = np.log(1.0 - _uniform(s)) / _ZIG_TAIL
+                yt = np.log(1.0 - _uniform(s))
+                if -2.0 * yt >= xt * xt:
+                    break
+            return float(xt - _ZIG_TAIL if u < 0.0 else _ZIG_TAIL - xt)
+        x = u * _ZIG_X[i]
+        f0 = np.exp(-0.5 * (_ZIG_X[i] * _ZIG_X[i] - x * x))
+        f1 = np.exp(-0.5 * (_ZIG_X[i + 1] * _ZIG_X[i + 1] - x * x))
+        if f1 + _uniform(s) * (f0 - f1) < 1.0:
+            return float(x)
+        r = _next_u64(s)
+        i = r & np.uint64(127)
+        u = float(r >> np.uint64(11)) * (2.0 / 9007199254740992.0) - 1.0
+        if abs(u) < _ZIG_R[i]:
+            return float(u * _ZIG_X[i])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
+def _normal(s: UIntArray) -> float:  # pragma: no cover - compiled
+    """Standard normal by the ziggurat: one 64-bit word (7 bits layer, 53 bits value)."""
+    r = _next_u64(s)
+    i = r & np.uint64(127)
+    u = float(r >> np.uint64(11)) * (2.0 / 9007199254740992.0) - 1.0
+    if abs(u) < _ZIG_R[i]:
+        return float(u * _ZIG_X[i])
+    return _normal_slow(u, i, s)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _bit_stream(p: float, bl: int, s: UIntArray) -> np.uint64:  # pragma: no cover - compiled
     """``bl`` Bernoulli(p) bits packed into a uint64 (bit t = slot t).
 
@@ -129,18 +181,17 @@ def _bit_stream(p: float, bl: int, s: UIntArray) -> np.uint64:  # pragma: no cov
     return mask
 
 
-def seed_state(rng: np.random.Generator) -> tuple[UIntArray, FloatArray]:
-    """Fresh kernel generator state (xoshiro words, cached-Gaussian slot) drawn from ``rng``."""
-    words = rng.integers(1, 2**63, size=4, dtype=np.uint64)
-    return words, np.zeros(2, dtype=np.float64)
+def seed_state(rng: np.random.Generator) -> UIntArray:
+    """Fresh kernel generator state (4 xoshiro256** words, never all zero) drawn from ``rng``."""
+    return rng.integers(1, 2**63, size=4, dtype=np.uint64)
 
 
 @numba.njit(cache=True, nogil=True)
-def standard_normals(n: int, s: UIntArray, g: FloatArray) -> FloatArray:  # pragma: no cover
+def standard_normals(n: int, s: UIntArray) -> FloatArray:  # pragma: no cover
     """``n`` standard normal draws from the kernel generator (for tests of the generator)."""
     out = np.empty(n)
     for i in range(n):
-        out[i] = _normal(s, g)
+        out[i] = _normal(s)
     return out
 
 
@@ -166,6 +217,16 @@ def popcount(words: UIntArray) -> UIntArray:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def _all_finite(x: FloatArray) -> bool:  # pragma: no cover - compiled
+    """True if no element of the 2-D array ``x`` is NaN or infinite."""
+    acc = 0.0
+    for k in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            acc += x[k, j] * 0.0  # NaN for NaN or ±inf, else 0
+    return acc == 0.0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _prepare_input(
     x: FloatArray, out: FloatArray, io: FloatArray, divisor: float
 ) -> None:  # pragma: no cover - compiled
@@ -183,9 +244,9 @@ def _prepare_input(
         out[j] = v
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _finish_output(
-    y: FloatArray, io: FloatArray, s: UIntArray, g: FloatArray
+    y: FloatArray, io: FloatArray, s: UIntArray
 ) -> bool:  # pragma: no cover - compiled
     """Noise, bound and ADC on one raw output vector in place; True if it hit the bound."""
     sigma = io[IO_NOISE]
@@ -195,7 +256,7 @@ def _finish_output(
     for i in range(y.shape[0]):
         v = y[i]
         if sigma > 0.0:
-            v += sigma * _normal(s, g)
+            v += sigma * _normal(s)
         if bound > 0.0:
             if v >= bound:
                 v = bound
@@ -211,22 +272,30 @@ def _finish_output(
 
 @numba.njit(cache=True, nogil=True)
 def read_batch(
-    w: FloatArray, x: FloatArray, y: FloatArray, io: FloatArray, s: UIntArray, g: FloatArray
-) -> None:  # pragma: no cover - compiled
+    w: FloatArray, x: FloatArray, y: FloatArray, io: FloatArray, s: UIntArray
+) -> int:  # pragma: no cover - compiled
     """Managed analog read of each row of ``x`` (n, in) through ``w`` (out, in) into ``y``.
 
-    ``w`` may be a transposed view (backward read). ``io`` is the parameter vector laid out
-    by the ``IO_*`` indices. Every vector gets its own noise and its own management.
+    ``w`` may be a transposed view (backward read) and float32 (reads whose noise floor is
+    far above float32 rounding); ``x`` and ``y`` are float64. ``io`` is the parameter vector
+    laid out by the ``IO_*`` indices. Every vector gets its own noise and management.
+    Returns 1 (and reads nothing) if ``x`` holds a NaN or infinity, else 0.
     """
     n = x.shape[0]
+    if not _all_finite(x):
+        return 1
+    xq = np.empty(x.shape, dtype=w.dtype)
     if io[IO_PERFECT] != 0.0:
-        y[:, :] = np.dot(x, w.T)
-        return
+        xq[:, :] = x
+        if n == 1:
+            y[0, :] = np.dot(w, xq[0])
+        else:
+            y[:, :] = np.dot(xq, w.T)
+        return 0
     nm = io[IO_NM] != 0.0
     bm = io[IO_BM] != 0.0
     bm_max = io[IO_BM_MAX]
     scale = np.ones(n)
-    xq = np.empty_like(x)
     for k in range(n):
         if nm:
             amax = 0.0
@@ -248,17 +317,18 @@ def read_batch(
             y[k, :] = 0.0
             continue
         yk = y[k]
-        hit = _finish_output(yk, io, s, g)
+        hit = _finish_output(yk, io, s)
         factor = 1.0
         while bm and hit and factor < bm_max:
             factor *= 2.0
             _prepare_input(x[k], xq[k], io, scale[k] * factor)
             yk[:] = np.dot(w, xq[k])
-            hit = _finish_output(yk, io, s, g)
+            hit = _finish_output(yk, io, s)
         mult = scale[k] * factor
         if mult != 1.0:
             for i in range(yk.shape[0]):
                 yk[i] *= mult
+    return 0
 
 
 def reference_read(
@@ -303,7 +373,7 @@ PAR_LEN = 4
 _SQRT_TABLE = np.sqrt(np.arange(4 * 64 + 1, dtype=np.float64))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _pulse_run(
     w: float,
     a: int,
@@ -315,7 +385,6 @@ def _pulse_run(
     wmin: float,
     dp: FloatArray,
     s: UIntArray,
-    g: FloatArray,
 ) -> float:  # pragma: no cover - compiled
     """New weight after ``n_full`` full and ``n_half`` half-select pulses of direction ``a``.
 
@@ -333,7 +402,7 @@ def _pulse_run(
             amp = 1.0 if idx < n_full else k
             dw = step * amp
             if ctoc > 0.0:
-                dw *= 1.0 + ctoc * _normal(s, g)
+                dw *= 1.0 + ctoc * _normal(s)
             if a > 0:
                 w += dw * (1.0 - w / wmax) if wmax > 0.0 else 0.0
             else:
@@ -345,7 +414,7 @@ def _pulse_run(
         return w
     delta = step * (n_full + k * n_half)
     if ctoc > 0.0:
-        delta += step * ctoc * np.sqrt(n_full + k * k * n_half) * _normal(s, g)
+        delta += step * ctoc * np.sqrt(n_full + k * k * n_half) * _normal(s)
     w += delta if a > 0 else -delta
     if dp[DP_BOUNDED] != 0.0:
         if w > wmax:
@@ -368,7 +437,6 @@ def _element(
     par: FloatArray,
     dp: FloatArray,
     s: UIntArray,
-    g: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """All pulses one device sees in one update, phase by phase (half-select model)."""
     val = w[dv, i, j]
@@ -402,7 +470,6 @@ def _element(
             par[dv, i, j, PAR_WMIN],
             dp,
             s,
-            g,
         )
     w[dv, i, j] = val
 
@@ -434,7 +501,6 @@ def _coincidences_hard(
     wread: FloatArray,
     att: FloatArray,
     s: UIntArray,
-    g: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """Apply the compacted coincidences of row ``i`` (hard bounds, no half-select)."""
     ctoc = dp[DP_CTOC]
@@ -447,7 +513,7 @@ def _coincidences_hard(
         step = par[dv, i, j, PAR_UP] if up else par[dv, i, j, PAR_DOWN]
         delta = step * nc
         if ctoc > 0.0:
-            delta += step * ctoc * _SQRT_TABLE[nc] * _normal(s, g)
+            delta += step * ctoc * _SQRT_TABLE[nc] * _normal(s)
         v = w[dv, i, j] + (delta if up else -delta)
         if bounded:
             hi = par[dv, i, j, PAR_WMAX]
@@ -477,15 +543,17 @@ def pulsed_update(
     wread: FloatArray,
     att: FloatArray,
     s: UIntArray,
-    g: FloatArray,
 ) -> int:  # pragma: no cover - compiled
     """``n`` sequential stochastic updates W ← W − lr·δᵀx (in expectation), in place.
 
     ``x`` (n, in), ``d`` (n, out); device weights ``w`` (n_dev, out, in), device parameters
     ``par`` (n_dev, out, in, PAR_LEN); ``wread`` (out, in) is refreshed for every touched
     element. Rows are replicated per device (each device of a weight has its own row
-    streams), column streams are shared. Returns the number of full coincidences.
+    streams), column streams are shared. Returns the number of full coincidences, or −1
+    (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
     """
+    if not (_all_finite(x) and _all_finite(d)):
+        return -1
     n_dev, n_out, n_in = w.shape
     c = np.sqrt(lr / (bl * dw_min))
     k_on = dp[DP_K] != 0.0
@@ -496,6 +564,9 @@ def pulsed_update(
     acm = np.empty(n_in, dtype=np.uint64)
     cj = np.empty(n_in, dtype=np.int64)
     cn = np.empty(n_in, dtype=np.int64)
+    cnt = np.zeros(n_in, dtype=np.int64)
+    slot_cols = np.empty((bl, n_in), dtype=np.int64)
+    slot_n = np.zeros(bl, dtype=np.int64)
     sx = np.zeros(n_in, dtype=np.int64)
     sd = np.zeros(n_out, dtype=np.int64)
     touched = np.zeros((n_out, n_in), dtype=np.uint8) if k_on else np.zeros((1, 1), np.uint8)
@@ -521,6 +592,14 @@ def pulsed_update(
                 acols[n_ac] = j
                 acm[n_ac] = cmask[j]
                 n_ac += 1
+        slot_n[:] = 0
+        for jj in range(n_ac):
+            bits = acm[jj]
+            while bits != 0:
+                t = _ctz(bits)
+                bits &= bits - np.uint64(1)
+                slot_cols[t, slot_n[t]] = acols[jj]
+                slot_n[t] += 1
         for i in range(n_out):
             v = d[smp, i]
             sd[i] = 1 if v > 0.0 else (-1 if v < 0.0 else 0)
@@ -528,17 +607,39 @@ def pulsed_update(
             for i in range(n_out):
                 rmask[i] = _bit_stream(min(cd * abs(d[smp, i]), 1.0), bl, s)
             if not k_on:
-                # only coincidences change devices: active rows x active columns
+                # only coincidences change devices. Per active row, either scan the
+                # active columns (cost ~ n_ac) or walk the row's pulse slots through the
+                # per-slot column lists (cost ~ coincidences), whichever is cheaper.
                 for i in range(n_out):
                     rm = rmask[i]
                     if rm == 0:
                         continue
+                    load = 0
+                    bits = rm
+                    while bits != 0:
+                        load += slot_n[_ctz(bits)]
+                        bits &= bits - np.uint64(1)
                     n = 0
-                    for jj in range(n_ac):  # branch-free compaction of the coincidences
-                        nc = _popcount(rm & acm[jj])
-                        cj[n] = acols[jj]
-                        cn[n] = nc
-                        n += 1 if nc != 0 else 0
+                    if 2 * load < n_ac:
+                        bits = rm
+                        while bits != 0:
+                            t = _ctz(bits)
+                            bits &= bits - np.uint64(1)
+                            for e in range(slot_n[t]):
+                                j = slot_cols[t, e]
+                                if cnt[j] == 0:
+                                    cj[n] = j
+                                    n += 1
+                                cnt[j] += 1
+                        for e in range(n):
+                            cn[e] = cnt[cj[e]]
+                            cnt[cj[e]] = 0
+                    else:
+                        for jj in range(n_ac):  # branch-free compaction of the coincidences
+                            nc = _popcount(rm & acm[jj])
+                            cj[n] = acols[jj]
+                            cn[n] = nc
+                            n += 1 if nc != 0 else 0
                     for e in range(n):
                         n_coinc += cn[e]
                     if soft:
@@ -547,13 +648,11 @@ def pulsed_update(
                             w[dv, i, j] = _pulse_run(
                                 w[dv, i, j], -sx[j] * sd[i], cn[e], 0,
                                 par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
-                                par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN], dp, s, g,
+                                par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN], dp, s,
                             )  # fmt: skip
                             _refresh(w, wread, att, dp, i, j)
                     else:
-                        _coincidences_hard(
-                            dv, i, -sd[i], n, cj, cn, sx, w, par, dp, wread, att, s, g
-                        )
+                        _coincidences_hard(dv, i, -sd[i], n, cj, cn, sx, w, par, dp, wread, att, s)
             else:
                 # half-select: every device on an active row or an active column
                 for i in range(n_out):
@@ -562,14 +661,14 @@ def pulsed_update(
                         continue
                     for j in range(n_in):
                         n_coinc += int(_popcount(rm & cmask[j]))
-                        _element(dv, i, j, rm, cmask[j], sd[i], sx[j], w, par, dp, s, g)
+                        _element(dv, i, j, rm, cmask[j], sd[i], sx[j], w, par, dp, s)
                         touched[i, j] = 1
                 for i in range(n_out):
                     if rmask[i] != 0:
                         continue
                     for jj in range(n_ac):
                         j = acols[jj]
-                        _element(dv, i, j, np.uint64(0), cmask[j], sd[i], sx[j], w, par, dp, s, g)
+                        _element(dv, i, j, np.uint64(0), cmask[j], sd[i], sx[j], w, par, dp, s)
                         touched[i, j] = 1
         if k_on:
             for i in range(n_out):
@@ -590,8 +689,12 @@ def exact_update(
     dp: FloatArray,
     wread: FloatArray,
     att: FloatArray,
-) -> None:  # pragma: no cover - compiled
-    """W ← W − lr·δᵀx for each of the ``n`` rows in turn, split evenly over the devices."""
+) -> int:  # pragma: no cover - compiled
+    """W ← W − lr·δᵀx for each of the ``n`` rows in turn, split evenly over the devices.
+
+    Returns −1 (changing nothing) if ``x`` or ``d`` holds a NaN or infinity, else 0."""
+    if not (_all_finite(x) and _all_finite(d)):
+        return -1
     n_dev, n_out, n_in = w.shape
     bounded = dp[DP_BOUNDED] != 0.0
     share = lr / n_dev
@@ -611,6 +714,7 @@ def exact_update(
                     w[dv, i, j] = v
             for j in range(n_in):
                 _refresh(w, wread, att, dp, i, j)
+    return 0
 
 
 def reference_update(

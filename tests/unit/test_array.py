@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rpucircuit.array import AnalogTile, TileShapeError
+from rpucircuit.array import AnalogTile, TileShapeError, read_dtype
 from rpucircuit.config import rpu
 from rpucircuit.errors import ConfigError, RpuError
 
@@ -333,6 +333,8 @@ def test_same_seed_same_results() -> None:
         (lambda t: t.forward(np.full(5, np.nan)), r"forward x: contains NaN or infinite"),
         (lambda t: t.forward(np.array(["a"] * 5)), r"forward x: dtype <U1 is not a real"),
         (lambda t: t.backward(np.zeros(5)), r"backward d: shape \(5,\) must be \(3,\)"),
+        (lambda t: t.backward([np.inf, 0, 0]), r"backward d: contains NaN or infinite"),
+        (lambda t: t.update([np.nan] * 5, np.zeros(3), 0.1), r"x or d contains NaN"),
         (lambda t: t.update(np.zeros((2, 5)), np.zeros((3, 3)), 0.1), r"x has 2 rows but d"),
         (lambda t: t.update(np.zeros(5), np.zeros(3), -0.1), r"lr = -0\.1: must be finite"),
         (lambda t: t.update(np.zeros(5), np.zeros(3), "0.1"), r"lr = '0\.1': must be a number"),
@@ -347,6 +349,34 @@ def test_tile_errors(rng: np.random.Generator, call, match: str) -> None:  # typ
     tile = AnalogTile(3, 5, rpu.gokmen_vlasov_2016(), rng=rng)
     with pytest.raises(TileShapeError, match=match):
         call(tile)
+
+
+def test_exact_update_refuses_nan(rng: np.random.Generator) -> None:
+    tile = AnalogTile(3, 5, rpu.floating_point(), rng=rng)
+    tile.set_weights(np.ones((3, 5)))
+    with pytest.raises(TileShapeError, match=r"update: x or d contains NaN"):
+        tile.update(np.zeros(5), [0.0, np.nan, 0.0], 0.1)
+    np.testing.assert_array_equal(tile.get_weights(), np.ones((3, 5)))  # nothing changed
+
+
+def test_read_precision_follows_the_noise(rng: np.random.Generator) -> None:
+    """float32 read copy only when both reads add noise; its rounding is far below σ."""
+    assert read_dtype(rpu.gokmen_vlasov_2016()) is np.float32
+    assert read_dtype(rpu.floating_point()) is np.float64
+    cfg = rpu.RPUConfig(forward=QUIET, backward=rpu.IOConfig(), device=rpu.ideal_device())
+    assert read_dtype(cfg) is np.float64
+    noisy = rpu.RPUConfig(
+        forward=dataclasses.replace(QUIET, out_noise=1e-30),
+        backward=dataclasses.replace(QUIET, out_noise=1e-30),
+        device=rpu.ideal_device(),
+    )
+    tile = AnalogTile(64, 300, noisy, rng=rng)
+    w = rng.uniform(-0.5, 0.5, (64, 300))
+    tile.set_weights(w)
+    x = rng.uniform(-1, 1, 300)
+    # float32 weights and inputs: relative rounding 6e-8 per term, sum of 300 terms of ~0.25:
+    # 1e-5 absolute is a generous bound and still 6000x below sigma = 0.06
+    np.testing.assert_allclose(tile.forward(x), w @ x, rtol=0, atol=1e-5)
 
 
 def test_set_state_refuses_mismatches(rng: np.random.Generator) -> None:
