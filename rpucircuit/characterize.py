@@ -800,7 +800,9 @@ def write_report(
         f"{tm['n_max_sim']} cross points from ngspice (50 % delay), {tm['n_max_distributed']} "
         f"from the distributed formula, {tm['n_max_elmore']} from the Elmore delay (paper A's "
         "rule: 4096). Integrator closed-loop time constant "
-        f"{tm['settle_tau_s'] * 1e12:.0f} ps.",
+        f"{tm['settle_tau_s'] * 1e12:.0f} ps; after the input pulses end the output settles "
+        f"to {tm['settle_tol']:g} of its value in {tm['settle_sim_s'] * 1e12:.0f} ps "
+        f"(ngspice) vs τ·ln(lag/tol) = {tm['settle_analytic_s'] * 1e12:.0f} ps.",
         "",
         "## Plots",
         "",

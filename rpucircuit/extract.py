@@ -40,6 +40,7 @@ from rpucircuit.netlist import (
     build_read,
     build_update,
     quantize_inputs,
+    read_times,
 )
 from rpucircuit.spice import RawResult
 
@@ -823,6 +824,18 @@ class TimingResult:
     """The same from the Elmore delay (paper A's rule reproduced)."""
     settle_tau_s: float
     """Analytic closed-loop time constant of the integrator on the tile's output line."""
+    settle_t_s: FloatArray
+    """Integrator output of the settling run: time (s) from the end of the input pulses."""
+    settle_v_v: FloatArray
+    """Integrator output of the settling run (V)."""
+    settle_sim_s: float
+    """Simulated settling time: from the 50 % point of the input pulses' falling edge until
+    the output stays within ``settle_tol`` of its final value (s)."""
+    settle_analytic_s: float
+    """``τ·ln(lag/tol)``: the output lags an ideal ramp by ``slope·τ`` and that lag decays
+    with the closed-loop time constant τ (s)."""
+    settle_tol: float
+    """Settling tolerance, relative to the final output."""
 
 
 def _largest_n(coeff_n2: float, coeff_n: float, budget: float) -> int:
@@ -865,6 +878,8 @@ def timing_case(
     n_dist = _largest_n(an.SAKURAI_DISTRIBUTED_50 * rc, an.LN2 * r_drv * c_seg, budget)
     n_elm = _largest_n(0.5 * rc, (0.5 * rc + r_drv * c_seg), budget)
     c_in = t.n_arrays * t.cols * c_seg
+    tau = an.integrator_settling_tau_s(cfg.periphery.gbw_hz, cfg.c_int_f, c_in)
+    st, sv, s_sim, s_ana, tol = _settling(cfg, tau, workdir=workdir, timeout_s=timeout_s)
     return TimingResult(
         n_segments=ns,
         t50_sim_s=sim,
@@ -876,5 +891,39 @@ def timing_case(
         n_max_sim=_largest_n(float(a), float(b), budget),
         n_max_distributed=n_dist,
         n_max_elmore=n_elm,
-        settle_tau_s=an.integrator_settling_tau_s(cfg.periphery.gbw_hz, cfg.c_int_f, c_in),
+        settle_tau_s=tau,
+        settle_t_s=st,
+        settle_v_v=sv,
+        settle_sim_s=s_sim,
+        settle_analytic_s=s_ana,
+        settle_tol=tol,
     )
+
+
+def _settling(
+    cfg: CircuitConfig, tau_s: float, *, workdir: Path, timeout_s: float, tol: float = 1e-3
+) -> tuple[FloatArray, FloatArray, float, float, float]:
+    """Transient of one output line of the tile (all ``cols`` devices, inputs at full
+    width, output at half the bound) with a time step of τ/10; returns the waveform after
+    the input pulses end, the simulated and the analytic settling time, and ``tol``."""
+    one = with_tile(cfg, rows=1)
+    p = one.periphery
+    cols = one.tile.cols
+    w = np.full((1, cols), min(one.device.w_max, 0.5 * one.alpha_effective / cols))
+    g_pos, g_neg = weights_to_conductances(one, w)
+    net = build_read(one, g_pos, g_neg if one.tile.paired else None, np.ones(cols))
+    t0, t_end = read_times(one)
+    fine = Tran(step_s=tau_s / 10.0, stop_s=t_end, max_step_s=tau_s / 10.0)
+    net = dataclasses.replace(net, analyses=(fine,))
+    res = _run(net, name="settle", workdir=workdir, timeout_s=timeout_s)
+    t = _real(res, "time")
+    v = _real(res, net.role("outputs")[0])
+    t_edge = t0 + p.t_meas_s  # 50 % point of the falling edge
+    final = float(v[-1])
+    after = t >= t_edge
+    outside = np.nonzero(after & (np.abs(v - final) > tol * abs(final)))[0]
+    settled = float(t[outside[-1] + 1] - t_edge) if outside.size else 0.0
+    slope = final / p.t_meas_s
+    lag = abs(slope) * tau_s
+    analytic = tau_s * math.log(lag / (tol * abs(final))) if lag > tol * abs(final) else 0.0
+    return t[after] - t_edge, v[after], settled, analytic, tol
