@@ -175,7 +175,7 @@ def _resized(cfg: CircuitConfig, n: int, *, nodal_only: bool = False) -> Circuit
 
 
 def plan(cfg: CircuitConfig, campaign: CampaignConfig) -> list[CharacterizationJob]:
-    """The campaign's jobs, in a fixed order (largest first so the pool stays busy)."""
+    """The campaign's jobs, in a fixed order (most expensive first)."""
     c = campaign
     seed = c.seed
     jobs: list[CharacterizationJob] = []
@@ -219,7 +219,19 @@ def plan(cfg: CircuitConfig, campaign: CampaignConfig) -> list[CharacterizationJ
     add("ktc", "ktc", cfg)
     add("noise_mc", "noise_mc", cfg, trials=c.noise_mc_trials, n_devices=c.noise_mc_devices)
     add("timing", "timing", cfg, sizes=tuple(c.line_sizes))
-    return jobs
+    # Start the expensive jobs first so that two workers share the load evenly (rough
+    # ngspice/nodal cost ranks; the order changes neither keys nor seeds).
+    first = {"transfer": 2, "nodal": 1, "timing": 3, "noise_mc": 3}
+
+    def cost(job: CharacterizationJob) -> float:
+        n = max(job.circuit.tile.rows, job.circuit.tile.cols)
+        if job.analysis == "transfer":
+            return float(n) ** 5 * (1.0 if job.spice_analysis == "tran" else 0.02)
+        if job.analysis == "nodal":
+            return 4e-4 * float(n) ** 4
+        return 1e6 * first.get(job.analysis, 0)
+
+    return sorted(jobs, key=cost, reverse=True)
 
 
 # --------------------------------------------------------------------------- job function
