@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--op", type=int, nargs="*", default=[8, 16, 32, 48, 64])
     ap.add_argument("--nodal", type=int, nargs="*", default=[8, 16, 32, 64, 128, 256, 512])
     ap.add_argument("--parallel-size", type=int, default=24)
-    ap.add_argument("--parallel-jobs", type=int, default=8)
+    ap.add_argument("--parallel-jobs", type=int, default=8, help="0 skips the run_many part")
     ap.add_argument("--quick", action="store_true", help="small sizes only (~1 minute)")
     args = ap.parse_args(argv)
     if args.quick:
@@ -136,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         tran = bench_spice("tran", sorted(args.tran), work)
         op = bench_spice("op", sorted(args.op), work)
         nod = bench_nodal(sorted(args.nodal))
-        serial, parallel = bench_parallel(args.parallel_size, args.parallel_jobs, work)
+        serial, parallel = (
+            bench_parallel(args.parallel_size, args.parallel_jobs, work)
+            if args.parallel_jobs > 0
+            else (float("nan"), float("nan"))
+        )
 
     head = "N      ngspice tran (s)  ngspice op (s)  nodal (s)   op/nodal   tran/nodal"
     print("\n" + head + "  peak RSS tran/op (MB)")

@@ -58,7 +58,7 @@ IntArray = npt.NDArray[np.int64]
 Direction = Literal["forward", "backward"]
 Method = Literal["auto", "direct", "cg"]
 
-AUTO_DIRECT_MAX = 150_000
+AUTO_DIRECT_MAX = 20_000
 """``method="auto"`` factors systems up to this many unknowns directly, larger ones by CG."""
 CG_MAX_ITER = 2000
 
