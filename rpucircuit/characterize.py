@@ -39,7 +39,7 @@ from rpucircuit.config.base import (
     parse_toml,
     to_toml,
 )
-from rpucircuit.config.tile import CircuitConfig, gokmen_vlasov_2016
+from rpucircuit.config.tile import CircuitConfig, check_spice_budget, gokmen_vlasov_2016
 from rpucircuit.errors import ConfigError
 from rpucircuit.fileio import atomic_path, atomic_write_text
 
@@ -219,6 +219,12 @@ def plan(cfg: CircuitConfig, campaign: CampaignConfig) -> list[CharacterizationJ
     add("ktc", "ktc", cfg)
     add("noise_mc", "noise_mc", cfg, trials=c.noise_mc_trials, n_devices=c.noise_mc_devices)
     add("timing", "timing", cfg, sizes=tuple(c.line_sizes))
+    # Refuse, before anything runs, a job whose ngspice run would not fit the budget.
+    for job in jobs:
+        if job.analysis == "transfer":
+            check_spice_budget(job.circuit, "op" if job.spice_analysis == "op" else "tran")
+        elif job.analysis == "update":
+            check_spice_budget(job.circuit, "update")
     # Start the expensive jobs first so that two workers share the load evenly (rough
     # ngspice/nodal cost ranks; the order changes neither keys nor seeds).
     first = {"transfer": 2, "nodal": 1, "timing": 3, "noise_mc": 3}

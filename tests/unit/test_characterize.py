@@ -88,6 +88,16 @@ def test_bad_specs_name_the_field(text: str, match: str) -> None:
         ch.load_spec(text, source="bad.toml")
 
 
+def test_plan_refuses_a_transient_too_large_for_spice_with_its_estimate() -> None:
+    # 96 × 96: the DC point fits (the config builds) but the transient of the config's own
+    # tile is estimated beyond tile.spice_limit_s; refused before anything runs.
+    spec = ch.load_spec("[tile]\nrows = 96\ncols = 96\n")
+    with pytest.raises(ConfigError, match=r"96 × 96: too large to simulate \(tran\).*estimated"):
+        ch.plan(spec.circuit, spec.campaign)
+    ok = dataclasses.replace(spec.campaign, include_config_tile=False)
+    assert ch.plan(spec.circuit, ok)
+
+
 def test_budget_curve_shape_and_trends() -> None:
     spec = ch.load_spec(None)
     curve = ch.budget_curve(spec.circuit, spec.campaign)
