@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -376,11 +376,12 @@ def acceptable_opamp_noise_v_per_rthz(
     t_meas_s: float,
     alpha_w: float,
     v_swing_v: float,
-    adc_bits: int,
+    adc_bits: int | None,
     c_in_f: float = 0.0,
     gbw_hz: float = 0.0,
     n_arrays: int = 2,
     temperature_k: float = ROOM_TEMPERATURE_K,
+    include_ktc: bool = True,
 ) -> float:
     """Largest op-amp input-referred noise density that keeps the output noise at σ (V/√Hz).
 
@@ -390,21 +391,55 @@ def acceptable_opamp_noise_v_per_rthz(
     (:func:`opamp_charge_var_c2`), so the answer is what remains of ``(σ·Q_unit)²`` after
     device thermal noise, kT/C and ADC quantization, divided by that coefficient. Returns
     NaN where the other sources alone already exceed σ (no op-amp is quiet enough).
+    ``adc_bits=None`` and ``include_ktc=False`` leave those two out (paper A's accounting
+    splits σ between the devices' thermal noise and the op-amp only).
     """
     g_on, g_off = device_conductances_s(r_mean_ohm, on_off_ratio)
     q_unit = charge_per_weight_unit_c(v_read_v, t_meas_s, g_on, g_off, w_max)
     c_int = c_int_for_bound_f(alpha_w, q_unit, v_swing_v)
     g_line = n_arrays * n_rows / r_mean_ohm
-    var_other = (
-        device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
-        + ktc_charge_var_c2(c_int, temperature_k=temperature_k)
-        + (adc_quantization_w(adc_bits, alpha_w) * q_unit) ** 2
-    )
+    var_other = device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
+    if include_ktc:
+        var_other += ktc_charge_var_c2(c_int, temperature_k=temperature_k)
+    if adc_bits is not None:
+        var_other += (adc_quantization_w(adc_bits, alpha_w) * q_unit) ** 2
     remaining = (sigma_total_w * q_unit) ** 2 - var_other
     if remaining <= 0.0:
         return math.nan
     coeff = opamp_charge_var_c2(1.0, g_line, t_meas_s, c_int_f=c_int, c_in_f=c_in_f, gbw_hz=gbw_hz)
     return math.sqrt(remaining / coeff)
+
+
+def min_on_off_ratio(
+    *,
+    e_n_v_per_rthz: float,
+    r_max: float = 1e6,
+    rel_tol: float = 1e-6,
+    **kwargs: Any,
+) -> float:
+    """Smallest on/off ratio whose acceptable op-amp noise reaches ``e_n_v_per_rthz``.
+
+    ``kwargs`` are those of :func:`acceptable_opamp_noise_v_per_rthz` except
+    ``on_off_ratio``; ``e_n_v_per_rthz = 0`` gives the floor set by the other sources
+    alone. The acceptable noise grows monotonically with the ratio (``Q_unit`` grows as
+    ``(r − 1)/(r + 1)`` at a fixed mean conductance), so a bisection finds it. Returns NaN
+    when even ``r_max`` does not suffice.
+    """
+
+    def ok(r: float) -> bool:
+        e = acceptable_opamp_noise_v_per_rthz(on_off_ratio=r, **kwargs)
+        return not math.isnan(e) and e >= e_n_v_per_rthz
+
+    if not ok(r_max):
+        return math.nan
+    lo, hi = 1.0, r_max
+    while hi - lo > rel_tol * hi:
+        mid = math.sqrt(lo * hi) if hi / lo > 4.0 else 0.5 * (lo + hi)
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 # --------------------------------------------------------------------------- IR drop

@@ -473,30 +473,45 @@ def budget_curve(cfg: CircuitConfig, campaign: CampaignConfig) -> dict[str, Any]
     ratios = np.asarray(campaign.on_off_ratios, dtype=np.float64)
     tms = np.asarray(campaign.t_meas_values_s, dtype=np.float64)
     e_n = np.empty((tms.size, ratios.size))
+    e_n_paper = np.empty((tms.size, ratios.size))
+    r_floor = np.empty(tms.size)
+    r_config = np.empty(tms.size)
     c_in = t.n_arrays * campaign.budget_rows * t.c_seg_row_f
     for i, tm in enumerate(tms):
+        common: dict[str, Any] = {
+            "sigma_total_w": campaign.sigma_target_w,
+            "n_rows": campaign.budget_rows,
+            "r_mean_ohm": d.r_mean_ohm,
+            "w_max": d.w_max,
+            "v_read_v": p.v_read_v,
+            "t_meas_s": float(tm),
+            "alpha_w": p.alpha,
+            "v_swing_v": p.v_out_max_v,
+            "c_in_f": c_in,
+            "gbw_hz": p.gbw_hz,
+            "n_arrays": t.n_arrays,
+            "temperature_k": p.temperature_k,
+        }
         for j, r in enumerate(ratios):
             e_n[i, j] = an.acceptable_opamp_noise_v_per_rthz(
-                sigma_total_w=campaign.sigma_target_w,
-                n_rows=campaign.budget_rows,
-                r_mean_ohm=d.r_mean_ohm,
-                on_off_ratio=float(r),
-                w_max=d.w_max,
-                v_read_v=p.v_read_v,
-                t_meas_s=float(tm),
-                alpha_w=p.alpha,
-                v_swing_v=p.v_out_max_v,
-                adc_bits=p.adc_bits,
-                c_in_f=c_in,
-                gbw_hz=p.gbw_hz,
-                n_arrays=t.n_arrays,
-                temperature_k=p.temperature_k,
+                on_off_ratio=float(r), adc_bits=p.adc_bits, **common
             )
+            e_n_paper[i, j] = an.acceptable_opamp_noise_v_per_rthz(
+                on_off_ratio=float(r), adc_bits=None, include_ktc=False, **common
+            )
+        r_floor[i] = an.min_on_off_ratio(e_n_v_per_rthz=0.0, adc_bits=p.adc_bits, **common)
+        r_config[i] = an.min_on_off_ratio(
+            e_n_v_per_rthz=p.e_n_v_per_rthz, adc_bits=p.adc_bits, **common
+        )
     line_length_um = campaign.budget_rows * t.pitch_um
     return {
         "on_off_ratio": ratios,
         "t_meas_s": tms,
         "e_n_max_v_per_rthz": e_n,
+        "e_n_max_devices_only_v_per_rthz": e_n_paper,
+        "min_on_off_ratio": r_floor,
+        "min_on_off_ratio_config_e_n": r_config,
+        "config_e_n_v_per_rthz": p.e_n_v_per_rthz,
         "sigma_target_w": campaign.sigma_target_w,
         "n_rows": campaign.budget_rows,
         "r_mean_ohm": d.r_mean_ohm,
@@ -703,15 +718,26 @@ def write_plots(tree: Mapping[str, Any], out_dir: Path) -> list[Path]:
     budget_tree = tree["budget"]
     fig, ax = plt.subplots(figsize=(6, 5))
     for i, tm in enumerate(budget_tree["t_meas_s"]):
-        ax.semilogx(
+        (line,) = ax.semilogx(
             budget_tree["on_off_ratio"],
             budget_tree["e_n_max_v_per_rthz"][i] * 1e9,
             "o-",
             label=f"t_meas = {tm * 1e9:g} ns",
         )
+        ax.semilogx(
+            budget_tree["on_off_ratio"],
+            budget_tree["e_n_max_devices_only_v_per_rthz"][i] * 1e9,
+            "--",
+            color=line.get_color(),
+            lw=0.8,
+        )
     ax.set_xlabel("on/off ratio")
     ax.set_ylabel("acceptable op-amp noise (nV/√Hz)")
-    ax.set_title(f"σ = {budget_tree['sigma_target_w']:g}, {budget_tree['n_rows']} devices per line")
+    ax.set_title(
+        f"σ = {budget_tree['sigma_target_w']:g}, {budget_tree['n_rows']} devices per line "
+        "(dashed: devices + op-amp only)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     paths.append(_save_figure(fig, out_dir / "opamp_noise_budget.png"))
     return paths
@@ -810,6 +836,25 @@ def write_report(
         row = bt["e_n_max_v_per_rthz"][i]
         cells = " | ".join("—" if math.isnan(v) else f"{v * 1e9:.2f}" for v in row)
         lines.append(f"| {tm * 1e9:g} ns | {cells} |")
+    lines += [
+        "",
+        "Counting only the devices' thermal noise and the op-amp (paper A's split, no kT/C, "
+        "no ADC):",
+        "",
+        header,
+        "|" + "---|" * (len(ratios) + 1),
+    ]
+    for i, tm in enumerate(bt["t_meas_s"]):
+        row = bt["e_n_max_devices_only_v_per_rthz"][i]
+        cells = " | ".join("—" if math.isnan(v) else f"{v * 1e9:.2f}" for v in row)
+        lines.append(f"| {tm * 1e9:g} ns | {cells} |")
+    lines += ["", "Smallest on/off ratio that meets σ (all sources counted):", ""]
+    for i, tm in enumerate(bt["t_meas_s"]):
+        lines.append(
+            f"- t_meas = {tm * 1e9:g} ns: {bt['min_on_off_ratio'][i]:.2f} with a noiseless "
+            f"op-amp, {bt['min_on_off_ratio_config_e_n'][i]:.2f} with the config's "
+            f"{bt['config_e_n_v_per_rthz'] * 1e9:g} nV/√Hz"
+        )
     tm = tree["timing"]
     lines += [
         "",

@@ -260,3 +260,31 @@ def test_ir_drop_first_order_matches_exact_ladder_solve_for_small_drop() -> None
     # The library counts one segment before the first device (the netlist's layout):
     # R_seg·N(N+1)/2 instead of N(N-1)/2; the two differ by R_seg·N/R_dev.
     assert got - first_order == pytest.approx(r_seg * n / r_dev, rel=1e-9)
+
+
+def test_min_on_off_ratio_is_where_the_budget_closes() -> None:
+    kw = dict(
+        sigma_total_w=0.06,
+        n_rows=4096,
+        r_mean_ohm=24e6,
+        w_max=0.6,
+        v_read_v=1.0,
+        t_meas_s=80e-9,
+        alpha_w=12.0,
+        v_swing_v=1.0,
+        adc_bits=9,
+    )
+    r0 = an.min_on_off_ratio(e_n_v_per_rthz=0.0, **kw)
+    # Just above the floor a (tiny) op-amp noise is acceptable, just below none is.
+    assert not math.isnan(an.acceptable_opamp_noise_v_per_rthz(on_off_ratio=r0 * 1.001, **kw))
+    assert math.isnan(an.acceptable_opamp_noise_v_per_rthz(on_off_ratio=r0 * 0.999, **kw))
+    r5 = an.min_on_off_ratio(e_n_v_per_rthz=2e-9, **kw)
+    assert r5 > r0
+    assert an.acceptable_opamp_noise_v_per_rthz(on_off_ratio=r5, **kw) == pytest.approx(
+        2e-9, rel=1e-4
+    )
+    # Without ADC and kT/C (paper A's split) the floor is lower.
+    lenient = {**kw, "adc_bits": None}
+    assert an.min_on_off_ratio(e_n_v_per_rthz=0.0, include_ktc=False, **lenient) < r0
+    # An impossible target: NaN.
+    assert math.isnan(an.min_on_off_ratio(e_n_v_per_rthz=1.0, **kw))
