@@ -812,7 +812,9 @@ def write_report(
         f"device + op-amp: {math.hypot(b['device_thermal_w'], b['opamp_w']):.5f} "
         f"(device {b['device_thermal_w']:.5f}, op-amp {b['opamp_w']:.5f}).",
         f"- Device thermal noise alone: `.noise` {nz['sigma_sim_no_opamp_w']:.5f} vs "
-        f"analytic {b['device_thermal_w']:.5f}.",
+        f"analytic {b['device_thermal_w']:.5f}. Both are referred through the line's "
+        f"measured charge gain {nz['signal_gain']:.4f} (finite A0 and the GBW-limited "
+        "virtual ground take the rest of every current, signal and noise alike).",
         f"- kT/C of the reset: ngspice {ktc['v2_sim']:.4g} V², analytic kT/C "
         f"{ktc['v2_analytic']:.4g} V² (ratio {ktc['v2_sim'] / ktc['v2_analytic']:.4f}); "
         f"σ_kTC = {b['ktc_w']:.5f}. ADC quantization σ = {b['adc_w']:.5f}.",

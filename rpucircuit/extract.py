@@ -525,6 +525,9 @@ class NoiseResult:
     """Integrator output noise PSD from ngspice (V²/Hz)."""
     s_i_a2_per_hz: FloatArray
     """The same referred to a current into the summing node (A²/Hz)."""
+    signal_gain: float
+    """Fraction of a line current that reaches C_int (from the same ``.noise`` run); the
+    output noise is referred to weight units through it, like the signal."""
     sigma_sim_w: float
     """σ of the output over one t_meas window from the spectrum (weight units)."""
     sigma_sim_no_opamp_w: float
@@ -550,17 +553,41 @@ def _noise_line_g(cfg: CircuitConfig, n: int) -> tuple[FloatArray, FloatArray | 
 
 def _spectrum(
     cfg: CircuitConfig, n: int, *, name: str, workdir: Path, timeout_s: float, f_stop_hz: float
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, float]:
+    """Output noise PSD of one line (V²/Hz) and the line's low-frequency charge gain.
+
+    The gain comes from the same run: ``onoise/inoise`` is the transfer from the input
+    source (driving device p0) to the output; in the band where the integrator integrates
+    (well above its finite-gain leak, well below its closed-loop bandwidth) it is
+    ``g·G_0/(2πf·C_int)``, with ``g`` the fraction of a line current that reaches C_int
+    (finite A0, and the GBW-limited virtual ground's ``1/(2π·GBW·C_int)`` in parallel with
+    the line). Signal and noise currents both see ``g``, so the noise is referred to
+    weight units through it.
+    """
     g_pos, g_neg = _noise_line_g(cfg, n)
     net = build_noise(cfg, g_pos, g_neg, points_per_decade=20, f_stop_hz=f_stop_hz)
     res = _run(net, name=name, workdir=workdir, timeout_s=timeout_s)
     try:
         plot = res.plot("noise spectral")
         f = np.asarray(np.real(plot["frequency"]), dtype=np.float64)
-        s = np.asarray(np.real(plot["onoise_spectrum"]), dtype=np.float64) ** 2
+        onoise = np.asarray(np.real(plot["onoise_spectrum"]), dtype=np.float64)
+        inoise = np.asarray(np.real(plot["inoise_spectrum"]), dtype=np.float64)
     except KeyError as exc:
         raise ExtractionError(f"noise output incomplete: {exc}") from exc
-    return f, s
+    t, p = cfg.tile, cfg.periphery
+    c = cfg.c_int_f
+    g_tot = float(np.sum(g_pos) + (0.0 if g_neg is None else np.sum(g_neg)))
+    c_in = t.n_arrays * n * t.c_seg_row_f
+    f_lo = 20.0 * g_tot / (2.0 * math.pi * c * (1.0 + p.a0))
+    f_hi = 0.05 * p.gbw_hz * c / (c + c_in)
+    band = (f >= f_lo) & (f <= f_hi) & (inoise > 0)
+    if not np.any(band):
+        raise ExtractionError(
+            f"no integrating band between {f_lo:.3g} Hz and {f_hi:.3g} Hz in the noise sweep"
+        )
+    g0 = 1.0 / (1.0 / float(g_pos[0]) + t.r_driver_ohm + t.r_seg_col_ohm)
+    gains = onoise[band] / inoise[band] * 2.0 * math.pi * f[band] * c / g0
+    return f, onoise**2, float(np.median(gains))
 
 
 def noise_case(
@@ -575,18 +602,18 @@ def noise_case(
     ``cols``) at ``G_mean``, integrated over ``t_meas``, vs the analytic budget."""
     n = cfg.tile.cols if n_devices is None else n_devices
     p = cfg.periphery
-    f, s_v = _spectrum(
+    f, s_v, gain = _spectrum(
         cfg, n, name="noise", workdir=workdir, timeout_s=timeout_s, f_stop_hz=f_stop_hz
     )
     s_i = current_psd_from_integrator_output(f, s_v, cfg.c_int_f)
     q_unit = cfg.q_unit_c
-    sigma = math.sqrt(windowed_charge_variance_c2(f, s_i, p.t_meas_s)) / q_unit
+    sigma = math.sqrt(windowed_charge_variance_c2(f, s_i, p.t_meas_s)) / (q_unit * gain)
     quiet = with_periphery(cfg, e_n_v_per_rthz=0.0)
-    f0, s_v0 = _spectrum(
+    f0, s_v0, gain0 = _spectrum(
         quiet, n, name="noise-quiet", workdir=workdir, timeout_s=timeout_s, f_stop_hz=f_stop_hz
     )
     s_i0 = current_psd_from_integrator_output(f0, s_v0, cfg.c_int_f)
-    sigma0 = math.sqrt(windowed_charge_variance_c2(f0, s_i0, p.t_meas_s)) / q_unit
+    sigma0 = math.sqrt(windowed_charge_variance_c2(f0, s_i0, p.t_meas_s)) / (q_unit * gain0)
     d = cfg.device
     c_in = cfg.tile.n_arrays * n * cfg.tile.c_seg_row_f
     budget = an.noise_budget(
@@ -611,6 +638,7 @@ def noise_case(
         f_hz=f,
         onoise_v2_per_hz=s_v,
         s_i_a2_per_hz=s_i,
+        signal_gain=gain,
         sigma_sim_w=sigma,
         sigma_sim_no_opamp_w=sigma0,
         budget=budget,
@@ -776,7 +804,7 @@ def noise_monte_carlo(
             charges.append(-(end - float(wave[0])) * cfg.c_int_f)
         batch += 1
     q = np.asarray(charges, dtype=np.float64)
-    f, s_v = _spectrum(
+    f, s_v, _ = _spectrum(
         quiet, n_devices, name="noise-mc-ref", workdir=workdir, timeout_s=timeout_s, f_stop_hz=100e9
     )
     s_i = current_psd_from_integrator_output(f, s_v, cfg.c_int_f)
