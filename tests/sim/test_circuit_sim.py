@@ -276,3 +276,26 @@ def test_run_many_matches_run_and_returns_failures(tmp_path: Path) -> None:
 def test_version_and_available() -> None:
     assert spice.available()
     assert spice.ngspice_version().startswith("ngspice-39")
+
+
+def test_sinh_read_time_encoding_linear_amplitude_not(tmp_path: Path) -> None:
+    """One sinh device, I = G·V0·sinh(V/V0): time-encoded inputs integrate I(V_read)·|x|·t
+    (linear in x); amplitude-encoded ones integrate I(x·V_read)·t (not linear)."""
+    base = _cfg(1, 0.0, r_driver_ohm=0.0, paired=False)
+    base = dataclasses.replace(base, device=dataclasses.replace(base.device, read_iv="sinh"))
+    g = np.array([[base.device.g_on_s]])
+    p, v0 = base.periphery, base.device.read_v0_v
+    gain = 1 / base.c_int_f
+    for encoding in ("time", "amplitude"):
+        cfg = dataclasses.replace(base, periphery=dataclasses.replace(p, encoding=encoding))
+        for x in (0.5, 1.0):
+            net = nl.build_read(cfg, g, None, np.array([x]))
+            res = spice.run(spice.SpiceJob.from_netlist(net, name="sinh"), workdir=tmp_path)
+            v = _outputs(net, res, "outputs")[0]
+            if encoding == "time":
+                q = g[0, 0] * v0 * math.sinh(p.v_read_v / v0) * x * p.t_meas_s
+            else:
+                q = g[0, 0] * v0 * math.sinh(x * p.v_read_v / v0) * p.t_meas_s
+            # Op-amp errors for one 74 nS device at up to 3.6× its small-signal current:
+            # ≤ 1e-3 relative (the linear case measures 2e-4).
+            assert v == pytest.approx(-q * gain, rel=1e-3), (encoding, x)
