@@ -504,7 +504,12 @@ def budget_curve(cfg: CircuitConfig, campaign: CampaignConfig) -> dict[str, Any]
             e_n_v_per_rthz=p.e_n_v_per_rthz, adc_bits=p.adc_bits, **common
         )
     line_length_um = campaign.budget_rows * t.pitch_um
+    g_line = t.n_arrays * campaign.budget_rows * d.g_mean_s
     return {
+        "g_line_s": g_line,
+        "signal_gain": an.finite_gain_factor(p.a0)
+        * an.gbw_gain_factor(g_line, cfg.c_int_f, p.gbw_hz),
+        "gbw_for_1pct_loss_hz": g_line / (2.0 * math.pi * cfg.c_int_f * 0.01),
         "on_off_ratio": ratios,
         "t_meas_s": tms,
         "e_n_max_v_per_rthz": e_n,
@@ -850,6 +855,14 @@ def write_report(
         row = bt["e_n_max_devices_only_v_per_rthz"][i]
         cells = " | ".join("—" if math.isnan(v) else f"{v * 1e9:.2f}" for v in row)
         lines.append(f"| {tm * 1e9:g} ns | {cells} |")
+    lines += [
+        "",
+        f"On a {bt['n_rows']}-device line (ΣG = {bt['g_line_s'] * 1e6:.0f} µS) only "
+        f"{bt['signal_gain'] * 100:.1f} % of each line current reaches C_int: the op-amp's "
+        f"GBW-limited virtual ground (1/(2π·GBW·C_int)) competes with the line; keeping the "
+        f"loss under 1 % needs GBW ≥ {bt['gbw_for_1pct_loss_hz'] / 1e9:.0f} GHz at this "
+        "C_int. Signal and noise lose alike, so the noise budget in weight units holds.",
+    ]
     lines += ["", "Smallest on/off ratio that meets σ (all sources counted):", ""]
     for i, tm in enumerate(bt["t_meas_s"]):
         lines.append(
