@@ -748,6 +748,10 @@ def write_plots(tree: Mapping[str, Any], out_dir: Path) -> list[Path]:
     return paths
 
 
+def _ratio(r: float) -> str:
+    return "not reachable" if math.isnan(r) else f"{r:.2f}"
+
+
 def write_report(
     tree: Mapping[str, Any],
     out_dir: Path,
@@ -866,9 +870,9 @@ def write_report(
     lines += ["", "Smallest on/off ratio that meets σ (all sources counted):", ""]
     for i, tm in enumerate(bt["t_meas_s"]):
         lines.append(
-            f"- t_meas = {tm * 1e9:g} ns: {bt['min_on_off_ratio'][i]:.2f} with a noiseless "
-            f"op-amp, {bt['min_on_off_ratio_config_e_n'][i]:.2f} with the config's "
-            f"{bt['config_e_n_v_per_rthz'] * 1e9:g} nV/√Hz"
+            f"- t_meas = {tm * 1e9:g} ns: {_ratio(bt['min_on_off_ratio'][i])} with a "
+            f"noiseless op-amp, {_ratio(bt['min_on_off_ratio_config_e_n'][i])} with the "
+            f"config's {bt['config_e_n_v_per_rthz'] * 1e9:g} nV/√Hz"
         )
     tm = tree["timing"]
     lines += [

@@ -880,7 +880,7 @@ def timing_case(
     timeout_s: float = 300.0,
 ) -> TimingResult:
     """Step responses of row lines of ``sizes`` segments (ngspice), bare and loaded."""
-    sharp = with_periphery(cfg, t_rise_s=1e-12)
+    sharp = with_periphery(cfg, t_rise_s=1e-13)  # a near-ideal step (0.1 ps)
     t = cfg.tile
     r_seg, c_seg, r_drv = t.r_seg_row_ohm, t.c_seg_row_f, t.r_driver_ohm
     t_in50 = sharp.periphery.t_rise_s / 2.0
