@@ -804,13 +804,22 @@ def write_report(
         "| case | model k | extracted k | Δg_min / model | mean half-selected Δg/(n·Δg_min) |",
         "|---|---|---|---|---|",
     ]
-    for name, c in tree["update"].items():
+    updates = tree["update"]
+    for name, c in updates.items():
         ratio = np.asarray(c["half_only_ratio"])
         mean_half = float(np.mean(ratio)) if ratio.size else float("nan")
         lines.append(
             f"| {name} | {c['k_model']:g} | {c['k']:.4f} | "
             f"{c['dg_min_s'] / c['dg_model_s']:.4f} | {mean_half:.4f} |"
         )
+    lines += ["", "Up/down ratio (Δg_up/Δg_down per coincident pulse):", ""]
+    for name, c in updates.items():
+        if name.endswith("_up") and f"{name[:-3]}_down" in updates:
+            down = updates[f"{name[:-3]}_down"]
+            lines.append(
+                f"- {name[:-3]}: {c['dg_min_s'] / -down['dg_min_s']:.4f} "
+                f"(model {c['up_down_ratio_model']:g})"
+            )
     nz, ktc, mc = tree["noise"], tree["ktc"], tree["noise_mc"]
     b = nz["budget"]
     lines += [

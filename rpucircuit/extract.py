@@ -437,6 +437,8 @@ class UpdateResult:
     polarity: int
     """+1 (up: rows +V_S/2, columns −V_S/2) or −1."""
     k_model: float
+    up_down_ratio_model: float
+    """The model's Δg_up/Δg_down."""
     dg_model_s: float
     """The model's Δg per coincident pulse for this polarity (S, signed)."""
     row_bits: NDArray[np.bool_]
@@ -497,6 +499,7 @@ def update_case(
         response=d.response,
         polarity=int(polarity),
         k_model=d.k,
+        up_down_ratio_model=d.up_down_ratio,
         dg_model_s=d.dg_up_s if polarity == 1 else -d.dg_down_s,
         row_bits=row_bits,
         col_bits=col_bits,
@@ -509,6 +512,16 @@ def update_case(
         half_only_ratio=np.asarray(ratio, dtype=np.float64),
         wall_s=res.wall_s,
     )
+
+
+def up_down_ratio(up: UpdateResult, down: UpdateResult) -> float:
+    """Extracted Δg_up/Δg_down per coincident pulse from an up and a down cycle."""
+    if up.polarity != 1 or down.polarity != -1:
+        raise ExtractionError(
+            f"polarities {up.polarity:+d}, {down.polarity:+d}: "
+            "need an up (+1) and a down (-1) cycle"
+        )
+    return up.dg_min_s / -down.dg_min_s
 
 
 # --------------------------------------------------------------------------- noise

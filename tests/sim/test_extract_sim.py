@@ -10,6 +10,7 @@ import pytest
 from rpucircuit import analytic as an
 from rpucircuit import extract as ex
 from rpucircuit.config.tile import gokmen_vlasov_2016
+from rpucircuit.errors import ExtractionError
 
 pytestmark = pytest.mark.sim
 
@@ -163,3 +164,16 @@ def test_transient_noise_monte_carlo_agrees_and_repeats(tmp_path: Path) -> None:
     b = ex.noise_monte_carlo(cfg, n_devices=4, trials=20, per_netlist=20, seed=5, workdir=tmp_path)
     # Same seed, same noise: the first trials repeat to the simulator's precision.
     np.testing.assert_allclose(b.q_c, a.q_c[:20], rtol=1e-6, atol=1e-22)
+
+
+def test_update_recovers_the_up_down_ratio(tmp_path: Path) -> None:
+    # A device with Δg_up/Δg_down = 1.2: one up and one down cycle recover it within 5 %
+    # (each Δg_min within ~2 %, the edges shave both alike).
+    cfg = ex.with_device(gokmen_vlasov_2016(rows=8, cols=8), k=0.1, up_down_ratio=1.2)
+    up, down = (
+        ex.update_case(cfg, name="ud", polarity=pol, rng=np.random.default_rng(3), workdir=tmp_path)
+        for pol in (1, -1)
+    )
+    assert ex.up_down_ratio(up, down) == pytest.approx(1.2, rel=0.05)
+    with pytest.raises(ExtractionError, match="need an up"):
+        ex.up_down_ratio(down, up)
