@@ -376,6 +376,18 @@ def read_times(cfg: CircuitConfig) -> tuple[float, float]:
     return t0, t0 + p.t_meas_s + p.t_rise_s + p.t_settle_s
 
 
+def _seg_note(cfg: CircuitConfig, kind: Literal["row", "col"], what: str) -> str:
+    """Comment for the first segment of a line: how its R and C per segment are derived."""
+    t = cfg.tile
+    line = t.row_line if kind == "row" else t.col_line
+    r = t.r_seg_row_ohm if kind == "row" else t.r_seg_col_ohm
+    c = t.c_seg_row_f if kind == "row" else t.c_seg_col_f
+    return (
+        f"{what}: per segment R = {line.r_ohm_per_um!r} ohm/um x {t.pitch_um!r} um = {r!r} ohm, "
+        f"C = {line.c_f_per_um!r} F/um x {t.pitch_um!r} um = {c!r} F"
+    )
+
+
 def _integrator(cfg: CircuitConfig, name: str, inn: str, out: str, *, treset: float) -> Instance:
     p = cfg.periphery
     return Instance(
@@ -468,6 +480,8 @@ def build_read(
     out_c = tile.c_seg_row_f if direction == "forward" else tile.c_seg_col_f
     # Input line k has n_out cross points; output line m has n_in cross points.
     in_kind, out_kind = ("c", "r") if direction == "forward" else ("r", "c")
+    in_line: Literal["row", "col"] = "col" if direction == "forward" else "row"
+    out_line: Literal["row", "col"] = "row" if direction == "forward" else "col"
     t0, t_end = read_times(cfg)
     els: list[Element] = []
 
@@ -517,7 +531,8 @@ def build_read(
             prev = drv
             for pos in range(n_out):
                 node = in_node(a, k, pos)
-                els.append(Resistor(f"s_{node}", prev, node, in_seg))
+                note = _seg_note(cfg, in_line, f"input line {k}") if pos == 0 else ""
+                els.append(Resistor(f"s_{node}", prev, node, in_seg, comment=note))
                 if analysis == "tran" and in_c > 0:
                     els.append(Capacitor(f"g_{node}", node, "0", in_c))
                 prev = node
@@ -526,7 +541,8 @@ def build_read(
             for pos in range(n_in):
                 node = out_node(a, m, pos)
                 nxt = out_node(a, m, pos + 1) if pos + 1 < n_in else f"sum{m}"
-                els.append(Resistor(f"s_{node}", node, nxt, out_seg))
+                note = _seg_note(cfg, out_line, f"output line {m}") if pos == 0 else ""
+                els.append(Resistor(f"s_{node}", node, nxt, out_seg, comment=note))
                 if analysis == "tran" and out_c > 0:
                     els.append(Capacitor(f"g_{node}", node, "0", out_c))
         for i in range(rows):
@@ -656,7 +672,8 @@ def build_update(
         prev = drv
         for j in range(cols):
             node = f"pr{i}_c{j}"
-            els.append(Resistor(f"s_{node}", prev, node, tile.r_seg_row_ohm))
+            note = _seg_note(cfg, "row", f"row {i}") if j == 0 else ""
+            els.append(Resistor(f"s_{node}", prev, node, tile.r_seg_row_ohm, comment=note))
             if tile.c_seg_row_f > 0:
                 els.append(Capacitor(f"g_{node}", node, "0", tile.c_seg_row_f))
             prev = node
@@ -675,7 +692,8 @@ def build_update(
         prev = drv
         for i in range(rows):
             node = f"pc{j}_r{i}"
-            els.append(Resistor(f"s_{node}", prev, node, tile.r_seg_col_ohm))
+            note = _seg_note(cfg, "col", f"column {j}") if i == 0 else ""
+            els.append(Resistor(f"s_{node}", prev, node, tile.r_seg_col_ohm, comment=note))
             if tile.c_seg_col_f > 0:
                 els.append(Capacitor(f"g_{node}", node, "0", tile.c_seg_col_f))
             prev = node
@@ -784,7 +802,8 @@ def build_noise(
             node = f"{a}r0_c{j}"
             els.append(_device(cfg, f"d_{a}_{j}", node, f"{a}c{j}_d", float(g[j]), linear=True))
             nxt = f"{a}r0_c{j + 1}" if j + 1 < n else "sum0"
-            els.append(Resistor(f"s_{node}", node, nxt, r_out))
+            note = _seg_note(cfg, line, f"output line, array {a}") if j == 0 else ""
+            els.append(Resistor(f"s_{node}", node, nxt, r_out, comment=note))
             if c_out > 0:
                 els.append(Capacitor(f"g_{node}", node, "0", c_out))
     els.append(_integrator(cfg, "int0", "sum0", "out0", treset=0.0))
@@ -853,7 +872,8 @@ def build_line(
     prev = "ld"
     for k in range(n):
         node = f"l{k}"
-        els.append(Resistor(f"s_{node}", prev, node, r))
+        note = _seg_note(cfg, line, f"{line} line") if k == 0 else ""
+        els.append(Resistor(f"s_{node}", prev, node, r, comment=note))
         els.append(Capacitor(f"g_{node}", node, "0", c))
         if load_devices:
             els.append(Resistor(f"d_{node}", node, "0", cfg.device.r_mean_ohm))
