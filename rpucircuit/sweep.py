@@ -161,11 +161,10 @@ def _run_pool(
     fn: JobFn, jobs: Sequence[Job], n_workers: int
 ) -> Iterator[tuple[Job, dict[str, Any] | None, float, BaseException | None]]:
     ctx = multiprocessing.get_context("spawn")
-    with (
-        _single_threaded_children(),
-        concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool,
-    ):
+    with _single_threaded_children():
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
         futures = {pool.submit(_timed_call, fn, job.config): job for job in jobs}
+    try:
         for fut in concurrent.futures.as_completed(futures):
             job = futures[fut]
             try:
@@ -174,6 +173,9 @@ def _run_pool(
                 yield job, None, 0.0, exc
             else:
                 yield job, result, seconds, None
+    finally:
+        # interrupted (Ctrl-C, an error while caching): drop the jobs not yet started
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_dask(
