@@ -736,6 +736,9 @@ def write_plots(tree: Mapping[str, Any], out_dir: Path) -> list[Path]:
             color=line.get_color(),
             lw=0.8,
         )
+    ax.set_xticks(budget_tree["on_off_ratio"])
+    ax.set_xticklabels([f"{r:g}" for r in budget_tree["on_off_ratio"]])
+    ax.minorticks_off()
     ax.set_xlabel("on/off ratio")
     ax.set_ylabel("acceptable op-amp noise (nV/√Hz)")
     ax.set_title(
