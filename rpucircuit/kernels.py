@@ -522,59 +522,20 @@ def _element(
     w[dv, i, j] = val
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _refresh(
-    w: FloatArray, wread: FloatArray, att: FloatArray, dp: FloatArray, i: int, j: int
-) -> None:  # pragma: no cover - compiled
-    total = 0.0
-    for dv in range(w.shape[0]):
-        total += w[dv, i, j]
-    if dp[DP_USE_ATT] != 0.0:
-        total *= att[i, j]
-    wread[i, j] = total
-
-
 @numba.njit(cache=True, nogil=True)
-def _coincidences_hard(
-    dv: int,
-    i: int,
-    a_row: int,
-    n: int,
-    cj: np.ndarray[Any, np.dtype[np.int64]],
-    cn: np.ndarray[Any, np.dtype[np.int64]],
-    sx: np.ndarray[Any, np.dtype[np.int64]],
-    w: FloatArray,
-    par: FloatArray,
-    dp: FloatArray,
-    wread: FloatArray,
-    att: FloatArray,
-    s: UIntArray,
+def _refresh_all(
+    w: FloatArray, wread: FloatArray, att: FloatArray, use_att: bool, mark: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """Apply the compacted coincidences of row ``i`` (hard bounds, no half-select)."""
-    ctoc = dp[DP_CTOC]
-    bounded = dp[DP_BOUNDED] != 0.0
-    single = w.shape[0] == 1 and dp[DP_USE_ATT] == 0.0
-    for e in range(n):
-        j = cj[e]
-        nc = cn[e]
-        up = a_row * sx[j] > 0  # direction a = -sign(x_j)*sign(d_i); a_row = -sign(d_i)
-        step = par[dv, i, j, PAR_UP] if up else par[dv, i, j, PAR_DOWN]
-        delta = step * nc
-        if ctoc > 0.0:
-            delta += step * ctoc * _SQRT_TABLE[nc] * _normal(s)
-        v = w[dv, i, j] + (delta if up else -delta)
-        if bounded:
-            hi = par[dv, i, j, PAR_WMAX]
-            lo = par[dv, i, j, PAR_WMIN]
-            if v > hi:
-                v = hi
-            elif v < lo:
-                v = lo
-        w[dv, i, j] = v
-        if single:
-            wread[i, j] = v
-        else:
-            _refresh(w, wread, att, dp, i, j)
+    """wread[i, j] = att[i, j]·Σ_dv w[dv, i, j] for every (i, j) with mark[i, j] != 0."""
+    n_dev, n_out, n_in = w.shape
+    for i in range(n_out):
+        for j in range(n_in):
+            if mark[i, j] != 0:
+                total = 0.0
+                for dv in range(n_dev):
+                    total += w[dv, i, j]
+                wread[i, j] = total * att[i, j] if use_att else total
+                mark[i, j] = 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -617,7 +578,11 @@ def pulsed_update(
     slot_n = np.zeros(bl, dtype=np.int64)
     sx = np.zeros(n_in, dtype=np.int64)
     sd = np.zeros(n_out, dtype=np.int64)
-    touched = np.zeros((n_out, n_in), dtype=np.uint8) if k_on else np.zeros((1, 1), np.uint8)
+    ctoc = dp[DP_CTOC]
+    bounded = dp[DP_BOUNDED] != 0.0
+    use_att = dp[DP_USE_ATT] != 0.0
+    single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
+    mark = np.zeros((n_out, n_in), dtype=np.uint8) if k_on else np.zeros((1, 1), np.uint8)
     n_coinc = 0
     for smp in range(x.shape[0]):
         xmax = 0.0
@@ -690,17 +655,33 @@ def pulsed_update(
                             n += 1 if nc != 0 else 0
                     for e in range(n):
                         n_coinc += cn[e]
-                    if soft:
-                        for e in range(n):
-                            j = cj[e]
-                            w[dv, i, j] = _pulse_run(
-                                w[dv, i, j], -sx[j] * sd[i], cn[e], 0,
+                    a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
+                    for e in range(n):
+                        j = cj[e]
+                        nc = cn[e]
+                        up = a_row * sx[j] > 0
+                        if soft:
+                            v = _pulse_run(
+                                w[dv, i, j], 1 if up else -1, nc, 0,
                                 par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
                                 par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN], dp, s,
                             )  # fmt: skip
-                            _refresh(w, wread, att, dp, i, j)
-                    else:
-                        _coincidences_hard(dv, i, -sd[i], n, cj, cn, sx, w, par, dp, wread, att, s)
+                        else:
+                            step = par[dv, i, j, PAR_UP] if up else par[dv, i, j, PAR_DOWN]
+                            delta = step * nc
+                            if ctoc > 0.0:
+                                delta += step * ctoc * _SQRT_TABLE[nc] * _normal(s)
+                            v = w[dv, i, j] + (delta if up else -delta)
+                            if bounded:
+                                v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
+                        w[dv, i, j] = v
+                        if single:
+                            wread[i, j] = v
+                        else:
+                            total = 0.0
+                            for dd in range(n_dev):
+                                total += w[dd, i, j]
+                            wread[i, j] = total * att[i, j] if use_att else total
             else:
                 # half-select: every device on an active row or an active column
                 for i in range(n_out):
@@ -710,20 +691,16 @@ def pulsed_update(
                     for j in range(n_in):
                         n_coinc += int(_popcount(rm & cmask[j]))
                         _element(dv, i, j, rm, cmask[j], sd[i], sx[j], w, par, dp, s)
-                        touched[i, j] = 1
+                        mark[i, j] = 1
                 for i in range(n_out):
                     if rmask[i] != 0:
                         continue
                     for jj in range(n_ac):
                         j = acols[jj]
                         _element(dv, i, j, np.uint64(0), cmask[j], sd[i], sx[j], w, par, dp, s)
-                        touched[i, j] = 1
+                        mark[i, j] = 1
         if k_on:
-            for i in range(n_out):
-                for j in range(n_in):
-                    if touched[i, j] != 0:
-                        _refresh(w, wread, att, dp, i, j)
-                        touched[i, j] = 0
+            _refresh_all(w, wread, att, use_att, mark)
     return n_coinc
 
 
@@ -745,23 +722,36 @@ def exact_update(
         return -1
     n_dev, n_out, n_in = w.shape
     bounded = dp[DP_BOUNDED] != 0.0
+    use_att = dp[DP_USE_ATT] != 0.0
     share = lr / n_dev
+    total = np.empty(n_in)
     for smp in range(x.shape[0]):
+        xs = x[smp]
         for i in range(n_out):
             di = d[smp, i] * share
             if di == 0.0:
                 continue
+            total[:] = 0.0
             for dv in range(n_dev):
+                wrow = w[dv, i]
+                if bounded:
+                    prow = par[dv, i]
+                    for j in range(n_in):
+                        v = wrow[j] - di * xs[j]
+                        wrow[j] = min(max(v, prow[j, PAR_WMIN]), prow[j, PAR_WMAX])
+                else:
+                    for j in range(n_in):
+                        wrow[j] -= di * xs[j]
                 for j in range(n_in):
-                    v = w[dv, i, j] - di * x[smp, j]
-                    if bounded:
-                        if v > par[dv, i, j, PAR_WMAX]:
-                            v = par[dv, i, j, PAR_WMAX]
-                        elif v < par[dv, i, j, PAR_WMIN]:
-                            v = par[dv, i, j, PAR_WMIN]
-                    w[dv, i, j] = v
-            for j in range(n_in):
-                _refresh(w, wread, att, dp, i, j)
+                    total[j] += wrow[j]
+            rrow = wread[i]
+            if use_att:
+                arow = att[i]
+                for j in range(n_in):
+                    rrow[j] = total[j] * arow[j]
+            else:
+                for j in range(n_in):
+                    rrow[j] = total[j]
     return 0
 
 
