@@ -696,8 +696,9 @@ def summary_markdown(
     *,
     quick: bool,
     executor: str,
+    figures: Sequence[str] = (),
 ) -> str:
-    """A short Markdown report: what ran, and the metric per group (mean ± std, n)."""
+    """A short Markdown report: what ran, the metric per group (mean ± std, n), figures."""
     by = [p for p in params if p != "seed"]
     lines = [f"# {exp.name}", ""]
     if exp.description:
@@ -717,6 +718,9 @@ def summary_markdown(
         cells += [f"{row['mean']:.4g} ± {row['std']:.2g}", str(row["n"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    lines += [f"![{Path(name).stem}]({name})" for name in figures]
+    if figures:
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -783,7 +787,10 @@ def run_experiment(
     executor = (
         f"Dask at {scheduler}" if scheduler else f"a local pool of {n_workers or os.cpu_count()}"
     )
-    text = summary_markdown(exp, stats, params, run, quick=quick, executor=executor)
+    figures = [files[k].name for k in ("plot", "curves") if k in files]
+    text = summary_markdown(
+        exp, stats, params, run, quick=quick, executor=executor, figures=figures
+    )
     files["summary"] = atomic_write_text(out / "summary.md", text)
     files["stats"] = atomic_write_text(out / "stats.json", json.dumps(stats, indent=1, default=str))
     return ExperimentOutput(run=run, jobs=jobs, table=table, stats=stats, files=files)

@@ -217,6 +217,7 @@ def test_run_experiment_outputs(tmp_path: Path) -> None:
     assert grp["std"] == pytest.approx(np.std(vals, ddof=1), rel=1e-12)
     summary = (tmp_path / "summary.md").read_text()
     assert "| case | a | value | n |" in summary and "12 run now" in summary
+    assert "![value](value.png)" in summary and "![curve](curve.png)" in summary
     for name in ("value.png", "curve.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = sweep.run_experiment(exp, tmp_path, n_workers=2, progress=False)
