@@ -204,6 +204,21 @@ def plan(cfg: CircuitConfig, campaign: CampaignConfig) -> list[CharacterizationJ
     # C_int for half the bound, so that n inputs at full weight reach it.
     half_bound = ex.with_periphery(small, alpha=small.periphery.alpha / 2.0)
     add("transfer", f"fwd_ramp_saturating_{n}", half_bound, pattern="ramp")
+    # IR-drop stress: line resistance ×100 and device resistance ÷100 (IR drop ×10⁴), so the
+    # position-dependent error is large enough to compare ngspice with the nodal solve.
+    stress = ex.with_device(
+        ex.with_tile(
+            small,
+            row_line=dataclasses.replace(
+                small.tile.row_line, r_ohm_per_um=100 * small.tile.row_line.r_ohm_per_um
+            ),
+            col_line=dataclasses.replace(
+                small.tile.col_line, r_ohm_per_um=100 * small.tile.col_line.r_ohm_per_um
+            ),
+        ),
+        r_mean_ohm=small.device.r_mean_ohm / 100,
+    )
+    add("transfer", f"fwd_ir_stress_{n}", stress)
     sinh = ex.with_device(small, read_iv="sinh")
     add("transfer", f"fwd_sinh_time_{n}", sinh)
     add("transfer", f"fwd_sinh_amplitude_{n}", ex.with_periphery(sinh, encoding="amplitude"))
