@@ -229,13 +229,15 @@ def train(
     data: Mnist | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Run (or, with ``resume``, continue) the training described by ``cfg``.
 
     ``out_dir`` None: nothing is written (sweep jobs). ``data``: MNIST already loaded
     (default: :func:`rpucircuit.data.load_mnist` per ``cfg.data``). ``stop_after``: return
     after that many epochs in total, as if the run were killed right after its checkpoint
-    (for tests and for splitting a long run).
+    (for tests and for splitting a long run). A fresh run refuses a folder that already
+    holds a checkpoint unless ``overwrite`` (so a long run is never lost by mistake).
     """
     out = Path(out_dir) if out_dir is not None else None
     x_train, y_train, x_test, y_test = _load_data(cfg, data)
@@ -250,6 +252,10 @@ def train(
         if not ckpt.is_file():
             raise StoreError(f"--resume: no checkpoint at {ckpt}; run without --resume first")
         done, history = load_checkpoint(ckpt, cfg, network, order_rng)
+    elif ckpt is not None and ckpt.is_file() and not overwrite:
+        raise StoreError(
+            f"{ckpt} exists: continue it with --resume, or start over with --overwrite"
+        )
     if out is not None:
         atomic_write_text(out / "config.toml", to_toml(cfg))
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)

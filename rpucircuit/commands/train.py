@@ -10,7 +10,7 @@ from rpucircuit.config.training import TrainingConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CONFIG, --resume, --out, --stop-after, --no-progress."""
+    """CONFIG, --resume, --overwrite, --out, --stop-after, --no-progress."""
     parser.add_argument("config", type=Path, help="training config (TOML, a TrainingConfig)")
     parser.add_argument(
         "--out",
@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         action="store_true",
         help="continue from the folder's checkpoint.h5 (same result as an unbroken run)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a folder that holds a checkpoint (it is replaced)",
     )
     parser.add_argument(
         "--stop-after",
@@ -49,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         stop_after=args.stop_after,
+        overwrite=args.overwrite,
     )
     h = result.history
     done = len(h["test_error"])

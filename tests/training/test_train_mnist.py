@@ -116,6 +116,11 @@ def test_cli_train_and_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert cli.main([*args, "--resume"]) == 0
     text = capsys.readouterr().out
     assert "2/2 epochs" in text and "samples/s" in text
+    # a fresh run never silently replaces a checkpoint
+    assert cli.main(args) == 1
+    assert "continue it with --resume, or start over with --overwrite" in capsys.readouterr().err
+    assert cli.main([*args, "--overwrite", "--stop-after", "1"]) == 0
+    assert "1/2 epochs" in capsys.readouterr().out
 
 
 def test_training_errors(mnist: Mnist, tmp_path: Path) -> None:
