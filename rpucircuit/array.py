@@ -267,8 +267,11 @@ class AnalogTile:
                     f"set_state: {name} has shape {arr.shape}, this tile needs {target.shape}"
                 )
         words = np.asarray(state["kernel_rng_words"], dtype=np.uint64)
-        if words.shape != (4,) or not np.any(words):
-            raise TileShapeError("set_state: kernel_rng_words must be 4 words, not all zero")
+        if words.shape != (kernels.STATE_WORDS,) or not np.any(words[:4]):
+            raise TileShapeError(
+                f"set_state: kernel_rng_words must be {kernels.STATE_WORDS} words, "
+                "the first 4 not all zero"
+            )
         self._w[...] = state["weights"]
         for name, idx in _PAR_NAMES.items():
             self._par[..., idx] = state[name]

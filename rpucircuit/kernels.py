@@ -5,14 +5,14 @@ Fast path (numba, ``cache=True``, ``nogil=True``, no fast-math):
 * :func:`read_batch` — a managed, noisy MVM of ``n`` vectors (noise management, DAC,
   output noise, bound, ADC, bound management) in one call;
 * :func:`pulsed_update` — ``n`` sequential stochastic pulsed updates in one call: bit
-  streams packed into uint64 words, coincidences by popcount, only lines with pulses
-  visited;
+  streams packed into uint64 words, per-slot lists of pulsing rows and columns, work
+  proportional to the number of coincidences (half-select: to the pulsing lines);
 * :func:`exact_update` — the expected update applied directly (floating-point preset).
 
-Random numbers inside the kernels come from a xoshiro256** generator whose 4-word state
-lives in an array owned by the tile, seeded from a
-``numpy.random.Generator``: results are bit-exact for a seed and resumable from a saved
-state.
+Random numbers inside the kernels come from a xoshiro256** generator (Gaussians, by a
+ziggurat) and a counter-based SplitMix64 stream (bits) whose 5-word state lives in an array
+owned by the tile, seeded from a ``numpy.random.Generator``: results are bit-exact for a
+seed and resumable from a saved state.
 
 Reference path (plain numpy, slow and obvious): :func:`reference_read` and
 :func:`reference_update`; the latter applies every pulse slot of every phase in time order
@@ -160,31 +160,44 @@ def _normal(s: UIntArray) -> float:  # pragma: no cover - compiled
     return _normal_slow(u, i, s)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _bit_stream(p: float, bl: int, s: UIntArray) -> np.uint64:  # pragma: no cover - compiled
-    """``bl`` Bernoulli(p) bits packed into a uint64 (bit t = slot t).
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+STATE_WORDS = 5
+"""Kernel generator state: 4 xoshiro256** words (Gaussians) + 1 stream counter (bits)."""
 
-    Each 64-bit random word gives two 32-bit uniforms, so p is resolved to 2⁻³²."""
-    mask = np.uint64(0)
-    if p <= 0.0:
-        return mask
-    thr = p * 4294967296.0
-    t = 0
-    while t < bl:
-        r = _next_u64(s)
-        if float(r >> np.uint64(32)) < thr:
-            mask |= np.uint64(1) << np.uint64(t)
-        t += 1
-        if t < bl:
-            if float(r & np.uint64(0xFFFFFFFF)) < thr:
-                mask |= np.uint64(1) << np.uint64(t)
-            t += 1
-    return mask
+
+@numba.njit(cache=True, nogil=True)
+def _streams(p: FloatArray, bl: int, masks: UIntArray, s: UIntArray) -> None:  # pragma: no cover
+    """``bl`` Bernoulli(p[j]) bits for each j, packed into ``masks[j]`` (bit t = slot t).
+
+    Counter-based: slot t of line j takes the SplitMix64 output (Steele, Lea & Flood 2014)
+    of counter s[4] + j·bl + t, whose top 32 bits are compared with floor(p·2³²), so p is
+    resolved to 2⁻³² and p ≥ 1 always fires. No draw depends on another, so the loop over
+    lines vectorizes; s[4] then advances by len(p)·bl.
+    """
+    n = p.shape[0]
+    thr = np.empty(n, dtype=np.uint64)
+    for j in range(n):
+        masks[j] = 0
+        pj = p[j]
+        thr[j] = np.uint64(4294967296) if pj >= 1.0 else np.uint64(max(pj, 0.0) * 4294967296.0)
+    base = s[4]
+    for t in range(bl):
+        bit = np.uint64(1) << np.uint64(t)
+        for j in range(n):
+            z = (base + np.uint64(j * bl + t)) * _GAMMA
+            z = (z ^ (z >> np.uint64(30))) * _MIX1
+            z = (z ^ (z >> np.uint64(27))) * _MIX2
+            z = z ^ (z >> np.uint64(31))
+            if (z >> np.uint64(32)) < thr[j]:
+                masks[j] |= bit
+    s[4] = base + np.uint64(n * bl)
 
 
 def seed_state(rng: np.random.Generator) -> UIntArray:
-    """Fresh kernel generator state (4 xoshiro256** words, never all zero) drawn from ``rng``."""
-    return rng.integers(1, 2**63, size=4, dtype=np.uint64)
+    """Fresh kernel generator state (:data:`STATE_WORDS` words, none zero) drawn from ``rng``."""
+    return rng.integers(1, 2**63, size=STATE_WORDS, dtype=np.uint64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -200,8 +213,7 @@ def standard_normals(n: int, s: UIntArray) -> FloatArray:  # pragma: no cover
 def bit_streams(p: FloatArray, bl: int, s: UIntArray) -> UIntArray:  # pragma: no cover
     """Packed bit streams for probabilities ``p`` (for tests of the stream generator)."""
     out = np.empty(p.shape[0], dtype=np.uint64)
-    for i in range(p.shape[0]):
-        out[i] = _bit_stream(p[i], bl, s)
+    _streams(p, bl, out, s)
     return out
 
 
@@ -472,6 +484,16 @@ def _pulse_run(
     return w
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _soft_step(v: float, dw: float, up: bool, hi: float, lo: float) -> float:  # pragma: no cover
+    """One soft-bounds pulse: up steps scale by (1 − w/w_max), down by (1 − w/w_min)."""
+    if up:
+        v += dw * (1.0 - v / hi) if hi > 0.0 else 0.0
+    else:
+        v -= dw * (1.0 - v / lo) if lo < 0.0 else 0.0
+    return min(max(v, lo), hi)
+
+
 @numba.njit(cache=True, nogil=True)
 def _element(
     dv: int,
@@ -571,9 +593,12 @@ def pulsed_update(
     rmask = np.zeros(n_out, dtype=np.uint64)
     acols = np.empty(n_in, dtype=np.int64)
     acm = np.empty(n_in, dtype=np.uint64)
-    cj = np.empty(n_in, dtype=np.int64)
-    cn = np.empty(n_in, dtype=np.int64)
-    cnt = np.zeros(n_in, dtype=np.int64)
+    slot_rows = np.empty((bl, n_out), dtype=np.int64)
+    rslot_n = np.zeros(bl, dtype=np.int64)
+    nz = np.empty(n_in, dtype=np.int64)
+    pbuf = np.empty(n_in)
+    qbuf = np.empty(n_out)
+    mbuf = np.empty(n_in, dtype=np.uint64)
     slot_cols = np.empty((bl, n_in), dtype=np.int64)
     slot_n = np.zeros(bl, dtype=np.int64)
     sx = np.zeros(n_in, dtype=np.int64)
@@ -582,7 +607,8 @@ def pulsed_update(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
-    mark = np.zeros((n_out, n_in), dtype=np.uint8) if k_on else np.zeros((1, 1), np.uint8)
+    marking = k_on  # the half-select path refreshes wread once per sample
+    mark = np.zeros((n_out, n_in), dtype=np.uint8) if marking else np.zeros((1, 1), np.uint8)
     n_coinc = 0
     for smp in range(x.shape[0]):
         xmax = 0.0
@@ -596,14 +622,24 @@ def pulsed_update(
         m = np.sqrt(dmax / xmax) if um else 1.0
         cx = c * m
         cd = c / m
-        n_ac = 0
+        # columns: streams for the nonzero inputs only, then the list of active columns
+        n_nz = 0
         for j in range(n_in):
             v = x[smp, j]
             sx[j] = 1 if v > 0.0 else (-1 if v < 0.0 else 0)
-            cmask[j] = _bit_stream(min(cx * abs(v), 1.0), bl, s)
-            if cmask[j] != 0:
+            cmask[j] = 0
+            if v != 0.0:
+                nz[n_nz] = j
+                pbuf[n_nz] = min(cx * abs(v), 1.0)
+                n_nz += 1
+        _streams(pbuf[:n_nz], bl, mbuf[:n_nz], s)
+        n_ac = 0
+        for jj in range(n_nz):
+            if mbuf[jj] != 0:
+                j = nz[jj]
+                cmask[j] = mbuf[jj]
                 acols[n_ac] = j
-                acm[n_ac] = cmask[j]
+                acm[n_ac] = mbuf[jj]
                 n_ac += 1
         slot_n[:] = 0
         for jj in range(n_ac):
@@ -618,70 +654,51 @@ def pulsed_update(
             sd[i] = 1 if v > 0.0 else (-1 if v < 0.0 else 0)
         for dv in range(n_dev):
             for i in range(n_out):
-                rmask[i] = _bit_stream(min(cd * abs(d[smp, i]), 1.0), bl, s)
+                qbuf[i] = min(cd * abs(d[smp, i]), 1.0)
+            _streams(qbuf, bl, rmask, s)
             if not k_on:
-                # only coincidences change devices. Per active row, either scan the
-                # active columns (cost ~ n_ac) or walk the row's pulse slots through the
-                # per-slot column lists (cost ~ coincidences), whichever is cheaper.
+                # Only coincidences change devices: in slot t every row of the row list
+                # meets every column of the column list. Pulse by pulse, in slot order (the
+                # reference's order within a phase; one element's pulses all share one
+                # phase), so the work is proportional to the number of coincidences.
+                rslot_n[:] = 0
                 for i in range(n_out):
-                    rm = rmask[i]
-                    if rm == 0:
-                        continue
-                    load = 0
-                    bits = rm
+                    bits = rmask[i]
                     while bits != 0:
-                        load += slot_n[_ctz(bits)]
+                        t = _ctz(bits)
                         bits &= bits - np.uint64(1)
-                    n = 0
-                    if 2 * load < n_ac:
-                        bits = rm
-                        while bits != 0:
-                            t = _ctz(bits)
-                            bits &= bits - np.uint64(1)
-                            for e in range(slot_n[t]):
-                                j = slot_cols[t, e]
-                                if cnt[j] == 0:
-                                    cj[n] = j
-                                    n += 1
-                                cnt[j] += 1
-                        for e in range(n):
-                            cn[e] = cnt[cj[e]]
-                            cnt[cj[e]] = 0
-                    else:
-                        for jj in range(n_ac):  # branch-free compaction of the coincidences
-                            nc = _popcount(rm & acm[jj])
-                            cj[n] = acols[jj]
-                            cn[n] = nc
-                            n += 1 if nc != 0 else 0
-                    for e in range(n):
-                        n_coinc += cn[e]
-                    a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
-                    for e in range(n):
-                        j = cj[e]
-                        nc = cn[e]
-                        up = a_row * sx[j] > 0
-                        if soft:
-                            v = _pulse_run(
-                                w[dv, i, j], 1 if up else -1, nc, 0,
-                                par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
-                                par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN], dp, s,
-                            )  # fmt: skip
-                        else:
-                            step = par[dv, i, j, PAR_UP] if up else par[dv, i, j, PAR_DOWN]
-                            delta = step * nc
+                        slot_rows[t, rslot_n[t]] = i
+                        rslot_n[t] += 1
+                for t in range(bl):
+                    n_coinc += rslot_n[t] * slot_n[t]
+                    for ii in range(rslot_n[t]):
+                        i = slot_rows[t, ii]
+                        a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
+                        for jj in range(slot_n[t]):
+                            j = slot_cols[t, jj]
+                            up = a_row * sx[j] > 0
+                            dw = par[dv, i, j, PAR_UP] if up else par[dv, i, j, PAR_DOWN]
                             if ctoc > 0.0:
-                                delta += step * ctoc * _SQRT_TABLE[nc] * _normal(s)
-                            v = w[dv, i, j] + (delta if up else -delta)
-                            if bounded:
-                                v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-                        w[dv, i, j] = v
-                        if single:
-                            wread[i, j] = v
-                        else:
-                            total = 0.0
-                            for dd in range(n_dev):
-                                total += w[dd, i, j]
-                            wread[i, j] = total * att[i, j] if use_att else total
+                                dw *= 1.0 + ctoc * _normal(s)
+                            v = w[dv, i, j]
+                            if soft:
+                                v = _soft_step(
+                                    v, dw, up, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
+                                )
+                            else:
+                                v = v + dw if up else v - dw
+                                if bounded:
+                                    v = min(
+                                        max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
+                                    )
+                            w[dv, i, j] = v
+                            if single:
+                                wread[i, j] = v
+                            else:
+                                total = 0.0
+                                for dd in range(n_dev):
+                                    total += w[dd, i, j]
+                                wread[i, j] = total * att[i, j] if use_att else total
             else:
                 # half-select: every device on an active row or an active column
                 for i in range(n_out):
@@ -699,7 +716,7 @@ def pulsed_update(
                         j = acols[jj]
                         _element(dv, i, j, np.uint64(0), cmask[j], sd[i], sx[j], w, par, dp, s)
                         mark[i, j] = 1
-        if k_on:
+        if marking:
             _refresh_all(w, wread, att, use_att, mark)
     return n_coinc
 

@@ -387,8 +387,10 @@ def test_set_state_refuses_mismatches(rng: np.random.Generator) -> None:
     state = tile.get_state()
     with pytest.raises(TileShapeError, match=r"state_version 7 is not supported"):
         tile.set_state({**state, "state_version": 7})
-    with pytest.raises(TileShapeError, match=r"kernel_rng_words must be 4 words"):
-        tile.set_state({**state, "kernel_rng_words": np.zeros(4, dtype=np.uint64)})
+    with pytest.raises(TileShapeError, match=r"kernel_rng_words must be 5 words"):
+        tile.set_state({**state, "kernel_rng_words": np.zeros(5, dtype=np.uint64)})
+    with pytest.raises(TileShapeError, match=r"kernel_rng_words must be 5 words"):
+        tile.set_state({**state, "kernel_rng_words": np.ones(4, dtype=np.uint64)})
     assert issubclass(TileShapeError, RpuError)
 
 
