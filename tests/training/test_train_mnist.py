@@ -66,12 +66,23 @@ def test_fc_rpu_learns(mnist: Mnist, tmp_path: Path) -> None:
 SMALL = TrainingConfig(network="fc", epochs=2, lr=0.1, n_train=300, n_test=100, seed=5, model=RPU)
 
 
-def test_resume_equals_uninterrupted(mnist: Mnist, tmp_path: Path) -> None:
+SMALL_CNN = TrainingConfig(
+    network="cnn",
+    epochs=2,
+    n_train=30,
+    n_test=20,
+    seed=5,
+    model=ModelSpec(preset="gokmen_onen_haensch_2017"),
+)
+
+
+@pytest.mark.parametrize("cfg", [SMALL, SMALL_CNN], ids=["fc", "cnn"])
+def test_resume_equals_uninterrupted(cfg: TrainingConfig, mnist: Mnist, tmp_path: Path) -> None:
     """2 epochs straight == 1 epoch, stop, resume for the 2nd: weights, device state, history."""
-    straight = train(SMALL, tmp_path / "a", data=mnist, progress=False)
-    first = train(SMALL, tmp_path / "b", data=mnist, progress=False, stop_after=1)
+    straight = train(cfg, tmp_path / "a", data=mnist, progress=False)
+    first = train(cfg, tmp_path / "b", data=mnist, progress=False, stop_after=1)
     assert first.epochs_run == 1 and len(first.history["test_error"]) == 1
-    resumed = train(SMALL, tmp_path / "b", data=mnist, progress=False, resume=True)
+    resumed = train(cfg, tmp_path / "b", data=mnist, progress=False, resume=True)
     assert resumed.epochs_run == 1
     assert_same_state(straight.network.get_state(), resumed.network.get_state())
     for k in ("train_loss", "test_error"):
