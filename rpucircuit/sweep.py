@@ -656,6 +656,7 @@ def plot_curves(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     by = [p for p in params if p != "seed"]
     groups: dict[str, list[np.ndarray]] = {}
@@ -669,6 +670,7 @@ def plot_curves(
         mean = np.mean([c[:length] for c in curves], axis=0)
         ax.plot(np.arange(1, length + 1), mean, marker=".", label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(exp.curve)
     ax.set_title(exp.name)
     ax.grid(alpha=0.3)
