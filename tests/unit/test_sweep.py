@@ -128,7 +128,8 @@ def test_bad_scheduler_address(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[str]:
-    distributed = pytest.importorskip("distributed")
+    import distributed  # a test dependency: missing it fails, never skips
+
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
