@@ -167,17 +167,18 @@ STATE_WORDS = 5
 """Kernel generator state: 4 xoshiro256** words (Gaussians) + 1 stream counter (bits)."""
 
 
-@numba.njit(cache=True, nogil=True)
-def _streams(p: FloatArray, bl: int, masks: UIntArray, s: UIntArray) -> None:  # pragma: no cover
+@numba.njit(cache=True, nogil=True, inline="always")
+def _streams(
+    p: FloatArray, bl: int, masks: UIntArray, thr: UIntArray, s: UIntArray
+) -> None:  # pragma: no cover
     """``bl`` Bernoulli(p[j]) bits for each j, packed into ``masks[j]`` (bit t = slot t).
 
     Counter-based: slot t of line j takes the SplitMix64 output (Steele, Lea & Flood 2014)
     of counter s[4] + j·bl + t, whose top 32 bits are compared with floor(p·2³²), so p is
     resolved to 2⁻³² and p ≥ 1 always fires. No draw depends on another, so the loop over
-    lines vectorizes; s[4] then advances by len(p)·bl.
+    lines vectorizes; s[4] then advances by len(p)·bl. ``thr`` is scratch (≥ len(p)).
     """
     n = p.shape[0]
-    thr = np.empty(n, dtype=np.uint64)
     for j in range(n):
         masks[j] = 0
         pj = p[j]
@@ -213,7 +214,7 @@ def standard_normals(n: int, s: UIntArray) -> FloatArray:  # pragma: no cover
 def bit_streams(p: FloatArray, bl: int, s: UIntArray) -> UIntArray:  # pragma: no cover
     """Packed bit streams for probabilities ``p`` (for tests of the stream generator)."""
     out = np.empty(p.shape[0], dtype=np.uint64)
-    _streams(p, bl, out, s)
+    _streams(p, bl, out, np.empty(p.shape[0], dtype=np.uint64), s)
     return out
 
 
@@ -599,6 +600,7 @@ def pulsed_update(
     pbuf = np.empty(n_in)
     qbuf = np.empty(n_out)
     mbuf = np.empty(n_in, dtype=np.uint64)
+    thr = np.empty(max(n_in, n_out), dtype=np.uint64)
     slot_cols = np.empty((bl, n_in), dtype=np.int64)
     slot_n = np.zeros(bl, dtype=np.int64)
     sx = np.zeros(n_in, dtype=np.int64)
@@ -632,7 +634,7 @@ def pulsed_update(
                 nz[n_nz] = j
                 pbuf[n_nz] = min(cx * abs(v), 1.0)
                 n_nz += 1
-        _streams(pbuf[:n_nz], bl, mbuf[:n_nz], s)
+        _streams(pbuf[:n_nz], bl, mbuf[:n_nz], thr, s)
         n_ac = 0
         for jj in range(n_nz):
             if mbuf[jj] != 0:
@@ -655,7 +657,7 @@ def pulsed_update(
         for dv in range(n_dev):
             for i in range(n_out):
                 qbuf[i] = min(cd * abs(d[smp, i]), 1.0)
-            _streams(qbuf, bl, rmask, s)
+            _streams(qbuf, bl, rmask, thr, s)
             if not k_on:
                 # Only coincidences change devices: in slot t every row of the row list
                 # meets every column of the column list. Pulse by pulse, in slot order (the
@@ -676,17 +678,17 @@ def pulsed_update(
                         a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
                         for jj in range(slot_n[t]):
                             j = slot_cols[t, jj]
-                            up = a_row * sx[j] > 0
-                            dw = par[dv, i, j, PAR_UP] if up else par[dv, i, j, PAR_DOWN]
+                            sg = a_row * sx[j]  # +1 up, −1 down
+                            dw = par[dv, i, j, (1 - sg) >> 1]  # PAR_UP = 0, PAR_DOWN = 1
                             if ctoc > 0.0:
                                 dw *= 1.0 + ctoc * _normal(s)
                             v = w[dv, i, j]
                             if soft:
                                 v = _soft_step(
-                                    v, dw, up, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
+                                    v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
                                 )
                             else:
-                                v = v + dw if up else v - dw
+                                v += sg * dw
                                 if bounded:
                                     v = min(
                                         max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
