@@ -434,57 +434,6 @@ PAR_LEN = 4
 _SQRT_TABLE = np.sqrt(np.arange(4 * 64 + 1, dtype=np.float64))
 
 
-@numba.njit(cache=True, nogil=True)
-def _pulse_run(
-    w: float,
-    a: int,
-    n_full: int,
-    n_half: int,
-    up: float,
-    down: float,
-    wmax: float,
-    wmin: float,
-    dp: FloatArray,
-    s: UIntArray,
-) -> float:  # pragma: no cover - compiled
-    """New weight after ``n_full`` full and ``n_half`` half-select pulses of direction ``a``.
-
-    Hard bounds: the same-direction steps are summed into one Gaussian draw (exact in
-    distribution) and clipped once, which equals per-pulse clipping except when a c2c draw
-    makes a single step negative (ξ < −1/dw_min_ctoc) at a bound. Soft bounds: pulse by
-    pulse (full pulses first; within one phase the order of equal-direction steps only
-    matters through the state dependence).
-    """
-    ctoc = dp[DP_CTOC]
-    k = dp[DP_K]
-    step = up if a > 0 else down
-    if dp[DP_SOFT] != 0.0:
-        for idx in range(n_full + n_half):
-            amp = 1.0 if idx < n_full else k
-            dw = step * amp
-            if ctoc > 0.0:
-                dw *= 1.0 + ctoc * _normal(s)
-            if a > 0:
-                w += dw * (1.0 - w / wmax) if wmax > 0.0 else 0.0
-            else:
-                w -= dw * (1.0 - w / wmin) if wmin < 0.0 else 0.0
-            if w > wmax:
-                w = wmax
-            elif w < wmin:
-                w = wmin
-        return w
-    delta = step * (n_full + k * n_half)
-    if ctoc > 0.0:
-        delta += step * ctoc * np.sqrt(n_full + k * k * n_half) * _normal(s)
-    w += delta if a > 0 else -delta
-    if dp[DP_BOUNDED] != 0.0:
-        if w > wmax:
-            w = wmax
-        elif w < wmin:
-            w = wmin
-    return w
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
 def _soft_step(v: float, dw: float, up: bool, hi: float, lo: float) -> float:  # pragma: no cover
     """One soft-bounds pulse: up steps scale by (1 − w/w_max), down by (1 − w/w_min)."""
@@ -495,22 +444,32 @@ def _soft_step(v: float, dw: float, up: bool, hi: float, lo: float) -> float:  #
     return min(max(v, lo), hi)
 
 
-@numba.njit(cache=True, nogil=True)
-def _element(
-    dv: int,
-    i: int,
-    j: int,
+@numba.njit(cache=True, nogil=True, inline="always")
+def _half_select_element(
+    v: float,
     rm: np.uint64,
     cm: np.uint64,
     sd: int,
     sx: int,
-    w: FloatArray,
-    par: FloatArray,
-    dp: FloatArray,
+    up: float,
+    down: float,
+    hi: float,
+    lo: float,
+    k: float,
+    ctoc: float,
+    soft: bool,
+    bounded: bool,
     s: UIntArray,
-) -> None:  # pragma: no cover - compiled
-    """All pulses one device sees in one update, phase by phase (half-select model)."""
-    val = w[dv, i, j]
+) -> float:  # pragma: no cover - compiled
+    """New weight of one device after all pulses it sees in one update (half-select model).
+
+    Phases in order (σ, τ) = (+,+), (+,−), (−,+), (−,−), direction a = −σ·τ; the row takes
+    part when sign(δ) = τ, the column when sign(x) = σ. Coincidences change it by a·dw, lone
+    pulses by a·k·dw. Hard bounds: the same-direction steps of one phase are summed into
+    one Gaussian draw and clipped once (exact in distribution, except that a single step
+    made negative by c2c at a bound would leave the bound in the reference). Soft bounds:
+    pulse by pulse, full pulses first.
+    """
     for ph in range(4):
         sig = 1 if ph < 2 else -1
         tau = 1 if ph % 2 == 0 else -1
@@ -518,7 +477,6 @@ def _element(
         col_in = cm != 0 and sx == sig
         if not (row_in or col_in):
             continue
-        a = -sig * tau
         if row_in and col_in:
             n_full = int(_popcount(rm & cm))
             n_half = int(_popcount(rm ^ cm))
@@ -528,37 +486,22 @@ def _element(
         else:
             n_full = 0
             n_half = int(_popcount(cm))
-        if n_full + n_half == 0:
+        a_up = sig * tau < 0
+        step = up if a_up else down
+        if soft:
+            for idx in range(n_full + n_half):
+                dw = step if idx < n_full else step * k
+                if ctoc > 0.0:
+                    dw *= 1.0 + ctoc * _normal(s)
+                v = _soft_step(v, dw, a_up, hi, lo)
             continue
-        val = _pulse_run(
-            val,
-            a,
-            n_full,
-            n_half,
-            par[dv, i, j, PAR_UP],
-            par[dv, i, j, PAR_DOWN],
-            par[dv, i, j, PAR_WMAX],
-            par[dv, i, j, PAR_WMIN],
-            dp,
-            s,
-        )
-    w[dv, i, j] = val
-
-
-@numba.njit(cache=True, nogil=True)
-def _refresh_all(
-    w: FloatArray, wread: FloatArray, att: FloatArray, use_att: bool, mark: np.ndarray
-) -> None:  # pragma: no cover - compiled
-    """wread[i, j] = att[i, j]·Σ_dv w[dv, i, j] for every (i, j) with mark[i, j] != 0."""
-    n_dev, n_out, n_in = w.shape
-    for i in range(n_out):
-        for j in range(n_in):
-            if mark[i, j] != 0:
-                total = 0.0
-                for dv in range(n_dev):
-                    total += w[dv, i, j]
-                wread[i, j] = total * att[i, j] if use_att else total
-                mark[i, j] = 0
+        delta = step * (n_full + k * n_half)
+        if ctoc > 0.0:
+            delta += step * ctoc * np.sqrt(n_full + k * k * n_half) * _normal(s)
+        v = v + delta if a_up else v - delta
+        if bounded:
+            v = min(max(v, lo), hi)
+    return v
 
 
 @numba.njit(cache=True, nogil=True)
@@ -609,8 +552,8 @@ def pulsed_update(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
-    marking = k_on  # the half-select path refreshes wread once per sample
-    mark = np.zeros((n_out, n_in), dtype=np.uint8) if marking else np.zeros((1, 1), np.uint8)
+    k_val = dp[DP_K]
+    all_cols = np.arange(n_in)
     n_coinc = 0
     for smp in range(x.shape[0]):
         xmax = 0.0
@@ -702,24 +645,30 @@ def pulsed_update(
                                     total += w[dd, i, j]
                                 wread[i, j] = total * att[i, j] if use_att else total
             else:
-                # half-select: every device on an active row or an active column
+                # half-select: every device on a pulsing row or a pulsing column
                 for i in range(n_out):
                     rm = rmask[i]
                     if rm == 0:
-                        continue
-                    for j in range(n_in):
+                        cols, n_cols = acols, n_ac  # a silent row: only pulsing columns
+                    else:
+                        cols, n_cols = all_cols, n_in
+                    for jj in range(n_cols):
+                        j = cols[jj]
                         n_coinc += int(_popcount(rm & cmask[j]))
-                        _element(dv, i, j, rm, cmask[j], sd[i], sx[j], w, par, dp, s)
-                        mark[i, j] = 1
-                for i in range(n_out):
-                    if rmask[i] != 0:
-                        continue
-                    for jj in range(n_ac):
-                        j = acols[jj]
-                        _element(dv, i, j, np.uint64(0), cmask[j], sd[i], sx[j], w, par, dp, s)
-                        mark[i, j] = 1
-        if marking:
-            _refresh_all(w, wread, att, use_att, mark)
+                        v = _half_select_element(
+                            w[dv, i, j], rm, cmask[j], sd[i], sx[j],
+                            par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
+                            par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN],
+                            k_val, ctoc, soft, bounded, s,
+                        )  # fmt: skip
+                        w[dv, i, j] = v
+                        if single:
+                            wread[i, j] = v
+                        else:
+                            total = 0.0
+                            for dd in range(n_dev):
+                                total += w[dd, i, j]
+                            wread[i, j] = total * att[i, j] if use_att else total
     return n_coinc
 
 
