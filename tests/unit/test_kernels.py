@@ -63,9 +63,7 @@ def test_kernel_normals_are_standard(rng: np.random.Generator) -> None:
 def test_kernel_generator_is_reproducible(rng: np.random.Generator) -> None:
     s = kernels.seed_state(rng)
     s2 = s.copy()
-    np.testing.assert_array_equal(
-        kernels.standard_normals(7, s), kernels.standard_normals(7, s2)
-    )
+    np.testing.assert_array_equal(kernels.standard_normals(7, s), kernels.standard_normals(7, s2))
 
 
 def test_popcount_matches_python() -> None:
