@@ -36,7 +36,6 @@ import numpy as np
 from llvmlite import ir  # type: ignore[import-untyped]
 from numba.core import types
 from numba.extending import intrinsic
-from numba.np.linalg import ensure_blas
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 UIntArray = np.ndarray[Any, np.dtype[np.uint64]]
@@ -284,52 +283,38 @@ def _finish_output(
     return hit
 
 
-ensure_blas()  # type: ignore[no-untyped-call]  # numba's BLAS shims resolve scipy's BLAS on first use
-_GEMV = types.ExternalFunction(
-    "numba_xxgemv",
-    types.intc(
-        types.char, types.char, types.intp, types.intp, types.voidptr, types.voidptr,
-        types.intp, types.voidptr, types.voidptr, types.voidptr,
-    ),
-)  # fmt: skip
-"""numba's own shim (numba/_lapack.c) to Fortran ?gemv: kind, trans, m, n, alpha, a, lda,
-x, beta, y. Calling it directly instead of ``np.dot`` keeps the same BLAS but compiles in a
-fraction of the time (``np.dot`` costs seconds of compilation per dtype and layout)."""
-_GEMM = types.ExternalFunction(
-    "numba_xxgemm",
-    types.intc(
-        types.char, types.char, types.char, types.intp, types.intp, types.intp,
-        types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp, types.voidptr,
-        types.voidptr, types.intp,
-    ),
-)  # fmt: skip
-"""numba's shim to Fortran ?gemm: kind, transa, transb, m, n, k, alpha, a, lda, b, ldb,
-beta, c, ldc."""
+_SUM_FLAGS = {"reassoc", "contract"}
+"""The only fast-math flags used, and only by :func:`_mvm`: a dot product's terms may be
+summed in any order with fused multiply-adds (as every BLAS does), so the loops vectorize;
+no flag that assumes away NaN or infinity."""
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath=_SUM_FLAGS)
 def _mvm(w: FloatArray, xq: FloatArray, out: FloatArray) -> None:  # pragma: no cover
-    """out = xq · wᵀ by BLAS; w (r, c) C- or F-contiguous, xq (n, c) and out (n, r) C-contiguous,
-    all of w's dtype (float32 or float64).
+    """out[k] = w · xq[k] for each row k; w (r, c) C- or F-contiguous (the transposed view
+    of the weights for the backward read), xq (n, c) and out (n, r) of w's dtype.
 
-    A C-contiguous (r, c) array is the Fortran matrix (c, r): use it transposed ('t');
-    an F-contiguous one is the Fortran matrix (r, c) itself ('n')."""
+    Plain loops rather than BLAS: as fast as single-threaded BLAS at these sizes, and never
+    multi-threaded, so batch-1 training cannot be slowed by BLAS threads fighting other
+    processes for the cores (OpenBLAS threading made small conv reads 100x slower on a
+    busy 2-core machine)."""
     r, c = w.shape
     n = xq.shape[0]
-    kind = np.int8(115) if w.itemsize == 4 else np.int8(100)  # 's' or 'd'
-    alpha = np.ones(1, dtype=w.dtype)
-    beta = np.zeros(1, dtype=w.dtype)
     if w.flags.c_contiguous:
-        trans, fm, fn, ld = np.int8(116), c, r, c  # 't'
+        for k in range(n):
+            for i in range(r):
+                acc = w[i, 0] * xq[k, 0]
+                for j in range(1, c):
+                    acc += w[i, j] * xq[k, j]
+                out[k, i] = acc
     else:
-        trans, fm, fn, ld = np.int8(110), r, c, r  # 'n'
-    if n == 1:
-        _GEMV(kind, trans, fm, fn, alpha.ctypes, w.ctypes, ld, xq.ctypes, beta.ctypes, out.ctypes)  # type: ignore[call-overload]
-    else:
-        _GEMM(  # type: ignore[call-overload]
-            kind, trans, np.int8(110), r, n, c, alpha.ctypes, w.ctypes, ld, xq.ctypes, c,
-            beta.ctypes, out.ctypes, r,
-        )  # fmt: skip
+        m = w.T  # C-contiguous (c, r): out[k, b] = Σ_a m[a, b]·xq[k, a]
+        for k in range(n):
+            out[k, :] = 0.0
+            for a in range(c):
+                xa = xq[k, a]
+                for b2 in range(r):
+                    out[k, b2] += m[a, b2] * xa
 
 
 @numba.njit(cache=True, nogil=True)
