@@ -174,8 +174,19 @@ def test_attenuation_map_scales_reads_not_weights(rng: np.random.Generator) -> N
     np.testing.assert_allclose(tile.forward(x), (att * w2) @ x, rtol=0, atol=1e-12)
 
 
-def test_attenuation_is_refreshed_by_the_pulsed_update(rng: np.random.Generator) -> None:
-    dev = rpu.PulsedDeviceConfig(n_devices=2)
+@pytest.mark.parametrize(
+    "dev",
+    [
+        rpu.PulsedDeviceConfig(n_devices=2),
+        rpu.PulsedDeviceConfig(n_devices=1),
+        rpu.PulsedDeviceConfig(n_devices=2, k_half_select=0.2),
+        rpu.PulsedDeviceConfig(n_devices=3, soft_bounds=True),
+    ],
+)
+def test_attenuation_is_refreshed_by_the_pulsed_update(
+    rng: np.random.Generator, dev: rpu.PulsedDeviceConfig
+) -> None:
+    """Every update path keeps the read copy equal to att ⊙ Σ devices (float64 here)."""
     tile = _tile(5, 7, rng, device=dev)
     tile.set_weights(rng.uniform(-0.3, 0.3, (5, 7)))
     att = rng.uniform(0.5, 1.0, (5, 7))
@@ -377,6 +388,9 @@ def test_read_precision_follows_the_noise(rng: np.random.Generator) -> None:
     # float32 weights and inputs: relative rounding 6e-8 per term, sum of 300 terms of ~0.25:
     # 1e-5 absolute is a generous bound and still 6000x below sigma = 0.06
     np.testing.assert_allclose(tile.forward(x), w @ x, rtol=0, atol=1e-5)
+    for _ in range(30):  # the pulsed update keeps the float32 read copy current
+        tile.update(rng.uniform(-1, 1, 300), rng.uniform(-1, 1, 64), 0.01)
+    np.testing.assert_allclose(tile.forward(x), tile.get_weights() @ x, rtol=0, atol=1e-5)
 
 
 def test_set_state_refuses_mismatches(rng: np.random.Generator) -> None:
