@@ -49,8 +49,8 @@ class IOConfig:
     """DAC range (normalized input units): inputs are clipped to ±inp_bound. 1 = a full
     t_meas pulse (paper A: 80 ns). aihwkit default 1."""
     inp_res: float = 1.0 / 126.0
-    """DAC step as a fraction of the full input range 2·inp_bound (0 = no quantization).
-    1/126 gives 127 levels ≈ 7 bits (paper A: ~1 ns steps of an 80 ns pulse;
+    """DAC step as a fraction of the full input range 2·inp_bound (0 = no quantization, at
+    most 0.5). 1/126 gives 127 levels ≈ 7 bits (paper A: ~1 ns steps of an 80 ns pulse;
     aihwkit inp_res = 1/(2^7 − 2))."""
     out_noise: float = 0.06
     """Standard deviation of the additive Gaussian output noise, in weight units times
@@ -60,9 +60,9 @@ class IOConfig:
     """Output bound α (weight units): outputs are clipped to ±α, the integrator's swing
     (paper A: α = 12; aihwkit out_bound 12). 0 = unbounded."""
     out_res: float = 1.0 / 510.0
-    """ADC step as a fraction of the full output range 2·out_bound (0 = no quantization;
-    ignored when out_bound is 0). 1/510 gives 511 levels ≈ 9 bits (paper A: 9-bit ADC;
-    aihwkit out_res = 1/(2^9 − 2))."""
+    """ADC step as a fraction of the full output range 2·out_bound (0 = no quantization,
+    at most 0.5; ignored when out_bound is 0). 1/510 gives 511 levels ≈ 9 bits (paper A:
+    9-bit ADC; aihwkit out_res = 1/(2^9 − 2))."""
     noise_management: bool = True
     """Divide each input vector by its max|x| before the read and multiply the output back
     (paper B; aihwkit NoiseManagementType.ABS_MAX)."""
@@ -76,10 +76,11 @@ class IOConfig:
 
     def __post_init__(self) -> None:
         check_positive("inp_bound", self.inp_bound)
-        check_range("inp_res", self.inp_res, 0.0, 1.0)
+        # a step beyond half the range would put levels outside ±bound
+        check_range("inp_res", self.inp_res, 0.0, 0.5)
         check_nonnegative("out_noise", self.out_noise)
         check_nonnegative("out_bound", self.out_bound)
-        check_range("out_res", self.out_res, 0.0, 1.0)
+        check_range("out_res", self.out_res, 0.0, 0.5)
         check_range("bm_max_factor", self.bm_max_factor, 1.0, 1e9)
         if self.bound_management and self.out_bound == 0 and not self.is_perfect:
             raise ConfigError(

@@ -51,10 +51,11 @@ def test_toml_round_trip_and_stable_key() -> None:
     ("cls", "kwargs", "match"),
     [
         (rpu.IOConfig, {"inp_bound": 0.0}, r"inp_bound = 0\.0: must be > 0"),
-        (rpu.IOConfig, {"inp_res": -0.1}, r"inp_res = -0\.1: must lie in \[0, 1\]"),
+        (rpu.IOConfig, {"inp_res": -0.1}, r"inp_res = -0\.1: must lie in \[0, 0\.5\]"),
+        (rpu.IOConfig, {"inp_res": 0.75}, r"inp_res = 0\.75: must lie in \[0, 0\.5\]"),
         (rpu.IOConfig, {"out_noise": -1.0}, r"out_noise = -1\.0: must be >= 0"),
         (rpu.IOConfig, {"out_bound": -2.0}, r"out_bound = -2\.0: must be >= 0"),
-        (rpu.IOConfig, {"out_res": 2.0}, r"out_res = 2\.0: must lie in \[0, 1\]"),
+        (rpu.IOConfig, {"out_res": 2.0}, r"out_res = 2\.0: must lie in \[0, 0\.5\]"),
         (rpu.IOConfig, {"bm_max_factor": 0.5}, r"bm_max_factor = 0\.5: must lie in \[1, "),
         (rpu.IOConfig, {"out_bound": 0.0}, r"bound_management = True needs a finite out_bound"),
         (rpu.PulsedDeviceConfig, {"dw_min": 0.0}, r"dw_min = 0\.0: must be > 0"),
