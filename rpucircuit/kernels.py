@@ -172,10 +172,13 @@ def _streams(
 ) -> None:  # pragma: no cover
     """``bl`` Bernoulli(p[j]) bits for each j, packed into ``masks[j]`` (bit t = slot t).
 
-    Counter-based: slot t of line j takes the SplitMix64 output (Steele, Lea & Flood 2014)
-    of counter s[4] + j·bl + t, whose top 32 bits are compared with floor(p·2³²), so p is
-    resolved to 2⁻³² and p ≥ 1 always fires. No draw depends on another, so the loop over
-    lines vectorizes; s[4] then advances by len(p)·bl. ``thr`` is scratch (≥ len(p)).
+    Counter-based: slot pair h (slots 2h and 2h+1) of line j takes the SplitMix64 output
+    (Steele, Lea & Flood 2014) of counter s[4] + j·⌈bl/2⌉ + h; its top 32 bits decide slot
+    2h and its low 32 bits slot 2h+1, each compared with floor(p·2³²), so p is resolved to
+    2⁻³² and p ≥ 1 always fires. Two slots per hash halve the cost (the two halves of a
+    SplitMix64 output are independent uniform words). No draw depends on another, so the
+    loop over lines vectorizes; s[4] then advances by len(p)·⌈bl/2⌉. ``thr`` is scratch
+    (≥ len(p)).
     """
     n = p.shape[0]
     for j in range(n):
@@ -183,16 +186,22 @@ def _streams(
         pj = p[j]
         thr[j] = np.uint64(4294967296) if pj >= 1.0 else np.uint64(max(pj, 0.0) * 4294967296.0)
     base = s[4]
-    for t in range(bl):
-        bit = np.uint64(1) << np.uint64(t)
+    n_pairs = (bl + 1) // 2
+    low = np.uint64(0xFFFFFFFF)
+    for h in range(n_pairs):
+        bit0 = np.uint64(1) << np.uint64(2 * h)
+        # an odd bl leaves the last pair's second slot unused: its bit is 0
+        bit1 = (np.uint64(1) << np.uint64(2 * h + 1)) if 2 * h + 1 < bl else np.uint64(0)
         for j in range(n):
-            z = (base + np.uint64(j * bl + t)) * _GAMMA
+            z = (base + np.uint64(j * n_pairs + h)) * _GAMMA
             z = (z ^ (z >> np.uint64(30))) * _MIX1
             z = (z ^ (z >> np.uint64(27))) * _MIX2
             z = z ^ (z >> np.uint64(31))
-            if (z >> np.uint64(32)) < thr[j]:
-                masks[j] |= bit
-    s[4] = base + np.uint64(n * bl)
+            tj = thr[j]
+            hit0 = np.uint64((z >> np.uint64(32)) < tj)
+            hit1 = np.uint64((z & low) < tj)
+            masks[j] |= (hit0 * bit0) | (hit1 * bit1)
+    s[4] = base + np.uint64(n * n_pairs)
 
 
 def seed_state(rng: np.random.Generator) -> UIntArray:

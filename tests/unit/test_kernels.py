@@ -85,6 +85,23 @@ def test_bit_streams_have_probability_p(rng: np.random.Generator, bl: int) -> No
         assert np.all(masks >> np.uint64(bl) == 0)
 
 
+@pytest.mark.parametrize("bl", [7, 10])
+def test_bit_stream_slots_are_independent(rng: np.random.Generator, bl: int) -> None:
+    """Each slot fires with p and slots are pairwise independent, in particular the two
+    slots (2h, 2h+1) that share one SplitMix64 output (its high and low 32 bits)."""
+    s = kernels.seed_state(rng)
+    n, prob = 20000, 0.3
+    masks = kernels.bit_streams(np.full(n, prob), bl, s)
+    bits = (masks[:, None] >> np.arange(bl, dtype=np.uint64)) & np.uint64(1)
+    bits = bits.astype(float)  # (n, bl)
+    se1 = np.sqrt(prob * (1 - prob) / n)  # binomial SE of one slot's firing rate
+    assert np.all(np.abs(bits.mean(axis=0) - prob) <= 5 * se1)
+    joint = bits.T @ bits / n  # P(slot a and slot b)
+    se2 = np.sqrt(prob**2 * (1 - prob**2) / n)  # binomial SE of a pair's joint rate
+    off = ~np.eye(bl, dtype=bool)
+    assert np.all(np.abs(joint[off] - prob**2) <= 5 * se2)
+
+
 # --------------------------------------------------------------------------- reads
 
 
