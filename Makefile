@@ -24,8 +24,8 @@ test: setup  ## the whole test suite (real ngspice included)
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check rpucircuit tests bench
+	$(BIN)/ruff format --check rpucircuit tests bench
 	$(BIN)/mypy
 
 bench: setup  ## training speed at batch 1 vs aihwkit 1.2 and PyTorch (peers built once into bench/.cache)
