@@ -11,7 +11,8 @@ What it measures
     Each run also reports how busy the whole machine was during it (cores, from
     ``/proc/stat``): with one worker a quiet 2-core machine shows about 1 busy core, with two
     about 2. A higher figure means other processes competed, and the speedup is not
-    meaningful on a shared 2-core machine then.
+    meaningful on a shared 2-core machine then. "Workers kept busy" (summed job time over
+    workers × wall time) separates the engine's own overhead from CPU contention.
 
 Run
     python bench/bench_sweep_scaling.py --jobs 4 --n-train 10000 --reps 2
@@ -38,8 +39,8 @@ def _busy_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def one_run(n_workers: int, jobs: list, cache: Path) -> tuple[float, float]:
-    """(wall seconds, mean busy cores of the whole machine during the run)."""
+def one_run(n_workers: int, jobs: list, cache: Path) -> tuple[float, float, float]:
+    """(wall seconds, mean busy cores of the whole machine, summed job seconds)."""
     from distributed import LocalCluster
 
     with LocalCluster(
@@ -52,7 +53,7 @@ def one_run(n_workers: int, jobs: list, cache: Path) -> tuple[float, float]:
             client.run(lambda: __import__("rpucircuit.training"))
         b0, t0 = _busy_jiffies()
         start = time.perf_counter()
-        run_jobs(
+        run = run_jobs(
             run_job, jobs, cache_dir=cache, scheduler=cluster.scheduler_address, progress=False
         )
         wall = time.perf_counter() - start
@@ -60,7 +61,7 @@ def one_run(n_workers: int, jobs: list, cache: Path) -> tuple[float, float]:
     import os
 
     ncpu = os.cpu_count() or 1
-    return wall, ncpu * (b1 - b0) / max(t1 - t0, 1)
+    return wall, ncpu * (b1 - b0) / max(t1 - t0, 1), sum(run.seconds)
 
 
 def main() -> None:
@@ -89,9 +90,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
             for n in (1, 2):
-                wall, busy = one_run(n, jobs, Path(tmp) / f"{n}-{rep}")
+                wall, busy, job_s = one_run(n, jobs, Path(tmp) / f"{n}-{rep}")
                 times[n].append(wall)
-                print(f"rep {rep} workers {n}: {wall:6.1f} s, machine busy {busy:.2f} cores")
+                print(
+                    f"rep {rep} workers {n}: {wall:6.1f} s, machine busy {busy:.2f} cores, "
+                    f"workers kept busy {job_s / (n * wall):.0%} of the time"
+                )
     m1, m2 = statistics.median(times[1]), statistics.median(times[2])
     print(
         f"{args.jobs} jobs x {args.n_train} samples: 1 worker {m1:.1f} s, 2 workers {m2:.1f} s, "
