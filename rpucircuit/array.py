@@ -11,8 +11,13 @@ Shapes: a weight matrix is (out_size, in_size); ``forward`` takes (in,) or (n, i
 
 from __future__ import annotations
 
+import collections
 import json
 import math
+import os
+import queue
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,12 +70,128 @@ def read_dtype(config: RPUConfig) -> type[np.floating[Any]]:
     return np.float32 if all(noisy) else np.float64
 
 
+UPDATE_THREAD_ENV = "RPUCIRCUIT_UPDATE_THREAD"
+"""Environment variable: ``0`` runs every update in the calling thread (no update thread)."""
+
+ASYNC_MIN_WORK = 50_000
+"""Smallest update (rows × out_size × in_size) handed to the update thread; smaller ones
+are cheaper to run in place than to hand over (a hand-over costs a few µs)."""
+
+
+def update_thread_enabled() -> bool:
+    """Whether updates may run on the background update thread (see :class:`AnalogTile`).
+
+    On when the machine has at least two CPUs the process may use and the environment
+    variable :data:`UPDATE_THREAD_ENV` is not ``0``; read at each update, so it can be
+    switched per process (e.g. off in sweep workers that already fill every core).
+    """
+    if os.environ.get(UPDATE_THREAD_ENV, "1").strip() == "0":
+        return False
+    return _CPUS >= 2
+
+
+_CPUS = len(os.sched_getaffinity(0))
+
+
+class _UpdateJob:
+    """One deferred tile update: run exactly once, by the update thread or by whoever
+    needs the tile first (whichever claims it), and waited for before the tile is used."""
+
+    __slots__ = ("_claim", "_done", "_fn", "error")
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._fn = fn
+        self._claim = threading.Lock()
+        self._done = threading.Event()
+        self.error: BaseException | None = None
+
+    def try_run(self) -> bool:
+        """Run the job here if nobody has claimed it yet; False if it was already claimed."""
+        if not self._claim.acquire(blocking=False):
+            return False
+        try:
+            self._fn()
+        except BaseException as exc:  # handed to the waiting caller
+            self.error = exc
+        finally:
+            self._done.set()
+        return True
+
+    def finish(self) -> None:
+        """Run the job now if it has not started, else wait for it; re-raise its error."""
+        if not self.try_run():
+            self._done.wait()
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+
+class _UpdateThread:
+    """One daemon thread per process that runs deferred tile updates in FIFO order.
+
+    The numba update kernels release the GIL (``nogil``), so an update runs on the second
+    core while the calling thread goes on (e.g. with the backward read of the layer below).
+    A fork waits for every outstanding job first, so a child never inherits a half-done
+    update; the child starts its own thread when it first needs one.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_UpdateJob] = queue.SimpleQueue()
+        self._pid = -1
+        self._lock = threading.Lock()
+        self._outstanding: collections.deque[_UpdateJob] = collections.deque()
+
+    def submit(self, job: _UpdateJob) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                self._outstanding.clear()
+                worker = threading.Thread(
+                    target=self._loop, args=(self._queue,), name="rpucircuit-update", daemon=True
+                )
+                worker.start()
+                self._pid = os.getpid()
+            while self._outstanding and self._outstanding[0].done:
+                self._outstanding.popleft()
+            self._outstanding.append(job)
+            self._queue.put(job)
+
+    @staticmethod
+    def _loop(jobs: queue.SimpleQueue[_UpdateJob]) -> None:
+        while True:
+            jobs.get().try_run()
+
+    def drain(self) -> None:
+        """Finish every outstanding job (errors stay with the job for its tile to raise)."""
+        with self._lock:
+            pending = list(self._outstanding)
+            self._outstanding.clear()
+        for job in pending:
+            if not job.try_run():
+                job._done.wait()
+
+
+_UPDATE_THREAD = _UpdateThread()
+os.register_at_fork(before=_UPDATE_THREAD.drain)
+
+
 class AnalogTile:
     """One RPU crossbar of ``out_size × in_size`` weights under ``config``.
 
     ``rng`` draws the device-to-device parameters and seeds the kernels' own generator; the
     tile keeps a child generator so it never touches the caller's afterwards. Initial
     weights are zero; use :meth:`set_weights` to program them.
+
+    Background update: a large :meth:`update` (at least :data:`ASYNC_MIN_WORK` cells) is
+    validated, its inputs copied, and its kernel handed to the process's update thread
+    (when :func:`update_thread_enabled`); the call returns at once and every later use of
+    this tile (read, update, weights, state) first finishes it. Each tile's operations
+    therefore run in the order they were called, on its own generator state, so the
+    results are bit-identical to running every update in place; only other tiles' work
+    (e.g. the backward read of the layer below) overlaps with it.
     """
 
     def __init__(
@@ -117,6 +238,23 @@ class AnalogTile:
         self._dp[kernels.DP_BOUNDED] = float(dev.bounded)
         self._dp[kernels.DP_USE_ATT] = 0.0
         self._s = kernels.seed_state(self._rng)
+        self._pending: _UpdateJob | None = None
+
+    def _sync(self) -> None:
+        """Finish this tile's deferred update, if any (see the class docstring)."""
+        job = self._pending
+        if job is not None:
+            self._pending = None
+            job.finish()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle support: a deferred update is finished first and never pickled."""
+        self._sync()
+        return {name: getattr(self, name) for name in self.__dict__ if name != "_pending"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pending = None
 
     # ----------------------------------------------------------------- helpers
 
@@ -143,6 +281,7 @@ class AnalogTile:
     def forward(self, x: object) -> FloatArray:
         """y = W x through the forward periphery; x is (in,) or (n, in) (n independent reads)."""
         xb, single = self._batch(x, self.in_size, "forward x")
+        self._sync()
         y = np.empty((xb.shape[0], self.out_size))
         if kernels.read_batch(self._wread, xb, y, self._fwd_io, self._s):
             raise TileShapeError("forward x: contains NaN or infinite values")
@@ -151,6 +290,7 @@ class AnalogTile:
     def backward(self, d: object) -> FloatArray:
         """z = Wᵀ d through the backward periphery; d is (out,) or (n, out)."""
         db, single = self._batch(d, self.out_size, "backward d")
+        self._sync()
         z = np.empty((db.shape[0], self.in_size))
         if kernels.read_batch(self._wread.T, db, z, self._bwd_io, self._s):
             raise TileShapeError("backward d: contains NaN or infinite values")
@@ -170,31 +310,53 @@ class AnalogTile:
             raise TileShapeError(f"update lr = {lr!r}: must be a number")
         if not math.isfinite(lr) or lr < 0:
             raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
+        self._sync()
+        n_work = xb.shape[0] * self.out_size * self.in_size
+        if n_work >= ASYNC_MIN_WORK and update_thread_enabled():
+            if not (kernels.all_finite(xb) and kernels.all_finite(db)):
+                raise TileShapeError("update: x or d contains NaN or infinite values")
+            # copies: the caller may refill its buffers while the update runs
+            job = _UpdateJob(self._update_fn(np.array(xb), np.array(db), float(lr)))
+            self._pending = job
+            _UPDATE_THREAD.submit(job)
+            return
+        self._update_fn(xb, db, float(lr))()
+
+    def _update_fn(self, xb: FloatArray, db: FloatArray, lr: float) -> Callable[[], None]:
+        """The update kernel call for validated (n, in) and (n, out) batches."""
         upd = self.config.update
-        if upd.pulse_type == "exact":
-            code = kernels.exact_update(
-                xb, db, float(lr), self._w, self._par, self._dp, self._wread, self._att
-            )
-        else:
-            code = kernels.pulsed_update(
-                xb, db, float(lr), upd.bl, upd.update_management, self.config.device.dw_min,
-                self._w, self._par, self._dp, self._wread, self._att, self._s,
-            )  # fmt: skip
-        if code < 0:
-            raise TileShapeError("update: x or d contains NaN or infinite values")
+        dw_min = self.config.device.dw_min
+
+        def run() -> None:
+            if upd.pulse_type == "exact":
+                code = kernels.exact_update(
+                    xb, db, lr, self._w, self._par, self._dp, self._wread, self._att
+                )
+            else:
+                code = kernels.pulsed_update(
+                    xb, db, lr, upd.bl, upd.update_management, dw_min,
+                    self._w, self._par, self._dp, self._wread, self._att, self._s,
+                )  # fmt: skip
+            if code < 0:
+                raise TileShapeError("update: x or d contains NaN or infinite values")
+
+        return run
 
     # ----------------------------------------------------------------- weights
 
     def _refresh_read(self) -> None:
+        self._sync()
         total = self._w.sum(axis=0)
         self._wread[...] = total * self._att if self._dp[kernels.DP_USE_ATT] else total
 
     def get_weights(self) -> FloatArray:
         """Effective weights (out, in): devices summed, without the attenuation map."""
+        self._sync()
         return np.asarray(self._w.sum(axis=0))
 
     def set_weights(self, w: object) -> None:
         """Program weights (out, in): each device gets w/n_devices, clipped to its bounds."""
+        self._sync()
         a = np.asarray(w, dtype=np.float64)
         if a.shape != (self.out_size, self.in_size):
             raise TileShapeError(
@@ -210,6 +372,7 @@ class AnalogTile:
 
     def set_attenuation(self, att: object) -> None:
         """Position-dependent read attenuation (out, in), multiplying the weight in reads."""
+        self._sync()
         a = np.asarray(att, dtype=np.float64)
         if a.shape != (self.out_size, self.in_size):
             raise TileShapeError(
@@ -223,20 +386,24 @@ class AnalogTile:
 
     def get_attenuation(self) -> FloatArray:
         """The current attenuation map (out, in), a copy."""
+        self._sync()
         return self._att.copy()
 
     def device_parameters(self) -> dict[str, FloatArray]:
         """Copies of the per-device d2d parameters, each (n_devices, out, in)."""
+        self._sync()
         return {name: self._par[..., idx].copy() for name, idx in _PAR_NAMES.items()}
 
     def device_weights(self) -> FloatArray:
         """Copy of the individual device weights (n_devices, out, in)."""
+        self._sync()
         return self._w.copy()
 
     # ----------------------------------------------------------------- state
 
     def get_state(self) -> dict[str, Any]:
         """Everything needed to resume bit-exactly (arrays are copies)."""
+        self._sync()
         return {
             "state_version": STATE_VERSION,
             "shape": np.array([self._w.shape[0], self.out_size, self.in_size], dtype=np.int64),
@@ -249,6 +416,7 @@ class AnalogTile:
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`get_state` dict (same tile shape and n_devices)."""
+        self._sync()
         missing = [
             k for k in (*_STATE_ARRAYS, "kernel_rng_words", "generator_state") if k not in state
         ]

@@ -249,6 +249,12 @@ def _all_finite(x: FloatArray) -> bool:  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def all_finite(x: FloatArray) -> bool:  # pragma: no cover - compiled
+    """True if no element of the 2-D array ``x`` is NaN or infinite (callable from Python)."""
+    return _all_finite(x)
+
+
+@numba.njit(cache=True, nogil=True)
 def _prepare_input(
     x: FloatArray, out: FloatArray, io: FloatArray, divisor: float
 ) -> None:  # pragma: no cover - compiled

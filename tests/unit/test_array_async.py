@@ -1,0 +1,146 @@
+"""AnalogTile background updates: bit-identical to in-place updates, safe with reused buffers,
+errors raised to the caller, pickling and fork draining."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from rpucircuit import array
+from rpucircuit.array import AnalogTile, TileShapeError
+from rpucircuit.config import rpu
+from rpucircuit.network import cnn_gokmen_2017
+
+
+@pytest.fixture
+def threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Background updates on for every size, even on a one-CPU machine."""
+    monkeypatch.setenv(array.UPDATE_THREAD_ENV, "1")
+    monkeypatch.setattr(array, "_CPUS", 2)
+    monkeypatch.setattr(array, "ASYNC_MIN_WORK", 1)
+
+
+def _pair(seed: int) -> tuple[AnalogTile, AnalogTile]:
+    rng = np.random.default_rng(seed)
+    cfg = rpu.gokmen_vlasov_2016()
+    a, b = AnalogTile(16, 26, cfg, rng=rng), AnalogTile(32, 16, cfg, rng=rng)
+    a.set_weights(rng.uniform(-0.3, 0.3, (16, 26)))
+    b.set_weights(rng.uniform(-0.3, 0.3, (32, 16)))
+    return a, b
+
+
+def _workload(a: AnalogTile, b: AnalogTile, steps: int) -> list[np.ndarray]:
+    """Interleaved reads and patch updates of two tiles, reusing the caller's buffers."""
+    rng = np.random.default_rng(7)
+    x = np.empty((40, 26))
+    d = np.empty((40, 16))
+    out = []
+    for _ in range(steps):
+        x[...] = rng.uniform(-1, 1, x.shape)
+        ya = a.forward(x)
+        yb = b.forward(np.tanh(ya))
+        d[...] = b.backward(rng.normal(0, 0.1, yb.shape)) * 0.1
+        a.update(x, d, 0.01)  # background; x and d are refilled before it may have run
+        b.update(np.tanh(ya), rng.normal(0, 0.1, yb.shape), 0.01)
+        out += [ya, yb]
+    return out
+
+
+def test_background_updates_are_bit_identical(
+    threaded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a1, b1 = _pair(3)
+    r1 = _workload(a1, b1, 15)
+    s1 = (a1.get_state(), b1.get_state())
+    monkeypatch.setenv(array.UPDATE_THREAD_ENV, "0")
+    a2, b2 = _pair(3)
+    r2 = _workload(a2, b2, 15)
+    s2 = (a2.get_state(), b2.get_state())
+    for u, v in zip(r1, r2, strict=True):
+        np.testing.assert_array_equal(u, v)  # exact: same kernels, same order per tile
+    for st1, st2 in zip(s1, s2, strict=True):
+        for key in ("weights", "kernel_rng_words"):
+            np.testing.assert_array_equal(st1[key], st2[key])
+
+
+def test_update_is_deferred_when_enabled(threaded: None) -> None:
+    a, _ = _pair(4)
+    a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
+    assert a._pending is not None  # handed to the update thread
+    w = a.get_weights()  # finishes it
+    assert a._pending is None
+    assert np.any(w != 0.0)
+
+
+def test_disabled_by_environment(threaded: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(array.UPDATE_THREAD_ENV, "0")
+    assert not array.update_thread_enabled()
+    a, _ = _pair(4)
+    a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
+    assert a._pending is None
+
+
+def test_nan_is_refused_before_deferring(threaded: None) -> None:
+    a, _ = _pair(5)
+    before = a.get_weights()
+    x = np.ones((2, 26))
+    x[1, 3] = np.nan
+    with pytest.raises(TileShapeError, match=r"update: x or d contains NaN or infinite"):
+        a.update(x, np.ones((2, 16)), 0.01)
+    with pytest.raises(TileShapeError, match=r"update: x or d contains NaN or infinite"):
+        a.update(np.ones((2, 26)), np.full((2, 16), np.inf), 0.01)
+    assert a._pending is None
+    np.testing.assert_array_equal(a.get_weights(), before)
+
+
+def test_job_error_reaches_the_waiting_caller() -> None:
+    def boom() -> None:
+        raise TileShapeError("update: kernel refused")
+
+    job = array._UpdateJob(boom)
+    with pytest.raises(TileShapeError, match=r"kernel refused"):
+        job.finish()
+    assert job.done
+    assert not job.try_run()  # a job runs once
+
+
+def test_pickle_finishes_the_pending_update(threaded: None) -> None:
+    a, _ = _pair(6)
+    a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
+    copy = pickle.loads(pickle.dumps(a))
+    assert copy._pending is None
+    np.testing.assert_array_equal(copy.get_weights(), a.get_weights())
+
+
+def test_drain_finishes_outstanding_jobs(threaded: None) -> None:
+    tiles = [_pair(s)[0] for s in range(4)]
+    for t in tiles:
+        t.update(np.ones((50, 26)), np.full((50, 16), 0.1), 0.01)
+    jobs = [t._pending for t in tiles]
+    array._UPDATE_THREAD.drain()  # what a fork runs first
+    assert all(j is not None and j.done for j in jobs)
+
+
+@pytest.mark.parametrize("enabled", ["0", "1"])
+def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabled: str) -> None:
+    """The paper-B CNN trained a few steps with and without the update thread (default
+    size threshold): identical network state; checks the layers' order of use."""
+
+    def run(env: str) -> dict[str, dict[str, np.ndarray]]:
+        monkeypatch.setenv(array.UPDATE_THREAD_ENV, env)
+        net = cnn_gokmen_2017(rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(11))
+        rng = np.random.default_rng(12)
+        for _ in range(3):
+            img = rng.uniform(0, 1, 784) * (rng.random(784) < 0.2)
+            net.train_step(img, int(rng.integers(10)), 0.01)
+        return net.get_state()  # type: ignore[return-value]
+
+    monkeypatch.setattr(array, "_CPUS", 2)
+    ref = run("0")
+    got = run(enabled)
+    assert set(got) == set(ref) and len(ref) == 4
+    for name, tr in ref.items():
+        for key in ("weights", "kernel_rng_words"):
+            np.testing.assert_array_equal(got[name][key], tr[key], err_msg=f"{name} {key}")
