@@ -537,8 +537,6 @@ def pulsed_update(
     rmask = np.zeros(n_out, dtype=np.uint64)
     acols = np.empty(n_in, dtype=np.int64)
     acm = np.empty(n_in, dtype=np.uint64)
-    slot_rows = np.empty((bl, n_out), dtype=np.int64)
-    rslot_n = np.zeros(bl, dtype=np.int64)
     nz = np.empty(n_in, dtype=np.int64)
     pbuf = np.empty(n_in)
     qbuf = np.empty(n_out)
@@ -587,6 +585,9 @@ def pulsed_update(
                 acm[n_ac] = mbuf[jj]
                 n_ac += 1
         slot_n[:] = 0
+        col_any = np.uint64(0)  # slots in which at least one column pulses
+        for jj in range(n_ac):
+            col_any |= acm[jj]
         for jj in range(n_ac):
             bits = acm[jj]
             while bits != 0:
@@ -602,23 +603,19 @@ def pulsed_update(
                 qbuf[i] = min(cd * abs(d[smp, i]), 1.0)
             _streams(qbuf, bl, rmask, thr, s)
             if not k_on:
-                # Only coincidences change devices: in slot t every row of the row list
-                # meets every column of the column list. Pulse by pulse, in slot order (the
-                # reference's order within a phase; one element's pulses all share one
-                # phase), so the work is proportional to the number of coincidences.
-                rslot_n[:] = 0
+                # Only coincidences change devices: in slot t a pulsing row meets every
+                # column of slot t's column list. Row by row (one row's devices are
+                # contiguous in memory), and within a row slot by slot, so every device
+                # gets its pulses in time order (the reference's order; one element's
+                # pulses all share one phase and devices do not interact for k = 0); the
+                # work is proportional to the number of coincidences.
                 for i in range(n_out):
-                    bits = rmask[i]
+                    bits = rmask[i] & col_any  # a row pulse in a slot without columns: no-op
+                    a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
                     while bits != 0:
                         t = _ctz(bits)
                         bits &= bits - np.uint64(1)
-                        slot_rows[t, rslot_n[t]] = i
-                        rslot_n[t] += 1
-                for t in range(bl):
-                    n_coinc += rslot_n[t] * slot_n[t]
-                    for ii in range(rslot_n[t]):
-                        i = slot_rows[t, ii]
-                        a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
+                        n_coinc += slot_n[t]
                         for jj in range(slot_n[t]):
                             j = slot_cols[t, jj]
                             sg = a_row * sx[j]  # +1 up, −1 down
