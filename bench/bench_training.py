@@ -15,7 +15,11 @@ What it measures
                    ABS_MAX, bound management ITERATIVE, update management on), BL 10, and
                    the paper mapping: ``digital_bias=False`` (bias as an analog column),
                    no tile split (``max_input_size = max_output_size = 0``);
-    * ``torch``    the same network in plain floating-point PyTorch (``torch.optim.SGD``).
+    * ``torch``    the same network in plain floating-point PyTorch (``torch.optim.SGD``);
+    * ``ours-1t``  (with ``--with-single-thread``) rpucircuit with ``RPUCIRCUIT_UPDATE_THREAD=0``:
+                   :class:`~rpucircuit.array.AnalogTile` runs large updates on a background
+                   thread by default (nogil kernels, so rpucircuit may use a second core);
+                   this contender keeps everything on one thread like the peers.
 
     η = 0.01 everywhere. Inputs are MNIST training images (pixel/255) when
     :func:`rpucircuit.data.load_mnist` can provide them, else synthetic sparse images with
@@ -30,12 +34,14 @@ How it measures fairly (see ``../shared/AIHWKIT.md``)
     own CPU time, in cores) and how much of a core the worker itself got; a run whose
     worker got less than ``--min-own-cpu`` (default 0.9) of a core was preempted by other
     processes: it is marked DISTURBED and repeated (``--retries``), and wall-clock medians
-    use the clean runs. Every contender is single-threaded here, so samples per CPU-second
-    of the worker is a second, disturbance-robust figure; the table gives both ratios.
+    use the clean runs. Samples per CPU-second of the worker is a second figure, robust to
+    disturbance and fair between contenders that use different numbers of threads; the
+    table gives both ratios.
     Every worker runs with ``OPENBLAS_NUM_THREADS=1`` (and the same for OMP/MKL) so BLAS
     threads never fight torch's; torch uses ``--torch-threads`` intra-op threads (default 1:
-    rpucircuit is single-threaded too, and on this 2-core machine a second torch thread
-    made batch-1 training 10× slower whenever the other core was busy).
+    on this 2-core machine a second torch thread made batch-1 training 10× slower whenever
+    the other core was busy). The table's "own CPU" column shows how many cores each
+    contender used (rpucircuit above 1 when its update thread overlapped the next sample).
     ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` (set on some machines to work around old
     OpenBLAS builds) are removed for every worker alike unless ``--keep-openblas-env`` is
     given. The peak RSS of each worker (``ru_maxrss``) is recorded; for the CNN the target
@@ -72,7 +78,7 @@ DEFAULT_PEER_PYTHON = HERE / ".cache" / "peers-venv" / "bin" / "python"
 LR = 0.01
 # (warm-up samples, timed samples) per network; sized for a few seconds per run here.
 DEFAULT_SIZES = {"fc": (300, 3000), "cnn": (40, 400)}
-CONTENDERS = ("ours", "aihwkit", "torch")
+CONTENDERS = ("ours", "ours-1t", "aihwkit", "torch")
 
 
 # --------------------------------------------------------------------------- data
@@ -301,7 +307,7 @@ def worker_main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     with np.load(a.data) as d:
         x, y = d["x"], d["y"]
-    if a.contender == "ours":
+    if a.contender in ("ours", "ours-1t"):
         res = _worker_ours(a.net, x, y, a.warm, a.n)
     else:
         res = _worker_torch(
@@ -343,6 +349,8 @@ def _run_worker(
     if not args.keep_openblas_env:
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
+    if contender == "ours-1t":
+        env["RPUCIRCUIT_UPDATE_THREAD"] = "0"  # AnalogTile's background update thread off
     cmd = [python, str(Path(__file__).resolve()), "--worker", "--contender", contender,
            "--net", net, "--data", str(data), "--warm", str(warm), "--n", str(n),
            "--torch-threads", str(args.torch_threads)]  # fmt: skip
@@ -376,6 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--retries", type=int, default=2, help="repeats of a disturbed run")
     p.add_argument(
+        "--with-single-thread",
+        action="store_true",
+        help="also run rpucircuit with its background update thread off (ours-1t)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="only profile rpucircuit: time per tile call and shape (in this process)",
@@ -398,7 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         print("NOTE: aihwkit is ABSENT: no aihwkit figures or ratios (bash bench/setup_peers.sh)")
     if not has_torch:
         print("NOTE: torch is ABSENT: no floating-point PyTorch figures or ratios")
-    contenders = ["ours"] + (["aihwkit"] if has_aihwkit else []) + (["torch"] if has_torch else [])
+    contenders = (
+        ["ours"]
+        + (["ours-1t"] if args.with_single_thread else [])
+        + (["aihwkit"] if has_aihwkit else [])
+        + (["torch"] if has_torch else [])
+    )
     sizes = {
         "fc": (DEFAULT_SIZES["fc"][0], args.fc_n),
         "cnn": (DEFAULT_SIZES["cnn"][0], args.cnn_n),
@@ -420,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
             for rep in range(args.reps):
                 for c in contenders:
-                    py = sys.executable if c == "ours" else str(args.peer_python)
+                    py = sys.executable if c.startswith("ours") else str(args.peer_python)
                     for attempt in range(args.retries + 1):
                         res = _run_worker(py, c, net, data, warm, n, args)
                         if res is None:
@@ -445,10 +463,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "\n| network | contender | median samples/s | clean runs | min–max | "
-        "median samples per CPU-s | other CPU (cores) | peak RSS MiB | ours / this (wall) "
-        "| ours / this (CPU) |"
+        "median samples per CPU-s | own CPU (cores) | other CPU (cores) | peak RSS MiB "
+        "| ours / this (wall) | ours / this (CPU) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for net, runs in all_runs.items():
         med: dict[str, float] = {}
         med_cpu: dict[str, float] = {}
@@ -463,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             pool = [r for r in rs if r["clean"]] or rs
             sps = [r["samples_per_s"] for r in pool]
             other = statistics.median(r["other_cpu_cores"] for r in pool)
+            own = statistics.median(r["own_cpu_cores"] for r in pool)
             rss = max(r["peak_rss_mib"] for r in rs)
             if c == "ours" or "ours" not in med:
                 ratio = ratio_cpu = "—"
@@ -472,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             n_clean = sum(r["clean"] for r in rs)
             print(
                 f"| {net} | {c} | {med[c]:,.0f} | {n_clean}/{len(rs)} | "
-                f"{min(sps):,.0f}–{max(sps):,.0f} | {med_cpu[c]:,.0f} | {other:.2f} | "
+                f"{min(sps):,.0f}–{max(sps):,.0f} | {med_cpu[c]:,.0f} | {own:.2f} | {other:.2f} | "
                 f"{rss:.0f} | {ratio} | {ratio_cpu} |"
             )
     if "cnn" in all_runs and all_runs["cnn"].get("ours"):
