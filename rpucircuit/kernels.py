@@ -504,6 +504,17 @@ def _half_select_element(
     return v
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "reassoc", "nsz"})
+def _absmax(a: FloatArray, k: int) -> float:  # pragma: no cover - compiled
+    """max |a[k, :]| (0 for an empty row) of a finite array (its callers check that
+    first, so the no-NaN/inf flags hold; a maximum is exact in any order, so it
+    vectorizes)."""
+    m = 0.0
+    for j in range(a.shape[1]):
+        m = max(m, abs(a[k, j]))
+    return m
+
+
 @numba.njit(cache=True, nogil=True)
 def pulsed_update(
     x: FloatArray,
@@ -554,50 +565,44 @@ def pulsed_update(
     all_cols = np.arange(n_in)
     n_coinc = 0
     for smp in range(x.shape[0]):
-        xmax = 0.0
-        for j in range(n_in):
-            xmax = max(xmax, abs(x[smp, j]))
-        dmax = 0.0
-        for i in range(n_out):
-            dmax = max(dmax, abs(d[smp, i]))
+        xmax = _absmax(x, smp)
+        dmax = _absmax(d, smp)
         if xmax == 0.0 or dmax == 0.0 or lr == 0.0:
             continue
         m = np.sqrt(dmax / xmax) if um else 1.0
         cx = c * m
         cd = c / m
         # columns: streams for the nonzero inputs only, then the list of active columns
+        # branch-free: the signs of activations are unpredictable to the branch predictor
         n_nz = 0
         for j in range(n_in):
             v = x[smp, j]
-            sx[j] = 1 if v > 0.0 else (-1 if v < 0.0 else 0)
+            sx[j] = np.int64(v > 0.0) - np.int64(v < 0.0)
             cmask[j] = 0
-            if v != 0.0:
-                nz[n_nz] = j
-                pbuf[n_nz] = min(cx * abs(v), 1.0)
-                n_nz += 1
+            nz[n_nz] = j  # kept only if v != 0 (the next write lands on the same slot)
+            pbuf[n_nz] = min(cx * abs(v), 1.0)
+            n_nz += np.int64(v != 0.0)
         _streams(pbuf[:n_nz], bl, mbuf[:n_nz], thr, s)
         n_ac = 0
-        for jj in range(n_nz):
-            if mbuf[jj] != 0:
-                j = nz[jj]
-                cmask[j] = mbuf[jj]
-                acols[n_ac] = j
-                acm[n_ac] = mbuf[jj]
-                n_ac += 1
-        slot_n[:] = 0
         col_any = np.uint64(0)  # slots in which at least one column pulses
-        for jj in range(n_ac):
-            col_any |= acm[jj]
-        for jj in range(n_ac):
-            bits = acm[jj]
-            while bits != 0:
-                t = _ctz(bits)
-                bits &= bits - np.uint64(1)
-                slot_cols[t, slot_n[t]] = acols[jj]
-                slot_n[t] += 1
+        for jj in range(n_nz):  # branch-free compaction of the pulsing columns
+            mj = mbuf[jj]
+            j = nz[jj]
+            cmask[j] = mj
+            acols[n_ac] = j
+            acm[n_ac] = mj
+            n_ac += np.int64(mj != 0)
+            col_any |= mj
+        for t in range(bl):  # slot t's column list, branch-free, in column order
+            n_t = 0
+            if (col_any >> np.uint64(t)) & np.uint64(1):
+                for jj in range(n_ac):
+                    slot_cols[t, n_t] = acols[jj]
+                    n_t += np.int64((acm[jj] >> np.uint64(t)) & np.uint64(1))
+            slot_n[t] = n_t
         for i in range(n_out):
             v = d[smp, i]
-            sd[i] = 1 if v > 0.0 else (-1 if v < 0.0 else 0)
+            sd[i] = np.int64(v > 0.0) - np.int64(v < 0.0)
         for dv in range(n_dev):
             for i in range(n_out):
                 qbuf[i] = min(cd * abs(d[smp, i]), 1.0)
