@@ -577,11 +577,11 @@ def pulsed_update(
         n_nz = 0
         for j in range(n_in):
             v = x[smp, j]
-            sx[j] = np.int64(v > 0.0) - np.int64(v < 0.0)
+            sx[j] = int(v > 0.0) - int(v < 0.0)
             cmask[j] = 0
             nz[n_nz] = j  # kept only if v != 0 (the next write lands on the same slot)
             pbuf[n_nz] = min(cx * abs(v), 1.0)
-            n_nz += np.int64(v != 0.0)
+            n_nz += int(v != 0.0)
         _streams(pbuf[:n_nz], bl, mbuf[:n_nz], thr, s)
         n_ac = 0
         col_any = np.uint64(0)  # slots in which at least one column pulses
@@ -591,18 +591,18 @@ def pulsed_update(
             cmask[j] = mj
             acols[n_ac] = j
             acm[n_ac] = mj
-            n_ac += np.int64(mj != 0)
+            n_ac += int(mj != 0)
             col_any |= mj
         for t in range(bl):  # slot t's column list, branch-free, in column order
             n_t = 0
             if (col_any >> np.uint64(t)) & np.uint64(1):
                 for jj in range(n_ac):
                     slot_cols[t, n_t] = acols[jj]
-                    n_t += np.int64((acm[jj] >> np.uint64(t)) & np.uint64(1))
+                    n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
             slot_n[t] = n_t
         for i in range(n_out):
             v = d[smp, i]
-            sd[i] = np.int64(v > 0.0) - np.int64(v < 0.0)
+            sd[i] = int(v > 0.0) - int(v < 0.0)
         for dv in range(n_dev):
             for i in range(n_out):
                 qbuf[i] = min(cd * abs(d[smp, i]), 1.0)
