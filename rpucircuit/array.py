@@ -17,6 +17,7 @@ import math
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -73,9 +74,12 @@ def read_dtype(config: RPUConfig) -> type[np.floating[Any]]:
 UPDATE_THREAD_ENV = "RPUCIRCUIT_UPDATE_THREAD"
 """Environment variable: ``0`` runs every update in the calling thread (no update thread)."""
 
-ASYNC_MIN_WORK = 50_000
-"""Smallest update (rows × out_size × in_size) handed to the update thread; smaller ones
-are cheaper to run in place than to hand over (a hand-over costs a few µs)."""
+ASYNC_MIN_US = 100.0
+"""A tile hands its updates to the update thread only while its own updates take at least
+this long (µs, running mean of the kernel time): a hand-over costs tens of µs of GIL and
+thread wake-up latency, which only a long update (conv patches) repays. Measured on the
+2-core machine: 100 µs keeps paper A's FC updates (≈ 20 µs) in place and moves the CNN's
+conv updates (≈ 150–300 µs per image) to the thread."""
 
 
 def update_thread_enabled() -> bool:
@@ -185,10 +189,10 @@ class AnalogTile:
     tile keeps a child generator so it never touches the caller's afterwards. Initial
     weights are zero; use :meth:`set_weights` to program them.
 
-    Background update: a large :meth:`update` (at least :data:`ASYNC_MIN_WORK` cells) is
-    validated, its inputs copied, and its kernel handed to the process's update thread
-    (when :func:`update_thread_enabled`); the call returns at once and every later use of
-    this tile (read, update, weights, state) first finishes it. Each tile's operations
+    Background update: once this tile's updates take :data:`ASYNC_MIN_US` or longer, an
+    :meth:`update` is validated, its inputs copied, and its kernel handed to the process's
+    update thread (when :func:`update_thread_enabled`); the call returns at once and every
+    later use of this tile (read, update, weights, state) first finishes it. Each tile's operations
     therefore run in the order they were called, on its own generator state, so the
     results are bit-identical to running every update in place; only other tiles' work
     (e.g. the backward read of the layer below) overlaps with it.
@@ -239,6 +243,7 @@ class AnalogTile:
         self._dp[kernels.DP_USE_ATT] = 0.0
         self._s = kernels.seed_state(self._rng)
         self._pending: _UpdateJob | None = None
+        self._update_us = 0.0  # running mean of the update kernel's time (µs)
 
     def _sync(self) -> None:
         """Finish this tile's deferred update, if any (see the class docstring)."""
@@ -311,8 +316,7 @@ class AnalogTile:
         if not math.isfinite(lr) or lr < 0:
             raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
         self._sync()
-        n_work = xb.shape[0] * self.out_size * self.in_size
-        if n_work >= ASYNC_MIN_WORK and update_thread_enabled():
+        if self._update_us >= ASYNC_MIN_US and update_thread_enabled():
             if not (kernels.all_finite(xb) and kernels.all_finite(db)):
                 raise TileShapeError("update: x or d contains NaN or infinite values")
             # copies: the caller may refill its buffers while the update runs
@@ -328,6 +332,7 @@ class AnalogTile:
         dw_min = self.config.device.dw_min
 
         def run() -> None:
+            t0 = time.perf_counter()
             if upd.pulse_type == "exact":
                 code = kernels.exact_update(
                     xb, db, lr, self._w, self._par, self._dp, self._wread, self._att
@@ -339,6 +344,9 @@ class AnalogTile:
                 )  # fmt: skip
             if code < 0:
                 raise TileShapeError("update: x or d contains NaN or infinite values")
+            # running mean of this tile's update time: decides in place vs thread only
+            # (never what the update computes)
+            self._update_us += 0.25 * ((time.perf_counter() - t0) * 1e6 - self._update_us)
 
         return run
 

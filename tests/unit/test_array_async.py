@@ -19,7 +19,7 @@ def threaded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Background updates on for every size, even on a one-CPU machine."""
     monkeypatch.setenv(array.UPDATE_THREAD_ENV, "1")
     monkeypatch.setattr(array, "_CPUS", 2)
-    monkeypatch.setattr(array, "ASYNC_MIN_WORK", 1)
+    monkeypatch.setattr(array, "ASYNC_MIN_US", 0.0)
 
 
 def _pair(seed: int) -> tuple[AnalogTile, AnalogTile]:
@@ -74,6 +74,17 @@ def test_update_is_deferred_when_enabled(threaded: None) -> None:
     assert np.any(w != 0.0)
 
 
+def test_small_updates_stay_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(array.UPDATE_THREAD_ENV, "1")
+    monkeypatch.setattr(array, "_CPUS", 2)
+    monkeypatch.setattr(array, "ASYNC_MIN_US", 1e9)  # no update is that slow
+    a, _ = _pair(4)
+    for _ in range(3):
+        a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
+        assert a._pending is None
+    assert 0.0 < a._update_us < 1e9  # measured
+
+
 def test_disabled_by_environment(threaded: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(array.UPDATE_THREAD_ENV, "0")
     assert not array.update_thread_enabled()
@@ -125,8 +136,8 @@ def test_drain_finishes_outstanding_jobs(threaded: None) -> None:
 
 @pytest.mark.parametrize("enabled", ["0", "1"])
 def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabled: str) -> None:
-    """The paper-B CNN trained a few steps with and without the update thread (default
-    size threshold): identical network state; checks the layers' order of use."""
+    """The paper-B CNN trained a few steps with and without the update thread (every
+    update handed over): identical network state; checks the layers' order of use."""
 
     def run(env: str) -> dict[str, dict[str, np.ndarray]]:
         monkeypatch.setenv(array.UPDATE_THREAD_ENV, env)
@@ -138,6 +149,7 @@ def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabl
         return net.get_state()  # type: ignore[return-value]
 
     monkeypatch.setattr(array, "_CPUS", 2)
+    monkeypatch.setattr(array, "ASYNC_MIN_US", 0.0)
     ref = run("0")
     got = run(enabled)
     assert set(got) == set(ref) and len(ref) == 4
