@@ -1,6 +1,7 @@
 """Compiled kernels of the behavioral RPU tile, each beside a plain reference implementation.
 
-Fast path (numba, ``cache=True``, ``nogil=True``, no fast-math):
+Fast path (numba, ``cache=True``, ``nogil=True``; fast-math flags only where an order-free
+sum or maximum of checked-finite values lets a loop vectorize: ``_mvm``, ``_absmax``):
 
 * :func:`read_batch` — a managed, noisy MVM of ``n`` vectors (noise management, DAC,
   output noise, bound, ADC, bound management) in one call;
@@ -332,6 +333,17 @@ def _mvm(w: FloatArray, xq: FloatArray, out: FloatArray) -> None:  # pragma: no 
                     out[k, b2] += m[a, b2] * xa
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "reassoc", "nsz"})
+def _absmax(a: FloatArray, k: int) -> float:  # pragma: no cover - compiled
+    """max |a[k, :]| (0 for an empty row) of a finite array (its callers check that
+    first, so the no-NaN/inf flags hold; a maximum is exact in any order, so it
+    vectorizes)."""
+    m = 0.0
+    for j in range(a.shape[1]):
+        m = max(m, abs(a[k, j]))
+    return m
+
+
 @numba.njit(cache=True, nogil=True)
 def read_batch(
     w: FloatArray, x: FloatArray, y: FloatArray, io: FloatArray, s: UIntArray
@@ -360,12 +372,7 @@ def read_batch(
     scale = np.ones(n)
     for k in range(n):
         if nm:
-            amax = 0.0
-            for j in range(x.shape[1]):
-                a = abs(x[k, j])
-                if a > amax:
-                    amax = a
-            scale[k] = amax
+            scale[k] = _absmax(x, k)
         if scale[k] > 0.0:
             _prepare_input(x[k], xq[k], io, scale[k])
         else:
@@ -502,17 +509,6 @@ def _half_select_element(
         if bounded:
             v = min(max(v, lo), hi)
     return v
-
-
-@numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "reassoc", "nsz"})
-def _absmax(a: FloatArray, k: int) -> float:  # pragma: no cover - compiled
-    """max |a[k, :]| (0 for an empty row) of a finite array (its callers check that
-    first, so the no-NaN/inf flags hold; a maximum is exact in any order, so it
-    vectorizes)."""
-    m = 0.0
-    for j in range(a.shape[1]):
-        m = max(m, abs(a[k, j]))
-    return m
 
 
 @numba.njit(cache=True, nogil=True)
