@@ -14,6 +14,13 @@ is printed so a disturbed run can be recognized.
 
     python bench/bench_tile.py            # all arrays, reference ratio on 256x785
     python bench/bench_tile.py --quick    # fewer calls
+    python bench/bench_tile.py --networks # + whole-network training, update thread off/on
+
+``--networks`` trains paper A's FC network and paper B's CNN (paper-A baseline tiles,
+η = 0.01, synthetic MNIST-like images: 19 % of the pixels lit) at mini-batch 1 in this
+process, alternating runs with the update thread off and on (``RPUCIRCUIT_UPDATE_THREAD``,
+see ``docs/model-api.md``), and prints the median samples/s of each and their ratio. The
+thread only helps when the second core is free: compare the load average printed.
 """
 
 from __future__ import annotations
@@ -128,12 +135,55 @@ def reference_ratio(repeats: int) -> None:
     print(f"  pulsed update  : {fast_upd:9.1f} µs vs {ref_upd:9.1f} µs  ({ratio:6.1f}x)")
 
 
+def network_rates(reps: int, n_fc: int, n_cnn: int) -> None:
+    """Median samples/s of whole-network training with the update thread off and on."""
+    from rpucircuit.array import UPDATE_THREAD_ENV
+    from rpucircuit.network import cnn_gokmen_2017, fc_784_256_128_10
+
+    rng = np.random.default_rng(3)
+    images = rng.uniform(0, 1, (256, 784)) * (rng.random((256, 784)) < 0.19)
+    labels = rng.integers(0, 10, 256)
+    saved = os.environ.get(UPDATE_THREAD_ENV)
+    print("\nwhole-network training, samples/s (median of runs; update thread off / on)")
+    try:
+        for name, build, n in (
+            ("FC 784-256-128-10", fc_784_256_128_10, n_fc),
+            ("CNN paper B", cnn_gokmen_2017, n_cnn),
+        ):
+            net = build(rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(1))
+            for i in range(max(20, n // 10)):  # warm-up: compilation, allocation
+                net.train_step(images[i % 256], int(labels[i % 256]), 0.01)
+            rates: dict[str, list[float]] = {"0": [], "1": []}
+            for _ in range(reps):
+                for mode in ("0", "1"):
+                    os.environ[UPDATE_THREAD_ENV] = mode
+                    t0 = time.perf_counter()
+                    for i in range(n):
+                        net.train_step(images[i % 256], int(labels[i % 256]), 0.01)
+                    rates[mode].append(n / (time.perf_counter() - t0))
+            off, on = (float(np.median(rates[m])) for m in ("0", "1"))
+            print(
+                f"  {name:18s}: thread off {off:8,.0f}   thread on {on:8,.0f}   "
+                f"ratio {on / off:4.2f}   (load {os.getloadavg()[0]:.2f})"
+            )
+    finally:
+        if saved is None:
+            os.environ.pop(UPDATE_THREAD_ENV, None)
+        else:
+            os.environ[UPDATE_THREAD_ENV] = saved
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400, help="calls per timed run")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs, best kept")
     parser.add_argument("--quick", action="store_true", help="100 calls, 3 runs")
+    parser.add_argument("--networks", action="store_true", help="also time whole-network training")
+    parser.add_argument("--only-networks", action="store_true", help="only the networks")
     args = parser.parse_args()
+    if args.only_networks:
+        network_rates(5, 1000, 200)
+        return 0
     calls, repeats = (100, 3) if args.quick else (args.calls, args.repeats)
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; > 1 means contention)")
     print_rows(
@@ -141,6 +191,8 @@ def main() -> int:
     )
     print_rows("floating point (floating_point)", time_tile(rpu.floating_point(), calls, repeats))
     reference_ratio(repeats)
+    if args.networks:
+        network_rates(5, 1000, 200)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     return 0
 

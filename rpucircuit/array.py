@@ -76,7 +76,7 @@ UPDATE_THREAD_ENV = "RPUCIRCUIT_UPDATE_THREAD"
 
 ASYNC_MIN_US = 100.0
 """A tile hands its updates to the update thread only while its own updates take at least
-this long (µs, running mean of the kernel time): a hand-over costs tens of µs of GIL and
+this long (µs, running mean of the kernel's CPU time): a hand-over costs tens of µs of GIL and
 thread wake-up latency, which only a long update (conv patches) repays. Measured on the
 2-core machine: 100 µs keeps paper A's FC updates (≈ 20 µs) in place and moves the CNN's
 conv updates (≈ 150–300 µs per image) to the thread."""
@@ -121,12 +121,16 @@ class _UpdateJob:
             self._done.set()
         return True
 
-    def finish(self) -> None:
-        """Run the job now if it has not started, else wait for it; re-raise its error."""
-        if not self.try_run():
+    def finish(self) -> bool:
+        """Run the job now if it has not started, else wait for it; re-raise its error.
+
+        Returns True if it ran here (the update thread had not started it)."""
+        here = self.try_run()
+        if not here:
             self._done.wait()
         if self.error is not None:
             raise self.error
+        return here
 
     @property
     def done(self) -> bool:
@@ -147,6 +151,21 @@ class _UpdateThread:
         self._pid = -1
         self._lock = threading.Lock()
         self._outstanding: collections.deque[_UpdateJob] = collections.deque()
+        self.running = False  # the thread is inside a job right now
+        self.starved = 0.0  # running mean: a job was finished by its caller, thread idle
+        self._probe = 0
+
+    def note_finished(self, ran_here: bool) -> None:
+        """Record how a job ended: run by its own caller while the thread was idle means
+        the thread got no CPU in time (a busy machine), so handing over only costs."""
+        starved = 1.0 if ran_here and not self.running else 0.0
+        self.starved += 0.1 * (starved - self.starved)
+
+    def worthwhile(self) -> bool:
+        """Hand over unless the thread has been starved lately; every 16th update is
+        handed over anyway, to notice when the machine is free again."""
+        self._probe += 1
+        return self.starved < 0.5 or self._probe % 16 == 0
 
     def submit(self, job: _UpdateJob) -> None:
         with self._lock:
@@ -163,10 +182,12 @@ class _UpdateThread:
             self._outstanding.append(job)
             self._queue.put(job)
 
-    @staticmethod
-    def _loop(jobs: queue.SimpleQueue[_UpdateJob]) -> None:
+    def _loop(self, jobs: queue.SimpleQueue[_UpdateJob]) -> None:
         while True:
-            jobs.get().try_run()
+            job = jobs.get()
+            self.running = True
+            job.try_run()
+            self.running = False
 
     def drain(self) -> None:
         """Finish every outstanding job (errors stay with the job for its tile to raise)."""
@@ -250,7 +271,7 @@ class AnalogTile:
         job = self._pending
         if job is not None:
             self._pending = None
-            job.finish()
+            _UPDATE_THREAD.note_finished(job.finish())
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support: a deferred update is finished first and never pickled."""
@@ -316,7 +337,11 @@ class AnalogTile:
         if not math.isfinite(lr) or lr < 0:
             raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
         self._sync()
-        if self._update_us >= ASYNC_MIN_US and update_thread_enabled():
+        if (
+            self._update_us >= ASYNC_MIN_US
+            and update_thread_enabled()
+            and _UPDATE_THREAD.worthwhile()
+        ):
             if not (kernels.all_finite(xb) and kernels.all_finite(db)):
                 raise TileShapeError("update: x or d contains NaN or infinite values")
             # copies: the caller may refill its buffers while the update runs
@@ -332,7 +357,7 @@ class AnalogTile:
         dw_min = self.config.device.dw_min
 
         def run() -> None:
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             if upd.pulse_type == "exact":
                 code = kernels.exact_update(
                     xb, db, lr, self._w, self._par, self._dp, self._wread, self._att
@@ -344,9 +369,9 @@ class AnalogTile:
                 )  # fmt: skip
             if code < 0:
                 raise TileShapeError("update: x or d contains NaN or infinite values")
-            # running mean of this tile's update time: decides in place vs thread only
-            # (never what the update computes)
-            self._update_us += 0.25 * ((time.perf_counter() - t0) * 1e6 - self._update_us)
+            # running mean of this tile's update CPU time (not wall time, which a busy
+            # machine inflates): decides in place vs thread only, never what is computed
+            self._update_us += 0.25 * ((time.thread_time() - t0) * 1e6 - self._update_us)
 
         return run
 

@@ -20,6 +20,7 @@ def threaded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(array.UPDATE_THREAD_ENV, "1")
     monkeypatch.setattr(array, "_CPUS", 2)
     monkeypatch.setattr(array, "ASYNC_MIN_US", 0.0)
+    monkeypatch.setattr(array._UPDATE_THREAD, "starved", 0.0)
 
 
 def _pair(seed: int) -> tuple[AnalogTile, AnalogTile]:
@@ -156,3 +157,21 @@ def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabl
     for name, tr in ref.items():
         for key in ("weights", "kernel_rng_words"):
             np.testing.assert_array_equal(got[name][key], tr[key], err_msg=f"{name} {key}")
+
+
+def test_starved_thread_backs_off_and_probes() -> None:
+    """A thread that keeps finding its jobs already done by their callers (no CPU for it)
+    is bypassed, except for every 16th update, which probes whether it is free again."""
+    worker = array._UpdateThread()
+    assert worker.worthwhile()
+    for _ in range(20):
+        worker.note_finished(True)  # caller ran it while the thread was idle
+    assert worker.starved > 0.5
+    handed = [worker.worthwhile() for _ in range(32)]
+    assert sum(handed) == 2  # the probes
+    for _ in range(20):
+        worker.note_finished(False)  # the thread ran them
+    assert worker.starved < 0.5 and worker.worthwhile()
+    worker.running = True
+    worker.note_finished(True)  # taken from the queue while the thread was busy: no signal
+    assert worker.starved < 0.5
