@@ -186,6 +186,8 @@ def main() -> int:
         return 0
     calls, repeats = (100, 3) if args.quick else (args.calls, args.repeats)
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; > 1 means contention)")
+    # per-call figures are the kernels' own cost: updates in place (no update thread)
+    os.environ["RPUCIRCUIT_UPDATE_THREAD"] = "0"
     print_rows(
         "paper-A baseline (gokmen_vlasov_2016)", time_tile(rpu.gokmen_vlasov_2016(), calls, repeats)
     )
