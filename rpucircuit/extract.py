@@ -29,6 +29,7 @@ from rpucircuit.netlist import (
     Capacitor,
     Direction,
     Element,
+    Instance,
     Netlist,
     Noise,
     ReadAnalysis,
@@ -158,6 +159,51 @@ def white_noise_samples(
     if dt_s <= 0 or n_steps < 1:
         raise ExtractionError(f"dt_s = {dt_s!r}, n_steps = {n_steps!r}: need dt > 0, n >= 1")
     values = rng.normal(0.0, density_per_rthz / math.sqrt(2.0 * dt_s), size=n_steps + 1)
+    values[0] = 0.0
+    return values
+
+
+def noise_time_grid(
+    t_end_s: float, dt_coarse_s: float, dt_fine_s: float, t_fine_s: float
+) -> FloatArray:
+    """Sample times ``0 … t_end``: every ``dt_coarse`` up to ``t_end − t_fine``, then every
+    ``dt_fine`` to ``t_end`` (a white source that must be broadband only near ``t_end``).
+
+    ngspice looks a PWL value up by scanning its points from the start, so a source's cost
+    per time step grows with its length; the fine tail keeps it short.
+    """
+    if not (0.0 < dt_fine_s <= dt_coarse_s and t_fine_s >= 0.0 and t_end_s > 0.0):
+        raise ExtractionError(
+            f"dt_coarse_s = {dt_coarse_s!r}, dt_fine_s = {dt_fine_s!r}, t_fine_s = {t_fine_s!r}: "
+            "need 0 < dt_fine <= dt_coarse, t_fine >= 0, t_end > 0"
+        )
+    n_fine = min(math.ceil(t_fine_s / dt_fine_s), math.floor(t_end_s / dt_fine_s * (1 + 1e-12)))
+    t_split = t_end_s - n_fine * dt_fine_s
+    n_coarse = math.ceil(t_split / dt_coarse_s * (1 - 1e-12))
+    coarse = t_split - dt_coarse_s * np.arange(n_coarse, 0, -1, dtype=np.float64)
+    coarse = coarse[coarse > 0.0]
+    fine = t_split + dt_fine_s * np.arange(n_fine + 1, dtype=np.float64)
+    out: FloatArray = np.concatenate([[0.0], coarse, fine]) if t_split > 0.0 else fine
+    return out
+
+
+def white_noise_on_grid(
+    density_per_rthz: float, times_s: ArrayLike, *, rng: np.random.Generator
+) -> FloatArray:
+    """White noise of one-sided density ``density_per_rthz`` sampled at ``times_s`` (any
+    increasing grid starting at 0) for a piecewise-linear source.
+
+    Sample ``i`` has variance ``density²/(2·w_i)``, ``w_i`` the mean of its neighbouring
+    steps (its trapezoid weight; one step at the ends), so the PWL waveform's integral
+    over any span has variance ``density²·span/2`` as white noise does; on a uniform grid
+    this is :func:`white_noise_samples`. The first value is exactly 0.
+    """
+    t = np.asarray(times_s, dtype=np.float64)
+    if t.ndim != 1 or t.size < 2 or t[0] != 0.0 or np.any(np.diff(t) <= 0.0):
+        raise ExtractionError("noise times must be an increasing 1-D grid from 0")
+    d = np.diff(t)
+    w = np.concatenate([[d[0]], 0.5 * (d[:-1] + d[1:]), [d[-1]]])
+    values: FloatArray = rng.normal(0.0, 1.0, size=t.size) * (density_per_rthz / np.sqrt(2.0 * w))
     values[0] = 0.0
     return values
 
@@ -708,27 +754,61 @@ def ktc_case(cfg: CircuitConfig, *, workdir: Path, timeout_s: float = 120.0) -> 
     )
 
 
+MC_SOURCES: tuple[str, ...] = ("device", "opamp", "ktc")
+"""Noise sources of the transient-noise Monte Carlo (all of them by default)."""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class NoiseMonteCarloResult:
-    """Transient-noise Monte Carlo of one output line against ``.noise`` of the same circuit.
+    """Transient-noise Monte Carlo of one output line against ``.noise`` of the same column.
 
-    Device thermal noise is injected as seeded numpy samples in PWL voltage sources in
-    series with each device (density ``√(4kT·R)``, first value 0 V); the op-amp's own
-    noise is off in both runs, so both see the same sources.
+    Each trial is the ``opamp_noise="source"`` variant of :func:`build_noise`: the reset
+    switch is closed until ``t_open_s`` and holds the integrating capacitor at a sampled
+    kT/C voltage ``v_reset_v`` (σ = √(kT/C_int)); the devices' thermal noise (series PWL
+    sources of density ``√(4kT·R)``, step ``dt_s``) and the op-amp's input-referred noise
+    (a PWL source of density e_n, step ``dt_amp_s``, on the non-inverting input) run from
+    t = 0, their first value 0 V. The charge is read single-ended at the end of the
+    window: ``q = −C_int·v(out)`` at ``t_open_s + t_meas``. All samples come from
+    ``numpy.random.default_rng(seed)``, trial by trial, so the same seed repeats the same
+    charges.
+
+    The reference is ngspice's ``.noise`` of the same column (the ``rpu_integrator``
+    variant, whose series resistor carries e_n) through the t_meas window, plus ngspice's
+    ``.noise`` of the reset switch across C_int (kT/C). The window ``sin²(πfT)/(πf)²``
+    counts the op-amp's broadband output noise (gain 1 + C_in/C_int) at both ends of the
+    window; a single-ended read from a reset sees it once, so the op-amp's part is
+    ``(window + low-frequency part)/2``, the low-frequency part being its flat current
+    density ``e_n²·G²`` (read from the spectra) times T/2. The op-amp spectrum is weighted
+    by ``sinc⁴(f·dt_amp)``, the spectrum of linearly interpolated white samples.
     """
 
     n_devices: int
     trials: int
     seed: int
+    sources: str
+    """Comma-separated noise sources injected (``device``, ``opamp``, ``ktc``)."""
     dt_s: float
+    """Time step of the devices' noise samples (s)."""
+    dt_amp_s: float
+    """Time step of the op-amp's noise samples and the largest simulation step (s)."""
+    t_open_s: float
+    """When the reset switch opens and integration starts (s)."""
     q_c: FloatArray
-    """Integrated charge of each trial over t_meas (C)."""
+    """Integrated charge of each trial over t_meas (C), ``−C_int·v(out0)`` at the end."""
+    v_reset_v: FloatArray
+    """The sampled kT/C capacitor voltage of each trial (V; zeros without ``ktc``)."""
     sigma_mc_w: float
     """Sample standard deviation of the trials (weight units)."""
     sigma_mc_stderr_w: float
     """Its standard error, ``σ/√(2(M−1))``."""
     sigma_noise_w: float
-    """σ of the same circuit from ``.noise`` through the window (weight units)."""
+    """σ of the same column and sources from ``.noise`` (weight units)."""
+    sigma_device_w: float
+    """Devices' part of ``sigma_noise_w`` (0 when not injected)."""
+    sigma_opamp_w: float
+    """Op-amp's part of ``sigma_noise_w`` (0 when not injected)."""
+    sigma_ktc_w: float
+    """Reset kT/C part of ``sigma_noise_w``: ``.noise`` of the switch (0 when not injected)."""
     wall_s: float
 
     @property
@@ -750,40 +830,99 @@ def _prefixed(el: Element, prefix: str) -> Element:
     return dataclasses.replace(el, name=f"{prefix}{el.name}", nodes=tuple(map(node, el.nodes)))
 
 
+def _pwl(times: ArrayLike, values: ArrayLike) -> tuple[float, ...]:
+    pairs = np.stack([np.asarray(times, dtype=np.float64), np.asarray(values, dtype=np.float64)])
+    return tuple(float(v) for v in pairs.T.ravel())
+
+
+def opamp_noise_reference_c2(
+    f_hz: ArrayLike,
+    s_i_full_a2_per_hz: ArrayLike,
+    s_i_quiet_a2_per_hz: ArrayLike,
+    *,
+    t_meas_s: float,
+    dt_amp_s: float,
+    f_flat_hz: tuple[float, float],
+) -> float:
+    """Charge variance of the op-amp's e_n in a single-ended read after a reset (C²).
+
+    ``s_i_full`` and ``s_i_quiet`` are the referred current spectra of the same line with
+    and without e_n; their difference is the op-amp's part. It is weighted by
+    ``sinc⁴(f·dt_amp)`` (linearly interpolated white samples every ``dt_amp``) and put
+    through the window; the window counts the broadband output noise twice (both ends),
+    the read once, so the result is ``(window + S_flat·T/2)/2`` with ``S_flat`` the
+    median op-amp current density in ``f_flat_hz`` (where it is ``e_n²·G²``).
+    """
+    f = np.asarray(f_hz, dtype=np.float64)
+    full = np.asarray(s_i_full_a2_per_hz, dtype=np.float64)
+    quiet = np.asarray(s_i_quiet_a2_per_hz, dtype=np.float64)
+    if full.shape != f.shape or quiet.shape != f.shape:
+        raise ExtractionError(
+            f"spectra shapes {full.shape}, {quiet.shape} differ from the frequency grid {f.shape}"
+        )
+    amp = np.maximum(full - quiet, 0.0)
+    window = windowed_charge_variance_c2(f, amp * np.sinc(f * dt_amp_s) ** 4, t_meas_s)
+    lo, hi = f_flat_hz
+    flat = (f >= lo) & (f <= hi)
+    if not np.any(flat):
+        raise ExtractionError(
+            f"no frequency point between {lo:.3g} Hz and {hi:.3g} Hz where the op-amp's "
+            "current noise is flat: start the sweep lower"
+        )
+    s_flat = float(np.median(amp[flat]))
+    return 0.5 * (window + s_flat * t_meas_s / 2.0)
+
+
 def noise_monte_carlo(
     cfg: CircuitConfig,
     *,
     n_devices: int = 8,
-    trials: int = 400,
-    per_netlist: int = 50,
+    trials: int = 200,
+    per_netlist: int = 25,
     steps: int = 100,
+    dt_amp_s: float | None = None,
+    sources: Sequence[str] = MC_SOURCES,
     seed: int,
     workdir: Path,
     timeout_s: float = 600.0,
 ) -> NoiseMonteCarloResult:
     """Repeatable transient-noise Monte Carlo (see :class:`NoiseMonteCarloResult`).
 
-    ``trials`` independent copies of the line (``per_netlist`` per ngspice run) integrate
-    for ``t_meas`` from rest; the noise comes from ``numpy.random.default_rng(seed)``, so
-    the same seed gives the same charges. ngspice's own ``trnoise`` is not repeatable.
+    ``trials`` independent copies of the line (``per_netlist`` per ngspice run); the
+    devices' noise has ``steps`` samples per t_meas, the op-amp's one every ``dt_amp_s``
+    (default ``1/(40·GBW)``, capped at the device step: the closed loop passes e_n up to
+    ~GBW). ``sources`` picks what is injected (and referenced). ngspice's own ``trnoise``
+    is not repeatable; these samples come from ``numpy.random.default_rng(seed)``.
     """
     if trials < 2 or per_netlist < 1 or steps < 10:
         raise ExtractionError(
             f"trials = {trials}, per_netlist = {per_netlist}, steps = {steps}: need trials >= 2, "
             "per_netlist >= 1, steps >= 10"
         )
-    quiet = with_periphery(cfg, e_n_v_per_rthz=0.0)
+    chosen = tuple(sources)
+    bad = [s for s in chosen if s not in MC_SOURCES]
+    if bad or not chosen or len(set(chosen)) != len(chosen):
+        raise ExtractionError(
+            f"sources = {chosen!r}: need distinct names out of {list(MC_SOURCES)}"
+        )
     p = cfg.periphery
-    g_pos, g_neg = _noise_line_g(quiet, n_devices)
-    base = build_noise(quiet, g_pos, g_neg)
-    t_meas = p.t_meas_s
+    t_meas, t_open = p.t_meas_s, p.t_reset_s
+    t_end = t_open + t_meas
     dt = t_meas / steps
-    times = np.arange(steps + 1) * dt
+    dt_amp = min(dt, 1.0 / (100.0 * p.gbw_hz)) if dt_amp_s is None else float(dt_amp_s)
+    if not (math.isfinite(dt_amp) and 0.0 < dt_amp <= dt):
+        raise ExtractionError(f"dt_amp_s = {dt_amp_s!r}: need 0 < dt_amp_s <= t_meas/steps")
+    use_dev, use_amp, use_ktc = (s in chosen for s in MC_SOURCES)
+    g_pos, g_neg = _noise_line_g(cfg, n_devices)
+    base = build_noise(cfg, g_pos, g_neg, opamp_noise="source")
+    t_dev = np.arange(math.ceil(t_end / dt * (1 - 1e-12)) + 1) * dt
+    t_amp = noise_time_grid(t_end, dt, dt_amp, min(200.0 * dt_amp, t_end))
     kt = an.BOLTZMANN_J_PER_K * p.temperature_k
+    c_int = cfg.c_int_f
     rng = np.random.default_rng(seed)
     devices = [el for el in base.elements if isinstance(el, Resistor) and el.name.startswith("d_")]
-    others = [el for el in base.elements if el not in devices]
     charges: list[float] = []
+    resets: list[float] = []
     wall = 0.0
     batch = 0
     while len(charges) < trials:
@@ -792,46 +931,106 @@ def noise_monte_carlo(
         outs: list[str] = []
         for c in range(count):
             pre = f"t{c}_"
-            for el in others:
+            v0 = float(rng.normal(0.0, math.sqrt(kt / c_int))) if use_ktc else 0.0
+            resets.append(v0)
+            for el in base.elements:
+                if isinstance(el, Instance):
+                    params = dict(el.params)
+                    params.update(treset=t_open, vreset=v0)
+                    el = dataclasses.replace(el, params=tuple(params.items()))
+                elif isinstance(el, VSource) and el.name == "en0":
+                    if use_amp:
+                        wave = white_noise_on_grid(p.e_n_v_per_rthz, t_amp, rng=rng)
+                        el = dataclasses.replace(el, pwl=_pwl(t_amp, wave), comment="")
+                elif use_dev and el in devices:
+                    assert isinstance(el, Resistor)
+                    series = f"{el.n2}_n"
+                    wave = white_noise_samples(
+                        math.sqrt(4 * kt * el.ohm), dt, t_dev.size - 1, rng=rng
+                    )
+                    els.append(_prefixed(dataclasses.replace(el, n2=series, comment=""), pre))
+                    els.append(
+                        _prefixed(
+                            VSource(f"nz_{el.name}", series, el.n2, pwl=_pwl(t_dev, wave)), pre
+                        )
+                    )
+                    continue
                 els.append(_prefixed(el, pre))
-            for el in devices:
-                series = f"{el.n2}_n"
-                samples = white_noise_samples(math.sqrt(4 * kt * el.ohm), dt, steps, rng=rng)
-                pwl = tuple(float(v) for pair in zip(times, samples, strict=True) for v in pair)
-                els.append(_prefixed(dataclasses.replace(el, n2=series, comment=""), pre))
-                els.append(_prefixed(VSource(f"nz_{el.name}", series, el.n2, pwl=pwl), pre))
             outs.append(f"v({pre}out0)")
         net = Netlist(
             title=f"rpucircuit transient noise, {count} copies of a {n_devices}-device line",
             libs=base.libs,
             elements=tuple(els),
-            analyses=(Tran(step_s=dt, stop_s=t_meas, max_step_s=dt),),
+            analyses=(Tran(step_s=dt_amp, stop_s=t_end, max_step_s=min(dt, 20.0 * dt_amp)),),
             vectors=tuple(outs),
         )
         res = _run(net, name=f"noise-mc{batch}", workdir=workdir, timeout_s=timeout_s)
         wall += res.wall_s
         t = _real(res, "time")
         for v in outs:
-            wave = _real(res, v)
-            end = float(np.interp(t_meas, t, wave))
-            charges.append(-(end - float(wave[0])) * cfg.c_int_f)
+            charges.append(-float(np.interp(t_end, t, _real(res, v))) * c_int)
         batch += 1
     q = np.asarray(charges, dtype=np.float64)
-    f, s_v, _ = _spectrum(
-        quiet, n_devices, name="noise-mc-ref", workdir=workdir, timeout_s=timeout_s, f_stop_hz=100e9
-    )
-    s_i = current_psd_from_integrator_output(f, s_v, cfg.c_int_f)
-    sigma_ref = math.sqrt(windowed_charge_variance_c2(f, s_i, t_meas)) / cfg.q_unit_c
-    sigma = float(np.std(q, ddof=1)) / cfg.q_unit_c
+    q_unit = cfg.q_unit_c
+    var_dev = var_amp = var_ktc = 0.0
+    if use_dev or use_amp:
+        quiet = with_periphery(cfg, e_n_v_per_rthz=0.0)
+        f0, s_v0, _ = _spectrum(
+            quiet,
+            n_devices,
+            name="noise-mc-quiet",
+            workdir=workdir,
+            timeout_s=timeout_s,
+            f_stop_hz=100e9,
+        )
+        s_i0 = current_psd_from_integrator_output(f0, s_v0, c_int)
+        if use_dev:
+            var_dev = windowed_charge_variance_c2(f0, s_i0, t_meas)
+        if use_amp:
+            f, s_v, _ = _spectrum(
+                cfg,
+                n_devices,
+                name="noise-mc-ref",
+                workdir=workdir,
+                timeout_s=timeout_s,
+                f_stop_hz=100e9,
+            )
+            if f.shape != f0.shape or not np.allclose(f, f0, rtol=1e-9):
+                raise ExtractionError("the two noise sweeps have different frequency grids")
+            g_tot = float(np.sum(g_pos) + (0.0 if g_neg is None else np.sum(g_neg)))
+            c_in = cfg.tile.n_arrays * n_devices * cfg.tile.c_seg_row_f
+            f_flat = (
+                20.0 * g_tot / (2.0 * math.pi * c_int * (1.0 + p.a0)),
+                0.05 * g_tot / (2.0 * math.pi * (c_int + c_in)),
+            )
+            var_amp = opamp_noise_reference_c2(
+                f,
+                current_psd_from_integrator_output(f, s_v, c_int),
+                s_i0,
+                t_meas_s=t_meas,
+                dt_amp_s=dt_amp,
+                f_flat_hz=f_flat,
+            )
+    if use_ktc:
+        ktc = ktc_case(cfg, workdir=workdir, timeout_s=timeout_s)
+        var_ktc = ktc.v2_sim * c_int**2
+    sigma = float(np.std(q, ddof=1)) / q_unit
     return NoiseMonteCarloResult(
         n_devices=n_devices,
         trials=trials,
         seed=seed,
+        sources=",".join(chosen),
         dt_s=dt,
+        dt_amp_s=dt_amp,
+        t_open_s=t_open,
         q_c=q,
+        v_reset_v=np.asarray(resets, dtype=np.float64),
         sigma_mc_w=sigma,
         sigma_mc_stderr_w=sigma / math.sqrt(2.0 * (trials - 1)),
-        sigma_noise_w=sigma_ref,
+        sigma_noise_w=math.sqrt(var_dev + var_amp + var_ktc) / q_unit,
+        sigma_device_w=math.sqrt(var_dev) / q_unit,
+        sigma_opamp_w=math.sqrt(var_amp) / q_unit,
+        sigma_ktc_w=math.sqrt(var_ktc) / q_unit,
         wall_s=wall,
     )
 

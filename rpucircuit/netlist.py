@@ -752,6 +752,7 @@ def build_noise(
     points_per_decade: int = 20,
     f_start_hz: float = 1e3,
     f_stop_hz: float = 10e9,
+    opamp_noise: Literal["resistor", "source"] = "resistor",
 ) -> Netlist:
     """``.noise`` of one output line with its integrator (forward: a row, ``line="row"``).
 
@@ -763,7 +764,15 @@ def build_noise(
     input source is ``vin0`` (input line 0 of array p, ``ac 1``). Plots ``noise1``
     (``frequency``, ``onoise_spectrum``, ``inoise_spectrum``, V/√Hz) and ``noise2``
     (``v(onoise_total)``, ``v(inoise_total)``).
+
+    ``opamp_noise="source"`` is the variant for the transient-noise Monte Carlo: the
+    integrator is ``rpu_integrator_ext`` (no noise resistor) and its non-inverting input
+    ``pin0`` is driven by the explicit source ``ven0`` (``dc 0``, no noise of its own in
+    ``.noise``) that the Monte Carlo gives a PWL waveform of density e_n; the instance also
+    carries ``vreset`` (0 V), the capacitor voltage its reset switch holds.
     """
+    if opamp_noise not in ("resistor", "source"):
+        raise NetlistError(f"opamp_noise = {opamp_noise!r}: must be 'resistor' or 'source'")
     tile = cfg.tile
     try:
         gp = np.asarray(g_pos, dtype=np.float64)
@@ -806,7 +815,38 @@ def build_noise(
             els.append(Resistor(f"s_{node}", node, nxt, r_out, comment=note))
             if c_out > 0:
                 els.append(Capacitor(f"g_{node}", node, "0", c_out))
-    els.append(_integrator(cfg, "int0", "sum0", "out0", treset=0.0))
+    if opamp_noise == "resistor":
+        els.append(_integrator(cfg, "int0", "sum0", "out0", treset=0.0))
+    else:
+        p = cfg.periphery
+        els.append(
+            VSource(
+                "en0",
+                "pin0",
+                "0",
+                comment=(
+                    f"op-amp input-referred noise source, density e_n = {p.e_n_v_per_rthz!r} "
+                    "V/rtHz (a PWL waveform in the Monte Carlo)"
+                ),
+            )
+        )
+        els.append(
+            Instance(
+                "int0",
+                ("sum0", "out0", "pin0"),
+                "rpu_integrator_ext",
+                (
+                    ("a0", p.a0),
+                    ("gbw", p.gbw_hz),
+                    ("vmax", p.v_out_max_v),
+                    ("cint", cfg.c_int_f),
+                    ("rreset", p.r_reset_ohm),
+                    ("treset", 0.0),
+                    ("vreset", 0.0),
+                ),
+                comment=f"integrator int0: C_int = {cfg.c_int_f!r} F, e_n from source en0",
+            )
+        )
     return Netlist(
         title=f"rpucircuit noise of one {line} line, {n} cross points",
         libs=("rpu_integrator.lib",),

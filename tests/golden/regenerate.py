@@ -67,6 +67,7 @@ def golden_netlists() -> dict[str, str]:
         "backward_tran_2x3.cir": nl.render(nl.build_read(cfg, gp, gn, xb, direction="backward")),
         "update_2x3.cir": nl.render(nl.build_update(cfg, gp, rb, cb)),
         "noise_3.cir": nl.render(nl.build_noise(cfg, gp[0], gn[0])),
+        "noise_source_3.cir": nl.render(nl.build_noise(cfg, gp[0], gn[0], opamp_noise="source")),
         "line_4.cir": nl.render(nl.build_line(cfg, n=4)),
     }
 

@@ -168,3 +168,66 @@ def test_monte_carlo_refuses_bad_sizes(tmp_path: Path) -> None:
 
     with pytest.raises(ExtractionError, match="need trials >= 2"):
         ex.noise_monte_carlo(gokmen_vlasov_2016(), trials=1, seed=1, workdir=tmp_path)
+    cfg = gokmen_vlasov_2016()
+    with pytest.raises(ExtractionError, match="need distinct names"):
+        ex.noise_monte_carlo(cfg, sources=("device", "shot"), seed=1, workdir=tmp_path)
+    with pytest.raises(ExtractionError, match="need distinct names"):
+        ex.noise_monte_carlo(cfg, sources=("ktc", "ktc"), seed=1, workdir=tmp_path)
+    with pytest.raises(ExtractionError, match="need distinct names"):
+        ex.noise_monte_carlo(cfg, sources=(), seed=1, workdir=tmp_path)
+    with pytest.raises(ExtractionError, match="dt_amp_s = 1e-06"):
+        ex.noise_monte_carlo(cfg, dt_amp_s=1e-6, seed=1, workdir=tmp_path)
+
+
+def test_noise_time_grid_is_coarse_then_fine() -> None:
+    t = ex.noise_time_grid(10e-9, 1e-9, 1e-10, 2e-9)
+    d = np.diff(t)
+    assert t[0] == 0.0 and t[-1] == pytest.approx(10e-9, rel=1e-12)
+    # 8 coarse steps to 8 ns, then 20 fine steps of 0.1 ns (exact to rounding, 1e-9 rel).
+    np.testing.assert_allclose(d[:8], 1e-9, rtol=1e-9)
+    np.testing.assert_allclose(d[8:], 1e-10, rtol=1e-9)
+    assert d.size == 28
+    # A fine tail longer than the span leaves a uniform fine grid.
+    np.testing.assert_allclose(np.diff(ex.noise_time_grid(1e-9, 1e-9, 1e-10, 5e-9)), 1e-10)
+    with pytest.raises(ExtractionError, match="need 0 < dt_fine <= dt_coarse"):
+        ex.noise_time_grid(1e-9, 1e-10, 1e-9, 0.0)
+
+
+def test_white_noise_on_grid_integrates_like_white_noise() -> None:
+    # The PWL integral over the grid (trapezoid) must have variance density²·span/2 on a
+    # non-uniform grid. 4000 draws: σ_rel of a variance ≈ √(2/4000) = 2.2 %, test 8 %.
+    t = ex.noise_time_grid(20e-9, 1e-9, 5e-11, 5e-9)
+    rng = np.random.default_rng(3)
+    a = np.stack([ex.white_noise_on_grid(1e-8, t, rng=rng) for _ in range(4000)])
+    assert np.all(a[:, 0] == 0.0)
+    integral = np.trapezoid(a, t, axis=1)
+    assert float(np.var(integral)) == pytest.approx(1e-16 * 20e-9 / 2, rel=0.08)
+    # On a uniform grid the interior samples match white_noise_samples' variance e²/(2dt).
+    u = ex.white_noise_on_grid(1e-8, np.arange(20_001) * 1e-11, rng=np.random.default_rng(5))
+    assert float(np.var(u[1:-1])) == pytest.approx(5e-6, rel=0.05)
+    with pytest.raises(ExtractionError, match="increasing 1-D grid from 0"):
+        ex.white_noise_on_grid(1e-8, [1.0, 2.0], rng=rng)
+
+
+def test_opamp_reference_counts_the_broadband_part_once() -> None:
+    # A hand spectrum: flat op-amp current density S0 (e_n²G²) plus a broadband part
+    # S1·(f/f1)² cut off at f_c (first-order, squared), devices S_d. Reference: the
+    # window of the op-amp part (dt → 0, no sinc weighting) averaged with S0·T/2.
+    f = np.geomspace(1e3, 1e11, 4001)
+    s0, s_d, t = 1e-28, 3e-28, 80e-9
+    broad = 1e-28 * (f / 1e6) ** 2 / (1.0 + (f / 1e9) ** 2)
+    full, quiet = s_d + s0 + broad, np.full_like(f, s_d)
+    window = ex.windowed_charge_variance_c2(f, s0 + broad, t)
+    got = ex.opamp_noise_reference_c2(
+        f, full, quiet, t_meas_s=t, dt_amp_s=1e-15, f_flat_hz=(2e3, 2e4)
+    )
+    # The flat band carries ≤ 4e-4 of the broadband part: 1e-3 relative.
+    assert got == pytest.approx(0.5 * (window + s0 * t / 2), rel=1e-3)
+    # The broadband part dominates: the single read is well below the window.
+    assert got < 0.75 * window
+    with pytest.raises(ExtractionError, match="no frequency point between"):
+        ex.opamp_noise_reference_c2(f, full, quiet, t_meas_s=t, dt_amp_s=1e-12, f_flat_hz=(1, 2))
+    with pytest.raises(ExtractionError, match="differ from the frequency grid"):
+        ex.opamp_noise_reference_c2(
+            f, full[:-1], quiet, t_meas_s=t, dt_amp_s=1e-12, f_flat_hz=(1, 2)
+        )

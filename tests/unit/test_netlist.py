@@ -133,6 +133,13 @@ def test_noise_and_line_netlists(rng: np.random.Generator) -> None:
     assert "noise v(out0) vin0 dec 20 1000.0 10000000000.0" in text
     assert "vin0 vp0 0 dc 0.0 ac 1.0" in text
     assert "setplot noise2" in text
+    # The Monte Carlo variant: e_n is the explicit source ven0 on the op-amp's
+    # non-inverting input; the integrator has no noise resistor and carries vreset.
+    src = nl.render(nl.build_noise(cfg, gp[0], gn[0], opamp_noise="source"))
+    assert "ven0 pin0 0 dc 0.0" in src
+    assert "xint0 sum0 out0 pin0 rpu_integrator_ext " in src
+    assert "vreset=0.0" in src and "rnoise" not in src
+    assert src == nl.render(nl.build_noise(cfg, gp[0], gn[0], opamp_noise="source"))
     line = nl.build_line(cfg, line="col", n=5, load_devices=False)
     text = nl.render(line)
     assert line.role("ends") == ("v(l0)", "v(l4)")
@@ -252,6 +259,10 @@ def test_builder_input_errors(rng: np.random.Generator) -> None:
         (lambda: nl.build_noise(cfg, gp[0], None), "g_neg = None"),
         (lambda: nl.build_noise(cfg, "x", None), "g_pos: not a numeric array"),
         (lambda: nl.build_noise(cfg, gp[0], gn[0], line="diag"), "line = 'diag'"),  # type: ignore[arg-type]
+        (
+            lambda: nl.build_noise(cfg, gp[0], gn[0], opamp_noise="ideal"),  # type: ignore[arg-type]
+            "opamp_noise = 'ideal'",
+        ),
         (
             lambda: nl.build_noise(replace_tile(cfg, paired=False), gp[0], gn[0]),
             r"g_neg given but tile\.paired = false",
