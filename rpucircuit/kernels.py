@@ -334,14 +334,15 @@ def _mvm(w: FloatArray, xq: FloatArray, out: FloatArray) -> None:  # pragma: no 
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "reassoc", "nsz"})
-def _absmax(a: FloatArray, k: int) -> float:  # pragma: no cover - compiled
-    """max |a[k, :]| (0 for an empty row) of a finite array (its callers check that
-    first, so the no-NaN/inf flags hold; a maximum is exact in any order, so it
-    vectorizes)."""
-    m = 0.0
-    for j in range(a.shape[1]):
-        m = max(m, abs(a[k, j]))
-    return m
+def _absmax(a: FloatArray, out: FloatArray) -> None:  # pragma: no cover - compiled
+    """out[k] = max |a[k, :]| (0 for an empty row) for every row of a finite 2-D array
+    (its callers check that first, so the no-NaN/inf flags hold; a maximum is exact in
+    any order, so the loop vectorizes). One call per batch, not per row."""
+    for k in range(a.shape[0]):
+        m = 0.0
+        for j in range(a.shape[1]):
+            m = max(m, abs(a[k, j]))
+        out[k] = m
 
 
 @numba.njit(cache=True, nogil=True)
@@ -370,9 +371,9 @@ def read_batch(
     bm = io[IO_BM] != 0.0
     bm_max = io[IO_BM_MAX]
     scale = np.ones(n)
+    if nm:
+        _absmax(x, scale)
     for k in range(n):
-        if nm:
-            scale[k] = _absmax(x, k)
         if scale[k] > 0.0:
             _prepare_input(x[k], xq[k], io, scale[k])
         else:
@@ -560,9 +561,13 @@ def pulsed_update(
     k_val = dp[DP_K]
     all_cols = np.arange(n_in)
     n_coinc = 0
+    xmaxs = np.empty(x.shape[0])
+    dmaxs = np.empty(x.shape[0])
+    _absmax(x, xmaxs)
+    _absmax(d, dmaxs)
     for smp in range(x.shape[0]):
-        xmax = _absmax(x, smp)
-        dmax = _absmax(d, smp)
+        xmax = xmaxs[smp]
+        dmax = dmaxs[smp]
         if xmax == 0.0 or dmax == 0.0 or lr == 0.0:
             continue
         m = np.sqrt(dmax / xmax) if um else 1.0
