@@ -45,7 +45,7 @@ from rpucircuit.fileio import atomic_path, atomic_write_text
 
 KIND = "characterization"
 """HDF5 kind of a campaign file."""
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Layout version of the campaign file (docs/characterization-schema.md)."""
 RESULT_NAME = "characterization.h5"
 """File name of the campaign's HDF5 result in the output folder."""
@@ -162,6 +162,9 @@ class CharacterizationJob:
     """Monte Carlo trials of a noise_mc job."""
     n_devices: int = 0
     """Devices per array on the line of a noise or noise_mc job."""
+    noise_sources: tuple[str, ...] = ()
+    """Noise sources a noise_mc job injects (``device``, ``opamp``, ``ktc``; see
+    :func:`rpucircuit.extract.noise_monte_carlo`)."""
     timeout_s: float = 600.0
     """Time limit (s) of each ngspice run of the job."""
 
@@ -232,7 +235,14 @@ def plan(cfg: CircuitConfig, campaign: CampaignConfig) -> list[CharacterizationJ
         add("update", f"{label}_k{k:g}_down".replace(".", "p"), dev, polarity=-1)
     add("noise", "noise", cfg, n_devices=cfg.tile.cols)
     add("ktc", "ktc", cfg)
-    add("noise_mc", "noise_mc", cfg, trials=c.noise_mc_trials, n_devices=c.noise_mc_devices)
+    add(
+        "noise_mc",
+        "noise_mc",
+        cfg,
+        trials=c.noise_mc_trials,
+        n_devices=c.noise_mc_devices,
+        noise_sources=ex.MC_SOURCES,
+    )
     add("timing", "timing", cfg, sizes=tuple(c.line_sizes))
     # Refuse, before anything runs, a job whose ngspice run would not fit the budget.
     for job in jobs:
@@ -389,6 +399,7 @@ def run_job(job: CharacterizationJob) -> dict[str, Any]:
             cfg,
             n_devices=job.n_devices,
             trials=job.trials,
+            sources=job.noise_sources,
             seed=job.seed,
             workdir=workdir,
             timeout_s=job.timeout_s,
@@ -854,9 +865,13 @@ def write_report(
         f"- kT/C of the reset: ngspice {ktc['v2_sim']:.4g} V², analytic kT/C "
         f"{ktc['v2_analytic']:.4g} V² (ratio {ktc['v2_sim'] / ktc['v2_analytic']:.4f}); "
         f"σ_kTC = {b['ktc_w']:.5f}. ADC quantization σ = {b['adc_w']:.5f}.",
-        f"- Transient-noise Monte Carlo ({mc['trials']} trials, seed {mc['seed']}): "
-        f"σ = {mc['sigma_mc_w']:.5f} ± {mc['sigma_mc_stderr_w']:.5f} vs `.noise` "
-        f"{mc['sigma_noise_w']:.5f} (z = "
+        f"- Transient-noise Monte Carlo ({mc['trials']} trials, seed {mc['seed']}, "
+        f"{mc['n_devices']} devices per array; sources {mc['sources'].replace(',', ' + ')}; "
+        f"seeded PWL noise, kT/C as a sampled reset voltage, single-ended read): "
+        f"σ = {mc['sigma_mc_w']:.5f} ± {mc['sigma_mc_stderr_w']:.5f} vs `.noise` of the "
+        f"line and the reset switch {mc['sigma_noise_w']:.5f} (device "
+        f"{mc['sigma_device_w']:.5f}, op-amp {mc['sigma_opamp_w']:.5f}, kT/C "
+        f"{mc['sigma_ktc_w']:.5f}; z = "
         f"{(mc['sigma_mc_w'] - mc['sigma_noise_w']) / mc['sigma_mc_stderr_w']:+.2f}).",
     ]
     bt = tree["budget"]

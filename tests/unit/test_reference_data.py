@@ -66,6 +66,15 @@ def test_reference_results_meet_the_issue_targets(reference: tuple[dict, object]
     )
     mc = tree["noise_mc"]
     assert abs(mc["sigma_mc_w"] - mc["sigma_noise_w"]) < 3 * mc["sigma_mc_stderr_w"]
+    # Issue 2: the Monte Carlo carries all three sources; the reference adds them in
+    # quadrature (to rounding) and kT/C is √(kT·C_int)/Q_unit (the switch's `.noise`, 1 %).
+    assert mc["sources"] == "device,opamp,ktc"
+    parts = np.array([mc["sigma_device_w"], mc["sigma_opamp_w"], mc["sigma_ktc_w"]])
+    assert np.all(parts > 0.0)
+    assert float(np.sqrt(np.sum(parts**2))) == pytest.approx(mc["sigma_noise_w"], rel=1e-12)
+    q_unit = noise["budget"]["q_unit_c"]
+    assert mc["sigma_ktc_w"] == pytest.approx(np.sqrt(kt * ktc["c_int_f"]) / q_unit, rel=0.01)
+    assert mc["v_reset_v"].shape == mc["q_c"].shape == (mc["trials"],)
 
 
 def ktc_temperature(tree: dict) -> float:
