@@ -152,20 +152,26 @@ class _UpdateThread:
         self._lock = threading.Lock()
         self._outstanding: collections.deque[_UpdateJob] = collections.deque()
         self.running = False  # the thread is inside a job right now
-        self.starved = 0.0  # running mean: a job was finished by its caller, thread idle
+        self.gain = 1.0  # running mean of the fraction of a job's time saved by handing over
         self._probe = 0
 
-    def note_finished(self, ran_here: bool) -> None:
-        """Record how a job ended: run by its own caller while the thread was idle means
-        the thread got no CPU in time (a busy machine), so handing over only costs."""
-        starved = 1.0 if ran_here and not self.running else 0.0
-        self.starved += 0.1 * (starved - self.starved)
+    def note_finished(self, ran_here: bool, job_us: float, wait_us: float) -> None:
+        """Record what a hand-over saved the caller: a job that took ``job_us`` of CPU
+        and made the caller wait ``wait_us`` saved job_us − wait_us; one the caller had
+        to run itself saved nothing, and counts as a loss only if the thread was idle
+        (it got no CPU in time) rather than busy with an earlier job."""
+        if ran_here:
+            saved = 0.0 if self.running else -1.0
+        else:
+            saved = max(-1.0, (job_us - wait_us) / max(job_us, 1.0))
+        self.gain += 0.1 * (saved - self.gain)
 
     def worthwhile(self) -> bool:
-        """Hand over unless the thread has been starved lately; every 16th update is
-        handed over anyway, to notice when the machine is free again."""
+        """Hand over while it has been saving at least a quarter of the update time on
+        average (an idle second core); on a busy machine the thread gets its CPU late and
+        saves little, so tiles update in place and only every 16th update probes again."""
         self._probe += 1
-        return self.starved < 0.5 or self._probe % 16 == 0
+        return self.gain >= 0.25 or self._probe % 16 == 0
 
     def submit(self, job: _UpdateJob) -> None:
         with self._lock:
@@ -264,14 +270,18 @@ class AnalogTile:
         self._dp[kernels.DP_USE_ATT] = 0.0
         self._s = kernels.seed_state(self._rng)
         self._pending: _UpdateJob | None = None
-        self._update_us = 0.0  # running mean of the update kernel's time (µs)
+        self._update_us = 0.0  # running mean of the update kernel's CPU time (µs)
+        self._last_us = 0.0  # the last update's kernel CPU time (µs)
 
     def _sync(self) -> None:
         """Finish this tile's deferred update, if any (see the class docstring)."""
         job = self._pending
         if job is not None:
             self._pending = None
-            _UPDATE_THREAD.note_finished(job.finish())
+            t0 = time.perf_counter()
+            ran_here = job.finish()
+            wait_us = 0.0 if ran_here else (time.perf_counter() - t0) * 1e6
+            _UPDATE_THREAD.note_finished(ran_here, self._last_us, wait_us)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support: a deferred update is finished first and never pickled."""
@@ -371,7 +381,8 @@ class AnalogTile:
                 raise TileShapeError("update: x or d contains NaN or infinite values")
             # running mean of this tile's update CPU time (not wall time, which a busy
             # machine inflates): decides in place vs thread only, never what is computed
-            self._update_us += 0.25 * ((time.thread_time() - t0) * 1e6 - self._update_us)
+            self._last_us = (time.thread_time() - t0) * 1e6
+            self._update_us += 0.25 * (self._last_us - self._update_us)
 
         return run
 

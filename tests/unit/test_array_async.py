@@ -20,7 +20,7 @@ def threaded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(array.UPDATE_THREAD_ENV, "1")
     monkeypatch.setattr(array, "_CPUS", 2)
     monkeypatch.setattr(array, "ASYNC_MIN_US", 0.0)
-    monkeypatch.setattr(array._UPDATE_THREAD, "starved", 0.0)
+    monkeypatch.setattr(array._UPDATE_THREAD, "gain", 1.0)
 
 
 def _pair(seed: int) -> tuple[AnalogTile, AnalogTile]:
@@ -159,19 +159,24 @@ def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabl
             np.testing.assert_array_equal(got[name][key], tr[key], err_msg=f"{name} {key}")
 
 
-def test_starved_thread_backs_off_and_probes() -> None:
-    """A thread that keeps finding its jobs already done by their callers (no CPU for it)
-    is bypassed, except for every 16th update, which probes whether it is free again."""
+def test_unprofitable_thread_backs_off_and_probes() -> None:
+    """Hand-overs that save little (the caller waits about as long as the update takes, or
+    must run it itself while the thread idles: a busy machine) stop, except every 16th
+    update, which probes whether the second core is free again."""
     worker = array._UpdateThread()
     assert worker.worthwhile()
     for _ in range(20):
-        worker.note_finished(True)  # caller ran it while the thread was idle
-    assert worker.starved > 0.5
+        worker.note_finished(False, 200.0, 190.0)  # waited 190 of 200 µs: saved 5 %
+    assert worker.gain < 0.25
     handed = [worker.worthwhile() for _ in range(32)]
     assert sum(handed) == 2  # the probes
     for _ in range(20):
-        worker.note_finished(False)  # the thread ran them
-    assert worker.starved < 0.5 and worker.worthwhile()
+        worker.note_finished(False, 200.0, 20.0)  # saved 90 %
+    assert worker.gain > 0.25 and worker.worthwhile()
+    for _ in range(20):
+        worker.note_finished(True, 200.0, 0.0)  # ran by its caller, thread idle: a loss
+    assert worker.gain < 0.0
+    worker.gain = 0.5
     worker.running = True
-    worker.note_finished(True)  # taken from the queue while the thread was busy: no signal
-    assert worker.starved < 0.5
+    worker.note_finished(True, 200.0, 0.0)  # taken while the thread was busy: saved 0
+    assert worker.gain == pytest.approx(0.45, abs=1e-12)  # 0.5 + 0.1·(0 − 0.5), exact
