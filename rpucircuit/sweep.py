@@ -63,6 +63,9 @@ _SINGLE_THREAD_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "NUMBA_NUM_THREADS": "1",
+    # rpucircuit.array's background update thread (its UPDATE_THREAD_ENV): pool workers
+    # already fill every core, so a second thread per worker only competes with them.
+    "RPUCIRCUIT_UPDATE_THREAD": "0",
 }
 
 

@@ -331,3 +331,22 @@ def test_linked_axes() -> None:
         sweep.parse_experiment(text.replace("[2.0, 0.001]", "[2.0]"))
     with pytest.raises(ConfigError, match="empty path around '&'"):
         sweep.linked_values("a & ", 1)
+
+
+def env_job(cfg: ToyConfig) -> dict[str, Any]:
+    """Reports the thread settings a pool worker runs with."""
+    import os
+
+    return {
+        "update_thread": os.environ.get("RPUCIRCUIT_UPDATE_THREAD", "unset"),
+        "blas": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
+    }
+
+
+def test_pool_workers_run_single_threaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pool workers fill the cores: no BLAS threads and no background update thread each."""
+    monkeypatch.delenv("RPUCIRCUIT_UPDATE_THREAD", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    run = sweep.run_jobs(env_job, toy_jobs(2), cache_dir=tmp_path, n_workers=2, progress=False)
+    assert [r["update_thread"] for r in run.results] == ["0", "0"]
+    assert [r["blas"] for r in run.results] == ["1", "1"]
