@@ -34,7 +34,7 @@ from rpucircuit import store
 from rpucircuit.config.base import config_key, to_toml
 from rpucircuit.config.training import TrainingConfig
 from rpucircuit.data import Mnist, load_mnist
-from rpucircuit.errors import StoreError, UnsupportedError
+from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
 from rpucircuit.fileio import atomic_path, atomic_write_text
 from rpucircuit.network import Network, cnn_gokmen_2017, fc_784_256_128_10
 
@@ -240,22 +240,28 @@ def train(
     holds a checkpoint unless ``overwrite`` (so a long run is never lost by mistake).
     """
     out = Path(out_dir) if out_dir is not None else None
-    x_train, y_train, x_test, y_test = _load_data(cfg, data)
-    net_rng, order_rng = _generators(cfg.seed)
-    network = build_network(cfg, rng=net_rng)
-    history = _empty_history()
-    done = 0
     ckpt = out / "checkpoint.h5" if out is not None else None
+    # every check on the arguments and the folder comes before the data is loaded
+    if stop_after is not None and stop_after < 1:
+        raise ConfigError(f"stop_after = {stop_after}: must be >= 1 (epochs in total)")
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite exclude each other: continue or start over")
     if resume:
         if ckpt is None:
             raise UnsupportedError("resume needs an output folder holding checkpoint.h5")
         if not ckpt.is_file():
             raise StoreError(f"--resume: no checkpoint at {ckpt}; run without --resume first")
-        done, history = load_checkpoint(ckpt, cfg, network, order_rng)
     elif ckpt is not None and ckpt.is_file() and not overwrite:
         raise StoreError(
             f"{ckpt} exists: continue it with --resume, or start over with --overwrite"
         )
+    x_train, y_train, x_test, y_test = _load_data(cfg, data)
+    net_rng, order_rng = _generators(cfg.seed)
+    network = build_network(cfg, rng=net_rng)
+    history = _empty_history()
+    done = 0
+    if resume and ckpt is not None:  # (resume without a folder was refused above)
+        done, history = load_checkpoint(ckpt, cfg, network, order_rng)
     if out is not None:
         atomic_write_text(out / "config.toml", to_toml(cfg))
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
@@ -292,7 +298,7 @@ def train(
         if bar is not None:
             bar.close()
     result = TrainResult(
-        config=cfg, history=_as_arrays(history), network=network, epochs_run=last - done
+        config=cfg, history=_as_arrays(history), network=network, epochs_run=max(last - done, 0)
     )
     if out is not None and result.history["test_error"].size:
         save_history(out / "history.h5", result)

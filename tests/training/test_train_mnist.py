@@ -17,7 +17,7 @@ from rpucircuit import cli, store
 from rpucircuit.config.base import config_key, to_toml
 from rpucircuit.config.training import ModelSpec, TrainingConfig
 from rpucircuit.data import Mnist
-from rpucircuit.errors import StoreError, UnsupportedError
+from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
 from rpucircuit.training import train
 
 pytestmark = pytest.mark.training
@@ -134,6 +134,50 @@ def test_cli_train_and_stop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "continue it with --resume, or start over with --overwrite" in capsys.readouterr().err
     assert cli.main([*args, "--overwrite", "--stop-after", "1"]) == 0
     assert "1/2 epochs" in capsys.readouterr().out
+    # a resume past the stop point runs nothing and says so
+    assert train(SMALL, out, progress=False, resume=True, stop_after=1).epochs_run == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--resume", "--overwrite"], "argument --overwrite: not allowed with argument --resume"),
+        (["--stop-after", "0"], "argument --stop-after: 0 must be >= 1"),
+        (["--stop-after", "two"], "argument --stop-after: 'two' is not an integer"),
+    ],
+)
+def test_cli_train_bad_flags(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_file = tmp_path / "tiny.toml"
+    cfg_file.write_text(to_toml(SMALL))
+    with pytest.raises(SystemExit, match="2"):
+        cli.main(["train", str(cfg_file), "--out", str(tmp_path / "run"), *extra])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_train_ctrl_c_says_how_to_resume(mnist: Mnist, tmp_path: Path) -> None:
+    """SIGINT after the first checkpoint: exit 130 and the exact --resume command line."""
+    cfg = TrainingConfig(
+        network="fc", epochs=3, lr=0.1, n_train=8000, n_test=100, seed=9, model=RPU
+    )
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text(to_toml(cfg))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "rpucircuit.cli", "train", str(cfg_file), "--out", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while not (out / "checkpoint.h5").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"continue with 'rpucircuit train {cfg_file} --out {out} --resume'" in err
+    assert store.load(out / "checkpoint.h5", kind="checkpoint")[0]["epoch"] == 1
 
 
 def test_training_errors(mnist: Mnist, tmp_path: Path) -> None:
@@ -143,6 +187,12 @@ def test_training_errors(mnist: Mnist, tmp_path: Path) -> None:
         train(SMALL, None, data=mnist, resume=True, progress=False)
     with pytest.raises(StoreError, match="no checkpoint at"):
         train(SMALL, tmp_path / "empty", data=mnist, resume=True, progress=False)
+    assert not (tmp_path / "empty").exists()  # refused before anything is written
+    with pytest.raises(ConfigError, match="stop_after = 0: must be >= 1"):
+        train(SMALL, tmp_path / "zero", data=mnist, progress=False, stop_after=0)
+    with pytest.raises(ConfigError, match="resume and overwrite exclude each other"):
+        train(SMALL, tmp_path / "both", data=mnist, progress=False, resume=True, overwrite=True)
+    assert not (tmp_path / "zero").exists() and not (tmp_path / "both").exists()
     train(SMALL, tmp_path / "x", data=mnist, progress=False, stop_after=1)
     other = dataclasses.replace(SMALL, seed=6)
     with pytest.raises(StoreError, match="written by a different config"):
