@@ -192,8 +192,11 @@ def _run_dask(
         ) from exc
     try:
         client = Client(scheduler, timeout=timeout_s)  # type: ignore[no-untyped-call]
-    except (OSError, TimeoutError) as exc:
-        raise SweepError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from exc
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
+        raise SweepError(
+            f"cannot connect to the Dask scheduler at {scheduler!r}: {exc} "
+            "(give an address like tcp://HOST:8786)"
+        ) from exc
     with client:
         futures = {
             client.submit(

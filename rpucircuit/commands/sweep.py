@@ -9,13 +9,14 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """EXPERIMENT, --scheduler, --jobs, --out, --quick, --cache, --no-progress."""
     parser.add_argument("experiment", type=Path, help="experiment definition (TOML)")
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--scheduler",
         default=None,
         metavar="ADDR",
         help="Dask scheduler address (e.g. tcp://10.0.0.5:8786); default: a local process pool",
     )
-    parser.add_argument(
+    where.add_argument(
         "--jobs", type=int, default=None, metavar="N", help="local pool size (default: CPUs)"
     )
     parser.add_argument(

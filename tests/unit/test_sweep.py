@@ -114,13 +114,14 @@ def test_cache_entry_of_another_job(tmp_path: Path) -> None:
         cache.load(b.key)
 
 
-def test_bad_scheduler_address(tmp_path: Path) -> None:
-    with pytest.raises(SweepError, match="cannot connect to the Dask scheduler"):
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "bogus"], ids=["closed", "malformed"])
+def test_bad_scheduler_address(address: str, tmp_path: Path) -> None:
+    with pytest.raises(SweepError, match=f"cannot connect to the Dask scheduler at '{address}'"):
         sweep.run_jobs(
             toy_job,
             toy_jobs(1),
             cache_dir=tmp_path,
-            scheduler="tcp://127.0.0.1:1",
+            scheduler=address,
             progress=False,
             connect_timeout_s=1.0,
         )
@@ -318,6 +319,10 @@ def test_cli_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad.write_text(EXPERIMENT.replace("[quick]", "[quik]"))
     assert cli.main(["sweep", str(bad), "--no-progress"]) == 1
     assert "unknown table(s) ['quik']" in capsys.readouterr().err
+    # the pool size means nothing on a Dask cluster: refused, not silently ignored
+    with pytest.raises(SystemExit, match="2"):
+        cli.main([*args, "--scheduler", "tcp://127.0.0.1:1"])
+    assert "argument --scheduler: not allowed with argument --jobs" in capsys.readouterr().err
 
 
 def test_linked_axes() -> None:
