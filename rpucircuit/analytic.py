@@ -16,6 +16,13 @@ Conventions used throughout (the one place they are written down for the circuit
   one reset per output line see the conductance of both arrays' lines.
 * Noise densities are one-sided (``S_i = 4kTG`` in A²/Hz, ``e_n`` in V/√Hz). A white
   current of one-sided density ``S`` integrated for ``T`` gives a charge variance ``S·T/2``.
+* The read is single-ended, as the circuit does it: reset ``C_int`` (which leaves kT/C on
+  it), integrate for ``t_meas``, read ``q = −C_int·v_out`` once at the end. Every noise
+  term below (kT/C once, device thermal noise over the window, the op-amp's e_n through
+  the line, its broadband output noise once and its part frozen on the line capacitance
+  at the reset) is for that read; the transient-noise Monte Carlo reads the same way.
+  A start-to-end (correlated double sampled) read would cancel kT/C but count the
+  op-amp's broadband noise twice; it is not what the integrator does.
 """
 
 from __future__ import annotations
@@ -212,6 +219,18 @@ def gbw_gain_factor(g_total_s: float, c_int_f: float, gbw_hz: float) -> float:
     return 1.0 / (1.0 + g_total_s / (2.0 * math.pi * gbw_hz * c_int_f))
 
 
+def line_signal_gain(g_line_s: float, c_int_f: float, gbw_hz: float, a0: float) -> float:
+    """Fraction ``g`` of a line current's charge that reaches the output (finite A0, GBW).
+
+    :func:`finite_gain_factor` times :func:`gbw_gain_factor`; ``gbw_hz = 0`` and
+    ``a0 = inf`` each stand for an ideal op-amp (factor 1).
+    """
+    g = 1.0 if math.isinf(a0) else finite_gain_factor(a0)
+    if gbw_hz > 0.0 and c_int_f > 0.0:
+        g *= gbw_gain_factor(g_line_s, c_int_f, gbw_hz)
+    return g
+
+
 def integrator_settling_tau_s(gbw_hz: float, c_int_f: float, c_in_f: float) -> float:
     """Closed-loop time constant of an integrator with a single-pole op-amp (s).
 
@@ -258,10 +277,14 @@ class NoiseBudget:
 
     q_unit_c: float
     """Charge per weight unit (C)."""
+    signal_gain: float
+    """Fraction of a line current's charge that reaches the output (finite A0 and GBW;
+    1 for an ideal op-amp); the terms below are in weight units of that signal."""
     device_thermal_w: float
     """Thermal noise of every device on the line, both arrays (4kT·ΣG, integrated)."""
     opamp_w: float
-    """Op-amp input-referred voltage noise: through the line conductance and through C_int."""
+    """Op-amp input-referred voltage noise, single-ended read: through the line conductance,
+    its broadband output noise once, and its part frozen on the line capacitance at reset."""
     ktc_w: float
     """kT/C of the integrator reset."""
     adc_w: float
@@ -292,24 +315,46 @@ def opamp_charge_var_c2(
     c_int_f: float = 0.0,
     c_in_f: float = 0.0,
     gbw_hz: float = 0.0,
+    r_reset_ohm: float = 0.0,
+    signal_gain: float = 1.0,
 ) -> float:
-    """Charge variance from one op-amp's input-referred voltage noise (C²).
+    """Charge variance from one op-amp's input-referred voltage noise in a single-ended read (C²).
 
-    Two parts. (1) ``e_n`` at the virtual ground drives a noise current ``e_n·G`` through
-    the line's total conductance ``G``, integrated for ``T``: ``e_n²·G²·T/2``. (2) ``e_n``
-    also reaches the output directly with high-frequency gain ``1/β = 1 + C_in/C_int``
-    over the closed-loop noise bandwidth ``(π/2)·GBW·β``, a voltage variance
-    ``e_n²·(π/2)·GBW/β`` per sample. The result is the difference of the output at the end
-    and at the start of the window (the start is frozen on ``C_int`` when the reset
-    opens), two independent samples, so referred to charge this part is
-    ``2·C_int²·e_n²·(π/2)·GBW/β``; it is the same count that the reset-and-integrate window
-    ``sin²(πfT)/(πf)²`` applied to the referred spectrum gives. Part (2) is left out when
-    ``gbw_hz`` or ``c_int_f`` is 0.
+    The read the circuit performs: the reset switch (on-resistance ``R_rst``) holds
+    ``C_int`` until ``t0``, the line is integrated for ``T``, and the charge is read once,
+    ``q = −C_int·v_out(t0 + T)`` (no sample at the start of the window). With ``β =
+    C_int/(C_int + C_in)`` (``C_in`` the line capacitance on the summing node ``v_n``),
+    charge conservation at the summing node gives
+
+        ``v_out(t0+T) = v_reset + v_n(t0+T)/β − (C_in/C_int)·v_n(t0) + (G/C_int)·∫ v_n dt``,
+
+    and the op-amp holds ``v_n`` at ``e_n``. Three independent parts (``T`` ≫ the loop's
+    time constants, so ``v_n(t0)`` and ``v_n(t0+T)`` are uncorrelated):
+
+    1. ``e_n`` drives ``e_n·G`` through the line's conductance over the window:
+       ``e_n²·G²·T/2``.
+    2. The broadband output noise at the read, gain ``1/β`` over the closed-loop noise
+       bandwidth ``(π/2)·GBW·β``, counted once: ``C_int²·e_n²·(π/2)·GBW/β``. (A
+       start-to-end read, and the window ``sin²(πfT)/(πf)²`` applied to a stationary
+       ``.noise`` spectrum, count it twice; the single-ended read does not.)
+    3. ``e_n`` frozen on ``C_in`` when the switch opens. While it is closed the op-amp is a
+       follower; the charge left on the node is ``C_in·v_n`` low-passed by ``R_rst·C_int``,
+       a second-order loop with noise bandwidth ``(π/2)·GBW/(1 + 2π·GBW·R_rst·C_int)``:
+       ``C_in²·e_n²·(π/2)·GBW/(1 + 2π·GBW·R_rst·C_int)``. It matters on long lines
+       (``C_in`` ≫ ``C_int``), where it can exceed part 2.
+
+    Parts 2 and 3 are left out when ``gbw_hz`` or ``c_int_f`` is 0. The variance is
+    referred to the line's charge, like the signal: the output sees the line's currents
+    (and part 1) times ``signal_gain`` ``g`` (:func:`line_signal_gain`) but parts 2 and 3
+    directly, so those are divided by ``g²``.
     """
     var = e_n_v_per_rthz**2 * g_line_s**2 * t_meas_s / 2.0
     if gbw_hz > 0.0 and c_int_f > 0.0:
         beta = c_int_f / (c_int_f + c_in_f)
-        var += 2.0 * c_int_f**2 * e_n_v_per_rthz**2 * (math.pi / 2.0) * gbw_hz / beta
+        band = e_n_v_per_rthz**2 * (math.pi / 2.0) * gbw_hz
+        out = c_int_f**2 * band / beta
+        out += c_in_f**2 * band / (1.0 + 2.0 * math.pi * gbw_hz * r_reset_ohm * c_int_f)
+        var += out / signal_gain**2
     return var
 
 
@@ -338,6 +383,8 @@ def noise_budget(
     g_device_mean_s: float | None = None,
     c_in_f: float = 0.0,
     gbw_hz: float = 0.0,
+    r_reset_ohm: float = 0.0,
+    a0: float = math.inf,
     n_arrays: int = 2,
     temperature_k: float = ROOM_TEMPERATURE_K,
 ) -> NoiseBudget:
@@ -346,22 +393,39 @@ def noise_budget(
     The ``n_arrays`` arrays (2 for a signed pair) end on one integrator, so the summing
     node sees ``G_line = n_arrays·n_rows·G_mean`` (``g_device_mean_s``, default the mean of
     ``G_on`` and ``G_off``). Device thermal noise and op-amp noise scale with that
-    conductance; kT/C and ADC quantization are counted once.
+    conductance; kT/C and ADC quantization are counted once. The op-amp term is the
+    single-ended read of :func:`opamp_charge_var_c2` (``c_in_f``, ``gbw_hz`` and
+    ``r_reset_ohm`` give its broadband and reset parts).
+
+    Weight units are those of the signal as it reaches the output: a line current arrives
+    there times ``g`` (:func:`line_signal_gain`, from ``a0`` and ``gbw_hz``), and so do
+    the devices' noise and the op-amp's e_n·G part; kT/C (left on C_int), the op-amp's
+    broadband and reset parts and the ADC act at the output itself, so in weight units
+    they are larger by ``1/g``. ``g = 1`` with the defaults (ideal op-amp).
     """
     g_mean = 0.5 * (g_on_s + g_off_s) if g_device_mean_s is None else g_device_mean_s
     g_line = n_arrays * n_rows * g_mean
+    gain = line_signal_gain(g_line, c_int_f, gbw_hz, a0)
     q_unit = charge_per_weight_unit_c(v_read_v, t_meas_s, g_on_s, g_off_s, w_max)
     var_dev = device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
     var_amp = opamp_charge_var_c2(
-        e_n_v_per_rthz, g_line, t_meas_s, c_int_f=c_int_f, c_in_f=c_in_f, gbw_hz=gbw_hz
+        e_n_v_per_rthz,
+        g_line,
+        t_meas_s,
+        c_int_f=c_int_f,
+        c_in_f=c_in_f,
+        gbw_hz=gbw_hz,
+        r_reset_ohm=r_reset_ohm,
+        signal_gain=gain,
     )
     var_ktc = ktc_charge_var_c2(c_int_f, temperature_k=temperature_k)
     return NoiseBudget(
         q_unit_c=q_unit,
+        signal_gain=gain,
         device_thermal_w=math.sqrt(var_dev) / q_unit,
         opamp_w=math.sqrt(var_amp) / q_unit,
-        ktc_w=math.sqrt(var_ktc) / q_unit,
-        adc_w=adc_quantization_w(adc_bits, alpha_w),
+        ktc_w=math.sqrt(var_ktc) / (gain * q_unit),
+        adc_w=adc_quantization_w(adc_bits, alpha_w) / gain,
     )
 
 
@@ -379,6 +443,8 @@ def acceptable_opamp_noise_v_per_rthz(
     adc_bits: int | None,
     c_in_f: float = 0.0,
     gbw_hz: float = 0.0,
+    r_reset_ohm: float = 0.0,
+    a0: float = math.inf,
     n_arrays: int = 2,
     temperature_k: float = ROOM_TEMPERATURE_K,
     include_ktc: bool = True,
@@ -388,8 +454,10 @@ def acceptable_opamp_noise_v_per_rthz(
     The device pair is fixed by the mean resistance (IR-drop budget) and the on/off ratio
     (:func:`device_conductances_s`); ``C_int`` maps the bound α onto the op-amp swing
     (:func:`c_int_for_bound_f`). The op-amp's charge variance is linear in ``e_n²``
-    (:func:`opamp_charge_var_c2`), so the answer is what remains of ``(σ·Q_unit)²`` after
-    device thermal noise, kT/C and ADC quantization, divided by that coefficient. Returns
+    (:func:`opamp_charge_var_c2`, single-ended read), so the answer is what remains of
+    ``(σ·Q_unit)²`` after device thermal noise, kT/C and ADC quantization, divided by that
+    coefficient. Terms are referred through the line's signal gain as in
+    :func:`noise_budget` (``a0``, ``gbw_hz``). Returns
     NaN where the other sources alone already exceed σ (no op-amp is quiet enough).
     ``adc_bits=None`` and ``include_ktc=False`` leave those two out (paper A's accounting
     splits σ between the devices' thermal noise and the op-amp only).
@@ -398,15 +466,25 @@ def acceptable_opamp_noise_v_per_rthz(
     q_unit = charge_per_weight_unit_c(v_read_v, t_meas_s, g_on, g_off, w_max)
     c_int = c_int_for_bound_f(alpha_w, q_unit, v_swing_v)
     g_line = n_arrays * n_rows / r_mean_ohm
+    gain = line_signal_gain(g_line, c_int, gbw_hz, a0)
     var_other = device_thermal_charge_var_c2(g_line, t_meas_s, temperature_k=temperature_k)
     if include_ktc:
-        var_other += ktc_charge_var_c2(c_int, temperature_k=temperature_k)
+        var_other += ktc_charge_var_c2(c_int, temperature_k=temperature_k) / gain**2
     if adc_bits is not None:
-        var_other += (adc_quantization_w(adc_bits, alpha_w) * q_unit) ** 2
+        var_other += (adc_quantization_w(adc_bits, alpha_w) * q_unit / gain) ** 2
     remaining = (sigma_total_w * q_unit) ** 2 - var_other
     if remaining <= 0.0:
         return math.nan
-    coeff = opamp_charge_var_c2(1.0, g_line, t_meas_s, c_int_f=c_int, c_in_f=c_in_f, gbw_hz=gbw_hz)
+    coeff = opamp_charge_var_c2(
+        1.0,
+        g_line,
+        t_meas_s,
+        c_int_f=c_int,
+        c_in_f=c_in_f,
+        gbw_hz=gbw_hz,
+        r_reset_ohm=r_reset_ohm,
+        signal_gain=gain,
+    )
     return math.sqrt(remaining / coeff)
 
 

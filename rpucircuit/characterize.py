@@ -45,7 +45,7 @@ from rpucircuit.fileio import atomic_path, atomic_write_text
 
 KIND = "characterization"
 """HDF5 kind of a campaign file."""
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Layout version of the campaign file (docs/characterization-schema.md)."""
 RESULT_NAME = "characterization.h5"
 """File name of the campaign's HDF5 result in the output folder."""
@@ -515,6 +515,8 @@ def budget_curve(cfg: CircuitConfig, campaign: CampaignConfig) -> dict[str, Any]
             "v_swing_v": p.v_out_max_v,
             "c_in_f": c_in,
             "gbw_hz": p.gbw_hz,
+            "r_reset_ohm": p.r_reset_ohm,
+            "a0": p.a0,
             "n_arrays": t.n_arrays,
             "temperature_k": p.temperature_k,
         }
@@ -855,9 +857,16 @@ def write_report(
         "",
         "## Noise (one output line, σ in weight units over t_meas)",
         "",
-        f"- `.noise` through the integration window: σ = {nz['sigma_sim_w']:.5f}; analytic "
+        "Read model everywhere (analytic budget, `.noise` reference, Monte Carlo): "
+        "single-ended — reset C_int, integrate t_meas, read −C_int·v(out) once; kT/C counts "
+        "once, the op-amp's broadband output noise once, plus its e_n frozen on the line "
+        "capacitance when the reset opens.",
+        "",
+        f"- `.noise` for that read: σ = {nz['sigma_sim_w']:.5f}; analytic "
         f"device + op-amp: {math.hypot(b['device_thermal_w'], b['opamp_w']):.5f} "
-        f"(device {b['device_thermal_w']:.5f}, op-amp {b['opamp_w']:.5f}).",
+        f"(device {b['device_thermal_w']:.5f}, op-amp {b['opamp_w']:.5f}). A start-to-end "
+        f"read (the plain window of the spectrum, op-amp broadband noise at both ends) "
+        f"would give {nz['sigma_window_w']:.5f}.",
         f"- Device thermal noise alone: `.noise` {nz['sigma_sim_no_opamp_w']:.5f} vs "
         f"analytic {b['device_thermal_w']:.5f}. Both are referred through the line's "
         f"measured charge gain {nz['signal_gain']:.4f} (finite A0 and the GBW-limited "
@@ -907,7 +916,9 @@ def write_report(
         f"{bt['signal_gain'] * 100:.1f} % of each line current reaches C_int: the op-amp's "
         f"GBW-limited virtual ground (1/(2π·GBW·C_int)) competes with the line; keeping the "
         f"loss under 1 % needs GBW ≥ {bt['gbw_for_1pct_loss_hz'] / 1e9:.0f} GHz at this "
-        "C_int. Signal and noise lose alike, so the noise budget in weight units holds.",
+        "C_int. The devices' noise and the op-amp's e_n·G lose alike with the signal; kT/C, "
+        "the op-amp's broadband and reset parts and the ADC act at the output and grow by "
+        "1/gain in weight units; the tables count them so.",
     ]
     lines += ["", "Smallest on/off ratio that meets σ (all sources counted):", ""]
     for i, tm in enumerate(bt["t_meas_s"]):

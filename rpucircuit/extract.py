@@ -588,9 +588,16 @@ class NoiseResult:
     """Fraction of a line current that reaches C_int (from the same ``.noise`` run); the
     output noise is referred to weight units through it, like the signal."""
     sigma_sim_w: float
-    """σ of the output over one t_meas window from the spectrum (weight units)."""
+    """σ of the single-ended read (reset, integrate t_meas, read once) from ngspice's
+    spectra (weight units): the devices through the window ``sin²(πfT)/(πf)²``, the op-amp
+    by :func:`opamp_noise_reference_c2` (its broadband part once) plus its part frozen on
+    the line capacitance at the reset (``.noise`` of the summing node with the switch
+    closed). kT/C and the ADC are not in it (see ``budget``)."""
     sigma_sim_no_opamp_w: float
     """The same with the op-amp's e_n set to 0 (device thermal noise alone)."""
+    sigma_window_w: float
+    """The whole spectrum through the window: what a start-to-end read of a stationary
+    integrator would see (op-amp broadband noise at both ends), for comparison."""
     budget: NoiseBudget
     """Analytic budget of the same line (device thermal, op-amp, kT/C, ADC)."""
     g_line_s: float
@@ -600,7 +607,7 @@ class NoiseResult:
 
     @property
     def sigma_analytic_w(self) -> float:
-        """Device thermal and op-amp noise of the analytic budget (what ``.noise`` sees)."""
+        """Device thermal and op-amp noise of the analytic budget (what ``sigma_sim_w`` counts)."""
         b = self.budget
         return math.sqrt(b.device_thermal_w**2 + b.opamp_w**2)
 
@@ -649,6 +656,57 @@ def _spectrum(
     return f, onoise**2, float(np.median(gains))
 
 
+def _reset_opamp_var_c2(
+    cfg: CircuitConfig, n: int, *, workdir: Path, timeout_s: float, f_stop_hz: float
+) -> float:
+    """The op-amp's e_n frozen on the line capacitance when the reset opens (C²), from ngspice.
+
+    ``.noise`` of the summing node ``v_n`` with the reset switch closed (the integrator a
+    follower through ``R_rst ‖ C_int``): charge conservation leaves ``C_in·v_n`` low-passed
+    by ``R_rst·C_int`` on the node when the switch opens (part 3 of
+    :func:`rpucircuit.analytic.opamp_charge_var_c2`), so the variance is
+    ``C_in²·∫ S_vn(f)/(1 + (2πf·R_rst·C_int)²) df`` with ``C_in`` the line capacitance.
+    The devices' own noise is in ``S_vn`` too but the closed loop holds the node against
+    it (≪ 1 % here).
+    """
+    g_pos, g_neg = _noise_line_g(cfg, n)
+    net = build_noise(cfg, g_pos, g_neg, points_per_decade=20, f_stop_hz=f_stop_hz)
+    elements = tuple(
+        dataclasses.replace(
+            el, params=tuple((k, 1.0 if k == "treset" else v) for k, v in el.params)
+        )
+        if isinstance(el, Instance)
+        else el
+        for el in net.elements
+    )
+    old = net.analyses[0]
+    assert isinstance(old, Noise)
+    net = dataclasses.replace(
+        net, elements=elements, analyses=(dataclasses.replace(old, output="sum0"),)
+    )
+    res = _run(net, name="noise-reset", workdir=workdir, timeout_s=timeout_s)
+    try:
+        plot = res.plot("noise spectral")
+        f = np.asarray(np.real(plot["frequency"]), dtype=np.float64)
+        s_vn = np.asarray(np.real(plot["onoise_spectrum"]), dtype=np.float64) ** 2
+    except KeyError as exc:
+        raise ExtractionError(f"noise output incomplete: {exc}") from exc
+    p = cfg.periphery
+    c_in = cfg.tile.n_arrays * n * cfg.tile.c_seg_row_f
+    lowpass = 1.0 / (1.0 + (2.0 * math.pi * f * p.r_reset_ohm * cfg.c_int_f) ** 2)
+    return c_in**2 * float(np.trapezoid(s_vn * lowpass, f))
+
+
+def _flat_band_hz(cfg: CircuitConfig, g_tot_s: float, c_in_f: float) -> tuple[float, float]:
+    """Band where the op-amp's referred current noise is its flat ``e_n²·G²`` (Hz): well
+    above the finite-gain leak, well below ``G/(2π·(C_int + C_in))``."""
+    c = cfg.c_int_f
+    return (
+        20.0 * g_tot_s / (2.0 * math.pi * c * (1.0 + cfg.periphery.a0)),
+        0.05 * g_tot_s / (2.0 * math.pi * (c + c_in_f)),
+    )
+
+
 def noise_case(
     cfg: CircuitConfig,
     *,
@@ -666,15 +724,30 @@ def noise_case(
     )
     s_i = current_psd_from_integrator_output(f, s_v, cfg.c_int_f)
     q_unit = cfg.q_unit_c
-    sigma = math.sqrt(windowed_charge_variance_c2(f, s_i, p.t_meas_s)) / (q_unit * gain)
     quiet = with_periphery(cfg, e_n_v_per_rthz=0.0)
     f0, s_v0, gain0 = _spectrum(
         quiet, n, name="noise-quiet", workdir=workdir, timeout_s=timeout_s, f_stop_hz=f_stop_hz
     )
+    if f.shape != f0.shape or not np.allclose(f, f0, rtol=1e-9):
+        raise ExtractionError("the two noise sweeps have different frequency grids")
     s_i0 = current_psd_from_integrator_output(f0, s_v0, cfg.c_int_f)
-    sigma0 = math.sqrt(windowed_charge_variance_c2(f0, s_i0, p.t_meas_s)) / (q_unit * gain0)
+    var_dev = windowed_charge_variance_c2(f0, s_i0, p.t_meas_s)
+    sigma0 = math.sqrt(var_dev) / (q_unit * gain0)
     d = cfg.device
     c_in = cfg.tile.n_arrays * n * cfg.tile.c_seg_row_f
+    g_line = cfg.tile.n_arrays * n * d.g_mean_s
+    # Single-ended read: devices through the window, the op-amp's broadband part once
+    # (not at both window ends) and its part frozen on C_in at the reset.
+    var_amp = opamp_noise_reference_c2(
+        f,
+        s_i,
+        s_i0,
+        t_meas_s=p.t_meas_s,
+        dt_amp_s=0.0,
+        f_flat_hz=_flat_band_hz(cfg, g_line, c_in),
+    ) + _reset_opamp_var_c2(cfg, n, workdir=workdir, timeout_s=timeout_s, f_stop_hz=f_stop_hz)
+    sigma = math.sqrt(var_dev + var_amp) / (q_unit * gain)
+    window_w = math.sqrt(windowed_charge_variance_c2(f, s_i, p.t_meas_s)) / (q_unit * gain)
     budget = an.noise_budget(
         n_rows=n,
         g_on_s=d.g_on_s,
@@ -689,6 +762,8 @@ def noise_case(
         g_device_mean_s=d.g_mean_s,
         c_in_f=c_in,
         gbw_hz=p.gbw_hz,
+        r_reset_ohm=p.r_reset_ohm,
+        a0=p.a0,
         n_arrays=cfg.tile.n_arrays,
         temperature_k=p.temperature_k,
     )
@@ -700,8 +775,9 @@ def noise_case(
         signal_gain=gain,
         sigma_sim_w=sigma,
         sigma_sim_no_opamp_w=sigma0,
+        sigma_window_w=window_w,
         budget=budget,
-        g_line_s=cfg.tile.n_arrays * n * d.g_mean_s,
+        g_line_s=g_line,
         c_in_f=c_in,
     )
 
@@ -779,7 +855,10 @@ class NoiseMonteCarloResult:
     window; a single-ended read from a reset sees it once, so the op-amp's part is
     ``(window + low-frequency part)/2``, the low-frequency part being its flat current
     density ``e_n²·G²`` (read from the spectra) times T/2. The op-amp spectrum is weighted
-    by ``sinc⁴(f·dt_amp)``, the spectrum of linearly interpolated white samples.
+    by ``sinc⁴(f·dt_amp)``, the spectrum of linearly interpolated white samples. Added to
+    it is the op-amp's e_n frozen on the line capacitance when the switch opens (``.noise``
+    of the summing node with the switch closed). This is the same single-ended read as
+    :func:`rpucircuit.analytic.noise_budget` and :func:`noise_case`.
     """
 
     n_devices: int
@@ -851,7 +930,10 @@ def opamp_noise_reference_c2(
     ``sinc⁴(f·dt_amp)`` (linearly interpolated white samples every ``dt_amp``) and put
     through the window; the window counts the broadband output noise twice (both ends),
     the read once, so the result is ``(window + S_flat·T/2)/2`` with ``S_flat`` the
-    median op-amp current density in ``f_flat_hz`` (where it is ``e_n²·G²``).
+    median op-amp current density in ``f_flat_hz`` (where it is ``e_n²·G²``). The part
+    of e_n frozen on the line capacitance at the reset is not in a stationary spectrum;
+    :func:`noise_case` and :func:`noise_monte_carlo` add it from a ``.noise`` of the reset
+    phase. ``dt_amp_s = 0`` leaves the sinc⁴ weighting out (a continuous e_n).
     """
     f = np.asarray(f_hz, dtype=np.float64)
     full = np.asarray(s_i_full_a2_per_hz, dtype=np.float64)
@@ -999,17 +1081,15 @@ def noise_monte_carlo(
                 raise ExtractionError("the two noise sweeps have different frequency grids")
             g_tot = float(np.sum(g_pos) + (0.0 if g_neg is None else np.sum(g_neg)))
             c_in = cfg.tile.n_arrays * n_devices * cfg.tile.c_seg_row_f
-            f_flat = (
-                20.0 * g_tot / (2.0 * math.pi * c_int * (1.0 + p.a0)),
-                0.05 * g_tot / (2.0 * math.pi * (c_int + c_in)),
-            )
             var_amp = opamp_noise_reference_c2(
                 f,
                 current_psd_from_integrator_output(f, s_v, c_int),
                 s_i0,
                 t_meas_s=t_meas,
                 dt_amp_s=dt_amp,
-                f_flat_hz=f_flat,
+                f_flat_hz=_flat_band_hz(cfg, g_tot, c_in),
+            ) + _reset_opamp_var_c2(
+                cfg, n_devices, workdir=workdir, timeout_s=timeout_s, f_stop_hz=100e9
             )
     if use_ktc:
         ktc = ktc_case(cfg, workdir=workdir, timeout_s=timeout_s)

@@ -134,12 +134,14 @@ def test_update_recovers_k_and_dg_min(tmp_path: Path, k: float) -> None:
 
 @pytest.mark.parametrize("n", [32, 1024])
 def test_noise_matches_analytic_budget(tmp_path: Path, n: int) -> None:
-    # `.noise` through the integration window, referred to weight units through the line's
-    # measured charge gain, vs 2kT·ΣG·T (device thermal) and the op-amp terms. The budget
-    # neglects the finite-gain leak below ~f_leak (< 1 % of the window) and assumes a
-    # single-pole closed loop; tolerance 3 %. With 1024 devices per array the GBW-limited
-    # virtual ground (1/(2π·GBW·C_int) ≈ 1.5 kΩ next to the line's 11.7 kΩ) takes ~12 % of
-    # every current; the measured gain matches the analytic factors within 1 %.
+    # `.noise` for the single-ended read (devices through the integration window, the
+    # op-amp's broadband output noise once, its e_n frozen on C_in at the reset), referred
+    # to weight units through the line's measured charge gain, vs 2kT·ΣG·T (device thermal)
+    # and the analytic single-ended op-amp terms. The budget neglects the finite-gain leak
+    # below ~f_leak (< 1 % of the window) and assumes a single-pole closed loop; tolerance
+    # 3 %. With 1024 devices per array the GBW-limited virtual ground (1/(2π·GBW·C_int) ≈
+    # 1.5 kΩ next to the line's 11.7 kΩ) takes ~12 % of every current; the measured gain
+    # matches the analytic factors within 1 %.
     cfg = gokmen_vlasov_2016()
     res = ex.noise_case(cfg, n_devices=n, workdir=tmp_path)
     assert res.sigma_sim_no_opamp_w == pytest.approx(res.budget.device_thermal_w, rel=0.03)
@@ -147,6 +149,24 @@ def test_noise_matches_analytic_budget(tmp_path: Path, n: int) -> None:
     p = cfg.periphery
     gain = an.finite_gain_factor(p.a0) * an.gbw_gain_factor(res.g_line_s, cfg.c_int_f, p.gbw_hz)
     assert res.signal_gain == pytest.approx(gain, rel=0.01)
+    if n == 32:
+        # On a short line the op-amp's broadband noise dominates: the start-to-end read
+        # (it twice) is > 15 % above the single-ended one, so the 3 % check above tells
+        # the two read models apart.
+        assert res.sigma_window_w > 1.15 * res.sigma_sim_w
+
+
+def test_noise_on_the_budgets_4096_line_matches_analytic(tmp_path: Path) -> None:
+    # The acceptable-op-amp-noise curve's line: 4096 devices per array, C_in ≈ 6.3·C_int
+    # and only ~65 % of a line current reaching C_int. Here the op-amp's e_n frozen on C_in
+    # at the reset is larger than its broadband part at the read, and kT/C-like output
+    # terms grow by 1/gain in weight units; `.noise` for the single-ended read vs the
+    # analytic budget within the same 3 % (measured 0.4 %). The measured gain (0.63) sits
+    # ~4 % below the first-order analytic factors at this size; not asserted here.
+    cfg = gokmen_vlasov_2016()
+    res = ex.noise_case(cfg, n_devices=4096, workdir=tmp_path)
+    assert res.sigma_sim_w == pytest.approx(res.sigma_analytic_w, rel=0.03)
+    assert res.sigma_sim_no_opamp_w == pytest.approx(res.budget.device_thermal_w, rel=0.03)
 
 
 def test_reset_switch_noise_is_kt_over_c(tmp_path: Path) -> None:

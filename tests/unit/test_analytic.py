@@ -132,13 +132,43 @@ def test_noise_terms_hand_values() -> None:
     # 2kT·G·T with G = 1 µS, T = 100 ns.
     assert an.device_thermal_charge_var_c2(1e-6, 1e-7) == pytest.approx(2 * kt * 1e-13, rel=1e-12)
     assert an.ktc_charge_var_c2(100e-15) == pytest.approx(kt * 100e-15, rel=1e-12)
-    # e_n²G²T/2 only, then plus 2·C²e_n²(π/2)GBW/β (two samples) with β = 0.5.
+    # e_n²G²T/2 only, then plus the single-ended read's C_int²e_n²(π/2)GBW/β (one sample,
+    # β = 0.5) and, with an ideal switch, C_in²e_n²(π/2)GBW frozen at the reset.
     low = an.opamp_charge_var_c2(1e-8, 1e-4, 1e-7)
     assert low == pytest.approx(1e-16 * 1e-8 * 1e-7 / 2, rel=1e-12)
     full = an.opamp_charge_var_c2(1e-8, 1e-4, 1e-7, c_int_f=1e-13, c_in_f=1e-13, gbw_hz=1e9)
-    assert full - low == pytest.approx(2 * 1e-26 * 1e-16 * math.pi / 2 * 1e9 / 0.5, rel=1e-12)
+    band = 1e-16 * math.pi / 2 * 1e9
+    assert full - low == pytest.approx(1e-26 * band / 0.5 + 1e-26 * band, rel=1e-12)
     # 9 bits over ±12: LSB 0.046875, /√12 = 0.013532.
     assert an.adc_quantization_w(9, 12.0) == pytest.approx(0.0135316, rel=1e-5)
+
+
+def test_opamp_reset_part_matches_the_follower_loop_integral() -> None:
+    # Part 3 of the single-ended read: while the switch (R) is closed the op-amp
+    # (A = ω_t/s) follows e_n through R ‖ C_int into C_in; the charge frozen on the node is
+    # C_in·v_n/(1 + sRC_int) = C_in·ω_t/(R·C_tot·s² + (1 + ω_t·R·C_int)·s + ω_t) times e_n.
+    # Independent reference: that transfer's |H|² integrated numerically (quad, 1e-6).
+    from scipy.integrate import quad
+
+    e_n, c_int, c_in, gbw, r = 1e-8, 1e-13, 6e-13, 1e9, 1e3
+    wt = 2 * math.pi * gbw
+
+    def h2(f: float) -> float:
+        s = 2j * math.pi * f
+        den = r * (c_int + c_in) * s**2 + (1 + wt * r * c_int) * s + wt
+        return float(abs(c_in * wt / den) ** 2)
+
+    ref = e_n**2 * sum(quad(h2, a, b, limit=200)[0] for a, b in ((0, 1e9), (1e9, 1e11)))
+    ref += e_n**2 * quad(h2, 1e11, math.inf)[0]
+    kw = {"c_int_f": c_int, "c_in_f": c_in, "gbw_hz": gbw}
+    got = (
+        an.opamp_charge_var_c2(e_n, 0.0, 1e-7, r_reset_ohm=r, **kw)
+        - an.opamp_charge_var_c2(
+            e_n, 0.0, 1e-7, r_reset_ohm=r, c_int_f=c_int, c_in_f=0.0, gbw_hz=gbw
+        )
+        * (c_int / (c_int + c_in)) ** -1
+    )
+    assert got == pytest.approx(ref, rel=1e-6)
 
 
 def test_integrated_white_noise_variance_matches_monte_carlo(rng: np.random.Generator) -> None:
