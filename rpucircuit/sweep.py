@@ -252,20 +252,20 @@ def run_jobs(
     t0 = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
-    todo: list[Job] = []
+    todo: dict[str, Job] = {}
     for job in jobs:
-        if job.key in results or any(t.key == job.key for t in todo):
+        if job.key in results or job.key in todo:
             continue  # the same config twice (e.g. cases a quick schedule makes equal): run once
         if cache.has(job.key):
             results[job.key] = cache.load(job.key)
         else:
-            todo.append(job)
+            todo[job.key] = job
     failures: list[str] = []
     if todo:
         if scheduler is not None:
-            stream = _run_dask(fn, todo, scheduler, connect_timeout_s)
+            stream = _run_dask(fn, list(todo.values()), scheduler, connect_timeout_s)
         else:
-            stream = _run_pool(fn, todo, n_workers or os.cpu_count() or 1)
+            stream = _run_pool(fn, list(todo.values()), n_workers or os.cpu_count() or 1)
         bar = _progress(len(todo), progress)
         for job, result, secs, error in stream:
             if error is not None or result is None:

@@ -14,7 +14,7 @@ import pytest
 
 from rpucircuit import store, sweep
 from rpucircuit.config.base import check_nonnegative, config_key
-from rpucircuit.errors import ConfigError, SweepError
+from rpucircuit.errors import ConfigError, StoreError, SweepError
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -110,7 +110,7 @@ def test_cache_entry_of_another_job(tmp_path: Path) -> None:
     cache = sweep.ResultCache(tmp_path)
     cache.save(a, {"value": 1.0})
     cache.path(a.key).rename(cache.path(b.key))
-    with pytest.raises(Exception, match="holds the result of job"):
+    with pytest.raises(StoreError, match="holds the result of job"):
         cache.load(b.key)
 
 
