@@ -249,6 +249,10 @@ def run_jobs(
         raise ConfigError(f"n_workers = {n_workers}: must be >= 1")
     keys = [job.key for job in jobs]
     cache = ResultCache(cache_dir)
+    try:  # before any job runs: a cache that cannot be written would lose every result
+        cache.folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the job cache folder {cache.folder}: {exc}") from exc
     t0 = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}

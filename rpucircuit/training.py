@@ -246,6 +246,8 @@ def train(
         raise ConfigError(f"stop_after = {stop_after}: must be >= 1 (epochs in total)")
     if resume and overwrite:
         raise ConfigError("resume and overwrite exclude each other: continue or start over")
+    if out is not None and out.exists() and not out.is_dir():
+        raise StoreError(f"output folder {out} is a file; give a folder with --out")
     if resume:
         if ckpt is None:
             raise UnsupportedError("resume needs an output folder holding checkpoint.h5")

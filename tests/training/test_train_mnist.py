@@ -193,6 +193,9 @@ def test_training_errors(mnist: Mnist, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="resume and overwrite exclude each other"):
         train(SMALL, tmp_path / "both", data=mnist, progress=False, resume=True, overwrite=True)
     assert not (tmp_path / "zero").exists() and not (tmp_path / "both").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match=r"output folder .*file is a file"):
+        train(SMALL, tmp_path / "file", data=mnist, progress=False)
     train(SMALL, tmp_path / "x", data=mnist, progress=False, stop_after=1)
     other = dataclasses.replace(SMALL, seed=6)
     with pytest.raises(StoreError, match="written by a different config"):

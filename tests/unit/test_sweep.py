@@ -105,6 +105,13 @@ def test_bad_workers(tmp_path: Path) -> None:
         sweep.run_jobs(toy_job, toy_jobs(1), cache_dir=tmp_path, n_workers=0, progress=False)
 
 
+def test_unwritable_cache_refused_before_any_job(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot create the job cache folder"):
+        sweep.run_jobs(toy_job, toy_jobs(2), cache_dir=blocker / "cache", progress=False)
+
+
 def test_cache_entry_of_another_job(tmp_path: Path) -> None:
     a, b = toy_jobs(2)
     cache = sweep.ResultCache(tmp_path)
