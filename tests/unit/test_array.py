@@ -65,6 +65,7 @@ def test_quiet_io_equals_exact_mvm(rng: np.random.Generator) -> None:
     w = rng.normal(0, 0.3, (6, 9))
     tile.set_weights(w)
     x = rng.uniform(-1, 1, 9)
+    # summation order only (kernel loop vs numpy): 9 products of O(0.3), 1e-13 leaves margin
     np.testing.assert_allclose(tile.forward(x), w @ x, rtol=0, atol=1e-13)
 
 
@@ -104,6 +105,7 @@ def test_inputs_beyond_the_dac_range_are_clipped_unless_managed(
     x = np.array([3.0, -2.0, 0.5, 0.1, -0.7, 1.5])
     plain = _tile(4, 6, rng)
     plain.set_weights(w)
+    # no quantization or noise: only summation order and the x/s·s round trip (1e-16 rel)
     np.testing.assert_allclose(plain.forward(x), w @ np.clip(x, -1, 1), rtol=0, atol=1e-13)
     managed = _tile(4, 6, rng, forward=dataclasses.replace(QUIET, noise_management=True))
     managed.set_weights(w)
@@ -154,6 +156,7 @@ def test_adc_quantization_step(rng: np.random.Generator) -> None:
     x = rng.uniform(-1, 1, 10)
     y = tile.forward(x)
     step = 24 / 510
+    # y = k·step in floating point: |y/step| < 260, so its rounding error is far below 1e-9
     np.testing.assert_allclose(y / step, np.rint(y / step), rtol=0, atol=1e-9)
     assert np.max(np.abs(y - w @ x)) <= step / 2 + 1e-12  # rounding error at most half a step
 
@@ -165,12 +168,14 @@ def test_attenuation_map_scales_reads_not_weights(rng: np.random.Generator) -> N
     tile.set_weights(w)
     tile.set_attenuation(att)
     x, d = rng.normal(0, 1, 6), rng.normal(0, 1, 4)
+    # summation order only: sums of 4-6 O(1) products, 1e-13 absolute leaves margin
     np.testing.assert_allclose(tile.forward(x), (att * w) @ x, rtol=0, atol=1e-13)
     np.testing.assert_allclose(tile.backward(d), d @ (att * w), rtol=0, atol=1e-13)
     np.testing.assert_array_equal(tile.get_weights(), w)
     np.testing.assert_array_equal(tile.get_attenuation(), att)
     tile.update(x, d, 0.5)
     w2 = w - 0.5 * np.outer(d, x)
+    # the update rounds each O(1-10) weight once more; 1e-12 covers that plus the sum order
     np.testing.assert_allclose(tile.forward(x), (att * w2) @ x, rtol=0, atol=1e-12)
 
 
@@ -194,7 +199,8 @@ def test_attenuation_is_refreshed_by_the_pulsed_update(
     for _ in range(20):
         tile.update(rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 5), 0.01)
     x = rng.uniform(-1, 1, 7)
-    np.testing.assert_allclose(tile.forward(x), (att * tile.get_weights()) @ x, atol=1e-13)
+    # float64 read copy, only the summation order differs: 7 products of O(0.3) -> 1e-13
+    np.testing.assert_allclose(tile.forward(x), (att * tile.get_weights()) @ x, rtol=0, atol=1e-13)
 
 
 # --------------------------------------------------------------------------- devices
