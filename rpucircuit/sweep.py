@@ -760,6 +760,11 @@ def run_experiment(
     """Run an experiment's jobs (cached) and write ``results.h5``, ``results.csv``,
     ``summary.md`` and plots into ``out_dir``."""
     out = Path(out_dir)
+    if quick and not exp.quick and not exp.quick_grid:
+        raise ConfigError(
+            f"experiment {exp.name!r} has no [quick] or [quick_grid] table: --quick would run "
+            "the full schedule under a 'quick' label; add one, or run without --quick"
+        )
     jobs = exp.jobs(quick=quick)
     fn: JobFn = resolve(exp.job)
     run = run_jobs(

@@ -205,6 +205,14 @@ def test_experiment_jobs() -> None:
     assert {j.key for j in jobs}.isdisjoint({j.key for j in exp.jobs(quick=True)})
 
 
+def test_quick_without_a_quick_schedule_is_refused(tmp_path: Path) -> None:
+    text = EXPERIMENT.split("[quick]")[0]
+    exp = sweep.parse_experiment(text)
+    with pytest.raises(ConfigError, match=r"has no \[quick\] or \[quick_grid\] table"):
+        sweep.run_experiment(exp, tmp_path / "out", quick=True, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_run_experiment_outputs(tmp_path: Path) -> None:
     exp = sweep.parse_experiment(EXPERIMENT)
     out = sweep.run_experiment(exp, tmp_path, n_workers=2, progress=False)
