@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -43,15 +44,24 @@ def run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.experiment)
     name = exp.name + ("-quick" if args.quick else "")
     out = args.out if args.out is not None else Path("runs") / "sweeps" / name
-    result = run_experiment(
-        exp,
-        out,
-        quick=args.quick,
-        scheduler=args.scheduler,
-        n_workers=args.jobs,
-        cache_dir=args.cache,
-        progress=not args.no_progress,
-    )
+    try:
+        result = run_experiment(
+            exp,
+            out,
+            quick=args.quick,
+            scheduler=args.scheduler,
+            n_workers=args.jobs,
+            cache_dir=args.cache,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        cache = args.cache if args.cache is not None else out / "cache"
+        print(
+            f"interrupted; finished jobs are cached in {cache}: "
+            "the same command again runs only the others",
+            file=sys.stderr,
+        )
+        raise
     r = result.run
     print(
         f"{exp.name}: {len(r.results)} jobs ({sum(r.cached)} cached) in {r.wall_s:.1f} s; "

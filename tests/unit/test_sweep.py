@@ -370,3 +370,22 @@ def test_pool_workers_run_single_threaded(tmp_path: Path, monkeypatch: pytest.Mo
     run = sweep.run_jobs(env_job, toy_jobs(2), cache_dir=tmp_path, n_workers=2, progress=False)
     assert [r["update_thread"] for r in run.results] == ["0", "0"]
     assert [r["blas"] for r in run.results] == ["1", "1"]
+
+
+def test_cli_sweep_ctrl_c_says_how_to_continue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C anywhere in the run: exit 130 and where the finished jobs are kept."""
+    from rpucircuit import cli
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_experiment", interrupted)
+    p = tmp_path / "toy.toml"
+    p.write_text(EXPERIMENT)
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(p), "--out", str(out), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert f"finished jobs are cached in {out / 'cache'}" in err
+    assert "rpucircuit sweep: interrupted" in err
