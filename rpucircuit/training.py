@@ -257,9 +257,9 @@ def train(
         raise StoreError(
             f"{ckpt} exists: continue it with --resume, or start over with --overwrite"
         )
-    x_train, y_train, x_test, y_test = _load_data(cfg, data)
     net_rng, order_rng = _generators(cfg.seed)
-    network = build_network(cfg, rng=net_rng)
+    network = build_network(cfg, rng=net_rng)  # refuses a model file before the data loads
+    x_train, y_train, x_test, y_test = _load_data(cfg, data)
     history = _empty_history()
     done = 0
     if resume and ckpt is not None:  # (resume without a folder was refused above)
