@@ -89,6 +89,22 @@ def test_resume_equals_uninterrupted(cfg: TrainingConfig, mnist: Mnist, tmp_path
         np.testing.assert_array_equal(straight.history[k], resumed.history[k])  # exact
 
 
+def start_until_first_checkpoint(
+    cfg: TrainingConfig, cfg_file: Path, out: Path
+) -> subprocess.Popen[str]:
+    """Start ``rpucircuit train`` in a process; return once its first checkpoint exists."""
+    cfg_file.write_text(to_toml(cfg))
+    cmd = [sys.executable, "-m", "rpucircuit.cli", "train", str(cfg_file), "--out", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while not (out / "checkpoint.h5").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.005)
+    return proc
+
+
 def test_resume_after_kill(mnist: Mnist, tmp_path: Path) -> None:
     """Kill a real ``rpucircuit train`` process after its first checkpoint, resume: same end."""
     # 8,000 images: an epoch lasts most of a second even at ~10,000 samples/s, so the kill
@@ -97,16 +113,10 @@ def test_resume_after_kill(mnist: Mnist, tmp_path: Path) -> None:
         network="fc", epochs=2, lr=0.1, n_train=8000, n_test=200, seed=9, model=RPU
     )
     cfg_file = tmp_path / "run.toml"
-    cfg_file.write_text(to_toml(cfg))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "rpucircuit.cli", "train", str(cfg_file), "--out", str(out)]
-    proc = subprocess.Popen([*cmd, "--no-progress"], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while not (out / "checkpoint.h5").exists() and proc.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.005)
+    proc = start_until_first_checkpoint(cfg, cfg_file, out)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.communicate(timeout=60)
     before, _ = store.load(out / "checkpoint.h5", kind="checkpoint")
     assert before["epoch"] == 1  # killed during epoch 2
     assert cli.main(["train", str(cfg_file), "--out", str(out), "--resume", "--no-progress"]) == 0
@@ -163,16 +173,8 @@ def test_cli_train_ctrl_c_says_how_to_resume(mnist: Mnist, tmp_path: Path) -> No
         network="fc", epochs=3, lr=0.1, n_train=8000, n_test=100, seed=9, model=RPU
     )
     cfg_file = tmp_path / "run.toml"
-    cfg_file.write_text(to_toml(cfg))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "rpucircuit.cli", "train", str(cfg_file), "--out", str(out)]
-    proc = subprocess.Popen(
-        [*cmd, "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 240
-    while not (out / "checkpoint.h5").exists() and proc.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.005)
+    proc = start_until_first_checkpoint(cfg, cfg_file, out)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
