@@ -97,7 +97,8 @@ class Network:
             )
 
     def _check_label(self, label: int) -> None:
-        if not 0 <= label < self.n_classes:
+        integral = isinstance(label, (int, np.integer)) and not isinstance(label, bool)
+        if not integral or not 0 <= label < self.n_classes:
             raise DataError(f"label = {label!r}: must be an integer in [0, {self.n_classes - 1}]")
 
     def _forward(self, x: FloatArray) -> FloatArray:

@@ -199,6 +199,11 @@ def test_network_errors(rng: np.random.Generator) -> None:
         net.predict(np.zeros(3))
     with pytest.raises(DataError, match=r"label = 3: must be an integer in \[0, 2\]"):
         net.train_step(np.zeros(4), 3, 0.1)
+    with pytest.raises(DataError, match=r"label = 1\.5: must be an integer in \[0, 2\]"):
+        net.train_step(np.zeros(4), 1.5, 0.1)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"label = True: must be an integer"):
+        net.train_step(np.zeros(4), True, 0.1)
+    assert net.train_step(np.zeros(4), np.int64(2), 0.1) > 0  # numpy integers are labels too
     with pytest.raises(DataError, match=r"evaluate got 2 samples and 1 labels"):
         net.evaluate(np.zeros((2, 4)), np.zeros(1, dtype=int))
     with pytest.raises(DataError, match=r"evaluate got 0 samples and 0 labels"):
