@@ -167,6 +167,9 @@ class CharacterizationJob:
     :func:`rpucircuit.extract.noise_monte_carlo`)."""
     timeout_s: float = 600.0
     """Time limit (s) of each ngspice run of the job."""
+    result_schema: int = SCHEMA_VERSION
+    """Layout version of the job's result. Part of the job's key, so a cache written by an
+    rpucircuit with another result layout is never taken for this one."""
 
 
 def _resized(cfg: CircuitConfig, n: int, *, nodal_only: bool = False) -> CircuitConfig:

@@ -173,3 +173,12 @@ def test_run_job_refuses_unknown_analysis() -> None:
     job = ch.CharacterizationJob(analysis="magic", name="m", circuit=gokmen_vlasov_2016())
     with pytest.raises(ConfigError, match="analysis = 'magic'"):
         ch.run_job(job)
+
+
+def test_job_key_changes_with_the_result_layout() -> None:
+    """A cache written under another result schema is never taken for this one (its keys
+    differ), so a rerun after a layout change recomputes instead of failing on old trees."""
+    job = ch.plan(gokmen_vlasov_2016(), ch.CampaignConfig())[0]
+    assert job.result_schema == ch.SCHEMA_VERSION
+    older = dataclasses.replace(job, result_schema=ch.SCHEMA_VERSION - 1)
+    assert config_key(older) != config_key(job)
