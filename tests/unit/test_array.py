@@ -295,7 +295,9 @@ def test_paper_a_tile_learns_a_target_in_expectation(rng: np.random.Generator) -
     before = err()
     for x in xs:
         tile.update(x, tile.forward(x) - target @ x, 0.01)
-    assert err() < 0.2 * before
+    # measured 0.040-0.050 of the initial error (seeds 20161231, 1, 2, 3; the rest is read
+    # noise and the discrete steps); 0.1 leaves a factor 2 for other random streams
+    assert err() < 0.1 * before
 
 
 # --------------------------------------------------------------------------- state
