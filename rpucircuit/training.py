@@ -259,7 +259,8 @@ def train(
         )
     net_rng, order_rng = _generators(cfg.seed)
     network = build_network(cfg, rng=net_rng)  # refuses a model file before the data loads
-    x_train, y_train, x_test, y_test = _load_data(cfg, data)
+    x_train, y_train, x_test32, y_test = _load_data(cfg, data)
+    x_test = x_test32.astype(np.float64)  # once, not every epoch (at most 63 MB)
     history = _empty_history()
     done = 0
     if resume and ckpt is not None:  # (resume without a folder was refused above)
@@ -283,7 +284,7 @@ def train(
             if bar is not None:
                 bar.update(n % _BAR_STEP)
             t1 = time.perf_counter()
-            test_error = network.evaluate(x_test.astype(np.float64), y_test)
+            test_error = network.evaluate(x_test, y_test)
             t_eval = time.perf_counter() - t1
             history["train_loss"].append(loss_sum / n)
             history["test_error"].append(test_error)
