@@ -786,6 +786,16 @@ def _ratio(r: float) -> str:
     return "not reachable" if math.isnan(r) else f"{r:.2f}"
 
 
+def _noise_table(header: str, t_meas_s: Any, e_n_v_per_rthz: Any) -> list[str]:
+    """Markdown rows of an acceptable-noise table (t_meas down, on/off across; nV/√Hz)."""
+    n_cols = header.count("|") - 1
+    rows = [header, "|" + "---|" * n_cols]
+    for tm, row in zip(t_meas_s, e_n_v_per_rthz, strict=True):
+        cells = " | ".join("—" if math.isnan(v) else f"{v * 1e9:.2f}" for v in row)
+        rows.append(f"| {tm * 1e9:g} ns | {cells} |")
+    return rows
+
+
 def write_report(
     tree: Mapping[str, Any],
     out_dir: Path,
@@ -894,25 +904,13 @@ def write_report(
         f"## Acceptable op-amp noise (nV/√Hz) for σ = {bt['sigma_target_w']:g}, "
         f"{bt['n_rows']} devices per line",
         "",
-        header,
-        "|" + "---|" * (len(ratios) + 1),
-    ]
-    for i, tm in enumerate(bt["t_meas_s"]):
-        row = bt["e_n_max_v_per_rthz"][i]
-        cells = " | ".join("—" if math.isnan(v) else f"{v * 1e9:.2f}" for v in row)
-        lines.append(f"| {tm * 1e9:g} ns | {cells} |")
-    lines += [
+        *_noise_table(header, bt["t_meas_s"], bt["e_n_max_v_per_rthz"]),
         "",
         "Counting only the devices' thermal noise and the op-amp (paper A's split, no kT/C, "
         "no ADC):",
         "",
-        header,
-        "|" + "---|" * (len(ratios) + 1),
+        *_noise_table(header, bt["t_meas_s"], bt["e_n_max_devices_only_v_per_rthz"]),
     ]
-    for i, tm in enumerate(bt["t_meas_s"]):
-        row = bt["e_n_max_devices_only_v_per_rthz"][i]
-        cells = " | ".join("—" if math.isnan(v) else f"{v * 1e9:.2f}" for v in row)
-        lines.append(f"| {tm * 1e9:g} ns | {cells} |")
     lines += [
         "",
         f"On a {bt['n_rows']}-device line (ΣG = {bt['g_line_s'] * 1e6:.0f} µS) only "
