@@ -34,6 +34,7 @@ import math
 import multiprocessing
 import os
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -392,12 +393,58 @@ class Experiment:
     xscale: str = "linear"
     source_toml: str = ""
     """The experiment file's text (for provenance)."""
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Changes applied last to every job (``--set PATH=VALUE``), after cases, grid and quick."""
+    grid_overrides: Mapping[str, Sequence[Any]] = dataclasses.field(default_factory=dict)
+    """Grid axes whose values are replaced (``--grid AXIS=[...]``), in both schedules."""
+
+    def with_overrides(
+        self,
+        overrides: Mapping[str, Any] | None = None,
+        grid: Mapping[str, Sequence[Any]] | None = None,
+    ) -> Experiment:
+        """This experiment with command-line changes: ``overrides`` set a config path in every
+        job (applied last); ``grid`` replaces the values of existing grid axes. Every job is
+        validated now, so a bad path or value fails before anything runs."""
+        overrides = dict(overrides or {})
+        grid = dict(grid or {})
+        for axis, values in grid.items():
+            if axis not in self.grid:
+                raise ConfigError(
+                    f"--grid {axis!r}: not a grid axis of experiment {self.name!r} "
+                    f"(axes: {sorted(self.grid)})"
+                )
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"--grid {axis!r}: give a non-empty list of values, e.g. [1, 2]")
+            for value in values:
+                linked_values(axis, value)
+        exp = dataclasses.replace(
+            self,
+            overrides={**self.overrides, **overrides},
+            grid_overrides={**self.grid_overrides, **grid},
+        )
+        exp.jobs(quick=False)
+        if exp.quick or exp.quick_grid:
+            exp.jobs(quick=True)
+        return exp
+
+    @property
+    def customized(self) -> bool:
+        """Whether command-line overrides change the experiment file's schedule."""
+        return bool(self.overrides or self.grid_overrides)
+
+    def overrides_text(self) -> str:
+        """The command-line overrides as ``--set``/``--grid`` arguments (for reports)."""
+        parts = [f"--set {p}={_toml_value(v)}" for p, v in self.overrides.items()]
+        parts += [f"--grid {a}={_toml_value(list(v))}" for a, v in self.grid_overrides.items()]
+        return " ".join(parts)
 
     def jobs(self, *, quick: bool = False) -> list[Job]:
         """The experiment's jobs: every case × every grid point (with ``quick`` overrides)."""
         cls = resolve(self.config)
         apply: Callable[[dict[str, Any], str, Any], None] = getattr(cls, "apply_override", set_path)
         grid = {**self.grid, **self.quick_grid} if quick else dict(self.grid)
+        grid.update(self.grid_overrides)
         axes = list(grid)
         cases = self.cases or (Case(name="", set={}),)
         out: list[Job] = []
@@ -416,6 +463,8 @@ class Experiment:
                 if quick:
                     for path, value in self.quick.items():
                         apply(data, path, value)
+                for path, value in self.overrides.items():
+                    apply(data, path, value)
                 where = f"experiment {self.name!r}, case {case.name!r}, {params}"
                 try:
                     config = from_dict(cls, data)
@@ -425,8 +474,34 @@ class Experiment:
         return out
 
     def key(self) -> str:
-        """sha256 of the experiment definition (names its results file's provenance)."""
-        return hashlib.sha256(self.source_toml.encode("utf-8")).hexdigest()
+        """sha256 of the experiment definition and its command-line overrides."""
+        text = self.source_toml + ("\n# " + self.overrides_text() if self.customized else "")
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as TOML value text (what ``--set``/``--grid`` parse back); the JSON text of
+    numbers, booleans, strings and lists is valid TOML."""
+    return json.dumps(value)
+
+
+def parse_assignment(text: str, *, option: str) -> tuple[str, Any]:
+    """``PATH=VALUE`` from the command line; VALUE is a TOML value (``3``, ``0.1``,
+    ``true``, ``"fc"``, ``[1, 2]``), a bare word counts as a string."""
+    path, sep, raw = text.partition("=")
+    path, raw = path.strip(), raw.strip()
+    if not sep or not path or not raw:
+        raise ConfigError(f"{option} {text!r}: expected PATH=VALUE, e.g. {option} epochs=3")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        if not all(c.isalnum() or c in "_-." for c in raw):
+            raise ConfigError(
+                f"{option} {text!r}: {raw!r} is not a TOML value (numbers, true/false, "
+                '"strings", [lists])'
+            ) from None
+        value = raw
+    return path, value
 
 
 def _table(raw: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
@@ -696,6 +771,17 @@ def plot_curves(
 _QUICK_NOTE = "quick (shortened; see [quick] in the experiment file)"
 
 
+def _schedule_note(exp: Experiment, quick: bool) -> str:
+    note = _QUICK_NOTE if quick else "full"
+    if exp.customized:
+        note = (
+            f"{'quick' if quick else 'the file'}'s schedule changed on the command line "
+            f"(`{exp.overrides_text()}`); "
+            "not the experiment file's full schedule unless those changes are"
+        )
+    return note
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -716,7 +802,7 @@ def summary_markdown(
     if exp.description:
         lines += [exp.description.strip(), ""]
     lines += [
-        f"- schedule: {_QUICK_NOTE if quick else 'full'}",
+        f"- schedule: {_schedule_note(exp, quick)}",
         f"- jobs: {len(run.results)} ({sum(run.cached)} from the cache, "
         f"{len(run.results) - sum(run.cached)} run now) on {executor}",
         f"- wall time: {run.wall_s:.1f} s; job time: {sum(run.seconds):.1f} s",

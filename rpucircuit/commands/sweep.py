@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """EXPERIMENT, --scheduler, --jobs, --out, --quick, --cache, --no-progress."""
+    """EXPERIMENT, --scheduler, --jobs, --out, --quick, --cache, --set, --grid, --no-progress."""
     parser.add_argument("experiment", type=Path, help="experiment definition (TOML)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=None,
-        help="output folder (default: runs/sweeps/<experiment name>[-quick])",
+        help="output folder (default: runs/sweeps/<experiment name>[-quick][-set-<hash>])",
     )
     parser.add_argument(
         "--quick", action="store_true", help="the shortened schedule of the experiment's [quick]"
@@ -35,14 +35,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="job result cache (default: <out>/cache); share one to reuse jobs across sweeps",
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="change a config field in every job, applied last (TOML value; repeatable), "
+        "e.g. --set epochs=3",
+    )
+    parser.add_argument(
+        "--grid",
+        dest="grid",
+        action="append",
+        default=[],
+        metavar="AXIS=[...]",
+        help="replace a grid axis's values (repeatable), e.g. --grid seed=[1]",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpucircuit.sweep import load_experiment, run_experiment
+    from rpucircuit.sweep import load_experiment, parse_assignment, run_experiment
 
     exp = load_experiment(args.experiment)
+    overrides = dict(parse_assignment(a, option="--set") for a in args.overrides)
+    grid = dict(parse_assignment(a, option="--grid") for a in args.grid)
+    if overrides or grid:
+        exp = exp.with_overrides(overrides, grid)
     name = exp.name + ("-quick" if args.quick else "")
+    if exp.customized:  # a folder of its own, so a full run's report is never overwritten
+        name += "-set-" + exp.key()[:8]
     out = args.out if args.out is not None else Path("runs") / "sweeps" / name
     try:
         result = run_experiment(

@@ -1,0 +1,101 @@
+"""Command-line schedule changes: ``--set PATH=VALUE`` and ``--grid AXIS=[...]``."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+from test_sweep import EXPERIMENT, ToyConfig, reference
+
+from rpucircuit import sweep
+from rpucircuit.errors import ConfigError
+
+
+def test_set_applies_last_and_grid_replaces_values() -> None:
+    exp = sweep.parse_experiment(EXPERIMENT).with_overrides({"b": 7}, {"seed": [2]})
+    jobs = exp.jobs()
+    # every case's own b (2 or 5) is overridden; only seed 2 is left of [1, 2, 3]
+    assert [j.config for j in jobs] == [
+        ToyConfig(a=a, b=7, seed=2) for _case in ("short", "long") for a in (1.0, 2.0)
+    ]
+    # the quick schedule's b = 1 is overridden as well (overrides come after [quick])
+    assert {j.config.b for j in exp.jobs(quick=True)} == {7}
+    assert exp.customized and exp.overrides_text() == "--set b=7 --grid seed=[2]"
+    # provenance: the key depends on the overrides, the file's own key does not change
+    plain = sweep.parse_experiment(EXPERIMENT)
+    assert not plain.customized and exp.key() != plain.key()
+
+
+def test_overrides_are_validated_before_running() -> None:
+    exp = sweep.parse_experiment(EXPERIMENT)
+    with pytest.raises(ConfigError, match=r"--grid 'c': not a grid axis .*\['a', 'seed'\]"):
+        exp.with_overrides(grid={"c": [1]})
+    with pytest.raises(ConfigError, match=r"--grid 'seed': give a non-empty list"):
+        exp.with_overrides(grid={"seed": []})
+    with pytest.raises(ConfigError, match=r"--grid 'seed': give a non-empty list"):
+        exp.with_overrides(grid={"seed": 3})
+    # a bad value for a config field fails when the jobs are built, naming the job
+    with pytest.raises(ConfigError, match=r"case 'short'.*sleep_s"):
+        exp.with_overrides({"sleep_s": -1.0})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("epochs=3", ("epochs", 3)),
+        ("rpu.update.bl = 0.5", ("rpu.update.bl", 0.5)),
+        ('model.preset="floating_point"', ("model.preset", "floating_point")),
+        ("model.preset=floating_point", ("model.preset", "floating_point")),
+        ("flag=true", ("flag", True)),
+        ("seed=[1, 2]", ("seed", [1, 2])),
+        ("rpu.device.w_max & rpu.device.w_min=[[0.3, -0.3]]", (
+            "rpu.device.w_max & rpu.device.w_min", [[0.3, -0.3]])),
+    ],
+)  # fmt: skip
+def test_parse_assignment(text: str, expected: tuple[str, object]) -> None:
+    assert sweep.parse_assignment(text, option="--set") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("epochs", r"--set 'epochs': expected PATH=VALUE"),
+        ("=3", r"expected PATH=VALUE"),
+        ("epochs=", r"expected PATH=VALUE"),
+        ("seed=[1, 2", r"'\[1, 2' is not a TOML value"),
+        ("name=a b", r"'a b' is not a TOML value"),
+    ],
+)
+def test_parse_assignment_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        sweep.parse_assignment(text, option="--set")
+
+
+def test_cli_set_and_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rpucircuit import cli
+
+    p = tmp_path / "toy.toml"
+    p.write_text(EXPERIMENT)
+    runs = tmp_path / "runs"
+    args = ["sweep", str(p), "--jobs", "2", "--no-progress", "--set", "b=4", "--grid", "seed=[3]"]
+    cwd = Path.cwd()
+    try:
+        os.chdir(tmp_path)
+        assert cli.main(args) == 0
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr().out
+    assert "toy-sweep: 4 jobs (0 cached)" in out
+    # its own folder: the full schedule's report is never overwritten by a shortened run
+    (folder,) = (runs / "sweeps").iterdir()
+    assert folder.name.startswith("toy-sweep-set-")
+    summary = (folder / "summary.md").read_text()
+    assert "`--set b=4 --grid seed=[3]`" in summary and "not the experiment file's full" in summary
+    with (folder / "results.csv").open(newline="") as f:
+        values = sorted(float(row["value"]) for row in csv.DictReader(f))
+    want = sorted(reference(ToyConfig(a=a, b=4, seed=3)) for _ in range(2) for a in (1.0, 2.0))
+    assert values == pytest.approx(want, rel=0, abs=0)  # same job, same config: exact
+    assert cli.main(["sweep", str(p), "--set", "epochs"]) == 1
+    assert "expected PATH=VALUE" in capsys.readouterr().err
