@@ -35,7 +35,7 @@ def test_overrides_are_validated_before_running() -> None:
     with pytest.raises(ConfigError, match=r"--grid 'seed': give a non-empty list"):
         exp.with_overrides(grid={"seed": []})
     with pytest.raises(ConfigError, match=r"--grid 'seed': give a non-empty list"):
-        exp.with_overrides(grid={"seed": 3})
+        exp.with_overrides(grid={"seed": 3})  # type: ignore[dict-item]
     # a bad value for a config field fails when the jobs are built, naming the job
     with pytest.raises(ConfigError, match=r"case 'short'.*sleep_s"):
         exp.with_overrides({"sleep_s": -1.0})
