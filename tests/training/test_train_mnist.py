@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,12 @@ pytestmark = pytest.mark.training
 RPU = ModelSpec(preset="gokmen_vlasov_2016")  # paper A's device and periphery
 
 
-def assert_same_state(a: dict[str, object], b: dict[str, object], where: str = "") -> None:
+def assert_same_state(a: Mapping[str, object], b: Mapping[str, object], where: str = "") -> None:
     assert set(a) == set(b), where
     for k in a:
         va, vb = a[k], b[k]
-        if isinstance(va, dict):
-            assert isinstance(vb, dict)
+        if isinstance(va, Mapping):
+            assert isinstance(vb, Mapping)
             assert_same_state(va, vb, f"{where}/{k}")
         elif isinstance(va, str):
             assert va == vb, f"{where}/{k}"
