@@ -16,6 +16,8 @@ The output folder gets ``characterization.h5`` (schema in
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import math
 import os
 import tempfile
@@ -29,7 +31,7 @@ import numpy as np
 
 from rpucircuit import analytic as an
 from rpucircuit import extract as ex
-from rpucircuit import nodal, spice, store, sweep
+from rpucircuit import netlist, nodal, spice, store, sweep
 from rpucircuit.config.base import (
     check_int,
     check_positive,
@@ -51,6 +53,23 @@ RESULT_NAME = "characterization.h5"
 """File name of the campaign's HDF5 result in the output folder."""
 
 ANALYSES = ("transfer", "nodal", "update", "noise", "ktc", "noise_mc", "timing")
+
+_CODE_MODULES = (an, ex, nodal, spice)
+"""Modules whose code decides a job's result (with this one, netlist and the .lib files)."""
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 (first 16 hex digits) of the source that computes a job's result: this module,
+    the analyses, the netlist renderer, the simulator backend, the nodal solver, the analytic
+    references and the SPICE libraries. Part of every job's key, so a campaign cache is never
+    reused by code that would compute something else (editing any of them recomputes)."""
+    h = hashlib.sha256()
+    files = [Path(m.__file__ or "") for m in (*_CODE_MODULES, netlist)] + [Path(__file__)]
+    files += sorted(netlist.NETLIST_DIR.glob("*.lib"))
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _check_sizes(name: str, values: tuple[int, ...], lo: int, hi: int) -> None:
@@ -170,6 +189,9 @@ class CharacterizationJob:
     result_schema: int = SCHEMA_VERSION
     """Layout version of the job's result. Part of the job's key, so a cache written by an
     rpucircuit with another result layout is never taken for this one."""
+    code: str = field(default_factory=code_digest)
+    """:func:`code_digest` of the code that runs the job (part of its key: a cache is
+    reused only by the same analysis code, netlists and libraries)."""
 
 
 def _resized(cfg: CircuitConfig, n: int, *, nodal_only: bool = False) -> CircuitConfig:

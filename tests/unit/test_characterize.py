@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rpucircuit import characterize as ch
+from rpucircuit import netlist
 from rpucircuit.cli import main
 from rpucircuit.config.base import config_key
 from rpucircuit.config.tile import gokmen_vlasov_2016
@@ -182,3 +184,21 @@ def test_job_key_changes_with_the_result_layout() -> None:
     assert job.result_schema == ch.SCHEMA_VERSION
     older = dataclasses.replace(job, result_schema=ch.SCHEMA_VERSION - 1)
     assert config_key(older) != config_key(job)
+
+
+def test_job_key_changes_with_the_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache is reused only by the same analysis code: the digest of the code that computes
+    a job (modules and SPICE libraries) is part of its key."""
+    job = ch.plan(gokmen_vlasov_2016(), ch.CampaignConfig())[0]
+    assert job.code == ch.code_digest() and len(job.code) == 16
+    int(job.code, 16)  # hex digits
+    assert config_key(dataclasses.replace(job, code="0" * 16)) != config_key(job)
+    # an edited .lib file changes the digest (computed afresh, bypassing the cache)
+    libs = tmp_path / "netlists"
+    shutil.copytree(netlist.NETLIST_DIR, libs)
+    monkeypatch.setattr(netlist, "NETLIST_DIR", libs)
+    same = ch.code_digest.__wrapped__()
+    assert same == ch.code_digest()
+    lib = sorted(libs.glob("*.lib"))[0]
+    lib.write_text(lib.read_text() + "\n* edited\n")
+    assert ch.code_digest.__wrapped__() != same
