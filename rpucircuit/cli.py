@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "info": "show versions and whether ngspice is available",
     "train": "train the FC or CNN network on MNIST (mini-batch 1, resumable)",
     "sweep": "run an experiment's jobs (cached; local pool or Dask) and report",
+    "model": "write an array-model file from a preset (export) or print one (show)",
     "netlist": "write the SPICE netlist of one tile cycle (forward/backward/update/noise/line)",
     "characterize": "run the circuit characterization campaign (ngspice; cached, parallel)",
 }

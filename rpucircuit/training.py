@@ -14,6 +14,11 @@ folder it writes, atomically:
 * ``test_error.png``: test error (%) against epoch;
 * ``config.toml``: the config that ran.
 
+With ``model.file`` the model file is read and validated before anything else happens
+(:func:`load_array_model`), and both ``checkpoint.h5`` and ``history.h5`` carry a
+``model_file`` group (its path, resolved path, sha256 and source); ``resume`` refuses a
+checkpoint whose model file has changed since.
+
 Randomness: ``SeedSequence(seed)`` spawns one generator for the network (weight init, device
 variations, every tile's noise and pulse streams) and one for the data order.
 """
@@ -36,6 +41,7 @@ from rpucircuit.config.training import TrainingConfig
 from rpucircuit.data import Mnist, load_mnist
 from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
 from rpucircuit.fileio import atomic_path, atomic_write_text
+from rpucircuit.modelfile import LoadedModel, load_model
 from rpucircuit.network import Network, cnn_gokmen_2017, fc_784_256_128_10
 
 CHECKPOINT_KIND = "checkpoint"
@@ -65,6 +71,9 @@ class TrainResult:
     """The trained network."""
     epochs_run: int
     """Epochs run in this call (less than ``config.epochs`` after a resume)."""
+    model_file: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The model file's ``path``, ``resolved_path``, ``sha256`` and ``source``
+    (:meth:`rpucircuit.modelfile.LoadedModel.record`); empty when a preset was used."""
 
     @property
     def test_error_final(self) -> float:
@@ -95,17 +104,46 @@ class TrainResult:
         }
 
 
-def build_network(cfg: TrainingConfig, *, rng: np.random.Generator) -> Network:
-    """The config's network with each analog layer's array model."""
-    if cfg.model.file:
-        raise UnsupportedError(
-            f"model.file = {cfg.model.file!r}: calibrated model files cannot be loaded yet "
-            "(calibration is not built); use model.preset with model.settings instead"
-        )
-    configs = cfg.rpu_configs()
+def load_array_model(cfg: TrainingConfig) -> LoadedModel | None:
+    """Read and validate ``cfg.model.file`` (None when the config uses a preset).
+
+    The settings are applied to the file's RPUConfig here, so a setting the file's model
+    refuses fails now, naming the file (errors: :func:`rpucircuit.modelfile.load_model`).
+    """
+    if not cfg.model.file:
+        return None
+    loaded = load_model(cfg.model.file)
+    try:
+        cfg.rpu_configs(loaded.model.rpu)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.model.file}: {exc}") from exc
+    return loaded
+
+
+def build_network(
+    cfg: TrainingConfig, *, rng: np.random.Generator, model: LoadedModel | None = None
+) -> Network:
+    """The config's network with each analog layer's array model.
+
+    With ``model.file``: every tile is built from the file's RPUConfig with the settings on
+    top, and gets the file's IR-drop attenuation map for its shape (``model``: the file as
+    already read by :func:`load_array_model`; read here when None).
+    """
+    if cfg.model.file and model is None:
+        model = load_array_model(cfg)
+    configs = cfg.rpu_configs(model.model.rpu if model is not None else None)
     if cfg.network == "fc":
-        return fc_784_256_128_10(configs, rng=rng)
-    return cnn_gokmen_2017(configs, rng=rng)
+        network = fc_784_256_128_10(configs, rng=rng)
+    else:
+        network = cnn_gokmen_2017(configs, rng=rng)
+    if model is not None and model.model.ir_drop is not None:
+        for tile in network.tiles:
+            try:
+                att = model.model.attenuation(tile.out_size, tile.in_size)
+            except ConfigError as exc:
+                raise ConfigError(f"{model.path}: ir_drop: {exc}") from exc
+            tile.set_attenuation(att)
+    return network
 
 
 def _generators(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -147,23 +185,34 @@ def save_checkpoint(
     order_rng: np.random.Generator,
     epoch: int,
     history: dict[str, list[float]],
+    *,
+    model_file: dict[str, str] | None = None,
 ) -> Path:
-    """Write everything needed to continue after ``epoch`` epochs (atomic)."""
-    tree = {
+    """Write everything needed to continue after ``epoch`` epochs (atomic). ``model_file``:
+    the model file's record (:meth:`rpucircuit.modelfile.LoadedModel.record`), if any."""
+    tree: dict[str, Any] = {
         "epoch": epoch,
         "network": network.get_state(),
         "order_rng": json.dumps(order_rng.bit_generator.state),
         "history": _as_arrays(history),
     }
+    if model_file:
+        tree["model_file"] = dict(model_file)
     return store.save(path, tree, _provenance(cfg, CHECKPOINT_KIND, CHECKPOINT_SCHEMA))
 
 
 def load_checkpoint(
-    path: Path, cfg: TrainingConfig, network: Network, order_rng: np.random.Generator
+    path: Path,
+    cfg: TrainingConfig,
+    network: Network,
+    order_rng: np.random.Generator,
+    *,
+    model_file: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, list[float]]]:
     """Restore ``network`` and ``order_rng`` from ``path``; return (epochs done, history).
 
-    The checkpoint must come from the same config (same key), else a :class:`StoreError`.
+    The checkpoint must come from the same config (same key) and, with a model file, from
+    a file with the same sha256 (``model_file``: its record), else a :class:`StoreError`.
     """
     tree, prov = store.load(path, kind=CHECKPOINT_KIND, schema_version=CHECKPOINT_SCHEMA)
     key = config_key(cfg)
@@ -172,6 +221,14 @@ def load_checkpoint(
             f"{path} was written by a different config (key {prov.config_key[:12]}, this "
             f"config {key[:12]}); use another --out folder or run without --resume"
         )
+    if model_file:
+        then = tree.get("model_file", {}).get("sha256", "")
+        if then != model_file["sha256"]:
+            raise StoreError(
+                f"{path} was written with model file {model_file['path']} of sha256 "
+                f"{then[:12] or '(none recorded)'}; it now has {model_file['sha256'][:12]}: "
+                "the file changed, so the run cannot continue; start over with --overwrite"
+            )
     network.set_state(tree["network"])
     order_rng.bit_generator.state = json.loads(tree["order_rng"])
     history = {k: [float(v) for v in np.atleast_1d(tree["history"][k])] for k in HISTORY_FIELDS}
@@ -187,6 +244,8 @@ def save_history(path: Path, result: TrainResult) -> Path:
         "test_error_avg": result.test_error_avg,
         "eval_last": result.config.eval_last,
     }
+    if result.model_file:
+        tree["model_file"] = dict(result.model_file)
     return store.save(path, tree, _provenance(result.config, HISTORY_KIND, HISTORY_SCHEMA))
 
 
@@ -258,13 +317,15 @@ def train(
             f"{ckpt} exists: continue it with --resume, or start over with --overwrite"
         )
     net_rng, order_rng = _generators(cfg.seed)
-    network = build_network(cfg, rng=net_rng)  # refuses a model file before the data loads
+    model = load_array_model(cfg)  # a bad model file is refused before the data loads
+    model_file = model.record() if model is not None else {}
+    network = build_network(cfg, rng=net_rng, model=model)
     x_train, y_train, x_test32, y_test = _load_data(cfg, data)
     x_test = x_test32.astype(np.float64)  # once, not every epoch (at most 63 MB)
     history = _empty_history()
     done = 0
     if resume and ckpt is not None:  # (resume without a folder was refused above)
-        done, history = load_checkpoint(ckpt, cfg, network, order_rng)
+        done, history = load_checkpoint(ckpt, cfg, network, order_rng, model_file=model_file)
     if out is not None:
         atomic_write_text(out / "config.toml", to_toml(cfg))
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
@@ -296,12 +357,18 @@ def train(
                     epoch=epoch, loss=f"{loss_sum / n:.4f}", test_error=f"{100 * test_error:.2f}%"
                 )
             if ckpt is not None and (epoch % cfg.checkpoint_every == 0 or epoch == last):
-                save_checkpoint(ckpt, cfg, network, order_rng, epoch, history)
+                save_checkpoint(
+                    ckpt, cfg, network, order_rng, epoch, history, model_file=model_file
+                )
     finally:
         if bar is not None:
             bar.close()
     result = TrainResult(
-        config=cfg, history=_as_arrays(history), network=network, epochs_run=max(last - done, 0)
+        config=cfg,
+        history=_as_arrays(history),
+        network=network,
+        epochs_run=max(last - done, 0),
+        model_file=model_file,
     )
     if out is not None and result.history["test_error"].size:
         save_history(out / "history.h5", result)

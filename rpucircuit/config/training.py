@@ -4,7 +4,9 @@ A :class:`TrainingConfig` is read from TOML (``rpucircuit train CONFIG``) or bui
 from an experiment's base table plus overrides. The array model is a named preset of
 :mod:`rpucircuit.config.rpu` plus :class:`Setting` s (a dotted field of the
 :class:`~rpucircuit.config.rpu.RPUConfig` set to a value, on every analog layer or on chosen
-ones), or a calibrated model file (loaded through the same path once calibration exists).
+ones), or a model file (``model.file``, HDF5 kind ``model``, see ``docs/model-file.md``:
+its RPUConfig replaces the preset, the settings apply on top the same way, and its IR-drop
+model sets each tile's attenuation map; the training code loads it when a run starts).
 
 Example::
 
@@ -39,7 +41,7 @@ from typing import Any, Literal
 
 from rpucircuit.config import rpu
 from rpucircuit.config.base import check_choice, check_int, check_positive
-from rpucircuit.errors import ConfigError
+from rpucircuit.errors import ConfigError, UnsupportedError
 
 PRESETS: dict[str, Callable[[], rpu.RPUConfig]] = {
     "floating_point": rpu.floating_point,
@@ -120,9 +122,10 @@ class ModelSpec:
     preset: str = "floating_point"
     """Name of a preset in :data:`PRESETS` (ignored when ``file`` is given)."""
     file: str = ""
-    """Path of a calibrated model file (HDF5 kind ``model``); empty = use the preset."""
+    """Path of a model file (HDF5 kind ``model``, ``docs/model-file.md``), relative paths
+    against the working folder; empty = use the preset. Read when a run starts."""
     settings: tuple[Setting, ...] = ()
-    """Field changes applied, in order, on top of the preset."""
+    """Field changes applied, in order, on top of the preset's (or the file's) RPUConfig."""
 
     def __post_init__(self) -> None:
         check_choice("model.preset", self.preset, PRESETS)
@@ -186,13 +189,17 @@ class TrainingConfig:
         if not self.model.file:
             self.rpu_configs()  # every layer's array model must validate now
 
-    def rpu_configs(self) -> tuple[rpu.RPUConfig, ...]:
-        """The array model of each analog layer: the preset with the settings applied.
-
-        A calibrated model file is not loadable yet (calibration is a later issue); asking
-        for one raises :class:`~rpucircuit.errors.UnsupportedError` in the training code.
-        """
-        base = PRESETS[self.model.preset]()
+    def rpu_configs(self, base: rpu.RPUConfig | None = None) -> tuple[rpu.RPUConfig, ...]:
+        """The array model of each analog layer: ``base`` (default: the preset) with the
+        settings applied. With ``model.file``, pass the file's RPUConfig as ``base``
+        (:func:`rpucircuit.training.load_array_model` reads it)."""
+        if base is None:
+            if self.model.file:
+                raise UnsupportedError(
+                    f"model.file = {self.model.file!r}: pass the file's RPUConfig as base "
+                    "(rpucircuit.training.load_array_model reads it)"
+                )
+            base = PRESETS[self.model.preset]()
         configs = [base] * N_ANALOG_LAYERS[self.network]
         for s in self.model.settings:
             parts = s.path.split(".")

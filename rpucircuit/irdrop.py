@@ -1,0 +1,193 @@
+"""First-order IR-drop attenuation of a tile read, in closed form (model path, numpy only).
+
+A read drives every input line from its driver end and collects every output line's charge
+at its sense end (an integrator holding that end at virtual ground). Line segments have a
+resistance ``r_seg``, so a device far from the driver sees less than the full input, and the
+charge it sends into the output line has to push the line up on its way to the integrator.
+For a tile whose devices all sit near the mean conductance ``g = 1/R_mean`` the read is, to
+first order in ``ρ = r_seg/R_mean``, ``y_i = Σ_j W_ij·(1 − a_ij)·x_j`` with
+
+    a_ij = ρ_d·N_in-line + ρ·D(p_in; N_in-line) + ρ·D(p_out; N_out-line),
+    D(p; N) = Σ_{s=0..p} (N − s) = (p + 1)·N − p·(p + 1)/2,
+
+where ``N_in-line`` is the number of devices on an input line, ``p_in`` the device's position
+along its input line counted from the driven end (0 = next to the driver), ``N_out-line`` and
+``p_out`` the same along its output line from the sensed end, and ``ρ_d = r_driver/R_mean``.
+
+Why: the zeroth-order current of each device on input line j is ``g·x_j``; segment s of that
+line (s = 0 between the driver and the first device) carries the currents of the N − s
+devices beyond it, so the potential at position p has dropped by ``ρ·D(p; N)·x_j`` (plus the
+driver's ``ρ_d·N·x_j``). On output line i the segment past position s (counted from the open
+end) carries the currents of every device before it; the charge lost to the output line's
+potentials, ``Σ_j g·w_ij``, is a sum over the same triangle of index pairs, and swapping the
+order of summation (reciprocity of the resistive network) hands each input ``x_j`` the factor
+``ρ·D(p_out; N)`` with ``p_out`` counted from the sense end. Both arrays of a signed pair see
+the same map (they share the mean conductance), so the map multiplies the weight
+``W = (G⁺ − G⁻)/ΔG_unit`` element by element.
+
+Accuracy: the terms dropped are products of two first-order terms (the exact solution is a
+Neumann series in ``ρ``), each of size at most ``a_max²`` with ``a_max = max a_ij``; the
+tests check the map against the independent nodal solve of :mod:`rpucircuit.nodal` within
+that bound. Conductances that differ from the mean change ``a`` in proportion (the map is
+for the mean tile); the integrator is taken as ideal (virtual ground).
+
+Geometry of our netlists (:mod:`rpucircuit.netlist`): forward, the inputs are the columns,
+driven at the row-0 end, and the outputs the rows, sensed at the last-column end; backward,
+the rows are driven at the column-0 end and the columns sensed past the last row. In both
+directions that is ``drive_end = "first"`` and ``sense_end = "last"`` (the defaults).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from rpucircuit.config.base import check_choice, check_int, check_nonnegative, check_range
+from rpucircuit.errors import ConfigError
+
+FloatArray = npt.NDArray[np.float64]
+LineEnd = Literal["first", "last"]
+Direction = Literal["forward", "backward"]
+
+MAX_ATTENUATION = 0.5
+"""Largest first-order attenuation ``a_max`` a tile may have. The neglected second-order
+terms are up to ``a_max²``; at ``a_max = 0.5`` that is half the first-order term itself, so
+beyond it the closed form says nothing reliable (and at ``a_max ≥ 1`` it would flip signs)."""
+
+MAX_RATIO = 1.0
+"""Upper limit of ``segment_ratio`` and ``driver_ratio`` (a segment or driver as resistive as
+a device). Real tiles are near 1e-8 (paper A: 0.144 Ω / 24 MΩ = 6e-9)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class IRDropModel:
+    """Physical parameters of a tile's line resistance, valid for a tile of any shape."""
+
+    segment_ratio: float
+    """ρ = r_seg/R_mean: resistance of one line segment (one cross-point pitch) over the mean
+    device resistance (dimensionless; both line kinds). Paper A: 0.36 Ω/µm × 0.4 µm / 24 MΩ
+    = 6e-9 (its IR-drop budget N²·ρ ≈ 0.1 for N = 4096)."""
+    driver_ratio: float = 0.0
+    """ρ_d = r_driver/R_mean: line driver output resistance over the mean device resistance
+    (dimensionless). Our circuit preset assumes 10 Ω / 24 MΩ ≈ 4.2e-7; 0 = ideal drivers."""
+    drive_end: LineEnd = "first"
+    """End of each input line its driver sits at: ``first`` = index 0 (our netlists: the
+    row-0 end of a column forward, the column-0 end of a row backward), ``last``."""
+    sense_end: LineEnd = "last"
+    """End of each output line its integrator sits at: ``last`` (our netlists: past the last
+    column forward, past the last row backward) or ``first``."""
+
+    def __post_init__(self) -> None:
+        check_range("segment_ratio", self.segment_ratio, 0.0, MAX_RATIO)
+        check_range("driver_ratio", self.driver_ratio, 0.0, MAX_RATIO)
+        check_choice("drive_end", self.drive_end, ("first", "last"))
+        check_choice("sense_end", self.sense_end, ("first", "last"))
+
+    def attenuation(
+        self, out_size: int, in_size: int, direction: Direction = "forward"
+    ) -> FloatArray:
+        """The first-order attenuation map ``1 − a`` of a tile (out_size, in_size) read in
+        ``direction`` (module doc), in tile orientation (rows = outputs of the forward read).
+
+        Raises :class:`~rpucircuit.errors.ConfigError` when the largest attenuation exceeds
+        :data:`MAX_ATTENUATION` (the first-order model does not hold for that shape).
+        """
+        return 1.0 - first_order_attenuation(self, out_size, in_size, direction)
+
+    def max_attenuation(
+        self, out_size: int, in_size: int, direction: Direction = "forward"
+    ) -> float:
+        """``a_max`` of a tile of this shape (closed form, no map built)."""
+        rows, cols = out_size, in_size
+        n_in, n_out = (rows, cols) if direction == "forward" else (cols, rows)
+        # the worst device is the farthest from both terminals: D grows with p
+        return float(
+            self.driver_ratio * n_in
+            + self.segment_ratio * (line_drop(n_in)[-1] + line_drop(n_out)[-1])
+        )
+
+
+def line_drop(n: int) -> FloatArray:
+    """``D(p; n)`` for p = 0 … n − 1: the potential change, in units of ``ρ·g·x``, at
+    position p (from the line's terminal) of a line of n devices each carrying ``g·x``."""
+    p = np.arange(n, dtype=np.float64)
+    out: FloatArray = (p + 1.0) * n - p * (p + 1.0) / 2.0
+    return out
+
+
+def _positions(n: int, terminal: LineEnd) -> FloatArray:
+    d = line_drop(n)
+    return d if terminal == "first" else d[::-1].copy()
+
+
+def first_order_attenuation(
+    model: IRDropModel, out_size: int, in_size: int, direction: Direction = "forward"
+) -> FloatArray:
+    """The map ``a`` (out_size, in_size) of the module doc (the fraction each weight loses)."""
+    check_int("out_size", out_size, 1)
+    check_int("in_size", in_size, 1)
+    check_choice("direction", direction, ("forward", "backward"))
+    rows, cols = out_size, in_size
+    rho, rho_d = model.segment_ratio, model.driver_ratio
+    if direction == "forward":
+        # input lines = columns (rows devices each, position = row index i),
+        # output lines = rows (cols devices each, position = column index j)
+        a_in = rho_d * rows + rho * _positions(rows, model.drive_end)  # over i
+        a_out = rho * _positions(cols, model.sense_end)  # over j
+        a: FloatArray = a_in[:, None] + a_out[None, :]
+    else:
+        # input lines = rows (cols devices, position j), output lines = columns (rows, i)
+        a_in = rho_d * cols + rho * _positions(cols, model.drive_end)  # over j
+        a_out = rho * _positions(rows, model.sense_end)  # over i
+        a = a_out[:, None] + a_in[None, :]
+    a_max = float(a.max())
+    if not math.isfinite(a_max) or a_max > MAX_ATTENUATION:
+        raise ConfigError(
+            f"IR drop (segment_ratio = {rho!r}, driver_ratio = {rho_d!r}) on a "
+            f"{out_size} × {in_size} tile: largest first-order attenuation {a_max:.3g} exceeds "
+            f"{MAX_ATTENUATION} (the first-order model does not hold); use a smaller ratio "
+            "or smaller tiles"
+        )
+    return a
+
+
+def to_tree(model: IRDropModel) -> dict[str, Any]:
+    """The model as an HDF5 tree (plain values)."""
+    return {f.name: getattr(model, f.name) for f in dataclasses.fields(model)}
+
+
+def from_tree(tree: dict[str, Any], *, where: str) -> IRDropModel:
+    """Rebuild from :func:`to_tree` (ConfigError naming ``where`` and what is wrong)."""
+    names = {f.name for f in dataclasses.fields(IRDropModel)}
+    unknown = sorted(set(tree) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    if "segment_ratio" not in tree:
+        raise ConfigError(f"{where}: segment_ratio missing")
+    kwargs: dict[str, Any] = {}
+    for name, value in tree.items():
+        if name in ("drive_end", "sense_end"):
+            kwargs[name] = str(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where}: {name} = {value!r} must be a number")
+            check_nonnegative(f"{where}.{name}", float(value))
+            kwargs[name] = float(value)
+    try:
+        return IRDropModel(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+__all__ = [
+    "MAX_ATTENUATION",
+    "IRDropModel",
+    "first_order_attenuation",
+    "from_tree",
+    "line_drop",
+    "to_tree",
+]

@@ -1,0 +1,352 @@
+"""Array-model files: HDF5 round trips, every refusal, the training hookup, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rpucircuit import cli, store
+from rpucircuit.config.base import config_key, from_toml, to_toml
+from rpucircuit.config.rpu import RPUConfig
+from rpucircuit.config.training import PRESETS, ModelSpec, Setting, TrainingConfig
+from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
+from rpucircuit.irdrop import IRDropModel
+from rpucircuit.modelfile import (
+    MODEL_KIND,
+    MODEL_SCHEMA,
+    ArrayModel,
+    PresetExport,
+    ValidationCheck,
+    describe,
+    file_sha256,
+    load_model,
+    save_model,
+)
+from rpucircuit.training import build_network, load_array_model
+
+
+def export(tmp_path: Path, preset: str, ratio: float = 0.0, name: str = "") -> Path:
+    origin = PresetExport(preset=preset, segment_ratio=ratio)
+    return save_model(tmp_path / (name or f"{preset}.h5"), origin.build(), origin=origin)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_round_trips(tmp_path: Path, preset: str) -> None:
+    origin = PresetExport(preset=preset)
+    path = save_model(tmp_path / "m.h5", origin.build(), origin=origin)
+    loaded = load_model(path)
+    assert loaded.model.rpu == PRESETS[preset]()  # the whole RPUConfig, field by field
+    assert loaded.model.source == f"preset {preset}"
+    assert loaded.model.ir_drop is None and loaded.model.validation == ()
+    assert loaded.sha256 == file_sha256(path)
+    prov = loaded.provenance
+    assert (prov.kind, prov.schema_version) == (MODEL_KIND, MODEL_SCHEMA)
+    assert prov.config_toml == to_toml(origin) and prov.config_key == config_key(origin)
+    assert from_toml(PresetExport, prov.config_toml) == origin
+
+
+def test_full_model_round_trips(tmp_path: Path) -> None:
+    """IR-drop model and validation table come back exactly (floats stored as float64)."""
+    model = ArrayModel(
+        rpu=dataclasses.replace(
+            PRESETS["gokmen_vlasov_2016"](),
+            update=dataclasses.replace(PRESETS["gokmen_vlasov_2016"]().update, bl=31),
+        ),
+        description="test model",
+        source="calibrated from sim_data/none.h5",
+        ir_drop=IRDropModel(segment_ratio=6e-9, driver_ratio=4.2e-7, drive_end="last"),
+        validation=(
+            ValidationCheck(name="read_rms", predicted=0.061, reference=0.06, tolerance=0.002),
+            ValidationCheck(name="dw_min", predicted=1.2e-3, reference=1e-3, tolerance=1e-4),
+        ),
+    )
+    path = save_model(tmp_path / "m.h5", model, origin=PresetExport(preset="floating_point"))
+    loaded = load_model(path)
+    assert loaded.model == model
+    assert [c.passed for c in loaded.model.validation] == [True, False]
+    text = describe(loaded, ((256, 785), (16384, 16384)))
+    assert "calibrated from sim_data/none.h5" in text
+    assert "read_rms: 0.061 / 0.06 (0.002) yes" in text and "dw_min: 0.0012 / 0.001" in text
+    assert "tile 256 × 785: largest attenuation" in text
+    # 6e-9·16384·16385 + 4.2e-7·16384 = 1.618
+    assert "16384 × 16384: largest attenuation 1.62 (beyond the first-order limit" in text
+
+
+def test_attenuation_is_none_without_ir_drop() -> None:
+    assert PresetExport(preset="floating_point").build().attenuation(3, 4) is None
+    m = PresetExport(preset="floating_point", segment_ratio=1e-3).build()
+    att = m.attenuation(3, 4)
+    assert att is not None
+    assert m.ir_drop is not None
+    np.testing.assert_array_equal(att, m.ir_drop.attenuation(3, 4, "forward"))
+
+
+def _raw(tmp_path: Path, tree: dict[str, Any], *, schema: int = MODEL_SCHEMA) -> Path:
+    """A file written straight through the store, bypassing save_model's checks."""
+    prov = store.Provenance(
+        kind=MODEL_KIND, schema_version=schema, config_toml="", config_key="0" * 64
+    )
+    return store.save(tmp_path / "raw.h5", tree, prov)
+
+
+def _good_tree() -> dict[str, Any]:
+    return {
+        "description": "d",
+        "source": "s",
+        "rpu_config_toml": to_toml(PRESETS["gokmen_vlasov_2016"]()),
+    }
+
+
+def test_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"no such file: .*absent\.h5"):
+        load_model(tmp_path / "absent.h5")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(StoreError, match=r"junk\.h5 is not a readable HDF5 file"):
+        load_model(tmp_path / "junk.h5")
+    hist = store.save(
+        tmp_path / "history.h5",
+        {"x": 1},
+        store.Provenance(kind="history", schema_version=1, config_toml="", config_key=""),
+    )
+    with pytest.raises(StoreError, match=r"history\.h5 holds a 'history' file, expected 'model'"):
+        load_model(hist)
+    with pytest.raises(StoreError, match=r"raw\.h5: model schema version 2 is newer than"):
+        load_model(_raw(tmp_path, _good_tree(), schema=MODEL_SCHEMA + 1))
+    with pytest.raises(StoreError, match=r"raw\.h5: model schema version 0 is not valid"):
+        load_model(_raw(tmp_path, _good_tree(), schema=0))
+    tree = _good_tree()
+    del tree["rpu_config_toml"]
+    with pytest.raises(StoreError, match=r"raw\.h5: model file has no 'rpu_config_toml'"):
+        load_model(_raw(tmp_path, tree))
+    with pytest.raises(StoreError, match=r"raw\.h5: 'source' must be text, found int"):
+        load_model(_raw(tmp_path, {**_good_tree(), "source": 3}))
+    with pytest.raises(StoreError, match=r"raw\.h5: unknown entries weights in a model file"):
+        load_model(_raw(tmp_path, {**_good_tree(), "weights": np.ones(3)}))
+
+
+def test_malformed_rpu_config(tmp_path: Path) -> None:
+    bad_toml = {**_good_tree(), "rpu_config_toml": "[update\nbl = 10"}
+    with pytest.raises(ConfigError, match=r"raw\.h5: rpu_config_toml.*malformed TOML"):
+        load_model(_raw(tmp_path, bad_toml))
+    bad_value = {**_good_tree(), "rpu_config_toml": "[update]\nbl = 0\n"}
+    with pytest.raises(ConfigError, match=r"raw\.h5: rpu_config_toml: bl = 0: must be an integer"):
+        load_model(_raw(tmp_path, bad_value))
+    unknown = {**_good_tree(), "rpu_config_toml": "[device]\ncolour = 1\n"}
+    with pytest.raises(ConfigError, match=r"raw\.h5: rpu_config_toml: unknown field\(s\) device"):
+        load_model(_raw(tmp_path, unknown))
+
+
+def test_bad_ir_drop_and_validation(tmp_path: Path) -> None:
+    neg = {**_good_tree(), "ir_drop": {"segment_ratio": -1e-9}}
+    with pytest.raises(ConfigError, match=r"raw\.h5: ir_drop.segment_ratio = -1e-09: must be"):
+        load_model(_raw(tmp_path, neg))
+    end = {**_good_tree(), "ir_drop": {"segment_ratio": 1e-9, "drive_end": "middle"}}
+    with pytest.raises(ConfigError, match=r"raw\.h5: ir_drop: drive_end = 'middle'"):
+        load_model(_raw(tmp_path, end))
+    flat = {**_good_tree(), "ir_drop": 0.5}
+    with pytest.raises(StoreError, match=r"raw\.h5: ir_drop must be a group"):
+        load_model(_raw(tmp_path, flat))
+    ragged = {
+        **_good_tree(),
+        "validation": {
+            "name": np.array(["a", "b"]),
+            "predicted": np.ones(2),
+            "reference": np.ones(1),
+            "tolerance": np.ones(2),
+        },
+    }
+    with pytest.raises(StoreError, match=r"raw\.h5: validation columns differ in length"):
+        load_model(_raw(tmp_path, ragged))
+    partial = {**_good_tree(), "validation": {"name": np.array(["a"])}}
+    with pytest.raises(StoreError, match=r"raw\.h5: validation must hold exactly name"):
+        load_model(_raw(tmp_path, partial))
+    twice = {
+        **_good_tree(),
+        "validation": {
+            "name": np.array(["a", "a"]),
+            "predicted": np.ones(2),
+            "reference": np.ones(2),
+            "tolerance": np.ones(2),
+        },
+    }
+    with pytest.raises(ConfigError, match=r"raw\.h5: validation names repeat"):
+        load_model(_raw(tmp_path, twice))
+    negtol = {**twice, "validation": {**twice["validation"], "name": np.array(["a", "b"])}}
+    negtol["validation"]["tolerance"] = np.array([1.0, -1.0])
+    with pytest.raises(ConfigError, match=r"raw\.h5: validation\[b\]\.tolerance = -1\.0"):
+        load_model(_raw(tmp_path, negtol))
+    text = {**negtol, "validation": {**negtol["validation"], "predicted": np.array(["x", "y"])}}
+    with pytest.raises(StoreError, match=r"raw\.h5: validation: could not convert"):
+        load_model(_raw(tmp_path, text))
+
+
+def test_model_and_export_errors() -> None:
+    rpu = PRESETS["floating_point"]()
+    with pytest.raises(ConfigError, match="rpu = 'x': must be an RPUConfig"):
+        ArrayModel(rpu="x", description="", source="")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="source = 1: must be text"):
+        ArrayModel(rpu=rpu, description="", source=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"ir_drop = 0\.1: must be an IRDropModel or None"):
+        ArrayModel(rpu=rpu, description="", source="", ir_drop=0.1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="validation check name = '': must be non-empty"):
+        ValidationCheck(name="", predicted=0.0, reference=0.0, tolerance=0.0)
+    with pytest.raises(ConfigError, match=r"validation\[x\]\.predicted = 'a': must be a number"):
+        ValidationCheck(name="x", predicted="a", reference=0.0, tolerance=0.0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="preset = 'nope': must be one of"):
+        PresetExport(preset="nope")
+    with pytest.raises(ConfigError, match=r"driver_ratio = 0\.001 needs segment_ratio > 0"):
+        PresetExport(preset="floating_point", driver_ratio=1e-3)
+    with pytest.raises(ConfigError, match=r"segment_ratio = -1\.0: must be >= 0"):
+        PresetExport(preset="floating_point", segment_ratio=-1.0)
+
+
+# --------------------------------------------------------------------------- training hookup
+
+
+def test_rpu_configs_with_a_file_needs_its_config() -> None:
+    cfg = TrainingConfig(
+        model=ModelSpec(file="m.h5", settings=(Setting(path="update.bl", value=31),))
+    )
+    with pytest.raises(UnsupportedError, match=r"model.file = 'm.h5': pass the file's RPUConfig"):
+        cfg.rpu_configs()
+    base = PRESETS["gokmen_onen_haensch_2017"]()
+    configs = cfg.rpu_configs(base)
+    assert all(c.update.bl == 31 and c.device == base.device for c in configs)
+
+
+def test_file_network_equals_preset_network(tmp_path: Path) -> None:
+    """No IR-drop model: same weights, device parameters and generators as the preset."""
+    path = export(tmp_path, "gokmen_vlasov_2016")
+    settings = (Setting(path="device.n_devices", value=2, layers=(1,)),)
+    by_file = TrainingConfig(model=ModelSpec(file=str(path), settings=settings))
+    by_preset = TrainingConfig(model=ModelSpec(preset="gokmen_vlasov_2016", settings=settings))
+    a = build_network(by_file, rng=np.random.default_rng(3))
+    b = build_network(by_preset, rng=np.random.default_rng(3))
+    assert [t.config for t in a.tiles] == [t.config for t in b.tiles]
+    assert a.tiles[1].config.device.n_devices == 2
+    sa, sb = a.get_state(), b.get_state()
+    assert json.dumps(sa, default=lambda v: np.asarray(v).tolist()) == json.dumps(
+        sb, default=lambda v: np.asarray(v).tolist()
+    )
+
+
+@pytest.mark.parametrize("network", ["fc", "cnn"])
+def test_file_ir_drop_sets_every_tile_map(tmp_path: Path, network: str) -> None:
+    path = export(tmp_path, "gokmen_vlasov_2016", ratio=6e-9)
+    cfg = TrainingConfig(network=network, model=ModelSpec(file=str(path)))  # type: ignore[arg-type]
+    net = build_network(cfg, rng=np.random.default_rng(0))
+    ir = load_model(path).model.ir_drop
+    assert ir is not None
+    for tile in net.tiles:
+        expected = ir.attenuation(tile.out_size, tile.in_size, "forward")
+        np.testing.assert_array_equal(tile.get_attenuation(), expected)
+        assert tile.get_attenuation().min() < 1.0  # a real map, not the default ones
+
+
+def test_training_refusals_name_the_file(tmp_path: Path) -> None:
+    big = export(tmp_path, "gokmen_vlasov_2016", ratio=1e-5, name="big.h5")
+    cfg = TrainingConfig(model=ModelSpec(file=str(big)))
+    with pytest.raises(ConfigError, match=r"big\.h5: ir_drop: .*256 × 785 tile: largest"):
+        build_network(cfg, rng=np.random.default_rng(0))
+    fp = export(tmp_path, "floating_point")
+    soft = Setting(path="device.soft_bounds", value=True)
+    cfg = TrainingConfig(model=ModelSpec(file=str(fp), settings=(soft,)))
+    with pytest.raises(ConfigError, match=r"floating_point\.h5: model.settings\[device.soft"):
+        load_array_model(cfg)
+    assert load_array_model(TrainingConfig()) is None
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_export_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "models" / "gv.h5"
+    rc = cli.main(
+        ["model", "export", "gokmen_vlasov_2016", "--out", str(out), "--ir-drop-ratio", "6e-9"]
+    )
+    assert rc == 0
+    assert f"wrote {out} (preset gokmen_vlasov_2016; sha256" in capsys.readouterr().err
+    loaded = load_model(out)
+    assert loaded.model.rpu == PRESETS["gokmen_vlasov_2016"]()
+    assert loaded.model.ir_drop == IRDropModel(segment_ratio=6e-9)
+    assert cli.main(["model", "show", str(out), "--tile", "256x785"]) == 0
+    shown = capsys.readouterr().out
+    assert f"sha256       {loaded.sha256}" in shown
+    assert "IR drop      segment ratio 6e-09, driver ratio 0" in shown
+    # 6e-9·(256·257/2 + 785·786/2) = 2.048e-3
+    assert "tile 256 × 785: largest attenuation 0.00205" in shown
+    assert "dw_min = 0.001" in shown  # the RPUConfig's TOML
+    assert cli.main(["model", "show", str(out)]) == 0
+    assert shown.count("tile ") < capsys.readouterr().out.count("tile ")  # default: all tiles
+
+
+def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["model", "show", str(tmp_path / "none.h5")]) == 1
+    assert "rpucircuit model: error: no such file" in capsys.readouterr().err
+    out = tmp_path / "m.h5"
+    assert cli.main(["model", "export", "floating_point", "--out", str(out)]) == 0
+    assert cli.main(["model", "show", str(out), "--tile", "3by4"]) == 1
+    assert "--tile '3by4': give OUTxIN" in capsys.readouterr().err
+    assert cli.main(["model", "show", str(out), "--tile", "0x4"]) == 1
+    assert "--tile '0x4': both sizes must be >= 1" in capsys.readouterr().err
+    args = ["model", "export", "floating_point", "--out", str(out), "--ir-drop-driver-ratio", "1"]
+    assert cli.main(args) == 1
+    assert "needs segment_ratio > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["model", "export", "no_such_preset", "--out", str(out)])
+    assert exc.value.code == 2
+    assert "invalid choice: 'no_such_preset'" in capsys.readouterr().err
+
+
+def test_shipped_models_are_current_exports() -> None:
+    """models/*.h5 hold exactly what their documented export command writes."""
+    root = Path(__file__).resolve().parents[2] / "models"
+    for name, ratio in (("gokmen_vlasov_2016", 6e-9), ("gokmen_onen_haensch_2017", 0.0)):
+        loaded = load_model(root / f"{name}.h5")
+        origin = PresetExport(preset=name, segment_ratio=ratio)
+        assert loaded.model == origin.build()
+        assert loaded.provenance.config_key == config_key(origin)
+
+
+# --------------------------------------------------------------------------- import guard
+
+_PROBE = """
+import importlib, json, sys
+for name in ("rpucircuit.modelfile", "rpucircuit.irdrop", "rpucircuit.commands.model"):
+    importlib.import_module(name)
+print(json.dumps(sorted(sys.modules)))
+"""
+CIRCUIT_PATH = (
+    "rpucircuit.config.tile",
+    "rpucircuit.netlist",
+    "rpucircuit.spice",
+    "rpucircuit.extract",
+    "rpucircuit.characterize",
+    "rpucircuit.nodal",
+    "rpucircuit.analytic",
+    "PySpice",
+)
+
+
+def test_model_file_path_imports_no_circuit_module() -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=300
+    )
+    modules = set(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert "rpucircuit.modelfile" in modules and "rpucircuit.irdrop" in modules
+    offending = sorted(
+        m for m in modules if any(m == c or m.startswith(c + ".") for c in CIRCUIT_PATH)
+    )
+    assert offending == []
+
+
+def test_rpu_config_type_is_what_the_file_builds(tmp_path: Path) -> None:
+    loaded = load_model(export(tmp_path, "floating_point"))
+    assert isinstance(loaded.model.rpu, RPUConfig)
