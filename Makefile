@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: ngspice setup demo test lint bench clean
+.PHONY: ngspice setup demo test lint bench models clean
 
 ngspice:  ## Debian's ngspice (39.x) and its shared library
 	@command -v ngspice >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y ngspice libngspice0; }
@@ -31,6 +31,10 @@ lint: setup
 bench: setup  ## training speed at batch 1 vs aihwkit 1.2 and PyTorch (peers built once into bench/.cache)
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/bench_training.py
+
+models: setup  ## rebuild the shipped array-model files in models/ (docs/model-file.md)
+	$(BIN)/rpucircuit model export gokmen_vlasov_2016 --out models/gokmen_vlasov_2016.h5 --ir-drop-ratio 6e-9
+	$(BIN)/rpucircuit model export gokmen_onen_haensch_2017 --out models/gokmen_onen_haensch_2017.h5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

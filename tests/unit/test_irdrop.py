@@ -60,7 +60,7 @@ def test_map_matches_nodal_to_second_order(
 ) -> None:
     """|exact − (1 − a)| ≤ a_max²: the closed form is the first-order term of the exact
     solution's series in ρ, so what it leaves out is the second-order term, at most a_max²
-    (measured: 0.70–0.98 of a_max² over these cases; a driver alone gives the geometric
+    (measured: 0.70–0.91 of a_max² over these cases; a driver alone gives the geometric
     series 1/(1 + a), whose second-order term is exactly a²)."""
     model = IRDropModel(segment_ratio=rho, driver_ratio=rho_d)
     att = model.attenuation(rows, cols, direction)  # type: ignore[arg-type]
