@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -95,6 +95,30 @@ def update_thread_enabled() -> bool:
 
 
 _CPUS = len(os.sched_getaffinity(0))
+
+
+def check_lr(lr: object) -> None:
+    """Refuse a learning rate that is not a finite number >= 0 (:class:`TileShapeError`)."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)):
+        raise TileShapeError(f"update lr = {lr!r}: must be a number")
+    if not math.isfinite(lr) or lr < 0:
+        raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
+
+
+class KernelArrays(NamedTuple):
+    """A tile's arrays as the compiled kernels take them (live references, not copies)."""
+
+    wread: np.ndarray[Any, Any]
+    """Read copy of the weights (out, in), float32 or float64, C or F order."""
+    w: FloatArray
+    par: FloatArray
+    dp: FloatArray
+    att: FloatArray
+    state: np.ndarray[Any, np.dtype[np.uint64]]
+    fwd_io: FloatArray
+    bwd_io: FloatArray
+    upd: FloatArray
+    """Update parameters, layout ``kernels.UPD_*``."""
 
 
 class _UpdateJob:
@@ -342,10 +366,7 @@ class AnalogTile:
             raise TileShapeError(
                 f"update: x has {xb.shape[0]} rows but d has {db.shape[0]}; they must match"
             )
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)):
-            raise TileShapeError(f"update lr = {lr!r}: must be a number")
-        if not math.isfinite(lr) or lr < 0:
-            raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
+        check_lr(lr)
         self._sync()
         if (
             self._update_us >= ASYNC_MIN_US
@@ -386,7 +407,57 @@ class AnalogTile:
 
         return run
 
+    def finish_update(self) -> None:
+        """Finish a deferred update now (see the class docstring); a no-op without one."""
+        self._sync()
+
+    def kernel_arrays(self) -> KernelArrays:
+        """The live arrays the kernels work on, for a caller that runs the kernels itself
+        (:func:`rpucircuit.kernels.dense_train_step`). Call :meth:`finish_update` first;
+        the arrays change in place, and :meth:`set_read_order` replaces ``wread``."""
+        upd = np.zeros(kernels.UPD_LEN)
+        upd[kernels.UPD_BL] = self.config.update.bl
+        upd[kernels.UPD_UM] = float(self.config.update.update_management)
+        upd[kernels.UPD_DW_MIN] = self.config.device.dw_min
+        upd[kernels.UPD_EXACT] = float(self.config.update.pulse_type == "exact")
+        return KernelArrays(
+            self._wread, self._w, self._par, self._dp, self._att, self._s,
+            self._fwd_io, self._bwd_io, upd,
+        )  # fmt: skip
+
     # ----------------------------------------------------------------- weights
+
+    @property
+    def read_order(self) -> str:
+        """Memory order of the read copy of the weights: ``"C"`` (rows) or ``"F"`` (columns)."""
+        return "C" if self._wread.flags.c_contiguous else "F"
+
+    @property
+    def read_copy(self) -> np.ndarray[Any, Any]:
+        """The live read copy of the weights (out, in) (attenuated, devices summed); do not
+        write to it."""
+        return self._wread
+
+    def set_read_order(self, order: str) -> None:
+        """Store the read copy of the weights row-major (``"C"``, the default) or
+        column-major (``"F"``).
+
+        Only speed changes (and the summation order of the reads, i.e. float rounding): a
+        read whose weights are laid out along its input direction adds one contiguous
+        weight line per nonzero input and skips zero inputs, the other direction forms
+        dot products. ``"F"`` suits a first layer, which is read forward only and whose
+        inputs are mostly zero (MNIST pixels, conv1 patches); the default suits layers
+        read both ways (the backward read then skips zero errors).
+        """
+        if order not in ("C", "F"):
+            raise ConfigError(f"order = {order!r}: must be one of ['C', 'F']")
+        self._sync()
+        if order != self.read_order:
+            self._wread = (
+                np.asfortranarray(self._wread)
+                if order == "F"
+                else np.ascontiguousarray(self._wread)
+            )
 
     def _refresh_read(self) -> None:
         self._sync()

@@ -324,13 +324,17 @@ def _mvm(w: FloatArray, xq: FloatArray, out: FloatArray) -> None:  # pragma: no 
                     acc += w[i, j] * xq[k, j]
                 out[k, i] = acc
     else:
-        m = w.T  # C-contiguous (c, r): out[k, b] = Σ_a m[a, b]·xq[k, a]
+        # C-contiguous (c, r): out[k, b] = Σ_a m[a, b]·xq[k, a], one row of m per nonzero
+        # input (a zero input adds exactly nothing): sparse inputs (MNIST pixels, conv1
+        # patches, max-pooled error maps) cost only their nonzero entries
+        m = w.T
         for k in range(n):
             out[k, :] = 0.0
             for a in range(c):
                 xa = xq[k, a]
-                for b2 in range(r):
-                    out[k, b2] += m[a, b2] * xa
+                if xa != 0.0:
+                    for b2 in range(r):
+                        out[k, b2] += m[a, b2] * xa
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "reassoc", "nsz"})
@@ -724,6 +728,172 @@ def exact_update(
                 for j in range(n_in):
                     rrow[j] = total[j]
     return 0
+
+
+# --------------------------------------------------------------------------- activations
+
+ACT_NONE, ACT_SIGMOID, ACT_TANH = 0, 1, 2
+"""Activation codes of :func:`activation_forward` / :func:`dense_train_step`."""
+
+
+@numba.njit(cache=True, nogil=True)
+def activation_forward(code: int, x: FloatArray, y: FloatArray) -> None:  # pragma: no cover
+    """y = f(x) element-wise on 1-D arrays: sigmoid 1/(1 + exp(−x)), tanh, or a copy.
+
+    The one implementation of the activations, used by the layers and by the fused
+    network step alike (so both give bit-identical results)."""
+    if code == ACT_SIGMOID:
+        for i in range(x.shape[0]):
+            y[i] = 1.0 / (1.0 + np.exp(-x[i]))
+    elif code == ACT_TANH:
+        for i in range(x.shape[0]):
+            y[i] = np.tanh(x[i])
+    else:
+        for i in range(x.shape[0]):
+            y[i] = x[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def activation_backward(
+    code: int, y: FloatArray, grad_out: FloatArray, grad_in: FloatArray
+) -> None:  # pragma: no cover
+    """grad_in = f′·grad_out from the activation's output y: sigmoid (1 − y)·y, tanh 1 − y²."""
+    if code == ACT_SIGMOID:
+        for i in range(y.shape[0]):
+            grad_in[i] = (1.0 - y[i]) * y[i] * grad_out[i]
+    elif code == ACT_TANH:
+        for i in range(y.shape[0]):
+            grad_in[i] = (1.0 - y[i] * y[i]) * grad_out[i]
+    else:
+        for i in range(y.shape[0]):
+            grad_in[i] = grad_out[i]
+
+
+# --------------------------------------------------------------------------- fused network step
+
+# per-layer update parameters, row l of dense_train_step's ``upd`` (float64)
+UPD_BL, UPD_UM, UPD_DW_MIN, UPD_EXACT = 0, 1, 2, 3
+UPD_LEN = 4
+
+
+@numba.njit(cache=True, nogil=True)
+def _dense_read(
+    wr: Any,
+    col_major: bool,
+    backward: bool,
+    x: FloatArray,
+    y: FloatArray,
+    io: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """One managed read of a dense layer; ``wr`` is the read copy (out, in) or, when
+    ``col_major``, its transpose (in, out) (both C-contiguous)."""
+    xb = x.reshape((1, x.shape[0]))
+    yb = y.reshape((1, y.shape[0]))
+    if col_major != backward:
+        return read_batch(wr.T, xb, yb, io, s)
+    return read_batch(wr, xb, yb, io, s)
+
+
+@numba.njit(cache=True, nogil=True)
+def _dense_update(
+    xb: FloatArray,
+    db: FloatArray,
+    lr: float,
+    upd: FloatArray,
+    w: FloatArray,
+    par: FloatArray,
+    dp: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    s: UIntArray,
+) -> None:  # pragma: no cover - compiled
+    """The update of one dense layer (``upd``: its row of update parameters)."""
+    if upd[UPD_EXACT] != 0.0:
+        exact_update(xb, db, lr, w, par, dp, wread, att)
+    else:
+        pulsed_update(
+            xb, db, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
+            w, par, dp, wread, att, s,
+        )  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def dense_train_step(
+    label: int,
+    lr: float,
+    acts: Any,
+    col_major: Any,
+    upd: FloatArray,
+    xs: Any,
+    ys: Any,
+    ds: Any,
+    zs: Any,
+    p: FloatArray,
+    g: FloatArray,
+    wreads: Any,
+    ws: Any,
+    pars: Any,
+    dps: Any,
+    atts: Any,
+    states: Any,
+    fwd_ios: Any,
+    bwd_ios: Any,
+) -> float:  # pragma: no cover - compiled
+    """One SGD step of a fully connected network on one sample, in one call.
+
+    Exactly the calls the layer-by-layer path makes (:class:`rpucircuit.network.Network`
+    with :class:`~rpucircuit.layers.AnalogLinear` and activation layers), in the same order
+    per tile, so the result is bit-identical; only the Python overhead between them is
+    gone. Layer l: input buffer ``xs[l]`` (in + 1, bias last = 1; ``xs[0]`` holds the
+    sample), raw output ``ys[l]``, output gradient ``ds[l]``, input gradient scratch
+    ``zs[l]`` (in + 1), read copy ``wreads[l]`` (transposed when ``col_major[l]``), the
+    tile's kernel arrays, ``acts[l]`` the activation after it (the last layer feeds the
+    softmax). ``p``, ``g``: softmax output and loss gradient. Returns the cross-entropy
+    before the step, or NaN (changing nothing) if the sample holds a NaN or infinity.
+    """
+    n_layers = len(ws)
+    if not _all_finite(xs[0].reshape((1, xs[0].shape[0]))):
+        return np.nan
+    for li in range(n_layers):
+        _dense_read(wreads[li], col_major[li], False, xs[li], ys[li], fwd_ios[li], states[li])
+        if li + 1 < n_layers:
+            n = ys[li].shape[0]
+            activation_forward(acts[li], ys[li], xs[li + 1][:n])
+    z = ys[n_layers - 1]
+    zmax = z[0]
+    for i in range(1, z.shape[0]):
+        if z[i] > zmax:
+            zmax = z[i]
+    total = 0.0
+    for i in range(z.shape[0]):
+        e = np.exp(z[i] - zmax)
+        p[i] = e
+        total += e
+    inv = 1.0 / total
+    for i in range(z.shape[0]):
+        p[i] *= inv
+    loss = -np.log(max(p[label], 1e-300))
+    g[:] = p
+    g[label] -= 1.0
+    grad = g
+    for li in range(n_layers - 1, -1, -1):
+        ds[li][:] = grad
+        if li > 0:
+            _dense_read(wreads[li], col_major[li], True, ds[li], zs[li], bwd_ios[li], states[li])
+        xb = xs[li].reshape((1, xs[li].shape[0]))
+        db = ds[li].reshape((1, ds[li].shape[0]))
+        if col_major[li]:
+            _dense_update(xb, db, lr, upd[li], ws[li], pars[li], dps[li], wreads[li].T, atts[li],
+                          states[li])  # fmt: skip
+        else:
+            _dense_update(xb, db, lr, upd[li], ws[li], pars[li], dps[li], wreads[li], atts[li],
+                          states[li])  # fmt: skip
+        if li > 0:
+            n = ys[li - 1].shape[0]
+            activation_backward(acts[li - 1], xs[li][:n], zs[li][:n], ys[li - 1])
+            grad = ys[li - 1]
+    return float(loss)
 
 
 def reference_update(

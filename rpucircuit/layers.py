@@ -45,6 +45,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from rpucircuit import kernels
 from rpucircuit.array import AnalogTile
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError
@@ -135,6 +136,15 @@ class AnalogLinear(Layer):
         self._x[in_size] = 1.0
         self._x_in = self._x[:in_size]
         self._d = np.zeros(out_size)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle/deepcopy support: ``_x_in`` is a view of ``_x`` and must stay one (a
+        copied view would take the inputs while the tile reads the stale ``_x``)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_x_in"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._x_in = self._x[: self.in_size]
 
     @property
     def tile(self) -> AnalogTile:
@@ -308,51 +318,41 @@ class AnalogConv2d(Layer):
 
 
 class _Elementwise(Layer):
-    """An element-wise activation that caches its output in a preallocated buffer."""
+    """An element-wise activation (``kernels.activation_forward`` code ``code``) that caches
+    its output in a preallocated buffer."""
+
+    code = kernels.ACT_NONE
 
     def __init__(self) -> None:
         self._y: FloatArray = np.zeros(0)
         self._g: FloatArray = np.zeros(0)
 
-    def _buffers(self, shape: tuple[int, ...]) -> None:
-        if self._y.shape != shape:
-            self._y = np.zeros(shape)
-            self._g = np.zeros(shape)
+    def forward(self, x: FloatArray) -> FloatArray:
+        if self._y.shape != x.shape:
+            self._y = np.zeros(x.shape)
+            self._g = np.zeros(x.shape)
+        flat = x.reshape(-1) if x.flags.c_contiguous and x.dtype == np.float64 else None
+        if flat is None:
+            flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+        kernels.activation_forward(self.code, flat, self._y.reshape(-1))
+        return self._y
+
+    def backward(self, grad_out: FloatArray) -> FloatArray:
+        g = np.ascontiguousarray(grad_out, dtype=np.float64).reshape(-1)
+        kernels.activation_backward(self.code, self._y.reshape(-1), g, self._g.reshape(-1))
+        return self._g
 
 
 class Sigmoid(_Elementwise):
     """Logistic sigmoid ``1 / (1 + exp(-x))`` (paper A's hidden layers)."""
 
-    def forward(self, x: FloatArray) -> FloatArray:
-        self._buffers(x.shape)
-        y = self._y
-        np.negative(x, out=y)
-        np.exp(y, out=y)
-        y += 1.0
-        np.reciprocal(y, out=y)
-        return y
-
-    def backward(self, grad_out: FloatArray) -> FloatArray:
-        g = self._g
-        np.subtract(1.0, self._y, out=g)
-        g *= self._y
-        g *= grad_out
-        return g
+    code = kernels.ACT_SIGMOID
 
 
 class Tanh(_Elementwise):
     """Hyperbolic tangent (paper B's hidden layers)."""
 
-    def forward(self, x: FloatArray) -> FloatArray:
-        self._buffers(x.shape)
-        return np.tanh(x, out=self._y)
-
-    def backward(self, grad_out: FloatArray) -> FloatArray:
-        g = self._g
-        np.multiply(self._y, self._y, out=g)
-        np.subtract(1.0, g, out=g)
-        g *= grad_out
-        return g
+    code = kernels.ACT_TANH
 
 
 # --------------------------------------------------------------------------- pooling

@@ -24,12 +24,15 @@ union of its tiles' states and resumes bit-exactly.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rpucircuit.array import AnalogTile
+from rpucircuit import kernels
+from rpucircuit.array import AnalogTile, TileShapeError, check_lr
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError, DataError, StoreError
 from rpucircuit.layers import (
@@ -81,6 +84,19 @@ class Network:
         # layers that propagate a gradient, last first (everything above the first tile)
         self._back: tuple[Layer, ...] = tuple(reversed(self.layers[first + 1 :]))
         self._params: tuple[Layer, ...] = tuple(self.layers[i] for i in analog)
+        first_tile = self._first.tile
+        if first_tile is not None and first_tile.config.update.pulse_type == "stochastic":
+            # training reads the first tile forward only, mostly with zero inputs (image
+            # pixels): its read copy column-major makes that read skip the zeros
+            first_tile.set_read_order("F")
+        self._dense = _dense_plan(self.layers)
+        self._fused: tuple[Any, ...] | None = None
+        dtypes = {layer.tile.read_copy.dtype for layer in self._dense[0]} if self._dense else set()
+        self.fused = len(dtypes) == 1
+        """Whether :meth:`train_step` runs as one compiled call
+        (:func:`rpucircuit.kernels.dense_train_step`): on for a fully connected network
+        whose tiles share one read precision, bit-identical to the layer-by-layer path
+        (set it False to run that path)."""
 
     # ------------------------------------------------------------------ running
 
@@ -117,10 +133,63 @@ class Network:
         self._check(x)
         return int(np.argmax(self._forward(x)))
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle support: the fused step's argument cache is rebuilt, never pickled."""
+        return {k: (None if k == "_fused" else v) for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+
+    def _fused_args(self) -> tuple[Any, ...]:
+        """Arguments of :func:`kernels.dense_train_step` after (label, lr), cached; every
+        tile's deferred update is finished first."""
+        assert self._dense is not None
+        linears, codes = self._dense
+        tiles = [layer.tile for layer in linears]
+        for tile in tiles:
+            tile.finish_update()
+        cached = self._fused
+        if cached is not None and all(
+            a is t.read_copy for a, t in zip(cached[-1], tiles, strict=True)
+        ):
+            return cached[:-1]
+        ka = [t.kernel_arrays() for t in tiles]
+        col = tuple(not k.wread.flags.c_contiguous for k in ka)
+        args = (
+            np.array(codes, dtype=np.int64),
+            np.array(col, dtype=np.bool_),
+            np.stack([k.upd for k in ka]),
+            tuple(layer._x for layer in linears),
+            tuple(np.zeros(layer.out_size) for layer in linears),
+            tuple(layer._d for layer in linears),
+            tuple(np.zeros(layer.in_size + 1) for layer in linears),
+            self.loss._p,
+            self.loss._g,
+            tuple(k.wread.T if c else k.wread for k, c in zip(ka, col, strict=True)),
+            tuple(k.w for k in ka),
+            tuple(k.par for k in ka),
+            tuple(k.dp for k in ka),
+            tuple(k.att for k in ka),
+            tuple(k.state for k in ka),
+            tuple(k.fwd_io for k in ka),
+            tuple(k.bwd_io for k in ka),
+        )
+        self._fused = (*args, tuple(k.wread for k in ka))
+        return args
+
     def train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """One SGD step on one sample; returns the cross-entropy loss before the step."""
         self._check(x)
         self._check_label(label)
+        if self._dense is not None and self.fused:
+            check_lr(lr)
+            args = self._fused_args()
+            first = self._dense[0][0]
+            first._x_in[...] = np.reshape(x, first.in_size)
+            loss = kernels.dense_train_step(int(label), float(lr), *args)
+            if math.isnan(loss):
+                raise TileShapeError("forward x: contains NaN or infinite values")
+            return float(loss)
         self.loss.forward(self._forward(x))
         loss = self.loss.loss(label)
         g = self.loss.backward(label)
@@ -160,6 +229,35 @@ class Network:
             )
         for i in self._analog_index:
             self.layers[i].tile.set_state(state[f"layer{i}"])  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- fused path
+
+
+def _dense_plan(
+    layers: Sequence[Layer],
+) -> tuple[tuple[AnalogLinear, ...], tuple[int, ...]] | None:
+    """The fully connected layers and the activation code after each, if ``layers`` is
+    AnalogLinear [Sigmoid|Tanh] ... AnalogLinear (what :func:`kernels.dense_train_step`
+    runs), else None."""
+    linears: list[AnalogLinear] = []
+    codes: list[int] = []
+    for layer in layers:
+        if isinstance(layer, AnalogLinear):
+            if linears and len(codes) < len(linears):
+                codes.append(kernels.ACT_NONE)
+            linears.append(layer)
+        elif type(layer) in (Sigmoid, Tanh) and len(codes) < len(linears):
+            codes.append(layer.code)  # type: ignore[attr-defined]
+        else:
+            return None
+    if not linears or len(codes) == len(linears):  # an activation after the last layer
+        return None
+    codes.append(kernels.ACT_NONE)
+    for prev, nxt in itertools.pairwise(linears):
+        if prev.out_size != nxt.in_size:
+            return None
+    return tuple(linears), tuple(codes)
 
 
 # --------------------------------------------------------------------------- builders

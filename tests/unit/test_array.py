@@ -429,3 +429,32 @@ def test_constructor_errors(args: tuple, kwargs: dict, match: str) -> None:  # t
     kwargs = {"rng": np.random.default_rng(0), **kwargs}
     with pytest.raises(ConfigError, match=match):
         AnalogTile(*args, **kwargs)
+
+
+def test_read_order_changes_only_the_layout(rng: np.random.Generator) -> None:
+    """A column-major read copy gives the same reads (to summation-order rounding) and
+    the same updates (bit for bit: the update kernel writes elements, not sums)."""
+    cfg = dataclasses.replace(
+        rpu.gokmen_vlasov_2016(),
+        forward=rpu.IOConfig(out_noise=0.0),
+        backward=rpu.IOConfig(out_noise=0.0),
+    )
+    a = AnalogTile(6, 20, cfg, rng=np.random.default_rng(5))
+    b = AnalogTile(6, 20, cfg, rng=np.random.default_rng(5))
+    w0 = rng.uniform(-0.3, 0.3, (6, 20))
+    a.set_weights(w0)
+    b.set_weights(w0)
+    b.set_read_order("F")
+    assert (a.read_order, b.read_order) == ("C", "F")
+    x = rng.uniform(-1, 1, (30, 20))
+    x[rng.random(x.shape) < 0.7] = 0.0
+    d = rng.uniform(-1, 1, (30, 6))
+    a.update(x, d, 0.05)
+    b.update(x, d, 0.05)
+    np.testing.assert_array_equal(a.device_weights(), b.device_weights())
+    # noise-free reads of outputs ~1: summation order only, 1e-12 absolute
+    np.testing.assert_allclose(b.forward(x), a.forward(x), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b.backward(d), a.backward(d), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(b.read_copy, a.read_copy)
+    with pytest.raises(ConfigError, match=r"order = 'K': must be one of \['C', 'F'\]"):
+        a.set_read_order("K")

@@ -367,3 +367,35 @@ def test_exact_update_is_sgd_and_clips() -> None:
     expected = np.clip(-0.05 * np.outer(d[0], x[0]) / 2, -0.01, 0.01)
     np.testing.assert_allclose(w[0], expected, rtol=0, atol=1e-17)
     np.testing.assert_allclose(wread, 2 * expected, rtol=0, atol=1e-17)
+
+
+def test_column_major_read_skips_zero_inputs_exactly(rng: np.random.Generator) -> None:
+    """The column-major MVM adds one weight column per nonzero input and skips the zeros
+    (sparse images, pooled error maps): the result equals the dense reference."""
+    w = rng.normal(0.0, 0.4, (9, 40))
+    x = rng.uniform(-1.0, 1.0, (5, 40))
+    x[rng.random(x.shape) < 0.8] = 0.0  # MNIST-like: ~80 % exact zeros
+    x[1, :3] = 1e-4  # below half a DAC step: quantizes to 0 and is skipped too
+    x[3] = 0.0  # an all-zero vector reads exactly 0 under noise management
+    iov = io_vector(rpu.IOConfig(out_noise=0.0))
+    y = np.empty((5, 9))
+    kernels.read_batch(np.asfortranarray(w), x, y, iov, kernels.seed_state(rng))
+    ref = np.array([kernels.reference_read(w, xi, iov, rng) for xi in x])
+    # same arithmetic up to summation order: 1e-12 absolute on outputs of size ~3
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-12)
+    assert np.all(y[3] == 0.0)
+
+
+@pytest.mark.parametrize("code", [kernels.ACT_SIGMOID, kernels.ACT_TANH, kernels.ACT_NONE])
+def test_activation_kernels_match_formulas(rng: np.random.Generator, code: int) -> None:
+    x = rng.normal(0.0, 3.0, 50)
+    g = rng.normal(size=50)
+    y = np.empty(50)
+    gin = np.empty(50)
+    kernels.activation_forward(code, x, y)
+    kernels.activation_backward(code, y, g, gin)
+    ref = {kernels.ACT_SIGMOID: 1 / (1 + np.exp(-x)), kernels.ACT_TANH: np.tanh(x)}.get(code, x)
+    dref = {kernels.ACT_SIGMOID: ref * (1 - ref), kernels.ACT_TANH: 1 - ref**2}.get(code, 1.0)
+    # libm vs numpy SIMD exp/tanh may differ by an ulp or two: 1e-14 relative
+    np.testing.assert_allclose(y, ref, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(gin, dref * g, rtol=1e-13, atol=1e-16)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from rpucircuit import store
+from rpucircuit.array import TileShapeError
 from rpucircuit.config.rpu import floating_point, gokmen_onen_haensch_2017, gokmen_vlasov_2016
 from rpucircuit.errors import ConfigError, DataError, StoreError
 from rpucircuit.layers import AnalogConv2d, AnalogLinear, Flatten, MaxPool2d, Sigmoid, Tanh
@@ -255,3 +256,60 @@ def test_paper_cnn_is_identical_with_and_without_update_thread_and_resumes(
     assert _train(resumed, xs[4:], ys[4:]) == losses_on[4:]
     for a, b in zip(net_on.tiles, resumed.tiles, strict=True):
         np.testing.assert_array_equal(a.device_weights(), b.device_weights())
+
+
+# --------------------------------------------------------------------------- fused step
+
+
+@pytest.mark.parametrize("preset", ["paper_a", "fp", "tanh_multi_device"])
+def test_fused_fc_step_is_bit_identical_to_the_layer_path(
+    rng: np.random.Generator, preset: str
+) -> None:
+    """The compiled whole-network step makes the layer path's kernel calls in the same
+    order per tile: losses, weights and generator states agree bit for bit."""
+    hidden = "tanh" if preset == "tanh_multi_device" else "sigmoid"
+    if preset == "fp":
+        cfgs: object = FP
+    elif preset == "paper_a":
+        cfgs = gokmen_vlasov_2016()
+    else:
+        cfgs = [gokmen_vlasov_2016(n_devices=2), gokmen_vlasov_2016(), gokmen_vlasov_2016()]
+    a = fully_connected((30, 12, 8, 4), cfgs, rng=np.random.default_rng(7), hidden=hidden)  # type: ignore[arg-type]
+    b = copy.deepcopy(a)
+    b.fused = False
+    assert a.fused
+    assert a.tiles[0].read_order == ("C" if preset == "fp" else "F")
+    xs = rng.random((25, 30))
+    xs[rng.random(xs.shape) < 0.6] = 0.0
+    ys = rng.integers(0, 4, size=25)
+    la = _train(a, xs, ys)
+    lb = _train(b, xs, ys)
+    assert la == lb
+    for ta, tb in zip(a.tiles, b.tiles, strict=True):
+        sa, sb = ta.get_state(), tb.get_state()
+        for key in ("weights", "kernel_rng_words"):
+            np.testing.assert_array_equal(sa[key], sb[key])
+    np.testing.assert_array_equal(a.predict_proba(xs[0]), b.predict_proba(xs[0]))
+
+
+def test_fused_step_errors(rng: np.random.Generator) -> None:
+    net = fully_connected((5, 4, 3), gokmen_vlasov_2016(), rng=rng)
+    assert net.fused
+    x = np.ones(5)
+    x[2] = np.nan
+    before = [t.get_weights() for t in net.tiles]
+    with pytest.raises(TileShapeError, match="forward x: contains NaN or infinite values"):
+        net.train_step(x, 0, 0.1)
+    with pytest.raises(TileShapeError, match=r"update lr = -0.1: must be finite and >= 0"):
+        net.train_step(np.ones(5), 0, -0.1)
+    for t, w in zip(net.tiles, before, strict=True):
+        np.testing.assert_array_equal(t.get_weights(), w)  # nothing changed
+
+
+def test_deepcopied_linear_layer_reads_its_new_input(rng: np.random.Generator) -> None:
+    layer = AnalogLinear(4, 3, FP, rng=rng)
+    twin = copy.deepcopy(layer)  # before any forward: the input view must be rebuilt
+    x = rng.random(4)
+    np.testing.assert_array_equal(twin.forward(x), layer.forward(x))
+    w = layer.tile.get_weights()
+    np.testing.assert_allclose(twin.forward(x), w[:, :4] @ x + w[:, 4], rtol=1e-12, atol=1e-12)
