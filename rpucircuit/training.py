@@ -113,6 +113,12 @@ def load_array_model(cfg: TrainingConfig) -> LoadedModel | None:
     if not cfg.model.file:
         return None
     loaded = load_model(cfg.model.file)
+    pinned = cfg.model.file_sha256
+    if pinned and loaded.sha256 != pinned:
+        raise StoreError(
+            f"{cfg.model.file}: sha256 {loaded.sha256[:16]}… differs from model.file_sha256 "
+            f"{pinned[:16]}…: the file is not the one the config names"
+        )
     try:
         cfg.rpu_configs(loaded.model.rpu)
     except ConfigError as exc:

@@ -60,6 +60,8 @@ MNIST_TEST = 10000
 
 SettingValue = float | int | bool | str
 
+_HEX = "0123456789abcdef"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Setting:
@@ -124,11 +126,22 @@ class ModelSpec:
     file: str = ""
     """Path of a model file (HDF5 kind ``model``, ``docs/model-file.md``), relative paths
     against the working folder; empty = use the preset. Read when a run starts."""
+    file_sha256: str = ""
+    """sha256 (64 lowercase hex digits) the model file must have; empty = not checked.
+    Pinning it makes the config key, and so a sweep's job cache, follow the file's contents
+    rather than only its path (``rpucircuit model show FILE`` prints it)."""
     settings: tuple[Setting, ...] = ()
     """Field changes applied, in order, on top of the preset's (or the file's) RPUConfig."""
 
     def __post_init__(self) -> None:
         check_choice("model.preset", self.preset, PRESETS)
+        if self.file_sha256:
+            if not self.file:
+                raise ConfigError("model.file_sha256 is set but model.file is empty")
+            if len(self.file_sha256) != 64 or not set(self.file_sha256) <= set(_HEX):
+                raise ConfigError(
+                    f"model.file_sha256 = {self.file_sha256!r}: must be 64 lowercase hex digits"
+                )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

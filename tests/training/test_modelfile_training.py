@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpucircuit import store
+from rpucircuit import cli, store
 from rpucircuit.config.training import ModelSpec, Setting, TrainingConfig
 from rpucircuit.data import Mnist
 from rpucircuit.errors import StoreError
@@ -92,3 +92,32 @@ def test_ir_drop_run_resumes_bit_exactly(mnist: Mnist, tmp_path: Path) -> None:
     export(path, "gokmen_vlasov_2016", ratio=2e-7)
     with pytest.raises(StoreError, match=r"checkpoint\.h5 was written with model file .*ir\.h5"):
         train(cfg, tmp_path / "changed", data=mnist, progress=False, resume=True)
+
+
+def test_cli_train_resolves_model_file_against_working_folder(
+    mnist: Mnist,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``model.file`` relative to the working folder, not to the config file's folder (the
+    ``mnist`` fixture fills the cache the command reads)."""
+    work = tmp_path / "work"
+    export(work / "models" / "gv.h5", "gokmen_vlasov_2016", ratio=6e-9)
+    conf_dir = tmp_path / "configs"
+    conf_dir.mkdir()
+    cfg_file = conf_dir / "run.toml"
+    cfg_file.write_text(
+        'network = "fc"\nepochs = 1\nn_train = 100\nn_test = 50\n[model]\nfile = "models/gv.h5"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(work)
+    assert cli.main(["train", str(cfg_file), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    tree, _ = store.load(tmp_path / "run" / "history.h5", kind="history")
+    assert tree["model_file"]["path"] == "models/gv.h5"
+    assert tree["model_file"]["resolved_path"] == str(work / "models" / "gv.h5")
+    monkeypatch.chdir(conf_dir)  # from the config's own folder the file is not found
+    out2 = str(tmp_path / "run2")
+    capsys.readouterr()
+    assert cli.main(["train", str(cfg_file), "--out", out2, "--no-progress"]) == 1
+    assert "rpucircuit train: error: no such file: models/gv.h5" in capsys.readouterr().err

@@ -263,6 +263,25 @@ def test_training_refusals_name_the_file(tmp_path: Path) -> None:
     assert load_array_model(TrainingConfig()) is None
 
 
+def test_pinned_sha256(tmp_path: Path) -> None:
+    path = export(tmp_path, "gokmen_vlasov_2016")
+    sha = file_sha256(path)
+    pinned = TrainingConfig(model=ModelSpec(file=str(path), file_sha256=sha))
+    loaded = load_array_model(pinned)
+    assert loaded is not None and loaded.sha256 == sha
+    # the pin is part of the config key: another file content, another sweep job
+    other = TrainingConfig(model=ModelSpec(file=str(path), file_sha256="0" * 64))
+    assert config_key(other) != config_key(pinned)
+    with pytest.raises(StoreError, match=r"gokmen_vlasov_2016\.h5: sha256 .* differs from model"):
+        load_array_model(other)
+    with pytest.raises(ConfigError, match=r"model\.file_sha256 is set but model\.file is empty"):
+        ModelSpec(file_sha256=sha)
+    with pytest.raises(ConfigError, match=r"model\.file_sha256 = 'ABC': must be 64 lowercase hex"):
+        ModelSpec(file="m.h5", file_sha256="ABC")
+    with pytest.raises(ConfigError, match="must be 64 lowercase hex"):
+        ModelSpec(file="m.h5", file_sha256=sha.upper())
+
+
 # --------------------------------------------------------------------------- CLI
 
 
