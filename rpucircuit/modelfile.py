@@ -299,6 +299,9 @@ def describe(loaded: LoadedModel, shapes: tuple[tuple[int, int], ...] = ()) -> s
         f"description  {m.description}",
         f"origin key   {prov.config_key[:16]}",
     ]
+    origin = prov.config_toml.strip().splitlines()
+    if origin:
+        lines.append("origin       " + "; ".join(origin))
     if m.ir_drop is None:
         lines.append("IR drop      none (attenuation map = 1)")
     else:

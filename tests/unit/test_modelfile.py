@@ -50,6 +50,9 @@ def test_every_preset_round_trips(tmp_path: Path, preset: str) -> None:
     assert (prov.kind, prov.schema_version) == (MODEL_KIND, MODEL_SCHEMA)
     assert prov.config_toml == to_toml(origin) and prov.config_key == config_key(origin)
     assert from_toml(PresetExport, prov.config_toml) == origin
+    text = describe(loaded, ((256, 785),))
+    assert f'origin       preset = "{preset}"; segment_ratio = 0.0; driver_ratio = 0.0' in text
+    assert "IR drop      none (attenuation map = 1)" in text and "validation   none" in text
 
 
 def test_full_model_round_trips(tmp_path: Path) -> None:
