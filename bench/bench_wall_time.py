@@ -42,16 +42,27 @@ What it measures
     ``SeedSequence(seed)``), so aihwkit visits the images in the same order as ours.
 
 How it keeps each timed piece short and the machine quiet
-    A run is split into calls of a few epochs each (``--fc-per-call``, ``--cnn-per-call``);
-    each call is one worker process that continues from the state folder (ours: the
-    training checkpoint, ``train(..., resume=True, stop_after=...)``, bit-exact; aihwkit:
+    A run is split into calls of a few epochs each (aihwkit: ``--fc-per-call``, default 5
+    epochs ≈ 3 min, ``--cnn-per-call``, default 1 epoch ≈ 4-8 min; ours:
+    ``--ours-fc-per-call``, default 30 epochs ≈ 3 min, ``--ours-cnn-per-call``, default 3
+    epochs ≈ 3 min); each call is one worker process that continues from the state folder
+    (ours: the training checkpoint, ``train(..., resume=True, stop_after=...)``, bit-exact;
+    it needs the same config key, so a change of ``TrainingConfig``'s fields between calls
+    stops the run with a ``StoreError``: start it over in a new ``--state``; aihwkit:
     ``torch.save`` of the model's and optimizer's state, with every tile's weights and
     device parameters, plus torch's generator state; its C++ simulator's own generator is
     re-seeded by each new process). Each call is prefixed with ``--quiet CMD`` (e.g.
     ``/work/bin/quiet``, which serializes measurements and pauses background work). Calls
-    alternate between the contenders (ours epochs 1-5, aihwkit epochs 1-5, ours 6-10, ...),
-    so both see the same machine. Rerunning the same command continues where a killed one
+    alternate between the contenders round by round (each one's next call in turn), so
+    both see the same machine. Rerunning the same command continues where a killed one
     stopped; ``--report`` only prints the table.
+
+    Ours runs a snapshot of ``rpucircuit/`` at a git revision (``--code``, default HEAD;
+    taken into ``STATE/code`` when the state folder is new and kept for its later calls, so
+    edits in the shared working tree never change a run midway; ``--code worktree`` runs the
+    tree as it is), and an untimed warm-up process compiles its numba kernels into their
+    disk cache before the first timed call (a cold cache would otherwise put tens of seconds
+    of compilation into epoch 1). The commit is printed and stored in ``STATE/meta.json``.
 
     Every call records its wall time, the CPU time of the worker (``own CPU``, in cores:
     above 1 when ours' update thread overlapped the next sample), the CPU time that *other*
@@ -216,6 +227,19 @@ def _worker_ours(state: Path, net: str, upto: int, seed: int) -> None:
     _write_json(folder / "records.json", rec)
 
 
+def _warm_ours(net: str) -> None:
+    """A few training steps and reads, so numba's kernels are compiled and cached on disk."""
+    from rpucircuit.config.training import ModelSpec, TrainingConfig
+    from rpucircuit.training import build_network
+
+    cfg = TrainingConfig(network=net, model=ModelSpec(preset=PRESET[net]))  # type: ignore[arg-type]
+    network = build_network(cfg, rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).random((8, 784))
+    for i in range(8):
+        network.train_step(x[i], i % 10, LR)
+    network.evaluate(x, np.arange(8) % 10)
+
+
 def _aihwkit_model(net: str) -> Any:
     from aihwkit.nn import AnalogConv2d, AnalogLinear  # type: ignore[import-not-found]
     from aihwkit.simulator.configs import ConstantStepDevice, SingleRPUConfig  # type: ignore[import-not-found]
@@ -271,12 +295,16 @@ def _worker_aihwkit(state: Path, net: str, upto: int, seed: int) -> None:
     orders = np.load(state / "orders.npy")
     torch.manual_seed(seed)
     model = _aihwkit_model(net)
+    ckpt = folder / "state.pt"
+    saved = torch.load(ckpt, weights_only=False) if ckpt.is_file() else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+    # the optimizer only after the state is loaded: aihwkit 1.2's load_state_dict replaces
+    # the tiles' parameter objects, and an optimizer made before it then updates nothing
+    # (measured: the weights stayed frozen for the rest of the run)
     opt = AnalogSGD(model.parameters(), lr=LR)
     opt.regroup_param_groups(model)
-    ckpt = folder / "state.pt"
-    if ckpt.is_file():
-        saved = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(saved["model"])
+    if saved is not None:
         opt.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
     done = len(rec["epochs"])
@@ -339,7 +367,9 @@ def worker_main(argv: list[str]) -> int:
     p.add_argument("--upto", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
     a = p.parse_args(argv)
-    if a.contender == "ours":
+    if a.contender == "ours" and a.upto == 0:
+        _warm_ours(a.net)
+    elif a.contender == "ours":
         _worker_ours(a.state, a.net, a.upto, a.seed)
     else:
         _worker_aihwkit(a.state, a.net, a.upto, a.seed)
@@ -349,13 +379,43 @@ def worker_main(argv: list[str]) -> int:
 # --------------------------------------------------------------------------- driver
 
 
-def _prepare(state: Path, seed: int, epochs: int, n_train: int, n_test: int) -> None:
-    """MNIST as uint8 arrays and each epoch's training order, written once into ``state``."""
+def _snapshot(state: Path, rev: str) -> str:
+    """``rpucircuit/`` at git revision ``rev`` into ``state/code``; returns the commit."""
+    if rev == "worktree":
+        return "worktree"
+    repo = HERE.parent
+    sha = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    code = state / "code"
+    if not (code / "rpucircuit").is_dir():
+        code.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", sha, "rpucircuit"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(code)], input=archive.stdout, check=True)
+    return sha
+
+
+def _prepare(
+    state: Path, seed: int, epochs: int, n_train: int, n_test: int, code: str
+) -> dict[str, Any]:
+    """MNIST as uint8 arrays, each epoch's training order and the code, once into ``state``."""
     state.mkdir(parents=True, exist_ok=True)
-    meta = {"seed": seed, "n_train": n_train, "n_test": n_test}
+    meta: dict[str, Any] = {"seed": seed, "n_train": n_train, "n_test": n_test}
     old = _read_json(state / "meta.json")
-    if old is not None and old != meta:
-        raise SystemExit(f"{state} holds a run with {old}; this one is {meta}: use another --state")
+    if old is not None:
+        code_then = old.pop("code", "worktree")
+        if old != meta:
+            raise SystemExit(
+                f"{state} holds a run with {old}; this one is {meta}: use another --state"
+            )
+        if code_then != "worktree":
+            print(f"NOTE: {state} continues with the code it started with ({code_then[:12]})")
+        meta["code"] = code_then
+    else:
+        meta["code"] = _snapshot(state, code)
     if not (state / "mnist.npz").is_file():
         from rpucircuit.data import load_mnist
 
@@ -380,6 +440,7 @@ def _prepare(state: Path, seed: int, epochs: int, n_train: int, n_test: int) -> 
         np.save(tmp_path, orders.astype(np.int32))
         os.replace(tmp_path, orders_path)
     _write_json(state / "meta.json", meta)
+    return meta
 
 
 def _run_call(
@@ -392,11 +453,15 @@ def _run_call(
     env.pop("OPENBLAS_L2_SIZE", None)
     if args.update_thread == "off":
         env["RPUCIRCUIT_UPDATE_THREAD"] = "0"
+    if contender == "ours" and (args.state / "code" / "rpucircuit").is_dir():
+        env["PYTHONPATH"] = str((args.state / "code").resolve())  # the snapshot, not the tree
     python = sys.executable if contender == "ours" else peer_python
-    cmd = shlex.split(args.quiet) if args.quiet else []
-    cmd += [python, str(Path(__file__).resolve()), "--worker", "--contender", contender,
-            "--net", net, "--state", str(args.state), "--upto", str(upto),
-            "--seed", str(args.seed)]  # fmt: skip
+    worker = [python, str(Path(__file__).resolve()), "--worker", "--contender", contender,
+              "--net", net, "--state", str(args.state), "--seed", str(args.seed)]  # fmt: skip
+    if upto == 0:  # untimed: compile (numba's disk cache) before the first timed call
+        subprocess.run([*worker, "--upto", "0"], env=env, capture_output=True, check=True)
+        return True
+    cmd = (shlex.split(args.quiet) if args.quiet else []) + [*worker, "--upto", str(upto)]
     print(f"[{time.strftime('%H:%M:%S')}] {contender} {net} -> epoch {upto}", flush=True)
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
@@ -487,14 +552,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contenders", default="ours,aihwkit", help="comma list of ours, aihwkit")
     p.add_argument("--epochs", type=int, default=1, help="epochs to run per network")
     p.add_argument("--cnn-epochs", type=int, help="epochs for the CNN (default: --epochs)")
-    p.add_argument("--fc-per-call", type=int, default=5, help="FC epochs per worker call")
-    p.add_argument("--cnn-per-call", type=int, default=1, help="CNN epochs per worker call")
+    p.add_argument("--fc-per-call", type=int, default=5, help="aihwkit FC epochs per call")
+    p.add_argument("--cnn-per-call", type=int, default=1, help="aihwkit CNN epochs per call")
+    p.add_argument("--ours-fc-per-call", type=int, default=30, help="our FC epochs per call")
+    p.add_argument("--ours-cnn-per-call", type=int, default=3, help="our CNN epochs per call")
     p.add_argument("--state", type=Path, required=True, help="folder of data, state, records")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--n-train", type=int, default=N_TRAIN, help="training images (quick tries)")
     p.add_argument("--n-test", type=int, default=N_TEST, help="test images (quick tries)")
     p.add_argument("--quiet", default="", help="command prefix of each call (/work/bin/quiet)")
     p.add_argument("--update-thread", choices=("on", "off"), default="on")
+    p.add_argument(
+        "--code",
+        default="HEAD",
+        help="git revision of rpucircuit that ours runs (a snapshot in STATE/code, taken when "
+        "the state folder is new), or 'worktree' for the working tree as it is",
+    )
     p.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON)
     p.add_argument("--report", action="store_true", help="only print the table")
     args = p.parse_args(argv)
@@ -514,9 +587,20 @@ def main(argv: list[str] | None = None) -> int:
               "rpucircuit only")  # fmt: skip
         contenders.remove("aihwkit")
     target = {"fc": args.epochs, "cnn": args.cnn_epochs or args.epochs}
-    per_call = {"fc": args.fc_per_call, "cnn": args.cnn_per_call}
-    _prepare(args.state, args.seed, max(target[n] for n in nets), args.n_train, args.n_test)
-    print(f"state {args.state}; seed {args.seed}; lr {LR}; batch 1; "
+    per_call = {
+        ("aihwkit", "fc"): args.fc_per_call,
+        ("aihwkit", "cnn"): args.cnn_per_call,
+        ("ours", "fc"): args.ours_fc_per_call,
+        ("ours", "cnn"): args.ours_cnn_per_call,
+    }
+    meta = _prepare(
+        args.state, args.seed, max(target[n] for n in nets), args.n_train, args.n_test, args.code
+    )
+    if "ours" in contenders:
+        for net in nets:
+            _run_call(args, "ours", net, 0, "")
+    print(f"rpucircuit code: {meta['code']}; state {args.state}; seed {args.seed}; lr {LR}; "
+          "batch 1; "
           f"{args.n_train}/{args.n_test} images; "
           f"cores {os.cpu_count()}; update thread {args.update_thread}; "
           f"quiet prefix {args.quiet or '(none)'}")  # fmt: skip
@@ -528,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
                 done = len(_records(args.state, c, net)["epochs"])
                 if done >= target[net]:
                     continue
-                upto = min(done + per_call[net], target[net])
+                upto = min(done + per_call[c, net], target[net])
                 ok = _run_call(args, c, net, upto, str(args.peer_python)) and ok
                 progressed = True
         if not progressed:
