@@ -11,7 +11,9 @@ a killed sweep resumes where it stopped and a finished one is free to rerun.
 Executors: a local process pool (``spawn``; the default) or a ``dask.distributed`` cluster
 given its scheduler address. The job function must be importable by the workers (a
 module-level function). Each worker runs one job at a time with its BLAS pinned to one
-thread, so ``N`` workers run close to ``N`` times as fast as one.
+thread and no update thread, so ``N`` workers run close to ``N`` times as fast as one. On
+Dask, a sweep also quiets the cluster while it runs (profiler off, slow event-loop ticks;
+see :data:`DASK_TICK_MS`) and puts it back when it ends.
 
 An *experiment* (:class:`Experiment`, from TOML) names the job function and the config
 class, a base config, and the jobs as named cases times a grid of overrides (dotted paths);
@@ -161,6 +163,82 @@ def _timed_call(fn: JobFn, config: Any) -> tuple[dict[str, Any], float]:
     return result, time.perf_counter() - t0
 
 
+def _timed_call_single_threaded(fn: JobFn, config: Any) -> tuple[dict[str, Any], float]:
+    """:func:`_timed_call` in a Dask worker, under the environment the pool gives its
+    processes. Only what is read at run time takes effect here (the array's update thread);
+    the BLAS/OpenMP thread counts are set by Dask's nanny when it starts a worker."""
+    with _single_threaded_children():
+        return _timed_call(fn, config)
+
+
+DASK_TICK_MS = 1000.0
+"""Event-loop tick interval (ms) of the Dask scheduler, nannies and workers while a sweep
+runs on them; Dask's default is 20 ms. A tick wakes the process's event loop, which in a
+worker must take the GIL from the running job; measured on the 2-core machine, the ticks and
+the worker's statistical profiler (a stack walk of the job's thread every 10 ms) cost each
+training job 5-10 % of its time and put thousands of involuntary context switches into it."""
+
+_CALM_ATTR = "_rpucircuit_calm"
+
+
+def _calm_dask_server(
+    dask_worker: Any = None, dask_scheduler: Any = None, calm: bool = True
+) -> int:
+    """Run on a Dask worker, nanny or scheduler (``Client.run``, in its event loop).
+
+    ``calm=True``: stop the worker's statistical profiler and slow the event-loop tick to
+    :data:`DASK_TICK_MS`; ``calm=False`` puts back what the first ``calm=True`` changed,
+    once as many sweeps have ended as began (overlapping sweeps on one cluster). Returns the
+    number of sweeps still using the server.
+    """
+    server = dask_worker if dask_worker is not None else dask_scheduler
+    callbacks = getattr(server, "periodic_callbacks", {})
+    state: dict[str, Any] | None = getattr(server, _CALM_ATTR, None)
+    if calm:
+        if state is None:
+            saved: dict[str, float | None] = {}
+            tick = callbacks.get("tick")
+            if tick is not None and tick.callback_time < DASK_TICK_MS:
+                saved["tick"] = tick.callback_time
+                tick.callback_time = DASK_TICK_MS
+            for name in ("profile", "profile-cycle"):
+                pc = callbacks.get(name)
+                if pc is not None and pc.is_running():
+                    pc.stop()
+                    saved[name] = None
+            state = {"users": 0, "saved": saved}
+            setattr(server, _CALM_ATTR, state)
+        state["users"] += 1
+        return int(state["users"])
+    if state is None:
+        return 0
+    state["users"] -= 1
+    if state["users"] > 0:
+        return int(state["users"])
+    for name, value in state["saved"].items():
+        pc = callbacks.get(name)
+        if pc is None:
+            continue
+        if value is None:
+            pc.start()
+        else:
+            pc.callback_time = value
+    delattr(server, _CALM_ATTR)
+    return 0
+
+
+def _calm_cluster(client: Any, *, calm: bool) -> None:
+    """:func:`_calm_dask_server` on every worker, nanny and the scheduler of ``client``'s
+    cluster. Best effort: a cluster that refuses (an older Dask, a dying worker) runs the
+    sweep untuned. Workers that join during the sweep are not tuned."""
+    with contextlib.suppress(Exception):
+        client.run(_calm_dask_server, calm=calm, on_error="ignore")
+    with contextlib.suppress(Exception):
+        client.run(_calm_dask_server, calm=calm, nanny=True, on_error="ignore")
+    with contextlib.suppress(Exception):
+        client.run_on_scheduler(_calm_dask_server, calm=calm)
+
+
 def _run_pool(
     fn: JobFn, jobs: Sequence[Job], n_workers: int
 ) -> Iterator[tuple[Job, dict[str, Any] | None, float, BaseException | None]]:
@@ -199,20 +277,28 @@ def _run_dask(
             "(give an address like tcp://HOST:8786)"
         ) from exc
     with client:
-        futures = {
-            client.submit(
-                _timed_call, fn, job.config, key=f"rpucircuit-job-{job.key}", pure=False
-            ): job
-            for job in jobs
-        }
-        for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
-            job = futures[fut]
-            try:
-                result, seconds = fut.result()
-            except Exception as exc:
-                yield job, None, 0.0, exc
-            else:
-                yield job, result, seconds, None
+        _calm_cluster(client, calm=True)
+        try:
+            futures = {
+                client.submit(
+                    _timed_call_single_threaded,
+                    fn,
+                    job.config,
+                    key=f"rpucircuit-job-{job.key}",
+                    pure=False,
+                ): job
+                for job in jobs
+            }
+            for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
+                job = futures[fut]
+                try:
+                    result, seconds = fut.result()
+                except Exception as exc:
+                    yield job, None, 0.0, exc
+                else:
+                    yield job, result, seconds, None
+        finally:
+            _calm_cluster(client, calm=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

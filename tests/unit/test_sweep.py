@@ -138,7 +138,7 @@ def test_bad_scheduler_address(address: str, tmp_path: Path) -> None:
 def dask_cluster() -> Iterator[str]:
     import distributed  # a test dependency: missing it fails, never skips
 
-    with distributed.LocalCluster(
+    with distributed.LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
@@ -154,6 +154,63 @@ def test_dask_matches_pool(tmp_path: Path, dask_cluster: str) -> None:
     for rp, rd in zip(pool.results, dask.results, strict=True):
         assert rp["value"] == rd["value"]  # exact: deterministic per config
         np.testing.assert_array_equal(rp["curve"], rd["curve"])
+
+
+def dask_state_job(cfg: ToyConfig) -> dict[str, Any]:
+    """Reports, from inside a Dask worker, what its job runs with."""
+    import os
+
+    import distributed
+
+    callbacks = distributed.get_worker().periodic_callbacks
+    return {
+        "update_thread": os.environ.get("RPUCIRCUIT_UPDATE_THREAD", "unset"),
+        "profiling": callbacks["profile"].is_running(),
+        "tick_ms": float(callbacks["tick"].callback_time),
+    }
+
+
+def _server_state(dask_worker: Any = None, dask_scheduler: Any = None) -> tuple[float, bool]:
+    """(event-loop tick in ms, profiler running) of a Dask worker, nanny or scheduler."""
+    server = dask_worker if dask_worker is not None else dask_scheduler
+    profile = server.periodic_callbacks.get("profile")
+    return float(server.periodic_callbacks["tick"].callback_time), bool(
+        profile is not None and profile.is_running()
+    )
+
+
+def test_dask_jobs_run_on_a_quieted_cluster(tmp_path: Path, dask_cluster: str) -> None:
+    """While a sweep runs, its jobs have no update thread, the workers' profiler is off and
+    every server ticks slowly; afterwards the cluster is exactly as it was."""
+    import os
+
+    import distributed
+
+    with distributed.Client(dask_cluster) as client:  # type: ignore[no-untyped-call]
+
+        def servers() -> tuple[Any, Any, Any]:
+            return (
+                client.run(_server_state),
+                client.run(_server_state, nanny=True),
+                client.run_on_scheduler(_server_state),
+            )
+
+        before = servers()
+        env_before = client.run(os.environ.get, "RPUCIRCUIT_UPDATE_THREAD")
+        run = sweep.run_jobs(
+            dask_state_job, toy_jobs(2), cache_dir=tmp_path, scheduler=dask_cluster, progress=False
+        )
+        # a value the worker's environment sets already is kept (as the pool keeps it)
+        assert [r["update_thread"] for r in run.results] == [
+            v if v is not None else "0" for v in list(env_before.values())[:1] * 2
+        ]
+        assert [bool(r["profiling"]) for r in run.results] == [False, False]
+        assert [float(r["tick_ms"]) for r in run.results] == [sweep.DASK_TICK_MS] * 2
+        assert servers() == before
+        assert client.run(os.environ.get, "RPUCIRCUIT_UPDATE_THREAD") == env_before
+    # what the sweep changed and put back: Dask's 20 ms ticks, the workers' profiler on
+    assert set(before[0].values()) == {(20.0, True)}
+    assert before[2] == (20.0, False)
 
 
 # --------------------------------------------------------------------------- experiments
