@@ -193,6 +193,7 @@ def one_run(executor: str, n_workers: int, jobs: Sequence[Job], folder: Path) ->
         "busy": busy,
         "others": max(0.0, busy - (own1 - own0) / wall),
         "kept_busy": sum(run.seconds) / (n_workers * wall),
+        "job_s": sum(run.seconds) / max(1, len(run.seconds)),
     }
 
 
@@ -243,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         f"rep {rep} {executor:8s} workers {n}: start-up {r['startup']:5.1f} s, "
                         f"sweep {r['wall']:6.1f} s, machine busy {r['busy']:.2f} cores "
                         f"(other processes {r['others']:.2f}), "
-                        f"workers kept busy {r['kept_busy']:.0%}",
+                        f"workers kept busy {r['kept_busy']:.0%}, mean job {r['job_s']:.2f} s",
                         flush=True,
                     )
     for executor in executors:
