@@ -860,11 +860,8 @@ _QUICK_NOTE = "quick (shortened; see [quick] in the experiment file)"
 def _schedule_note(exp: Experiment, quick: bool) -> str:
     note = _QUICK_NOTE if quick else "full"
     if exp.customized:
-        note = (
-            f"{'quick' if quick else 'the file'}'s schedule changed on the command line "
-            f"(`{exp.overrides_text()}`); "
-            "not the experiment file's full schedule unless those changes are"
-        )
+        base = "the quick schedule" if quick else "the experiment file's schedule"
+        note = f"{base} with command-line changes (`{exp.overrides_text()}`)"
     return note
 
 

@@ -92,7 +92,8 @@ def test_cli_set_and_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (folder,) = (runs / "sweeps").iterdir()
     assert folder.name.startswith("toy-sweep-set-")
     summary = (folder / "summary.md").read_text()
-    assert "`--set b=4 --grid seed=[3]`" in summary and "not the experiment file's full" in summary
+    assert "`--set b=4 --grid seed=[3]`" in summary
+    assert "the experiment file's schedule with command-line changes" in summary
     with (folder / "results.csv").open(newline="") as f:
         values = sorted(float(row["value"]) for row in csv.DictReader(f))
     want = sorted(reference(ToyConfig(a=a, b=4, seed=3)) for _ in range(2) for a in (1.0, 2.0))
