@@ -450,6 +450,9 @@ class Experiment:
         curve = "test_error"           # optional per-step array result, plotted per group
         x = "rpu.update.bl"            # optional: grid axis for the x of the plot
         xscale = "log"                 # "linear" (default) or "log"
+        yscale = "log"                 # y axis of both plots: "linear" (default) or "log"
+        yfactor = 100                  # plotted y = value × yfactor (e.g. fraction -> %)
+        ylabel = "test error (%)"      # y-axis label of both plots (default: the names)
         [base]                          # the base config (a table of the config class)
         [grid]                          # dotted path -> list of values (cartesian product);
                                         # "a & b" links paths (see linked_values)
@@ -477,6 +480,12 @@ class Experiment:
     curve: str = ""
     x: str = ""
     xscale: str = "linear"
+    yscale: str = "linear"
+    """Scale of the plots' y axis: ``linear`` or ``log``."""
+    yfactor: float = 1.0
+    """Plotted y = value × yfactor (e.g. 100 turns a fraction into %); tables stay unscaled."""
+    ylabel: str = ""
+    """Label of the plots' y axis; empty = the metric's (curve's) name."""
     source_toml: str = ""
     """The experiment file's text (for provenance)."""
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -608,6 +617,7 @@ def parse_experiment(text: str, *, source: str = "<string>") -> Experiment:
         )
     head = _table(raw, "experiment", source)
     allowed = {"name", "description", "job", "config", "metric", "curve", "x", "xscale"}
+    allowed |= {"yscale", "yfactor", "ylabel"}
     bad = sorted(set(head) - allowed)
     if bad:
         raise ConfigError(
@@ -651,6 +661,20 @@ def parse_experiment(text: str, *, source: str = "<string>") -> Experiment:
     xscale = head.get("xscale", "linear")
     if xscale not in ("linear", "log"):
         raise ConfigError(f"{source}: xscale = {xscale!r}: must be 'linear' or 'log'")
+    yscale = head.get("yscale", "linear")
+    if yscale not in ("linear", "log"):
+        raise ConfigError(f"{source}: yscale = {yscale!r}: must be 'linear' or 'log'")
+    yfactor = head.get("yfactor", 1.0)
+    if (
+        isinstance(yfactor, bool)
+        or not isinstance(yfactor, (int, float))
+        or not math.isfinite(yfactor)
+        or yfactor <= 0
+    ):
+        raise ConfigError(f"{source}: yfactor = {yfactor!r}: must be a number > 0")
+    ylabel = head.get("ylabel", "")
+    if not isinstance(ylabel, str):
+        raise ConfigError(f"{source}: ylabel = {ylabel!r}: must be a string")
     x = head.get("x", "")
     if x and x not in grid:
         raise ConfigError(f"{source}: x = {x!r} is not a grid axis (axes: {sorted(grid)})")
@@ -663,6 +687,9 @@ def parse_experiment(text: str, *, source: str = "<string>") -> Experiment:
         curve=str(head.get("curve", "")),
         x=x,
         xscale=xscale,
+        yscale=yscale,
+        yfactor=float(yfactor),
+        ylabel=ylabel,
         base=_table(raw, "base", source),
         grid=grid,
         cases=tuple(cases),
@@ -768,6 +795,12 @@ def _label(row: Mapping[str, Any], names: Sequence[str]) -> str:
     return ", ".join(f"{n}={row[n]}" if n != "case" else str(row[n]) for n in names) or "all"
 
 
+def _y_axis(ax: Any, exp: Experiment, name: str) -> None:
+    ax.set_ylabel(exp.ylabel or name)
+    if exp.yscale == "log":
+        ax.set_yscale("log")  # non-positive values are masked by matplotlib
+
+
 def plot_metric(
     exp: Experiment, stats: Sequence[Mapping[str, Any]], params: Sequence[str], path: Path
 ) -> Path:
@@ -789,8 +822,8 @@ def plot_metric(
             rows = sorted(rows, key=lambda r: float(r[exp.x]))
             ax.errorbar(
                 [float(r[exp.x]) for r in rows],
-                [r["mean"] for r in rows],
-                yerr=[r["std"] for r in rows],
+                [r["mean"] * exp.yfactor for r in rows],
+                yerr=[r["std"] * exp.yfactor for r in rows],
                 marker="o",
                 capsize=3,
                 label=label,
@@ -802,10 +835,13 @@ def plot_metric(
     else:
         labels = [_label(r, by) for r in stats]
         ax.bar(
-            range(len(stats)), [r["mean"] for r in stats], yerr=[r["std"] for r in stats], capsize=3
+            range(len(stats)),
+            [r["mean"] * exp.yfactor for r in stats],
+            yerr=[r["std"] * exp.yfactor for r in stats],
+            capsize=3,
         )
         ax.set_xticks(range(len(stats)), labels, rotation=30, ha="right", fontsize="small")
-    ax.set_ylabel(exp.metric)
+    _y_axis(ax, exp, exp.metric)
     ax.set_title(exp.name)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -839,10 +875,10 @@ def plot_curves(
     for label, curves in groups.items():
         length = min(c.size for c in curves)
         mean = np.mean([c[:length] for c in curves], axis=0)
-        ax.plot(np.arange(1, length + 1), mean, marker=".", label=label)
+        ax.plot(np.arange(1, length + 1), mean * exp.yfactor, marker=".", label=label)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(exp.curve)
+    _y_axis(ax, exp, exp.curve)
     ax.set_title(exp.name)
     ax.grid(alpha=0.3)
     if 1 < len(groups) <= 20:

@@ -100,3 +100,46 @@ def test_cli_set_and_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert values == pytest.approx(want, rel=0, abs=0)  # same job, same config: exact
     assert cli.main(["sweep", str(p), "--set", "epochs"]) == 1
     assert "expected PATH=VALUE" in capsys.readouterr().err
+
+
+def test_plot_y_axis_options(tmp_path: Path) -> None:
+    """yscale/yfactor/ylabel: the papers plot test error in % on a log axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    head = '[experiment]\nname = "toy-sweep"\n'
+    text = EXPERIMENT.replace(
+        head, head + 'yscale = "log"\nyfactor = 100\nylabel = "test error (%)"\n'
+    )
+    exp = sweep.parse_experiment(text)
+    assert (exp.yscale, exp.yfactor, exp.ylabel) == ("log", 100.0, "test error (%)")
+    fig, ax = plt.subplots()
+    sweep._y_axis(ax, exp, exp.metric)
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "test error (%)"
+    plt.close(fig)
+    out = sweep.run_experiment(exp, tmp_path, n_workers=1, progress=False)
+    assert out.files["plot"].read_bytes()[:4] == b"\x89PNG"
+    # the tables keep the unscaled metric
+    (grp,) = [s for s in out.stats if s["case"] == "long" and s["a"] == 2.0]
+    vals = [reference(ToyConfig(a=2.0, b=5, seed=s)) for s in (1, 2, 3)]
+    assert grp["mean"] == pytest.approx(sum(vals) / 3, rel=1e-12)  # summation order only
+    default = sweep.parse_experiment(EXPERIMENT)
+    assert (default.yscale, default.yfactor, default.ylabel) == ("linear", 1.0, "")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('yscale = "symlog"', r"yscale = 'symlog': must be 'linear' or 'log'"),
+        ("yfactor = 0", r"yfactor = 0: must be a number > 0"),
+        ("yfactor = true", r"yfactor = True: must be a number > 0"),
+        ("yfactor = nan", r"yfactor = nan: must be a number > 0"),
+        ("ylabel = 3", r"ylabel = 3: must be a string"),
+    ],
+)
+def test_plot_y_axis_errors(line: str, message: str) -> None:
+    head = '[experiment]\nname = "toy-sweep"\n'
+    with pytest.raises(ConfigError, match=message):
+        sweep.parse_experiment(EXPERIMENT.replace(head, head + line + "\n"))
