@@ -160,6 +160,33 @@ def _normal(s: UIntArray) -> float:  # pragma: no cover - compiled
     return _normal_slow(u, i, s)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _normal_reg(
+    s0: np.uint64, s1: np.uint64, s2: np.uint64, s3: np.uint64, s: UIntArray
+) -> tuple[float, np.uint64, np.uint64, np.uint64, np.uint64]:  # pragma: no cover - compiled
+    """:func:`_normal` with the xoshiro256** words held in local variables (registers):
+    returns the draw and the advanced words. The same sequence as :func:`_normal` on the
+    array ``s`` (which only the rare rejection step touches, written back and reloaded
+    around it); in a loop that also writes other arrays this saves the state's
+    store-and-reload through memory on every draw. The caller loads ``s[0:4]`` before
+    and stores the words back after."""
+    r = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    i = r & np.uint64(127)
+    u = float(r >> np.uint64(11)) * (2.0 / 9007199254740992.0) - 1.0
+    if abs(u) < _ZIG_R[i]:
+        return float(u * _ZIG_X[i]), s0, s1, s2, s3
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    z = _normal_slow(u, i, s)
+    return z, s[0], s[1], s[2], s[3]
+
+
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -239,10 +266,18 @@ def popcount(words: UIntArray) -> UIntArray:  # pragma: no cover - compiled
 # --------------------------------------------------------------------------- reads
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
 def _all_finite(x: FloatArray) -> bool:  # pragma: no cover - compiled
-    """True if no element of the 2-D array ``x`` is NaN or infinite."""
+    """True if no element of the 2-D array ``x`` is NaN or infinite.
+
+    Only ``reassoc``: the sum of the x·0 terms may be taken in any order (so it
+    vectorizes), and a NaN term makes any order's sum NaN; no flag assumes NaN away."""
     acc = 0.0
+    if x.flags.c_contiguous:  # one flat loop (short rows vectorize badly)
+        flat = x.reshape(x.size)
+        for j in range(flat.shape[0]):
+            acc += flat[j] * 0.0
+        return acc == 0.0
     for k in range(x.shape[0]):
         for j in range(x.shape[1]):
             acc += x[k, j] * 0.0  # NaN for NaN or ±inf, else 0
@@ -277,15 +312,19 @@ def _prepare_input(
 def _finish_output(
     y: FloatArray, io: FloatArray, s: UIntArray
 ) -> bool:  # pragma: no cover - compiled
-    """Noise, bound and ADC on one raw output vector in place; True if it hit the bound."""
+    """Noise, bound and ADC on one raw output vector in place; True if it hit the bound.
+
+    The generator's words stay in registers through the loop (:func:`_normal_reg`)."""
     sigma = io[IO_NOISE]
     bound = io[IO_OUT_BOUND]
     step = io[IO_OUT_STEP]
     hit = False
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(y.shape[0]):
         v = y[i]
         if sigma > 0.0:
-            v += sigma * _normal(s)
+            z, s0, s1, s2, s3 = _normal_reg(s0, s1, s2, s3, s)
+            v += sigma * z
         if bound > 0.0:
             if v >= bound:
                 v = bound
@@ -296,6 +335,7 @@ def _finish_output(
             if step > 0.0:
                 v = np.rint(v / step) * step
         y[i] = v
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
     return hit
 
 

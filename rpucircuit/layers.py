@@ -319,18 +319,29 @@ class AnalogConv2d(Layer):
 
 class _Elementwise(Layer):
     """An element-wise activation (``kernels.activation_forward`` code ``code``) that caches
-    its output in a preallocated buffer."""
+    its output in a preallocated buffer.
+
+    By default it runs numpy's vectorized ufuncs (fast on conv feature maps); with
+    ``compiled`` True it runs the compiled kernel that the fused fully connected step
+    (:func:`rpucircuit.kernels.dense_train_step`) uses, so a network that can run fused
+    gives bit-identical results either way (libm and numpy's SIMD ``exp``/``tanh`` may
+    differ in the last bit). :class:`rpucircuit.network.Network` sets it for them.
+    """
 
     code = kernels.ACT_NONE
 
     def __init__(self) -> None:
         self._y: FloatArray = np.zeros(0)
         self._g: FloatArray = np.zeros(0)
+        self.compiled = False
 
     def forward(self, x: FloatArray) -> FloatArray:
         if self._y.shape != x.shape:
             self._y = np.zeros(x.shape)
             self._g = np.zeros(x.shape)
+        if not self.compiled:
+            self._numpy_forward(x, self._y)
+            return self._y
         flat = x.reshape(-1) if x.flags.c_contiguous and x.dtype == np.float64 else None
         if flat is None:
             flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
@@ -342,17 +353,33 @@ class _Elementwise(Layer):
         kernels.activation_backward(self.code, self._y.reshape(-1), g, self._g.reshape(-1))
         return self._g
 
+    @staticmethod
+    @abc.abstractmethod
+    def _numpy_forward(x: FloatArray, y: FloatArray) -> None:
+        """y = f(x) with numpy ufuncs."""
+
 
 class Sigmoid(_Elementwise):
     """Logistic sigmoid ``1 / (1 + exp(-x))`` (paper A's hidden layers)."""
 
     code = kernels.ACT_SIGMOID
 
+    @staticmethod
+    def _numpy_forward(x: FloatArray, y: FloatArray) -> None:
+        np.negative(x, out=y)
+        np.exp(y, out=y)
+        y += 1.0
+        np.reciprocal(y, out=y)
+
 
 class Tanh(_Elementwise):
     """Hyperbolic tangent (paper B's hidden layers)."""
 
     code = kernels.ACT_TANH
+
+    @staticmethod
+    def _numpy_forward(x: FloatArray, y: FloatArray) -> None:
+        np.tanh(x, out=y)
 
 
 # --------------------------------------------------------------------------- pooling

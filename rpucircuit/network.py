@@ -90,6 +90,10 @@ class Network:
             # pixels): its read copy column-major makes that read skip the zeros
             first_tile.set_read_order("F")
         self._dense = _dense_plan(self.layers)
+        if self._dense is not None:  # the layer path computes activations as the fused one
+            for layer in self.layers:
+                if isinstance(layer, (Sigmoid, Tanh)):
+                    layer.compiled = True
         self._fused: tuple[Any, ...] | None = None
         dtypes = {layer.tile.read_copy.dtype for layer in self._dense[0]} if self._dense else set()
         self.fused = len(dtypes) == 1
