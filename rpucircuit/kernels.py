@@ -659,6 +659,10 @@ def pulsed_update(
                 # gets its pulses in time order (the reference's order; one element's
                 # pulses all share one phase and devices do not interact for k = 0); the
                 # work is proportional to the number of coincidences.
+                # the c2c generator's words stay in registers through the loop (the
+                # same draws as _normal(s); the stores to w would otherwise force them
+                # through memory on every draw)
+                s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
                 for i in range(n_out):
                     bits = rmask[i] & col_any  # a row pulse in a slot without columns: no-op
                     a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
@@ -671,7 +675,8 @@ def pulsed_update(
                             sg = a_row * sx[j]  # +1 up, −1 down
                             dw = par[dv, i, j, (1 - sg) >> 1]  # PAR_UP = 0, PAR_DOWN = 1
                             if ctoc > 0.0:
-                                dw *= 1.0 + ctoc * _normal(s)
+                                z, s0, s1, s2, s3 = _normal_reg(s0, s1, s2, s3, s)
+                                dw *= 1.0 + ctoc * z
                             v = w[dv, i, j]
                             if soft:
                                 v = _soft_step(
@@ -691,6 +696,7 @@ def pulsed_update(
                                 for dd in range(n_dev):
                                     total += w[dd, i, j]
                                 wread[i, j] = total * att[i, j] if use_att else total
+                s[0], s[1], s[2], s[3] = s0, s1, s2, s3
             else:
                 # half-select: every device on a pulsing row or a pulsing column
                 for i in range(n_out):

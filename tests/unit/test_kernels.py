@@ -399,3 +399,22 @@ def test_activation_kernels_match_formulas(rng: np.random.Generator, code: int) 
     # libm vs numpy SIMD exp/tanh may differ by an ulp or two: 1e-14 relative
     np.testing.assert_allclose(y, ref, rtol=1e-14, atol=1e-16)
     np.testing.assert_allclose(gin, dref * g, rtol=1e-13, atol=1e-16)
+
+
+def test_read_noise_is_the_kernel_generator_sequence(rng: np.random.Generator) -> None:
+    """The read loop keeps the xoshiro words in registers (``_normal_reg``): its noise must
+    be exactly the one-by-one generator's sequence, row after row, and leave the same
+    state behind (so resume and bit-identity tests keep their meaning)."""
+    io = rpu.IOConfig(
+        out_noise=0.1, out_bound=0.0, inp_res=0.0, noise_management=False, bound_management=False
+    )
+    w = rng.normal(0.0, 0.3, (7, 12))
+    x = rng.uniform(-1.0, 1.0, (400, 12))  # 2,800 draws: ≈ 36 take the ziggurat's slow path
+    s = kernels.seed_state(rng)
+    s_ref = s.copy()
+    y = np.empty((400, 7))
+    kernels.read_batch(w, x, y, io_vector(io), s)
+    z = kernels.standard_normals(400 * 7, s_ref).reshape(400, 7)
+    # the noise is added to the exact MVM: only the MVM's summation order differs (1e-12)
+    np.testing.assert_allclose(y - x @ w.T, 0.1 * z, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(s, s_ref)
