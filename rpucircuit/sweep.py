@@ -798,7 +798,11 @@ def _label(row: Mapping[str, Any], names: Sequence[str]) -> str:
 def _y_axis(ax: Any, exp: Experiment, name: str) -> None:
     ax.set_ylabel(exp.ylabel or name)
     if exp.yscale == "log":
+        from matplotlib.ticker import FormatStrFormatter
+
         ax.set_yscale("log")  # non-positive values are masked by matplotlib
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 5, not 5×10⁰
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
 
 
 def plot_metric(
