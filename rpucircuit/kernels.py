@@ -865,6 +865,23 @@ def _dense_update(
 
 
 @numba.njit(cache=True, nogil=True)
+def softmax(z: FloatArray, p: FloatArray) -> None:  # pragma: no cover - compiled
+    """p = exp(z − max z) / Σ exp(z − max z) (one pass each for max, exp and scale)."""
+    zmax = z[0]
+    for i in range(1, z.shape[0]):
+        if z[i] > zmax:
+            zmax = z[i]
+    total = 0.0
+    for i in range(z.shape[0]):
+        e = np.exp(z[i] - zmax)
+        p[i] = e
+        total += e
+    inv = 1.0 / total
+    for i in range(z.shape[0]):
+        p[i] *= inv
+
+
+@numba.njit(cache=True, nogil=True)
 def dense_train_step(
     label: int,
     lr: float,
@@ -907,18 +924,7 @@ def dense_train_step(
             n = ys[li].shape[0]
             activation_forward(acts[li], ys[li], xs[li + 1][:n])
     z = ys[n_layers - 1]
-    zmax = z[0]
-    for i in range(1, z.shape[0]):
-        if z[i] > zmax:
-            zmax = z[i]
-    total = 0.0
-    for i in range(z.shape[0]):
-        e = np.exp(z[i] - zmax)
-        p[i] = e
-        total += e
-    inv = 1.0 / total
-    for i in range(z.shape[0]):
-        p[i] *= inv
+    softmax(z, p)
     loss = -np.log(max(p[label], 1e-300))
     g[:] = p
     g[label] -= 1.0

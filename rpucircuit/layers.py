@@ -496,23 +496,6 @@ class Flatten(Layer):
 # --------------------------------------------------------------------------- loss
 
 
-@numba.njit(cache=True, nogil=True)
-def _softmax_kernel(z: FloatArray, p: FloatArray) -> None:
-    """p = exp(z - max z) / Σ exp(z - max z) (one pass each for max, exp and scale)."""
-    zmax = z[0]
-    for i in range(1, z.shape[0]):
-        if z[i] > zmax:
-            zmax = z[i]
-    total = 0.0
-    for i in range(z.shape[0]):
-        e = np.exp(z[i] - zmax)
-        p[i] = e
-        total += e
-    inv = 1.0 / total
-    for i in range(z.shape[0]):
-        p[i] *= inv
-
-
 class SoftmaxCrossEntropy:
     """Softmax output with cross-entropy loss, computed together (stable and exact).
 
@@ -527,7 +510,7 @@ class SoftmaxCrossEntropy:
         self._g = np.zeros(n_classes)
 
     def forward(self, z: FloatArray) -> FloatArray:
-        _softmax_kernel(z.reshape(self.n_classes), self._p)
+        kernels.softmax(z.reshape(self.n_classes), self._p)
         return self._p
 
     def loss(self, label: int) -> float:
