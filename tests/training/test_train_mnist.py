@@ -97,7 +97,14 @@ def start_until_first_checkpoint(
     cfg_file.write_text(to_toml(cfg))
     cmd = [sys.executable, "-m", "rpucircuit.cli", "train", str(cfg_file), "--out", str(out)]
     proc = subprocess.Popen(
-        [*cmd, "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [*cmd, "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job (`cmd &` without job control) starts with SIGINT
+        # ignored, and Python then installs no KeyboardInterrupt handler: restore the
+        # default so the child gets Ctrl-C as a user's terminal would deliver it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 240
     while not (out / "checkpoint.h5").exists() and proc.poll() is None:
@@ -170,8 +177,8 @@ def test_cli_train_bad_flags(
 
 def test_cli_train_ctrl_c_says_how_to_resume(mnist: Mnist, tmp_path: Path) -> None:
     """SIGINT after the first checkpoint: exit 130 and the exact --resume command line."""
-    # 30 epochs of 8,000 images (about 0.5 s each): the run is interrupted after the first,
-    # and cannot finish before the signal lands even when this process is descheduled
+    # 30 epochs of 8,000 images (about 0.5 s each): interrupted after the first, it cannot
+    # finish before the signal lands even when this process is descheduled
     cfg = TrainingConfig(
         network="fc", epochs=30, lr=0.1, n_train=8000, n_test=100, seed=9, model=RPU
     )
