@@ -28,6 +28,7 @@ import contextlib
 import copy
 import csv
 import dataclasses
+import gc
 import hashlib
 import importlib
 import itertools
@@ -269,13 +270,21 @@ def _run_dask(
         raise SweepError(
             "a scheduler address needs dask.distributed: pip install 'rpucircuit[dask]'"
         ) from exc
+    failure = ""
     try:
         client = Client(scheduler, timeout=timeout_s)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
+        failure = str(exc)
+    if failure:
+        # The half-built Client's finalizer closes its event-loop runner. Left to a later
+        # garbage collection it can fire inside another Client's or LocalCluster's loop
+        # start-up, which then deadlocks (seen with distributed 2026.8): collect it here,
+        # now that the traceback holding it is gone.
+        gc.collect()
         raise SweepError(
-            f"cannot connect to the Dask scheduler at {scheduler!r}: {exc} "
+            f"cannot connect to the Dask scheduler at {scheduler!r}: {failure} "
             "(give an address like tcp://HOST:8786)"
-        ) from exc
+        )
     with client:
         _calm_cluster(client, calm=True)
         try:

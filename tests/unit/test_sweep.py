@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +139,7 @@ def test_bad_scheduler_address(address: str, tmp_path: Path) -> None:
 def dask_cluster() -> Iterator[str]:
     import distributed  # a test dependency: missing it fails, never skips
 
+    gc.collect()  # no finalizer of an earlier test's Client may run inside the start-up
     with distributed.LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
