@@ -38,7 +38,7 @@ import multiprocessing
 import os
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +240,21 @@ def _calm_cluster(client: Any, *, calm: bool) -> None:
         client.run_on_scheduler(_calm_dask_server, calm=calm)
 
 
+def _outcomes(
+    done: Iterable[Any], futures: Mapping[Any, Job]
+) -> Iterator[tuple[Job, dict[str, Any] | None, float, BaseException | None]]:
+    """(job, result, seconds, error) for each finished future (a pool's or Dask's), in the
+    order they finish; a job that raised gives its exception instead of a result."""
+    for fut in done:
+        job = futures[fut]
+        try:
+            result, seconds = fut.result()
+        except Exception as exc:
+            yield job, None, 0.0, exc
+        else:
+            yield job, result, seconds, None
+
+
 def _run_pool(
     fn: JobFn, jobs: Sequence[Job], n_workers: int
 ) -> Iterator[tuple[Job, dict[str, Any] | None, float, BaseException | None]]:
@@ -248,14 +263,7 @@ def _run_pool(
         pool = concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
         futures = {pool.submit(_timed_call, fn, job.config): job for job in jobs}
     try:
-        for fut in concurrent.futures.as_completed(futures):
-            job = futures[fut]
-            try:
-                result, seconds = fut.result()
-            except Exception as exc:
-                yield job, None, 0.0, exc
-            else:
-                yield job, result, seconds, None
+        yield from _outcomes(concurrent.futures.as_completed(futures), futures)
     finally:
         # interrupted (Ctrl-C, an error while caching): drop the jobs not yet started
         pool.shutdown(wait=True, cancel_futures=True)
@@ -298,14 +306,8 @@ def _run_dask(
                 ): job
                 for job in jobs
             }
-            for fut in as_completed(list(futures)):  # type: ignore[no-untyped-call]
-                job = futures[fut]
-                try:
-                    result, seconds = fut.result()
-                except Exception as exc:
-                    yield job, None, 0.0, exc
-                else:
-                    yield job, result, seconds, None
+            done = as_completed(list(futures))  # type: ignore[no-untyped-call]
+            yield from _outcomes(done, futures)
         finally:
             _calm_cluster(client, calm=False)
 
