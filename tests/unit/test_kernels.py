@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -46,16 +48,21 @@ def _fast(x, d, lr, bl, um, w, par, dp, s) -> int:  # type: ignore[no-untyped-de
 # --------------------------------------------------------------------------- generator
 
 
-def test_kernel_normals_are_standard(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("draw", [kernels.standard_normals, kernels.single_normals])
+def test_kernel_normals_are_standard(rng: np.random.Generator, draw: Any) -> None:
+    """Both generators: batches (counter-based, 24-bit candidates) and single draws."""
     s = kernels.seed_state(rng)
-    z = kernels.standard_normals(200_000, s)
+    z = draw(200_000, s)
     # 5 standard errors: mean SE = 1/sqrt(N) = 0.0022; std SE = 1/sqrt(2N) = 0.0016
     assert abs(z.mean()) < 5 * 0.0022
     assert abs(z.std() - 1.0) < 5 * 0.0016
     # tail mass beyond 2 sigma: 0.0455 (normal table), binomial SE 0.00047
     assert abs(np.mean(np.abs(z) > 2.0) - 0.0455) < 5 * 0.00047
-    # beyond the ziggurat's tail start R = 3.44: P(|z| > 3.5) = 4.65e-4, SE 4.8e-5
-    assert abs(np.mean(np.abs(z) > 3.5) - 4.65e-4) < 5 * 4.8e-5
+    # beyond the ziggurat's tail start R = 3.65: P(|z| > 3.7) = 2.16e-4, SE 3.3e-5
+    assert abs(np.mean(np.abs(z) > 3.7) - 2.16e-4) < 5 * 3.3e-5
+    # the top layer (|z| < X[255] = 0.215), always decided by the slow path:
+    # P(|z| < 0.2152) = 0.1704 (normal table), SE 0.00084
+    assert abs(np.mean(np.abs(z) < 0.2152) - 0.1704) < 5 * 0.00084
     # whole distribution: Kolmogorov-Smirnov distance below the 1 % critical value 1.63/√N
     assert stats.kstest(z, "norm").statistic < 1.63 / np.sqrt(z.size)
 
@@ -64,6 +71,14 @@ def test_kernel_generator_is_reproducible(rng: np.random.Generator) -> None:
     s = kernels.seed_state(rng)
     s2 = s.copy()
     np.testing.assert_array_equal(kernels.standard_normals(7, s), kernels.standard_normals(7, s2))
+    np.testing.assert_array_equal(s, s2)
+    # a batch takes whole blocks: the counter advances by half the rounded-up count
+    before = int(s[4])
+    kernels.standard_normals(17, s)
+    assert int(s[4]) - before == kernels.normal_capacity(17) // 2 == 16
+    # consecutive batches never reuse a counter value: no draw repeats
+    z = np.concatenate([kernels.standard_normals(n, s) for n in (5, 16, 33, 1000)])
+    assert np.unique(z).size == z.size
 
 
 def test_popcount_matches_python() -> None:
@@ -402,9 +417,9 @@ def test_activation_kernels_match_formulas(rng: np.random.Generator, code: int) 
 
 
 def test_read_noise_is_the_kernel_generator_sequence(rng: np.random.Generator) -> None:
-    """The read loop keeps the xoshiro words in registers (``_normal_reg``): its noise must
-    be exactly the one-by-one generator's sequence, row after row, and leave the same
-    state behind (so resume and bit-identity tests keep their meaning)."""
+    """A read draws its noise in one batch (``_fill_normals``) before the loop: the noise
+    must be exactly the generator's sequence, row after row, and leave the same state
+    behind (so resume and bit-identity tests keep their meaning)."""
     io = rpu.IOConfig(
         out_noise=0.1, out_bound=0.0, inp_res=0.0, noise_management=False, bound_management=False
     )
