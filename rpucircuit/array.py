@@ -180,6 +180,7 @@ class _UpdateThread:
         self.running = False  # the thread is inside a job right now
         self.gain = 1.0  # running mean of the fraction of a job's time saved by handing over
         self._probe = 0
+        self._busy_until = 0.0  # when the submitted jobs should be done (perf_counter, µs)
 
     def note_finished(self, ran_here: bool, job_us: float, wait_us: float) -> None:
         """Record what a hand-over saved the caller: a job that took ``job_us`` of CPU
@@ -199,7 +200,21 @@ class _UpdateThread:
         self._probe += 1
         return self.gain >= 0.25 or self._probe % 16 == 0
 
-    def submit(self, job: _UpdateJob) -> None:
+    def takes(self, cost_us: float) -> bool:
+        """Whether to hand over a job of about ``cost_us`` of CPU: only if the thread would
+        start it within half that time (the jobs before it, at their expected costs, are
+        nearly done) and handing over has been paying off (:meth:`worthwhile`). A job that
+        would wait behind a long one is better run by the caller at once: the caller must
+        finish it anyway before it next uses the tile, and handing it over would only add
+        the hand-over's cost (e.g. the paper-B CNN: conv1's update, issued while conv2's
+        runs on the thread, is run in place)."""
+        backlog = self._busy_until - time.perf_counter() * 1e6
+        return backlog < 0.5 * cost_us and self.worthwhile()
+
+    def submit(self, job: _UpdateJob, cost_us: float = 0.0) -> None:
+        """Queue ``job`` (expected CPU time ``cost_us``) for the thread."""
+        now = time.perf_counter() * 1e6
+        self._busy_until = max(now, self._busy_until) + cost_us
         with self._lock:
             if self._pid != os.getpid():
                 self._queue = queue.SimpleQueue()
@@ -360,8 +375,12 @@ class AnalogTile:
 
     # ----------------------------------------------------------------- update
 
-    def update(self, x: object, d: object, lr: float) -> None:
-        """SGD step W ← W − lr·dᵀx in expectation (n rows = n sequential updates)."""
+    def update(self, x: object, d: object, lr: float, *, copy: bool = True) -> None:
+        """SGD step W ← W − lr·dᵀx in expectation (n rows = n sequential updates).
+
+        ``copy=False``: the caller promises to leave ``x`` and ``d`` unchanged until this
+        tile is next used (read, updated, or its weights or state touched), so a deferred
+        update may read them in place instead of from copies."""
         xb, _ = self._batch(x, self.in_size, "update x")
         db, _ = self._batch(d, self.out_size, "update d")
         if xb.shape[0] != db.shape[0]:
@@ -373,14 +392,15 @@ class AnalogTile:
         if (
             self._update_us >= ASYNC_MIN_US
             and update_thread_enabled()
-            and _UPDATE_THREAD.worthwhile()
+            and _UPDATE_THREAD.takes(self._update_us)
         ):
             if not (kernels.all_finite(xb) and kernels.all_finite(db)):
                 raise TileShapeError("update: x or d contains NaN or infinite values")
-            # copies: the caller may refill its buffers while the update runs
-            job = _UpdateJob(self._update_fn(np.array(xb), np.array(db), float(lr)))
+            if copy:  # the caller may refill its buffers while the update runs
+                xb, db = np.array(xb), np.array(db)
+            job = _UpdateJob(self._update_fn(xb, db, float(lr)))
             self._pending = job
-            _UPDATE_THREAD.submit(job)
+            _UPDATE_THREAD.submit(job, self._update_us)
             return
         self._update_fn(xb, db, float(lr))()
 

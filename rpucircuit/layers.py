@@ -278,14 +278,31 @@ class AnalogConv2d(Layer):
         w0 = _uniform_init(rng, out_channels, self.n_inputs, self.n_inputs + 1)
         self._tile = AnalogTile(out_channels, self.n_inputs + 1, config, rng=rng.spawn(1)[0])
         self._tile.set_weights(w0)
-        self._patches = np.zeros((self.n_pixels, self.n_inputs + 1))
-        self._patches[:, self.n_inputs] = 1.0
-        self._d = np.zeros((self.n_pixels, out_channels))
+        # two sets of patch and gradient buffers, used in turn by successive forward
+        # passes: a deferred update (AnalogTile.update with copy=False) keeps reading one
+        # set while the next sample's patches go into the other, and the tile finishes it
+        # before that sample's read, i.e. before the set comes round again
+        self._patch_sets: FloatArray = np.zeros((2, self.n_pixels, self.n_inputs + 1))
+        self._patch_sets[:, :, self.n_inputs] = 1.0
+        self._d_sets: FloatArray = np.zeros((2, self.n_pixels, out_channels))
+        self._set = 0
+        self._patches: FloatArray = self._patch_sets[0]
+        self._d: FloatArray = self._d_sets[0]
         self._dx = np.zeros(self.in_shape)
 
     @property
     def tile(self) -> AnalogTile:
         return self._tile
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle/deepcopy support: ``_patches`` and ``_d`` are views of the current buffer
+        set and must stay views."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_patches", "_d")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._patches = self._patch_sets[self._set]
+        self._d = self._d_sets[self._set]
 
     @property
     def patches(self) -> FloatArray:
@@ -293,6 +310,9 @@ class AnalogConv2d(Layer):
         return self._patches
 
     def forward(self, x: FloatArray) -> FloatArray:
+        self._set ^= 1
+        self._patches = self._patch_sets[self._set]
+        self._d = self._d_sets[self._set]
         _im2col_kernel(
             np.ascontiguousarray(x).reshape(self.in_shape),
             self.kernel_size,
@@ -311,7 +331,8 @@ class AnalogConv2d(Layer):
         self._d[...] = grad_out.reshape(self.n_pixels, self.out_channels)
 
     def update(self, lr: float) -> None:
-        self._tile.update(self._patches, self._d, lr)
+        # no copy: the buffers stay untouched until the next forward pass but one
+        self._tile.update(self._patches, self._d, lr, copy=False)
 
 
 # --------------------------------------------------------------------------- activations

@@ -180,3 +180,18 @@ def test_unprofitable_thread_backs_off_and_probes() -> None:
     worker.running = True
     worker.note_finished(True, 200.0, 0.0)  # taken while the thread was busy: saved 0
     assert worker.gain == pytest.approx(0.45, abs=1e-12)  # 0.5 + 0.1·(0 − 0.5), exact
+
+
+def test_a_job_behind_a_long_backlog_is_run_by_its_caller() -> None:
+    """``takes``: a job goes to the thread only if the jobs before it (at their expected
+    costs) leave less than half its own time to wait; otherwise its caller, which must
+    finish it before it next uses the tile, is better off running it at once."""
+    worker = array._UpdateThread()
+    assert worker.takes(100.0)  # idle thread
+    gate = array._UpdateJob(lambda: None)
+    gate._claim.acquire()  # never runs on the thread: stands for a long job in progress
+    worker.submit(gate, 10_000.0)  # expected to keep the thread busy for 10 ms
+    assert not worker.takes(100.0)  # would wait ≈ 10 ms behind it
+    assert worker.takes(50_000.0)  # a job 5x longer still gains by waiting 10 ms
+    gate._done.set()
+    worker.drain()

@@ -237,6 +237,28 @@ def test_conv_gradients_match_finite_differences(rng: np.random.Generator) -> No
     np.testing.assert_allclose(grad_w, numeric_grad(loss_w, w0.copy()), atol=FD_ATOL, rtol=0)
 
 
+def test_conv_alternates_patch_buffers_and_pickles_as_views(rng: np.random.Generator) -> None:
+    """Successive forward passes fill the two buffer sets in turn (a deferred update keeps
+    reading the other set), and a pickled layer keeps its current buffers as views."""
+    import pickle
+
+    layer = AnalogConv2d((6, 6, 1), 2, 3, FP, rng=rng)
+    x1, x2 = rng.normal(size=(6, 6, 1)), rng.normal(size=(6, 6, 1))
+    layer.forward(x1)
+    p1 = layer.patches
+    layer.forward(x2)
+    p2 = layer.patches
+    assert not np.shares_memory(p1, p2)
+    np.testing.assert_array_equal(p1[:, :-1], im2col_reference(x1, 3))  # untouched by pass 2
+    np.testing.assert_array_equal(p2[:, :-1], im2col_reference(x2, 3))
+    layer.forward(x1)
+    assert np.shares_memory(layer.patches, p1)
+    copy = pickle.loads(pickle.dumps(layer))
+    assert np.shares_memory(copy.patches, copy._patch_sets)
+    assert np.shares_memory(copy._d, copy._d_sets)
+    np.testing.assert_array_equal(copy.patches, layer.patches)
+
+
 # --------------------------------------------------------------------------- activations
 
 
