@@ -302,6 +302,95 @@ def test_fast_update_matches_reference_at_the_bound(rng: np.random.Generator) ->
     assert np.all(fast <= 0.05) and np.all(ref <= 0.05)
 
 
+def _batch_case(
+    rng: np.random.Generator, n_dev: int, n_out: int, n_in: int, sparse: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Device parameters, start weights and a batch of 6 samples (x, δ) for the batched
+    update; ``sparse``: most inputs and errors zero (image patches, pooled errors)."""
+    shape = (n_dev, n_out, n_in)
+    par = _device_par(rng, shape)
+    w0 = rng.uniform(-0.04, 0.04, shape)
+    x = rng.uniform(-1.0, 1.0, (6, n_in))
+    d = rng.uniform(-1.0, 1.0, (6, n_out))
+    if sparse:
+        x *= rng.random(x.shape) < 0.3
+        d *= rng.random(d.shape) < 0.4
+        x[:, 0] = 0.7  # every sample keeps a pulsing column and row (bias-like)
+        d[:, 0] = -0.5
+    return par, w0, x, d
+
+
+@pytest.mark.parametrize(
+    ("n_dev", "n_out", "n_in", "sparse", "soft"),
+    [
+        (1, 3, 4, True, False),  # few pulsing pairs: each pair tested directly
+        (1, 12, 16, False, False),  # many: slot lists; dense stream draws
+        (2, 12, 16, True, False),  # two devices per weight, sparse stream draws
+        (1, 3, 4, False, True),  # soft bounds
+    ],
+)
+def test_batched_update_matches_sequential_reference(
+    rng: np.random.Generator, n_dev: int, n_out: int, n_in: int, sparse: bool, soft: bool
+) -> None:
+    """n > 1 updates in one call (:func:`kernels._pulsed_update_batch`, a conv layer's
+    patches) against the pulse-by-pulse reference applied sample after sample: the same
+    mean and spread of every device's change, and of how many sit at a bound."""
+    par, w0, x, d = _batch_case(rng, n_dev, n_out, n_in, sparse)
+    dp = _dp(ctoc=0.3, soft=soft, bounded=True)
+    s = kernels.seed_state(rng)
+    reps = 800
+    fast = np.empty((reps, *w0.shape))
+    ref = np.empty((reps, *w0.shape))
+    lr = 0.03  # large steps: devices reach the ±0.05 bounds
+    att = np.ones(w0.shape[1:])
+    pairs = 0
+    for t in range(reps):
+        w = w0.copy()
+        wread = w.sum(axis=0)
+        pairs += kernels.pulsed_update(x, d, lr, 10, True, 0.001, w, par, dp, wread, att, s)
+        np.testing.assert_allclose(wread, w.sum(axis=0), rtol=0, atol=1e-15)  # kept in step
+        fast[t] = w
+        w = w0.copy()
+        for r in range(x.shape[0]):
+            kernels.reference_update(x[r], d[r], lr, 10, True, 0.001, w, par, dp, rng)
+        ref[t] = w
+    assert pairs > 0
+    df, dr = fast - w0, ref - w0
+    sd = np.sqrt((df.var(axis=0) + dr.var(axis=0)) / reps) + 1e-12
+    # 5 SE of the difference of two means, over a few hundred devices: ~1e-4 false alarms
+    assert np.all(np.abs(df.mean(axis=0) - dr.mean(axis=0)) < 5 * sd)
+    # spread of the devices that move by more than one step (a device pinned at a bound
+    # moves rarely: its spread is a count of a few rare events, far from normal)
+    moving = dr.std(axis=0) > 1e-3
+    assert moving.sum() >= 0.3 * moving.size
+    ratio = df.std(axis=0)[moving] / dr.std(axis=0)[moving]
+    # SE of a std ≈ std/√(2N) = 2.5 % per side for N = 800, 3.5 % for the ratio: 20 % is
+    # over 5 SE (the sequential single-sample path reaches 11 % on the largest case)
+    assert np.all(np.abs(ratio - 1) < 0.2)
+    assert abs(ratio.mean() - 1) < 0.03  # pooled over the devices
+    at_f = np.mean(np.abs(fast) >= 0.05 - 1e-12, axis=0)  # the common device bound ±0.05
+    at_r = np.mean(np.abs(ref) >= 0.05 - 1e-12, axis=0)
+    se = np.sqrt((at_f * (1 - at_f) + at_r * (1 - at_r)) / reps) + 1e-9
+    assert np.all(np.abs(at_f - at_r) < 5 * se)
+
+
+def test_batched_update_takes_both_coincidence_paths(rng: np.random.Generator) -> None:
+    """The cases above reach both of the batched update's coincidence loops: the pulsing
+    (row, column) pairs of a sample are at most _DIRECT_PAIRS in the small case and
+    above it in the large one (counted here from the same streams' statistics)."""
+    for n_out, n_in, few in ((3, 4, True), (12, 16, False)):
+        _, _, x, d = _batch_case(rng, 1, n_out, n_in, sparse=n_out == 3)
+        c = np.sqrt(0.03 / (10 * 0.001))
+        m = np.sqrt(np.abs(d).max(axis=1) / np.abs(x).max(axis=1))
+        p_col = 1 - (1 - np.minimum(c * m[:, None] * np.abs(x), 1)) ** 10  # P(column pulses)
+        p_row = 1 - (1 - np.minimum(c / m[:, None] * np.abs(d), 1)) ** 10
+        expected_pairs = p_col.sum(axis=1) * p_row.sum(axis=1)
+        if few:
+            assert expected_pairs.max() <= kernels._DIRECT_PAIRS
+        else:
+            assert expected_pairs.min() > 2 * kernels._DIRECT_PAIRS
+
+
 def test_half_select_deterministic_formula() -> None:
     """p = q = 1, no c2c: every slot pulses; both implementations give the exact formula.
 
