@@ -490,6 +490,21 @@ def test_column_major_read_skips_zero_inputs_exactly(rng: np.random.Generator) -
     assert np.all(y[3] == 0.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_major_mvm_blocks_and_remainders(rng: np.random.Generator, dtype: type) -> None:
+    """The register-blocked dot products (4 vectors × 4 rows, then 1 × 4, then single
+    dots) against numpy for every mix of full blocks and remainders."""
+    for n, r in [(1, 1), (1, 7), (3, 4), (4, 4), (5, 9), (9, 32), (8, 3)]:
+        w = rng.normal(0.0, 0.4, (r, 37)).astype(dtype)
+        xq = rng.uniform(-1.0, 1.0, (n, 37)).astype(dtype)
+        out = np.empty((n, r), dtype=dtype)
+        kernels._mvm(w, xq, out)
+        ref = xq.astype(np.float64) @ w.astype(np.float64).T
+        # summation order only: 37 terms of size <= 0.4·1, float32 eps 6e-8 -> 1e-5
+        tol = 1e-5 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(out, ref, rtol=0, atol=tol, err_msg=f"n={n} r={r}")
+
+
 @pytest.mark.parametrize("code", [kernels.ACT_SIGMOID, kernels.ACT_TANH, kernels.ACT_NONE])
 def test_activation_kernels_match_formulas(rng: np.random.Generator, code: int) -> None:
     x = rng.normal(0.0, 3.0, 50)
