@@ -865,7 +865,7 @@ def _pulsed_update_batch(
                 col_any |= mj
             if col_any == 0:
                 continue
-            lists = False  # this sample's slot lists built yet
+            built = np.uint64(0)  # slots whose column list is built for this sample
             for dv in range(n_dev):
                 n_ar = 0
                 for i in range(n_out):
@@ -918,15 +918,19 @@ def _pulsed_update_batch(
                                         total += w[dd, i, j]
                                     wread[i, j] = total * att[i, j] if use_att else total
                     continue
-                if not lists:
-                    for t in range(bl):  # slot t's column list, branch-free, in column order
-                        n_t = 0
-                        if (col_any >> np.uint64(t)) & np.uint64(1):
-                            for jj in range(n_ac):
-                                slot_cols[t, n_t] = acols[jj]
-                                n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
-                        slot_n[t] = n_t
-                    lists = True
+                need = np.uint64(0)  # slots some pulsing row of this device meets
+                for ii in range(n_ar):
+                    need |= arm[ii]
+                missing = need & ~built
+                built |= missing
+                while missing != 0:  # slot t's column list, branch-free, in column order
+                    t = _ctz(missing)
+                    missing &= missing - np.uint64(1)
+                    n_t = 0
+                    for jj in range(n_ac):
+                        slot_cols[t, n_t] = acols[jj]
+                        n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
+                    slot_n[t] = n_t
                 for ii in range(n_ar):
                     i = arows[ii]
                     bits = arm[ii]
