@@ -81,12 +81,20 @@ class Job:
     params: Mapping[str, Any]
     """Parameter name -> value (scalars), the columns this job adds to the results table."""
     key: str
-    """``config_key(config)``: names the cache entry."""
+    """Names the cache entry: ``config_key(config)``, with what else decides the result
+    (:func:`make_job`)."""
 
 
 def make_job(config: object, params: Mapping[str, Any] | None = None) -> Job:
-    """A :class:`Job` for ``config``, keyed by :func:`~rpucircuit.config.config_key`."""
-    return Job(config=config, params=dict(params or {}), key=config_key(config))
+    """A :class:`Job` for ``config``, keyed by :func:`~rpucircuit.config.config_key` and, for
+    a config with a ``result_inputs()`` method (training: the model-path code digest and the
+    model file's contents), by what else decides its result, so a cache entry is never
+    reused when that changed."""
+    key = config_key(config)
+    result_inputs = getattr(config, "result_inputs", None)
+    if callable(result_inputs):
+        key = hashlib.sha256(f"{key}\0{result_inputs()}".encode()).hexdigest()
+    return Job(config=config, params=dict(params or {}), key=key)
 
 
 def resolve(name: str) -> Any:

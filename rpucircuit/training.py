@@ -26,6 +26,8 @@ variations, every tile's noise and pulse streams) and one for the data order.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import math
 import time
@@ -58,6 +60,26 @@ HISTORY_FIELDS = ("train_loss", "test_error", "train_seconds", "samples_per_s", 
 (fraction), seconds spent training and evaluating, training samples per second."""
 
 _BAR_STEP = 200  # samples between progress-bar refreshes (keeps the bar's cost negligible)
+
+_MODEL_PATH_SOURCES = (
+    "kernels.py", "array.py", "layers.py", "network.py", "training.py", "data.py",
+    "modelfile.py", "irdrop.py",
+)  # fmt: skip
+"""The modules whose code decides a training run's result (the config's own values are in
+its key already)."""
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 (first 16 hex digits) of the source of the model path that computes a training
+    run's result (:data:`_MODEL_PATH_SOURCES`): part of a sweep job's key
+    (:meth:`TrainingConfig.result_inputs`), so a job cache is never reused by code that
+    would train differently (kernels that draw other random numbers, a changed layer)."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for name in _MODEL_PATH_SOURCES:
+        h.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 @dataclasses.dataclass(slots=True)

@@ -35,8 +35,10 @@ Sweeps address settings with override paths ``rpu.<field path>`` (every layer) a
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from rpucircuit.config import rpu
@@ -127,9 +129,9 @@ class ModelSpec:
     """Path of a model file (HDF5 kind ``model``, ``docs/model-file.md``), relative paths
     against the working folder; empty = use the preset. Read when a run starts."""
     file_sha256: str = ""
-    """sha256 (64 lowercase hex digits) the model file must have; empty = not checked.
-    Pinning it makes the config key, and so a sweep's job cache, follow the file's contents
-    rather than only its path (``rpucircuit model show FILE`` prints it)."""
+    """sha256 (64 lowercase hex digits) the model file must have; empty = not checked
+    (``rpucircuit model show FILE`` prints it). A sweep's job key follows the file's
+    contents either way (:meth:`TrainingConfig.result_inputs`)."""
     settings: tuple[Setting, ...] = ()
     """Field changes applied, in order, on top of the preset's (or the file's) RPUConfig."""
 
@@ -181,6 +183,21 @@ class TrainingConfig:
     """The array model of each analog layer."""
     data: DataSpec = dataclasses.field(default_factory=DataSpec)
     """Where the data set comes from."""
+
+    def result_inputs(self) -> str:
+        """What besides this config's values decides the run's result, as text for a sweep
+        job's key (:func:`rpucircuit.sweep.make_job`): the digest of the model-path code
+        (:func:`rpucircuit.training.code_digest`) and, with ``model.file``, the sha256 of
+        the file's current contents (a missing file adds its path only; the run itself then
+        reports it)."""
+        from rpucircuit.training import code_digest  # the runtime module imports this one
+
+        parts = [f"code={code_digest()}"]
+        if self.model.file:
+            path = Path(self.model.file)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+            parts.append(f"model.file={self.model.file}:{digest}")
+        return ";".join(parts)
 
     def __post_init__(self) -> None:
         check_choice("network", self.network, N_ANALOG_LAYERS)

@@ -61,6 +61,30 @@ def test_job_key_is_config_key() -> None:
     assert job.key != sweep.make_job(ToyConfig(a=2.5)).key
 
 
+def test_training_job_key_follows_code_and_model_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training job's key also covers the model-path code and a model file's contents:
+    other code or a replaced file (same path) gives another key, so the cache reruns it."""
+    from rpucircuit import training
+    from rpucircuit.config.training import ModelSpec, TrainingConfig
+
+    model = tmp_path / "m.h5"
+    model.write_bytes(b"first contents")
+    cfg = TrainingConfig(epochs=1, model=ModelSpec(file=str(model)))
+    key = sweep.make_job(cfg).key
+    assert key != config_key(cfg)
+    assert sweep.make_job(cfg).key == key  # stable
+    assert len(training.code_digest()) == 16
+    model.write_bytes(b"other contents")
+    replaced = sweep.make_job(cfg).key
+    assert replaced != key
+    monkeypatch.setattr(training, "code_digest", lambda: "0123456789abcdef")
+    assert sweep.make_job(cfg).key not in (key, replaced)
+    model.unlink()  # a missing file keys by its path; the run itself reports it
+    assert sweep.make_job(cfg).key != replaced
+
+
 def test_pool_runs_and_caches(tmp_path: Path) -> None:
     jobs = toy_jobs(4)
     run = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
