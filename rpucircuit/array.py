@@ -25,7 +25,7 @@ import numpy as np
 
 from rpucircuit import kernels
 from rpucircuit.config.rpu import IOConfig, RPUConfig
-from rpucircuit.errors import ConfigError, RpuError
+from rpucircuit.errors import ConfigError, TileShapeError
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -39,10 +39,6 @@ _PAR_NAMES = {
     "w_min": kernels.PAR_WMIN,
 }
 _STATE_ARRAYS = ("weights", "dw_up", "dw_down", "w_max", "w_min", "attenuation")
-
-
-class TileShapeError(RpuError, ValueError):
-    """An array passed to a tile has the wrong shape, dtype or values."""
 
 
 def io_vector(io: IOConfig) -> FloatArray:

@@ -56,6 +56,11 @@ class SimulationTimeoutError(SimulationError):
     """The simulator ran past its time limit and was killed."""
 
 
+class TileShapeError(RpuError, ValueError):
+    """An array passed to an analog tile or network has the wrong shape, dtype or values
+    (NaN, infinity), or an update's learning rate is invalid."""
+
+
 class ExtractionError(RpuError):
     """Simulator output did not contain what the analysis needs (missing vector, bad shape)."""
 

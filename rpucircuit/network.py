@@ -32,9 +32,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rpucircuit import kernels
-from rpucircuit.array import AnalogTile, TileShapeError, check_lr
+from rpucircuit.array import AnalogTile, check_lr
 from rpucircuit.config.rpu import RPUConfig
-from rpucircuit.errors import ConfigError, DataError, StoreError
+from rpucircuit.errors import ConfigError, DataError, StoreError, TileShapeError
 from rpucircuit.layers import (
     AnalogConv2d,
     AnalogLinear,
