@@ -46,7 +46,14 @@ import numpy as np
 import tomli_w
 
 from rpucircuit import store
-from rpucircuit.config.base import config_key, from_dict, parse_toml, read_toml_file, to_toml
+from rpucircuit.config.base import (
+    config_key,
+    from_dict,
+    parse_toml,
+    read_toml_file,
+    set_path,
+    to_toml,
+)
 from rpucircuit.errors import ConfigError, StoreError, SweepError
 from rpucircuit.fileio import atomic_path, atomic_write_text
 
@@ -410,20 +417,6 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 # --------------------------------------------------------------------------- experiments
-
-
-def set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``data[a][b][c] = value`` for ``path = "a.b.c"``, creating tables on the way."""
-    parts = path.split(".")
-    if not all(parts):
-        raise ConfigError(f"override path {path!r}: empty component")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override path {path!r}: {part!r} is a value, not a table")
-        node = child
-    node[parts[-1]] = value
 
 
 def linked_values(axis: str, value: Any) -> list[tuple[str, Any]]:

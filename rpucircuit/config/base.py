@@ -236,6 +236,21 @@ def canonical_json(cfg: object) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``path = "a.b.c"`` in a config table, creating
+    tables on the way (the generic sweep override)."""
+    parts = path.split(".")
+    if not all(parts):
+        raise ConfigError(f"override path {path!r}: empty component")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override path {path!r}: {part!r} is a value, not a table")
+        node = child
+    node[parts[-1]] = value
+
+
 def config_key(cfg: object) -> str:
     """Stable sha256 hex key of a config (same values, same key, across runs and machines)."""
     return hashlib.sha256(canonical_json(cfg).encode("utf-8")).hexdigest()

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rpucircuit.config import rpu
-from rpucircuit.config.base import check_choice, check_int, check_positive
+from rpucircuit.config.base import check_choice, check_int, check_positive, set_path
 from rpucircuit.errors import ConfigError, UnsupportedError
 
 PRESETS: dict[str, Callable[[], rpu.RPUConfig]] = {
@@ -265,12 +265,4 @@ class TrainingConfig:
                 raise ConfigError(f"override {path!r}: 'model' must be a table")
             model.setdefault("settings", []).append(setting)
             return
-        node = data
-        parts = path.split(".")
-        if not all(parts):
-            raise ConfigError(f"override path {path!r}: empty component")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override path {path!r}: {part!r} is a value, not a table")
-        node[parts[-1]] = value
+        set_path(data, path, value)
