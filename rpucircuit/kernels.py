@@ -705,6 +705,98 @@ def _half_select_element(
     return v
 
 
+@numba.njit(cache=True, nogil=True)
+def _half_select_row(
+    dv: int,
+    i: int,
+    rm: np.uint64,
+    tau_i: int,
+    cmask: UIntArray,
+    sx: Any,
+    acols: Any,
+    n_ac: int,
+    k: float,
+    ctoc: float,
+    bounded: bool,
+    w: FloatArray,
+    par: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    use_att: bool,
+    zrow: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """One update's half-select pulses on pulsing row i (hard bounds), phase by phase, as
+    :func:`_half_select_element` applies them per device; returns the coincidences.
+
+    The row takes part in the two phases with τ = sign(δ_i): there every device of the row
+    sees pulses (coincidences where its column also takes part, lone row pulses elsewhere),
+    so those phases run over the whole row in one vectorized loop with a batch of c2c
+    normals (:func:`_fill_normals`). In the two other phases only the pulsing columns with
+    σ = sign(x_j) act (lone column pulses), one by one. Each device thus gets its phases in
+    the order (+,+), (+,−), (−,+), (−,−), each summed into one step and clipped, exactly as
+    the per-device path does; only the random numbers differ.
+    """
+    n_in = cmask.shape[0]
+    n_dev = w.shape[0]
+    single = n_dev == 1 and not use_att
+    k2 = k * k
+    pc_rm = int(_popcount(rm))
+    n_coinc = 0
+    for ph in range(4):
+        sig = 1 if ph < 2 else -1
+        tau = 1 if ph % 2 == 0 else -1
+        a_up = sig * tau < 0
+        pidx = PAR_UP if a_up else PAR_DOWN
+        sgn = 1.0 if a_up else -1.0
+        if tau == tau_i:  # the row pulses: every device of the row, vectorized
+            if ctoc > 0.0:
+                _fill_normals(zrow, n_in, s)
+            for j in range(n_in):
+                cmj = cmask[j]
+                colin = int(cmj != 0) & int(sx[j] == sig)
+                nf = int(_popcount(rm & cmj)) * colin
+                nh = int(_popcount(rm ^ cmj)) * colin + pc_rm * (1 - colin)
+                n_coinc += nf
+                step = par[dv, i, j, pidx]
+                delta = step * (nf + k * nh)
+                if ctoc > 0.0:
+                    delta += step * ctoc * np.sqrt(nf + k2 * nh) * zrow[j]
+                v = w[dv, i, j] + sgn * delta
+                if bounded:
+                    v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
+                w[dv, i, j] = v
+                if single:
+                    wread[i, j] = v
+                else:
+                    total = 0.0
+                    for dd in range(n_dev):
+                        total += w[dd, i, j]
+                    wread[i, j] = total * att[i, j] if use_att else total
+            continue
+        for jj in range(n_ac):  # the row is silent: lone pulses of the phase's columns
+            j = acols[jj]
+            if sx[j] != sig:
+                continue
+            nh = int(_popcount(cmask[j]))
+            step = par[dv, i, j, pidx]
+            delta = step * k * nh
+            if ctoc > 0.0:
+                delta += step * ctoc * np.sqrt(k2 * nh) * _normal(s)
+            v = w[dv, i, j] + sgn * delta
+            if bounded:
+                v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
+            w[dv, i, j] = v
+            if single:
+                wread[i, j] = v
+            else:
+                total = 0.0
+                for dd in range(n_dev):
+                    total += w[dd, i, j]
+                wread[i, j] = total * att[i, j] if use_att else total
+    return n_coinc
+
+
 _C2C_BATCH = 512
 """Cycle-to-cycle normals of coincidences are drawn this many at a time (a multiple of
 :data:`NORMAL_BLOCK`); a call's unused remainder is dropped."""
@@ -1026,6 +1118,7 @@ def pulsed_update(
     single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
     k_val = dp[DP_K]
     all_cols = np.arange(n_in)
+    zrow = np.empty(normal_capacity(n_in) if k_on else 0)  # c2c normals of a half-select row
     zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
     zpos = _C2C_BATCH
     n_coinc = 0
@@ -1124,6 +1217,12 @@ def pulsed_update(
                 # half-select: every device on a pulsing row or a pulsing column
                 for i in range(n_out):
                     rm = rmask[i]
+                    if rm != 0 and not soft:
+                        n_coinc += _half_select_row(
+                            dv, i, rm, sd[i], cmask, sx, acols, n_ac, k_val, ctoc, bounded,
+                            w, par, wread, att, use_att, zrow, s,
+                        )  # fmt: skip
+                        continue
                     if rm == 0:
                         cols, n_cols = acols, n_ac  # a silent row: only pulsing columns
                     else:

@@ -262,11 +262,15 @@ def _device_par(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.nda
     )
 
 
-@pytest.mark.parametrize(("k", "soft"), [(0.0, False), (0.3, False), (0.2, True)])
+@pytest.mark.parametrize(
+    ("k", "soft", "n_dev"), [(0.0, False, 1), (0.3, False, 1), (0.2, True, 1), (0.3, False, 2)]
+)
 def test_fast_update_matches_reference_statistically(
-    rng: np.random.Generator, k: float, soft: bool
+    rng: np.random.Generator, k: float, soft: bool, n_dev: int
 ) -> None:
-    shape = (1, 3, 4)
+    """k = 0, half-select (pulsing rows run phase by phase over the whole row, vectorized;
+    silent rows device by device), soft bounds, two devices per weight."""
+    shape = (n_dev, 3, 4)
     par = _device_par(rng, shape)
     w0 = rng.uniform(-0.02, 0.02, shape)
     x = np.array([0.8, -0.5, 0.0, 0.3])
