@@ -322,16 +322,20 @@ class AnalogConv2d(Layer):
         return self._tile.forward(self._patches).reshape(self.out_shape)
 
     def backward(self, grad_out: FloatArray) -> FloatArray:
+        self._tile.finish_update()  # an update still reading this set (no forward since)
         self._d[...] = grad_out.reshape(self.n_pixels, self.out_channels)
         gcols = self._tile.backward(self._d)
         _col2im_kernel(gcols, self.kernel_size, self.stride, self._dx)
         return self._dx
 
     def accept_grad(self, grad_out: FloatArray) -> None:
+        self._tile.finish_update()
         self._d[...] = grad_out.reshape(self.n_pixels, self.out_channels)
 
     def update(self, lr: float) -> None:
-        # no copy: the buffers stay untouched until the next forward pass but one
+        # no copy: the next forward pass fills the other buffer set, and whatever writes
+        # this set again (the forward pass after, a backward without a forward) first
+        # finishes the update
         self._tile.update(self._patches, self._d, lr, copy=False)
 
 

@@ -4,6 +4,7 @@ errors raised to the caller, pickling and fork draining."""
 from __future__ import annotations
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -195,3 +196,40 @@ def test_a_job_behind_a_long_backlog_is_run_by_its_caller() -> None:
     assert worker.takes(50_000.0)  # a job 5x longer still gains by waiting 10 ms
     gate._done.set()
     worker.drain()
+
+
+def test_conv_backward_without_forward_waits_for_the_update(
+    threaded: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conv layer hands its update over without copying its buffers: a second backward
+    (or accept_grad) before any forward, which rewrites the errors the update reads,
+    first finishes it, so the result equals the in-place order. The update thread is held
+    busy meanwhile, so the handed-over updates have certainly not run yet."""
+    import threading
+
+    from rpucircuit.layers import AnalogConv2d
+
+    def run(env: str) -> np.ndarray:
+        monkeypatch.setenv(array.UPDATE_THREAD_ENV, env)
+        rng = np.random.default_rng(5)
+        layer = AnalogConv2d((8, 8, 2), 4, 3, rpu.gokmen_vlasov_2016(), rng=rng)
+        layer.forward(rng.uniform(0, 1, (8, 8, 2)))
+        g1, g2 = rng.normal(0, 0.1, layer.out_shape), rng.normal(0, 0.1, layer.out_shape)
+        release = threading.Event()
+        if env == "1":  # occupy the thread: the updates below wait in its queue
+            array._UPDATE_THREAD.submit(array._UpdateJob(release.wait))
+            time.sleep(0.05)
+        layer.backward(g1)
+        layer.update(0.05)
+        if env == "1":
+            assert layer.tile._pending is not None and not layer.tile._pending.done
+        layer.backward(g2)  # overwrites the error buffer the pending update reads
+        layer.update(0.05)
+        layer.accept_grad(g1)
+        layer.update(0.05)
+        w = layer.tile.get_weights()
+        release.set()
+        array._UPDATE_THREAD.drain()
+        return w
+
+    np.testing.assert_array_equal(run("1"), run("0"))
