@@ -892,11 +892,12 @@ def _pulsed_update_batch(
     :func:`_batch_streams` call for the columns and one per device for the rows. Then
     sample by sample, in order: the pulsing columns and the rows that meet one of them;
     with few such (row, column) pairs (≤ :data:`_DIRECT_PAIRS`) each row is ANDed with
-    each pulsing column, else each slot's column list is built once and each row walks
-    its slots (as :func:`pulsed_update` does). Either way every device gets its pulses of
-    one update one after the other, and its updates in sample order: the order that
-    matters for k = 0 (devices do not interact; within one update a device's pulses share
-    one direction). Returns the number of coincidences.
+    each pulsing column, else the column lists of the slots those rows use are built
+    (once per sample) and each row walks its slots (as :func:`pulsed_update` does).
+    Either way every device gets its pulses of one update one after the other, and its
+    updates in sample order: the order that matters for k = 0 (devices do not interact;
+    within one update a device's pulses share one direction). Returns the number of
+    coincidences.
 
     Measured on paper B's conv1 (576 patches of 26 inputs, 16 kernels): 129 → 92 µs per
     image against :func:`pulsed_update`'s sample-by-sample streams; conv2 (64 × 401, 32)
