@@ -560,7 +560,7 @@ def read_batch(
     # so the noise is the generator's sequence row after row
     noisy = io[IO_NOISE] > 0.0
     z = np.empty(normal_capacity(n * n_out) if noisy else 0)
-    z_again = np.empty(normal_capacity(n_out) if noisy else 0)
+    z_again = z[:0]  # a bound-management re-read's noise: allocated on the first one
     if noisy:
         _fill_normals(z, n * n_out, s)
     scale = np.ones(n)
@@ -588,6 +588,8 @@ def read_batch(
             _dac_row(x, k, xq, in_bound, in_step, sk * factor)
             _mvm(w, xq[k : k + 1], raw[k : k + 1])
             if noisy:  # a fresh read: fresh noise
+                if z_again.shape[0] == 0:
+                    z_again = np.empty(normal_capacity(n_out))
                 _fill_normals(z_again, n_out, s)
             hit = _adc_row(raw, k, z_again, 0, y, io, sk * factor)
     return 0
@@ -1036,7 +1038,7 @@ def _pulsed_update_batch(
                             j = slot_cols[t, jj]
                             sg = a_row * _sign(x[k, j])
                             n_p = 1
-                            # --- the same pulse block as below (kept inline: hot loop)
+                            # --- the same pulse block as above (kept inline: hot loop)
                             dw0 = par[dv, i, j, (1 - sg) >> 1]  # PAR_UP = 0, PAR_DOWN = 1
                             v = w[dv, i, j]
                             for _ in range(n_p):
