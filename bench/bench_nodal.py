@@ -8,10 +8,10 @@ run_many speed-up, all measured in one run on this machine.
 Every case is a paired N×N tile of the paper-A preset (random conductances in
 [G_off, G_on], random inputs, 0.144 Ω and 0.08 fF per segment). "tran" is the forward read
 transient with integrators (``build_read(..., analysis="tran")``), "op" its DC operating
-point (``analysis="op"``), "nodal" :func:`rpucircuit.nodal.read` (factorization + solve,
+point (``analysis="op"``), "nodal" :func:`rpucircuit.circuit.nodal.read` (factorization + solve,
 first-order op-amp model). Each ngspice size runs once (they take seconds to minutes);
 nodal sizes take the best of 3. Peak memory is each ngspice process's own resident
-high-water mark (VmHWM polled by :func:`rpucircuit.spice.run`; 0 = ran too briefly). The
+high-water mark (VmHWM polled by :func:`rpucircuit.circuit.spice.run`; 0 = ran too briefly). The
 nodal/ngspice agreement at each op size is printed too (max relative difference of the
 summing-node currents).
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rpucircuit import netlist as nl
-from rpucircuit import nodal, spice
+from rpucircuit.circuit import netlist as nl
+from rpucircuit.circuit import nodal, spice
 from rpucircuit.config.tile import (
     CircuitConfig,
     estimate_spice_cost,

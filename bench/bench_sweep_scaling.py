@@ -3,7 +3,7 @@
 What it measures
     ``--jobs`` independent training jobs (paper A's FC network on the RPU baseline, one
     epoch of ``--n-train`` images, ``--n-test`` test images, seeds 1..N: a quick schedule of
-    a real sweep, each job several seconds) run through :func:`rpucircuit.sweep.run_jobs`,
+    a real sweep, each job several seconds) run through :func:`rpucircuit.jobs.run_jobs`,
     exactly as ``rpucircuit sweep`` runs them, on
 
     ``local``
@@ -60,9 +60,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rpucircuit.config.training import ModelSpec, TrainingConfig
-from rpucircuit.data import load_mnist
-from rpucircuit.sweep import Job, make_job, run_jobs
-from rpucircuit.training import run_job
+from rpucircuit.training.data import load_mnist
+from rpucircuit.training.loop import run_job
+from rpucircuit.training.sweep import Job, make_job, run_jobs
 
 EXECUTORS = ("local", "external", "pool")
 

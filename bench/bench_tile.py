@@ -32,9 +32,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rpucircuit import kernels
-from rpucircuit.array import AnalogTile, io_vector
 from rpucircuit.config import rpu
+from rpucircuit.model import kernels
+from rpucircuit.model.tile import AnalogTile, io_vector
 
 # (name, out, in, patches per image): paper A FC arrays, paper B CNN arrays (PHYSICS.md)
 ARRAYS = [
@@ -137,8 +137,8 @@ def reference_ratio(repeats: int) -> None:
 
 def network_rates(reps: int, n_fc: int, n_cnn: int) -> None:
     """Median samples/s of whole-network training with the update thread off and on."""
-    from rpucircuit.array import UPDATE_THREAD_ENV
-    from rpucircuit.network import cnn_gokmen_2017, fc_784_256_128_10
+    from rpucircuit.model.network import cnn_gokmen_2017, fc_784_256_128_10
+    from rpucircuit.model.tile import UPDATE_THREAD_ENV
 
     rng = np.random.default_rng(3)
     images = rng.uniform(0, 1, (256, 784)) * (rng.random((256, 784)) < 0.19)

@@ -17,12 +17,12 @@ What it measures
                    no tile split (``max_input_size = max_output_size = 0``);
     * ``torch``    the same network in plain floating-point PyTorch (``torch.optim.SGD``);
     * ``ours-1t``  (with ``--with-single-thread``) rpucircuit with ``RPUCIRCUIT_UPDATE_THREAD=0``:
-                   :class:`~rpucircuit.array.AnalogTile` runs large updates on a background
+                   :class:`~rpucircuit.model.tile.AnalogTile` runs large updates on a background
                    thread by default (nogil kernels, so rpucircuit may use a second core);
                    this contender keeps everything on one thread like the peers.
 
     η = 0.01 everywhere. Inputs are MNIST training images (pixel/255) when
-    :func:`rpucircuit.data.load_mnist` can provide them, else synthetic sparse images with
+    :func:`rpucircuit.training.data.load_mnist` can provide them, else synthetic sparse images with
     MNIST's statistics (about 19 % non-zero pixels); the table says which.
 
 How it measures fairly (see ``../shared/AIHWKIT.md``)
@@ -105,7 +105,7 @@ def _synthetic_images(n: int, rng: np.random.Generator) -> np.ndarray:
 def load_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """``n`` training images (flat, float32 in [0, 1]), labels, and a word on the source."""
     try:
-        from rpucircuit.data import load_mnist
+        from rpucircuit.training.data import load_mnist
 
         mnist = load_mnist()
         x, y = mnist.train(n)
@@ -158,7 +158,7 @@ def _timed_loop(step: Any, n_warm: int, n: int, n_data: int) -> dict[str, float]
 
 def _worker_ours(net: str, x: np.ndarray, y: np.ndarray, n_warm: int, n: int) -> dict[str, Any]:
     from rpucircuit.config.rpu import gokmen_vlasov_2016
-    from rpucircuit.network import cnn_gokmen_2017, fc_784_256_128_10
+    from rpucircuit.model.network import cnn_gokmen_2017, fc_784_256_128_10
 
     rng = np.random.default_rng(1)
     cfg = gokmen_vlasov_2016()
@@ -252,9 +252,9 @@ def _worker_torch(
 
 def profile_ours(nets: list[str], x: np.ndarray, y: np.ndarray, sizes: dict[str, Any]) -> None:
     """Where rpucircuit's time goes: per tile method and tile shape, µs per sample."""
-    from rpucircuit.array import AnalogTile
     from rpucircuit.config.rpu import gokmen_vlasov_2016
-    from rpucircuit.network import cnn_gokmen_2017, fc_784_256_128_10
+    from rpucircuit.model.network import cnn_gokmen_2017, fc_784_256_128_10
+    from rpucircuit.model.tile import AnalogTile
 
     spent: dict[tuple[str, int, int], float] = {}
     originals = {name: getattr(AnalogTile, name) for name in ("forward", "backward", "update")}

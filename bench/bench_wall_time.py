@@ -12,7 +12,7 @@ What it measures
 
     each trained by two contenders, one process at a time:
 
-    * ``ours``     :func:`rpucircuit.training.train` on the equivalent
+    * ``ours``     :func:`rpucircuit.training.loop.train` on the equivalent
                    :class:`~rpucircuit.config.training.TrainingConfig` (seed ``--seed``), in a
                    worker process of this Python; checkpoints every epoch as the CLI does;
     * ``aihwkit``  aihwkit 1.2 in a worker process of the peers' Python (torch + aihwkit,
@@ -35,9 +35,9 @@ What it measures
     random streams (device variations, noise, pulses) are seeded by torch and its C++
     simulator, not by ours, so the two runs are statistically, not bit-wise, alike.
 
-    Both see the same data: the driver loads MNIST once (:func:`rpucircuit.data.load_mnist`,
-    pixel/255) and writes it, with each epoch's order of the training images, into the
-    state folder. The orders are drawn exactly as :func:`rpucircuit.training.train` draws
+    Both see the same data: the driver loads MNIST once
+    (:func:`rpucircuit.training.data.load_mnist`, pixel/255) and writes it, with each
+    epoch's order of the training images, into the state folder. The orders are drawn exactly as :func:`rpucircuit.training.train` draws
     them for ``--seed`` (one permutation per epoch from the second child of
     ``SeedSequence(seed)``), so aihwkit visits the images in the same order as ours.
 
@@ -169,9 +169,9 @@ def _records(state: Path, contender: str, net: str) -> dict[str, Any]:
 
 def _worker_ours(state: Path, net: str, upto: int, seed: int) -> None:
     import rpucircuit.training as training
-    from rpucircuit.array import update_thread_enabled
     from rpucircuit.config.training import ModelSpec, TrainingConfig
-    from rpucircuit.data import Mnist
+    from rpucircuit.model.tile import update_thread_enabled
+    from rpucircuit.training.data import Mnist
 
     meter = _CallMeter()
     folder = state / f"ours-{net}"
@@ -230,7 +230,7 @@ def _worker_ours(state: Path, net: str, upto: int, seed: int) -> None:
 def _warm_ours(net: str) -> None:
     """A few training steps and reads, so numba's kernels are compiled and cached on disk."""
     from rpucircuit.config.training import ModelSpec, TrainingConfig
-    from rpucircuit.training import build_network
+    from rpucircuit.training.loop import build_network
 
     cfg = TrainingConfig(network=net, model=ModelSpec(preset=PRESET[net]))  # type: ignore[arg-type]
     network = build_network(cfg, rng=np.random.default_rng(0))
@@ -417,7 +417,7 @@ def _prepare(
     else:
         meta["code"] = _snapshot(state, code)
     if not (state / "mnist.npz").is_file():
-        from rpucircuit.data import load_mnist
+        from rpucircuit.training.data import load_mnist
 
         m = load_mnist()
         tmp = state / "mnist.tmp.npz"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rpucircuit.data import Mnist, load_mnist
+from rpucircuit.training.data import Mnist, load_mnist
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then run the campaign; print where the results went."""
-    from rpucircuit import characterize
+    from rpucircuit.circuit import characterize
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs = {args.jobs}: must be >= 1")

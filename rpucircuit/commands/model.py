@@ -73,7 +73,7 @@ def _shape(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpucircuit import modelfile
+    from rpucircuit.model import modelfile
 
     if args.action == "export":
         origin = modelfile.PresetExport(

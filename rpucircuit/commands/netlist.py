@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rpucircuit.circuit.netlist import build_cycle, render
 from rpucircuit.config.base import from_dict, read_toml_file
 from rpucircuit.config.tile import CircuitConfig, gokmen_vlasov_2016
 from rpucircuit.fileio import atomic_write_text
-from rpucircuit.netlist import build_cycle, render
 
 CYCLES = ("forward", "backward", "update", "noise", "line")
 

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpucircuit.sweep import load_experiment, parse_assignment, run_experiment
+    from rpucircuit.training.sweep import load_experiment, parse_assignment, run_experiment
 
     exp = load_experiment(args.experiment)
     overrides = dict(parse_assignment(a, option="--set") for a in args.overrides)

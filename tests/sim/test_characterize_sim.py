@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpucircuit import characterize as ch
-from rpucircuit import sweep
+from rpucircuit import jobs as engine
+from rpucircuit.circuit import characterize as ch
 from rpucircuit.cli import main
 from rpucircuit.config.base import config_key
 from rpucircuit.errors import SweepError
@@ -43,8 +43,8 @@ def test_campaign_resumes_after_a_kill_and_reads_back(
     jobs = ch.plan(spec.circuit, spec.campaign)
     # A "killed" earlier run: three jobs finished and cached, one result half-written
     # (a temporary file that was never renamed).
-    first = [sweep.make_job(j, {"name": j.name}) for j in jobs[:3]]
-    sweep.run_jobs(ch.run_job, first, cache_dir=out / "cache", n_workers=1, progress=False)
+    first = [engine.make_job(j, {"name": j.name}) for j in jobs[:3]]
+    engine.run_jobs(ch.run_job, first, cache_dir=out / "cache", n_workers=1, progress=False)
     (out / "cache" / f".{first[0].key}.h5.abc.tmp").write_bytes(b"partial")
     result = ch.run_campaign(spec, out, n_workers=2, progress=False)
     assert result.jobs == len(jobs)

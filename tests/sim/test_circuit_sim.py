@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpucircuit import netlist as nl
-from rpucircuit import nodal, spice
+from rpucircuit.circuit import netlist as nl
+from rpucircuit.circuit import nodal, spice
 from rpucircuit.config.tile import CircuitConfig, LineConfig, gokmen_vlasov_2016, replace_tile
 from rpucircuit.errors import NetlistError, SimulationError, SimulationTimeoutError
 

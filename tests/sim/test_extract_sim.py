@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpucircuit import analytic as an
-from rpucircuit import extract as ex
+from rpucircuit.circuit import analytic as an
+from rpucircuit.circuit import extract as ex
 from rpucircuit.config.tile import gokmen_vlasov_2016
 from rpucircuit.errors import ExtractionError
 
@@ -216,8 +216,8 @@ def test_noise_source_variant_has_no_opamp_noise_of_its_own(tmp_path: Path) -> N
     # e_n = 0, whose 1 mΩ placeholder resistor adds 4 pV/√Hz: ~1e-5 of the spectrum at
     # 100 MHz, more above, ~3e-6 of the charge variance through the t_meas window.
     # Spectra to 1e-5 below 10 MHz, window variances to 1e-4.
-    from rpucircuit import netlist as nl
-    from rpucircuit import spice
+    from rpucircuit.circuit import netlist as nl
+    from rpucircuit.circuit import spice
 
     cfg = gokmen_vlasov_2016()
     g = np.full(3, cfg.device.g_mean_s)

@@ -10,10 +10,10 @@ import pytest
 
 from rpucircuit import cli, store
 from rpucircuit.config.training import ModelSpec, Setting, TrainingConfig
-from rpucircuit.data import Mnist
 from rpucircuit.errors import StoreError
-from rpucircuit.modelfile import PresetExport, file_sha256, save_model
-from rpucircuit.training import train
+from rpucircuit.model.modelfile import PresetExport, file_sha256, save_model
+from rpucircuit.training.data import Mnist
+from rpucircuit.training.loop import train
 
 pytestmark = pytest.mark.training
 

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from rpucircuit.config.rpu import gokmen_vlasov_2016
-from rpucircuit.network import fully_connected
+from rpucircuit.model.network import fully_connected
 
 pytestmark = pytest.mark.training
 

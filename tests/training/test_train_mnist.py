@@ -17,9 +17,9 @@ import pytest
 from rpucircuit import cli, store
 from rpucircuit.config.base import config_key, to_toml
 from rpucircuit.config.training import DataSpec, ModelSpec, TrainingConfig
-from rpucircuit.data import Mnist
 from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
-from rpucircuit.training import train
+from rpucircuit.training.data import Mnist
+from rpucircuit.training.loop import train
 
 pytestmark = pytest.mark.training
 

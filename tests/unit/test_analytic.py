@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from rpucircuit import analytic as an
+from rpucircuit.circuit import analytic as an
 
 # Paper A's line: 0.36 Ω/µm, 0.2 fF/µm, 400 nm pitch, 1 ns update pulse.
 R_UM, C_UM, PITCH_UM = 0.36, 0.2e-15, 0.4

@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rpucircuit.array import AnalogTile, TileShapeError, read_dtype
 from rpucircuit.config import rpu
 from rpucircuit.errors import ConfigError, RpuError
+from rpucircuit.model.tile import AnalogTile, TileShapeError, read_dtype
 
 QUIET = rpu.IOConfig(
     inp_res=0.0,

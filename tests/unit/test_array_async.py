@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from rpucircuit import array
-from rpucircuit.array import AnalogTile, TileShapeError
 from rpucircuit.config import rpu
-from rpucircuit.network import cnn_gokmen_2017
+from rpucircuit.model import tile as array
+from rpucircuit.model.network import cnn_gokmen_2017
+from rpucircuit.model.tile import AnalogTile, TileShapeError
 
 
 @pytest.fixture
@@ -207,7 +207,7 @@ def test_conv_backward_without_forward_waits_for_the_update(
     busy meanwhile, so the handed-over updates have certainly not run yet."""
     import threading
 
-    from rpucircuit.layers import AnalogConv2d
+    from rpucircuit.model.layers import AnalogConv2d
 
     def run(env: str) -> np.ndarray:
         monkeypatch.setenv(array.UPDATE_THREAD_ENV, env)

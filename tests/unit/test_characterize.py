@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpucircuit import characterize as ch
-from rpucircuit import netlist
+from rpucircuit.circuit import characterize as ch
+from rpucircuit.circuit import netlist
 from rpucircuit.cli import main
 from rpucircuit.config.base import config_key
 from rpucircuit.config.tile import gokmen_vlasov_2016

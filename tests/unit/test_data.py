@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpucircuit import data as mn
 from rpucircuit.errors import DataError
+from rpucircuit.training import data as mn
 
 # The standard MNIST test set's class counts (digits 0..9): a published property of the set.
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

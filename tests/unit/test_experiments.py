@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rpucircuit import sweep
 from rpucircuit.config.training import TrainingConfig
+from rpucircuit.training import sweep
 
 EXPERIMENTS = sorted((Path(__file__).parents[2] / "experiments").glob("*.toml"))
 

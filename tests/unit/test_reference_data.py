@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpucircuit import analytic as an
-from rpucircuit import characterize as ch
+from rpucircuit.circuit import analytic as an
+from rpucircuit.circuit import characterize as ch
 from rpucircuit.config.base import config_key
 
 REFERENCE = Path(__file__).resolve().parents[2] / "sim_data" / "reference" / ch.RESULT_NAME

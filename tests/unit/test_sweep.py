@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rpucircuit import store, sweep
+from rpucircuit import jobs as engine
+from rpucircuit import store
 from rpucircuit.config.base import check_nonnegative, config_key
 from rpucircuit.errors import ConfigError, StoreError, SweepError
+from rpucircuit.training import sweep
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,14 +53,14 @@ def reference(cfg: ToyConfig) -> float:
     return cfg.a * cfg.b + float(np.random.default_rng(cfg.seed).normal())
 
 
-def toy_jobs(n: int = 4) -> list[sweep.Job]:
-    return [sweep.make_job(ToyConfig(a=float(i), seed=i), {"a": float(i)}) for i in range(n)]
+def toy_jobs(n: int = 4) -> list[engine.Job]:
+    return [engine.make_job(ToyConfig(a=float(i), seed=i), {"a": float(i)}) for i in range(n)]
 
 
 def test_job_key_is_config_key() -> None:
-    job = sweep.make_job(ToyConfig(a=2.0), {"a": 2.0})
+    job = engine.make_job(ToyConfig(a=2.0), {"a": 2.0})
     assert job.key == config_key(ToyConfig(a=2.0))
-    assert job.key != sweep.make_job(ToyConfig(a=2.5)).key
+    assert job.key != engine.make_job(ToyConfig(a=2.5)).key
 
 
 def test_training_job_key_follows_code_and_model_file(
@@ -66,34 +68,34 @@ def test_training_job_key_follows_code_and_model_file(
 ) -> None:
     """A training job's key also covers the model-path code and a model file's contents:
     other code or a replaced file (same path) gives another key, so the cache reruns it."""
-    from rpucircuit import training
     from rpucircuit.config.training import ModelSpec, TrainingConfig
+    from rpucircuit.training.loop import loop as training
 
     model = tmp_path / "m.h5"
     model.write_bytes(b"first contents")
     cfg = TrainingConfig(epochs=1, model=ModelSpec(file=str(model)))
-    key = sweep.make_job(cfg).key
+    key = engine.make_job(cfg).key
     assert key != config_key(cfg)
-    assert sweep.make_job(cfg).key == key  # stable
+    assert engine.make_job(cfg).key == key  # stable
     assert len(training.code_digest()) == 16
     model.write_bytes(b"other contents")
-    replaced = sweep.make_job(cfg).key
+    replaced = engine.make_job(cfg).key
     assert replaced != key
     monkeypatch.setattr(training, "code_digest", lambda: "0123456789abcdef")
-    assert sweep.make_job(cfg).key not in (key, replaced)
+    assert engine.make_job(cfg).key not in (key, replaced)
     model.unlink()  # a missing file keys by its path; the run itself reports it
-    assert sweep.make_job(cfg).key != replaced
+    assert engine.make_job(cfg).key != replaced
 
 
 def test_pool_runs_and_caches(tmp_path: Path) -> None:
     jobs = toy_jobs(4)
-    run = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
+    run = engine.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
     # exact: the same float64 arithmetic in a worker process and here
     assert [r["value"] for r in run.results] == [reference(j.config) for j in jobs]
     np.testing.assert_array_equal(run.results[3]["curve"], [0.0, 3.0, 6.0])
     assert run.cached == [False] * 4
-    assert all(sweep.ResultCache(tmp_path).has(j.key) for j in jobs)
-    again = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
+    assert all(engine.ResultCache(tmp_path).has(j.key) for j in jobs)
+    again = engine.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
     assert again.cached == [True] * 4
     assert [r["value"] for r in again.results] == [r["value"] for r in run.results]
 
@@ -101,45 +103,48 @@ def test_pool_runs_and_caches(tmp_path: Path) -> None:
 def test_resume_does_not_rerun_cached_jobs(tmp_path: Path) -> None:
     """A killed sweep's finished jobs (here: pre-filled cache) are taken, not rerun."""
     jobs = toy_jobs(4)
-    cache = sweep.ResultCache(tmp_path)
+    cache = engine.ResultCache(tmp_path)
     # a marker no real run of the job function could produce
     cache.save(jobs[1], {"value": -999.0, "curve": np.zeros(1), "tag": "prefilled"})
-    run = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
+    run = engine.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
     assert run.cached == [False, True, False, False]
     assert run.results[1]["tag"] == "prefilled" and run.results[1]["value"] == -999.0
     assert run.results[2]["value"] == reference(jobs[2].config)
 
 
 def test_failed_jobs_reported_and_others_cached(tmp_path: Path) -> None:
-    jobs = [*toy_jobs(2), sweep.make_job(ToyConfig(a=7.0, fail=True), {"a": 7.0})]
+    jobs = [*toy_jobs(2), engine.make_job(ToyConfig(a=7.0, fail=True), {"a": 7.0})]
     with pytest.raises(SweepError, match=r"(?s)1 of 3 job\(s\) failed.*toy job a=7.0 failed"):
-        sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
-    cache = sweep.ResultCache(tmp_path)
+        engine.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
+    cache = engine.ResultCache(tmp_path)
     assert cache.has(jobs[0].key) and cache.has(jobs[1].key) and not cache.has(jobs[2].key)
 
 
 def test_duplicate_configs_run_once(tmp_path: Path) -> None:
-    jobs = [sweep.make_job(ToyConfig(), {"case": "x"}), sweep.make_job(ToyConfig(), {"case": "y"})]
-    run = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=1, progress=False)
+    jobs = [
+        engine.make_job(ToyConfig(), {"case": "x"}),
+        engine.make_job(ToyConfig(), {"case": "y"}),
+    ]
+    run = engine.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=1, progress=False)
     assert run.results[0]["value"] == run.results[1]["value"] == reference(ToyConfig())
     assert len(list(tmp_path.glob("*.h5"))) == 1
 
 
 def test_bad_workers(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="n_workers = 0: must be >= 1"):
-        sweep.run_jobs(toy_job, toy_jobs(1), cache_dir=tmp_path, n_workers=0, progress=False)
+        engine.run_jobs(toy_job, toy_jobs(1), cache_dir=tmp_path, n_workers=0, progress=False)
 
 
 def test_unwritable_cache_refused_before_any_job(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot create the job cache folder"):
-        sweep.run_jobs(toy_job, toy_jobs(2), cache_dir=blocker / "cache", progress=False)
+        engine.run_jobs(toy_job, toy_jobs(2), cache_dir=blocker / "cache", progress=False)
 
 
 def test_cache_entry_of_another_job(tmp_path: Path) -> None:
     a, b = toy_jobs(2)
-    cache = sweep.ResultCache(tmp_path)
+    cache = engine.ResultCache(tmp_path)
     cache.save(a, {"value": 1.0})
     cache.path(a.key).rename(cache.path(b.key))
     with pytest.raises(StoreError, match="holds the result of job"):
@@ -149,7 +154,7 @@ def test_cache_entry_of_another_job(tmp_path: Path) -> None:
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "bogus"], ids=["closed", "malformed"])
 def test_bad_scheduler_address(address: str, tmp_path: Path) -> None:
     with pytest.raises(SweepError, match=f"cannot connect to the Dask scheduler at '{address}'"):
-        sweep.run_jobs(
+        engine.run_jobs(
             toy_job,
             toy_jobs(1),
             cache_dir=tmp_path,
@@ -172,8 +177,8 @@ def dask_cluster() -> Iterator[str]:
 
 def test_dask_matches_pool(tmp_path: Path, dask_cluster: str) -> None:
     jobs = toy_jobs(5)
-    pool = sweep.run_jobs(toy_job, jobs, cache_dir=tmp_path / "p", n_workers=2, progress=False)
-    dask = sweep.run_jobs(
+    pool = engine.run_jobs(toy_job, jobs, cache_dir=tmp_path / "p", n_workers=2, progress=False)
+    dask = engine.run_jobs(
         toy_job, jobs, cache_dir=tmp_path / "d", scheduler=dask_cluster, progress=False
     )
     assert dask.cached == [False] * 5
@@ -223,7 +228,7 @@ def test_dask_jobs_run_on_a_quieted_cluster(tmp_path: Path, dask_cluster: str) -
 
         before = servers()
         env_before = client.run(os.environ.get, "RPUCIRCUIT_UPDATE_THREAD")
-        run = sweep.run_jobs(
+        run = engine.run_jobs(
             dask_state_job, toy_jobs(2), cache_dir=tmp_path, scheduler=dask_cluster, progress=False
         )
         # a value the worker's environment sets already is kept (as the pool keeps it)
@@ -231,7 +236,7 @@ def test_dask_jobs_run_on_a_quieted_cluster(tmp_path: Path, dask_cluster: str) -
             v if v is not None else "0" for v in list(env_before.values())[:1] * 2
         ]
         assert [bool(r["profiling"]) for r in run.results] == [False, False]
-        assert [float(r["tick_ms"]) for r in run.results] == [sweep.DASK_TICK_MS] * 2
+        assert [float(r["tick_ms"]) for r in run.results] == [engine.DASK_TICK_MS] * 2
         assert servers() == before
         assert client.run(os.environ.get, "RPUCIRCUIT_UPDATE_THREAD") == env_before
     # what the sweep changed and put back: Dask's 20 ms ticks, the workers' profiler on
@@ -396,7 +401,7 @@ def test_load_experiment_file(tmp_path: Path) -> None:
 
 
 def test_result_named_like_a_parameter() -> None:
-    jobs = [sweep.make_job(ToyConfig(), {"value": 1})]
+    jobs = [engine.make_job(ToyConfig(), {"value": 1})]
     with pytest.raises(SweepError, match="has the name of a parameter column"):
         sweep.results_table(jobs, [{"value": 2.0}])
 
@@ -450,7 +455,7 @@ def test_pool_workers_run_single_threaded(tmp_path: Path, monkeypatch: pytest.Mo
     """Pool workers fill the cores: no BLAS threads and no background update thread each."""
     monkeypatch.delenv("RPUCIRCUIT_UPDATE_THREAD", raising=False)
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    run = sweep.run_jobs(env_job, toy_jobs(2), cache_dir=tmp_path, n_workers=2, progress=False)
+    run = engine.run_jobs(env_job, toy_jobs(2), cache_dir=tmp_path, n_workers=2, progress=False)
     assert [r["update_thread"] for r in run.results] == ["0", "0"]
     assert [r["blas"] for r in run.results] == ["1", "1"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_sweep import EXPERIMENT, ToyConfig, reference
 
-from rpucircuit import sweep
 from rpucircuit.errors import ConfigError
+from rpucircuit.training import sweep
 
 
 def test_set_applies_last_and_grid_replaces_values() -> None:

@@ -1,6 +1,6 @@
 """Fast nodal solver of a tile's linear resistive network (the read, without SPICE).
 
-The network is the one :func:`rpucircuit.netlist.build_read` writes, at DC: for each array
+The network is the one :func:`rpucircuit.circuit.netlist.build_read` writes, at DC: for each array
 ``a`` (p with sign +1, m with sign −1) the input lines (forward: columns) are chains of
 segment resistances fed at index 0 by their driver (driver resistance plus the first
 segment, in series), the output lines (forward: rows) are chains whose far end joins the

@@ -32,13 +32,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from rpucircuit.circuit.netlist import NETLIST_DIR, RAW_NAME, Netlist, render
 from rpucircuit.errors import (
     NetlistError,
     SimulationError,
     SimulationTimeoutError,
     SimulatorNotFoundError,
 )
-from rpucircuit.netlist import NETLIST_DIR, RAW_NAME, Netlist, render
 
 NETLIST_NAME = "net.cir"
 """Name of the netlist file in each run folder."""

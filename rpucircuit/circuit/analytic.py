@@ -12,7 +12,7 @@ Conventions used throughout (the one place they are written down for the circuit
 * A time-encoded input ``x = 1`` is a read pulse of amplitude ``v_read`` lasting all of
   ``t_meas``; the charge per weight unit is ``Q_unit = v_read * t_meas * dG_unit``.
 * Both arrays of the pair end on the same integrator (the G⁻ array's inputs are driven
-  with the opposite polarity, :mod:`rpucircuit.netlist`), so one op-amp, one ``C_int`` and
+  with the opposite polarity, :mod:`rpucircuit.circuit.netlist`), so one op-amp, one ``C_int`` and
   one reset per output line see the conductance of both arrays' lines.
 * Noise densities are one-sided (``S_i = 4kTG`` in A²/Hz, ``e_n`` in V/√Hz). A white
   current of one-sided density ``S`` integrated for ``T`` gives a charge variance ``S·T/2``.

@@ -3,7 +3,7 @@
 :class:`AnalogTile` holds one crossbar's devices (``n_devices`` per weight, summed) with
 their device-to-device parameters, the read periphery of both directions and the update
 scheme of an :class:`~rpucircuit.config.rpu.RPUConfig`. The hot loops are the compiled
-kernels of :mod:`rpucircuit.kernels`; one kernel call per operation.
+kernels of :mod:`rpucircuit.model.kernels`; one kernel call per operation.
 
 Shapes: a weight matrix is (out_size, in_size); ``forward`` takes (in,) or (n, in),
 ``backward`` (out,) or (n, out). Details and conventions: ``docs/model-api.md``.
@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rpucircuit import kernels
 from rpucircuit.config.rpu import IOConfig, RPUConfig
 from rpucircuit.errors import ConfigError, TileShapeError
+from rpucircuit.model import kernels
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
@@ -431,7 +431,7 @@ class AnalogTile:
 
     def kernel_arrays(self) -> KernelArrays:
         """The live arrays the kernels work on, for a caller that runs the kernels itself
-        (:func:`rpucircuit.kernels.dense_train_step`). Call :meth:`finish_update` first;
+        (:func:`rpucircuit.model.kernels.dense_train_step`). Call :meth:`finish_update` first;
         the arrays change in place, and :meth:`set_read_order` replaces ``wread``."""
         upd = np.zeros(kernels.UPD_LEN)
         upd[kernels.UPD_BL] = self.config.update.bl

@@ -4,7 +4,7 @@ A model file is what a training run loads with ``model.file = "path.h5"``, and w
 calibration (fitting the model to SPICE results, a later step) will write. Today
 ``rpucircuit model export PRESET`` writes one from a preset. It holds the tile's full
 :class:`~rpucircuit.config.rpu.RPUConfig` (as TOML text), a description, where it came from
-(``source``), optionally an IR-drop model (:class:`~rpucircuit.irdrop.IRDropModel`, physical
+(``source``), optionally an IR-drop model (:class:`~rpucircuit.model.irdrop.IRDropModel`, physical
 ratios that give the attenuation map of a tile of any shape) and optionally a table of
 validation checks (held-out figures: predicted, reference, tolerance). Layout, versioning
 and the loading rules: ``docs/model-file.md``.
@@ -27,7 +27,7 @@ from rpucircuit.config import rpu
 from rpucircuit.config.base import check_choice, check_nonnegative, config_key, from_toml, to_toml
 from rpucircuit.config.training import PRESETS
 from rpucircuit.errors import ConfigError, StoreError
-from rpucircuit.irdrop import MAX_ATTENUATION, FloatArray, IRDropModel, from_tree, to_tree
+from rpucircuit.model.irdrop import MAX_ATTENUATION, FloatArray, IRDropModel, from_tree, to_tree
 
 MODEL_KIND = "model"
 """HDF5 kind of an array-model file."""

@@ -1,6 +1,6 @@
 """Networks of analog layers trained at mini-batch 1, and the two papers' networks.
 
-A :class:`Network` is a sequence of :mod:`rpucircuit.layers` layers followed by a softmax
+A :class:`Network` is a sequence of :mod:`rpucircuit.model.layers` layers followed by a softmax
 cross-entropy output. :meth:`Network.train_step` does one SGD step on one sample (forward,
 loss, backward, update, as paper A trains); the first layer with a tile gets its output
 gradient without computing an input gradient (nothing below it learns).
@@ -31,11 +31,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rpucircuit import kernels
-from rpucircuit.array import AnalogTile, check_lr
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError, DataError, StoreError, TileShapeError
-from rpucircuit.layers import (
+from rpucircuit.model import kernels
+from rpucircuit.model.layers import (
     AnalogConv2d,
     AnalogLinear,
     Flatten,
@@ -45,6 +44,7 @@ from rpucircuit.layers import (
     SoftmaxCrossEntropy,
     Tanh,
 )
+from rpucircuit.model.tile import AnalogTile, check_lr
 
 __all__ = [
     "Network",
@@ -98,7 +98,7 @@ class Network:
         dtypes = {layer.tile.read_copy.dtype for layer in self._dense[0]} if self._dense else set()
         self.fused = len(dtypes) == 1
         """Whether :meth:`train_step` runs as one compiled call
-        (:func:`rpucircuit.kernels.dense_train_step`): on for a fully connected network
+        (:func:`rpucircuit.model.kernels.dense_train_step`): on for a fully connected network
         whose tiles share one read precision, bit-identical to the layer-by-layer path
         (set it False to run that path)."""
 

@@ -50,7 +50,7 @@ from rpucircuit.config.tile import (
 )
 from rpucircuit.errors import ConfigError, NetlistError, UnsupportedError
 
-NETLIST_DIR = Path(__file__).resolve().parent.parent / "netlists"
+NETLIST_DIR = Path(__file__).resolve().parents[2] / "netlists"
 """Folder of the hand-written subcircuit libraries (``*.lib``)."""
 
 RAW_NAME = "out.raw"

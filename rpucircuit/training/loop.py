@@ -1,7 +1,7 @@
 """Training on MNIST at mini-batch 1, with per-epoch checkpoints and bit-exact resume.
 
 :func:`train` runs a :class:`~rpucircuit.config.training.TrainingConfig`: builds the network
-(:mod:`rpucircuit.network`) with each analog layer's array model, then for every epoch walks
+(:mod:`rpucircuit.model.network`) with each analog layer's array model, then for every epoch walks
 the training subset one sample at a time (SGD, as both papers train), evaluates the test
 subset, and records the mean training loss, the test error and the speed. With an output
 folder it writes, atomically:
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import time
@@ -40,11 +39,12 @@ import numpy.typing as npt
 from rpucircuit import store
 from rpucircuit.config.base import config_key, to_toml
 from rpucircuit.config.training import TrainingConfig
-from rpucircuit.data import Mnist, load_mnist
 from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
 from rpucircuit.fileio import atomic_path, atomic_write_text
-from rpucircuit.modelfile import LoadedModel, load_model
-from rpucircuit.network import Network, cnn_gokmen_2017, fc_784_256_128_10
+from rpucircuit.jobs import source_digest
+from rpucircuit.model.modelfile import LoadedModel, load_model
+from rpucircuit.model.network import Network, cnn_gokmen_2017, fc_784_256_128_10
+from rpucircuit.training.data import Mnist, load_mnist
 
 CHECKPOINT_KIND = "checkpoint"
 """HDF5 kind of a training checkpoint."""
@@ -61,25 +61,25 @@ HISTORY_FIELDS = ("train_loss", "test_error", "train_seconds", "samples_per_s", 
 
 _BAR_STEP = 200  # samples between progress-bar refreshes (keeps the bar's cost negligible)
 
-_MODEL_PATH_SOURCES = (
-    "kernels.py", "array.py", "layers.py", "network.py", "training.py", "data.py",
-    "modelfile.py", "irdrop.py",
-)  # fmt: skip
-"""The modules whose code decides a training run's result (the config's own values are in
-its key already)."""
+
+def _model_path_sources() -> list[Path]:
+    """The files whose code decides a training run's result (the config's values are in its
+    key already): every module of the model path, the training loop and data loader, and the
+    configs whose defaults and presets the run resolves."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted((root / "model").glob("*.py")) + sorted((root / "model").glob("*/*.py"))
+    files += [root / "training" / "loop.py", root / "training" / "data.py"]
+    files += [root / "config" / name for name in ("base.py", "rpu.py", "training.py")]
+    return files
 
 
 @functools.cache
 def code_digest() -> str:
-    """sha256 (first 16 hex digits) of the source of the model path that computes a training
-    run's result (:data:`_MODEL_PATH_SOURCES`): part of a sweep job's key
-    (:meth:`TrainingConfig.result_inputs`), so a job cache is never reused by code that
+    """sha256 (first 16 hex digits) of the source that computes a training run's result
+    (:func:`_model_path_sources`): part of every sweep job's key
+    (:func:`rpucircuit.jobs.job_code_digest`), so a job cache is never reused by code that
     would train differently (kernels that draw other random numbers, a changed layer)."""
-    here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in _MODEL_PATH_SOURCES:
-        h.update(name.encode() + b"\0" + (here / name).read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    return source_digest(_model_path_sources())
 
 
 @dataclasses.dataclass(slots=True)
@@ -95,7 +95,7 @@ class TrainResult:
     """Epochs run in this call (less than ``config.epochs`` after a resume)."""
     model_file: dict[str, str] = dataclasses.field(default_factory=dict)
     """The model file's ``path``, ``resolved_path``, ``sha256`` and ``source``
-    (:meth:`rpucircuit.modelfile.LoadedModel.record`); empty when a preset was used."""
+    (:meth:`rpucircuit.model.modelfile.LoadedModel.record`); empty when a preset was used."""
 
     @property
     def test_error_final(self) -> float:
@@ -130,7 +130,7 @@ def load_array_model(cfg: TrainingConfig) -> LoadedModel | None:
     """Read and validate ``cfg.model.file`` (None when the config uses a preset).
 
     The settings are applied to the file's RPUConfig here, so a setting the file's model
-    refuses fails now, naming the file (errors: :func:`rpucircuit.modelfile.load_model`).
+    refuses fails now, naming the file (errors: :func:`rpucircuit.model.modelfile.load_model`).
     """
     if not cfg.model.file:
         return None
@@ -217,7 +217,7 @@ def save_checkpoint(
     model_file: dict[str, str] | None = None,
 ) -> Path:
     """Write everything needed to continue after ``epoch`` epochs (atomic). ``model_file``:
-    the model file's record (:meth:`rpucircuit.modelfile.LoadedModel.record`), if any."""
+    the model file's record (:meth:`rpucircuit.model.modelfile.LoadedModel.record`), if any."""
     tree: dict[str, Any] = {
         "epoch": epoch,
         "network": network.get_state(),
@@ -321,7 +321,7 @@ def train(
     """Run (or, with ``resume``, continue) the training described by ``cfg``.
 
     ``out_dir`` None: nothing is written (sweep jobs). ``data``: MNIST already loaded
-    (default: :func:`rpucircuit.data.load_mnist` per ``cfg.data``). ``stop_after``: return
+    (default: :func:`rpucircuit.training.data.load_mnist` per ``cfg.data``). ``stop_after``: return
     after that many epochs in total, as if the run were killed right after its checkpoint
     (for tests and for splitting a long run). A fresh run refuses a folder that already
     holds a checkpoint unless ``overwrite`` (so a long run is never lost by mistake).

@@ -27,11 +27,11 @@ the same map (they share the mean conductance), so the map multiplies the weight
 
 Accuracy: the terms dropped are products of two first-order terms (the exact solution is a
 Neumann series in ``ρ``), each of size at most ``a_max²`` with ``a_max = max a_ij``; the
-tests check the map against the independent nodal solve of :mod:`rpucircuit.nodal` within
+tests check the map against the independent nodal solve of :mod:`rpucircuit.circuit.nodal` within
 that bound. Conductances that differ from the mean change ``a`` in proportion (the map is
 for the mean tile); the integrator is taken as ideal (virtual ground).
 
-Geometry of our netlists (:mod:`rpucircuit.netlist`): forward, the inputs are the columns,
+Geometry of our netlists (:mod:`rpucircuit.circuit.netlist`): forward, the inputs are the columns,
 driven at the row-0 end, and the outputs the rows, sensed at the last-column end; backward,
 the rows are driven at the column-0 end and the columns sensed past the last row. In both
 directions that is ``drive_end = "first"`` and ``sense_end = "last"`` (the defaults).

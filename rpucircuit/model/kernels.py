@@ -1430,8 +1430,8 @@ def dense_train_step(
 ) -> float:  # pragma: no cover - compiled
     """One SGD step of a fully connected network on one sample, in one call.
 
-    Exactly the calls the layer-by-layer path makes (:class:`rpucircuit.network.Network`
-    with :class:`~rpucircuit.layers.AnalogLinear` and activation layers), in the same order
+    Exactly the calls the layer-by-layer path makes (:class:`rpucircuit.model.network.Network`
+    with :class:`~rpucircuit.model.layers.AnalogLinear` and activation layers), in the same order
     per tile, so the result is bit-identical; only the Python overhead between them is
     gone. Layer l: input buffer ``xs[l]`` (in + 1, bias last = 1; ``xs[0]`` holds the
     sample), raw output ``ys[l]``, output gradient ``ds[l]``, input gradient scratch

@@ -3,9 +3,9 @@ written to one HDF5 file with plots and a Markdown report.
 
 A campaign (:func:`plan`) is built from a :class:`~rpucircuit.config.tile.CircuitConfig`
 and a :class:`CampaignConfig`. Each :class:`CharacterizationJob` is one analysis of
-:mod:`rpucircuit.extract` on one (small) tile: transients where the dynamics matter,
+:mod:`rpucircuit.circuit.extract` on one (small) tile: transients where the dynamics matter,
 DC operating points where they answer the same question for a bigger tile, the nodal solver
-for tiles ngspice cannot reach. Jobs run on :func:`rpucircuit.sweep.run_jobs` (a process
+for tiles ngspice cannot reach. Jobs run on :func:`rpucircuit.jobs.run_jobs` (a process
 pool, ``--jobs N``), and each finished job is cached under its key (the job config's
 sha256, which includes the circuit config), so a killed run resumes where it stopped.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import math
 import os
 import tempfile
@@ -29,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from rpucircuit import analytic as an
-from rpucircuit import extract as ex
-from rpucircuit import netlist, nodal, spice, store, sweep
+from rpucircuit import store
+from rpucircuit.circuit import analytic as an
+from rpucircuit.circuit import extract as ex
+from rpucircuit.circuit import netlist, nodal, spice
 from rpucircuit.config.base import (
     check_int,
     check_positive,
@@ -44,6 +44,7 @@ from rpucircuit.config.base import (
 from rpucircuit.config.tile import CircuitConfig, check_spice_budget, gokmen_vlasov_2016
 from rpucircuit.errors import ConfigError
 from rpucircuit.fileio import atomic_path, atomic_write_text
+from rpucircuit.jobs import make_job, run_jobs, source_digest
 
 KIND = "characterization"
 """HDF5 kind of a campaign file."""
@@ -64,12 +65,8 @@ def code_digest() -> str:
     the analyses, the netlist renderer, the simulator backend, the nodal solver, the analytic
     references and the SPICE libraries. Part of every job's key, so a campaign cache is never
     reused by code that would compute something else (editing any of them recomputes)."""
-    h = hashlib.sha256()
     files = [Path(m.__file__ or "") for m in (*_CODE_MODULES, netlist)] + [Path(__file__)]
-    files += sorted(netlist.NETLIST_DIR.glob("*.lib"))
-    for path in files:
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    return source_digest(files + sorted(netlist.NETLIST_DIR.glob("*.lib")))
 
 
 def _check_sizes(name: str, values: tuple[int, ...], lo: int, hi: int) -> None:
@@ -183,7 +180,7 @@ class CharacterizationJob:
     """Devices per array on the line of a noise or noise_mc job."""
     noise_sources: tuple[str, ...] = ()
     """Noise sources a noise_mc job injects (``device``, ``opamp``, ``ktc``; see
-    :func:`rpucircuit.extract.noise_monte_carlo`)."""
+    :func:`rpucircuit.circuit.extract.noise_monte_carlo`)."""
     timeout_s: float = 600.0
     """Time limit (s) of each ngspice run of the job."""
     result_schema: int = SCHEMA_VERSION
@@ -517,7 +514,7 @@ def budget_curve(cfg: CircuitConfig, campaign: CampaignConfig) -> dict[str, Any]
 
     Paper A's numbers for everything else (mean resistance, w_max, V_read, α, swing, ADC)
     from ``cfg``; ``budget_rows`` devices per line; C_int follows t_meas and the on/off
-    ratio through the bound (:func:`rpucircuit.analytic.acceptable_opamp_noise_v_per_rthz`).
+    ratio through the bound (:func:`rpucircuit.circuit.analytic.acceptable_opamp_noise_v_per_rthz`).
     NaN marks combinations where device noise, kT/C and the ADC alone exceed σ.
     """
     d, p, t = cfg.device, cfg.periphery, cfg.tile
@@ -607,12 +604,12 @@ def run_campaign(
     out = Path(out_dir)
     t0 = time.perf_counter()
     jobs = plan(spec.circuit, spec.campaign)
-    sweep_jobs = [sweep.make_job(j, {"analysis": j.analysis, "name": j.name}) for j in jobs]
+    sweep_jobs = [make_job(j, {"analysis": j.analysis, "name": j.name}) for j in jobs]
     spice_dir = out / "cache" / "spice"
     old = os.environ.get("RPUCIRCUIT_SPICE_DIR")
     os.environ["RPUCIRCUIT_SPICE_DIR"] = str(spice_dir.resolve())
     try:
-        result = sweep.run_jobs(
+        result = run_jobs(
             run_job,
             sweep_jobs,
             cache_dir=out / "cache",

@@ -5,7 +5,7 @@ Every layer has ``forward(x) -> y``, ``backward(grad_out) -> grad_in`` and ``upd
 the last ``backward`` (or :meth:`Layer.accept_grad`, which caches the gradient without
 computing the input gradient: the first layer of a network needs no input gradient).
 
-Analog layers own one :class:`~rpucircuit.array.AnalogTile` each. A weight matrix is
+Analog layers own one :class:`~rpucircuit.model.tile.AnalogTile` each. A weight matrix is
 (out, in); the bias is an extra LAST input column driven by 1 (paper A's mapping), so a
 layer with ``n`` inputs uses an ``out × (n + 1)`` tile. With
 :func:`rpucircuit.config.rpu.floating_point` the tile is exact and the same code path is
@@ -45,10 +45,10 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from rpucircuit import kernels
-from rpucircuit.array import AnalogTile
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError
+from rpucircuit.model import kernels
+from rpucircuit.model.tile import AnalogTile
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -348,9 +348,9 @@ class _Elementwise(Layer):
 
     By default it runs numpy's vectorized ufuncs (fast on conv feature maps); with
     ``compiled`` True it runs the compiled kernel that the fused fully connected step
-    (:func:`rpucircuit.kernels.dense_train_step`) uses, so a network that can run fused
+    (:func:`rpucircuit.model.kernels.dense_train_step`) uses, so a network that can run fused
     gives bit-identical results either way (libm and numpy's SIMD ``exp``/``tanh`` may
-    differ in the last bit). :class:`rpucircuit.network.Network` sets it for them.
+    differ in the last bit). :class:`rpucircuit.model.network.Network` sets it for them.
     """
 
     code = kernels.ACT_NONE

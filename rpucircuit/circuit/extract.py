@@ -4,7 +4,7 @@ Two layers. The *pure* functions at the top take numpy arrays and return numbers
 threshold crossing, a least-squares fit of the update response, the charge variance of a
 noise spectrum behind a reset-and-integrate window, the decomposition of a transfer
 error); they do no I/O and are unit tested on their own. The *analyses* below build
-netlists, run ngspice through :mod:`rpucircuit.spice` and turn its vectors into the
+netlists, run ngspice through :mod:`rpucircuit.circuit.spice` and turn its vectors into the
 frozen result dataclasses. Simulator vector names never leave this module.
 """
 
@@ -20,12 +20,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from rpucircuit import analytic as an
-from rpucircuit import nodal, spice
-from rpucircuit.analytic import NoiseBudget
-from rpucircuit.config.tile import CircuitConfig
-from rpucircuit.errors import ExtractionError
-from rpucircuit.netlist import (
+from rpucircuit.circuit import analytic as an
+from rpucircuit.circuit import nodal, spice
+from rpucircuit.circuit.analytic import NoiseBudget
+from rpucircuit.circuit.netlist import (
     Capacitor,
     Direction,
     Element,
@@ -43,7 +41,9 @@ from rpucircuit.netlist import (
     quantize_inputs,
     read_times,
 )
-from rpucircuit.spice import RawResult
+from rpucircuit.circuit.spice import RawResult
+from rpucircuit.config.tile import CircuitConfig
+from rpucircuit.errors import ExtractionError
 
 FloatArray = NDArray[np.float64]
 
@@ -664,7 +664,7 @@ def _reset_opamp_var_c2(
     ``.noise`` of the summing node ``v_n`` with the reset switch closed (the integrator a
     follower through ``R_rst ‖ C_int``): charge conservation leaves ``C_in·v_n`` low-passed
     by ``R_rst·C_int`` on the node when the switch opens (part 3 of
-    :func:`rpucircuit.analytic.opamp_charge_var_c2`), so the variance is
+    :func:`rpucircuit.circuit.analytic.opamp_charge_var_c2`), so the variance is
     ``C_in²·∫ S_vn(f)/(1 + (2πf·R_rst·C_int)²) df`` with ``C_in`` the line capacitance.
     The devices' own noise is in ``S_vn`` too but the closed loop holds the node against
     it (≪ 1 % here).
@@ -858,7 +858,7 @@ class NoiseMonteCarloResult:
     by ``sinc⁴(f·dt_amp)``, the spectrum of linearly interpolated white samples. Added to
     it is the op-amp's e_n frozen on the line capacitance when the switch opens (``.noise``
     of the summing node with the switch closed). This is the same single-ended read as
-    :func:`rpucircuit.analytic.noise_budget` and :func:`noise_case`.
+    :func:`rpucircuit.circuit.analytic.noise_budget` and :func:`noise_case`.
     """
 
     n_devices: int
