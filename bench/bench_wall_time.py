@@ -37,9 +37,10 @@ What it measures
 
     Both see the same data: the driver loads MNIST once
     (:func:`rpucircuit.training.data.load_mnist`, pixel/255) and writes it, with each
-    epoch's order of the training images, into the state folder. The orders are drawn exactly as :func:`rpucircuit.training.train` draws
-    them for ``--seed`` (one permutation per epoch from the second child of
-    ``SeedSequence(seed)``), so aihwkit visits the images in the same order as ours.
+    epoch's order of the training images, into the state folder. The orders are drawn
+    exactly as :func:`rpucircuit.training.train` draws them for ``--seed`` (one
+    permutation per epoch from the second child of ``SeedSequence(seed)``), so aihwkit
+    visits the images in the same order as ours.
 
 How it keeps each timed piece short and the machine quiet
     A run is split into calls of a few epochs each (aihwkit: ``--fc-per-call``, default 5
