@@ -4,18 +4,29 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: ngspice setup demo test lint bench models clean
+.PHONY: ngspice setup lock demo test lint bench models clean
 
 ngspice:  ## Debian's ngspice (39.x) and its shared library
 	@command -v ngspice >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y ngspice libngspice0; }
 
-$(BIN)/rpucircuit: pyproject.toml
+# constraints.txt pins every dependency to the versions tested (refresh: make lock).
+$(BIN)/rpucircuit: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	@touch $@
 
 setup: ngspice $(BIN)/rpucircuit  ## everything the tests and the main job need
+
+lock:  ## re-resolve pyproject.toml's dependencies in a scratch venv; pin them in constraints.txt
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q --upgrade pip; \
+	"$$tmp/venv/bin/pip" install -q -e '.[test]'; \
+	{ grep '^#' constraints.txt 2>/dev/null || true; \
+	  "$$tmp/venv/bin/pip" freeze --exclude-editable; } > "$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" constraints.txt; \
+	echo "constraints.txt rewritten; run make setup test lint, then commit it"
 
 demo: setup  ## the main job on the embedded default config
 	$(BIN)/rpucircuit characterize --out runs/default
