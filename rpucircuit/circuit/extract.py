@@ -51,6 +51,11 @@ FloatArray = NDArray[np.float64]
 # =========================================================================== pure functions
 
 
+RELATIVE_ZERO = 1e-9
+"""A computed quantity below this fraction of its data's scale counts as zero: float64
+rounding leaves ~1e-16 of the scale (times a condition number) where the exact answer is 0."""
+
+
 def first_crossing_s(t_s: ArrayLike, v: ArrayLike, level: float) -> float:
     """First time a waveform crosses ``level`` upwards, linearly interpolated (s).
 
@@ -92,7 +97,10 @@ def fit_update_response(
         )
     coef, *_ = np.linalg.lstsq(design, dg, rcond=None)
     a, b = float(coef[0]), float(coef[1])
-    if a == 0.0:
+    # An exact zero is lost to rounding (lstsq returns ~1e-16 of the data for "none"): the
+    # coincident response counts as absent when it explains less than RELATIVE_ZERO of the
+    # largest change.
+    if abs(a) * float(np.max(np.abs(nf))) <= RELATIVE_ZERO * float(np.max(np.abs(dg))):
         raise ExtractionError("fitted Δg per coincident pulse is 0: no update was seen")
     rms = float(np.sqrt(np.mean((design @ coef - dg) ** 2)))
     return a, b / a, rms
@@ -179,11 +187,17 @@ def noise_time_grid(
         )
     n_fine = min(math.ceil(t_fine_s / dt_fine_s), math.floor(t_end_s / dt_fine_s * (1 + 1e-12)))
     t_split = t_end_s - n_fine * dt_fine_s
+    # A time within rounding of 0 (t_end a multiple of the fine step gives ±1e-25 s, not 0)
+    # is 0: neither a first step of 1e-25 s nor a grid starting below 0.
+    snap = RELATIVE_ZERO * dt_fine_s
+    if t_split <= snap:
+        fine: FloatArray = dt_fine_s * np.arange(n_fine + 1, dtype=np.float64)
+        return fine
     n_coarse = math.ceil(t_split / dt_coarse_s * (1 - 1e-12))
     coarse = t_split - dt_coarse_s * np.arange(n_coarse, 0, -1, dtype=np.float64)
-    coarse = coarse[coarse > 0.0]
+    coarse = coarse[coarse > snap]
     fine = t_split + dt_fine_s * np.arange(n_fine + 1, dtype=np.float64)
-    out: FloatArray = np.concatenate([[0.0], coarse, fine]) if t_split > 0.0 else fine
+    out: FloatArray = np.concatenate([[0.0], coarse, fine])
     return out
 
 
@@ -257,7 +271,12 @@ def decompose_transfer_error(
         raise ExtractionError("transfer decomposition needs outputs of one shape")
     saturated = np.abs(nodal) >= alpha_w
     free = ~saturated
-    if np.any(free) and float(np.dot(nodal[free], nodal[free])) > 0.0:
+    # No gain to fit when the unsaturated predictions are all (numerically) zero.
+    scale = max(
+        float(np.max(np.abs(ideal_q), initial=0.0)), float(np.max(np.abs(sim), initial=0.0))
+    )
+    size = float(np.max(np.abs(nodal[free]), initial=0.0))
+    if size > RELATIVE_ZERO * scale:
         gain = float(np.dot(nodal[free], sim[free]) / np.dot(nodal[free], nodal[free]))
     else:
         gain = 1.0
@@ -972,7 +991,7 @@ def noise_monte_carlo(
 
     ``trials`` independent copies of the line (``per_netlist`` per ngspice run); the
     devices' noise has ``steps`` samples per t_meas, the op-amp's one every ``dt_amp_s``
-    (default ``1/(40·GBW)``, capped at the device step: the closed loop passes e_n up to
+    (default ``1/(100·GBW)``, capped at the device step: the closed loop passes e_n up to
     ~GBW). ``sources`` picks what is injected (and referenced). ngspice's own ``trnoise``
     is not repeatable; these samples come from ``numpy.random.default_rng(seed)``.
     """

@@ -57,6 +57,22 @@ def test_fit_update_response_errors() -> None:
         ex.fit_update_response([1, 2, 3], [2, 4, 6], [1.0, 2.0, 3.0])
     with pytest.raises(ExtractionError, match="no update was seen"):
         ex.fit_update_response([1, 0, 1], [0, 1, 1], [0.0, 1.0, 1.0])
+    with pytest.raises(ExtractionError, match="no update was seen"):
+        ex.fit_update_response([1, 0, 1], [0, 1, 1], [0.0, 0.0, 0.0])
+
+
+def test_fit_update_response_zero_is_judged_against_the_data_scale() -> None:
+    """Regression: the "no update" check compared the fitted coefficient with exactly 0, and
+    lstsq returns ±1e-16 instead of 0 on some machines, so no error was raised. A half-select
+    only response (Δg = k·n_half, no coincident part) at any scale of Δg is refused; a
+    coincident part of 1e-6 of the half-selected one is still seen."""
+    n_full, n_half = [1, 0, 1, 2], [0, 1, 1, 3]
+    for scale in (1e-12, 1.0, 1e6):
+        with pytest.raises(ExtractionError, match="no update was seen"):
+            ex.fit_update_response(n_full, n_half, scale * np.asarray(n_half, dtype=float))
+        dg = scale * (1e-6 * np.asarray(n_full) + np.asarray(n_half, dtype=float))
+        a, _, _ = ex.fit_update_response(n_full, n_half, dg)
+        assert a == pytest.approx(1e-6 * scale, rel=1e-6)
 
 
 def test_windowed_variance_of_white_noise_is_st_over_2() -> None:
@@ -136,6 +152,25 @@ def test_transfer_decomposition_adds_up_and_finds_known_parts(rng: np.random.Gen
         )
 
 
+def test_decomposition_of_all_zero_outputs_fits_no_gain() -> None:
+    """Zero inputs: the nodal predictions are 0 up to rounding (here 1e-18), so there is no
+    gain to fit. The guard compared the predictions' energy with exactly 0 and fitted a gain
+    of rounding noise over rounding noise (here 1e3); it now counts them as 0 against the
+    outputs' scale and keeps the gain at 1."""
+    tiny = np.array([1e-18, -2e-18, 0.5e-18])
+    err = ex.decompose_transfer_error(
+        y_ideal_w=np.zeros(3),
+        y_ideal_quantized_w=np.zeros(3),
+        y_nodal_w=tiny,
+        y_nodal_no_line_w=np.zeros(3),
+        y_sim_w=1e3 * tiny + np.array([0.0, 0.0, 1e-3]),
+        alpha_w=12.0,
+    )
+    assert err.gain == 1.0
+    parts = err.quantization_w + err.gain_w + err.ir_drop_w + err.saturation_w + err.residual_w
+    np.testing.assert_allclose(parts, err.total_w, rtol=0, atol=1e-15)
+
+
 def test_job_names_are_made_safe_for_run_folders() -> None:
     assert ex._job_name("upd-k0.9_UP") == "upd-k0-9_up"
     assert ex._job_name("9lives") == "j9lives"
@@ -191,6 +226,24 @@ def test_noise_time_grid_is_coarse_then_fine() -> None:
     np.testing.assert_allclose(np.diff(ex.noise_time_grid(1e-9, 1e-9, 1e-10, 5e-9)), 1e-10)
     with pytest.raises(ExtractionError, match="need 0 < dt_fine <= dt_coarse"):
         ex.noise_time_grid(1e-9, 1e-10, 1e-9, 0.0)
+
+
+@pytest.mark.parametrize("t_end_s", [1e-9, 3e-9, 7e-9, 2.1e-8, 9.9e-8])
+def test_noise_time_grid_starts_at_zero_without_a_rounding_step(t_end_s: float) -> None:
+    """Regression: a span that is a multiple of the fine step left the split point at ±1e-25 s
+    instead of 0 (an exact ``> 0.0`` test), giving a first step of 1e-25 s or a grid that
+    starts below 0, which white_noise_on_grid refuses. Every step is at least the fine step
+    (up to rounding, 1e-9 of it) and the grid starts at exactly 0."""
+    for dt_coarse, dt_fine, t_fine in (
+        (3e-10, 1e-11, 2e-9),
+        (1e-9, 1e-10, 5e-9),
+        (1e-9, 1e-11, 1e-8),
+    ):
+        t = ex.noise_time_grid(t_end_s, dt_coarse, dt_fine, t_fine)
+        assert t[0] == 0.0
+        assert float(np.min(np.diff(t))) > dt_fine * (1 - 1e-9)
+        assert t[-1] == pytest.approx(t_end_s, rel=1e-12)
+        ex.white_noise_on_grid(1e-8, t, rng=np.random.default_rng(0))
 
 
 def test_white_noise_on_grid_integrates_like_white_noise() -> None:
