@@ -65,7 +65,8 @@ def code_digest() -> str:
     the analyses, the netlist renderer, the simulator backend, the nodal solver, the analytic
     references and the SPICE libraries. Part of every job's key, so a campaign cache is never
     reused by code that would compute something else (editing any of them recomputes)."""
-    files = [Path(m.__file__ or "") for m in (*_CODE_MODULES, netlist)] + [Path(__file__)]
+    files = [Path(m.__file__ or "") for m in _CODE_MODULES] + [Path(__file__)]
+    files += sorted(Path(netlist.__file__ or "").parent.glob("*.py"))  # a package
     return source_digest(files + sorted(netlist.NETLIST_DIR.glob("*.lib")))
 
 
