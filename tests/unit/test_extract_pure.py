@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rpucircuit.circuit import extract as ex
+from rpucircuit.circuit.extract import common
 from rpucircuit.errors import ExtractionError
 
 
@@ -172,9 +173,9 @@ def test_decomposition_of_all_zero_outputs_fits_no_gain() -> None:
 
 
 def test_job_names_are_made_safe_for_run_folders() -> None:
-    assert ex._job_name("upd-k0.9_UP") == "upd-k0-9_up"
-    assert ex._job_name("9lives") == "j9lives"
-    assert len(ex._job_name("a" * 100)) == 64
+    assert common.job_name("upd-k0.9_UP") == "upd-k0-9_up"
+    assert common.job_name("9lives") == "j9lives"
+    assert len(common.job_name("a" * 100)) == 64
 
 
 def test_weights_to_conductances_maps_the_pair_and_refuses_out_of_range() -> None:
@@ -195,7 +196,7 @@ def test_missing_simulator_vector_is_an_extraction_error() -> None:
     from rpucircuit.circuit.spice import RawResult
 
     with pytest.raises(ExtractionError, match="lacks 'v\\(out0\\)'"):
-        ex._real(RawResult(plots=()), "v(out0)")
+        common.real_vector(RawResult(plots=()), "v(out0)")
 
 
 def test_monte_carlo_refuses_bad_sizes(tmp_path: Path) -> None:
