@@ -45,10 +45,3 @@ def atomic_write_text(target: str | Path, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
-
-
-def atomic_write_bytes(target: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``target`` atomically; return the target path."""
-    with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
-    return Path(target)

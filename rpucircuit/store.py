@@ -11,18 +11,24 @@ attribute                     meaning
 ``config_key``                sha256 key of that config (:func:`rpucircuit.config.config_key`)
 ``package_version``           rpucircuit version that wrote it
 ``ngspice_version``           ngspice version string, or ``""`` when no simulator was used
-``created_utc``               ISO-8601 creation time (UTC)
+``created_utc``               ISO-8601 creation time (UTC); ``$SOURCE_DATE_EPOCH`` when
+                              set; empty in a reproducible file (see :func:`save`)
 ============================  ==========================================================
 
 Other modules describe their data as nested dicts (``str`` -> numpy array, scalar, string
 or dict) and call :func:`save` / :func:`load`; they never touch h5py. Files are written to
 a temporary name and renamed (:func:`rpucircuit.fileio.atomic_path`).
+
+The same tree and provenance give the same bytes: datasets are written without HDF5's
+modification times (``track_times=False``) and groups keep no creation order, so the only
+clock in a file is ``created_utc``, which a reproducible file leaves out.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +37,7 @@ import h5py
 import numpy as np
 
 from rpucircuit import __version__
-from rpucircuit.errors import StoreError
+from rpucircuit.errors import ConfigError, StoreError
 from rpucircuit.fileio import atomic_path
 
 Tree = dict[str, Any]
@@ -55,7 +61,8 @@ class Provenance:
     ngspice_version: str = ""
     """ngspice version string, empty when no simulator was involved."""
     created_utc: str = ""
-    """ISO-8601 creation time; filled in by :func:`save` when empty."""
+    """ISO-8601 creation time; filled in by :func:`save` when empty (and the file is not
+    reproducible)."""
 
 
 _ATTR_PREFIX = {"kind": "rpucircuit_kind"}
@@ -71,20 +78,22 @@ def _write_tree(group: h5py.Group, tree: Mapping[str, Any], where: str) -> None:
             raise StoreError(f"invalid HDF5 name {name!r} under {where or '/'}")
         path = f"{where}/{name}"
         if isinstance(value, Mapping):
-            _write_tree(group.create_group(name), value, path)
+            _write_tree(group.create_group(name, track_order=False), value, path)
         elif isinstance(value, str):
-            group.create_dataset(name, data=value, dtype=h5py.string_dtype())
+            group.create_dataset(name, data=value, dtype=h5py.string_dtype(), track_times=False)
         else:
             arr = np.asarray(value)
             if arr.dtype.kind in "OUS":
                 if arr.dtype.kind == "O":
                     raise StoreError(f"{path}: cannot store object arrays")
                 arr = arr.astype(h5py.string_dtype())
-                group.create_dataset(name, data=arr)
+                group.create_dataset(name, data=arr, track_times=False)
             elif arr.ndim == 0:
-                group.create_dataset(name, data=arr)
+                group.create_dataset(name, data=arr, track_times=False)
             else:
-                group.create_dataset(name, data=arr, compression="gzip", compression_opts=4)
+                group.create_dataset(
+                    name, data=arr, compression="gzip", compression_opts=4, track_times=False
+                )
 
 
 def _read_tree(group: h5py.Group) -> Tree:
@@ -106,15 +115,49 @@ def _read_tree(group: h5py.Group) -> Tree:
     return out
 
 
-def save(path: str | Path, tree: Mapping[str, Any], provenance: Provenance) -> Path:
-    """Write ``tree`` with ``provenance`` to ``path`` atomically; return the path."""
+def source_date() -> str:
+    """``$SOURCE_DATE_EPOCH`` (seconds since 1970, the reproducible-builds convention) as an
+    ISO-8601 UTC time, or ``""`` when it is unset or empty."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return ""
+    try:
+        seconds = int(raw)
+        if seconds < 0:
+            raise ValueError
+        when = _dt.datetime.fromtimestamp(seconds, _dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH = {raw!r}: must be whole seconds since 1970-01-01 (>= 0); "
+            "unset it to record the current time"
+        ) from None
+    return when.isoformat()
+
+
+def save(
+    path: str | Path,
+    tree: Mapping[str, Any],
+    provenance: Provenance,
+    *,
+    reproducible: bool = False,
+) -> Path:
+    """Write ``tree`` with ``provenance`` to ``path`` atomically; return the path.
+
+    An empty ``created_utc`` is filled in with :func:`source_date` when that is set, else
+    with the current time. With ``reproducible=True`` the current time is never used: the
+    file is a pure function of ``tree`` and ``provenance`` (byte for byte, so its sha256
+    identifies its contents), and ``created_utc`` stays empty unless given or set by
+    ``$SOURCE_DATE_EPOCH``.
+    """
     path = Path(path)
     prov = provenance
     if not prov.created_utc:
-        now = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
-        prov = dataclasses.replace(prov, created_utc=now)
+        when = source_date()
+        if not when and not reproducible:
+            when = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
+        prov = dataclasses.replace(prov, created_utc=when)
     try:
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=False) as f:
             for field in dataclasses.fields(prov):
                 f.attrs[_attr_name(field.name)] = getattr(prov, field.name)
             _write_tree(f, tree, "")

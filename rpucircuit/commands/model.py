@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         model = origin.build()
         path = modelfile.save_model(args.out, model, origin=origin)
         sha = modelfile.file_sha256(path)
-        print(f"wrote {path} ({model.source}; sha256 {sha[:16]})", file=sys.stderr)
+        # the full digest: what model.file_sha256 in a training config takes
+        print(f"wrote {path} ({model.source}; sha256 {sha})", file=sys.stderr)
         return 0
     shapes = NETWORK_TILES if args.tile is None else tuple(_shape(t) for t in args.tile)
     print(modelfile.describe(modelfile.load_model(args.file), shapes))

@@ -197,14 +197,20 @@ def _tree(model: ArrayModel) -> dict[str, Any]:
 def save_model(path: str | Path, model: ArrayModel, *, origin: object) -> Path:
     """Write ``model`` to ``path`` (atomic). ``origin``: the config dataclass the model was
     made from (a :class:`PresetExport`, later calibration's config); its TOML and key are the
-    file's provenance."""
+    file's provenance.
+
+    The file is reproducible: the same model, origin and rpucircuit version give the same
+    bytes, so its sha256 (which training records, pins with ``model.file_sha256`` and checks
+    on ``--resume``, and which keys sweep jobs) changes only when the contents do. It holds
+    no creation time unless ``$SOURCE_DATE_EPOCH`` is set.
+    """
     prov = store.Provenance(
         kind=MODEL_KIND,
         schema_version=MODEL_SCHEMA,
         config_toml=to_toml(origin),
         config_key=config_key(origin),
     )
-    return store.save(path, _tree(model), prov)
+    return store.save(path, _tree(model), prov, reproducible=True)
 
 
 def _text(tree: dict[str, Any], name: str, path: Path) -> str:
@@ -294,7 +300,8 @@ def describe(loaded: LoadedModel, shapes: tuple[tuple[int, int], ...] = ()) -> s
         f"model file   {loaded.path}",
         f"sha256       {loaded.sha256}",
         f"schema       {prov.kind} v{prov.schema_version}, written by rpucircuit "
-        f"{prov.package_version} at {prov.created_utc}",
+        f"{prov.package_version} "
+        + (f"at {prov.created_utc}" if prov.created_utc else "(reproducible: no creation time)"),
         f"source       {m.source}",
         f"description  {m.description}",
         f"origin key   {prov.config_key[:16]}",

@@ -325,14 +325,46 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice: 'no_such_preset'" in capsys.readouterr().err
 
 
-def test_shipped_models_are_current_exports() -> None:
-    """models/*.h5 hold exactly what their documented export command writes."""
+def test_shipped_models_are_current_exports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """models/*.h5 hold exactly what their documented export command writes, byte for byte
+    (if this fails after a preset or format change, run `make models` and commit)."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     root = Path(__file__).resolve().parents[2] / "models"
     for name, ratio in (("gokmen_vlasov_2016", 6e-9), ("gokmen_onen_haensch_2017", 0.0)):
         loaded = load_model(root / f"{name}.h5")
         origin = PresetExport(preset=name, segment_ratio=ratio)
         assert loaded.model == origin.build()
         assert loaded.provenance.config_key == config_key(origin)
+        fresh = save_model(tmp_path / f"{name}.h5", origin.build(), origin=origin)
+        assert file_sha256(fresh) == loaded.sha256, f"models/{name}.h5 is stale: make models"
+
+
+def test_export_is_reproducible_and_its_sha_pins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: every export wrote its creation time into the file, so re-running
+    `make models` changed the sha256 (a run on the file then refused --resume and sweep
+    caches missed), and the command printed 16 hex digits that model.file_sha256 refuses."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    shas = []
+    for name in ("a.h5", "b.h5"):
+        args = ["model", "export", "gokmen_vlasov_2016", "--out", str(tmp_path / name)]
+        assert cli.main([*args, "--ir-drop-ratio", "6e-9"]) == 0
+        shas.append(capsys.readouterr().err.strip().rsplit("sha256 ", 1)[1].rstrip(")"))
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    assert shas[0] == shas[1] == file_sha256(tmp_path / "a.h5")
+    pinned = TrainingConfig(model=ModelSpec(file=str(tmp_path / "b.h5"), file_sha256=shas[0]))
+    loaded = load_array_model(pinned)
+    assert loaded is not None and loaded.sha256 == shas[0]
+    assert "(reproducible: no creation time)" in describe(loaded)
+    # with SOURCE_DATE_EPOCH the file records that date, and stays reproducible
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    c = export(tmp_path, "floating_point", name="c.h5").read_bytes()
+    d = export(tmp_path, "floating_point", name="d.h5")
+    assert d.read_bytes() == c
+    assert "at 2023-11-14T22:13:20+00:00" in describe(load_model(d))
 
 
 def test_rpu_config_type_is_what_the_file_builds(tmp_path: Path) -> None:
