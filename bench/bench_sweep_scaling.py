@@ -60,9 +60,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rpucircuit.config.training import ModelSpec, TrainingConfig
+from rpucircuit.jobs import Job, make_job, run_jobs
 from rpucircuit.training.data import load_mnist
 from rpucircuit.training.loop import run_job
-from rpucircuit.training.sweep import Job, make_job, run_jobs
 
 EXECUTORS = ("local", "external", "pool")
 

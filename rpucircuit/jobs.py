@@ -49,6 +49,11 @@ JOB_SCHEMA = 1
 JobFn = Callable[[Any], Mapping[str, Any]]
 """A job function: config -> result tree."""
 
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+"""Seconds to keep trying to reach a Dask scheduler before the sweep fails. A scheduler on
+the local network answers in milliseconds; a wrong address or port then fails in seconds
+(Dask's own default is 30 s of retries, spent before the user learns of the typo)."""
+
 _SINGLE_THREAD_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
@@ -282,11 +287,13 @@ def _run_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(
-    fn: JobFn, jobs: Sequence[Job], scheduler: str, timeout_s: float
-) -> Iterator[tuple[Job, dict[str, Any] | None, float, BaseException | None]]:
+def _connect_dask(scheduler: str, timeout_s: float) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``scheduler``, or a :class:`SweepError`
+    once ``timeout_s`` seconds of connection attempts have failed."""
+    if not timeout_s > 0:
+        raise ConfigError(f"connect_timeout_s = {timeout_s!r}: must be > 0 (seconds)")
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError as exc:  # pragma: no cover - dask is a test dependency
         raise SweepError(
             "a scheduler address needs dask.distributed: pip install 'rpucircuit[dask]'"
@@ -306,6 +313,15 @@ def _run_dask(
             f"cannot connect to the Dask scheduler at {scheduler!r}: {failure} "
             "(give an address like tcp://HOST:8786)"
         )
+    return client
+
+
+def _run_dask(
+    fn: JobFn, jobs: Sequence[Job], client: Any
+) -> Iterator[tuple[Job, dict[str, Any] | None, float, BaseException | None]]:
+    """Run the jobs on the cluster of ``client`` (closed when the stream ends)."""
+    from distributed import as_completed
+
     with client:
         _calm_cluster(client, calm=True)
         try:
@@ -346,7 +362,7 @@ def run_jobs(
     scheduler: str | None = None,
     n_workers: int | None = None,
     progress: bool = True,
-    connect_timeout_s: float = 30.0,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> SweepRun:
     """Run ``fn`` on every job not yet cached; return all results in job order.
 
@@ -355,15 +371,15 @@ def run_jobs(
     the moment it arrives. Jobs that raise are reported together in one
     :class:`SweepError` after the others have finished (and been cached). A config that
     appears more than once is run once and its result given to each of its jobs.
+
+    ``connect_timeout_s``: how long to try to reach the Dask scheduler. The cache folder is
+    created only once the scheduler answered (and the jobs are about to run), so a wrong
+    address leaves nothing behind.
     """
     if n_workers is not None and n_workers < 1:
         raise ConfigError(f"n_workers = {n_workers}: must be >= 1")
     keys = [job.key for job in jobs]
     cache = ResultCache(cache_dir)
-    try:  # before any job runs: a cache that cannot be written would lose every result
-        cache.folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot create the job cache folder {cache.folder}: {exc}") from exc
     t0 = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
@@ -377,8 +393,15 @@ def run_jobs(
             todo[job.key] = job
     failures: list[str] = []
     if todo:
-        if scheduler is not None:
-            stream = _run_dask(fn, list(todo.values()), scheduler, connect_timeout_s)
+        client = _connect_dask(scheduler, connect_timeout_s) if scheduler is not None else None
+        try:  # before any job runs: a cache that cannot be written would lose every result
+            cache.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if client is not None:
+                client.close()
+            raise StoreError(f"cannot create the job cache folder {cache.folder}: {exc}") from exc
+        if client is not None:
+            stream = _run_dask(fn, list(todo.values()), client)
         else:
             stream = _run_pool(fn, list(todo.values()), n_workers or os.cpu_count() or 1)
         bar = _progress(len(todo), progress)

@@ -6,9 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from rpucircuit.jobs import DEFAULT_CONNECT_TIMEOUT_S
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """EXPERIMENT, --scheduler, --jobs, --out, --quick, --cache, --set, --grid, --no-progress."""
+    """EXPERIMENT, --scheduler, --connect-timeout, --jobs, --out, --quick, --cache, --set,
+    --grid, --no-progress."""
     parser.add_argument("experiment", type=Path, help="experiment definition (TOML)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
@@ -16,6 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="ADDR",
         help="Dask scheduler address (e.g. tcp://10.0.0.5:8786); default: a local process pool",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_CONNECT_TIMEOUT_S,
+        metavar="S",
+        help="seconds to try to reach the Dask scheduler before giving up "
+        f"(default {DEFAULT_CONNECT_TIMEOUT_S:g})",
     )
     where.add_argument(
         "--jobs", type=int, default=None, metavar="N", help="local pool size (default: CPUs)"
@@ -55,6 +66,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value:g} must be a finite number of seconds > 0")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     from rpucircuit.training.sweep import load_experiment, parse_assignment, run_experiment
 
@@ -76,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             n_workers=args.jobs,
             cache_dir=args.cache,
             progress=not args.no_progress,
+            connect_timeout_s=args.connect_timeout,
         )
     except KeyboardInterrupt:
         cache = args.cache if args.cache is not None else out / "cache"

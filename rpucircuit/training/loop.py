@@ -67,7 +67,7 @@ def _model_path_sources() -> list[Path]:
     key already): every module of the model path, the training loop and data loader, and the
     configs whose defaults and presets the run resolves."""
     root = Path(__file__).resolve().parent.parent
-    files = sorted((root / "model").glob("*.py")) + sorted((root / "model").glob("*/*.py"))
+    files = sorted((root / "model").rglob("*.py"))  # subpackages (model/kernels/) too
     files += [root / "training" / "loop.py", root / "training" / "data.py"]
     files += [root / "config" / name for name in ("base.py", "rpu.py", "training.py")]
     return files

@@ -4,14 +4,14 @@ An *experiment* (:class:`Experiment`, from TOML) names the job function and the 
 class, a base config, and the jobs as named cases times a grid of overrides (dotted paths);
 :func:`run_experiment` runs its jobs on :func:`rpucircuit.jobs.run_jobs` (a local process
 pool or a Dask cluster, cached by key) and writes the results table (HDF5 and CSV), plots
-(PNG) and a Markdown summary. Nothing here knows about training beyond the default job
-function's name: any importable job function and frozen config class will do.
+(PNG) and a Markdown summary (:mod:`rpucircuit.training.report`). Nothing here knows about
+training beyond the default job function's name: any importable job function and frozen
+config class will do.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import hashlib
 import itertools
@@ -23,24 +23,42 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import tomli_w
-
-from rpucircuit import store
 from rpucircuit.config.base import (
     from_dict,
     parse_toml,
     read_toml_file,
     set_path,
 )
-from rpucircuit.errors import ConfigError, SweepError
-from rpucircuit.fileio import atomic_path, atomic_write_text
-from rpucircuit.jobs import Job, JobFn, SweepRun, job_code_digest, make_job, resolve, run_jobs
+from rpucircuit.errors import ConfigError
+from rpucircuit.jobs import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    Job,
+    JobFn,
+    job_code_digest,
+    make_job,
+    resolve,
+    run_jobs,
+)
+from rpucircuit.training.report import (
+    SWEEP_KIND,
+    SWEEP_SCHEMA,
+    ExperimentOutput,
+    write_report,
+)
 
-SWEEP_KIND = "sweep"
-"""HDF5 kind of a sweep's results table."""
-SWEEP_SCHEMA = 1
-"""Layout version of the results file."""
+__all__ = [
+    "SWEEP_KIND",
+    "SWEEP_SCHEMA",
+    "Case",
+    "Experiment",
+    "ExperimentOutput",
+    "linked_values",
+    "load_experiment",
+    "parse_assignment",
+    "parse_experiment",
+    "run_experiment",
+    "set_path",
+]
 
 
 def linked_values(axis: str, value: Any) -> list[tuple[str, Any]]:
@@ -166,20 +184,45 @@ class Experiment:
 
     def overrides_text(self) -> str:
         """The command-line overrides as ``--set``/``--grid`` arguments (for reports)."""
-        parts = [f"--set {p}={_toml_value(v)}" for p, v in self.overrides.items()]
+        parts = self.set_texts()
         parts += [f"--grid {a}={_toml_value(list(v))}" for a, v in self.grid_overrides.items()]
         return " ".join(parts)
 
+    def set_texts(self) -> list[str]:
+        """Each ``--set`` override as its command-line text, in order."""
+        return [f"--set {p}={_toml_value(v)}" for p, v in self.overrides.items()]
+
     def jobs(self, *, quick: bool = False) -> list[Job]:
         """The experiment's jobs: every case × every grid point (with ``quick`` overrides)."""
+        code = job_code_digest(resolve(self.job))
+        return [
+            make_job(config, params, code=code) for params, config in self._configs(quick=quick)
+        ]
+
+    def changed_by(self, *, quick: bool = False) -> list[tuple[str, ...]]:
+        """Per job (in :meth:`jobs` order), the ``--set`` overrides that change its config:
+        those whose removal gives another config, or one that does not validate. A case
+        that sets the same path itself (``model.preset``) keeps its name in the tables;
+        this is how the report says the override replaced what the case stands for."""
+        configs = [config for _, config in self._configs(quick=quick)]
+        changed: list[list[str]] = [[] for _ in configs]
+        for path, text in zip(self.overrides, self.set_texts(), strict=True):
+            without = self._configs(quick=quick, skip=path)
+            for i, (config, (_, other)) in enumerate(zip(configs, without, strict=True)):
+                if other is None or other != config:
+                    changed[i].append(text)
+        return [tuple(c) for c in changed]
+
+    def _configs(self, *, quick: bool, skip: str | None = None) -> list[tuple[dict[str, Any], Any]]:
+        """(params, config) of every job. ``skip``: leave that ``--set`` override out, and
+        give None for a config that then does not validate (instead of raising)."""
         cls = resolve(self.config)
         apply: Callable[[dict[str, Any], str, Any], None] = getattr(cls, "apply_override", set_path)
         grid = {**self.grid, **self.quick_grid} if quick else dict(self.grid)
         grid.update(self.grid_overrides)
         axes = list(grid)
         cases = self.cases or (Case(name="", set={}),)
-        code = job_code_digest(resolve(self.job))
-        out: list[Job] = []
+        out: list[tuple[dict[str, Any], Any]] = []
         for case in cases:
             for values in itertools.product(*(grid[a] for a in axes)):
                 data = copy.deepcopy(dict(self.base))
@@ -196,13 +239,17 @@ class Experiment:
                     for path, value in self.quick.items():
                         apply(data, path, value)
                 for path, value in self.overrides.items():
-                    apply(data, path, value)
+                    if path != skip:
+                        apply(data, path, value)
                 where = f"experiment {self.name!r}, case {case.name!r}, {params}"
                 try:
                     config = from_dict(cls, data)
                 except ConfigError as exc:
-                    raise ConfigError(f"{where}: {exc}") from exc
-                out.append(make_job(config, params, code=code))
+                    if skip is not None:
+                        config = None
+                    else:
+                        raise ConfigError(f"{where}: {exc}") from exc
+                out.append((params, config))
         return out
 
     def key(self) -> str:
@@ -347,252 +394,6 @@ def load_experiment(path: str | Path) -> Experiment:
     return parse_experiment(path.read_text(encoding="utf-8"), source=str(path))
 
 
-# --------------------------------------------------------------------------- reporting
-
-
-def _scalar(value: Any) -> bool:
-    if isinstance(value, (bool, int, float, str, np.integer, np.floating, np.bool_)):
-        return True
-    return isinstance(value, np.ndarray) and value.ndim == 0
-
-
-def results_table(
-    jobs: Sequence[Job], results: Sequence[Mapping[str, Any]]
-) -> dict[str, list[Any]]:
-    """Columns ``key``, the jobs' parameters, then every scalar result (in first-seen order)."""
-    columns: dict[str, list[Any]] = {"key": [job.key for job in jobs]}
-    param_names: list[str] = []
-    result_names: list[str] = []
-    for job, res in zip(jobs, results, strict=True):
-        param_names += [p for p in job.params if p not in param_names]
-        result_names += [r for r, v in res.items() if _scalar(v) and r not in result_names]
-    for p in param_names:
-        columns[p] = [job.params.get(p, "") for job in jobs]
-    for r in result_names:
-        if r in columns:
-            raise SweepError(f"result {r!r} has the name of a parameter column")
-        columns[r] = [_py(res.get(r, math.nan)) for res in results]
-    return columns
-
-
-def _py(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic | np.ndarray) else value
-
-
-def write_csv(columns: Mapping[str, Sequence[Any]], path: str | Path) -> Path:
-    """Write a column table as CSV (atomic)."""
-    names = list(columns)
-    n = len(next(iter(columns.values()))) if columns else 0
-    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(names)
-        for i in range(n):
-            w.writerow([columns[c][i] for c in names])
-    return Path(path)
-
-
-def _column_array(values: Sequence[Any]) -> np.ndarray:
-    if all(isinstance(v, (bool, np.bool_)) for v in values):
-        return np.asarray(values, dtype=bool)
-    if all(
-        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-        for v in values
-    ):
-        return np.asarray(values, dtype=np.float64)
-    return np.asarray([str(v) for v in values])
-
-
-def group_stats(
-    columns: Mapping[str, Sequence[Any]],
-    params: Sequence[str],
-    metric: str,
-    seed_param: str = "seed",
-) -> list[dict[str, Any]]:
-    """Mean, sample std and count of ``metric`` per combination of ``params`` (not the seed)."""
-    groups: dict[tuple[Any, ...], list[float]] = {}
-    by = [p for p in params if p != seed_param]
-    n = len(columns["key"])
-    for i in range(n):
-        gkey = tuple(columns[p][i] for p in by)
-        groups.setdefault(gkey, []).append(float(columns[metric][i]))
-    out = []
-    for gkey, vals in groups.items():
-        arr = np.asarray(vals)
-        row = dict(zip(by, gkey, strict=True))
-        row.update(
-            mean=float(arr.mean()),
-            std=float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
-            n=int(arr.size),
-        )
-        out.append(row)
-    return out
-
-
-def _label(row: Mapping[str, Any], names: Sequence[str]) -> str:
-    return ", ".join(f"{n}={row[n]}" if n != "case" else str(row[n]) for n in names) or "all"
-
-
-def _y_axis(ax: Any, exp: Experiment, name: str) -> None:
-    ax.set_ylabel(exp.ylabel or name)
-    if exp.yscale == "log":
-        from matplotlib.ticker import FormatStrFormatter
-
-        ax.set_yscale("log")  # non-positive values are masked by matplotlib
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 5, not 5×10⁰
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
-
-
-def plot_metric(
-    exp: Experiment, stats: Sequence[Mapping[str, Any]], params: Sequence[str], path: Path
-) -> Path:
-    """Metric (mean ± std over seeds) vs the x axis, one line per other parameter group;
-    a bar chart per group when the experiment has no x axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by = [p for p in params if p != "seed"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    if exp.x:
-        others = [p for p in by if p != exp.x]
-        series: dict[str, list[Mapping[str, Any]]] = {}
-        for row in stats:
-            series.setdefault(_label(row, others), []).append(row)
-        for label, rows in series.items():
-            rows = sorted(rows, key=lambda r: float(r[exp.x]))
-            ax.errorbar(
-                [float(r[exp.x]) for r in rows],
-                [r["mean"] * exp.yfactor for r in rows],
-                yerr=[r["std"] * exp.yfactor for r in rows],
-                marker="o",
-                capsize=3,
-                label=label,
-            )
-        ax.set_xlabel(exp.x)
-        ax.set_xscale(exp.xscale)
-        if len(series) > 1 or others:
-            ax.legend(fontsize="small")
-    else:
-        labels = [_label(r, by) for r in stats]
-        ax.bar(
-            range(len(stats)),
-            [r["mean"] * exp.yfactor for r in stats],
-            yerr=[r["std"] * exp.yfactor for r in stats],
-            capsize=3,
-        )
-        ax.set_xticks(range(len(stats)), labels, rotation=30, ha="right", fontsize="small")
-    _y_axis(ax, exp, exp.metric)
-    ax.set_title(exp.name)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_curves(
-    exp: Experiment,
-    jobs: Sequence[Job],
-    results: Sequence[Mapping[str, Any]],
-    params: Sequence[str],
-    path: Path,
-) -> Path:
-    """The ``curve`` array result (mean over seeds) against its index + 1, one line per group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    by = [p for p in params if p != "seed"]
-    groups: dict[str, list[np.ndarray]] = {}
-    for job, res in zip(jobs, results, strict=True):
-        curve = np.asarray(res.get(exp.curve, []), dtype=np.float64)
-        if curve.ndim == 1 and curve.size:
-            groups.setdefault(_label(job.params, by), []).append(curve)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for label, curves in groups.items():
-        length = min(c.size for c in curves)
-        mean = np.mean([c[:length] for c in curves], axis=0)
-        ax.plot(np.arange(1, length + 1), mean * exp.yfactor, marker=".", label=label)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _y_axis(ax, exp, exp.curve)
-    ax.set_title(exp.name)
-    ax.grid(alpha=0.3)
-    if 1 < len(groups) <= 20:
-        ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
-
-
-_QUICK_NOTE = "quick (shortened; see [quick] in the experiment file)"
-
-
-def _schedule_note(exp: Experiment, quick: bool) -> str:
-    note = _QUICK_NOTE if quick else "full"
-    if exp.customized:
-        base = "the quick schedule" if quick else "the experiment file's schedule"
-        note = f"{base} with command-line changes (`{exp.overrides_text()}`)"
-    return note
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def summary_markdown(
-    exp: Experiment,
-    stats: Sequence[Mapping[str, Any]],
-    params: Sequence[str],
-    run: SweepRun,
-    *,
-    quick: bool,
-    executor: str,
-    figures: Sequence[str] = (),
-) -> str:
-    """A short Markdown report: what ran, the metric per group (mean ± std, n), figures."""
-    by = [p for p in params if p != "seed"]
-    lines = [f"# {exp.name}", ""]
-    if exp.description:
-        lines += [exp.description.strip(), ""]
-    lines += [
-        f"- schedule: {_schedule_note(exp, quick)}",
-        f"- jobs: {len(run.results)} ({sum(run.cached)} from the cache, "
-        f"{len(run.results) - sum(run.cached)} run now) on {executor}",
-        f"- wall time: {run.wall_s:.1f} s; job time: {sum(run.seconds):.1f} s",
-        f"- metric: `{exp.metric}`, mean ± sample std over seeds (n = number of seeds)",
-        "",
-        "| " + " | ".join([*by, exp.metric, "n"]) + " |",
-        "|" + "---|" * (len(by) + 2),
-    ]
-    for row in stats:
-        cells = [_fmt(row[p]) for p in by]
-        cells += [f"{row['mean']:.4g} ± {row['std']:.2g}", str(row["n"])]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines += [f"![{Path(name).stem}]({name})" for name in figures]
-    if figures:
-        lines.append("")
-    return "\n".join(lines)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ExperimentOutput:
-    """Files written by :func:`run_experiment` and the run itself."""
-
-    run: SweepRun
-    jobs: list[Job]
-    table: dict[str, list[Any]]
-    stats: list[dict[str, Any]]
-    files: dict[str, Path]
-
-
 def run_experiment(
     exp: Experiment,
     out_dir: str | Path,
@@ -602,9 +403,13 @@ def run_experiment(
     n_workers: int | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> ExperimentOutput:
     """Run an experiment's jobs (cached) and write ``results.h5``, ``results.csv``,
-    ``summary.md`` and plots into ``out_dir``."""
+    ``summary.md`` and plots into ``out_dir`` (:func:`rpucircuit.training.report.write_report`).
+
+    ``connect_timeout_s``: how long to try to reach a Dask ``scheduler``; nothing is written
+    (no output or cache folder) when it cannot be reached."""
     out = Path(out_dir)
     if quick and not exp.quick and not exp.quick_grid:
         raise ConfigError(
@@ -612,6 +417,7 @@ def run_experiment(
             "the full schedule under a 'quick' label; add one, or run without --quick"
         )
     jobs = exp.jobs(quick=quick)
+    changed = exp.changed_by(quick=quick)
     fn: JobFn = resolve(exp.job)
     run = run_jobs(
         fn,
@@ -620,40 +426,12 @@ def run_experiment(
         scheduler=scheduler,
         n_workers=n_workers,
         progress=progress,
+        connect_timeout_s=connect_timeout_s,
     )
-    table = results_table(jobs, run.results)
-    params = [c for c in table if c != "key" and any(c in j.params for j in jobs)]
-    if exp.metric not in table:
-        raise SweepError(
-            f"the job results have no scalar {exp.metric!r} (they have: "
-            f"{sorted(c for c in table if c not in params and c != 'key')})"
-        )
-    stats = group_stats(table, params, exp.metric)
-    files: dict[str, Path] = {}
-    files["csv"] = write_csv(table, out / "results.csv")
-    tree = {
-        "table": {name: _column_array(values) for name, values in table.items()},
-        "jobs": {job.key: dict(res) for job, res in zip(jobs, run.results, strict=True)},
-        "job_seconds": np.asarray(run.seconds),
-        "cached": np.asarray(run.cached),
-    }
-    prov = store.Provenance(
-        kind=SWEEP_KIND,
-        schema_version=SWEEP_SCHEMA,
-        config_toml=exp.source_toml or tomli_w.dumps({"experiment": {"name": exp.name}}),
-        config_key=exp.key(),
-    )
-    files["h5"] = store.save(out / "results.h5", tree, prov)
-    files["plot"] = plot_metric(exp, stats, params, out / f"{exp.metric}.png")
-    if exp.curve:
-        files["curves"] = plot_curves(exp, jobs, run.results, params, out / f"{exp.curve}.png")
     executor = (
         f"Dask at {scheduler}" if scheduler else f"a local pool of {n_workers or os.cpu_count()}"
     )
-    figures = [files[k].name for k in ("plot", "curves") if k in files]
-    text = summary_markdown(
-        exp, stats, params, run, quick=quick, executor=executor, figures=figures
+    table, stats, files = write_report(
+        exp, jobs, run, out, quick=quick, executor=executor, changed=changed
     )
-    files["summary"] = atomic_write_text(out / "summary.md", text)
-    files["stats"] = atomic_write_text(out / "stats.json", json.dumps(stats, indent=1, default=str))
     return ExperimentOutput(run=run, jobs=jobs, table=table, stats=stats, files=files)

@@ -17,7 +17,7 @@ from rpucircuit import jobs as engine
 from rpucircuit import store
 from rpucircuit.config.base import check_nonnegative, config_key
 from rpucircuit.errors import ConfigError, StoreError, SweepError
-from rpucircuit.training import sweep
+from rpucircuit.training import report, sweep
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,30 +61,6 @@ def test_job_key_is_config_key() -> None:
     job = engine.make_job(ToyConfig(a=2.0), {"a": 2.0})
     assert job.key == config_key(ToyConfig(a=2.0))
     assert job.key != engine.make_job(ToyConfig(a=2.5)).key
-
-
-def test_training_job_key_follows_code_and_model_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A training job's key also covers the model-path code and a model file's contents:
-    other code or a replaced file (same path) gives another key, so the cache reruns it."""
-    from rpucircuit.config.training import ModelSpec, TrainingConfig
-    from rpucircuit.training.loop import loop as training
-
-    model = tmp_path / "m.h5"
-    model.write_bytes(b"first contents")
-    cfg = TrainingConfig(epochs=1, model=ModelSpec(file=str(model)))
-    key = engine.make_job(cfg).key
-    assert key != config_key(cfg)
-    assert engine.make_job(cfg).key == key  # stable
-    assert len(training.code_digest()) == 16
-    model.write_bytes(b"other contents")
-    replaced = engine.make_job(cfg).key
-    assert replaced != key
-    monkeypatch.setattr(training, "code_digest", lambda: "0123456789abcdef")
-    assert engine.make_job(cfg).key not in (key, replaced)
-    model.unlink()  # a missing file keys by its path; the run itself reports it
-    assert engine.make_job(cfg).key != replaced
 
 
 def test_pool_runs_and_caches(tmp_path: Path) -> None:
@@ -403,7 +379,7 @@ def test_load_experiment_file(tmp_path: Path) -> None:
 def test_result_named_like_a_parameter() -> None:
     jobs = [engine.make_job(ToyConfig(), {"value": 1})]
     with pytest.raises(SweepError, match="has the name of a parameter column"):
-        sweep.results_table(jobs, [{"value": 2.0}])
+        report.results_table(jobs, [{"value": 2.0}])
 
 
 def test_cli_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from test_sweep import EXPERIMENT, ToyConfig, reference
 
 from rpucircuit.errors import ConfigError
-from rpucircuit.training import sweep
+from rpucircuit.training import report, sweep
 
 
 def test_set_applies_last_and_grid_replaces_values() -> None:
@@ -116,7 +116,7 @@ def test_plot_y_axis_options(tmp_path: Path) -> None:
     exp = sweep.parse_experiment(text)
     assert (exp.yscale, exp.yfactor, exp.ylabel) == ("log", 100.0, "test error (%)")
     fig, ax = plt.subplots()
-    sweep._y_axis(ax, exp, exp.metric)
+    report.y_axis(ax, exp, exp.metric)
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "test error (%)"
     plt.close(fig)
     out = sweep.run_experiment(exp, tmp_path, n_workers=1, progress=False)
