@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import tomli_w
@@ -33,13 +33,43 @@ from rpucircuit.errors import SweepError
 from rpucircuit.fileio import atomic_path, atomic_write_text
 from rpucircuit.jobs import Job, SweepRun
 
-if TYPE_CHECKING:  # the experiment module imports this one at run time
-    from rpucircuit.training.sweep import Experiment
-
 SWEEP_KIND = "sweep"
 """HDF5 kind of a sweep's results table."""
 SWEEP_SCHEMA = 1
 """Layout version of the results file."""
+
+
+class Experiment(Protocol):
+    """What a report reads of an experiment (:class:`rpucircuit.training.sweep.Experiment`,
+    which imports this module)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def curve(self) -> str: ...
+    @property
+    def x(self) -> str: ...
+    @property
+    def xscale(self) -> str: ...
+    @property
+    def yscale(self) -> str: ...
+    @property
+    def yfactor(self) -> float: ...
+    @property
+    def ylabel(self) -> str: ...
+    @property
+    def source_toml(self) -> str: ...
+    @property
+    def overrides(self) -> Mapping[str, Any]: ...
+    @property
+    def customized(self) -> bool: ...
+    def overrides_text(self) -> str: ...
+    def set_texts(self) -> list[str]: ...
+    def key(self) -> str: ...
 
 
 def _scalar(value: Any) -> bool:
