@@ -338,11 +338,10 @@ def summary_markdown(
     by = [p for p in params if p != "seed"]
     unit = metric_unit(exp)
     heading = f"{exp.metric} ({unit})" if unit else exp.metric
-    scale = (
-        f" × {exp.yfactor:g} ({unit}; results.csv and stats.json keep the unscaled values)"
-        if exp.yfactor != 1.0
-        else ""
-    )
+    scale = ""
+    if exp.yfactor != 1.0:
+        scaled = f"in {unit} (× {exp.yfactor:g}" if unit[:1] != "×" else f"{unit} ("
+        scale = f" {scaled}; results.csv and stats.json keep the unscaled values)"
     lines = [f"# {exp.name}", ""]
     if exp.description:
         lines += [exp.description.strip(), ""]

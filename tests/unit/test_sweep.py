@@ -133,11 +133,47 @@ def test_bad_scheduler_address(address: str, tmp_path: Path) -> None:
         engine.run_jobs(
             toy_job,
             toy_jobs(1),
-            cache_dir=tmp_path,
+            cache_dir=tmp_path / "cache",
             scheduler=address,
             progress=False,
             connect_timeout_s=1.0,
         )
+    assert not (tmp_path / "cache").exists()  # made only once the scheduler answered
+
+
+def test_cli_sweep_unreachable_scheduler_fails_fast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A closed port on the loopback interface (nothing listens on port 1): the sweep gives
+    up after the default connect timeout (5 s; Dask's own default was 30 s) and leaves no
+    output or cache folder behind. Bound 15 s: the timeout plus the Client's start-up and
+    its retry back-off on a busy machine."""
+    from rpucircuit import cli
+
+    p = tmp_path / "toy.toml"
+    p.write_text(EXPERIMENT)
+    out = tmp_path / "out"
+    args = ["sweep", str(p), "--quick", "--out", str(out), "--no-progress"]
+    t0 = time.monotonic()
+    assert cli.main([*args, "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    assert time.monotonic() - t0 < 15.0
+    assert "cannot connect to the Dask scheduler at 'tcp://127.0.0.1:1'" in capsys.readouterr().err
+    assert not out.exists()
+    # the timeout is an option; a bad value is refused before anything runs
+    for bad, message in (("0", "0 must be a finite number of seconds > 0"), ("x", "'x' is not")):
+        with pytest.raises(SystemExit, match="2"):
+            cli.main([*args, "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", bad])
+        assert f"argument --connect-timeout: {message}" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"connect_timeout_s = 0\.0: must be > 0"):
+        engine.run_jobs(
+            toy_job,
+            toy_jobs(1),
+            cache_dir=out / "cache",
+            scheduler="tcp://127.0.0.1:1",
+            progress=False,
+            connect_timeout_s=0.0,
+        )
+    assert not out.exists()
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from test_sweep import EXPERIMENT, ToyConfig, reference
 
 from rpucircuit.errors import ConfigError
 from rpucircuit.training import report, sweep
+
+BASELINES = Path(__file__).parents[2] / "experiments" / "paper-a-baselines.toml"
 
 
 def test_set_applies_last_and_grid_replaces_values() -> None:
@@ -94,6 +97,7 @@ def test_cli_set_and_grid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     summary = (folder / "summary.md").read_text()
     assert "`--set b=4 --grid seed=[3]`" in summary
     assert "the experiment file's schedule with command-line changes" in summary
+    assert "- `--set b=4` changed the config of 4 of 4 jobs (cases: short, long)" in summary
     with (folder / "results.csv").open(newline="") as f:
         values = sorted(float(row["value"]) for row in csv.DictReader(f))
     want = sorted(reference(ToyConfig(a=a, b=4, seed=3)) for _ in range(2) for a in (1.0, 2.0))
@@ -143,3 +147,72 @@ def test_plot_y_axis_errors(line: str, message: str) -> None:
     head = '[experiment]\nname = "toy-sweep"\n'
     with pytest.raises(ConfigError, match=message):
         sweep.parse_experiment(EXPERIMENT.replace(head, head + line + "\n"))
+
+
+def test_changed_by_names_the_cases_an_override_changes() -> None:
+    """``--set b=2``: the base and case "short" already have b = 2, so only case "long"
+    (b = 5) runs something else than its name says; an override without which a config
+    does not validate counts as changing it."""
+    exp = sweep.parse_experiment(EXPERIMENT).with_overrides({"b": 2})
+    jobs, changed = exp.jobs(), exp.changed_by()
+    assert [j.params["case"] for j, c in zip(jobs, changed, strict=True) if c] == ["long"] * 6
+    assert set(changed) == {(), ("--set b=2",)}
+    assert sweep.parse_experiment(EXPERIMENT).changed_by() == [()] * 12
+    rescue = dataclasses.replace(
+        exp, cases=(sweep.Case(name="bad", set={"sleep_s": -1.0}),), overrides={"sleep_s": 0.0}
+    )
+    assert set(rescue.changed_by()) == {("--set sleep_s=0.0",)}
+
+
+def test_preset_override_is_reported_on_the_case_it_replaces() -> None:
+    """``--set model.preset=floating_point`` on the baselines experiment: the "RPU baseline"
+    case keeps its name but now runs floating point; "FP" is unchanged."""
+    exp = sweep.load_experiment(BASELINES).with_overrides({"model.preset": "floating_point"})
+    for quick in (False, True):
+        got = {
+            (j.params["case"], c)
+            for j, c in zip(exp.jobs(quick=quick), exp.changed_by(quick=quick), strict=True)
+        }
+        assert got == {("FP", ()), ("RPU baseline", ('--set model.preset="floating_point"',))}
+
+
+def test_summary_in_percent_with_overrides_per_case(tmp_path: Path) -> None:
+    """yfactor = 100 and ylabel "... (%)": the summary's metric column is in % and says so;
+    with ``--set``, a "changed by" column and a line per override name what it changed."""
+    head = '[experiment]\nname = "toy-sweep"\n'
+    text = EXPERIMENT.replace(head, head + 'yfactor = 100\nylabel = "toy value (%)"\n')
+    exp = sweep.parse_experiment(text).with_overrides({"b": 2})
+    out = sweep.run_experiment(exp, tmp_path, n_workers=2, progress=False)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| case | a | value (%) | n | changed by |" in summary
+    assert "- metric: `value` in % (× 100; results.csv and stats.json keep the unscaled" in summary
+    assert "- `--set b=2` changed the config of 6 of 12 jobs (cases: long)" in summary
+    for row in out.stats:
+        mean, std = 100 * row["mean"], 100 * row["std"]  # the same product as the report's
+        changed = "`--set b=2`" if row["case"] == "long" else "—"
+        line = f"| {row['case']} | {row['a']:.4g} | {mean:.4g} ± {std:.2g} | 3 | {changed} |"
+        assert line in summary
+    # the tables keep the unscaled metric (mean over the seeds 1, 2, 3)
+    (grp,) = [s for s in out.stats if s["case"] == "long" and s["a"] == 2.0]
+    vals = [reference(ToyConfig(a=2.0, b=2, seed=s)) for s in (1, 2, 3)]
+    assert grp["mean"] == pytest.approx(sum(vals) / 3, rel=1e-12)  # summation order only
+
+
+@pytest.mark.parametrize(
+    ("ylabel", "yfactor", "unit"),
+    [("test error (%)", 100.0, "%"), ("", 100.0, "× 100"), ("", 1.0, ""), ("loss", 1.0, "")],
+)
+def test_metric_unit(ylabel: str, yfactor: float, unit: str) -> None:
+    exp = dataclasses.replace(sweep.parse_experiment(EXPERIMENT), ylabel=ylabel, yfactor=yfactor)
+    assert report.metric_unit(exp) == unit
+
+
+def test_shipped_experiments_report_test_error_in_percent() -> None:
+    """All shipped experiments plot and summarize the test error in %."""
+    for path in sorted(BASELINES.parent.glob("*.toml")):
+        exp = sweep.load_experiment(path)
+        assert (exp.metric, exp.yfactor, report.metric_unit(exp)) == (
+            "test_error_avg",
+            100.0,
+            "%",
+        ), path.name
