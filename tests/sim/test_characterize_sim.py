@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from rpucircuit import jobs as engine
 from rpucircuit.circuit import characterize as ch
 from rpucircuit.cli import main
 from rpucircuit.config.base import config_key
-from rpucircuit.errors import SweepError
+from rpucircuit.errors import SimulationError, SweepError
 
 pytestmark = pytest.mark.sim
 
@@ -34,17 +35,15 @@ t_meas_values_s = [8e-8, 1.6e-7]
 """
 
 
-def test_campaign_resumes_after_a_kill_and_reads_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RPUCIRCUIT_SPICE_DIR", str(tmp_path / "spice"))
+def test_campaign_resumes_after_a_kill_and_reads_back(tmp_path: Path) -> None:
     spec = ch.load_spec(TINY, source="tiny.toml")
     out = tmp_path / "run"
     jobs = ch.plan(spec.circuit, spec.campaign)
     # A "killed" earlier run: three jobs finished and cached, one result half-written
     # (a temporary file that was never renamed).
     first = [engine.make_job(j, {"name": j.name}) for j in jobs[:3]]
-    engine.run_jobs(ch.run_job, first, cache_dir=out / "cache", n_workers=1, progress=False)
+    job_fn = functools.partial(ch.run_job, workdir=ch.spice_workdir(out))
+    engine.run_jobs(job_fn, first, cache_dir=out / "cache", n_workers=1, progress=False)
     (out / "cache" / f".{first[0].key}.h5.abc.tmp").write_bytes(b"partial")
     result = ch.run_campaign(spec, out, n_workers=2, progress=False)
     assert result.jobs == len(jobs)
@@ -88,8 +87,7 @@ def test_campaign_resumes_after_a_kill_and_reads_back(
     )  # cached, and seeded anyway
 
 
-def test_command_runs_a_tiny_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RPUCIRCUIT_SPICE_DIR", str(tmp_path / "spice"))
+def test_command_runs_a_tiny_campaign(tmp_path: Path) -> None:
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY, encoding="utf-8")
     out = tmp_path / "out"
@@ -98,12 +96,9 @@ def test_command_runs_a_tiny_campaign(tmp_path: Path, monkeypatch: pytest.Monkey
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
 
 
-def test_failed_jobs_leave_no_campaign_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_failed_jobs_leave_no_campaign_file(tmp_path: Path) -> None:
     # Every ngspice run gets 1 ms: each one is killed as hung. The campaign reports the
     # failures together, keeps what finished (the nodal job) cached, and writes no file.
-    monkeypatch.setenv("RPUCIRCUIT_SPICE_DIR", str(tmp_path / "spice"))
     spec = ch.load_spec(TINY + "timeout_s = 0.001\n", source="tiny.toml")
     out = tmp_path / "run"
     with pytest.raises(SweepError, match="job\\(s\\) failed"):
@@ -111,3 +106,19 @@ def test_failed_jobs_leave_no_campaign_file(
     assert not (out / ch.RESULT_NAME).exists()
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
     assert len(list((out / "cache").glob("*.h5"))) == 1  # the nodal job
+
+
+def test_run_job_simulates_in_the_folder_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: run_job read its SPICE folder from RPUCIRCUIT_SPICE_DIR. Now the folder it
+    is given is where ngspice runs (a failed run's folder is kept there), and the variable
+    has no effect."""
+    decoy = tmp_path / "decoy"
+    monkeypatch.setenv("RPUCIRCUIT_SPICE_DIR", str(decoy))
+    spec = ch.load_spec(TINY + "timeout_s = 0.001\n", source="tiny.toml")
+    (job,) = [j for j in ch.plan(spec.circuit, spec.campaign) if j.analysis == "ktc"]
+    work = tmp_path / "work"
+    with pytest.raises(SimulationError):
+        ch.run_job(job, workdir=work)  # killed after 1 ms: the run folder stays for a look
+    assert [p.name for p in work.iterdir()] and not decoy.exists()

@@ -12,6 +12,7 @@ import pytest
 
 from rpucircuit.circuit import characterize as ch
 from rpucircuit.circuit import netlist
+from rpucircuit.circuit.characterize import run as ch_run
 from rpucircuit.cli import main
 from rpucircuit.config.base import config_key
 from rpucircuit.config.tile import gokmen_vlasov_2016
@@ -129,7 +130,7 @@ def test_result_tree_of_nested_dataclasses() -> None:
         name: str
         items: tuple[int, ...]
 
-    tree = ch._tree(Outer(x=np.ones(2), inner=Inner(a=1.5), flag=True, name="n", items=(1, 2)))
+    tree = ch_run._tree(Outer(x=np.ones(2), inner=Inner(a=1.5), flag=True, name="n", items=(1, 2)))
     assert tree["inner"] == {"a": 1.5}
     assert tree["flag"] == 1
     assert tree["name"] == "n"
@@ -171,10 +172,74 @@ def test_circuit_parameters_recompute_q_unit() -> None:
     assert math.isclose(p["alpha_w"], 12.0, rel_tol=1e-12)
 
 
-def test_run_job_refuses_unknown_analysis() -> None:
+def test_run_job_refuses_unknown_analysis(tmp_path: Path) -> None:
     job = ch.CharacterizationJob(analysis="magic", name="m", circuit=gokmen_vlasov_2016())
     with pytest.raises(ConfigError, match="analysis = 'magic'"):
-        ch.run_job(job)
+        ch.run_job(job, workdir=tmp_path)
+    assert set(ch_run.RUNNERS) == set(ch.ANALYSES)
+
+
+@pytest.mark.parametrize("spec_text", [None, "[campaign]\nseed = 7\n"])
+def test_toggling_the_config_tile_leaves_other_jobs_unchanged(spec_text: str | None) -> None:
+    """Regression: each job was seeded with the campaign seed plus its position in the plan,
+    so leaving out the config's own tile reseeded (and, through the key, reran) every later
+    job. A job's seed now follows from its own analysis and name: toggling one job leaves
+    every other job's seed and key as they were."""
+    spec = ch.load_spec(spec_text)
+    with_tile = ch.plan(spec.circuit, spec.campaign)
+    without = ch.plan(spec.circuit, dataclasses.replace(spec.campaign, include_config_tile=False))
+    before = {j.name: (j.seed, config_key(j)) for j in with_tile}
+    after = {j.name: (j.seed, config_key(j)) for j in without}
+    assert set(before) - set(after) == {"fwd_random_32x32"}
+    assert after == {name: before[name] for name in after}
+    # Seeds differ between jobs and follow the campaign seed.
+    seeds = [j.seed for j in with_tile]
+    assert len(set(seeds)) == len(seeds)
+    other = ch.plan(spec.circuit, dataclasses.replace(spec.campaign, seed=spec.campaign.seed + 1))
+    assert not {j.seed for j in other} & set(seeds)
+    assert all(j.seed == ch.job_seed(spec.campaign.seed, j.analysis, j.name) for j in with_tile)
+
+
+def test_campaign_passes_the_spice_folder_to_its_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the SPICE work folder reached the workers through RPUCIRCUIT_SPICE_DIR,
+    which run_campaign set in os.environ (process-wide state that outlives a failed call
+    and that concurrent campaigns in one process overwrite). It is now an argument of the
+    job function, bound with functools.partial (picklable for the pool and Dask), not part
+    of any job's key, and the environment is left alone."""
+    import functools
+    import os
+    import pickle
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_jobs(fn: object, jobs: list, **kw: object) -> None:
+        seen["fn"] = fn
+        seen["keys"] = [j.key for j in jobs]
+        seen["env"] = os.environ.get("RPUCIRCUIT_SPICE_DIR")
+        raise Stop
+
+    monkeypatch.delenv("RPUCIRCUIT_SPICE_DIR", raising=False)
+    monkeypatch.setattr(ch_run, "run_jobs", fake_run_jobs)
+    spec = ch.load_spec(None, quick=True)
+    keys = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        with pytest.raises(Stop):
+            ch.run_campaign(spec, out, n_workers=1, progress=False)
+        fn = seen["fn"]
+        assert isinstance(fn, functools.partial)
+        assert fn.func is ch.run_job and fn.args == ()
+        assert fn.keywords == {"workdir": (out / "cache" / "spice").resolve()}
+        assert fn.keywords["workdir"] == ch.spice_workdir(out)
+        again = pickle.loads(pickle.dumps(fn))
+        assert again.func is ch.run_job and again.keywords == fn.keywords
+        assert seen["env"] is None and "RPUCIRCUIT_SPICE_DIR" not in os.environ
+        keys.append(seen["keys"])
+    assert keys[0] == keys[1]  # the folder is not part of any job's key
 
 
 def test_job_key_changes_with_the_result_layout() -> None:
