@@ -1,0 +1,253 @@
+"""IR drop: the line-segment and driver resistances, fitted to simulated reads.
+
+The model path describes IR drop by two ratios (:class:`rpucircuit.model.irdrop.IRDropModel`):
+``ρ = r_seg/R_mean`` and ``ρ_d = r_driver/R_mean``. Its map is the first-order expansion
+for a tile whose devices all sit at the mean conductance. A simulated tile holds random
+weights, so its devices span G_off … G_on, and the first-order drop then has a second part
+the mean map leaves out: the potential of a line follows the *sum* of its devices'
+currents, ``Σ G⁺·x`` on one array and ``Σ G⁻·x`` on the other, so the pair's loss is
+``g·δ·(w·N + S)`` with ``S`` the line's partial weight sum, not ``g·δ·w·N`` alone. Fitting the
+mean map to a random tile therefore mixes that term into the ratios (on the reference IR
+stress case it puts ρ 70 % high). The fit here uses the same first-order expansion with the
+case's own conductances (it reduces to the model path's map when every device is at the
+mean), so the fitted resistances are the physical ones; the mean map's error on the case
+with those ratios is reported beside them.
+
+First order, ideal virtual grounds: input line j (driven with ``±x_j`` at index 0 through
+``r_driver``) carries the device currents ``I_ij = G_ij·x_j`` of its array; segment ``k``
+(``k = 0`` next to the driver) carries ``Σ_{i ≥ k} I_ij``, so the device at position ``i``
+sees its input lowered by ``r_seg·Σ_{k ≤ i} Σ_{i' ≥ k} I_i'j + r_driver·Σ_i' I_i'j``; output
+line i (sensed past its last device) carries ``Σ_{j' ≤ k} I_ij'`` past device ``k``, so
+device ``j`` sees its output raised by ``r_seg·Σ_{k ≥ j} Σ_{j' ≤ k} I_ij'``. Each device
+loses ``G_ij`` times both, and the output, in weight units, is
+
+    ``y_sim/g = y_q − r_seg·A_seg − r_driver·A_drv``,
+
+linear in the two resistances (``g`` the read gain of a transient case, 1 at DC). The
+neglected terms are of relative size ``a_max`` (the largest attenuation of a device), which
+is added to each interval as a model error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from rpucircuit.calibration.base import (
+    CalibrationError,
+    FittedParameter,
+    FloatArray,
+    Tree,
+    array,
+    combine,
+    find_cases,
+    least_squares,
+    scalar,
+    text,
+)
+from rpucircuit.calibration.read import case_read_gain
+from rpucircuit.model.irdrop import IRDropModel
+
+IR_RESIDUAL_TOL = 0.05
+"""Largest rms of the fit's residual relative to the rms IR drop ``y_q − y_sim/g`` of a
+case. The first-order model leaves ~a_max of it (under 1 % on the reference stress case,
+6e-7 at DC); a wrong geometry or a missing term leaves a large fraction (the mean map
+leaves ~50 % on a random tile)."""
+
+OP_FIELD = "op_sizes"
+STRESS_FIELD = "transient_size (the IR-stress transient case)"
+
+
+def _arrays(case: Tree) -> list[FloatArray]:
+    gp = array(case, "g_pos_s")
+    paired = scalar(case, "parameters/paired") != 0.0
+    return [gp, array(case, "g_neg_s")] if paired else [gp]
+
+
+def first_order_regressors(
+    g_arrays: list[FloatArray], x: FloatArray, dg_unit_s: float, direction: str
+) -> tuple[FloatArray, FloatArray]:
+    """``(A_seg, A_drv)`` of the module doc, per output, in weight units per ohm.
+
+    ``g_arrays`` are the arrays' conductances in tile orientation (rows, cols), p first (the
+    m array is driven with −x); ``x`` the applied inputs; ``direction`` ``forward`` (inputs
+    on columns) or ``backward`` (inputs on rows). Drivers at index 0, sense ends last.
+    """
+    a_seg = 0.0
+    a_drv = 0.0
+    for sign, g_tile in zip((1.0, -1.0), g_arrays, strict=False):
+        g = g_tile if direction == "forward" else g_tile.T  # (outputs, inputs)
+        current = g * (sign * x)[None, :]
+        seg_in = np.cumsum(current[::-1, :], axis=0)[::-1, :]
+        drop_in = np.cumsum(seg_in, axis=0)
+        seg_out = np.cumsum(current, axis=1)
+        rise_out = np.cumsum(seg_out[:, ::-1], axis=1)[:, ::-1]
+        driver = np.broadcast_to(current.sum(axis=0)[None, :], current.shape)
+        a_seg = a_seg + (g * (drop_in + rise_out)).sum(axis=1)
+        a_drv = a_drv + (g * driver).sum(axis=1)
+    return np.asarray(a_seg) / dg_unit_s, np.asarray(a_drv) / dg_unit_s
+
+
+def _r_mean_ohm(case: Tree) -> float:
+    gs = _arrays(case)
+    return 1.0 / float(np.mean([g.mean() for g in gs]))
+
+
+def _a_max(case: Tree, r_seg: float, r_drv: float) -> float:
+    """Largest first-order attenuation of the case's tile, at its largest conductance."""
+    gs = _arrays(case)
+    g_max = max(float(g.max()) for g in gs)
+    r_mean = _r_mean_ohm(case)
+    rows, cols = gs[0].shape
+    direction = text(case, "direction")
+    out, inp = (rows, cols) if direction == "forward" else (cols, rows)
+    model = IRDropModel(
+        segment_ratio=min(abs(r_seg) / r_mean, 1.0), driver_ratio=min(abs(r_drv) / r_mean, 1.0)
+    )
+    # max_attenuation takes the tile in forward orientation (rows = outputs)
+    return model.max_attenuation(out, inp) * g_max * r_mean
+
+
+class CaseFit:
+    """The resistances fitted to one case, with 95 % half-widths (model error included)."""
+
+    def __init__(self, name: str, case: Tree, tau_sum_s: float) -> None:
+        self.name = name
+        self.case = case
+        analysis = text(case, "analysis")
+        self.gain = 1.0 if analysis == "op" else case_read_gain(case, tau_sum_s)
+        direction = text(case, "direction")
+        x = array(case, "x_applied")
+        self.a_seg, self.a_drv = first_order_regressors(
+            _arrays(case), x, scalar(case, "dg_unit_s"), direction
+        )
+        self.drop = array(case, "y_ideal_quantized_w") - array(case, "y_sim_w") / self.gain
+        fit = least_squares(
+            np.column_stack([self.a_seg, self.a_drv]), self.drop, parameter="segment_ratio"
+        )
+        self.r_seg, self.r_drv = float(fit.coef[0]), float(fit.coef[1])
+        scale = float(np.sqrt(np.mean(self.drop**2)))
+        self.residual = fit.rms / scale if scale > 0.0 else math.inf
+        a_max = _a_max(case, self.r_seg, self.r_drv)
+        self.half_seg = fit.half_width(0) + a_max * abs(self.r_seg)
+        self.half_drv = fit.half_width(1) + a_max * abs(self.r_drv)
+        self.r_mean = _r_mean_ohm(case)
+
+    def check(self) -> None:
+        """:class:`CalibrationError` when the residual is beyond :data:`IR_RESIDUAL_TOL`."""
+        if self.residual > IR_RESIDUAL_TOL:
+            raise CalibrationError(
+                "segment_ratio",
+                f"first-order IR fit of {self.name} leaves {self.residual:.3g} of the drop "
+                f"(> {IR_RESIDUAL_TOL:g})",
+            )
+
+    def mean_map_error(self) -> float:
+        """rms error of the model path's mean map with this case's fitted ratios, relative
+        to the rms IR drop of the case."""
+        model = IRDropModel(
+            segment_ratio=max(self.r_seg, 0.0) / self.r_mean,
+            driver_ratio=max(self.r_drv, 0.0) / self.r_mean,
+        )
+        direction = text(self.case, "direction")
+        w = (array(self.case, "g_pos_s") - array(self.case, "g_neg_s")) / scalar(
+            self.case, "dg_unit_s"
+        )
+        rows, cols = w.shape
+        keep = model.attenuation(rows, cols, "forward" if direction == "forward" else "backward")
+        w_ir = w * keep
+        mat = w_ir if direction == "forward" else w_ir.T
+        y_map = mat @ array(self.case, "x_applied")
+        err = array(self.case, "y_sim_w") / self.gain - y_map
+        scale = float(np.sqrt(np.mean(self.drop**2)))
+        return float(np.sqrt(np.mean(err**2))) / scale
+
+
+def _ratio_parameter(
+    name: str, fits: list[CaseFit], which: str, cfg_ohm: float, label: str
+) -> FittedParameter:
+    values = [getattr(f, f"r_{which}") / f.r_mean for f in fits]
+    halves = [getattr(f, f"half_{which}") / f.r_mean for f in fits]
+    value, half = combine(values, halves)
+    r_mean = fits[0].r_mean
+    cfg_ratio = cfg_ohm / r_mean
+    inside = "inside" if value - half <= cfg_ratio <= value + half else "outside"
+    return FittedParameter(
+        name=name,
+        value=value,
+        unit="1",
+        sources=tuple(f"transfer/{f.name}" for f in fits),
+        residual=max(f.residual for f in fits),
+        tolerance=IR_RESIDUAL_TOL,
+        interval=(value - half, value + half),
+        origin="fitted",
+        note=(
+            f"{label} {value * r_mean:.6g} Ω over R_mean {r_mean:.6g} Ω; the recorded "
+            f"circuit has {cfg_ohm:.6g} Ω (ratio {cfg_ratio:.6g}, {inside} the interval); "
+            "first-order fit with the cases' own conductances; residual = rms misfit over "
+            "rms IR drop"
+        ),
+    )
+
+
+def fit_ir_drop(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
+    """Segment and driver ratios of the config's lines from the DC points, and of the IR
+    stress case's lines (whose drop is ×10⁴, large enough for a transient to resolve).
+
+    Returns ``segment_ratio``, ``driver_ratio`` (DC points ``op_fwd_random_<N>``, the
+    config's own lines and devices: what the model path takes) and
+    ``segment_ratio_ir_stress``, ``driver_ratio_ir_stress`` (the stress case; their notes
+    give the model path's mean-map error on it). ``tau_sum_s`` is the forward summing-node
+    time constant (:func:`rpucircuit.calibration.read.fit_read_gain`) for the transient's gain.
+    """
+    ops = find_cases(
+        tree,
+        "transfer",
+        r"op_fwd_random_\d+",
+        parameter="segment_ratio",
+        case="transfer/op_fwd_random_<N>",
+        field=OP_FIELD,
+    )
+    stress = find_cases(
+        tree,
+        "transfer",
+        r"fwd_ir_stress_\d+",
+        parameter="segment_ratio_ir_stress",
+        case="transfer/fwd_ir_stress_<N>",
+        field=STRESS_FIELD,
+    )
+    out: list[FittedParameter] = []
+    for group_cases, suffix in ((ops, ""), (stress, "_ir_stress")):
+        fits = [CaseFit(name, case, tau_sum_s) for name, case in group_cases.items()]
+        for f in fits:
+            f.check()
+        p = fits[0].case["parameters"]
+        seg = _ratio_parameter(
+            f"segment_ratio{suffix}",
+            fits,
+            "seg",
+            scalar(p, "r_seg_row_ohm"),
+            "segment resistance",
+        )
+        drv = _ratio_parameter(
+            f"driver_ratio{suffix}", fits, "drv", scalar(p, "r_driver_ohm"), "driver resistance"
+        )
+        if suffix:
+            errors = ", ".join(f"{f.name}: {f.mean_map_error():.3g}" for f in fits)
+            extra = (
+                f"; the model path's mean map with these ratios misses the drop by {errors} "
+                "(rms over rms drop)"
+            )
+            seg = _with_note(seg, extra)
+            drv = _with_note(drv, extra)
+        out += [seg, drv]
+    return tuple(out)
+
+
+def _with_note(p: FittedParameter, extra: str) -> FittedParameter:
+    return dataclasses.replace(p, note=p.note + extra)
+
+
+__all__ = ["IR_RESIDUAL_TOL", "CaseFit", "first_order_regressors", "fit_ir_drop"]
