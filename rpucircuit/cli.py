@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -45,9 +47,39 @@ def _load(name: str) -> _Command:
     return cast(_Command, importlib.import_module(f"rpucircuit.commands.{name}"))
 
 
+EXIT_BROKEN_PIPE = 128 + 13
+"""Exit status when the reader of standard output went away (``rpucircuit ... | head``):
+what a process killed by SIGPIPE reports to the shell."""
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that the interpreter's final flush of
+    the dead pipe raises nothing (Python's documented recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # no real file descriptor behind sys.stdout (an in-process caller's capture)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line; return the process exit status.
+
+    Errors of the package (bad configs, refused circuits, failed simulations) and of the
+    operating system (unreadable or unwritable files) end in one line on standard error
+    and status 1, never a traceback; a closed standard output ends the command quietly.
+    """
+    try:
+        try:
+            return _dispatch(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(args: list[str]) -> int:
     top = argparse.ArgumentParser(
         prog="rpucircuit",
         description="Mixed-signal co-simulation of RPU crossbar arrays.",
@@ -70,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return module.run(ns)
     except RpuError as exc:
+        print(f"rpucircuit {name}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        raise  # handled by main: the reader went away, not an error of this command
+    except OSError as exc:
         print(f"rpucircuit {name}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,4 +1,11 @@
-"""``rpucircuit netlist``: write the SPICE netlist of one cycle of a tile."""
+"""``rpucircuit netlist``: write the SPICE netlist of one cycle of a tile.
+
+With ``--out`` the libraries the netlist ``.include``\\s by bare name are copied beside it,
+so ``ngspice -b OUT`` runs from any folder (ngspice looks for them next to the netlist);
+the copies are written atomically like the netlist, and the output names them. On standard
+output only the netlist text is written; a note on standard error says where its
+libraries are.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rpucircuit.circuit.netlist import build_cycle, render
-from rpucircuit.config.base import from_dict, read_toml_file
-from rpucircuit.config.tile import CircuitConfig, gokmen_vlasov_2016
+from rpucircuit.circuit.netlist import CYCLES, Netlist, build_cycle, libraries, render
+from rpucircuit.config.tile import CircuitConfig, load_circuit_config
+from rpucircuit.errors import ConfigError
 from rpucircuit.fileio import atomic_write_text
-
-CYCLES = ("forward", "backward", "update", "noise", "line")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,36 +27,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "config",
         nargs="?",
         default=None,
-        help="circuit config TOML (default: the embedded paper-A preset, 32x32)",
+        help="circuit config TOML: tables [tile], [device], [periphery], at the top level or "
+        "in one [circuit] table, as 'rpucircuit characterize' reads them (default: the "
+        "paper-A preset, 32x32)",
     )
     parser.add_argument("--cycle", choices=CYCLES, default="forward", help="which circuit")
-    parser.add_argument("--out", default=None, help="output file (default: standard output)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="output file; the .lib files it includes are copied beside it "
+        "(default: standard output)",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random conductances, inputs and bits"
     )
 
 
 def load_config(path: str | None) -> CircuitConfig:
-    """The config in ``path`` (a whole file of [tile]/[device]/[periphery] tables, or one
-    [circuit] table holding them), or the default preset when ``path`` is None."""
-    if path is None:
-        return gokmen_vlasov_2016()
-    data = read_toml_file(path)
-    if "circuit" in data and isinstance(data["circuit"], dict):
-        return from_dict(CircuitConfig, data["circuit"], path="circuit")
-    return from_dict(CircuitConfig, data)
+    """The circuit config in ``path``, read as ``rpucircuit characterize`` reads it (a
+    campaign file's ``[campaign]`` table is skipped), or the preset when ``path`` is None."""
+    return load_circuit_config(path, extra_tables=("campaign",))
+
+
+def _write_with_libraries(out: Path, text: str, netlist: Netlist) -> list[Path]:
+    """Write the netlist and copy its libraries beside it, each file atomically."""
+    copies = []
+    for lib in libraries(netlist):
+        copies.append(atomic_write_text(out.parent / lib.name, lib.read_text(encoding="utf-8")))
+    atomic_write_text(out, text)
+    return copies
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build, render and write the netlist; the libraries it includes are listed."""
+    """Build, render and write the netlist (and, with ``--out``, its libraries)."""
+    if args.seed < 0:
+        raise ConfigError(f"--seed = {args.seed}: must be an integer >= 0")
     cfg = load_config(args.config)
     netlist = build_cycle(cfg, args.cycle, rng=np.random.default_rng(args.seed))
     text = render(netlist)
     if args.out is None:
         sys.stdout.write(text)
-    else:
-        out = Path(args.out)
-        atomic_write_text(out, text)
-        libs = ", ".join(netlist.libs) or "none"
-        print(f"wrote {out} ({args.cycle}; includes from netlists/: {libs})", file=sys.stderr)
+        if netlist.libs:
+            where = libraries(netlist)[0].parent
+            print(
+                f"note: the netlist includes {', '.join(netlist.libs)} from {where}; "
+                "--out FILE copies them beside FILE",
+                file=sys.stderr,
+            )
+        return 0
+    out = Path(args.out)
+    copies = _write_with_libraries(out, text, netlist)
+    copied = f"; copied {', '.join(p.name for p in copies)} beside it" if copies else ""
+    print(f"wrote {out} ({args.cycle}{copied}); run: ngspice -b {out}", file=sys.stderr)
     return 0

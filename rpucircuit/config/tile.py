@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +35,8 @@ from rpucircuit.config.base import (
     check_nonnegative,
     check_positive,
     check_range,
+    from_dict,
+    read_toml_file,
 )
 from rpucircuit.errors import ConfigError
 
@@ -90,8 +94,10 @@ class TileConfig:
     paired: bool = True
     """True: weights are G⁺ − G⁻ on two identical arrays; False: one array (G⁺ only)."""
     spice_limit_s: float = 1800.0
-    """Largest estimated ngspice wall time (s) this config may ask for; builders refuse
-    bigger netlists with the estimate in the message. Raise it explicitly to go further."""
+    """Largest estimated ngspice wall time (s) of one netlist of this tile. The netlist
+    builders (the path that starts ngspice) refuse a bigger one with the estimate in the
+    message; the config itself takes any size, so the nodal solver needs no change here.
+    Raise it explicitly to simulate further."""
 
     def __post_init__(self) -> None:
         check_int("rows", self.rows, 1, 1 << 20)
@@ -358,9 +364,8 @@ class CircuitConfig:
         ):
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: must be a {cls.__name__}")
-        # The cheapest SPICE analysis of the whole tile is its DC operating point; refuse a
-        # tile whose DC point alone would exceed the limit.
-        check_spice_budget(self, "op")
+        # No SPICE budget here: a tile too big for ngspice is a valid tile for the nodal
+        # solver. The netlist builders check tile.spice_limit_s before making a netlist.
 
     # ----------------------------------------------------------------- derived values
 
@@ -455,7 +460,11 @@ def estimate_spice_cost(cfg: CircuitConfig, analysis: Analysis) -> SpiceCost:
 
 
 def check_spice_budget(cfg: CircuitConfig, analysis: Analysis) -> SpiceCost:
-    """Return the cost estimate, or raise ConfigError if it exceeds tile.spice_limit_s."""
+    """Return the cost estimate, or raise ConfigError if it exceeds tile.spice_limit_s.
+
+    Called where a netlist for ngspice is made (``rpucircuit.circuit.netlist``'s builders, a
+    campaign's plan), never when a config is built.
+    """
     cost = estimate_spice_cost(cfg, analysis)
     if cost.seconds > cfg.tile.spice_limit_s:
         raise ConfigError(
@@ -514,6 +523,75 @@ def gokmen_vlasov_2016(*, rows: int = 32, cols: int = 32) -> CircuitConfig:
         ),
         device=DeviceConfig(r_mean_ohm=24e6, on_off_ratio=8.0, w_max=0.6, dw_min=0.001, k=0.1),
         periphery=PeripheryConfig(t_meas_s=80e-9, alpha=12.0, adc_bits=9, t_pulse_s=1e-9, bl=10),
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+CIRCUIT_TABLES = ("tile", "device", "periphery")
+"""The TOML tables of a circuit config (one per :class:`CircuitConfig` field)."""
+
+
+def _tables_text(extra: tuple[str, ...]) -> str:
+    known = ", ".join(f"[{t}]" for t in CIRCUIT_TABLES)
+    besides = f" (besides {', '.join(f'[{t}]' for t in extra)})" if extra else ""
+    return f"a circuit config has tables {known}, at the top level or in one [circuit]{besides}"
+
+
+def circuit_config_from_data(
+    data: Mapping[str, Any], *, source: str = "<string>", extra_tables: Sequence[str] = ()
+) -> CircuitConfig:
+    """The circuit config of a parsed TOML document: every command reads circuits here.
+
+    Two layouts, one meaning: tables ``[tile]``, ``[device]``, ``[periphery]`` at the top
+    level, or the same tables inside one ``[circuit]`` table (``[circuit.tile]`` ...), not
+    both. Fields not given take paper A's preset (:func:`gokmen_vlasov_2016`), nested tables
+    (``[tile.row_line]``) field by field. ``extra_tables`` are top-level tables that belong
+    to the caller (a campaign's ``[campaign]``) and are skipped; anything else is refused
+    with a ConfigError naming it and ``source``.
+    """
+    extra = tuple(extra_tables)
+    top = {k: v for k, v in data.items() if k not in extra}
+    tables: Mapping[str, Any] = top
+    prefix = ""
+    if "circuit" in top:
+        if len(top) > 1:
+            other = next(k for k in top if k != "circuit")
+            raise ConfigError(
+                f"{source}: both [circuit] and top-level [{other}]; give the circuit's "
+                "tables either at the top level or inside [circuit], not both"
+            )
+        if not isinstance(top["circuit"], Mapping):
+            raise ConfigError(f"{source}: [circuit] must be a table")
+        tables, prefix = top["circuit"], "circuit."
+    unknown = [k for k in tables if k not in CIRCUIT_TABLES]
+    if unknown:
+        raise ConfigError(f"{source}: unknown table [{prefix}{unknown[0]}]; {_tables_text(extra)}")
+    preset = gokmen_vlasov_2016()
+    merged: dict[str, Any] = {}
+    for name in CIRCUIT_TABLES:
+        given = tables.get(name, {})
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"{source}: [{prefix}{name}] must be a table")
+        table = dataclasses.asdict(getattr(preset, name))
+        for key, value in given.items():
+            if isinstance(value, Mapping) and isinstance(table.get(key), dict):
+                table[key] = {**table[key], **value}
+            else:
+                table[key] = value
+        merged[name] = table
+    return from_dict(CircuitConfig, merged, path=prefix.rstrip("."))
+
+
+def load_circuit_config(
+    path: str | Path | None, *, extra_tables: Sequence[str] = ()
+) -> CircuitConfig:
+    """The circuit config in the TOML file ``path`` (see :func:`circuit_config_from_data`),
+    or paper A's preset when ``path`` is None. An unreadable file is a ConfigError."""
+    if path is None:
+        return gokmen_vlasov_2016()
+    return circuit_config_from_data(
+        read_toml_file(path), source=str(path), extra_tables=extra_tables
     )
 
 

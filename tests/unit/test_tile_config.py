@@ -175,11 +175,12 @@ def test_bad_values_name_the_field(build: object, match: str) -> None:
         build()  # type: ignore[operator]
 
 
-def test_too_large_tile_refused_with_estimate() -> None:
+def test_spice_cost_estimate_and_budget() -> None:
+    # Any size builds (the nodal solver takes it); the budget is checked where a netlist
+    # for ngspice is made (tests/unit/test_spice_budget.py).
+    big = CircuitConfig(tile=TileConfig(rows=1024, cols=1024))
     with pytest.raises(ConfigError, match=r"too large to simulate \(op\).*estimated ngspice time"):
-        gokmen_vlasov_2016(rows=1024, cols=1024)
-    # The explicit limit field lets a user go further (nodal-only studies).
-    big = CircuitConfig(tile=TileConfig(rows=1024, cols=1024, spice_limit_s=1e12))
+        check_spice_budget(big, "op")
     cost = estimate_spice_cost(big, "op")
     assert cost.nodes == 2 * (2 * 1024 * 1024 + 1024)
     # nodes^2.5 scaling (N^5, NGSPICE.md) between any two sizes; memory grows with nodes.

@@ -32,7 +32,12 @@ from rpucircuit.config.base import (
     parse_toml,
     to_toml,
 )
-from rpucircuit.config.tile import CircuitConfig, check_spice_budget, gokmen_vlasov_2016
+from rpucircuit.config.tile import (
+    CircuitConfig,
+    check_spice_budget,
+    circuit_config_from_data,
+    gokmen_vlasov_2016,
+)
 from rpucircuit.errors import ConfigError
 from rpucircuit.jobs import source_digest
 
@@ -309,6 +314,8 @@ def _check_spice_budgets(jobs: list[CharacterizationJob]) -> None:
             check_spice_budget(job.circuit, "op" if job.spice_analysis == "op" else "tran")
         elif job.analysis == "update":
             check_spice_budget(job.circuit, "update")
+        elif job.analysis == "noise":  # one whole line of the config's tile
+            check_spice_budget(job.circuit, "noise")
 
 
 _OP_COST = 0.02
@@ -355,38 +362,16 @@ class CampaignSpec:
 
 
 def load_spec(text: str | None, *, source: str = "<default>", quick: bool = False) -> CampaignSpec:
-    """Parse a campaign TOML: tables ``[tile]``, ``[device]``, ``[periphery]`` (the circuit,
-    missing fields from the paper-A preset) and optionally ``[campaign]``. ``text=None``
-    is the embedded default. ``quick`` replaces the campaign by :func:`quick_campaign`
-    (fields given in ``[campaign]`` still apply)."""
+    """Parse a campaign TOML: the circuit (read by
+    :func:`~rpucircuit.config.tile.circuit_config_from_data`, as ``rpucircuit netlist`` reads
+    it) and optionally ``[campaign]``. ``text=None`` is the embedded default. ``quick``
+    replaces the campaign by :func:`quick_campaign` (fields given in ``[campaign]`` still
+    apply)."""
     data: dict[str, Any] = {} if text is None else parse_toml(text, source=source)
     campaign_data = data.pop("campaign", {})
     if not isinstance(campaign_data, Mapping):
         raise ConfigError(f"{source}: [campaign] must be a table")
-    base = gokmen_vlasov_2016()
-    merged: dict[str, Any] = {}
-    preset = {
-        "tile": dataclasses.asdict(base.tile),
-        "device": dataclasses.asdict(base.device),
-        "periphery": dataclasses.asdict(base.periphery),
-    }
-    for key, value in data.items():
-        if key not in preset:
-            raise ConfigError(
-                f"{source}: unknown table [{key}]; known: tile, device, periphery, campaign"
-            )
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{source}: [{key}] must be a table")
-    for key, defaults in preset.items():
-        table = dict(defaults)
-        given = data.get(key, {})
-        for name, value in given.items():
-            if isinstance(value, Mapping) and isinstance(table.get(name), dict):
-                table[name] = {**table[name], **value}
-            else:
-                table[name] = value
-        merged[key] = table
-    circuit = from_dict(CircuitConfig, merged)
+    circuit = circuit_config_from_data(data, source=source, extra_tables=("campaign",))
     camp_base = quick_campaign() if quick else CampaignConfig()
     camp_fields = {**dataclasses.asdict(camp_base), **dict(campaign_data)}
     campaign = from_dict(CampaignConfig, camp_fields, path="campaign")
