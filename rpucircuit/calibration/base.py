@@ -190,8 +190,10 @@ class LinearFit:
 
     coef: FloatArray
     """Fitted coefficients."""
+    cov: FloatArray
+    """Covariance of the coefficients (residual variance × (AᵀA)⁻¹); 0 without dof."""
     stderr: FloatArray
-    """Standard error of each coefficient (residual variance × (AᵀA)⁻¹); 0 without dof."""
+    """Standard error of each coefficient, √diag(cov)."""
     rms: float
     """rms of the residual ``b − A·coef``."""
     dof: int
@@ -224,6 +226,7 @@ def least_squares(design: FloatArray, b: FloatArray, *, parameter: str) -> Linea
     cov = (rss / dof if dof > 0 else 0.0) * np.linalg.inv(a.T @ a)
     return LinearFit(
         coef=coef,
+        cov=cov,
         stderr=np.sqrt(np.maximum(np.diag(cov), 0.0)),
         rms=math.sqrt(rss / y.size),
         dof=dof,
@@ -248,6 +251,7 @@ def combine(values: Sequence[float], half_widths: Sequence[float]) -> tuple[floa
 
 __all__ = [
     "CONFIDENCE",
+    "Z95",
     "CalibrationError",
     "FittedParameter",
     "LinearFit",
