@@ -2,4 +2,21 @@
 characterization file and validates it on held-out circuit runs. With the design-answer
 commands, the only code that imports both :mod:`rpucircuit.circuit` and
 :mod:`rpucircuit.model`.
+
+The fits are pure functions of the tree :func:`rpucircuit.circuit.characterize.load`
+returns; each gives :class:`~rpucircuit.calibration.base.FittedParameter` records (value,
+unit, source cases, residual against a stated tolerance, 95 % interval, and whether the
+value was fitted or taken from the config because SPICE cannot observe it):
+
+- :mod:`~rpucircuit.calibration.read`: read gain per direction, input transfer curve,
+  output bound, DAC and ADC steps;
+- :mod:`~rpucircuit.calibration.ir_drop`: segment and driver resistance ratios;
+- :mod:`~rpucircuit.calibration.noise`: output noise ``σ² = a + b·N``, kT/C, ADC;
+- :mod:`~rpucircuit.calibration.update`: Δw_min, k, up/down ratio, bounds, spreads;
+- :mod:`~rpucircuit.calibration.fit`: all of them in one call.
 """
+
+from rpucircuit.calibration.base import CalibrationError, FittedParameter, MissingCaseError
+from rpucircuit.calibration.fit import by_name, fit_all
+
+__all__ = ["CalibrationError", "FittedParameter", "MissingCaseError", "by_name", "fit_all"]

@@ -225,8 +225,8 @@ def least_squares(design: FloatArray, b: FloatArray, *, parameter: str) -> Linea
     rss = float(resid @ resid)
     cov = (rss / dof if dof > 0 else 0.0) * np.linalg.inv(a.T @ a)
     return LinearFit(
-        coef=coef,
-        cov=cov,
+        coef=np.asarray(coef, dtype=np.float64),
+        cov=np.asarray(cov, dtype=np.float64),
         stderr=np.sqrt(np.maximum(np.diag(cov), 0.0)),
         rms=math.sqrt(rss / y.size),
         dof=dof,

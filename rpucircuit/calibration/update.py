@@ -51,7 +51,7 @@ K_MATCH = 1e-9
 UPDATE_FIELD = "update_k (must list the config's device k)"
 
 
-def _fit_cycle(case: Tree, parameter: str) -> tuple[LinearFit, float]:
+def _fit_cycle(name: str, case: Tree, parameter: str) -> tuple[LinearFit, float]:
     n_full = array(case, "n_full").ravel()
     n_half = array(case, "n_half").ravel()
     dg = array(case, "dg_s").ravel()
@@ -62,7 +62,7 @@ def _fit_cycle(case: Tree, parameter: str) -> tuple[LinearFit, float]:
         raise CalibrationError(
             parameter,
             f"Δg = a·n_full + b·n_half leaves a relative rms of {rel:.3g} > "
-            f"{UPDATE_RESIDUAL_TOL:g} on {str(case.get('name', '?'))}",
+            f"{UPDATE_RESIDUAL_TOL:g} on update/{name}",
         )
     return fit, rel
 
@@ -103,8 +103,8 @@ def fit_update(tree: Tree, *, k_model: float | None = None) -> tuple[FittedParam
     k = float(cfg["device"]["k"]) if k_model is None else float(k_model)
     cycles = _cycles(tree, k)
     (name_up, up), (name_dn, dn) = cycles[1], cycles[-1]
-    fit_up, rel_up = _fit_cycle(up, "k_half_select")
-    fit_dn, rel_dn = _fit_cycle(dn, "k_half_select")
+    fit_up, rel_up = _fit_cycle(name_up, up, "k_half_select")
+    fit_dn, rel_dn = _fit_cycle(name_dn, dn, "k_half_select")
     rel = max(rel_up, rel_dn)
     sources = (f"update/{name_up}", f"update/{name_dn}")
     dg_unit = scalar(up, "parameters/dg_unit_s")
