@@ -25,7 +25,7 @@ What it measures
     :func:`rpucircuit.training.data.load_mnist` can provide them, else synthetic sparse images with
     MNIST's statistics (about 19 % non-zero pixels); the table says which.
 
-How it measures fairly (see ``../shared/AIHWKIT.md``)
+How it measures fairly (``docs/peers.md`` says more)
     Every run is a fresh worker process: warm-up samples first (imports, numba compilation,
     allocation), then a timed stretch of ``n`` samples. Contenders run interleaved
     (ours, aihwkit, torch, ours, aihwkit, torch, ...) ``--reps`` times and the table shows
@@ -56,6 +56,10 @@ Usage
     python bench/bench_training.py                      # both networks, 5 interleaved reps
     python bench/bench_training.py --nets fc --reps 3
     python bench/bench_training.py --peer-python /path/to/python   # another peer build
+    python bench/bench_training.py --profile --nets fc --warm 20 --fc-n 200   # where time goes
+
+The output starts with the CPU model (from ``/proc/cpuinfo``); ``--json`` files record it
+too, beside the runs.
 """
 
 from __future__ import annotations
@@ -116,6 +120,30 @@ def load_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
         x = _synthetic_images(n, rng)
         y = rng.integers(0, 10, size=n)
         return x, y, f"synthetic (MNIST unavailable: {type(exc).__name__})"
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else ``lscpu``, else the platform's word)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
 
 
 # --------------------------------------------------------------------------- workers
@@ -250,52 +278,99 @@ def _worker_torch(
     return out
 
 
+def _profile_table(rows: list[tuple[str, str, float]], total_us: float) -> None:
+    """Print (what, tile shape, µs per sample) rows and the rest of ``total_us``."""
+    print("| call | tile (out × in) | µs per sample | share |\n|---|---|---|---|")
+    for what, shape, us in sorted(rows, key=lambda r: -r[2]):
+        print(f"| {what} | {shape} | {us:.1f} | {us / total_us:.0%} |")
+    rest = total_us - sum(us for _, _, us in rows)
+    print(
+        f"| rest: layers, network, Python glue, timing wrappers | — | {rest:.1f} | "
+        f"{rest / total_us:.0%} |"
+    )
+
+
 def profile_ours(nets: list[str], x: np.ndarray, y: np.ndarray, sizes: dict[str, Any]) -> None:
-    """Where rpucircuit's time goes: per tile method and tile shape, µs per sample."""
+    """Where rpucircuit's time goes, µs per sample: per tile call and tile shape.
+
+    A fully connected network trains by default through one compiled call per sample
+    (``kernels.dense_train_step``: every tile's reads and updates inside, so it cannot be
+    split per tile); it is timed as one line of its own, and the same network is then
+    profiled again with the fused step off (``Network.fused = False``, the bit-identical
+    layer-by-layer path, slower) to show the per-tile split.
+    """
     from rpucircuit.config.rpu import gokmen_vlasov_2016
+    from rpucircuit.model import kernels
     from rpucircuit.model.network import cnn_gokmen_2017, fc_784_256_128_10
     from rpucircuit.model.tile import AnalogTile
 
-    spent: dict[tuple[str, int, int], float] = {}
-    originals = {name: getattr(AnalogTile, name) for name in ("forward", "backward", "update")}
+    spent: dict[tuple[str, str], float] = {}
+    tile_methods = ("forward", "backward", "update", "finish_update")
+    originals = {name: getattr(AnalogTile, name) for name in tile_methods}
+    fused_original = kernels.dense_train_step
 
     def timed(name: str) -> Any:
         method = originals[name]
 
-        def call(self: Any, *a: Any) -> Any:
+        def call(self: Any, *a: Any, **kw: Any) -> Any:
             t = time.perf_counter()
-            out = method(self, *a)
-            key = (name, self.out_size, self.in_size)
-            spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
-            return out
+            try:
+                return method(self, *a, **kw)
+            finally:
+                key = (name, f"{self.out_size} × {self.in_size}")
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
 
         return call
 
-    for name in originals:
+    def timed_fused(*a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return fused_original(*a, **kw)
+        finally:
+            key = ("fused step (all tiles: reads, loss, updates; not splittable)", "all")
+            spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+
+    def run(network: Any, net: str, label: str) -> None:
+        xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
+        warm, n = sizes[net]
+        for i in range(warm):
+            network.train_step(xs[i % len(xs)], int(y[i % len(xs)]), LR)
+        for tile in network.tiles:
+            tile.finish_update()
+        spent.clear()
+        t0 = time.perf_counter()
+        for i in range(n):
+            network.train_step(xs[(warm + i) % len(xs)], int(y[(warm + i) % len(xs)]), LR)
+        for tile in network.tiles:  # a deferred update still running belongs to this stretch
+            tile.finish_update()
+        total = (time.perf_counter() - t0) / n * 1e6
+        print(f"\n{net}, {label}: {total:.0f} µs per sample ({1e6 / total:,.0f} samples/s)")
+        rows = [(what, shape, sec / n * 1e6) for (what, shape), sec in spent.items()]
+        _profile_table(rows, total)
+
+    for name in tile_methods:
         setattr(AnalogTile, name, timed(name))
+    kernels.dense_train_step = timed_fused
     try:
         for net in nets:
             build = fc_784_256_128_10 if net == "fc" else cnn_gokmen_2017
             network = build(gokmen_vlasov_2016(), rng=np.random.default_rng(1))
-            xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
-            warm, n = sizes[net]
-            for i in range(warm):
-                network.train_step(xs[i % len(xs)], int(y[i % len(xs)]), LR)
-            spent.clear()
-            t0 = time.perf_counter()
-            for i in range(n):
-                network.train_step(xs[(warm + i) % len(xs)], int(y[(warm + i) % len(xs)]), LR)
-            total = (time.perf_counter() - t0) / n * 1e6
-            print(f"\n{net}: {total:.0f} µs per sample ({1e6 / total:,.0f} samples/s)")
-            print("| tile call | tile (out × in) | µs per sample | share |\n|---|---|---|---|")
-            for (name, o, i), sec in sorted(spent.items(), key=lambda kv: -kv[1]):
-                us = sec / n * 1e6
-                print(f"| {name} | {o} × {i} | {us:.1f} | {us / total:.0%} |")
-            rest = total - sum(spent.values()) / n * 1e6
-            print(f"| layers, network, timing wrappers | — | {rest:.1f} | {rest / total:.0%} |")
+            if getattr(network, "fused", False):
+                run(network, net, "fused compiled step (the default)")
+                network = build(gokmen_vlasov_2016(), rng=np.random.default_rng(1))
+                network.fused = False
+                run(network, net, "layer-by-layer path (fused step off, for the per-tile split)")
+            else:
+                run(network, net, "layer-by-layer path")
+        print(
+            "\nWith the tile update thread on (the default), a deferred update's wait is"
+            " counted where the tile is next used\n(its next read or finish_update), not in"
+            " update; RPUCIRCUIT_UPDATE_THREAD=0 gives a per-call split."
+        )
     finally:
         for name, method in originals.items():
             setattr(AnalogTile, name, method)
+        kernels.dense_train_step = fused_original
 
 
 def worker_main(argv: list[str]) -> int:
@@ -375,8 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON)
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--keep-openblas-env", action="store_true")
-    p.add_argument("--fc-n", type=int, default=DEFAULT_SIZES["fc"][1])
-    p.add_argument("--cnn-n", type=int, default=DEFAULT_SIZES["cnn"][1])
+    p.add_argument("--fc-n", type=int, default=DEFAULT_SIZES["fc"][1], help="timed FC samples")
+    p.add_argument("--cnn-n", type=int, default=DEFAULT_SIZES["cnn"][1], help="timed CNN samples")
+    p.add_argument(
+        "--warm",
+        type=int,
+        default=None,
+        help="warm-up samples per run for every network (default: FC "
+        f"{DEFAULT_SIZES['fc'][0]}, CNN {DEFAULT_SIZES['cnn'][0]})",
+    )
     p.add_argument("--json", type=Path, help="also write all runs as JSON here")
     p.add_argument(
         "--min-own-cpu",
@@ -397,12 +479,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
+    bad = sorted(set(nets) - {"fc", "cnn"})
+    if bad or not nets:
+        p.error(f"--nets {args.nets!r}: give a comma list of fc, cnn")
+    for name in ("reps", "fc_n", "cnn_n"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.warm is not None and args.warm < 0:
+        p.error("--warm must be >= 0")
+    sizes = {
+        net: (DEFAULT_SIZES[net][0] if args.warm is None else args.warm, n)
+        for net, n in (("fc", args.fc_n), ("cnn", args.cnn_n))
+    }
+    cpu = cpu_model()
+    print(f"CPU: {cpu}; cores: {os.cpu_count()}")
 
     if args.profile:
-        sizes = {
-            "fc": (DEFAULT_SIZES["fc"][0], args.fc_n),
-            "cnn": (DEFAULT_SIZES["cnn"][0], args.cnn_n),
-        }
         x, y, source = load_data(max(w + n for w, n in sizes.values()), seed=0)
         print(f"data: {source}; profiling rpucircuit only (OPENBLAS env of this process)")
         profile_ours(nets, x, y, sizes)
@@ -419,10 +511,6 @@ def main(argv: list[str] | None = None) -> int:
         + (["aihwkit"] if has_aihwkit else [])
         + (["torch"] if has_torch else [])
     )
-    sizes = {
-        "fc": (DEFAULT_SIZES["fc"][0], args.fc_n),
-        "cnn": (DEFAULT_SIZES["cnn"][0], args.cnn_n),
-    }
     n_data = max(w + n for w, n in sizes.values())
     x, y, source = load_data(n_data, seed=0)
     print(f"data: {source}, {n_data} samples; cores: {os.cpu_count()}; lr {LR}; batch 1")
@@ -504,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
             f"({verdict} the < 1 GiB target)"
         )
     if args.json:
-        args.json.write_text(json.dumps(all_runs, indent=1))
+        machine = {"cpu_model": cpu, "cores": os.cpu_count(), "peers": peer_desc}
+        args.json.write_text(json.dumps({"machine": machine, "runs": all_runs}, indent=1))
     return 0
 
 

@@ -53,7 +53,8 @@ How it keeps each timed piece short and the machine quiet
     ``torch.save`` of the model's and optimizer's state, with every tile's weights and
     device parameters, plus torch's generator state; its C++ simulator's own generator is
     re-seeded by each new process). Each call is prefixed with ``--quiet CMD`` (e.g.
-    ``/work/bin/quiet``, which serializes measurements and pauses background work). Calls
+    ``bench/quiet.sh``, which runs one measurement at a time and first waits for the other
+    processes' CPU use to drop; checked before any work starts). Calls
     alternate between the contenders round by round (each one's next call in turn), so
     both see the same machine. Rerunning the same command continues where a killed one
     stopped; ``--report`` only prints the table.
@@ -83,7 +84,7 @@ The table
 
 Usage
     python bench/bench_wall_time.py --epochs 30 --cnn-epochs 1 --state runs/wall \
-        --quiet /work/bin/quiet
+        --quiet bench/quiet.sh
     python bench/bench_wall_time.py --state runs/wall --report
     python bench/bench_wall_time.py --nets fc --epochs 2 --state /tmp/w   # a quick try
 """
@@ -94,6 +95,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -544,6 +546,36 @@ def report(state: Path, nets: list[str]) -> None:
     )
 
 
+def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse bad arguments before any work (data, snapshot, the warm-up's compilation)."""
+    positive = ("epochs", "fc_per_call", "cnn_per_call", "ours_fc_per_call", "ours_cnn_per_call")
+    for name in (*positive, "cnn_epochs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} = {value}: must be >= 1")
+    if not 1 <= args.n_train <= N_TRAIN:
+        p.error(f"--n-train = {args.n_train}: must be in 1..{N_TRAIN}")
+    if not 1 <= args.n_test <= N_TEST:
+        p.error(f"--n-test = {args.n_test}: must be in 1..{N_TEST}")
+    if args.quiet:
+        try:
+            prefix = shlex.split(args.quiet)
+        except ValueError as exc:
+            p.error(f"--quiet {args.quiet!r}: {exc}")
+        if not prefix or shutil.which(prefix[0]) is None:
+            p.error(
+                f"--quiet {args.quiet!r}: {prefix[0] if prefix else ''!r} is not an executable "
+                "command (e.g. bench/quiet.sh; leave --quiet out to run calls as they are)"
+            )
+    if args.code != "worktree" and not args.report:
+        r = subprocess.run(
+            ["git", "-C", str(HERE.parent), "rev-parse", "--verify", f"{args.code}^{{commit}}"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if r.returncode != 0:
+            p.error(f"--code {args.code!r}: not a git revision of this repository")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--worker":
@@ -561,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--n-train", type=int, default=N_TRAIN, help="training images (quick tries)")
     p.add_argument("--n-test", type=int, default=N_TEST, help="test images (quick tries)")
-    p.add_argument("--quiet", default="", help="command prefix of each call (/work/bin/quiet)")
+    p.add_argument("--quiet", default="", help="command prefix of each call (e.g. bench/quiet.sh)")
     p.add_argument("--update-thread", choices=("on", "off"), default="on")
     p.add_argument(
         "--code",
@@ -580,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in contenders:
         if c not in CONTENDERS:
             p.error(f"unknown contender {c!r}: choose from {', '.join(CONTENDERS)}")
+    _check_args(p, args)
     if args.report:
         report(args.state, nets)
         return 0
