@@ -1,4 +1,5 @@
-"""Short real training runs on MNIST: learning, files, bit-exact resume (also after a kill)."""
+"""Short real training runs on MNIST: learning, files, bit-exact resume (also after a kill or
+Ctrl-C that lands mid-epoch, by construction rather than by timing)."""
 
 from __future__ import annotations
 
@@ -90,14 +91,49 @@ def test_resume_equals_uninterrupted(cfg: TrainingConfig, mnist: Mnist, tmp_path
         np.testing.assert_array_equal(straight.history[k], resumed.history[k])  # exact
 
 
-def start_until_first_checkpoint(
-    cfg: TrainingConfig, cfg_file: Path, out: Path
+# A ``rpucircuit train`` process that stops in the middle of an epoch and waits there: its
+# network's train_step writes a marker file at a chosen call (one call per sample) and
+# then waits for a signal. The test waits for the marker, so its kill or Ctrl-C lands at
+# that sample whatever the machine's load, with no race against the epoch's end.
+PAUSING_TRAIN = """
+import signal
+import sys
+from pathlib import Path
+
+from rpucircuit import cli
+from rpucircuit.model.network import Network
+
+marker, pause_at = Path(sys.argv[1]), int(sys.argv[2])
+step = Network.train_step
+calls = 0
+
+
+def train_step(self, x, label, lr):
+    global calls
+    calls += 1
+    if calls == pause_at:
+        marker.write_text(str(calls))
+        while True:
+            signal.pause()  # until the test's signal ends the process
+    return step(self, x, label, lr)
+
+
+Network.train_step = train_step
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+def start_paused_mid_epoch(
+    cfg: TrainingConfig, cfg_file: Path, out: Path, *, epoch: int, sample: int
 ) -> subprocess.Popen[str]:
-    """Start ``rpucircuit train`` in a process; return once its first checkpoint exists."""
+    """Start ``rpucircuit train`` in a process; return once it waits before training
+    ``sample`` (1-based) of ``epoch``, with the checkpoints of the epochs before written."""
     cfg_file.write_text(to_toml(cfg))
-    cmd = [sys.executable, "-m", "rpucircuit.cli", "train", str(cfg_file), "--out", str(out)]
+    marker = out.parent / f"{out.name}.paused"
+    pause_at = (epoch - 1) * cfg.n_train + sample
+    cmd = [sys.executable, "-c", PAUSING_TRAIN, str(marker), str(pause_at)]
     proc = subprocess.Popen(
-        [*cmd, "--no-progress"],
+        [*cmd, "train", str(cfg_file), "--out", str(out), "--no-progress"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -107,24 +143,26 @@ def start_until_first_checkpoint(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 240
-    while not (out / "checkpoint.h5").exists() and proc.poll() is None:
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.005)
+    while not marker.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before the pause: {proc.communicate()[1]}")
+        assert time.monotonic() < deadline, "the run did not reach the pause within 240 s"
+        time.sleep(0.01)  # polling for the marker; the run waits for us there
     return proc
 
 
 def test_resume_after_kill(mnist: Mnist, tmp_path: Path) -> None:
-    """Kill a real ``rpucircuit train`` process after its first checkpoint, resume: same end."""
-    # 24,000 images: an epoch lasts more than a second even at ~15,000 samples/s (the fused
-    # FC step), so the kill lands inside epoch 2 unless this poll is descheduled that long
+    """SIGKILL a real ``rpucircuit train`` process in the middle of epoch 2 (after its first
+    checkpoint), resume: the same end as an unbroken run."""
     cfg = TrainingConfig(
-        network="fc", epochs=2, lr=0.1, n_train=24000, n_test=200, seed=9, model=RPU
+        network="fc", epochs=2, lr=0.1, n_train=2000, n_test=200, seed=9, model=RPU
     )
     cfg_file = tmp_path / "run.toml"
     out = tmp_path / "killed"
-    proc = start_until_first_checkpoint(cfg, cfg_file, out)
+    proc = start_paused_mid_epoch(cfg, cfg_file, out, epoch=2, sample=1000)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
     before, _ = store.load(out / "checkpoint.h5", kind="checkpoint")
     assert before["epoch"] == 1  # killed during epoch 2
     assert cli.main(["train", str(cfg_file), "--out", str(out), "--resume", "--no-progress"]) == 0
@@ -176,21 +214,19 @@ def test_cli_train_bad_flags(
 
 
 def test_cli_train_ctrl_c_says_how_to_resume(mnist: Mnist, tmp_path: Path) -> None:
-    """SIGINT after the first checkpoint: exit 130 and the exact --resume command line."""
-    # 30 epochs of 8,000 images (about 0.5 s each): interrupted after the first, it cannot
-    # finish before the signal lands even when this process is descheduled
+    """SIGINT in the middle of epoch 2: exit 130 and the exact --resume command line; the
+    checkpoint holds epoch 1, the last finished one."""
     cfg = TrainingConfig(
-        network="fc", epochs=30, lr=0.1, n_train=8000, n_test=100, seed=9, model=RPU
+        network="fc", epochs=3, lr=0.1, n_train=1000, n_test=100, seed=9, model=RPU
     )
     cfg_file = tmp_path / "run.toml"
     out = tmp_path / "run"
-    proc = start_until_first_checkpoint(cfg, cfg_file, out)
+    proc = start_paused_mid_epoch(cfg, cfg_file, out, epoch=2, sample=500)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert f"continue with 'rpucircuit train {cfg_file} --out {out} --resume'" in err
-    # the last finished epoch (1 unless this process was descheduled for a while)
-    assert 1 <= store.load(out / "checkpoint.h5", kind="checkpoint")[0]["epoch"] < cfg.epochs
+    assert store.load(out / "checkpoint.h5", kind="checkpoint")[0]["epoch"] == 1
 
 
 def test_training_errors(mnist: Mnist, tmp_path: Path) -> None:
