@@ -11,7 +11,8 @@ a killed sweep resumes where it stopped and a finished one is free to rerun.
 Executors: a local process pool (``spawn``; the default) or a ``dask.distributed`` cluster
 given its scheduler address. The job function must be importable by the workers (a
 module-level function). Each worker runs one job at a time with its BLAS pinned to one
-thread and no update thread, so ``N`` workers run close to ``N`` times as fast as one. On
+thread (and the training job function trains without the model's update thread), so ``N``
+workers run close to ``N`` times as fast as one. On
 Dask, a sweep also quiets the cluster while it runs (profiler off, slow event-loop ticks;
 see :data:`DASK_TICK_MS`) and puts it back when it ends.
 
@@ -59,9 +60,6 @@ _SINGLE_THREAD_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "NUMBA_NUM_THREADS": "1",
-    # rpucircuit.model.tile's background update thread (its UPDATE_THREAD_ENV): pool workers
-    # already fill every core, so a second thread per worker only competes with them.
-    "RPUCIRCUIT_UPDATE_THREAD": "0",
 }
 
 
@@ -184,8 +182,8 @@ def _timed_call(fn: JobFn, config: Any) -> tuple[dict[str, Any], float]:
 
 def _timed_call_single_threaded(fn: JobFn, config: Any) -> tuple[dict[str, Any], float]:
     """:func:`_timed_call` in a Dask worker, under the environment the pool gives its
-    processes. Only what is read at run time takes effect here (the array's update thread);
-    the BLAS/OpenMP thread counts are set by Dask's nanny when it starts a worker."""
+    processes. Only what is read at run time takes effect here (by processes the job
+    starts); the BLAS/OpenMP thread counts are set by Dask's nanny when it starts a worker."""
     with _single_threaded_children():
         return _timed_call(fn, config)
 

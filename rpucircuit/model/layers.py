@@ -124,13 +124,16 @@ class AnalogLinear(Layer):
         config: RPUConfig,
         *,
         rng: np.random.Generator,
+        update_thread: bool = True,
     ) -> None:
         _check_layer_int("in_size", in_size, 1)
         _check_layer_int("out_size", out_size, 1)
         self.in_size = in_size
         self.out_size = out_size
         w0 = _uniform_init(rng, out_size, in_size, in_size + 1)
-        self._tile = AnalogTile(out_size, in_size + 1, config, rng=rng.spawn(1)[0])
+        self._tile = AnalogTile(
+            out_size, in_size + 1, config, rng=rng.spawn(1)[0], update_thread=update_thread
+        )
         self._tile.set_weights(w0)
         self._x = np.zeros(in_size + 1)
         self._x[in_size] = 1.0
@@ -163,6 +166,19 @@ class AnalogLinear(Layer):
 
     def update(self, lr: float) -> None:
         self._tile.update(self._x, self._d, lr)
+
+    def load_input(self, x: FloatArray) -> None:
+        """Write one sample into the input buffer (bias entry unchanged), as :meth:`forward`
+        does, for a caller that runs the compiled network step itself."""
+        self._x_in[...] = np.reshape(x, self.in_size)
+
+    def dense_layer(self, act: int) -> kernels.DenseLayer:
+        """This layer as :func:`~rpucircuit.model.kernels.dense_train_step` takes it: the
+        tile's live kernel arrays with this layer's input and gradient buffers (shared, so
+        the fused step and this layer see the same values); ``act``: the activation code
+        after it. Finishes the tile's deferred update; rebuild it after
+        :meth:`~rpucircuit.model.tile.AnalogTile.set_read_order`."""
+        return kernels.dense_layer(self._tile.kernel_arrays(), act=act, x=self._x, d=self._d)
 
 
 # --------------------------------------------------------------------------- conv
@@ -251,6 +267,7 @@ class AnalogConv2d(Layer):
         *,
         rng: np.random.Generator,
         stride: int = 1,
+        update_thread: bool = True,
     ) -> None:
         if len(in_shape) != 3:
             raise ConfigError(f"in_shape = {in_shape!r}: must be (height, width, channels)")
@@ -276,7 +293,13 @@ class AnalogConv2d(Layer):
         self.n_pixels = self.out_shape[0] * self.out_shape[1]
         self.n_inputs = kernel_size * kernel_size * c
         w0 = _uniform_init(rng, out_channels, self.n_inputs, self.n_inputs + 1)
-        self._tile = AnalogTile(out_channels, self.n_inputs + 1, config, rng=rng.spawn(1)[0])
+        self._tile = AnalogTile(
+            out_channels,
+            self.n_inputs + 1,
+            config,
+            rng=rng.spawn(1)[0],
+            update_thread=update_thread,
+        )
         self._tile.set_weights(w0)
         # two sets of patch and gradient buffers, used in turn by successive forward
         # passes: a deferred update (AnalogTile.update with copy=False) keeps reading one
@@ -547,3 +570,9 @@ class SoftmaxCrossEntropy:
         g[...] = self._p
         g[label] -= 1.0
         return g
+
+    def buffers(self) -> tuple[FloatArray, FloatArray]:
+        """The live probability and gradient buffers ``(p, g)`` that :meth:`forward` and
+        :meth:`backward` fill and return, for a caller that runs the compiled network step
+        itself (it fills them the same way)."""
+        return self._p, self._g

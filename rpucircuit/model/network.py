@@ -145,8 +145,9 @@ class Network:
         self.__dict__.update(state)
 
     def _fused_args(self) -> tuple[Any, ...]:
-        """Arguments of :func:`kernels.dense_train_step` after (label, lr), cached; every
-        tile's deferred update is finished first."""
+        """Arguments of :func:`kernels.dense_train_step` after (label, lr): the layers'
+        :class:`~rpucircuit.model.kernels.DenseLayer` tuple and the softmax buffers, cached
+        while every tile keeps its read copy; every tile's deferred update is finished."""
         assert self._dense is not None
         linears, codes = self._dense
         tiles = [layer.tile for layer in linears]
@@ -157,29 +158,10 @@ class Network:
             a is t.read_copy for a, t in zip(cached[-1], tiles, strict=True)
         ):
             return cached[:-1]
-        ka = [t.kernel_arrays() for t in tiles]
-        col = tuple(not k.wread.flags.c_contiguous for k in ka)
-        args = (
-            np.array(codes, dtype=np.int64),
-            np.array(col, dtype=np.bool_),
-            np.stack([k.upd for k in ka]),
-            tuple(layer._x for layer in linears),
-            tuple(np.zeros(layer.out_size) for layer in linears),
-            tuple(layer._d for layer in linears),
-            tuple(np.zeros(layer.in_size + 1) for layer in linears),
-            self.loss._p,
-            self.loss._g,
-            tuple(k.wread.T if c else k.wread for k, c in zip(ka, col, strict=True)),
-            tuple(k.w for k in ka),
-            tuple(k.par for k in ka),
-            tuple(k.dp for k in ka),
-            tuple(k.att for k in ka),
-            tuple(k.state for k in ka),
-            tuple(k.fwd_io for k in ka),
-            tuple(k.bwd_io for k in ka),
-        )
-        self._fused = (*args, tuple(k.wread for k in ka))
-        return args
+        layers = tuple(lin.dense_layer(code) for lin, code in zip(linears, codes, strict=True))
+        p, g = self.loss.buffers()
+        self._fused = (layers, p, g, tuple(t.read_copy for t in tiles))
+        return (layers, p, g)
 
     def train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """One SGD step on one sample; returns the cross-entropy loss before the step."""
@@ -188,8 +170,7 @@ class Network:
         if self._dense is not None and self.fused:
             check_lr(lr)
             args = self._fused_args()
-            first = self._dense[0][0]
-            first._x_in[...] = np.reshape(x, first.in_size)
+            self._dense[0][0].load_input(x)
             loss = kernels.dense_train_step(int(label), float(lr), *args)
             if math.isnan(loss):
                 raise TileShapeError("forward x: contains NaN or infinite values")
@@ -285,11 +266,13 @@ def fully_connected(
     *,
     rng: np.random.Generator,
     hidden: str = "sigmoid",
+    update_thread: bool = True,
 ) -> Network:
     """Fully connected network ``sizes[0] → … → sizes[-1]`` with softmax output.
 
     Hidden layers use ``hidden`` ("sigmoid" as paper A, or "tanh"); the last layer feeds
-    the softmax directly.
+    the softmax directly. ``update_thread``: whether the tiles may hand updates to the
+    background update thread (:class:`~rpucircuit.model.tile.AnalogTile`).
     """
     sizes = tuple(sizes)
     if len(sizes) < 2:
@@ -299,32 +282,41 @@ def fully_connected(
     configs = _per_layer(rpu_configs, len(sizes) - 1)
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        layers.append(AnalogLinear(n_in, n_out, configs[i], rng=rng))
+        layers.append(AnalogLinear(n_in, n_out, configs[i], rng=rng, update_thread=update_thread))
         if i < len(sizes) - 2:
             layers.append(Sigmoid() if hidden == "sigmoid" else Tanh())
     return Network(layers, n_classes=sizes[-1], input_size=sizes[0])
 
 
 def fc_784_256_128_10(
-    rpu_configs: RPUConfig | Sequence[RPUConfig], *, rng: np.random.Generator
+    rpu_configs: RPUConfig | Sequence[RPUConfig],
+    *,
+    rng: np.random.Generator,
+    update_thread: bool = True,
 ) -> Network:
     """Paper A's network (Gokmen & Vlasov 2016): 784-256-128-10, sigmoid, softmax output."""
-    return fully_connected((784, 256, 128, 10), rpu_configs, rng=rng, hidden="sigmoid")
+    return fully_connected(
+        (784, 256, 128, 10), rpu_configs, rng=rng, hidden="sigmoid", update_thread=update_thread
+    )
 
 
 def cnn_gokmen_2017(
-    rpu_configs: RPUConfig | Sequence[RPUConfig], *, rng: np.random.Generator
+    rpu_configs: RPUConfig | Sequence[RPUConfig],
+    *,
+    rng: np.random.Generator,
+    update_thread: bool = True,
 ) -> Network:
     """Paper B's CNN (Gokmen, Onen & Haensch 2017) for 28×28 single-channel images.
 
     conv 16 kernels 5×5 → tanh → maxpool 2 → conv 32 kernels 5×5×16 → tanh → maxpool 2 →
     flatten (512) → FC 128 tanh → FC 10 → softmax. ``rpu_configs``: one config or four
-    (conv1, conv2, fc1, fc2).
+    (conv1, conv2, fc1, fc2). ``update_thread`` as for :func:`fully_connected`.
     """
     c1, c2, f1, f2 = _per_layer(rpu_configs, 4)
-    conv1 = AnalogConv2d((28, 28, 1), 16, 5, c1, rng=rng)
+    ut = update_thread
+    conv1 = AnalogConv2d((28, 28, 1), 16, 5, c1, rng=rng, update_thread=ut)
     pool1 = MaxPool2d(conv1.out_shape, 2)
-    conv2 = AnalogConv2d(pool1.out_shape, 32, 5, c2, rng=rng)
+    conv2 = AnalogConv2d(pool1.out_shape, 32, 5, c2, rng=rng, update_thread=ut)
     pool2 = MaxPool2d(conv2.out_shape, 2)
     n_flat = int(np.prod(pool2.out_shape))
     layers: list[Layer] = [
@@ -335,8 +327,8 @@ def cnn_gokmen_2017(
         Tanh(),
         pool2,
         Flatten(),
-        AnalogLinear(n_flat, 128, f1, rng=rng),
+        AnalogLinear(n_flat, 128, f1, rng=rng, update_thread=ut),
         Tanh(),
-        AnalogLinear(128, 10, f2, rng=rng),
+        AnalogLinear(128, 10, f2, rng=rng, update_thread=ut),
     ]
     return Network(layers, n_classes=10, input_size=28 * 28)

@@ -12,6 +12,7 @@ Shapes: a weight matrix is (out_size, in_size); ``forward`` takes (in,) or (n, i
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import math
 import os
@@ -19,41 +20,39 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from rpucircuit.config.rpu import IOConfig, RPUConfig
+from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError, TileShapeError
 from rpucircuit.model import kernels
+from rpucircuit.model.kernels import KernelArrays, pack_device, pack_io, pack_update
+
+__all__ = [
+    "ASYNC_MIN_US",
+    "STATE_VERSION",
+    "AnalogTile",
+    "KernelArrays",
+    "check_lr",
+    "io_vector",
+    "read_dtype",
+    "usable_cpus",
+]
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 
 STATE_VERSION = 1
 """Layout version of :meth:`AnalogTile.get_state` dictionaries."""
 
-_PAR_NAMES = {
-    "dw_up": kernels.PAR_UP,
-    "dw_down": kernels.PAR_DOWN,
-    "w_max": kernels.PAR_WMAX,
-    "w_min": kernels.PAR_WMIN,
-}
+_PAR_NAMES = {name: idx for idx, name in enumerate(kernels.PAR_FIELDS)}
+"""State key of each per-device parameter -> its index in the kernels' ``par`` array."""
 _STATE_ARRAYS = ("weights", "dw_up", "dw_down", "w_max", "w_min", "attenuation")
 
 
-def io_vector(io: IOConfig) -> FloatArray:
-    """The float64 parameter vector the read kernels take (layout ``kernels.IO_*``)."""
-    v = np.zeros(kernels.IO_LEN)
-    v[kernels.IO_PERFECT] = float(io.is_perfect)
-    v[kernels.IO_INP_BOUND] = io.inp_bound
-    v[kernels.IO_INP_STEP] = io.inp_res * 2.0 * io.inp_bound
-    v[kernels.IO_NOISE] = io.out_noise
-    v[kernels.IO_OUT_BOUND] = io.out_bound
-    v[kernels.IO_OUT_STEP] = io.out_res * 2.0 * io.out_bound
-    v[kernels.IO_NM] = float(io.noise_management)
-    v[kernels.IO_BM] = float(io.bound_management)
-    v[kernels.IO_BM_MAX] = io.bm_max_factor
-    return v
+io_vector = pack_io
+"""The read parameter vector of an :class:`~rpucircuit.config.rpu.IOConfig`
+(:func:`rpucircuit.model.kernels.layout.pack_io`, kept under its former name)."""
 
 
 def read_dtype(config: RPUConfig) -> type[np.floating[Any]]:
@@ -67,9 +66,6 @@ def read_dtype(config: RPUConfig) -> type[np.floating[Any]]:
     return np.float32 if all(noisy) else np.float64
 
 
-UPDATE_THREAD_ENV = "RPUCIRCUIT_UPDATE_THREAD"
-"""Environment variable: ``0`` runs every update in the calling thread (no update thread)."""
-
 ASYNC_MIN_US = 50.0
 """A tile hands its updates to the update thread only while its own updates take at least
 this long (µs, running mean of the kernel's CPU time): a hand-over costs ≈ 10 µs of the
@@ -80,19 +76,19 @@ the conv layers, 1,310–1,470 → 1,470–1,580 samples/s against the former 10
 FC network runs its whole step in one compiled call and never hands over."""
 
 
-def update_thread_enabled() -> bool:
-    """Whether updates may run on the background update thread (see :class:`AnalogTile`).
+@functools.cache
+def usable_cpus() -> int:
+    """Number of CPUs this process may run on, found on first use (not at import).
 
-    On when the machine has at least two CPUs the process may use and the environment
-    variable :data:`UPDATE_THREAD_ENV` is not ``0``; read at each update, so it can be
-    switched per process (e.g. off in sweep workers that already fill every core).
+    The scheduler affinity mask where the platform has one (Linux); elsewhere (macOS,
+    Windows) ``os.process_cpu_count`` (Python 3.13+, which honours the affinity where it
+    can) or ``os.cpu_count``; at least 1. A tile's update thread only runs with >= 2.
     """
-    if os.environ.get(UPDATE_THREAD_ENV, "1").strip() == "0":
-        return False
-    return _CPUS >= 2
-
-
-_CPUS = len(os.sched_getaffinity(0))
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        return max(1, len(affinity(0)))
+    count = getattr(os, "process_cpu_count", os.cpu_count)()
+    return max(1, int(count or 1))
 
 
 def check_lr(lr: object) -> None:
@@ -103,20 +99,9 @@ def check_lr(lr: object) -> None:
         raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
 
 
-class KernelArrays(NamedTuple):
-    """A tile's arrays as the compiled kernels take them (live references, not copies)."""
-
-    wread: np.ndarray[Any, Any]
-    """Read copy of the weights (out, in), float32 or float64, C or F order."""
-    w: FloatArray
-    par: FloatArray
-    dp: FloatArray
-    att: FloatArray
-    state: np.ndarray[Any, np.dtype[np.uint64]]
-    fwd_io: FloatArray
-    bwd_io: FloatArray
-    upd: FloatArray
-    """Update parameters, layout ``kernels.UPD_*``."""
+def _perf_us() -> float:
+    """``time.perf_counter`` in µs."""
+    return time.perf_counter() * 1e6
 
 
 class _UpdateJob:
@@ -174,9 +159,20 @@ class _UpdateThread:
         self._lock = threading.Lock()
         self._outstanding: collections.deque[_UpdateJob] = collections.deque()
         self.running = False  # the thread is inside a job right now
+        self.clock_us: Callable[[], float] = _perf_us
+        """Clock of the backlog estimate (µs); tests put a manual clock here."""
+        self.submitted = 0
+        """Jobs handed to the thread so far (whoever ended up running them)."""
+        self.ran = 0
+        """Jobs the thread itself ran so far."""
+        self.reset_tuning()
+
+    def reset_tuning(self) -> None:
+        """Forget what earlier hand-overs saved (:meth:`note_finished`) and the expected
+        backlog, as in a fresh process: the hand-over decisions start from scratch."""
         self.gain = 1.0  # running mean of the fraction of a job's time saved by handing over
         self._probe = 0
-        self._busy_until = 0.0  # when the submitted jobs should be done (perf_counter, µs)
+        self._busy_until = 0.0  # when the submitted jobs should be done (clock_us)
 
     def note_finished(self, ran_here: bool, job_us: float, wait_us: float) -> None:
         """Record what a hand-over saved the caller: a job that took ``job_us`` of CPU
@@ -204,12 +200,12 @@ class _UpdateThread:
         finish it anyway before it next uses the tile, and handing it over would only add
         the hand-over's cost (e.g. the paper-B CNN: conv1's update, issued while conv2's
         runs on the thread, is run in place)."""
-        backlog = self._busy_until - time.perf_counter() * 1e6
+        backlog = self._busy_until - self.clock_us()
         return backlog < 0.5 * cost_us and self.worthwhile()
 
     def submit(self, job: _UpdateJob, cost_us: float = 0.0) -> None:
         """Queue ``job`` (expected CPU time ``cost_us``) for the thread."""
-        now = time.perf_counter() * 1e6
+        now = self.clock_us()
         self._busy_until = max(now, self._busy_until) + cost_us
         with self._lock:
             if self._pid != os.getpid():
@@ -223,13 +219,15 @@ class _UpdateThread:
             while self._outstanding and self._outstanding[0].done:
                 self._outstanding.popleft()
             self._outstanding.append(job)
+            self.submitted += 1
             self._queue.put(job)
 
     def _loop(self, jobs: queue.SimpleQueue[_UpdateJob]) -> None:
         while True:
             job = jobs.get()
             self.running = True
-            job.try_run()
+            if job.try_run():
+                self.ran += 1
             self.running = False
 
     def drain(self) -> None:
@@ -253,17 +251,26 @@ class AnalogTile:
     tile keeps a child generator so it never touches the caller's afterwards. Initial
     weights are zero; use :meth:`set_weights` to program them.
 
-    Background update: once this tile's updates take :data:`ASYNC_MIN_US` or longer, an
+    Background update (``update_thread`` True, the default, and at least two usable CPUs,
+    :func:`usable_cpus`): once this tile's updates take :data:`ASYNC_MIN_US` or longer, an
     :meth:`update` is validated, its inputs copied, and its kernel handed to the process's
-    update thread (when :func:`update_thread_enabled`); the call returns at once and every
-    later use of this tile (read, update, weights, state) first finishes it. Each tile's operations
-    therefore run in the order they were called, on its own generator state, so the
-    results are bit-identical to running every update in place; only other tiles' work
-    (e.g. the backward read of the layer below) overlaps with it.
+    update thread; the call returns at once and every later use of this tile (read,
+    update, weights, state) first finishes it. Each tile's operations therefore run in the
+    order they were called, on its own generator state, so the results are bit-identical
+    to running every update in place; only other tiles' work (e.g. the backward read of
+    the layer below) overlaps with it. Pass ``update_thread=False`` where the process
+    already has a core's worth of work per CPU (e.g. one sweep job per core); the
+    attribute of the same name may be changed at any time.
     """
 
     def __init__(
-        self, out_size: int, in_size: int, config: RPUConfig, *, rng: np.random.Generator
+        self,
+        out_size: int,
+        in_size: int,
+        config: RPUConfig,
+        *,
+        rng: np.random.Generator,
+        update_thread: bool = True,
     ) -> None:
         for name, value in (("out_size", out_size), ("in_size", in_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -272,12 +279,16 @@ class AnalogTile:
             raise ConfigError(f"config = {config!r}: must be an RPUConfig")
         if not isinstance(rng, np.random.Generator):
             raise ConfigError(f"rng = {rng!r}: must be a numpy.random.Generator")
+        if not isinstance(update_thread, bool):
+            raise ConfigError(f"update_thread = {update_thread!r}: must be True or False")
         self.out_size = out_size
         self.in_size = in_size
         self.config = config
+        self.update_thread = update_thread
+        """Whether updates may be handed to the background update thread."""
         self._rng = np.random.default_rng(rng.integers(0, 2**63, size=4))
-        self._fwd_io = io_vector(config.forward)
-        self._bwd_io = io_vector(config.backward)
+        self._fwd_io = pack_io(config.forward)
+        self._bwd_io = pack_io(config.backward)
         dev = config.device
         n_dev = dev.n_devices
         shape = (n_dev, out_size, in_size)
@@ -299,12 +310,8 @@ class AnalogTile:
         self._w = np.zeros(shape)
         self._att = np.ones((out_size, in_size))
         self._wread = np.zeros((out_size, in_size), dtype=read_dtype(config))
-        self._dp = np.zeros(kernels.DP_LEN)
-        self._dp[kernels.DP_CTOC] = dev.dw_min_ctoc
-        self._dp[kernels.DP_K] = dev.k_half_select
-        self._dp[kernels.DP_SOFT] = float(dev.soft_bounds)
-        self._dp[kernels.DP_BOUNDED] = float(dev.bounded)
-        self._dp[kernels.DP_USE_ATT] = 0.0
+        self._dp = pack_device(dev, use_attenuation=False)
+        self._upd = pack_update(config)
         self._s = kernels.seed_state(self._rng)
         self._pending: _UpdateJob | None = None
         self._update_us = 0.0  # running mean of the update kernel's CPU time (µs)
@@ -327,6 +334,8 @@ class AnalogTile:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("update_thread", True)  # pickled before the attribute
+        self.__dict__.setdefault("_upd", pack_update(self.config))
         self._pending = None
 
     # ----------------------------------------------------------------- helpers
@@ -386,8 +395,9 @@ class AnalogTile:
         check_lr(lr)
         self._sync()
         if (
-            self._update_us >= ASYNC_MIN_US
-            and update_thread_enabled()
+            self.update_thread
+            and self._update_us >= ASYNC_MIN_US
+            and usable_cpus() >= 2
             and _UPDATE_THREAD.takes(self._update_us)
         ):
             if not (kernels.all_finite(xb) and kernels.all_finite(db)):
@@ -431,17 +441,21 @@ class AnalogTile:
 
     def kernel_arrays(self) -> KernelArrays:
         """The live arrays the kernels work on, for a caller that runs the kernels itself
-        (:func:`rpucircuit.model.kernels.dense_train_step`). Call :meth:`finish_update` first;
-        the arrays change in place, and :meth:`set_read_order` replaces ``wread``."""
-        upd = np.zeros(kernels.UPD_LEN)
-        upd[kernels.UPD_BL] = self.config.update.bl
-        upd[kernels.UPD_UM] = float(self.config.update.update_management)
-        upd[kernels.UPD_DW_MIN] = self.config.device.dw_min
-        upd[kernels.UPD_EXACT] = float(self.config.update.pulse_type == "exact")
+        (:func:`rpucircuit.model.kernels.dense_layer` and
+        :func:`~rpucircuit.model.kernels.dense_train_step`). Finishes a deferred update
+        first; the arrays change in place, and :meth:`set_read_order` replaces ``wread``."""
+        self._sync()
         return KernelArrays(
-            self._wread, self._w, self._par, self._dp, self._att, self._s,
-            self._fwd_io, self._bwd_io, upd,
-        )  # fmt: skip
+            wread=self._wread,
+            w=self._w,
+            par=self._par,
+            dp=self._dp,
+            att=self._att,
+            state=self._s,
+            fwd_io=self._fwd_io,
+            bwd_io=self._bwd_io,
+            upd=self._upd,
+        )
 
     # ----------------------------------------------------------------- weights
 
@@ -514,7 +528,8 @@ class AnalogTile:
         if not np.all(np.isfinite(a)) or np.any(a < 0):
             raise TileShapeError("set_attenuation: values must be finite and >= 0")
         self._att[...] = a
-        self._dp[kernels.DP_USE_ATT] = 0.0 if np.all(a == 1.0) else 1.0
+        # in place: callers of kernel_arrays hold this array
+        self._dp[...] = pack_device(self.config.device, use_attenuation=not np.all(a == 1.0))
         self._refresh_read()
 
     def get_attenuation(self) -> FloatArray:

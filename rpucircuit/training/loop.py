@@ -149,9 +149,14 @@ def load_array_model(cfg: TrainingConfig) -> LoadedModel | None:
 
 
 def build_network(
-    cfg: TrainingConfig, *, rng: np.random.Generator, model: LoadedModel | None = None
+    cfg: TrainingConfig,
+    *,
+    rng: np.random.Generator,
+    model: LoadedModel | None = None,
+    update_thread: bool = True,
 ) -> Network:
-    """The config's network with each analog layer's array model.
+    """The config's network with each analog layer's array model; ``update_thread``: whether
+    its tiles may use the background update thread (:class:`rpucircuit.model.tile.AnalogTile`).
 
     With ``model.file``: every tile is built from the file's RPUConfig with the settings on
     top, and gets the file's IR-drop attenuation map for its shape (``model``: the file as
@@ -161,9 +166,9 @@ def build_network(
         model = load_array_model(cfg)
     configs = cfg.rpu_configs(model.model.rpu if model is not None else None)
     if cfg.network == "fc":
-        network = fc_784_256_128_10(configs, rng=rng)
+        network = fc_784_256_128_10(configs, rng=rng, update_thread=update_thread)
     else:
-        network = cnn_gokmen_2017(configs, rng=rng)
+        network = cnn_gokmen_2017(configs, rng=rng, update_thread=update_thread)
     if model is not None and model.model.ir_drop is not None:
         for tile in network.tiles:
             try:
@@ -317,6 +322,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     overwrite: bool = False,
+    update_thread: bool = True,
 ) -> TrainResult:
     """Run (or, with ``resume``, continue) the training described by ``cfg``.
 
@@ -325,6 +331,7 @@ def train(
     after that many epochs in total, as if the run were killed right after its checkpoint
     (for tests and for splitting a long run). A fresh run refuses a folder that already
     holds a checkpoint unless ``overwrite`` (so a long run is never lost by mistake).
+    ``update_thread``: let the tiles use the background update thread (same results).
     """
     out = Path(out_dir) if out_dir is not None else None
     ckpt = out / "checkpoint.h5" if out is not None else None
@@ -347,7 +354,7 @@ def train(
     net_rng, order_rng = _generators(cfg.seed)
     model = load_array_model(cfg)  # a bad model file is refused before the data loads
     model_file = model.record() if model is not None else {}
-    network = build_network(cfg, rng=net_rng, model=model)
+    network = build_network(cfg, rng=net_rng, model=model, update_thread=update_thread)
     x_train, y_train, x_test32, y_test = _load_data(cfg, data)
     x_test = x_test32.astype(np.float64)  # once, not every epoch (at most 63 MB)
     history = _empty_history()
@@ -420,5 +427,7 @@ def _progress_bar(cfg: TrainingConfig, done: int, last: int, enabled: bool) -> A
 
 
 def run_job(cfg: TrainingConfig) -> dict[str, Any]:
-    """Sweep job function: train ``cfg`` without writing files; return its summary."""
-    return train(cfg, None, progress=False).summary()
+    """Sweep job function: train ``cfg`` without writing files; return its summary. Runs
+    without the update thread: a sweep runs one job per core, so a second thread per job
+    would only compete with the other jobs."""
+    return train(cfg, None, progress=False, update_thread=False).summary()

@@ -1,33 +1,53 @@
 """AnalogTile background updates: bit-identical to in-place updates, safe with reused buffers,
-errors raised to the caller, pickling and fork draining."""
+errors raised to the caller, pickling and fork draining, switched by an explicit argument.
+
+The update thread is one per process and keeps a tuning state (what hand-overs saved, the
+expected backlog); the autouse fixture resets it around every test, so no test depends on
+what an earlier one did to it.
+"""
 
 from __future__ import annotations
 
 import pickle
-import time
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from rpucircuit.config import rpu
+from rpucircuit.errors import ConfigError
 from rpucircuit.model import tile as array
+from rpucircuit.model.layers import AnalogConv2d
 from rpucircuit.model.network import cnn_gokmen_2017
 from rpucircuit.model.tile import AnalogTile, TileShapeError
+
+WAIT_S = 30.0
+"""Longest wait for an event the update thread must set (a hung test fails, not hangs)."""
+
+
+@pytest.fixture(autouse=True)
+def fresh_tuning() -> Iterator[None]:
+    """The process's update thread as in a fresh process, before and after each test."""
+    array._UPDATE_THREAD.drain()
+    array._UPDATE_THREAD.reset_tuning()
+    yield
+    array._UPDATE_THREAD.drain()
+    array._UPDATE_THREAD.reset_tuning()
 
 
 @pytest.fixture
 def threaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Background updates on for every size, even on a one-CPU machine."""
-    monkeypatch.setenv(array.UPDATE_THREAD_ENV, "1")
-    monkeypatch.setattr(array, "_CPUS", 2)
+    """Background updates for every size, even on a one-CPU machine."""
+    monkeypatch.setattr(array, "usable_cpus", lambda: 2)
     monkeypatch.setattr(array, "ASYNC_MIN_US", 0.0)
-    monkeypatch.setattr(array._UPDATE_THREAD, "gain", 1.0)
 
 
-def _pair(seed: int) -> tuple[AnalogTile, AnalogTile]:
+def _pair(seed: int, *, update_thread: bool = True) -> tuple[AnalogTile, AnalogTile]:
     rng = np.random.default_rng(seed)
     cfg = rpu.gokmen_vlasov_2016()
-    a, b = AnalogTile(16, 26, cfg, rng=rng), AnalogTile(32, 16, cfg, rng=rng)
+    a = AnalogTile(16, 26, cfg, rng=rng, update_thread=update_thread)
+    b = AnalogTile(32, 16, cfg, rng=rng, update_thread=update_thread)
     a.set_weights(rng.uniform(-0.3, 0.3, (16, 26)))
     b.set_weights(rng.uniform(-0.3, 0.3, (32, 16)))
     return a, b
@@ -50,16 +70,17 @@ def _workload(a: AnalogTile, b: AnalogTile, steps: int) -> list[np.ndarray]:
     return out
 
 
-def test_background_updates_are_bit_identical(
-    threaded: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_background_updates_are_bit_identical(threaded: None) -> None:
+    before = array._UPDATE_THREAD.submitted
     a1, b1 = _pair(3)
     r1 = _workload(a1, b1, 15)
     s1 = (a1.get_state(), b1.get_state())
-    monkeypatch.setenv(array.UPDATE_THREAD_ENV, "0")
-    a2, b2 = _pair(3)
+    handed = array._UPDATE_THREAD.submitted - before
+    assert handed >= 2  # at least the first update of each tile went to the thread
+    a2, b2 = _pair(3, update_thread=False)
     r2 = _workload(a2, b2, 15)
     s2 = (a2.get_state(), b2.get_state())
+    assert array._UPDATE_THREAD.submitted - before == handed  # none without the thread
     for u, v in zip(r1, r2, strict=True):
         np.testing.assert_array_equal(u, v)  # exact: same kernels, same order per tile
     for st1, st2 in zip(s1, s2, strict=True):
@@ -67,32 +88,59 @@ def test_background_updates_are_bit_identical(
             np.testing.assert_array_equal(st1[key], st2[key])
 
 
-def test_update_is_deferred_when_enabled(threaded: None) -> None:
+def test_update_is_handed_to_the_thread_when_enabled(threaded: None) -> None:
+    """The hand-over happens (the thread's counters move) and the thread runs the job
+    while the caller goes on; a later use of the tile then only waits for it."""
+    worker = array._UPDATE_THREAD
+    submitted, ran = worker.submitted, worker.ran
     a, _ = _pair(4)
     a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
-    assert a._pending is not None  # handed to the update thread
-    w = a.get_weights()  # finishes it
+    job = a._pending
+    assert job is not None
+    assert worker.submitted == submitted + 1
+    assert job._done.wait(WAIT_S)  # the thread ran it: nobody else touched the tile
+    assert worker.ran == ran + 1
+    w = a.get_weights()  # finishes it (here: only collects it)
     assert a._pending is None
     assert np.any(w != 0.0)
 
 
 def test_small_updates_stay_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(array.UPDATE_THREAD_ENV, "1")
-    monkeypatch.setattr(array, "_CPUS", 2)
+    monkeypatch.setattr(array, "usable_cpus", lambda: 2)
     monkeypatch.setattr(array, "ASYNC_MIN_US", 1e9)  # no update is that slow
+    submitted = array._UPDATE_THREAD.submitted
     a, _ = _pair(4)
     for _ in range(3):
         a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
         assert a._pending is None
     assert 0.0 < a._update_us < 1e9  # measured
+    assert array._UPDATE_THREAD.submitted == submitted
 
 
-def test_disabled_by_environment(threaded: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(array.UPDATE_THREAD_ENV, "0")
-    assert not array.update_thread_enabled()
+def test_disabled_by_argument(threaded: None) -> None:
+    """``update_thread=False`` (e.g. one sweep job per core) keeps every update in place;
+    the attribute switches an existing tile."""
+    worker = array._UPDATE_THREAD
+    submitted = worker.submitted
+    a, _ = _pair(4, update_thread=False)
+    a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
+    assert a._pending is None and worker.submitted == submitted
+    a.update_thread = True
+    a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
+    assert a._pending is not None and worker.submitted == submitted + 1
+
+
+def test_one_cpu_keeps_updates_in_place(threaded: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(array, "usable_cpus", lambda: 1)
+    submitted = array._UPDATE_THREAD.submitted
     a, _ = _pair(4)
     a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
-    assert a._pending is None
+    assert a._pending is None and array._UPDATE_THREAD.submitted == submitted
+
+
+def test_update_thread_argument_is_checked() -> None:
+    with pytest.raises(ConfigError, match=r"update_thread = 1: must be True or False"):
+        AnalogTile(2, 2, rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(0), update_thread=1)  # type: ignore[arg-type]
 
 
 def test_nan_is_refused_before_deferring(threaded: None) -> None:
@@ -122,8 +170,10 @@ def test_job_error_reaches_the_waiting_caller() -> None:
 def test_pickle_finishes_the_pending_update(threaded: None) -> None:
     a, _ = _pair(6)
     a.update(np.ones((3, 26)), np.full((3, 16), 0.1), 0.01)
+    assert a._pending is not None
     copy = pickle.loads(pickle.dumps(a))
-    assert copy._pending is None
+    assert copy._pending is None and a._pending is None
+    assert copy.update_thread
     np.testing.assert_array_equal(copy.get_weights(), a.get_weights())
 
 
@@ -132,28 +182,32 @@ def test_drain_finishes_outstanding_jobs(threaded: None) -> None:
     for t in tiles:
         t.update(np.ones((50, 26)), np.full((50, 16), 0.1), 0.01)
     jobs = [t._pending for t in tiles]
+    assert all(j is not None for j in jobs)
     array._UPDATE_THREAD.drain()  # what a fork runs first
     assert all(j is not None and j.done for j in jobs)
 
 
-@pytest.mark.parametrize("enabled", ["0", "1"])
-def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabled: str) -> None:
+@pytest.mark.parametrize("enabled", [False, True])
+def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> None:
     """The paper-B CNN trained a few steps with and without the update thread (every
     update handed over): identical network state; checks the layers' order of use."""
 
-    def run(env: str) -> dict[str, dict[str, np.ndarray]]:
-        monkeypatch.setenv(array.UPDATE_THREAD_ENV, env)
-        net = cnn_gokmen_2017(rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(11))
+    def run(thread: bool) -> dict[str, dict[str, np.ndarray]]:
+        net = cnn_gokmen_2017(
+            rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(11), update_thread=thread
+        )
         rng = np.random.default_rng(12)
         for _ in range(3):
             img = rng.uniform(0, 1, 784) * (rng.random(784) < 0.2)
             net.train_step(img, int(rng.integers(10)), 0.01)
         return net.get_state()  # type: ignore[return-value]
 
-    monkeypatch.setattr(array, "_CPUS", 2)
+    monkeypatch.setattr(array, "usable_cpus", lambda: 2)
     monkeypatch.setattr(array, "ASYNC_MIN_US", 0.0)
-    ref = run("0")
+    ref = run(False)
+    submitted = array._UPDATE_THREAD.submitted
     got = run(enabled)
+    assert (array._UPDATE_THREAD.submitted > submitted) == enabled  # handed over iff on
     assert set(got) == set(ref) and len(ref) == 4
     for name, tr in ref.items():
         for key in ("weights", "kernel_rng_words"):
@@ -181,49 +235,68 @@ def test_unprofitable_thread_backs_off_and_probes() -> None:
     worker.running = True
     worker.note_finished(True, 200.0, 0.0)  # taken while the thread was busy: saved 0
     assert worker.gain == pytest.approx(0.45, abs=1e-12)  # 0.5 + 0.1·(0 − 0.5), exact
+    worker.reset_tuning()
+    assert worker.gain == 1.0 and worker.worthwhile()
 
 
 def test_a_job_behind_a_long_backlog_is_run_by_its_caller() -> None:
     """``takes``: a job goes to the thread only if the jobs before it (at their expected
     costs) leave less than half its own time to wait; otherwise its caller, which must
-    finish it before it next uses the tile, is better off running it at once."""
+    finish it before it next uses the tile, is better off running it at once. The backlog
+    is read from a manual clock, so no real time window is involved."""
     worker = array._UpdateThread()
+    now = [1_000.0]
+    worker.clock_us = lambda: now[0]
     assert worker.takes(100.0)  # idle thread
-    gate = array._UpdateJob(lambda: None)
-    gate._claim.acquire()  # never runs on the thread: stands for a long job in progress
-    worker.submit(gate, 10_000.0)  # expected to keep the thread busy for 10 ms
+    started, release = threading.Event(), threading.Event()
+
+    def long_job() -> None:
+        started.set()
+        release.wait(WAIT_S)
+
+    worker.submit(array._UpdateJob(long_job), 10_000.0)  # expected to take 10 ms
+    assert started.wait(WAIT_S)
     assert not worker.takes(100.0)  # would wait ≈ 10 ms behind it
     assert worker.takes(50_000.0)  # a job 5x longer still gains by waiting 10 ms
-    gate._done.set()
+    now[0] += 9_960.0  # 40 µs of the expected backlog left: below half of 100 µs
+    assert worker.takes(100.0)
+    release.set()
     worker.drain()
 
 
 def test_conv_backward_without_forward_waits_for_the_update(
-    threaded: None, monkeypatch: pytest.MonkeyPatch
+    threaded: None,
 ) -> None:
     """A conv layer hands its update over without copying its buffers: a second backward
     (or accept_grad) before any forward, which rewrites the errors the update reads,
     first finishes it, so the result equals the in-place order. The update thread is held
-    busy meanwhile, so the handed-over updates have certainly not run yet."""
-    import threading
+    busy meanwhile (it has started a job that waits for an event), so the handed-over
+    updates have certainly not run yet."""
 
-    from rpucircuit.model.layers import AnalogConv2d
-
-    def run(env: str) -> np.ndarray:
-        monkeypatch.setenv(array.UPDATE_THREAD_ENV, env)
+    def run(thread: bool) -> np.ndarray:
         rng = np.random.default_rng(5)
-        layer = AnalogConv2d((8, 8, 2), 4, 3, rpu.gokmen_vlasov_2016(), rng=rng)
+        layer = AnalogConv2d(
+            (8, 8, 2), 4, 3, rpu.gokmen_vlasov_2016(), rng=rng, update_thread=thread
+        )
         layer.forward(rng.uniform(0, 1, (8, 8, 2)))
         g1, g2 = rng.normal(0, 0.1, layer.out_shape), rng.normal(0, 0.1, layer.out_shape)
-        release = threading.Event()
-        if env == "1":  # occupy the thread: the updates below wait in its queue
-            array._UPDATE_THREAD.submit(array._UpdateJob(release.wait))
-            time.sleep(0.05)
+        started, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            started.set()
+            release.wait(WAIT_S)
+
+        if thread:  # occupy the thread: the updates below wait in its queue
+            array._UPDATE_THREAD.submit(array._UpdateJob(hold))
+            assert started.wait(WAIT_S)
         layer.backward(g1)
         layer.update(0.05)
-        if env == "1":
-            assert layer.tile._pending is not None and not layer.tile._pending.done
+        if thread:
+            pending = layer.tile._pending
+            assert pending is not None and not pending.done
         layer.backward(g2)  # overwrites the error buffer the pending update reads
+        if thread:
+            assert pending.done and layer.tile._pending is None  # finished by the caller
         layer.update(0.05)
         layer.accept_grad(g1)
         layer.update(0.05)
@@ -232,4 +305,4 @@ def test_conv_backward_without_forward_waits_for_the_update(
         array._UPDATE_THREAD.drain()
         return w
 
-    np.testing.assert_array_equal(run("1"), run("0"))
+    np.testing.assert_array_equal(run(True), run(False))

@@ -10,6 +10,7 @@ from scipy import stats
 
 from rpucircuit.config import rpu
 from rpucircuit.model import kernels
+from rpucircuit.model.kernels import batched, reads
 from rpucircuit.model.tile import io_vector
 
 
@@ -336,7 +337,7 @@ def _batch_case(
 def test_batched_update_matches_sequential_reference(
     rng: np.random.Generator, n_dev: int, n_out: int, n_in: int, sparse: bool, soft: bool
 ) -> None:
-    """n > 1 updates in one call (:func:`kernels._pulsed_update_batch`, a conv layer's
+    """n > 1 updates in one call (:func:`batched._pulsed_update_batch`, a conv layer's
     patches) against the pulse-by-pulse reference applied sample after sample: the same
     mean and spread of every device's change, and of how many sit at a bound."""
     par, w0, x, d = _batch_case(rng, n_dev, n_out, n_in, sparse)
@@ -390,9 +391,9 @@ def test_batched_update_takes_both_coincidence_paths(rng: np.random.Generator) -
         p_row = 1 - (1 - np.minimum(c / m[:, None] * np.abs(d), 1)) ** 10
         expected_pairs = p_col.sum(axis=1) * p_row.sum(axis=1)
         if few:
-            assert expected_pairs.max() <= kernels._DIRECT_PAIRS
+            assert expected_pairs.max() <= batched._DIRECT_PAIRS
         else:
-            assert expected_pairs.min() > 2 * kernels._DIRECT_PAIRS
+            assert expected_pairs.min() > 2 * batched._DIRECT_PAIRS
 
 
 def test_half_select_deterministic_formula() -> None:
@@ -502,7 +503,7 @@ def test_row_major_mvm_blocks_and_remainders(rng: np.random.Generator, dtype: ty
         w = rng.normal(0.0, 0.4, (r, 37)).astype(dtype)
         xq = rng.uniform(-1.0, 1.0, (n, 37)).astype(dtype)
         out = np.empty((n, r), dtype=dtype)
-        kernels._mvm(w, xq, out)
+        reads._mvm(w, xq, out)
         ref = xq.astype(np.float64) @ w.astype(np.float64).T
         # summation order only: 37 terms of size <= 0.4·1, float32 eps 6e-8 -> 1e-5
         tol = 1e-5 if dtype == np.float32 else 1e-13

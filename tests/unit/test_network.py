@@ -228,7 +228,7 @@ def test_network_errors(rng: np.random.Generator) -> None:
 
 
 def test_paper_cnn_is_identical_with_and_without_update_thread_and_resumes(
-    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+    rng: np.random.Generator,
 ) -> None:
     # conv1's update (576 patches × 16 × 26) is large enough for AnalogTile's background
     # update thread; the thread must change nothing: same losses, same device weights,
@@ -237,20 +237,20 @@ def test_paper_cnn_is_identical_with_and_without_update_thread_and_resumes(
     xs = rng.random((8, 28, 28))
     ys = rng.integers(0, 10, size=8)
 
-    def run(thread: str) -> tuple[list[float], Network, dict[str, dict[str, object]]]:
-        monkeypatch.setenv("RPUCIRCUIT_UPDATE_THREAD", thread)
-        net = cnn_gokmen_2017(cfg, rng=np.random.default_rng(3))
+    def run(thread: bool) -> tuple[list[float], Network, dict[str, dict[str, object]]]:
+        net = cnn_gokmen_2017(cfg, rng=np.random.default_rng(3), update_thread=thread)
         losses = _train(net, xs[:4], ys[:4])
         state = copy.deepcopy(net.get_state())
         losses += _train(net, xs[4:], ys[4:])
         return losses, net, state
 
-    losses_on, net_on, state_on = run("1")
-    losses_off, net_off, _ = run("0")
+    losses_on, net_on, state_on = run(True)
+    losses_off, net_off, _ = run(False)
+    assert all(not t.update_thread for t in net_off.tiles)
+    assert all(t.update_thread for t in net_on.tiles)
     assert losses_on == losses_off
     for a, b in zip(net_on.tiles, net_off.tiles, strict=True):
         np.testing.assert_array_equal(a.device_weights(), b.device_weights())
-    monkeypatch.setenv("RPUCIRCUIT_UPDATE_THREAD", "1")
     resumed = cnn_gokmen_2017(cfg, rng=np.random.default_rng(99))
     resumed.set_state(state_on)
     assert _train(resumed, xs[4:], ys[4:]) == losses_on[4:]

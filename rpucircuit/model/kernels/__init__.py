@@ -1,0 +1,156 @@
+"""Compiled kernels of the behavioral RPU tile, each beside a plain reference implementation.
+
+Fast path (numba, ``cache=True``, ``nogil=True``; fast-math flags only where an order-free
+sum or maximum of checked-finite values lets a loop vectorize):
+
+* :func:`read_batch` (:mod:`.reads`) — a managed, noisy MVM of ``n`` vectors (noise
+  management, DAC, output noise, bound, ADC, bound management) in one call;
+* :func:`pulsed_update` (:mod:`.updates`) — ``n`` sequential stochastic pulsed updates in
+  one call: bit streams packed into uint64 words, per-slot lists of pulsing rows and
+  columns, work proportional to the number of coincidences (half-select: to the pulsing
+  lines, :mod:`.pulses`); many short updates without half-select go through
+  :mod:`.batched`;
+* :func:`exact_update` (:mod:`.updates`) — the expected update applied directly;
+* :func:`dense_train_step` (:mod:`.dense`) — one SGD step of a fully connected network.
+
+Random numbers (:mod:`.streams`) come from a counter-based SplitMix64 stream (bit streams,
+and Gaussians in batches by a 256-layer ziggurat: read noise, c2c variation) and a
+xoshiro256** generator (single Gaussians, the ziggurat's rare rejections) whose 5-word
+state lives in an array owned by the tile, seeded from a ``numpy.random.Generator``:
+results are bit-exact for a seed and resumable from a saved state.
+
+Parameters reach the kernels as small float64 vectors whose layout and packing from the
+configs live in one place, :mod:`.layout`.
+
+Reference path (plain numpy, slow and obvious): :func:`reference_read` and
+:func:`reference_update`; the latter applies every pulse slot of every phase in time order
+over the whole array. Tests compare fast against reference statistically.
+"""
+
+from rpucircuit.model.kernels.dense import (
+    DenseLayer,
+    activation_backward,
+    activation_forward,
+    dense_layer,
+    dense_train_step,
+    softmax,
+)
+from rpucircuit.model.kernels.layout import (
+    ACT_NONE,
+    ACT_SIGMOID,
+    ACT_TANH,
+    DP_BOUNDED,
+    DP_CTOC,
+    DP_FIELDS,
+    DP_K,
+    DP_LEN,
+    DP_SOFT,
+    DP_USE_ATT,
+    IO_BM,
+    IO_BM_MAX,
+    IO_FIELDS,
+    IO_INP_BOUND,
+    IO_INP_STEP,
+    IO_LEN,
+    IO_NM,
+    IO_NOISE,
+    IO_OUT_BOUND,
+    IO_OUT_STEP,
+    IO_PERFECT,
+    PAR_DOWN,
+    PAR_FIELDS,
+    PAR_LEN,
+    PAR_UP,
+    PAR_WMAX,
+    PAR_WMIN,
+    UPD_BL,
+    UPD_DW_MIN,
+    UPD_EXACT,
+    UPD_FIELDS,
+    UPD_LEN,
+    UPD_UM,
+    KernelArrays,
+    pack_device,
+    pack_io,
+    pack_update,
+)
+from rpucircuit.model.kernels.reads import all_finite, read_batch, reference_read
+from rpucircuit.model.kernels.streams import (
+    NORMAL_BLOCK,
+    STATE_WORDS,
+    STREAM_PAD,
+    bit_streams,
+    normal_capacity,
+    popcount,
+    seed_state,
+    single_normals,
+    standard_normals,
+)
+from rpucircuit.model.kernels.updates import (
+    PHASES,
+    exact_update,
+    pulsed_update,
+    reference_update,
+)
+
+__all__ = [
+    "ACT_NONE",
+    "ACT_SIGMOID",
+    "ACT_TANH",
+    "DP_BOUNDED",
+    "DP_CTOC",
+    "DP_FIELDS",
+    "DP_K",
+    "DP_LEN",
+    "DP_SOFT",
+    "DP_USE_ATT",
+    "IO_BM",
+    "IO_BM_MAX",
+    "IO_FIELDS",
+    "IO_INP_BOUND",
+    "IO_INP_STEP",
+    "IO_LEN",
+    "IO_NM",
+    "IO_NOISE",
+    "IO_OUT_BOUND",
+    "IO_OUT_STEP",
+    "IO_PERFECT",
+    "NORMAL_BLOCK",
+    "PAR_DOWN",
+    "PAR_FIELDS",
+    "PAR_LEN",
+    "PAR_UP",
+    "PAR_WMAX",
+    "PAR_WMIN",
+    "PHASES",
+    "STATE_WORDS",
+    "STREAM_PAD",
+    "UPD_BL",
+    "UPD_DW_MIN",
+    "UPD_EXACT",
+    "UPD_FIELDS",
+    "UPD_LEN",
+    "UPD_UM",
+    "DenseLayer",
+    "KernelArrays",
+    "activation_backward",
+    "activation_forward",
+    "all_finite",
+    "bit_streams",
+    "dense_layer",
+    "dense_train_step",
+    "exact_update",
+    "normal_capacity",
+    "pack_device",
+    "pack_io",
+    "pack_update",
+    "popcount",
+    "pulsed_update",
+    "read_batch",
+    "reference_read",
+    "reference_update",
+    "seed_state",
+    "single_normals",
+    "softmax",
+    "standard_normals",
+]

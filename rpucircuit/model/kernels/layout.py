@@ -1,0 +1,175 @@
+"""The packed parameter vectors the compiled kernels take, and their index layout.
+
+The kernels take their parameters as small float64 vectors (one memory load per field, no
+per-call type dispatch). Each vector's fields are listed once, in order, in a ``*_FIELDS``
+tuple; the index constants are generated from that tuple and the vector is filled field
+by field by name (:func:`_pack` refuses a missing or unknown name), so a field cannot be
+written at one index and read at another. Only the ``pack_*`` functions here build these
+vectors from the configs; flags are stored as 1.0 / 0.0 and read by the kernels as
+``v[IDX] != 0.0``.
+
+* ``io`` (:func:`pack_io`): one read direction's periphery (:class:`IOConfig`);
+* ``dp`` (:func:`pack_device`): the device model's scalar switches;
+* ``upd`` (:func:`pack_update`): the update scheme, for the fused network step;
+* ``par[dv, i, j, PAR_*]``: the per-device parameters (one cache line per device), drawn
+  by :class:`~rpucircuit.model.tile.AnalogTile` and indexed by :data:`PAR_FIELDS`.
+
+:class:`KernelArrays` is a tile's set of live kernel arrays (what
+:meth:`~rpucircuit.model.tile.AnalogTile.kernel_arrays` returns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rpucircuit.config.rpu import IOConfig, PulsedDeviceConfig, RPUConfig
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+UIntArray = np.ndarray[Any, np.dtype[np.uint64]]
+
+
+def _pack(fields: tuple[str, ...], values: Mapping[str, float]) -> FloatArray:
+    """float64 vector with ``values[name]`` at the position of ``name`` in ``fields``."""
+    if set(values) != set(fields):
+        raise ValueError(f"packed fields {sorted(values)} do not match the layout {sorted(fields)}")
+    return np.array([float(values[name]) for name in fields], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- reads
+
+IO_FIELDS = (
+    "perfect",  # flag: an exact MVM, nothing else
+    "inp_bound",  # DAC input range (normalized)
+    "inp_step",  # DAC step (0: no quantization)
+    "noise",  # output noise σ (normalized output units)
+    "out_bound",  # output bound (0: unbounded)
+    "out_step",  # ADC step (0: no quantization)
+    "nm",  # flag: noise management
+    "bm",  # flag: bound management
+    "bm_max",  # largest bound-management factor
+)
+"""Fields of the read parameter vector, in order (``IO_*`` are their indices)."""
+(
+    IO_PERFECT,
+    IO_INP_BOUND,
+    IO_INP_STEP,
+    IO_NOISE,
+    IO_OUT_BOUND,
+    IO_OUT_STEP,
+    IO_NM,
+    IO_BM,
+    IO_BM_MAX,
+) = range(len(IO_FIELDS))
+IO_LEN = len(IO_FIELDS)
+
+
+def pack_io(io: IOConfig) -> FloatArray:
+    """The read parameter vector of ``io`` (layout :data:`IO_FIELDS`)."""
+    return _pack(
+        IO_FIELDS,
+        {
+            "perfect": io.is_perfect,
+            "inp_bound": io.inp_bound,
+            "inp_step": io.inp_res * 2.0 * io.inp_bound,
+            "noise": io.out_noise,
+            "out_bound": io.out_bound,
+            "out_step": io.out_res * 2.0 * io.out_bound,
+            "nm": io.noise_management,
+            "bm": io.bound_management,
+            "bm_max": io.bm_max_factor,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- updates
+
+DP_FIELDS = (
+    "ctoc",  # cycle-to-cycle spread of a step (relative σ)
+    "k",  # half-select factor: a lone row or column pulse moves a device by k·dw
+    "soft",  # flag: soft bounds
+    "bounded",  # flag: hard bounds clip
+    "use_att",  # flag: reads see the attenuation map
+)
+"""Fields of the device switch vector, in order (``DP_*`` are their indices)."""
+DP_CTOC, DP_K, DP_SOFT, DP_BOUNDED, DP_USE_ATT = range(len(DP_FIELDS))
+DP_LEN = len(DP_FIELDS)
+
+
+def pack_device(device: PulsedDeviceConfig, *, use_attenuation: bool) -> FloatArray:
+    """The device switch vector of ``device`` (layout :data:`DP_FIELDS`);
+    ``use_attenuation``: whether the tile's attenuation map differs from all ones."""
+    return _pack(
+        DP_FIELDS,
+        {
+            "ctoc": device.dw_min_ctoc,
+            "k": device.k_half_select,
+            "soft": device.soft_bounds,
+            "bounded": device.bounded,
+            "use_att": use_attenuation,
+        },
+    )
+
+
+PAR_FIELDS = ("dw_up", "dw_down", "w_max", "w_min")
+"""Per-device parameters, the last axis of ``par`` (``PAR_*`` are their indices)."""
+PAR_UP, PAR_DOWN, PAR_WMAX, PAR_WMIN = range(len(PAR_FIELDS))
+PAR_LEN = len(PAR_FIELDS)
+
+UPD_FIELDS = (
+    "bl",  # stream length BL (slots)
+    "um",  # flag: update management
+    "dw_min",  # nominal step, which sets the pulse probabilities
+    "exact",  # flag: exact floating-point update instead of pulses
+)
+"""Fields of the update parameter vector, in order (``UPD_*`` are their indices)."""
+UPD_BL, UPD_UM, UPD_DW_MIN, UPD_EXACT = range(len(UPD_FIELDS))
+UPD_LEN = len(UPD_FIELDS)
+
+
+def pack_update(config: RPUConfig) -> FloatArray:
+    """The update parameter vector of ``config`` (layout :data:`UPD_FIELDS`)."""
+    return _pack(
+        UPD_FIELDS,
+        {
+            "bl": config.update.bl,
+            "um": config.update.update_management,
+            "dw_min": config.device.dw_min,
+            "exact": config.update.pulse_type == "exact",
+        },
+    )
+
+
+# --------------------------------------------------------------------------- activations
+
+ACT_NONE, ACT_SIGMOID, ACT_TANH = 0, 1, 2
+"""Activation codes of :func:`~rpucircuit.model.kernels.dense.activation_forward` and of
+the fused network step."""
+
+
+# --------------------------------------------------------------------------- a tile's arrays
+
+
+class KernelArrays(NamedTuple):
+    """A tile's arrays as the compiled kernels take them (live references, not copies)."""
+
+    wread: np.ndarray[Any, Any]
+    """Read copy of the weights (out, in), float32 or float64, C or F order."""
+    w: FloatArray
+    """Device weights (n_devices, out, in)."""
+    par: FloatArray
+    """Per-device parameters (n_devices, out, in, PAR_LEN)."""
+    dp: FloatArray
+    """Device switches, :func:`pack_device`."""
+    att: FloatArray
+    """Read attenuation map (out, in)."""
+    state: UIntArray
+    """The tile's kernel generator state."""
+    fwd_io: FloatArray
+    """Forward read parameters, :func:`pack_io`."""
+    bwd_io: FloatArray
+    """Backward read parameters, :func:`pack_io`."""
+    upd: FloatArray
+    """Update parameters, :func:`pack_update`."""

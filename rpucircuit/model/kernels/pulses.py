@@ -1,0 +1,200 @@
+"""Pulse-level pieces shared by the update kernels: the soft-bounds step, the sign, and the
+half-select model applied per device (:func:`_half_select_element`) or per pulsing row
+(:func:`_half_select_row`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from rpucircuit.model.kernels.layout import (
+    PAR_DOWN,
+    PAR_UP,
+    PAR_WMAX,
+    PAR_WMIN,
+    FloatArray,
+    UIntArray,
+)
+from rpucircuit.model.kernels.streams import _fill_normals, _normal, _popcount
+
+_C2C_BATCH = 512
+"""Cycle-to-cycle normals of coincidences are drawn this many at a time (a multiple of
+:data:`~rpucircuit.model.kernels.streams.NORMAL_BLOCK`); a call's unused remainder is dropped."""
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _soft_step(v: float, dw: float, up: bool, hi: float, lo: float) -> float:  # pragma: no cover
+    """One soft-bounds pulse: up steps scale by (1 − w/w_max), down by (1 − w/w_min)."""
+    if up:
+        v += dw * (1.0 - v / hi) if hi > 0.0 else 0.0
+    else:
+        v -= dw * (1.0 - v / lo) if lo < 0.0 else 0.0
+    return min(max(v, lo), hi)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _step_index(sg: int) -> int:  # pragma: no cover - compiled
+    """Index in ``par`` of the step of a pulse in direction ``sg`` (+1: :data:`PAR_UP`,
+    −1: :data:`PAR_DOWN`), branch-free (the constants fold away when compiled)."""
+    return PAR_UP + ((1 - sg) >> 1) * (PAR_DOWN - PAR_UP)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sign(v: float) -> int:  # pragma: no cover - compiled
+    """−1, 0 or +1, branch-free (signs of activations defeat the branch predictor)."""
+    return int(v > 0.0) - int(v < 0.0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _half_select_element(
+    v: float,
+    rm: np.uint64,
+    cm: np.uint64,
+    sd: int,
+    sx: int,
+    up: float,
+    down: float,
+    hi: float,
+    lo: float,
+    k: float,
+    ctoc: float,
+    soft: bool,
+    bounded: bool,
+    s: UIntArray,
+) -> float:  # pragma: no cover - compiled
+    """New weight of one device after all pulses it sees in one update (half-select model).
+
+    Phases in order (σ, τ) = (+,+), (+,−), (−,+), (−,−), direction a = −σ·τ; the row takes
+    part when sign(δ) = τ, the column when sign(x) = σ. Coincidences change it by a·dw, lone
+    pulses by a·k·dw. Hard bounds: the same-direction steps of one phase are summed into
+    one Gaussian draw and clipped once (exact in distribution, except that a single step
+    made negative by c2c at a bound would leave the bound in the reference). Soft bounds:
+    pulse by pulse, full pulses first.
+    """
+    for ph in range(4):
+        sig = 1 if ph < 2 else -1
+        tau = 1 if ph % 2 == 0 else -1
+        row_in = rm != 0 and sd == tau
+        col_in = cm != 0 and sx == sig
+        if not (row_in or col_in):
+            continue
+        if row_in and col_in:
+            n_full = int(_popcount(rm & cm))
+            n_half = int(_popcount(rm ^ cm))
+        elif row_in:
+            n_full = 0
+            n_half = int(_popcount(rm))
+        else:
+            n_full = 0
+            n_half = int(_popcount(cm))
+        a_up = sig * tau < 0
+        step = up if a_up else down
+        if soft:
+            for idx in range(n_full + n_half):
+                dw = step if idx < n_full else step * k
+                if ctoc > 0.0:
+                    dw *= 1.0 + ctoc * _normal(s)
+                v = _soft_step(v, dw, a_up, hi, lo)
+            continue
+        delta = step * (n_full + k * n_half)
+        if ctoc > 0.0:
+            delta += step * ctoc * np.sqrt(n_full + k * k * n_half) * _normal(s)
+        v = v + delta if a_up else v - delta
+        if bounded:
+            v = min(max(v, lo), hi)
+    return v
+
+
+@numba.njit(cache=True, nogil=True)
+def _half_select_row(
+    dv: int,
+    i: int,
+    rm: np.uint64,
+    tau_i: int,
+    cmask: UIntArray,
+    sx: Any,
+    acols: Any,
+    n_ac: int,
+    k: float,
+    ctoc: float,
+    bounded: bool,
+    w: FloatArray,
+    par: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    use_att: bool,
+    zrow: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """One update's half-select pulses on pulsing row i (hard bounds), phase by phase, as
+    :func:`_half_select_element` applies them per device; returns the coincidences.
+
+    The row takes part in the two phases with τ = sign(δ_i): there every device of the row
+    sees pulses (coincidences where its column also takes part, lone row pulses elsewhere),
+    so those phases run over the whole row in one vectorized loop with a batch of c2c
+    normals (:func:`_fill_normals`). In the two other phases only the pulsing columns with
+    σ = sign(x_j) act (lone column pulses), one by one. Each device thus gets its phases in
+    the order (+,+), (+,−), (−,+), (−,−), each summed into one step and clipped, exactly as
+    the per-device path does; only the random numbers differ.
+    """
+    n_in = cmask.shape[0]
+    n_dev = w.shape[0]
+    single = n_dev == 1 and not use_att
+    k2 = k * k
+    pc_rm = int(_popcount(rm))
+    n_coinc = 0
+    for ph in range(4):
+        sig = 1 if ph < 2 else -1
+        tau = 1 if ph % 2 == 0 else -1
+        a_up = sig * tau < 0
+        pidx = PAR_UP if a_up else PAR_DOWN
+        sgn = 1.0 if a_up else -1.0
+        if tau == tau_i:  # the row pulses: every device of the row, vectorized
+            if ctoc > 0.0:
+                _fill_normals(zrow, n_in, s)
+            for j in range(n_in):
+                cmj = cmask[j]
+                colin = int(cmj != 0) & int(sx[j] == sig)
+                nf = int(_popcount(rm & cmj)) * colin
+                nh = int(_popcount(rm ^ cmj)) * colin + pc_rm * (1 - colin)
+                n_coinc += nf
+                step = par[dv, i, j, pidx]
+                delta = step * (nf + k * nh)
+                if ctoc > 0.0:
+                    delta += step * ctoc * np.sqrt(nf + k2 * nh) * zrow[j]
+                v = w[dv, i, j] + sgn * delta
+                if bounded:
+                    v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
+                w[dv, i, j] = v
+                if single:
+                    wread[i, j] = v
+                else:
+                    total = 0.0
+                    for dd in range(n_dev):
+                        total += w[dd, i, j]
+                    wread[i, j] = total * att[i, j] if use_att else total
+            continue
+        for jj in range(n_ac):  # the row is silent: lone pulses of the phase's columns
+            j = acols[jj]
+            if sx[j] != sig:
+                continue
+            nh = int(_popcount(cmask[j]))
+            step = par[dv, i, j, pidx]
+            delta = step * k * nh
+            if ctoc > 0.0:
+                delta += step * ctoc * np.sqrt(k2 * nh) * _normal(s)
+            v = w[dv, i, j] + sgn * delta
+            if bounded:
+                v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
+            w[dv, i, j] = v
+            if single:
+                wread[i, j] = v
+            else:
+                total = 0.0
+                for dd in range(n_dev):
+                    total += w[dd, i, j]
+                wread[i, j] = total * att[i, j] if use_att else total
+    return n_coinc

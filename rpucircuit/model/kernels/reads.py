@@ -1,0 +1,309 @@
+"""Managed analog reads: DAC, matrix-vector products, output noise, bound and ADC, with
+noise and bound management (:func:`read_batch`), and their plain reference
+(:func:`reference_read`). The parameter vector ``io`` comes from
+:func:`rpucircuit.model.kernels.layout.pack_io`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from rpucircuit.model.kernels.layout import (
+    IO_BM,
+    IO_BM_MAX,
+    IO_INP_BOUND,
+    IO_INP_STEP,
+    IO_NM,
+    IO_NOISE,
+    IO_OUT_BOUND,
+    IO_OUT_STEP,
+    IO_PERFECT,
+    FloatArray,
+    UIntArray,
+)
+from rpucircuit.model.kernels.streams import _fill_normals, normal_capacity
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _all_finite(x: FloatArray) -> bool:  # pragma: no cover - compiled
+    """True if no element of the 2-D array ``x`` is NaN or infinite.
+
+    Only ``reassoc``: the sum of the x·0 terms may be taken in any order (so it
+    vectorizes), and a NaN term makes any order's sum NaN; no flag assumes NaN away."""
+    acc = 0.0
+    if x.flags.c_contiguous:  # one flat loop (short rows vectorize badly)
+        flat = x.reshape(x.size)
+        for j in range(flat.shape[0]):
+            acc += flat[j] * 0.0
+        return acc == 0.0
+    for k in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            acc += x[k, j] * 0.0  # NaN for NaN or ±inf, else 0
+    return acc == 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def all_finite(x: FloatArray) -> bool:  # pragma: no cover - compiled
+    """True if no element of the 2-D array ``x`` is NaN or infinite (callable from Python)."""
+    return _all_finite(x)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _dac_row(
+    x: FloatArray, k: int, xq: FloatArray, bound: float, step: float, divisor: float
+) -> None:  # pragma: no cover - compiled
+    """DAC of row k: xq[k] = quantize(clip(x[k] / divisor, ±bound)) (step 0: no quantization).
+
+    Row-indexed rather than on row views: a view per row of a conv layer's hundreds of
+    short rows cost more than the row's arithmetic."""
+    for j in range(x.shape[1]):
+        v = min(max(x[k, j] / divisor, -bound), bound)
+        if step > 0.0:
+            v = np.rint(v / step) * step
+        xq[k, j] = v
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _adc_row(
+    raw: FloatArray,
+    k: int,
+    z: FloatArray,
+    z0: int,
+    y: FloatArray,
+    io: FloatArray,
+    mult: float,
+) -> bool:  # pragma: no cover - compiled
+    """Output noise σ·z[z0 + i] (``z`` standard normals), bound and ADC on raw output row k;
+    y[k] = the result × ``mult`` (undoing the input scaling). True if the row hit the
+    bound. No draw inside, so the loop vectorizes."""
+    sigma = io[IO_NOISE]
+    bound = io[IO_OUT_BOUND]
+    step = io[IO_OUT_STEP]
+    hit = 0
+    for i in range(raw.shape[1]):
+        v = float(raw[k, i])
+        if sigma > 0.0:
+            v += sigma * z[z0 + i]
+        if bound > 0.0:
+            hit |= int(v >= bound) | int(v <= -bound)
+            v = min(max(v, -bound), bound)
+            if step > 0.0:
+                v = np.rint(v / step) * step
+        y[k, i] = v * mult
+    return hit != 0
+
+
+_SUM_FLAGS = {"reassoc", "contract"}
+"""The only fast-math flags used, and only by :func:`_mvm`: a dot product's terms may be
+summed in any order with fused multiply-adds (as every BLAS does), so the loops vectorize;
+no flag that assumes away NaN or infinity."""
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_SUM_FLAGS)
+def _mvm_dots(w: FloatArray, xq: FloatArray, out: FloatArray) -> None:  # pragma: no cover
+    """out[k, i] = w[i] · xq[k] for C-contiguous w (r, c): dot products in register
+    blocks of 4 vectors × 4 weight rows (16 accumulators: each loaded weight and input
+    serves four products, where one dot product at a time loads two values per
+    multiply-add and is load-bound), then 1 vector × 4 rows, then single dots. Paper B's
+    conv2 read (64 × 401 through 32 × 401, float32): 34 → 13 µs."""
+    r, c = w.shape
+    n = xq.shape[0]
+    k = 0
+    while k + 4 <= n:
+        i = 0
+        while i + 4 <= r:
+            x0, x1, x2, x3 = xq[k, 0], xq[k + 1, 0], xq[k + 2, 0], xq[k + 3, 0]
+            w0, w1, w2, w3 = w[i, 0], w[i + 1, 0], w[i + 2, 0], w[i + 3, 0]
+            a00, a01, a02, a03 = w0 * x0, w1 * x0, w2 * x0, w3 * x0
+            a10, a11, a12, a13 = w0 * x1, w1 * x1, w2 * x1, w3 * x1
+            a20, a21, a22, a23 = w0 * x2, w1 * x2, w2 * x2, w3 * x2
+            a30, a31, a32, a33 = w0 * x3, w1 * x3, w2 * x3, w3 * x3
+            for j in range(1, c):
+                x0, x1, x2, x3 = xq[k, j], xq[k + 1, j], xq[k + 2, j], xq[k + 3, j]
+                w0, w1, w2, w3 = w[i, j], w[i + 1, j], w[i + 2, j], w[i + 3, j]
+                a00 += w0 * x0
+                a01 += w1 * x0
+                a02 += w2 * x0
+                a03 += w3 * x0
+                a10 += w0 * x1
+                a11 += w1 * x1
+                a12 += w2 * x1
+                a13 += w3 * x1
+                a20 += w0 * x2
+                a21 += w1 * x2
+                a22 += w2 * x2
+                a23 += w3 * x2
+                a30 += w0 * x3
+                a31 += w1 * x3
+                a32 += w2 * x3
+                a33 += w3 * x3
+            out[k, i], out[k, i + 1], out[k, i + 2], out[k, i + 3] = a00, a01, a02, a03
+            out[k + 1, i], out[k + 1, i + 1], out[k + 1, i + 2], out[k + 1, i + 3] = (
+                a10, a11, a12, a13,
+            )  # fmt: skip
+            out[k + 2, i], out[k + 2, i + 1], out[k + 2, i + 2], out[k + 2, i + 3] = (
+                a20, a21, a22, a23,
+            )  # fmt: skip
+            out[k + 3, i], out[k + 3, i + 1], out[k + 3, i + 2], out[k + 3, i + 3] = (
+                a30, a31, a32, a33,
+            )  # fmt: skip
+            i += 4
+        for kk in range(k, k + 4):
+            for i2 in range(i, r):
+                acc = w[i2, 0] * xq[kk, 0]
+                for j in range(1, c):
+                    acc += w[i2, j] * xq[kk, j]
+                out[kk, i2] = acc
+        k += 4
+    for kk in range(k, n):
+        i = 0
+        while i + 4 <= r:
+            x0 = xq[kk, 0]
+            a0, a1, a2, a3 = w[i, 0] * x0, w[i + 1, 0] * x0, w[i + 2, 0] * x0, w[i + 3, 0] * x0
+            for j in range(1, c):
+                x0 = xq[kk, j]
+                a0 += w[i, j] * x0
+                a1 += w[i + 1, j] * x0
+                a2 += w[i + 2, j] * x0
+                a3 += w[i + 3, j] * x0
+            out[kk, i], out[kk, i + 1], out[kk, i + 2], out[kk, i + 3] = a0, a1, a2, a3
+            i += 4
+        for i2 in range(i, r):
+            acc = w[i2, 0] * xq[kk, 0]
+            for j in range(1, c):
+                acc += w[i2, j] * xq[kk, j]
+            out[kk, i2] = acc
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_SUM_FLAGS)
+def _mvm(w: FloatArray, xq: FloatArray, out: FloatArray) -> None:  # pragma: no cover
+    """out[k] = w · xq[k] for each row k; w (r, c) C- or F-contiguous (the transposed view
+    of the weights for the backward read), xq (n, c) and out (n, r) of w's dtype.
+
+    Plain loops rather than BLAS: as fast as single-threaded BLAS at these sizes, and never
+    multi-threaded, so batch-1 training cannot be slowed by BLAS threads fighting other
+    processes for the cores (OpenBLAS threading made small conv reads 100x slower on a
+    busy 2-core machine)."""
+    r, c = w.shape
+    n = xq.shape[0]
+    if w.flags.c_contiguous:
+        _mvm_dots(w, xq, out)
+    else:
+        # C-contiguous (c, r): out[k, b] = Σ_a m[a, b]·xq[k, a], one row of m per nonzero
+        # input (a zero input adds exactly nothing): sparse inputs (MNIST pixels, conv1
+        # patches, max-pooled error maps) cost only their nonzero entries
+        m = w.T
+        for k in range(n):
+            out[k, :] = 0.0
+            for a in range(c):
+                xa = xq[k, a]
+                if xa != 0.0:
+                    for b2 in range(r):
+                        out[k, b2] += m[a, b2] * xa
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "reassoc", "nsz"})
+def _absmax(a: FloatArray, out: FloatArray) -> None:  # pragma: no cover - compiled
+    """out[k] = max |a[k, :]| (0 for an empty row) for every row of a finite 2-D array
+    (its callers check that first, so the no-NaN/inf flags hold; a maximum is exact in
+    any order, so the loop vectorizes). One call per batch, not per row."""
+    for k in range(a.shape[0]):
+        m = 0.0
+        for j in range(a.shape[1]):
+            m = max(m, abs(a[k, j]))
+        out[k] = m
+
+
+@numba.njit(cache=True, nogil=True)
+def read_batch(
+    w: FloatArray, x: FloatArray, y: FloatArray, io: FloatArray, s: UIntArray
+) -> int:  # pragma: no cover - compiled
+    """Managed analog read of each row of ``x`` (n, in) through ``w`` (out, in) into ``y``.
+
+    ``w`` (C- or F-contiguous: the transposed view for the backward read) may be float32
+    (reads whose noise floor is far above float32 rounding); ``x`` and ``y`` are float64.
+    ``io`` is the parameter vector laid out by the ``IO_*`` indices. Every vector gets its
+    own noise and management.
+    Returns 1 (and reads nothing) if ``x`` holds a NaN or infinity, else 0.
+    """
+    n = x.shape[0]
+    if not _all_finite(x):
+        return 1
+    xq = np.empty(x.shape, dtype=w.dtype)
+    raw = np.empty(y.shape, dtype=w.dtype)
+    if io[IO_PERFECT] != 0.0:
+        xq[:, :] = x
+        _mvm(w, xq, raw)
+        y[:, :] = raw
+        return 0
+    nm = io[IO_NM] != 0.0
+    bm = io[IO_BM] != 0.0
+    bm_max = io[IO_BM_MAX]
+    n_out = y.shape[1]
+    # every vector's noise drawn in one batch up front (all-zero vectors' draws unused),
+    # so the noise is the generator's sequence row after row
+    noisy = io[IO_NOISE] > 0.0
+    z = np.empty(normal_capacity(n * n_out) if noisy else 0)
+    z_again = z[:0]  # a bound-management re-read's noise: allocated on the first one
+    if noisy:
+        _fill_normals(z, n * n_out, s)
+    scale = np.ones(n)
+    if nm:
+        _absmax(x, scale)
+    in_bound = io[IO_INP_BOUND]
+    in_step = io[IO_INP_STEP]
+    for k in range(n):
+        if scale[k] > 0.0:
+            _dac_row(x, k, xq, in_bound, in_step, scale[k])
+        else:
+            for j in range(x.shape[1]):
+                xq[k, j] = 0.0
+    _mvm(w, xq, raw)
+    for k in range(n):
+        sk = scale[k]
+        if sk == 0.0:  # noise management of an all-zero vector: nothing to read
+            for i in range(n_out):
+                y[k, i] = 0.0
+            continue
+        hit = _adc_row(raw, k, z, k * n_out, y, io, sk)
+        factor = 1.0
+        while bm and hit and factor < bm_max:
+            factor *= 2.0
+            _dac_row(x, k, xq, in_bound, in_step, sk * factor)
+            _mvm(w, xq[k : k + 1], raw[k : k + 1])
+            if noisy:  # a fresh read: fresh noise
+                if z_again.shape[0] == 0:
+                    z_again = np.empty(normal_capacity(n_out))
+                _fill_normals(z_again, n_out, s)
+            hit = _adc_row(raw, k, z_again, 0, y, io, sk * factor)
+    return 0
+
+
+def reference_read(
+    w: FloatArray, x: FloatArray, io: FloatArray, rng: np.random.Generator
+) -> FloatArray:
+    """Plain numpy reference of :func:`read_batch` for one vector ``x`` (in,)."""
+    if io[IO_PERFECT]:
+        return np.asarray(w @ x, dtype=np.float64)
+    scale = float(np.max(np.abs(x))) if io[IO_NM] else 1.0
+    if scale == 0.0:
+        return np.zeros(w.shape[0])
+    factor = 1.0
+    while True:
+        xq = np.clip(x / (scale * factor), -io[IO_INP_BOUND], io[IO_INP_BOUND])
+        if io[IO_INP_STEP] > 0:
+            xq = np.rint(xq / io[IO_INP_STEP]) * io[IO_INP_STEP]
+        y = w @ xq
+        if io[IO_NOISE] > 0:
+            y = y + io[IO_NOISE] * rng.standard_normal(y.shape[0])
+        hit = False
+        if io[IO_OUT_BOUND] > 0:
+            hit = bool(np.any(np.abs(y) >= io[IO_OUT_BOUND]))
+            y = np.clip(y, -io[IO_OUT_BOUND], io[IO_OUT_BOUND])
+            if io[IO_OUT_STEP] > 0:
+                y = np.rint(y / io[IO_OUT_STEP]) * io[IO_OUT_STEP]
+        if io[IO_BM] and hit and factor < io[IO_BM_MAX]:
+            factor *= 2.0
+            continue
+        return np.asarray(y * scale * factor, dtype=np.float64)

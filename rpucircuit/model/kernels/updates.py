@@ -1,0 +1,339 @@
+"""Stochastic pulsed updates (:func:`pulsed_update`), the exact floating-point update
+(:func:`exact_update`) and the pulse-by-pulse reference (:func:`reference_update`).
+
+Update model (see docs/model-api.md): the update of one (x, δ) pair runs in four phases
+``(σ, τ)`` = (+,+), (+,−), (−,+), (−,−). In phase (σ, τ) the columns j with sign(x_j) = σ
+replay their bit streams at amplitude −a·V_S/2 and the rows i with sign(δ_i) = τ at
++a·V_S/2, where a = −σ·τ is the phase's update direction (the SGD sign of −δ·x). A device
+whose row and column pulse in the same slot sees a·V_S and changes by a·dw; a device whose
+row or column alone pulses sees a·V_S/2 and changes by a·k·dw. Within one phase every pulse
+an element sees has the same direction.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from rpucircuit.model.kernels.batched import _pulsed_update_batch
+from rpucircuit.model.kernels.layout import (
+    DP_BOUNDED,
+    DP_CTOC,
+    DP_K,
+    DP_SOFT,
+    DP_USE_ATT,
+    PAR_DOWN,
+    PAR_UP,
+    PAR_WMAX,
+    PAR_WMIN,
+    FloatArray,
+    UIntArray,
+)
+from rpucircuit.model.kernels.pulses import (
+    _C2C_BATCH,
+    _half_select_element,
+    _half_select_row,
+    _soft_step,
+    _step_index,
+)
+from rpucircuit.model.kernels.reads import _absmax, _all_finite
+from rpucircuit.model.kernels.streams import (
+    _ctz,
+    _fill_normals,
+    _padded,
+    _popcount,
+    _streams,
+    normal_capacity,
+)
+
+PHASES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+"""Order of the four update phases (σ = sign of x, τ = sign of δ); direction a = −σ·τ."""
+
+
+@numba.njit(cache=True, nogil=True)
+def pulsed_update(
+    x: FloatArray,
+    d: FloatArray,
+    lr: float,
+    bl: int,
+    um: bool,
+    dw_min: float,
+    w: FloatArray,
+    par: FloatArray,
+    dp: FloatArray,
+    wread: FloatArray,
+    att: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """``n`` sequential stochastic updates W ← W − lr·δᵀx (in expectation), in place.
+
+    ``x`` (n, in), ``d`` (n, out); device weights ``w`` (n_dev, out, in), device parameters
+    ``par`` (n_dev, out, in, PAR_LEN); ``wread`` (out, in) is refreshed for every touched
+    element. Rows are replicated per device (each device of a weight has its own row
+    streams), column streams are shared. Returns the number of full coincidences, or −1
+    (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
+    """
+    if not (_all_finite(x) and _all_finite(d)):
+        return -1
+    if x.shape[0] > 1 and dp[DP_K] == 0.0:
+        return _pulsed_update_batch(x, d, lr, bl, um, dw_min, w, par, dp, wread, att, s)
+    n_dev, n_out, n_in = w.shape
+    c = np.sqrt(lr / (bl * dw_min))
+    k_on = dp[DP_K] != 0.0
+    soft = dp[DP_SOFT] != 0.0
+    cmask = np.zeros(n_in, dtype=np.uint64)
+    rmask = np.zeros(_padded(n_out), dtype=np.uint64)
+    acols = np.empty(n_in, dtype=np.int64)
+    acm = np.empty(n_in, dtype=np.uint64)
+    nz = np.empty(n_in, dtype=np.int64)
+    pbuf = np.empty(n_in)
+    qbuf = np.empty(n_out)
+    mbuf = np.empty(_padded(n_in), dtype=np.uint64)
+    thr = np.empty(_padded(max(n_in, n_out)), dtype=np.uint64)
+    slot_cols = np.empty((bl, n_in), dtype=np.int64)
+    slot_n = np.zeros(bl, dtype=np.int64)
+    sx = np.zeros(n_in, dtype=np.int64)
+    sd = np.zeros(n_out, dtype=np.int64)
+    ctoc = dp[DP_CTOC]
+    bounded = dp[DP_BOUNDED] != 0.0
+    use_att = dp[DP_USE_ATT] != 0.0
+    single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
+    k_val = dp[DP_K]
+    all_cols = np.arange(n_in)
+    zrow = np.empty(normal_capacity(n_in) if k_on else 0)  # c2c normals of a half-select row
+    zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
+    zpos = _C2C_BATCH
+    n_coinc = 0
+    xmaxs = np.empty(x.shape[0])
+    dmaxs = np.empty(x.shape[0])
+    _absmax(x, xmaxs)
+    _absmax(d, dmaxs)
+    for smp in range(x.shape[0]):
+        xmax = xmaxs[smp]
+        dmax = dmaxs[smp]
+        if xmax == 0.0 or dmax == 0.0 or lr == 0.0:
+            continue
+        m = np.sqrt(dmax / xmax) if um else 1.0
+        cx = c * m
+        cd = c / m
+        # columns: streams for the nonzero inputs only, then the list of active columns
+        # branch-free: the signs of activations are unpredictable to the branch predictor
+        n_nz = 0
+        for j in range(n_in):
+            v = x[smp, j]
+            sx[j] = int(v > 0.0) - int(v < 0.0)
+            cmask[j] = 0
+            nz[n_nz] = j  # kept only if v != 0 (the next write lands on the same slot)
+            pbuf[n_nz] = min(cx * abs(v), 1.0)
+            n_nz += int(v != 0.0)
+        _streams(pbuf, n_nz, bl, mbuf, thr, s)
+        n_ac = 0
+        col_any = np.uint64(0)  # slots in which at least one column pulses
+        for jj in range(n_nz):  # branch-free compaction of the pulsing columns
+            mj = mbuf[jj]
+            j = nz[jj]
+            cmask[j] = mj
+            acols[n_ac] = j
+            acm[n_ac] = mj
+            n_ac += int(mj != 0)
+            col_any |= mj
+        for t in range(bl):  # slot t's column list, branch-free, in column order
+            n_t = 0
+            if (col_any >> np.uint64(t)) & np.uint64(1):
+                for jj in range(n_ac):
+                    slot_cols[t, n_t] = acols[jj]
+                    n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
+            slot_n[t] = n_t
+        for i in range(n_out):
+            v = d[smp, i]
+            sd[i] = int(v > 0.0) - int(v < 0.0)
+        for dv in range(n_dev):
+            for i in range(n_out):
+                qbuf[i] = min(cd * abs(d[smp, i]), 1.0)
+            _streams(qbuf, n_out, bl, rmask, thr, s)
+            if not k_on:
+                # Only coincidences change devices: in slot t a pulsing row meets every
+                # column of slot t's column list. Row by row (one row's devices are
+                # contiguous in memory), and within a row slot by slot, so every device
+                # gets its pulses in time order (the reference's order; one element's
+                # pulses all share one phase and devices do not interact for k = 0); the
+                # work is proportional to the number of coincidences.
+                # c2c draws come from a buffer filled in batches (_fill_normals)
+                for i in range(n_out):
+                    bits = rmask[i] & col_any  # a row pulse in a slot without columns: no-op
+                    a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
+                    while bits != 0:
+                        t = _ctz(bits)
+                        bits &= bits - np.uint64(1)
+                        n_coinc += slot_n[t]
+                        for jj in range(slot_n[t]):
+                            j = slot_cols[t, jj]
+                            sg = a_row * sx[j]  # +1 up, −1 down
+                            dw = par[dv, i, j, _step_index(sg)]
+                            if ctoc > 0.0:
+                                if zpos == _C2C_BATCH:
+                                    _fill_normals(zbuf, _C2C_BATCH, s)
+                                    zpos = 0
+                                dw *= 1.0 + ctoc * zbuf[zpos]
+                                zpos += 1
+                            v = w[dv, i, j]
+                            if soft:
+                                v = _soft_step(
+                                    v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
+                                )
+                            else:
+                                v += sg * dw
+                                if bounded:
+                                    v = min(
+                                        max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
+                                    )
+                            w[dv, i, j] = v
+                            if single:
+                                wread[i, j] = v
+                            else:
+                                total = 0.0
+                                for dd in range(n_dev):
+                                    total += w[dd, i, j]
+                                wread[i, j] = total * att[i, j] if use_att else total
+            else:
+                # half-select: every device on a pulsing row or a pulsing column
+                for i in range(n_out):
+                    rm = rmask[i]
+                    if rm != 0 and not soft:
+                        n_coinc += _half_select_row(
+                            dv, i, rm, sd[i], cmask, sx, acols, n_ac, k_val, ctoc, bounded,
+                            w, par, wread, att, use_att, zrow, s,
+                        )  # fmt: skip
+                        continue
+                    if rm == 0:
+                        cols, n_cols = acols, n_ac  # a silent row: only pulsing columns
+                    else:
+                        cols, n_cols = all_cols, n_in
+                    for jj in range(n_cols):
+                        j = cols[jj]
+                        n_coinc += int(_popcount(rm & cmask[j]))
+                        v = _half_select_element(
+                            w[dv, i, j], rm, cmask[j], sd[i], sx[j],
+                            par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
+                            par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN],
+                            k_val, ctoc, soft, bounded, s,
+                        )  # fmt: skip
+                        w[dv, i, j] = v
+                        if single:
+                            wread[i, j] = v
+                        else:
+                            total = 0.0
+                            for dd in range(n_dev):
+                                total += w[dd, i, j]
+                            wread[i, j] = total * att[i, j] if use_att else total
+    return n_coinc
+
+
+@numba.njit(cache=True, nogil=True)
+def exact_update(
+    x: FloatArray,
+    d: FloatArray,
+    lr: float,
+    w: FloatArray,
+    par: FloatArray,
+    dp: FloatArray,
+    wread: FloatArray,
+    att: FloatArray,
+) -> int:  # pragma: no cover - compiled
+    """W ← W − lr·δᵀx for each of the ``n`` rows in turn, split evenly over the devices.
+
+    Returns −1 (changing nothing) if ``x`` or ``d`` holds a NaN or infinity, else 0."""
+    if not (_all_finite(x) and _all_finite(d)):
+        return -1
+    n_dev, n_out, n_in = w.shape
+    bounded = dp[DP_BOUNDED] != 0.0
+    use_att = dp[DP_USE_ATT] != 0.0
+    share = lr / n_dev
+    total = np.empty(n_in)
+    for smp in range(x.shape[0]):
+        xs = x[smp]
+        for i in range(n_out):
+            di = d[smp, i] * share
+            if di == 0.0:
+                continue
+            total[:] = 0.0
+            for dv in range(n_dev):
+                wrow = w[dv, i]
+                if bounded:
+                    prow = par[dv, i]
+                    for j in range(n_in):
+                        v = wrow[j] - di * xs[j]
+                        wrow[j] = min(max(v, prow[j, PAR_WMIN]), prow[j, PAR_WMAX])
+                else:
+                    for j in range(n_in):
+                        wrow[j] -= di * xs[j]
+                for j in range(n_in):
+                    total[j] += wrow[j]
+            rrow = wread[i]
+            if use_att:
+                arow = att[i]
+                for j in range(n_in):
+                    rrow[j] = total[j] * arow[j]
+            else:
+                for j in range(n_in):
+                    rrow[j] = total[j]
+    return 0
+
+
+def reference_update(
+    x: FloatArray,
+    d: FloatArray,
+    lr: float,
+    bl: int,
+    um: bool,
+    dw_min: float,
+    w: FloatArray,
+    par: FloatArray,
+    dp: FloatArray,
+    rng: np.random.Generator,
+) -> None:
+    """Plain pulse-by-pulse reference of :func:`pulsed_update` for one (x, δ) pair.
+
+    Draws every bit of every stream, then walks the four phases and, inside each, the BL
+    time slots in order; in each slot every device sees its row and column voltages and
+    changes by one full (coincidence) or half-select (k) step with its own c2c draw, then
+    is clipped to its bounds. Updates ``w`` (n_dev, out, in) in place.
+    """
+    n_dev, n_out, _ = w.shape
+    dw_up, dw_down = par[..., PAR_UP], par[..., PAR_DOWN]
+    wmax, wmin = par[..., PAR_WMAX], par[..., PAR_WMIN]
+    ctoc, k = dp[DP_CTOC], dp[DP_K]
+    soft, bounded = bool(dp[DP_SOFT]), bool(dp[DP_BOUNDED])
+    xmax, dmax = float(np.max(np.abs(x))), float(np.max(np.abs(d)))
+    if xmax == 0.0 or dmax == 0.0 or lr == 0.0:
+        return
+    c = np.sqrt(lr / (bl * dw_min))
+    m = np.sqrt(dmax / xmax) if um else 1.0
+    p = np.minimum(c * m * np.abs(x), 1.0)
+    q = np.minimum(c / m * np.abs(d), 1.0)
+    col_bits = rng.random((bl, x.shape[0])) < p  # (slot, column)
+    row_bits = rng.random((n_dev, bl, n_out)) < q  # (device, slot, row)
+    sx, sd = np.sign(x), np.sign(d)
+    for dv in range(n_dev):
+        for sig, tau in PHASES:
+            a = -sig * tau
+            for t in range(bl):
+                row_on = row_bits[dv, t] & (sd == tau)
+                col_on = col_bits[t] & (sx == sig)
+                full = np.outer(row_on, col_on)
+                half = np.logical_xor.outer(row_on, col_on)
+                amp = full + k * half
+                if not np.any(amp):
+                    continue
+                step = dw_up[dv] if a > 0 else dw_down[dv]
+                dw = step * amp * (1.0 + ctoc * rng.standard_normal(amp.shape))
+                cur = w[dv]
+                if soft:
+                    bound = wmax[dv] if a > 0 else wmin[dv]
+                    usable = bound != 0.0
+                    ratio = np.divide(cur, bound, out=np.zeros_like(cur), where=usable)
+                    dw = dw * np.where(usable, 1.0 - ratio, 0.0)
+                cur = cur + a * dw
+                if bounded:
+                    cur = np.clip(cur, wmin[dv], wmax[dv])
+                w[dv] = cur
