@@ -297,17 +297,98 @@ def test_budget_refusal_names_the_estimate(rng: np.random.Generator) -> None:
     with pytest.raises(NetlistError, match=r"too large to simulate \(update\)"):
         nl.build_update(cfg, g, np.zeros((96, 10), bool), np.zeros((96, 10), bool))
     # check_budget=False builds it anyway (the caller takes responsibility).
-    assert nl.build_read(cfg, g, g, np.zeros(96), analysis="op", check_budget=False)
+    built = nl.build_read(cfg, g, g, np.zeros(96), analysis="op", check_budget=False)
+    assert len(built.role("currents")) == 96
+    bits = np.zeros((96, 10), bool)
+    assert len(nl.build_update(cfg, g, bits, bits, check_budget=False).role("states")) == 96 * 96
 
 
-def test_build_cycle_all(rng: np.random.Generator) -> None:
-    cfg = gokmen_vlasov_2016(rows=2, cols=3)
-    for cycle in ("forward", "backward", "update", "noise", "line"):
-        text = nl.render(nl.build_cycle(cfg, cycle, rng=rng))  # type: ignore[arg-type]
-        assert text.endswith(".end\n")
+def _kinds(netlist: nl.Netlist) -> dict[str, int]:
+    """Counts of the element kinds that tell the cycles apart, from the records."""
+    els = netlist.elements
+    inst = [e for e in els if isinstance(e, nl.Instance)]
+    return {
+        "column drivers": sum(e.subckt == "rpu_pulse_driver" and e.name[5] == "c" for e in inst),
+        "row drivers": sum(e.subckt == "rpu_pulse_driver" and e.name[5] == "r" for e in inst),
+        "integrators": sum(e.subckt == "rpu_integrator" for e in inst),
+        "update devices": sum(e.subckt.startswith("rpu_update_") for e in inst),
+        "bit streams": sum(isinstance(e, nl.VSource) and e.name[:3] in ("row", "col") for e in els),
+        "device resistors": sum(
+            isinstance(e, nl.Resistor) and e.name.startswith("d_") for e in els
+        ),
+        "ac sources": sum(isinstance(e, nl.VSource) and e.ac is not None for e in els),
+        "step sources": sum(isinstance(e, nl.VSource) and e.name == "step" for e in els),
+    }
+
+
+def test_build_cycle_builds_each_cycle(rng: np.random.Generator) -> None:
+    rows, cols = 2, 3
+    cfg = gokmen_vlasov_2016(rows=rows, cols=cols)
+    expected = {
+        "forward": (
+            {"column drivers": 2 * cols, "integrators": rows, "device resistors": 12},
+            nl.Tran,
+            ("outputs", tuple(f"v(out{m})" for m in range(rows))),
+        ),
+        "backward": (
+            {"row drivers": 2 * rows, "integrators": cols, "device resistors": 12},
+            nl.Tran,
+            ("outputs", tuple(f"v(out{m})" for m in range(cols))),
+        ),
+        "update": (
+            {"bit streams": rows + cols, "update devices": rows * cols},
+            nl.Tran,
+            ("states", tuple(f"v(s{i}_{j})" for i in range(rows) for j in range(cols))),
+        ),
+        "noise": (
+            {"integrators": 1, "device resistors": 2 * cols, "ac sources": 1},
+            nl.Noise,
+            ("spectrum", ("onoise_spectrum", "inoise_spectrum")),
+        ),
+        # one row line, a G_mean device to ground at each of its cols cross points
+        "line": (
+            {"step sources": 1, "device resistors": cols},
+            nl.Tran,
+            ("ends", ("v(l0)", f"v(l{cols - 1})")),
+        ),
+    }
+    for cycle, (counts, analysis, (role, vectors)) in expected.items():
+        built = nl.build_cycle(cfg, cycle, rng=rng)  # type: ignore[arg-type]
+        kinds = _kinds(built)
+        assert kinds == {k: counts.get(k, 0) for k in kinds}, cycle
+        assert [type(a) for a in built.analyses] == [analysis], cycle
+        assert built.role(role) == vectors, cycle
+        assert nl.render(built).endswith(".end\n")
     assert [p.name for p in nl.libraries(nl.build_cycle(cfg, "forward", rng=rng))] == [
         "rpu_drivers.lib",
         "rpu_integrator.lib",
         "rpu_devices.lib",
     ]
     assert all(p.is_file() for p in nl.libraries(nl.build_cycle(cfg, "forward", rng=rng)))
+    assert nl.build_cycle(cfg, "line", rng=rng).libs == ()
+
+
+@pytest.mark.parametrize("cycle", ["forward", "backward", "update", "noise"])
+def test_build_cycle_draws_from_rng(cycle: str) -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+
+    def build(seed: int) -> nl.Netlist:
+        return nl.build_cycle(cfg, cycle, rng=np.random.default_rng(seed))  # type: ignore[arg-type]
+
+    def conductances(netlist: nl.Netlist) -> list[float]:
+        out = []
+        for e in netlist.elements:
+            if isinstance(e, nl.Resistor) and e.name.startswith("d_"):
+                out.append(1.0 / e.ohm)
+            elif isinstance(e, nl.Instance) and e.subckt.startswith("rpu_update_"):
+                out.append(dict(e.params)["g0"])
+        return out
+
+    assert build(1) == build(1)
+    assert nl.render(build(1)) == nl.render(build(1))
+    g1, g2 = conductances(build(1)), conductances(build(2))
+    assert len(g1) == len(g2) > 0
+    d = cfg.device
+    # 1/(1/g) is g to one rounding; 1e-12 relative allows for it at the range ends.
+    assert all(d.g_off_s * (1 - 1e-12) <= g <= d.g_on_s * (1 + 1e-12) for g in g1 + g2)
+    assert not set(g1) & set(g2)  # continuous draws: two seeds share no value
