@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import shutil
-import subprocess
 import sys
 
 from rpucircuit import __version__
+from rpucircuit.errors import SimulatorNotFoundError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,22 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _ngspice_version() -> str:
-    exe = shutil.which("ngspice")
-    if exe is None:
-        return "not found (install: apt-get install -y ngspice libngspice0)"
+    """The simulator's version as :func:`rpucircuit.circuit.spice.ngspice_version` gives it
+    (``ngspice-39``) and where it is, or why it cannot run."""
+    from rpucircuit.circuit import spice  # only this command's run needs the circuit path
+
     try:
-        out = subprocess.run(
-            [exe, "--version"], capture_output=True, text=True, timeout=20, check=False
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"{exe}: not runnable ({exc})"
-    for line in out.splitlines():
-        if "ngspice-" in line:
-            return line.strip(" *")
-    return f"{exe}: unknown version"
+        return f"{spice.ngspice_version()} ({shutil.which('ngspice')})"
+    except SimulatorNotFoundError as exc:
+        return f"not available: {exc}"
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the package's, its dependencies' and the simulator's versions."""
     print(f"rpucircuit {__version__} (Python {sys.version.split()[0]})")
     for dist in ("numpy", "scipy", "h5py", "numba", "matplotlib", "dask", "distributed"):
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,6 +19,20 @@ def test_info_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("rpucircuit ")
     assert "ngspice" in out
+
+
+def test_info_reports_ngspice_as_the_backend_does(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rpucircuit.circuit import spice
+
+    assert cli.main(["info"]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.split()[0] == "ngspice"]
+    assert line.split()[1] == spice.ngspice_version()  # e.g. "ngspice-39", one format
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "ngspice      not available: ngspice not found on PATH" in out
 
 
 def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
