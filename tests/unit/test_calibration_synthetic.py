@@ -1,0 +1,369 @@
+"""Calibration fits recover planted values, and fail loudly on missing cases and bad fits.
+
+Each test starts from a copy of the reference tree (so every case has its real layout and
+parameters) and replaces the simulated outputs by values built from known parameters: by
+formula, or for the IR drop by the independent nodal solve of a tile with planted line and
+driver resistances. Exact data are recovered to float rounding (1e-9 relative); the nodal
+data to the first-order model's error (a_max, ~1e-4 here).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rpucircuit.calibration import CalibrationError, FittedParameter, MissingCaseError
+from rpucircuit.calibration.base import least_squares
+from rpucircuit.calibration.ir_drop import fit_ir_drop
+from rpucircuit.calibration.noise import fit_output_noise, ktc_sigma
+from rpucircuit.calibration.read import (
+    case_read_gain,
+    fit_input_transfer,
+    fit_output_bound,
+    fit_read_gain,
+    gain_of,
+    line_conductance_s,
+)
+from rpucircuit.calibration.update import fit_update
+from rpucircuit.circuit import characterize as ch
+from rpucircuit.circuit import nodal
+from rpucircuit.config.tile import LineConfig, gokmen_vlasov_2016
+
+REFERENCE = Path(__file__).resolve().parents[2] / "sim_data" / "reference" / ch.RESULT_NAME
+EXACT = 1e-9
+"""Relative tolerance for data built exactly from the planted values (float rounding of
+sums over a few dozen terms, far above 1e-16, far below any physical effect)."""
+TAU = 2.0e-10
+"""Planted summing-node time constant (s), 20 % above the reference op-amp's."""
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, Any]:
+    tree, _ = ch.load(REFERENCE)
+    return tree
+
+
+@pytest.fixture
+def tree(reference: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(reference)
+
+
+def _plant_gain(tree: dict[str, Any], tau: float) -> None:
+    """Replace every linear transient read by a pure gain with time constant ``tau``."""
+    for name, case in tree["transfer"].items():
+        if name.startswith(("fwd_random", "fwd_no_line", "bwd_random", "fwd_ir_stress")):
+            case["y_sim_w"] = case_read_gain(case, tau) * case["y_ideal_quantized_w"]
+
+
+def _weights(case: dict[str, Any]) -> np.ndarray:
+    w = np.asarray(case["g_pos_s"] - case["g_neg_s"], dtype=np.float64) / float(case["dg_unit_s"])
+    return w if str(case["direction"]) == "forward" else w.T
+
+
+# --------------------------------------------------------------------------- read gain
+
+
+def test_read_gain_recovers_planted_time_constant(tree: dict[str, Any]) -> None:
+    _plant_gain(tree, TAU)
+    for direction in ("forward", "backward"):
+        tau, gain = fit_read_gain(tree, direction)
+        assert tau.value == pytest.approx(TAU, rel=EXACT)
+        assert tau.residual < 1e-12  # exact data: nothing left
+        p = tree["noise"]["parameters"]
+        g_line = 2 * 32 * 0.5 * (float(p["g_on_s"]) + float(p["g_off_s"]))
+        expected = gain_of(TAU, g_line_s=g_line, c_int_f=float(p["c_int_f"]), a0=float(p["a0"]))
+        assert gain.value == pytest.approx(expected, rel=EXACT)
+
+
+def test_read_gain_residual_beyond_tolerance_names_the_parameter(
+    tree: dict[str, Any], rng: np.random.Generator
+) -> None:
+    case = tree["transfer"]["fwd_random_8"]
+    case["y_sim_w"] = case["y_sim_w"] * (1.0 + 0.01 * rng.standard_normal(8))
+    with pytest.raises(CalibrationError, match=r"tau_sum_forward_s: gain fit leaves"):
+        fit_read_gain(tree, "forward")
+
+
+def test_read_gain_missing_direction_names_case_and_field(tree: dict[str, Any]) -> None:
+    del tree["transfer"]["bwd_random_8"]
+    with pytest.raises(MissingCaseError, match=r"transfer/bwd_random_<N>.*transient_size"):
+        fit_read_gain(tree, "backward")
+
+
+# --------------------------------------------------------------------------- IR drop
+
+
+def _plant_ir(tree: dict[str, Any], r_seg: float, r_drv: float) -> None:
+    """DC point from the nodal solve of the same conductances with planted resistances."""
+    case = tree["transfer"]["op_fwd_random_16"]
+    base = gokmen_vlasov_2016(rows=16, cols=16)
+    line = LineConfig(r_ohm_per_um=r_seg / base.tile.pitch_um, c_f_per_um=0.2e-15)
+    cfg = dataclasses.replace(
+        base,
+        tile=dataclasses.replace(base.tile, row_line=line, col_line=line, r_driver_ohm=r_drv),
+    )
+    res = nodal.read(cfg, case["g_pos_s"], case["g_neg_s"], case["x"], finite_gain=False)
+    assert cfg.q_unit_c == pytest.approx(float(case["q_unit_c"]), rel=1e-12)
+    case["y_sim_w"] = res.q_c / cfg.q_unit_c
+
+
+def test_ir_drop_recovers_resistances_of_a_nodal_solve(tree: dict[str, Any]) -> None:
+    # 5 Ω segments and 50 Ω drivers on 24 MΩ devices: a_max ≈ 1e-4, so the first-order
+    # fit is within ~1e-4 relative of the planted values, and the interval holds them.
+    _plant_ir(tree, 5.0, 50.0)
+    tau, _ = fit_read_gain(tree, "forward")
+    params = {p.name: p for p in fit_ir_drop(tree, tau.value)}
+    seg, drv = params["segment_ratio"], params["driver_ratio"]
+    assert seg.value == pytest.approx(5.0 / 24e6, rel=1e-3)
+    assert drv.value == pytest.approx(50.0 / 24e6, rel=1e-3)
+    assert seg.contains(5.0 / 24e6) and drv.contains(50.0 / 24e6)
+    assert "outside the interval" in seg.note  # the recorded circuit has 0.144 Ω
+
+
+def test_ir_drop_residual_beyond_tolerance_names_the_parameter(
+    tree: dict[str, Any], rng: np.random.Generator
+) -> None:
+    case = tree["transfer"]["op_fwd_random_16"]
+    drop = case["y_ideal_quantized_w"] - case["y_sim_w"]
+    scale = float(np.sqrt(np.mean(drop**2)))
+    case["y_sim_w"] = case["y_sim_w"] + scale * rng.standard_normal(16)
+    with pytest.raises(CalibrationError, match=r"segment_ratio: first-order IR fit"):
+        fit_ir_drop(tree, TAU)
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("fwd_ir_stress_8", r"transfer/fwd_ir_stress_<N>.*transient_size"),
+        ("op_fwd_random_16", r"transfer/op_fwd_random_<N>.*op_sizes"),
+    ],
+)
+def test_ir_drop_missing_case_names_case_and_field(
+    tree: dict[str, Any], case: str, message: str
+) -> None:
+    del tree["transfer"][case]
+    with pytest.raises(MissingCaseError, match=message):
+        fit_ir_drop(tree, TAU)
+
+
+# --------------------------------------------------------------------------- input transfer
+
+
+def _plant_transfer(tree: dict[str, Any], coefs: tuple[float, float, float]) -> None:
+    case = tree["transfer"]["fwd_sinh_amplitude_8"]
+    x = case["x_applied"]
+    f = coefs[0] * x + coefs[1] * x**3 + coefs[2] * x**5
+    case["y_sim_w"] = case_read_gain(case, TAU) * (_weights(case) @ f)
+
+
+def test_input_transfer_recovers_planted_polynomial(tree: dict[str, Any]) -> None:
+    _plant_transfer(tree, (1.02, 0.3, 0.05))
+    params = {p.name: p for p in fit_input_transfer(tree, TAU)}
+    for k, c in zip((1, 3, 5), (1.02, 0.3, 0.05), strict=True):
+        assert params[f"input_transfer_c{k}"].value == pytest.approx(c, rel=1e-7, abs=EXACT)
+
+
+def test_input_transfer_not_monotone_is_refused(tree: dict[str, Any]) -> None:
+    # f'(x) = 1 − 3x² < 0 beyond x = 0.58
+    _plant_transfer(tree, (1.0, -1.0, 0.0))
+    with pytest.raises(CalibrationError, match=r"input_transfer: fitted f is not monotone"):
+        fit_input_transfer(tree, TAU)
+
+
+def test_input_transfer_residual_beyond_tolerance(tree: dict[str, Any]) -> None:
+    case = tree["transfer"]["fwd_sinh_amplitude_8"]
+    case["y_sim_w"] = case["y_sim_w"] + 0.05 * np.sign(case["y_sim_w"])
+    with pytest.raises(CalibrationError, match=r"input_transfer: odd polynomial"):
+        fit_input_transfer(tree, TAU)
+
+
+def test_input_transfer_missing_case(tree: dict[str, Any]) -> None:
+    del tree["transfer"]["fwd_sinh_amplitude_8"]
+    with pytest.raises(MissingCaseError, match=r"fwd_sinh_amplitude_<N>.*transient_size"):
+        fit_input_transfer(tree, TAU)
+
+
+# --------------------------------------------------------------------------- output bound
+
+
+def _plant_clip(tree: dict[str, Any], level: float) -> dict[str, Any]:
+    case: dict[str, Any] = tree["transfer"]["fwd_ramp_saturating_8"]
+    linear = case_read_gain(case, TAU) * case["y_ideal_quantized_w"]
+    case["y_sim_w"] = np.clip(linear, -level, level)
+    return case
+
+
+def test_output_bound_recovers_planted_swing(tree: dict[str, Any]) -> None:
+    # Clipped at 4 weight units of the ramp case, whose C_int is half the config's
+    # (α/2): the config's tile then reaches 4 × 2 = 8.
+    _plant_clip(tree, 4.0)
+    alpha = fit_output_bound(tree, TAU)
+    assert alpha.origin == "fitted"
+    assert alpha.value == pytest.approx(8.0, rel=EXACT)
+    assert alpha.residual < EXACT
+
+
+def test_output_bound_spread_beyond_tolerance(tree: dict[str, Any]) -> None:
+    case = _plant_clip(tree, 4.0)
+    case["y_sim_w"][-1] = 4.4  # one saturated output 10 % above the others
+    with pytest.raises(CalibrationError, match=r"out_bound: saturated outputs .* spread"):
+        fit_output_bound(tree, TAU)
+
+
+def test_output_bound_missing_case(tree: dict[str, Any]) -> None:
+    del tree["transfer"]["fwd_ramp_saturating_8"]
+    with pytest.raises(MissingCaseError, match=r"fwd_ramp_saturating_<N>.*transient_size"):
+        fit_output_bound(tree, TAU)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def _small_line_gain(tree: dict[str, Any]) -> float:
+    p = tree["noise_mc"]["parameters"]
+    g_mean = 0.5 * (float(p["g_on_s"]) + float(p["g_off_s"]))
+    n = float(tree["noise_mc"]["n_devices"])
+    return gain_of(TAU, g_line_s=2 * n * g_mean, c_int_f=float(p["c_int_f"]), a0=float(p["a0"]))
+
+
+def _plant_noise(tree: dict[str, Any], a: float, b: float) -> None:
+    ktc = ktc_sigma(tree, TAU).value
+    tree["noise"]["sigma_sim_w"] = np.float64(math.sqrt(a + 32 * b - ktc**2))
+    sigma_4 = math.sqrt(a + 4 * b) * _small_line_gain(tree)
+    tree["noise_mc"]["sigma_noise_w"] = np.float64(sigma_4)
+    tree["noise_mc"]["sigma_mc_w"] = np.float64(sigma_4)
+
+
+def test_noise_recovers_planted_line(tree: dict[str, Any]) -> None:
+    _plant_noise(tree, 1e-4, 2e-6)
+    params = {p.name: p for p in fit_output_noise(tree, TAU)}
+    assert params["out_noise_a"].value == pytest.approx(1e-4, rel=EXACT)
+    assert params["out_noise_b"].value == pytest.approx(2e-6, rel=EXACT)
+    assert params["out_noise"].value == pytest.approx(math.sqrt(1e-4 + 64e-6), rel=EXACT)
+    assert params["out_noise_a"].residual == pytest.approx(0.0, abs=EXACT)  # z of the MC
+
+
+def test_noise_monte_carlo_disagreement_names_the_parameter(tree: dict[str, Any]) -> None:
+    _plant_noise(tree, 1e-4, 2e-6)
+    tree["noise_mc"]["sigma_mc_w"] = tree["noise_mc"]["sigma_noise_w"] * 1.5
+    with pytest.raises(CalibrationError, match=r"out_noise: Monte Carlo .* disagrees"):
+        fit_output_noise(tree, TAU)
+
+
+def test_noise_missing_monte_carlo(tree: dict[str, Any]) -> None:
+    del tree["noise_mc"]
+    with pytest.raises(MissingCaseError, match=r"'noise_mc'.*noise_mc_trials"):
+        fit_output_noise(tree, TAU)
+
+
+def test_ktc_far_from_kt_over_c_is_refused(tree: dict[str, Any]) -> None:
+    tree["ktc"]["v2_sim"] = tree["ktc"]["v2_analytic"] * 1.1
+    with pytest.raises(CalibrationError, match=r"out_noise_ktc: ngspice kT/C differs"):
+        ktc_sigma(tree, TAU)
+
+
+# --------------------------------------------------------------------------- update
+
+
+def _plant_update(tree: dict[str, Any], k: float, a_up: float, a_down: float) -> None:
+    for name, a in (("rectifying_k0p1_up", a_up), ("rectifying_k0p1_down", -a_down)):
+        case = tree["update"][name]
+        case["dg_s"] = a * (case["n_full"] + k * case["n_half"])
+
+
+def test_update_recovers_planted_device(tree: dict[str, Any]) -> None:
+    dg_unit = float(tree["update"]["rectifying_k0p1_up"]["parameters"]["dg_unit_s"])
+    _plant_update(tree, 0.2, 1.1e-3 * dg_unit, 0.9e-3 * dg_unit)
+    params = {p.name: p for p in fit_update(tree)}
+    assert params["k_half_select"].value == pytest.approx(0.2, rel=EXACT)
+    assert params["dw_min"].value == pytest.approx(1e-3, rel=EXACT)
+    assert params["up_down_ratio"].value == pytest.approx(1.1 / 0.9, rel=EXACT)
+    assert params["up_down"].value == pytest.approx(0.1, rel=EXACT)  # (1+u)/(1−u) = 11/9
+
+
+def test_update_residual_beyond_tolerance_names_the_parameter(
+    tree: dict[str, Any], rng: np.random.Generator
+) -> None:
+    case = tree["update"]["rectifying_k0p1_up"]
+    case["dg_s"] = case["dg_s"] * (1.0 + 0.2 * rng.standard_normal(case["dg_s"].shape))
+    with pytest.raises(CalibrationError, match=r"k_half_select: Δg = a·n_full"):
+        fit_update(tree)
+
+
+def test_update_missing_k_names_case_and_field(tree: dict[str, Any]) -> None:
+    with pytest.raises(MissingCaseError, match=r"update/<response>_k0p3_up.*update_k"):
+        fit_update(tree, k_model=0.3)
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_fitted_parameter_refuses_inverted_interval() -> None:
+    with pytest.raises(CalibrationError, match=r"x: interval .* has lo > hi"):
+        FittedParameter(
+            name="x",
+            value=1.0,
+            unit="1",
+            sources=("a",),
+            residual=0.0,
+            tolerance=1.0,
+            interval=(2.0, 0.0),
+            origin="fitted",
+        )
+
+
+def test_fitted_parameter_refuses_unknown_origin() -> None:
+    with pytest.raises(CalibrationError, match=r"x: origin = 'guessed'"):
+        FittedParameter(
+            name="x",
+            value=1.0,
+            unit="1",
+            sources=("a",),
+            residual=0.0,
+            tolerance=1.0,
+            interval=(1.0, 1.0),
+            origin="guessed",  # type: ignore[arg-type]
+        )
+
+
+def test_fitted_parameter_refuses_empty_name() -> None:
+    with pytest.raises(CalibrationError, match=r"name must not be empty"):
+        FittedParameter(
+            name="",
+            value=1.0,
+            unit="1",
+            sources=(),
+            residual=0.0,
+            tolerance=1.0,
+            interval=(1.0, 1.0),
+            origin="config",
+        )
+
+
+def test_least_squares_refuses_inseparable_terms() -> None:
+    design = np.column_stack([np.arange(4.0), 2.0 * np.arange(4.0)])
+    with pytest.raises(CalibrationError, match=r"p: the cases cannot separate"):
+        least_squares(design, np.arange(4.0), parameter="p")
+
+
+def test_least_squares_refuses_too_few_points() -> None:
+    with pytest.raises(CalibrationError, match=r"p: need at least 2 data points"):
+        least_squares(np.ones((1, 2)), np.ones(1), parameter="p")
+
+
+def test_least_squares_refuses_nan() -> None:
+    with pytest.raises(CalibrationError, match=r"p: the data contain NaN"):
+        least_squares(np.array([[1.0], [math.nan]]), np.ones(2), parameter="p")
+
+
+def test_line_conductance_counts_both_arrays(tree: dict[str, Any]) -> None:
+    case = tree["transfer"]["fwd_random_8"]
+    g_mean = 0.5 * (float(case["parameters"]["g_on_s"]) + float(case["parameters"]["g_off_s"]))
+    # G± = G_mean ± w·ΔG/2: the pair sums to 2·G_mean per cross point, 8 per line
+    assert line_conductance_s(case) == pytest.approx(16 * g_mean, rel=1e-12)
