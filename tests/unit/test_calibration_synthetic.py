@@ -367,3 +367,57 @@ def test_line_conductance_counts_both_arrays(tree: dict[str, Any]) -> None:
     g_mean = 0.5 * (float(case["parameters"]["g_on_s"]) + float(case["parameters"]["g_off_s"]))
     # G± = G_mean ± w·ΔG/2: the pair sums to 2·G_mean per cross point, 8 per line
     assert line_conductance_s(case) == pytest.approx(16 * g_mean, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- more refusals
+
+
+def test_read_gain_without_signal_is_refused(tree: dict[str, Any]) -> None:
+    tree["transfer"]["fwd_random_8"]["y_ideal_quantized_w"] = np.zeros(8)
+    with pytest.raises(CalibrationError, match=r"tau_sum_forward_s: case 'fwd_random_8' has no"):
+        fit_read_gain(tree, "forward")
+
+
+def test_read_gain_needs_a_transient_case(tree: dict[str, Any]) -> None:
+    for name in ("fwd_random_8", "fwd_no_line_8"):
+        tree["transfer"][name]["analysis"] = "op"
+    with pytest.raises(CalibrationError, match=r"no transient case among transfer/fwd_random"):
+        fit_read_gain(tree, "forward")
+
+
+def test_config_tile_is_required(tree: dict[str, Any]) -> None:
+    for name in ("noise", "ktc", "noise_mc", "timing"):
+        del tree[name]
+    with pytest.raises(CalibrationError, match=r"config tile: the file holds none of noise"):
+        fit_read_gain(tree, "forward")
+
+
+def test_time_encoded_read_beyond_tolerance(tree: dict[str, Any], rng: np.random.Generator) -> None:
+    case = tree["transfer"]["fwd_sinh_time_8"]
+    case["y_sim_w"] = case["y_sim_w"] * (1.0 + 0.05 * rng.standard_normal(8))
+    with pytest.raises(CalibrationError, match=r"input_gain_time: time-encoded sinh read"):
+        fit_input_transfer(tree, TAU)
+
+
+def test_time_encoded_case_missing(tree: dict[str, Any]) -> None:
+    del tree["transfer"]["fwd_sinh_time_8"]
+    with pytest.raises(MissingCaseError, match=r"fwd_sinh_time_<N>.*transient_size"):
+        fit_input_transfer(tree, TAU)
+
+
+def test_noise_needs_two_sizes(tree: dict[str, Any]) -> None:
+    tree["noise_mc"]["n_devices"] = np.int64(32)
+    with pytest.raises(CalibrationError, match=r"out_noise: .* both have 32 devices"):
+        fit_output_noise(tree, TAU)
+
+
+def test_noise_missing_noise_case(tree: dict[str, Any]) -> None:
+    del tree["noise"]
+    with pytest.raises(MissingCaseError, match=r"out_noise: .* no case 'noise'"):
+        fit_output_noise(tree, TAU)
+
+
+def test_ktc_missing_case(tree: dict[str, Any]) -> None:
+    del tree["ktc"]
+    with pytest.raises(MissingCaseError, match=r"out_noise_ktc: .* no case 'ktc'"):
+        ktc_sigma(tree, TAU)
