@@ -20,7 +20,7 @@ import pytest
 
 from rpucircuit.calibration import CalibrationError, FittedParameter, MissingCaseError
 from rpucircuit.calibration.base import least_squares
-from rpucircuit.calibration.ir_drop import fit_ir_drop
+from rpucircuit.calibration.ir_drop import first_order_regressors, fit_ir_drop
 from rpucircuit.calibration.noise import fit_output_noise, ktc_sigma
 from rpucircuit.calibration.read import (
     case_read_gain,
@@ -34,6 +34,7 @@ from rpucircuit.calibration.update import fit_update
 from rpucircuit.circuit import characterize as ch
 from rpucircuit.circuit import nodal
 from rpucircuit.config.tile import LineConfig, gokmen_vlasov_2016
+from rpucircuit.model.irdrop import IRDropModel, first_order_attenuation
 
 REFERENCE = Path(__file__).resolve().parents[2] / "sim_data" / "reference" / ch.RESULT_NAME
 EXACT = 1e-9
@@ -421,3 +422,45 @@ def test_ktc_missing_case(tree: dict[str, Any]) -> None:
     del tree["ktc"]
     with pytest.raises(MissingCaseError, match=r"out_noise_ktc: .* no case 'ktc'"):
         ktc_sigma(tree, TAU)
+
+
+# --------------------------------------------------------------------------- IR regressors
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_regressors_reduce_to_the_model_paths_map_at_the_mean(direction: str) -> None:
+    # One array, every device at g: the first-order drop must be the model path's map
+    # (rpucircuit.model.irdrop, an independent closed form) times W, to float rounding.
+    rows, cols, g, dg_unit = 5, 7, 1e-6, 2e-7
+    x = np.linspace(-1.0, 1.0, cols if direction == "forward" else rows)
+    a_seg, a_drv = first_order_regressors([np.full((rows, cols), g)], x, dg_unit, direction)
+    r_seg, r_drv = 3.0, 11.0
+    model = IRDropModel(segment_ratio=r_seg * g, driver_ratio=r_drv * g)
+    a = first_order_attenuation(model, rows, cols, direction)  # type: ignore[arg-type]
+    w = np.full((rows, cols), g / dg_unit)
+    mat = w * a if direction == "forward" else (w * a).T
+    assert r_seg * a_seg + r_drv * a_drv == pytest.approx(mat @ x, rel=1e-12)
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_regressors_match_a_nodal_solve(direction: str, rng: np.random.Generator) -> None:
+    # Random pair on a 6×5 tile with 1 kΩ segments or drivers (a_max ≈ 1e-3): the nodal
+    # solve's drop equals the first-order prediction within a_max of the drop.
+    base = gokmen_vlasov_2016(rows=6, cols=5)
+    d = base.device
+    w = rng.uniform(-0.6, 0.6, (6, 5))
+    gp, gn = d.g_mean_s + 0.5 * w * d.dg_unit_s, d.g_mean_s - 0.5 * w * d.dg_unit_s
+    x = rng.uniform(-1.0, 1.0, 5 if direction == "forward" else 6)
+    x_q = np.round(x * 126) / 126
+    a_seg, a_drv = first_order_regressors([gp, gn], x_q, d.dg_unit_s, direction)
+    for r_seg, r_drv in ((1e3, 0.0), (0.0, 1e3)):
+        line = LineConfig(r_ohm_per_um=r_seg / base.tile.pitch_um, c_f_per_um=0.2e-15)
+        cfg = dataclasses.replace(
+            base,
+            tile=dataclasses.replace(base.tile, row_line=line, col_line=line, r_driver_ohm=r_drv),
+        )
+        res = nodal.read(cfg, gp, gn, x, direction=direction, finite_gain=False)  # type: ignore[arg-type]
+        drop = (res.q_ideal_c - res.q_c) / cfg.q_unit_c
+        predicted = r_seg * a_seg + r_drv * a_drv
+        scale = float(np.max(np.abs(drop)))
+        assert np.max(np.abs(predicted - drop)) <= 2e-3 * scale
