@@ -10,18 +10,32 @@ import pytest
 
 from rpucircuit import jobs as engine
 from rpucircuit.circuit import characterize as ch
+from rpucircuit.circuit import nodal
 from rpucircuit.cli import main
-from rpucircuit.config.base import config_key
+from rpucircuit.config.base import config_key, from_toml
+from rpucircuit.config.tile import CircuitConfig
 from rpucircuit.errors import SimulationError, SweepError
 
 pytestmark = pytest.mark.sim
 
+# The circuit makes both effects the nodal reference models large on the small tiles, so
+# that a reference without either one fails the comparison below: line resistance 200×
+# paper A's and devices of 24 kΩ (IR drop 7-9 % of the outputs on 8 × 8), and an op-amp
+# of 100 MHz gain-bandwidth (its virtual ground costs 1-2 % of every output).
 TINY = """
 [tile]
 rows = 4
 cols = 4
+[tile.row_line]
+r_ohm_per_um = 72.0
+[tile.col_line]
+r_ohm_per_um = 72.0
+[device]
+r_mean_ohm = 24e3
+[periphery]
+gbw_hz = 1e8
 [campaign]
-transient_size = 4
+transient_size = 8
 include_config_tile = false
 op_sizes = [6]
 nodal_sizes = [16]
@@ -63,9 +77,7 @@ def test_campaign_resumes_after_a_kill_and_reads_back(tmp_path: Path) -> None:
             mat @ case["x_applied"], case["y_ideal_quantized_w"], rtol=0, atol=1e-12
         )
         if case["read_iv"] == "linear":  # the nodal reference is linear; the bound clips
-            free = case["errors"]["saturated"] == 0
-            diff = np.abs(case["y_sim_w"] - case["y_nodal_w"])[free]
-            assert np.max(diff) < 0.005 * case["alpha_w"]
+            check_against_nodal(case)
     for name in ("noise", "ktc", "noise_mc", "timing", "budget"):
         assert name in tree
     assert {p.name for p in result.plots} == {
@@ -85,6 +97,38 @@ def test_campaign_resumes_after_a_kill_and_reads_back(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         tree2["noise_mc"]["q_c"], tree["noise_mc"]["q_c"]
     )  # cached, and seeded anyway
+
+
+def check_against_nodal(case: dict) -> None:
+    """ngspice matches the full nodal reference (line resistance and the integrator's finite
+    gain) within 0.15 % of the case's largest output (observed: ≤ 0.002 % on the random
+    tiles, 0.07 % on the ramp, whose outputs approach the bound), and misses a reference
+    without line resistance (observed ≥ 7 % where the lines have resistance) or without the
+    finite gain (observed ≥ 1.0 % on the transients) by more than 5× that tolerance: both
+    effects are really in the simulation and in the reference."""
+    free = case["errors"]["saturated"] == 0
+    scale = float(np.max(np.abs(case["y_nodal_w"])[free]))
+    tol = 1.5e-3 * scale
+
+    def miss(reference: np.ndarray) -> float:
+        return float(np.max(np.abs(case["y_sim_w"] - reference)[free]))
+
+    assert miss(case["y_nodal_w"]) < tol, case["name"]
+    if case["parameters"]["r_seg_row_ohm"] > 0:
+        assert miss(case["y_nodal_no_line_w"]) > 5 * tol, case["name"]
+    # The IR-stress case (line resistance ×100, devices ÷100) loses nearly all of its current
+    # in the lines, so little reaches the op-amp: its finite gain is not checked there.
+    if case["analysis"] == "tran" and not case["name"].startswith("fwd_ir_stress"):
+        cfg = from_toml(CircuitConfig, case["parameters"]["config_toml"])
+        ideal_amp = nodal.read(
+            cfg,
+            case["g_pos_s"],
+            case["g_neg_s"],
+            case["x"],
+            direction=case["direction"],
+            finite_gain=False,
+        )
+        assert miss(ideal_amp.q_c / cfg.q_unit_c) > 5 * tol, case["name"]
 
 
 def test_command_runs_a_tiny_campaign(tmp_path: Path) -> None:
