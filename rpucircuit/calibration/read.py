@@ -361,16 +361,20 @@ def fit_output_bound(tree: Tree, tau_sum_s: float) -> FittedParameter:
     source = (f"transfer/{name}",)
     if not np.any(sat):
         reach = float(np.max(np.abs(y))) * volts * scale
-        n = int(scalar(case, "parameters/rows"))
+        pc = case["parameters"]
+        w_max = (scalar(pc, "g_on_s") - scalar(pc, "g_off_s")) / scalar(pc, "dg_unit_s")
+        # all inputs 1 and a row of w_max: the outer rows reach n·w_max
+        needed = math.floor(scalar(pc, "alpha_w") / w_max) + 1
         return config_parameter(
             "out_bound",
             alpha_cfg,
             "w",
             source,
             note=(
-                f"not observed: no output of {name} reached the swing (largest |y| shows "
-                f"α ≥ {reach:.4g} for the config's tile); the ramp saturates only when "
-                f"{n}·w_max exceeds α/2 of the case, i.e. with a larger transient_size"
+                f"not observed: no output of {name} reached the swing (its largest |y| "
+                f"shows α ≥ {reach:.4g} for the config's tile); the ramp's outer rows reach "
+                f"n·w_max = {int(scalar(pc, 'rows'))}·{w_max:g}, below the case's bound "
+                f"{scalar(pc, 'alpha_w'):g}: [campaign] transient_size ≥ {needed} saturates them"
             ),
         )
     v_sat = np.abs(y[sat]) * volts
@@ -395,7 +399,7 @@ def fit_output_bound(tree: Tree, tau_sum_s: float) -> FittedParameter:
         interval=(alpha - half, alpha + half),
         origin="fitted",
         note=(
-            f"swing {mean:.4g} V from {int(sat.sum())} saturated outputs, scaled to the "
+            f"swing {mean:.6g} V from {int(sat.sum())} saturated outputs, scaled to the "
             f"config's C_int; config α = {alpha_cfg:.4g}; residual = relative spread of the "
             "saturated outputs"
         ),

@@ -115,7 +115,7 @@ def test_output_bound_not_reached_in_the_quick_campaign(
     alpha = fitted["out_bound"]
     assert alpha.origin == "config"
     assert alpha.value == 12.0
-    assert "transient_size" in alpha.note
+    assert "transient_size ≥ 11" in alpha.note
 
 
 def test_periphery_steps_from_config(fitted: dict[str, FittedParameter]) -> None:
