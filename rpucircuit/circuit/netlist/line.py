@@ -30,6 +30,94 @@ from rpucircuit.config.tile import CircuitConfig
 from rpucircuit.errors import NetlistError
 
 
+def _line_arrays(
+    cfg: CircuitConfig, g_pos: npt.ArrayLike, g_neg: npt.ArrayLike | None
+) -> list[tuple[str, FloatArray]]:
+    """(array name, one line's conductances) for array p and, when paired, m."""
+    try:
+        gp = np.asarray(g_pos, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise NetlistError(f"g_pos: not a numeric array ({exc})") from exc
+    if gp.ndim != 1 or gp.size < 1:
+        raise NetlistError(f"g_pos: shape {gp.shape} must be (n,) with n >= 1")
+    n = gp.size
+    arrays = [("p", conductance_matrix(gp[None, :], (1, n), "g_pos")[0])]
+    if cfg.tile.paired:
+        if g_neg is None:
+            raise NetlistError("g_neg = None: a paired tile needs the G- conductances")
+        gn = conductance_matrix(np.asarray(g_neg, dtype=np.float64)[None, :], (1, n), "g_neg")[0]
+        arrays.append(("m", gn))
+    elif g_neg is not None:
+        raise NetlistError("g_neg given but tile.paired = false")
+    return arrays
+
+
+def _noise_line(
+    cfg: CircuitConfig, line: Literal["row", "col"], a: str, g: FloatArray
+) -> list[Element]:
+    """Output line 0 of array ``a``: per cross point its input line held at 0 V (the noise
+    input ``vin0`` on array p's first), the device, one segment and C; the last segment
+    ends at ``sum0``."""
+    tile = cfg.tile
+    r_out = tile.r_seg_row_ohm if line == "row" else tile.r_seg_col_ohm
+    c_out = tile.c_seg_row_f if line == "row" else tile.c_seg_col_f
+    r_in = tile.r_seg_col_ohm if line == "row" else tile.r_seg_row_ohm
+    n = g.size
+    els: list[Element] = []
+    for j in range(n):
+        src = "in0" if (a == "p" and j == 0) else f"in_{a}{j}"
+        els.append(VSource(src, f"v{a}{j}", "0", ac=1.0 if src == "in0" else None, comment=""))
+        els.append(
+            Resistor(
+                f"drv_{a}{j}",
+                f"v{a}{j}",
+                f"{a}c{j}_d",
+                tile.r_driver_ohm + r_in,
+                comment="driver resistance + one input-line segment",
+            )
+        )
+        node = f"{a}r0_c{j}"
+        els.append(device_element(cfg, f"d_{a}_{j}", node, f"{a}c{j}_d", float(g[j]), linear=True))
+        nxt = f"{a}r0_c{j + 1}" if j + 1 < n else "sum0"
+        note = segment_note(cfg, line, f"output line, array {a}") if j == 0 else ""
+        els.append(Resistor(f"s_{node}", node, nxt, r_out, comment=note))
+        if c_out > 0:
+            els.append(Capacitor(f"g_{node}", node, "0", c_out))
+    return els
+
+
+def _integrator_with_noise_source(cfg: CircuitConfig) -> list[Element]:
+    """``rpu_integrator_ext`` with its e_n as the explicit source ``ven0`` (the Monte Carlo's
+    variant of the integrator)."""
+    p = cfg.periphery
+    return [
+        VSource(
+            "en0",
+            "pin0",
+            "0",
+            comment=(
+                f"op-amp input-referred noise source, density e_n = {p.e_n_v_per_rthz!r} "
+                "V/rtHz (a PWL waveform in the Monte Carlo)"
+            ),
+        ),
+        Instance(
+            "int0",
+            ("sum0", "out0", "pin0"),
+            "rpu_integrator_ext",
+            (
+                ("a0", p.a0),
+                ("gbw", p.gbw_hz),
+                ("vmax", p.v_out_max_v),
+                ("cint", cfg.c_int_f),
+                ("rreset", p.r_reset_ohm),
+                ("treset", 0.0),
+                ("vreset", 0.0),
+            ),
+            comment=f"integrator int0: C_int = {cfg.c_int_f!r} F, e_n from source en0",
+        ),
+    ]
+
+
 def build_noise(
     cfg: CircuitConfig,
     g_pos: npt.ArrayLike,
@@ -60,84 +148,15 @@ def build_noise(
     """
     if opamp_noise not in ("resistor", "source"):
         raise NetlistError(f"opamp_noise = {opamp_noise!r}: must be 'resistor' or 'source'")
-    tile = cfg.tile
-    try:
-        gp = np.asarray(g_pos, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise NetlistError(f"g_pos: not a numeric array ({exc})") from exc
-    if gp.ndim != 1 or gp.size < 1:
-        raise NetlistError(f"g_pos: shape {gp.shape} must be (n,) with n >= 1")
-    n = gp.size
-    arrays: list[tuple[str, FloatArray]] = [
-        ("p", conductance_matrix(gp[None, :], (1, n), "g_pos")[0])
-    ]
-    if tile.paired:
-        if g_neg is None:
-            raise NetlistError("g_neg = None: a paired tile needs the G- conductances")
-        gn = conductance_matrix(np.asarray(g_neg, dtype=np.float64)[None, :], (1, n), "g_neg")[0]
-        arrays.append(("m", gn))
-    elif g_neg is not None:
-        raise NetlistError("g_neg given but tile.paired = false")
+    arrays = _line_arrays(cfg, g_pos, g_neg)
     if line not in ("row", "col"):
         raise NetlistError(f"line = {line!r}: must be 'row' or 'col'")
-    r_out = tile.r_seg_row_ohm if line == "row" else tile.r_seg_col_ohm
-    c_out = tile.c_seg_row_f if line == "row" else tile.c_seg_col_f
-    r_in = tile.r_seg_col_ohm if line == "row" else tile.r_seg_row_ohm
-    els: list[Element] = []
-    for a, g in arrays:
-        for j in range(n):
-            src = "in0" if (a == "p" and j == 0) else f"in_{a}{j}"
-            els.append(VSource(src, f"v{a}{j}", "0", ac=1.0 if src == "in0" else None, comment=""))
-            els.append(
-                Resistor(
-                    f"drv_{a}{j}",
-                    f"v{a}{j}",
-                    f"{a}c{j}_d",
-                    tile.r_driver_ohm + r_in,
-                    comment="driver resistance + one input-line segment",
-                )
-            )
-            node = f"{a}r0_c{j}"
-            els.append(
-                device_element(cfg, f"d_{a}_{j}", node, f"{a}c{j}_d", float(g[j]), linear=True)
-            )
-            nxt = f"{a}r0_c{j + 1}" if j + 1 < n else "sum0"
-            note = segment_note(cfg, line, f"output line, array {a}") if j == 0 else ""
-            els.append(Resistor(f"s_{node}", node, nxt, r_out, comment=note))
-            if c_out > 0:
-                els.append(Capacitor(f"g_{node}", node, "0", c_out))
+    n = arrays[0][1].size
+    els = [el for a, g in arrays for el in _noise_line(cfg, line, a, g)]
     if opamp_noise == "resistor":
         els.append(integrator(cfg, "int0", "sum0", "out0", treset=0.0))
     else:
-        p = cfg.periphery
-        els.append(
-            VSource(
-                "en0",
-                "pin0",
-                "0",
-                comment=(
-                    f"op-amp input-referred noise source, density e_n = {p.e_n_v_per_rthz!r} "
-                    "V/rtHz (a PWL waveform in the Monte Carlo)"
-                ),
-            )
-        )
-        els.append(
-            Instance(
-                "int0",
-                ("sum0", "out0", "pin0"),
-                "rpu_integrator_ext",
-                (
-                    ("a0", p.a0),
-                    ("gbw", p.gbw_hz),
-                    ("vmax", p.v_out_max_v),
-                    ("cint", cfg.c_int_f),
-                    ("rreset", p.r_reset_ohm),
-                    ("treset", 0.0),
-                    ("vreset", 0.0),
-                ),
-                comment=f"integrator int0: C_int = {cfg.c_int_f!r} F, e_n from source en0",
-            )
-        )
+        els += _integrator_with_noise_source(cfg)
     return Netlist(
         title=f"rpucircuit noise of one {line} line, {n} cross points",
         libs=("rpu_integrator.lib",),

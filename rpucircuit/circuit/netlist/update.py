@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rpucircuit.circuit.netlist.blocks import (
+    FloatArray,
     conductance_matrix,
     refuse_over_budget,
     segment_note,
@@ -67,6 +68,63 @@ def _bit_pwl(cfg: CircuitConfig, bits: npt.NDArray[np.bool_], amp: float) -> tup
     return tuple(pts)
 
 
+def _pulsed_line(
+    cfg: CircuitConfig, kind: Literal["row", "col"], k: int, bits: npt.NDArray[np.bool_], amp: float
+) -> list[Element]:
+    """Line ``k`` of array p driven by its bit stream (pulses of ``amp`` V) at its index-0
+    end: source, driver resistance, one segment (and C) per cross point, far end open."""
+    t = cfg.tile
+    letter, other, label = ("r", "c", "row") if kind == "row" else ("c", "r", "column")
+    r_seg = t.r_seg_row_ohm if kind == "row" else t.r_seg_col_ohm
+    c_seg = t.c_seg_row_f if kind == "row" else t.c_seg_col_f
+    n = t.cols if kind == "row" else t.rows
+    prev = f"p{letter}{k}_d"
+    els: list[Element] = [
+        VSource(
+            f"{kind}{k}",
+            f"v{letter}{k}",
+            "0",
+            pwl=_bit_pwl(cfg, bits, amp),
+            comment=f"{label} {k} bits {''.join('1' if b else '0' for b in bits)}",
+        ),
+        Resistor(f"drv_{letter}{k}", f"v{letter}{k}", prev, t.r_driver_ohm),
+    ]
+    for pos in range(n):
+        node = f"p{letter}{k}_{other}{pos}"
+        note = segment_note(cfg, kind, f"{label} {k}") if pos == 0 else ""
+        els.append(Resistor(f"s_{node}", prev, node, r_seg, comment=note))
+        if c_seg > 0:
+            els.append(Capacitor(f"g_{node}", node, "0", c_seg))
+        prev = node
+    return els
+
+
+def _update_devices(cfg: CircuitConfig, g: FloatArray) -> list[Element]:
+    """One update subcircuit per device (row-major), its rate split into up and down."""
+    dev = cfg.device
+    rate = cfg.update_rate_scale
+    r0up = rate * 2.0 * dev.up_down_ratio / (1.0 + dev.up_down_ratio)
+    r0dn = rate * 2.0 / (1.0 + dev.up_down_ratio)
+    sub = {"rectifying": "rpu_update_rect", "linear": "rpu_update_lin"}.get(
+        dev.response, "rpu_update_sat"
+    )
+    shape = [] if dev.response == "linear" else [("v0", cfg.update_v0_v)]
+    bounds = [("gon", dev.g_on_s), ("goff", dev.g_off_s), ("margin", dev.bound_margin)]
+    note = f"{dev.response}: k = {dev.k!r}, dg per pulse = {dev.dg_pulse_s!r} S"
+    rows, cols = g.shape
+    return [
+        Instance(
+            f"u_{i}_{j}",
+            (f"pr{i}_c{j}", f"pc{j}_r{i}", f"s{i}_{j}"),
+            sub,
+            (("g0", float(g[i, j])), ("r0up", r0up), ("r0dn", r0dn), *shape, *bounds),
+            comment=f"device ({i},{j}) {note}",
+        )
+        for i in range(rows)
+        for j in range(cols)
+    ]
+
+
 def build_update(
     cfg: CircuitConfig,
     g0: npt.ArrayLike,
@@ -103,85 +161,18 @@ def build_update(
     rb = _as_bits(row_bits, (rows, p.bl), "row_bits")
     cb = _as_bits(col_bits, (cols, p.bl), "col_bits")
     half = polarity * p.v_s_v / 2.0
-    els: list[Element] = []
-    for i in range(rows):
-        drv = f"pr{i}_d"
-        els.append(
-            VSource(
-                f"row{i}",
-                f"vr{i}",
-                "0",
-                pwl=_bit_pwl(cfg, rb[i], half),
-                comment=f"row {i} bits {''.join('1' if b else '0' for b in rb[i])}",
-            )
-        )
-        els.append(Resistor(f"drv_r{i}", f"vr{i}", drv, tile.r_driver_ohm))
-        prev = drv
-        for j in range(cols):
-            node = f"pr{i}_c{j}"
-            note = segment_note(cfg, "row", f"row {i}") if j == 0 else ""
-            els.append(Resistor(f"s_{node}", prev, node, tile.r_seg_row_ohm, comment=note))
-            if tile.c_seg_row_f > 0:
-                els.append(Capacitor(f"g_{node}", node, "0", tile.c_seg_row_f))
-            prev = node
-    for j in range(cols):
-        drv = f"pc{j}_d"
-        els.append(
-            VSource(
-                f"col{j}",
-                f"vc{j}",
-                "0",
-                pwl=_bit_pwl(cfg, cb[j], -half),
-                comment=f"column {j} bits {''.join('1' if b else '0' for b in cb[j])}",
-            )
-        )
-        els.append(Resistor(f"drv_c{j}", f"vc{j}", drv, tile.r_driver_ohm))
-        prev = drv
-        for i in range(rows):
-            node = f"pc{j}_r{i}"
-            note = segment_note(cfg, "col", f"column {j}") if i == 0 else ""
-            els.append(Resistor(f"s_{node}", prev, node, tile.r_seg_col_ohm, comment=note))
-            if tile.c_seg_col_f > 0:
-                els.append(Capacitor(f"g_{node}", node, "0", tile.c_seg_col_f))
-            prev = node
-    rate = cfg.update_rate_scale
-    r0up = rate * 2.0 * dev.up_down_ratio / (1.0 + dev.up_down_ratio)
-    r0dn = rate * 2.0 / (1.0 + dev.up_down_ratio)
-    sub = {"rectifying": "rpu_update_rect", "linear": "rpu_update_lin"}.get(
-        dev.response, "rpu_update_sat"
-    )
-    states: list[str] = []
-    for i in range(rows):
-        for j in range(cols):
-            params: list[tuple[str, float]] = [
-                ("g0", float(g[i, j])),
-                ("r0up", r0up),
-                ("r0dn", r0dn),
-            ]
-            if dev.response != "linear":
-                params.append(("v0", cfg.update_v0_v))
-            params += [("gon", dev.g_on_s), ("goff", dev.g_off_s), ("margin", dev.bound_margin)]
-            els.append(
-                Instance(
-                    f"u_{i}_{j}",
-                    (f"pr{i}_c{j}", f"pc{j}_r{i}", f"s{i}_{j}"),
-                    sub,
-                    tuple(params),
-                    comment=(
-                        f"device ({i},{j}) {dev.response}: k = {dev.k!r}, "
-                        f"dg per pulse = {dev.dg_pulse_s!r} S"
-                    ),
-                )
-            )
-            states.append(f"v(s{i}_{j})")
+    els = [el for i in range(rows) for el in _pulsed_line(cfg, "row", i, rb[i], half)]
+    els += [el for j in range(cols) for el in _pulsed_line(cfg, "col", j, cb[j], -half)]
+    devices = _update_devices(cfg, g)
+    states = tuple(f"v(s{i}_{j})" for i in range(rows) for j in range(cols))
     _, t_end = update_slot_times(cfg)
     step = p.t_rise_s / 5.0
     return Netlist(
         title=f"rpucircuit update cycle, {rows}x{cols} array, polarity {polarity:+d}",
         libs=("rpu_devices.lib",),
-        elements=tuple(els),
+        elements=(*els, *devices),
         analyses=(Tran(step_s=step, stop_s=t_end, uic=True),),
-        vectors=tuple(states),
+        vectors=states,
         options=(("reltol", 1e-6), ("vntol", 1e-9)),
-        layout=(("states", tuple(states)),),
+        layout=(("states", states),),
     )
