@@ -13,6 +13,8 @@ import pytest
 
 from rpucircuit.circuit import analytic as an
 from rpucircuit.circuit import characterize as ch
+from rpucircuit.circuit import extract as ex
+from rpucircuit.circuit.characterize import run as ch_run
 from rpucircuit.config.base import config_key
 
 REFERENCE = Path(__file__).resolve().parents[2] / "sim_data" / "reference" / ch.RESULT_NAME
@@ -50,6 +52,24 @@ def test_reference_ideal_outputs_recompute_from_stored_conductances(
         assert par["q_unit_c"] == pytest.approx(
             par["v_read_v"] * par["t_meas_s"] * par["dg_unit_s"], rel=1e-12
         )
+
+
+def test_reference_was_made_by_the_current_plan(reference: tuple[dict, object]) -> None:
+    """The committed file holds the jobs the current plan makes, with the seeds it gives them
+    now: the Monte Carlo's recorded seed, and each transfer case's conductances and inputs
+    as its job's generator draws them (exact up to rounding, 1e-12). A change of the seeding
+    or of the planned cases makes the file stale: regenerate it (module docstring)."""
+    tree, prov = reference
+    spec = ch.load_spec(prov.config_toml, source=str(REFERENCE))  # type: ignore[attr-defined]
+    jobs = {j.name: j for j in ch.plan(spec.circuit, spec.campaign)}
+    assert sorted(str(n) for n in tree["jobs"]["name"]) == sorted(jobs)
+    assert tree["noise_mc"]["seed"] == jobs["noise_mc"].seed
+    for name, case in tree["transfer"].items():
+        job = jobs[name]
+        w, x = ch_run._weights_inputs(job, np.random.default_rng(job.seed))
+        g_pos, _ = ex.weights_to_conductances(job.circuit, w)
+        np.testing.assert_allclose(case["g_pos_s"], g_pos, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(case["x"], x, rtol=1e-12, atol=0)
 
 
 def test_reference_results_meet_the_issue_targets(reference: tuple[dict, object]) -> None:
