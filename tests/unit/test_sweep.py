@@ -39,6 +39,11 @@ class ToyConfig:
         check_nonnegative("sleep_s", self.sleep_s)
 
 
+UPDATE_THREAD_ENV = engine._SINGLE_THREAD_ENV.get("RPUCIRCUIT_UPDATE_THREAD", "unset")
+"""What the engine sets the tile's update-thread variable to in its workers ("0"), or
+"unset" once the job function turns the thread off itself rather than through it."""
+
+
 def toy_job(cfg: ToyConfig) -> dict[str, Any]:
     """Deterministic in its config: same config, same result, in any process."""
     if cfg.fail:
@@ -245,7 +250,7 @@ def test_dask_jobs_run_on_a_quieted_cluster(tmp_path: Path, dask_cluster: str) -
         )
         # a value the worker's environment sets already is kept (as the pool keeps it)
         assert [r["update_thread"] for r in run.results] == [
-            v if v is not None else "0" for v in list(env_before.values())[:1] * 2
+            v if v is not None else UPDATE_THREAD_ENV for v in list(env_before.values())[:1] * 2
         ]
         assert [bool(r["profiling"]) for r in run.results] == [False, False]
         assert [float(r["tick_ms"]) for r in run.results] == [engine.DASK_TICK_MS] * 2
@@ -468,7 +473,7 @@ def test_pool_workers_run_single_threaded(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("RPUCIRCUIT_UPDATE_THREAD", raising=False)
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
     run = engine.run_jobs(env_job, toy_jobs(2), cache_dir=tmp_path, n_workers=2, progress=False)
-    assert [r["update_thread"] for r in run.results] == ["0", "0"]
+    assert [r["update_thread"] for r in run.results] == [UPDATE_THREAD_ENV] * 2
     assert [r["blas"] for r in run.results] == ["1", "1"]
 
 
