@@ -137,9 +137,11 @@ class Experiment:
     yscale: str = "linear"
     """Scale of the plots' y axis: ``linear`` or ``log``."""
     yfactor: float = 1.0
-    """Plotted y = value × yfactor (e.g. 100 turns a fraction into %); tables stay unscaled."""
+    """Plots and the summary's table show value × yfactor (e.g. 100 turns a fraction into
+    %); results.csv, results.h5 and stats.json stay unscaled."""
     ylabel: str = ""
-    """Label of the plots' y axis; empty = the metric's (curve's) name."""
+    """Label of the plots' y axis; empty = the metric's (curve's) name. A unit in
+    parentheses at its end (``"test error (%)"``) also labels the summary's metric column."""
     source_toml: str = ""
     """The experiment file's text (for provenance)."""
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
