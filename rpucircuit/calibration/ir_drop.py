@@ -48,7 +48,7 @@ from rpucircuit.calibration.base import (
     text,
 )
 from rpucircuit.calibration.read import case_read_gain
-from rpucircuit.model.irdrop import IRDropModel
+from rpucircuit.model.irdrop import Direction, IRDropModel
 
 IR_RESIDUAL_TOL = 0.05
 """Largest rms of the fit's residual relative to the rms IR drop ``y_q − y_sim/g`` of a
@@ -110,68 +110,85 @@ def _a_max(case: Tree, r_seg: float, r_drv: float) -> float:
     return model.max_attenuation(out, inp) * g_max * r_mean
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class CaseFit:
     """The resistances fitted to one case, with 95 % half-widths (model error included)."""
 
-    def __init__(self, name: str, case: Tree, tau_sum_s: float) -> None:
-        self.name = name
-        self.case = case
-        analysis = text(case, "analysis")
-        self.gain = 1.0 if analysis == "op" else case_read_gain(case, tau_sum_s)
-        direction = text(case, "direction")
-        x = array(case, "x_applied")
-        self.a_seg, self.a_drv = first_order_regressors(
-            _arrays(case), x, scalar(case, "dg_unit_s"), direction
-        )
-        self.drop = array(case, "y_ideal_quantized_w") - array(case, "y_sim_w") / self.gain
-        fit = least_squares(
-            np.column_stack([self.a_seg, self.a_drv]), self.drop, parameter="segment_ratio"
-        )
-        self.r_seg, self.r_drv = float(fit.coef[0]), float(fit.coef[1])
-        scale = float(np.sqrt(np.mean(self.drop**2)))
-        self.residual = fit.rms / scale if scale > 0.0 else math.inf
-        a_max = _a_max(case, self.r_seg, self.r_drv)
-        self.half_seg = fit.half_width(0) + a_max * abs(self.r_seg)
-        self.half_drv = fit.half_width(1) + a_max * abs(self.r_drv)
-        self.r_mean = _r_mean_ohm(case)
+    name: str
+    """Case name under ``/transfer``."""
+    gain: float
+    """Read gain divided out of ``y_sim`` (1 at DC)."""
+    r_seg_ohm: float
+    r_driver_ohm: float
+    half_seg_ohm: float
+    half_driver_ohm: float
+    residual: float
+    """rms of the fit's residual over the rms IR drop of the case."""
+    r_mean_ohm: float
+    """Mean device resistance of the case (from its conductances)."""
 
-    def check(self) -> None:
-        """:class:`CalibrationError` when the residual is beyond :data:`IR_RESIDUAL_TOL`."""
-        if self.residual > IR_RESIDUAL_TOL:
-            raise CalibrationError(
-                "segment_ratio",
-                f"first-order IR fit of {self.name} leaves {self.residual:.3g} of the drop "
-                f"(> {IR_RESIDUAL_TOL:g})",
-            )
 
-    def mean_map_error(self) -> float:
-        """rms error of the model path's mean map with this case's fitted ratios, relative
-        to the rms IR drop of the case."""
-        model = IRDropModel(
-            segment_ratio=max(self.r_seg, 0.0) / self.r_mean,
-            driver_ratio=max(self.r_drv, 0.0) / self.r_mean,
+def fit_case(
+    name: str, case: Tree, tau_sum_s: float, *, parameter: str = "segment_ratio"
+) -> CaseFit:
+    """Least squares of the module doc on one case; :class:`CalibrationError` naming
+    ``parameter`` when the residual is beyond :data:`IR_RESIDUAL_TOL`."""
+    gain = 1.0 if text(case, "analysis") == "op" else case_read_gain(case, tau_sum_s)
+    a_seg, a_drv = first_order_regressors(
+        _arrays(case), array(case, "x_applied"), scalar(case, "dg_unit_s"), text(case, "direction")
+    )
+    drop = array(case, "y_ideal_quantized_w") - array(case, "y_sim_w") / gain
+    fit = least_squares(np.column_stack([a_seg, a_drv]), drop, parameter=parameter)
+    r_seg, r_drv = float(fit.coef[0]), float(fit.coef[1])
+    scale = float(np.sqrt(np.mean(drop**2)))
+    residual = fit.rms / scale if scale > 0.0 else math.inf
+    if residual > IR_RESIDUAL_TOL:
+        raise CalibrationError(
+            parameter,
+            f"first-order IR fit of {name} leaves {residual:.3g} of the drop "
+            f"(> {IR_RESIDUAL_TOL:g})",
         )
-        direction = text(self.case, "direction")
-        w = (array(self.case, "g_pos_s") - array(self.case, "g_neg_s")) / scalar(
-            self.case, "dg_unit_s"
-        )
-        rows, cols = w.shape
-        keep = model.attenuation(rows, cols, "forward" if direction == "forward" else "backward")
-        w_ir = w * keep
-        mat = w_ir if direction == "forward" else w_ir.T
-        y_map = mat @ array(self.case, "x_applied")
-        err = array(self.case, "y_sim_w") / self.gain - y_map
-        scale = float(np.sqrt(np.mean(self.drop**2)))
-        return float(np.sqrt(np.mean(err**2))) / scale
+    a_max = _a_max(case, r_seg, r_drv)
+    return CaseFit(
+        name=name,
+        gain=gain,
+        r_seg_ohm=r_seg,
+        r_driver_ohm=r_drv,
+        half_seg_ohm=fit.half_width(0) + a_max * abs(r_seg),
+        half_driver_ohm=fit.half_width(1) + a_max * abs(r_drv),
+        residual=residual,
+        r_mean_ohm=_r_mean_ohm(case),
+    )
+
+
+def mean_map_error(case: Tree, fit: CaseFit) -> float:
+    """rms error of the model path's mean map with the case's fitted ratios, relative to
+    the rms IR drop of the case."""
+    model = IRDropModel(
+        segment_ratio=max(fit.r_seg_ohm, 0.0) / fit.r_mean_ohm,
+        driver_ratio=max(fit.r_driver_ohm, 0.0) / fit.r_mean_ohm,
+    )
+    direction: Direction = "forward" if text(case, "direction") == "forward" else "backward"
+    w = (array(case, "g_pos_s") - array(case, "g_neg_s")) / scalar(case, "dg_unit_s")
+    w_ir = w * model.attenuation(w.shape[0], w.shape[1], direction)
+    y_map = (w_ir if direction == "forward" else w_ir.T) @ array(case, "x_applied")
+    y = array(case, "y_sim_w") / fit.gain
+    drop = array(case, "y_ideal_quantized_w") - y
+    return float(np.sqrt(np.mean((y - y_map) ** 2) / np.mean(drop**2)))
 
 
 def _ratio_parameter(
-    name: str, fits: list[CaseFit], which: str, cfg_ohm: float, label: str
+    name: str,
+    fits: list[CaseFit],
+    ohms: list[tuple[float, float]],
+    cfg_ohm: float,
+    label: str,
 ) -> FittedParameter:
-    values = [getattr(f, f"r_{which}") / f.r_mean for f in fits]
-    halves = [getattr(f, f"half_{which}") / f.r_mean for f in fits]
+    """Combine per-case resistances ``(value, half-width)`` into one ratio to R_mean."""
+    values = [r / f.r_mean_ohm for (r, _), f in zip(ohms, fits, strict=True)]
+    halves = [h / f.r_mean_ohm for (_, h), f in zip(ohms, fits, strict=True)]
     value, half = combine(values, halves)
-    r_mean = fits[0].r_mean
+    r_mean = fits[0].r_mean_ohm
     cfg_ratio = cfg_ohm / r_mean
     inside = "inside" if value - half <= cfg_ratio <= value + half else "outside"
     return FittedParameter(
@@ -220,22 +237,29 @@ def fit_ir_drop(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
     )
     out: list[FittedParameter] = []
     for group_cases, suffix in ((ops, ""), (stress, "_ir_stress")):
-        fits = [CaseFit(name, case, tau_sum_s) for name, case in group_cases.items()]
-        for f in fits:
-            f.check()
-        p = fits[0].case["parameters"]
+        fits = [
+            fit_case(name, case, tau_sum_s, parameter=f"segment_ratio{suffix}")
+            for name, case in group_cases.items()
+        ]
+        p = next(iter(group_cases.values()))["parameters"]
         seg = _ratio_parameter(
             f"segment_ratio{suffix}",
             fits,
-            "seg",
+            [(f.r_seg_ohm, f.half_seg_ohm) for f in fits],
             scalar(p, "r_seg_row_ohm"),
             "segment resistance",
         )
         drv = _ratio_parameter(
-            f"driver_ratio{suffix}", fits, "drv", scalar(p, "r_driver_ohm"), "driver resistance"
+            f"driver_ratio{suffix}",
+            fits,
+            [(f.r_driver_ohm, f.half_driver_ohm) for f in fits],
+            scalar(p, "r_driver_ohm"),
+            "driver resistance",
         )
         if suffix:
-            errors = ", ".join(f"{f.name}: {f.mean_map_error():.3g}" for f in fits)
+            errors = ", ".join(
+                f"{f.name}: {mean_map_error(group_cases[f.name], f):.3g}" for f in fits
+            )
             extra = (
                 f"; the model path's mean map with these ratios misses the drop by {errors} "
                 "(rms over rms drop)"
@@ -250,4 +274,11 @@ def _with_note(p: FittedParameter, extra: str) -> FittedParameter:
     return dataclasses.replace(p, note=p.note + extra)
 
 
-__all__ = ["IR_RESIDUAL_TOL", "CaseFit", "first_order_regressors", "fit_ir_drop"]
+__all__ = [
+    "IR_RESIDUAL_TOL",
+    "CaseFit",
+    "first_order_regressors",
+    "fit_case",
+    "fit_ir_drop",
+    "mean_map_error",
+]

@@ -95,7 +95,9 @@ def _weights(case: Tree) -> FloatArray:
 
 def line_conductance_s(case: Tree) -> float:
     """Mean total conductance on one summing node of a case (both arrays), S."""
-    g = array(case, "g_pos_s") + array(case, "g_neg_s")
+    g = array(case, "g_pos_s")
+    if scalar(case, "parameters/paired"):
+        g = g + array(case, "g_neg_s")
     axis = 1 if text(case, "direction") == "forward" else 0
     return float(np.mean(g.sum(axis=axis)))
 
@@ -140,6 +142,35 @@ def _config_tau_s(case: Tree) -> float:
     return 1.0 / (2.0 * math.pi * gbw) + t / (2.0 * (1.0 + a0))
 
 
+def _case_tau(case: Tree, parameter: str) -> tuple[float, float, float]:
+    """``(τ_sum, 95 % half-width, relative residual)`` of one gain case (module doc)."""
+    g, rel = _slope(case, parameter)
+    yq = array(case, "y_ideal_quantized_w")
+    fit = least_squares(yq[:, None], array(case, "y_sim_w"), parameter=parameter)
+    kappa, c_int, g_line = (
+        _kappa(case),
+        scalar(case, "parameters/c_int_f"),
+        line_conductance_s(case),
+    )
+    # dτ/dg = −κ·C_int/(G_line·g²)
+    half = fit.half_width(0) * kappa * c_int / (g_line * g**2)
+    return (kappa / g - 1.0) * c_int / g_line, half, rel
+
+
+def line_gain(node: Tree, n_line: int, tau_sum_s: float) -> float:
+    """Read gain of lines of ``n_line`` devices per array on the tile of ``node`` (a case
+    or group with ``parameters``)."""
+    p = node["parameters"]
+    g_mean = 0.5 * (scalar(p, "g_on_s") + scalar(p, "g_off_s"))
+    arrays = 2.0 if scalar(p, "paired") else 1.0
+    return gain_of(
+        tau_sum_s,
+        g_line_s=arrays * n_line * g_mean,
+        c_int_f=scalar(p, "c_int_f"),
+        a0=scalar(p, "a0"),
+    )
+
+
 def fit_read_gain(tree: Tree, direction: str) -> tuple[FittedParameter, FittedParameter]:
     """Summing-node time constant ``τ_sum`` and the read gain of the config's tile for one
     direction (``forward`` or ``backward``), from that direction's linear transient cases.
@@ -156,27 +187,15 @@ def fit_read_gain(tree: Tree, direction: str) -> tuple[FittedParameter, FittedPa
     cases = {k: c for k, c in cases.items() if text(c, "analysis") == "tran"}
     if not cases:
         raise CalibrationError(name_tau, f"no transient case among {label}")
-    taus: list[float] = []
-    halves: list[float] = []
-    worst = 0.0
-    for case in cases.values():
-        g, rel = _slope(case, name_tau)
-        worst = max(worst, rel)
-        yq = array(case, "y_ideal_quantized_w")
-        fit = least_squares(yq[:, None], array(case, "y_sim_w"), parameter=name_tau)
-        c_int, g_line = scalar(case, "parameters/c_int_f"), line_conductance_s(case)
-        tau = (_kappa(case) / g - 1.0) * c_int / g_line
-        # dτ/dg = −κ·C_int/(G_line·g²)
-        half = fit.half_width(0) * _kappa(case) * c_int / (g_line * g**2)
-        taus.append(tau)
-        halves.append(half)
+    estimates = [_case_tau(case, name_tau) for case in cases.values()]
+    worst = max(rel for _, _, rel in estimates)
     if worst > GAIN_RESIDUAL_TOL:
         raise CalibrationError(
             name_tau,
             f"gain fit leaves a relative rms of {worst:.3g} > {GAIN_RESIDUAL_TOL:g}: the read "
             "is not a pure gain in these cases",
         )
-    tau, half = combine(taus, halves)
+    tau, half = combine([t for t, _, _ in estimates], [h for _, h, _ in estimates])
     sources = tuple(f"transfer/{k}" for k in cases)
     first = next(iter(cases.values()))
     p = first["parameters"]
@@ -199,15 +218,11 @@ def fit_read_gain(tree: Tree, direction: str) -> tuple[FittedParameter, FittedPa
             "largest relative rms of y_sim − g·y_q"
         ),
     )
-    cfg = config_tile(tree)["parameters"]
-    n_line = scalar(cfg, "cols" if direction == "forward" else "rows")
-    g_mean = 0.5 * (scalar(cfg, "g_on_s") + scalar(cfg, "g_off_s"))
-    g_line_cfg = 2.0 * n_line * g_mean if scalar(cfg, "paired") else n_line * g_mean
-    c_int_cfg = scalar(cfg, "c_int_f")
-    a0_cfg = scalar(cfg, "a0")
+    node = config_tile(tree)
+    n_line = int(scalar(node, "parameters/cols" if direction == "forward" else "parameters/rows"))
 
     def gain(t: float) -> float:
-        return gain_of(t, g_line_s=g_line_cfg, c_int_f=c_int_cfg, a0=a0_cfg)
+        return line_gain(node, n_line, t)
 
     value = gain(tau)
     gain_par = FittedParameter(
@@ -220,8 +235,8 @@ def fit_read_gain(tree: Tree, direction: str) -> tuple[FittedParameter, FittedPa
         interval=(gain(tau + half), gain(tau - half)),
         origin="fitted",
         note=(
-            f"gain of the config's {int(n_line)}-device lines from {name_tau}; the config's "
-            f"op-amp gives {gain(_config_tau_s(config_tile(tree))):.6f}"
+            f"gain of the config's {n_line}-device lines from {name_tau}; the config's "
+            f"op-amp gives {gain(_config_tau_s(node)):.6f}"
         ),
     )
     return tau_par, gain_par
@@ -238,14 +253,15 @@ def case_read_gain(case: Tree, tau_sum_s: float) -> float:
 
 
 def fit_input_transfer(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
-    """The input transfer curve of the sinh device, divided by the read gain (module doc).
+    """The input transfer curve of the sinh device, divided by the read gain (module doc):
+    :func:`fit_amplitude_transfer` and :func:`fit_time_gain`. ``tau_sum_s`` is the forward
+    summing-node time constant (:func:`fit_read_gain`)."""
+    return (*fit_amplitude_transfer(tree, tau_sum_s), fit_time_gain(tree, tau_sum_s))
 
-    Amplitude encoding (``transfer/fwd_sinh_amplitude_<N>``): ``input_transfer_c1``,
-    ``_c3``, ``_c5``, the odd polynomial ``f``, checked monotone on [0, 1]. Time encoding
-    (``transfer/fwd_sinh_time_<N>``): ``input_gain_time``. ``tau_sum_s`` is the forward
-    summing-node time constant (:func:`fit_read_gain`).
-    """
-    out: list[FittedParameter] = []
+
+def fit_amplitude_transfer(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
+    """``input_transfer_c1``, ``_c3``, ``_c5``: the odd polynomial ``f`` of amplitude
+    encoding (``transfer/fwd_sinh_amplitude_<N>``), checked monotone on [0, 1]."""
     amp = find_cases(
         tree,
         "transfer",
@@ -273,7 +289,9 @@ def fit_input_transfer(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, .
         raise CalibrationError("input_transfer", f"fitted f is not monotone on [0, 1] ({name})")
     p = case["parameters"]
     ratio = scalar(p, "v_read_v") / scalar(p, "read_v0_v")
-    taylor = {1: 1.0, 3: ratio**2 / 6.0, 5: ratio**4 / 120.0}
+    # Taylor coefficients of (V0/V_read)·sinh(x·V_read/V0): ratio^(k−1)/k!
+    taylor = {k: ratio ** (k - 1) / math.factorial(k) for k in powers}
+    out: list[FittedParameter] = []
     for i, k in enumerate(powers):
         c, h = float(fit.coef[i]), fit.half_width(i)
         out.append(
@@ -293,6 +311,11 @@ def fit_input_transfer(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, .
                 ),
             )
         )
+    return tuple(out)
+
+
+def fit_time_gain(tree: Tree, tau_sum_s: float) -> FittedParameter:
+    """``input_gain_time``: time encoding only scales the read (``transfer/fwd_sinh_time_<N>``)."""
     time_cases = find_cases(
         tree,
         "transfer",
@@ -315,23 +338,20 @@ def fit_input_transfer(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, .
     p = case["parameters"]
     ratio = scalar(p, "v_read_v") / scalar(p, "read_v0_v")
     value, half = slope_g / g, fit.half_width(0) / g
-    out.append(
-        FittedParameter(
-            name="input_gain_time",
-            value=value,
-            unit="1",
-            sources=(f"transfer/{name}",),
-            residual=rel,
-            tolerance=TIME_GAIN_RESIDUAL_TOL,
-            interval=(value - half, value + half),
-            origin="fitted",
-            note=(
-                "time encoding: the sinh device only scales the read, f(x) = gain·x; the sinh "
-                f"model gives (V0/V_read)·sinh(V_read/V0) = {math.sinh(ratio) / ratio:.5g}"
-            ),
-        )
+    return FittedParameter(
+        name="input_gain_time",
+        value=value,
+        unit="1",
+        sources=(f"transfer/{name}",),
+        residual=rel,
+        tolerance=TIME_GAIN_RESIDUAL_TOL,
+        interval=(value - half, value + half),
+        origin="fitted",
+        note=(
+            "time encoding: the sinh device only scales the read, f(x) = gain·x; the sinh "
+            f"model gives (V0/V_read)·sinh(V_read/V0) = {math.sinh(ratio) / ratio:.5g}"
+        ),
     )
-    return tuple(out)
 
 
 def fit_output_bound(tree: Tree, tau_sum_s: float) -> FittedParameter:
@@ -442,10 +462,13 @@ __all__ = [
     "TRANSFER_RESIDUAL_TOL",
     "case_read_gain",
     "config_tile",
+    "fit_amplitude_transfer",
     "fit_input_transfer",
     "fit_output_bound",
     "fit_read_gain",
+    "fit_time_gain",
     "gain_of",
     "line_conductance_s",
+    "line_gain",
     "periphery_steps",
 ]

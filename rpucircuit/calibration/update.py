@@ -91,6 +91,41 @@ def _cycles(tree: Tree, k: float) -> dict[int, tuple[str, Tree]]:
     return found
 
 
+def config_device_parameters(case: Tree, source: str) -> list[FittedParameter]:
+    """``w_max``, ``w_min`` (the weight scale of the case's parameters) and the spreads
+    SPICE cannot see (paper A's preset): all origin ``config``."""
+    p = case["parameters"]
+    w_max = (scalar(p, "g_on_s") - scalar(p, "g_off_s")) / scalar(p, "dg_unit_s")
+    where = (f"{source}/parameters",)
+    out = [
+        config_parameter(
+            "w_max", w_max, "w", where, "(G_on − G_off)/ΔG_unit; no case drives a device to G_on"
+        ),
+        config_parameter(
+            "w_min", -w_max, "w", where, "−(G_on − G_off)/ΔG_unit; no case drives one to G_off"
+        ),
+    ]
+    preset = gokmen_vlasov_2016().device
+    spreads = {
+        "dw_min_dtod": preset.dw_min_dtod,
+        "dw_min_ctoc": preset.dw_min_ctoc,
+        "w_bound_dtod": preset.w_bound_dtod,
+        "up_down_dtod": preset.up_down_dtod,
+    }
+    for name, value in spreads.items():
+        out.append(
+            config_parameter(
+                name,
+                value,
+                "1",
+                ("rpucircuit.config.rpu.gokmen_vlasov_2016",),
+                "every SPICE device is the same deterministic model: spreads are not "
+                "observable; paper A's preset value",
+            )
+        )
+    return out
+
+
 def fit_update(tree: Tree, *, k_model: float | None = None) -> tuple[FittedParameter, ...]:
     """``dw_min``, ``k_half_select``, ``up_down_ratio``, ``up_down`` (fitted) and ``w_max``,
     ``w_min``, ``dw_min_dtod``, ``dw_min_ctoc``, ``w_bound_dtod``, ``up_down_dtod`` (config).
@@ -165,32 +200,8 @@ def fit_update(tree: Tree, *, k_model: float | None = None) -> tuple[FittedParam
         "1",
         "the model's imbalance u with (1 + u)/(1 − u) = up_down_ratio",
     )
-    p = up["parameters"]
-    w_max = (scalar(p, "g_on_s") - scalar(p, "g_off_s")) / dg_unit
-    where = (f"update/{name_up}/parameters",)
-    out.append(
-        config_parameter(
-            "w_max", w_max, "w", where, "(G_on − G_off)/ΔG_unit; no case drives a device to G_on"
-        )
-    )
-    out.append(
-        config_parameter(
-            "w_min", -w_max, "w", where, "−(G_on − G_off)/ΔG_unit; no case drives one to G_off"
-        )
-    )
-    preset = gokmen_vlasov_2016().device
-    for name in ("dw_min_dtod", "dw_min_ctoc", "w_bound_dtod", "up_down_dtod"):
-        out.append(
-            config_parameter(
-                name,
-                float(getattr(preset, name)),
-                "1",
-                ("rpucircuit.config.rpu.gokmen_vlasov_2016",),
-                "every SPICE device is the same deterministic model: spreads are not "
-                "observable; paper A's preset value",
-            )
-        )
+    out += config_device_parameters(up, f"update/{name_up}")
     return tuple(out)
 
 
-__all__ = ["UPDATE_RESIDUAL_TOL", "fit_update"]
+__all__ = ["UPDATE_RESIDUAL_TOL", "config_device_parameters", "fit_update"]

@@ -138,6 +138,17 @@ def test_ir_drop_residual_beyond_tolerance_names_the_parameter(
         fit_ir_drop(tree, TAU)
 
 
+def test_ir_stress_residual_names_the_stress_parameter(
+    tree: dict[str, Any], rng: np.random.Generator
+) -> None:
+    case = tree["transfer"]["fwd_ir_stress_8"]
+    drop = case["y_ideal_quantized_w"] - case["y_sim_w"]
+    scale = float(np.sqrt(np.mean(drop**2)))
+    case["y_sim_w"] = case["y_sim_w"] + scale * rng.standard_normal(8)
+    with pytest.raises(CalibrationError, match=r"segment_ratio_ir_stress: first-order IR fit"):
+        fit_ir_drop(tree, TAU)
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
