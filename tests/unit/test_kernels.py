@@ -126,7 +126,8 @@ def test_bit_stream_slots_are_independent(rng: np.random.Generator, bl: int) -> 
     [
         rpu.perfect_io(),
         rpu.IOConfig(out_noise=0.0),
-        rpu.IOConfig(out_noise=0.0, out_bound=3.0, bound_management=True, bm_max_factor=4.0),
+        # normalized outputs here reach 2.6: a bound of 2 makes bound management re-read
+        rpu.IOConfig(out_noise=0.0, out_bound=2.0, bound_management=True, bm_max_factor=4.0),
         rpu.IOConfig(out_noise=0.0, noise_management=False, bound_management=False),
         rpu.IOConfig(out_noise=0.0, noise_management=False, out_bound=2.0, inp_res=0.02),
     ],
@@ -147,6 +148,61 @@ def test_read_batch_matches_reference_without_noise(
     # same arithmetic up to BLAS summation order: 1e-12 absolute on outputs of size ~5
     np.testing.assert_allclose(y, ref, rtol=0, atol=1e-12)
     np.testing.assert_allclose(yt, ref, rtol=0, atol=1e-12)
+
+
+def test_bound_management_rereads_what_the_bound_clipped(rng: np.random.Generator) -> None:
+    """Without quantization or noise: rows whose outputs reach the bound are re-read at
+    half the input until none does (up to bm_max_factor), so they come out as the exact
+    MVM, where the same read without management is clipped; other rows are untouched."""
+    common = {"out_noise": 0.0, "out_bound": 2.0, "inp_res": 0.0, "out_res": 0.0}
+    managed = io_vector(rpu.IOConfig(bound_management=True, bm_max_factor=4.0, **common))
+    clipped = io_vector(rpu.IOConfig(bound_management=False, **common))
+    w = rng.normal(0.0, 0.4, (9, 30))
+    x = rng.uniform(-1.5, 1.5, (40, 30))
+    s = kernels.seed_state(rng)
+    y_bm, y_clip = np.empty((40, 9)), np.empty((40, 9))
+    kernels.read_batch(w, x, y_bm, managed, s)
+    kernels.read_batch(w, x, y_clip, clipped, s)
+    exact = x @ w.T
+    peak = np.abs(exact).max(axis=1) / np.abs(x).max(axis=1)  # largest normalized output
+    hit = peak >= 2.0
+    # the bound is reached by some rows, not all, and a factor of 4 brings every row back
+    assert 5 <= hit.sum() <= 35 and peak.max() < 2.0 * 4.0
+    # MVM summation order only: 1e-12 absolute on outputs of size ~5
+    np.testing.assert_allclose(y_bm, exact, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(y_clip[~hit], exact[~hit], rtol=0, atol=1e-12)
+    # clipped rows: the outputs beyond the bound sit at bound·max|x| and differ from exact
+    bound_out = 2.0 * np.abs(x).max(axis=1, keepdims=True)
+    over = (np.abs(exact) >= bound_out) & hit[:, None]
+    np.testing.assert_allclose(np.abs(y_clip[over]), np.broadcast_to(bound_out, over.shape)[over])
+    assert np.all(np.abs(y_clip[over] - y_bm[over]) > 1e-3)
+
+
+def test_bound_management_reread_draws_fresh_noise(rng: np.random.Generator) -> None:
+    """A re-read is a new analog read: its output noise is a fresh draw, not the noise
+    that pushed the first read over the bound.
+
+    One output whose noise-free normalized value is y0 = 0.95 under bound 1, noise σ =
+    0.1: the first read hits the bound when ξ ≥ 0.5 (P = 0.31) and is then re-read at half
+    the input, y = 2·(y0/2 + σ·ξ'), which never hits again. With fresh noise
+    E[y] = y0 + σ·E[ξ; ξ < 0.5] + 0 = y0 − σ·φ(0.5) = 0.9148; reusing ξ would give
+    y0 − σ·φ(0.5) + 2σ·φ(0.5) = 0.9852 (the selected ξ > 0.5 has a positive mean).
+    """
+    sigma, y0, n = 0.1, 0.95, 40_000
+    io = rpu.IOConfig(out_noise=sigma, out_bound=1.0, inp_res=0.0, out_res=0.0, bm_max_factor=4.0)
+    w = np.array([[y0, 0.0, 0.0]])
+    x = np.tile([1.0, 0.5, -0.3], (n, 1))  # max|x| = 1: normalized = output units
+    y = np.empty((n, 1))
+    kernels.read_batch(w, x, y, io_vector(io), kernels.seed_state(rng))
+    expected = y0 - sigma * stats.norm.pdf(0.5)
+    # per-read std ≤ 2σ = 0.2, so the SE of the mean is ≤ 0.2/√N = 0.001; 5 SE: 0.005,
+    # far below the 0.07 that reused noise would add
+    assert abs(y.mean() - expected) < 5 * 0.2 / np.sqrt(n)
+    ref = np.array([kernels.reference_read(w, x[0], io_vector(io), rng) for _ in range(4000)])
+    assert abs(ref.mean() - expected) < 5 * 0.2 / np.sqrt(4000)  # the reference agrees
+    # re-reads happened: outputs above the bound, which only a re-read can give
+    # (P = P(ξ ≥ 0.5)·P(ξ' > 0.25) = 0.31·0.40 = 0.12)
+    assert np.mean(y > 1.0) > 0.05
 
 
 def test_read_batch_noise_matches_reference_statistics(rng: np.random.Generator) -> None:
@@ -326,22 +382,34 @@ def _batch_case(
 
 
 @pytest.mark.parametrize(
-    ("n_dev", "n_out", "n_in", "sparse", "soft"),
+    ("n_dev", "n_out", "n_in", "sparse", "soft", "k"),
     [
-        (1, 3, 4, True, False),  # few pulsing pairs: each pair tested directly
-        (1, 12, 16, False, False),  # many: slot lists; dense stream draws
-        (2, 12, 16, True, False),  # two devices per weight, sparse stream draws
-        (1, 3, 4, False, True),  # soft bounds
+        (1, 3, 4, True, False, 0.0),  # few pulsing pairs: each pair tested directly
+        (1, 12, 16, False, False, 0.0),  # many: slot lists; dense stream draws
+        (2, 12, 16, True, False, 0.0),  # two devices per weight, sparse stream draws
+        (1, 3, 4, False, True, 0.0),  # soft bounds
+        # half-select (k != 0): sample by sample, pulsing rows vectorized per phase
+        (1, 3, 4, True, False, 0.2),
+        (1, 12, 16, False, False, 0.1),
+        (2, 12, 16, True, False, 0.3),  # two devices per weight
+        (1, 3, 4, False, True, 0.2),  # soft bounds: pulse by pulse per device
     ],
 )
 def test_batched_update_matches_sequential_reference(
-    rng: np.random.Generator, n_dev: int, n_out: int, n_in: int, sparse: bool, soft: bool
+    rng: np.random.Generator,
+    n_dev: int,
+    n_out: int,
+    n_in: int,
+    sparse: bool,
+    soft: bool,
+    k: float,
 ) -> None:
-    """n > 1 updates in one call (:func:`batched._pulsed_update_batch`, a conv layer's
-    patches) against the pulse-by-pulse reference applied sample after sample: the same
+    """n > 1 updates in one call (k = 0: :func:`batched._pulsed_update_batch`, a conv
+    layer's patches; k != 0: :func:`kernels.pulsed_update`'s half-select path, sample by
+    sample) against the pulse-by-pulse reference applied sample after sample: the same
     mean and spread of every device's change, and of how many sit at a bound."""
     par, w0, x, d = _batch_case(rng, n_dev, n_out, n_in, sparse)
-    dp = _dp(ctoc=0.3, soft=soft, bounded=True)
+    dp = _dp(ctoc=0.3, k=k, soft=soft, bounded=True)
     s = kernels.seed_state(rng)
     reps = 800
     fast = np.empty((reps, *w0.shape))
