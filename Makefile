@@ -19,7 +19,7 @@ $(BIN)/rpucircuit: pyproject.toml constraints.txt
 setup: ngspice $(BIN)/rpucircuit  ## everything the tests and the main job need
 
 lock:  ## re-resolve pyproject.toml's dependencies in a scratch venv; pin them in constraints.txt
-	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; trap 'exit 1' INT TERM; \
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/pip" install -q --upgrade pip; \
 	"$$tmp/venv/bin/pip" install -q -e '.[test]'; \
