@@ -218,12 +218,10 @@ def _job(
     )
 
 
-def _resized(cfg: CircuitConfig, n: int, *, nodal_only: bool = False) -> CircuitConfig:
-    changes: dict[str, Any] = {"rows": n, "cols": n}
-    if nodal_only:
-        # The nodal solver does not run ngspice; lift the SPICE budget so the config builds.
-        changes["spice_limit_s"] = max(cfg.tile.spice_limit_s, 1e12)
-    return ex.with_tile(cfg, **changes)
+def _resized(cfg: CircuitConfig, n: int) -> CircuitConfig:
+    """``cfg`` on an ``n × n`` tile (a config of any size builds; ngspice jobs are checked
+    against the SPICE budget by :func:`plan`)."""
+    return ex.with_tile(cfg, rows=n, cols=n)
 
 
 IR_STRESS_FACTOR = 100.0
@@ -341,10 +339,7 @@ def plan(cfg: CircuitConfig, campaign: CampaignConfig) -> list[CharacterizationJ
     """The campaign's jobs, most expensive first (so that two workers share the load evenly;
     the order changes neither keys nor seeds)."""
     c = campaign
-    nodal_jobs = [
-        _job(c, "nodal", f"nodal_{size}", _resized(cfg, size, nodal_only=True))
-        for size in c.nodal_sizes
-    ]
+    nodal_jobs = [_job(c, "nodal", f"nodal_{size}", _resized(cfg, size)) for size in c.nodal_sizes]
     jobs = _transfer_jobs(cfg, c) + nodal_jobs + _update_jobs(cfg, c) + _line_jobs(cfg, c)
     _check_spice_budgets(jobs)
     return sorted(jobs, key=_cost, reverse=True)
