@@ -87,7 +87,9 @@ class CampaignConfig:
     """What the campaign simulates besides the circuit itself (TOML table ``[campaign]``)."""
 
     seed: int = 20161231
-    """Seed of every random weight, input, bit stream and noise sample of the campaign."""
+    """Seed of every random weight, input, bit stream and noise sample of the campaign: each
+    job's generator is seeded with :func:`job_seed` of this seed and the job's analysis and
+    name, so a job draws the same numbers whichever other jobs the campaign has."""
     transient_size: int = 16
     """Rows = columns of the tiles for transient transfer cases (ngspice ~1 s at 16)."""
     include_config_tile: bool = True
