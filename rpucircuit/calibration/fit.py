@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rpucircuit.calibration.base import FittedParameter, Tree
-from rpucircuit.calibration.ir_drop import fit_ir_drop
+from rpucircuit.calibration.ir_drop import dc_resistances, fit_ir_drop
 from rpucircuit.calibration.noise import adc_sigma, fit_output_noise, ktc_sigma
 from rpucircuit.calibration.read import (
     fit_input_transfer,
@@ -22,8 +22,9 @@ def fit_all(tree: Tree) -> tuple[FittedParameter, ...]:
     The first error (a missing case, a residual beyond its tolerance) is raised as it is;
     names are unique in the result.
     """
-    tau_fwd, gain_fwd = fit_read_gain(tree, "forward")
-    tau_bwd, gain_bwd = fit_read_gain(tree, "backward")
+    r_seg, r_drv = dc_resistances(tree)
+    tau_fwd, gain_fwd = fit_read_gain(tree, "forward", r_seg_ohm=r_seg, r_driver_ohm=r_drv)
+    tau_bwd, gain_bwd = fit_read_gain(tree, "backward", r_seg_ohm=r_seg, r_driver_ohm=r_drv)
     tau = tau_fwd.value
     params: list[FittedParameter] = [tau_fwd, gain_fwd, tau_bwd, gain_bwd]
     params += fit_ir_drop(tree, tau)

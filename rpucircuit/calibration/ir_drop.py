@@ -13,19 +13,9 @@ case's own conductances (it reduces to the model path's map when every device is
 mean), so the fitted resistances are the physical ones; the mean map's error on the case
 with those ratios is reported beside them.
 
-First order, ideal virtual grounds: input line j (driven with ``±x_j`` at index 0 through
-``r_driver``) carries the device currents ``I_ij = G_ij·x_j`` of its array; segment ``k``
-(``k = 0`` next to the driver) carries ``Σ_{i ≥ k} I_ij``, so the device at position ``i``
-sees its input lowered by ``r_seg·Σ_{k ≤ i} Σ_{i' ≥ k} I_i'j + r_driver·Σ_i' I_i'j``; output
-line i (sensed past its last device) carries ``Σ_{j' ≤ k} I_ij'`` past device ``k``, so
-device ``j`` sees its output raised by ``r_seg·Σ_{k ≥ j} Σ_{j' ≤ k} I_ij'``. Each device
-loses ``G_ij`` times both, and the output, in weight units, is
-
-    ``y_sim/g = y_q − r_seg·A_seg − r_driver·A_drv``,
-
-linear in the two resistances (``g`` the read gain of a transient case, 1 at DC). The
-neglected terms are of relative size ``a_max`` (the largest attenuation of a device), which
-is added to each interval as a model error.
+The expansion itself (the regressors ``A_seg`` and ``A_drv``) is in
+:mod:`rpucircuit.calibration.lines`; the neglected terms are of relative size ``a_max`` (the
+largest attenuation of a device), which is added to each interval as a model error.
 """
 
 from __future__ import annotations
@@ -38,7 +28,6 @@ import numpy as np
 from rpucircuit.calibration.base import (
     CalibrationError,
     FittedParameter,
-    FloatArray,
     Tree,
     array,
     combine,
@@ -47,6 +36,7 @@ from rpucircuit.calibration.base import (
     scalar,
     text,
 )
+from rpucircuit.calibration.lines import case_arrays, first_order_regressors
 from rpucircuit.calibration.read import case_read_gain
 from rpucircuit.model.irdrop import Direction, IRDropModel
 
@@ -60,44 +50,14 @@ OP_FIELD = "op_sizes"
 STRESS_FIELD = "transient_size (the IR-stress transient case)"
 
 
-def _arrays(case: Tree) -> list[FloatArray]:
-    gp = array(case, "g_pos_s")
-    paired = scalar(case, "parameters/paired") != 0.0
-    return [gp, array(case, "g_neg_s")] if paired else [gp]
-
-
-def first_order_regressors(
-    g_arrays: list[FloatArray], x: FloatArray, dg_unit_s: float, direction: str
-) -> tuple[FloatArray, FloatArray]:
-    """``(A_seg, A_drv)`` of the module doc, per output, in weight units per ohm.
-
-    ``g_arrays`` are the arrays' conductances in tile orientation (rows, cols), p first (the
-    m array is driven with −x); ``x`` the applied inputs; ``direction`` ``forward`` (inputs
-    on columns) or ``backward`` (inputs on rows). Drivers at index 0, sense ends last.
-    """
-    a_seg = 0.0
-    a_drv = 0.0
-    for sign, g_tile in zip((1.0, -1.0), g_arrays, strict=False):
-        g = g_tile if direction == "forward" else g_tile.T  # (outputs, inputs)
-        current = g * (sign * x)[None, :]
-        seg_in = np.cumsum(current[::-1, :], axis=0)[::-1, :]
-        drop_in = np.cumsum(seg_in, axis=0)
-        seg_out = np.cumsum(current, axis=1)
-        rise_out = np.cumsum(seg_out[:, ::-1], axis=1)[:, ::-1]
-        driver = np.broadcast_to(current.sum(axis=0)[None, :], current.shape)
-        a_seg = a_seg + (g * (drop_in + rise_out)).sum(axis=1)
-        a_drv = a_drv + (g * driver).sum(axis=1)
-    return np.asarray(a_seg) / dg_unit_s, np.asarray(a_drv) / dg_unit_s
-
-
 def _r_mean_ohm(case: Tree) -> float:
-    gs = _arrays(case)
+    gs = case_arrays(case)
     return 1.0 / float(np.mean([g.mean() for g in gs]))
 
 
 def _a_max(case: Tree, r_seg: float, r_drv: float) -> float:
     """Largest first-order attenuation of the case's tile, at its largest conductance."""
-    gs = _arrays(case)
+    gs = case_arrays(case)
     g_max = max(float(g.max()) for g in gs)
     r_mean = _r_mean_ohm(case)
     rows, cols = gs[0].shape
@@ -135,7 +95,10 @@ def fit_case(
     ``parameter`` when the residual is beyond :data:`IR_RESIDUAL_TOL`."""
     gain = 1.0 if text(case, "analysis") == "op" else case_read_gain(case, tau_sum_s)
     a_seg, a_drv = first_order_regressors(
-        _arrays(case), array(case, "x_applied"), scalar(case, "dg_unit_s"), text(case, "direction")
+        case_arrays(case),
+        array(case, "x_applied"),
+        scalar(case, "dg_unit_s"),
+        text(case, "direction"),
     )
     drop = array(case, "y_ideal_quantized_w") - array(case, "y_sim_w") / gain
     fit = least_squares(np.column_stack([a_seg, a_drv]), drop, parameter=parameter)
@@ -209,6 +172,23 @@ def _ratio_parameter(
     )
 
 
+def dc_resistances(tree: Tree) -> tuple[float, float]:
+    """``(r_seg_ohm, r_driver_ohm)`` of the config's lines from the DC points, combined by
+    inverse variance (what :func:`rpucircuit.calibration.read.fit_read_gain` takes out)."""
+    ops = find_cases(
+        tree,
+        "transfer",
+        r"op_fwd_random_\d+",
+        parameter="segment_ratio",
+        case="transfer/op_fwd_random_<N>",
+        field=OP_FIELD,
+    )
+    fits = [fit_case(name, case, 0.0) for name, case in ops.items()]
+    r_seg, _ = combine([f.r_seg_ohm for f in fits], [f.half_seg_ohm for f in fits])
+    r_drv, _ = combine([f.r_driver_ohm for f in fits], [f.half_driver_ohm for f in fits])
+    return r_seg, r_drv
+
+
 def fit_ir_drop(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
     """Segment and driver ratios of the config's lines from the DC points, and of the IR
     stress case's lines (whose drop is ×10⁴, large enough for a transient to resolve).
@@ -277,7 +257,7 @@ def _with_note(p: FittedParameter, extra: str) -> FittedParameter:
 __all__ = [
     "IR_RESIDUAL_TOL",
     "CaseFit",
-    "first_order_regressors",
+    "dc_resistances",
     "fit_case",
     "fit_ir_drop",
     "mean_map_error",

@@ -20,7 +20,8 @@ import pytest
 
 from rpucircuit.calibration import CalibrationError, FittedParameter, MissingCaseError
 from rpucircuit.calibration.base import least_squares
-from rpucircuit.calibration.ir_drop import first_order_regressors, fit_ir_drop
+from rpucircuit.calibration.ir_drop import dc_resistances, fit_ir_drop
+from rpucircuit.calibration.lines import case_drop, first_order_regressors
 from rpucircuit.calibration.noise import fit_output_noise, ktc_sigma
 from rpucircuit.calibration.read import (
     case_read_gain,
@@ -82,6 +83,18 @@ def test_read_gain_recovers_planted_time_constant(tree: dict[str, Any]) -> None:
         assert gain.value == pytest.approx(expected, rel=EXACT)
 
 
+def test_read_gain_takes_out_the_ir_drop_it_is_given(tree: dict[str, Any]) -> None:
+    # y_sim = g·(y_q − first-order drop of 5 Ω segments and 50 Ω drivers): given those
+    # resistances the fit recovers τ exactly; ignoring them biases it by the drop.
+    case = tree["transfer"]["fwd_random_8"]
+    ref = case["y_ideal_quantized_w"] - case_drop(case, 5.0, 50.0)
+    case["y_sim_w"] = case_read_gain(case, TAU) * ref
+    tau, _ = fit_read_gain(tree, "forward", r_seg_ohm=5.0, r_driver_ohm=50.0)
+    assert tau.value == pytest.approx(TAU, rel=EXACT)
+    biased, _ = fit_read_gain(tree, "forward")
+    assert biased.value > TAU * 1.01
+
+
 def test_read_gain_residual_beyond_tolerance_names_the_parameter(
     tree: dict[str, Any], rng: np.random.Generator
 ) -> None:
@@ -125,6 +138,8 @@ def test_ir_drop_recovers_resistances_of_a_nodal_solve(tree: dict[str, Any]) -> 
     assert drv.value == pytest.approx(50.0 / 24e6, rel=1e-3)
     assert seg.contains(5.0 / 24e6) and drv.contains(50.0 / 24e6)
     assert "outside the interval" in seg.note  # the recorded circuit has 0.144 Ω
+    r_seg, r_drv = dc_resistances(tree)
+    assert (r_seg, r_drv) == pytest.approx((5.0, 50.0), rel=1e-3)
 
 
 def test_ir_drop_residual_beyond_tolerance_names_the_parameter(
