@@ -36,7 +36,7 @@ from rpucircuit.calibration.base import (
     scalar,
     text,
 )
-from rpucircuit.calibration.lines import case_arrays, first_order_regressors
+from rpucircuit.calibration.lines import case_arrays, case_weights, first_order_regressors
 from rpucircuit.calibration.read import case_read_gain
 from rpucircuit.model.irdrop import Direction, IRDropModel
 
@@ -132,7 +132,7 @@ def mean_map_error(case: Tree, fit: CaseFit) -> float:
         driver_ratio=max(fit.r_driver_ohm, 0.0) / fit.r_mean_ohm,
     )
     direction: Direction = "forward" if text(case, "direction") == "forward" else "backward"
-    w = (array(case, "g_pos_s") - array(case, "g_neg_s")) / scalar(case, "dg_unit_s")
+    w = case_weights(case)
     w_ir = w * model.attenuation(w.shape[0], w.shape[1], direction)
     y_map = (w_ir if direction == "forward" else w_ir.T) @ array(case, "x_applied")
     y = array(case, "y_sim_w") / fit.gain

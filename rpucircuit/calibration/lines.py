@@ -30,6 +30,15 @@ def case_arrays(case: Tree) -> list[FloatArray]:
     return [gp, array(case, "g_neg_s")] if paired else [gp]
 
 
+def case_weights(case: Tree) -> FloatArray:
+    """``W`` of a case in weight units, tile orientation: ``(G⁺ − G⁻)/ΔG_unit``, or
+    ``G⁺/ΔG_unit`` for a single array (as the circuit path defines it)."""
+    arrays = case_arrays(case)
+    g = arrays[0] - arrays[1] if len(arrays) > 1 else arrays[0]
+    out: FloatArray = g / scalar(case, "dg_unit_s")
+    return out
+
+
 def first_order_regressors(
     g_arrays: list[FloatArray], x: FloatArray, dg_unit_s: float, direction: str
 ) -> tuple[FloatArray, FloatArray]:
@@ -67,4 +76,4 @@ def case_drop(case: Tree, r_seg_ohm: float, r_driver_ohm: float) -> FloatArray:
     return out
 
 
-__all__ = ["case_arrays", "case_drop", "first_order_regressors"]
+__all__ = ["case_arrays", "case_drop", "case_weights", "first_order_regressors"]

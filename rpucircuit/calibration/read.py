@@ -11,7 +11,8 @@ read returns
 
 with ``y_q`` the ideal output of the quantized inputs and ``G_line`` the total conductance
 on one summing node (both arrays). Each transient case gives its gain ``g`` (slope of
-``y_sim`` on ``y_q``) and so ``τ_sum = (κ/g − 1)·C_int/G_line``, which does not depend on
+``y_sim`` on ``y_q`` less the lines' first-order IR drop, :mod:`rpucircuit.calibration.lines`)
+and so ``τ_sum = (κ/g − 1)·C_int/G_line``, which does not depend on
 the tile's size or on C_int; the gain of the config's own tile follows from it. One tile
 size per direction cannot separate A0 from GBW, so ``κ`` is taken from the recorded A0 (its
 share of the loss is ~1e-4 against ~1e-3 for GBW) and everything else is attributed to
@@ -47,7 +48,7 @@ from rpucircuit.calibration.base import (
     t_quantile,
     text,
 )
-from rpucircuit.calibration.lines import case_drop
+from rpucircuit.calibration.lines import case_drop, case_weights
 
 GAIN_RESIDUAL_TOL = 1e-3
 """Largest rms of ``y_sim − g·y_q`` relative to the rms of ``y_q`` in one gain case. The
@@ -91,7 +92,7 @@ TRANSIENT_FIELD = "transient_size (every transient transfer case)"
 
 def _weights(case: Tree) -> FloatArray:
     """``W`` in weight units, oriented so that ``y = W @ x_applied`` (rows = outputs)."""
-    w = (array(case, "g_pos_s") - array(case, "g_neg_s")) / scalar(case, "dg_unit_s")
+    w = case_weights(case)
     return w if text(case, "direction") == "forward" else w.T
 
 
@@ -153,11 +154,9 @@ def _case_tau(
     ref = array(case, "y_ideal_quantized_w") - case_drop(case, r_seg_ohm, r_driver_ohm)
     g, rel = _slope(case, parameter, ref)
     fit = least_squares(ref[:, None], array(case, "y_sim_w"), parameter=parameter)
-    kappa, c_int, g_line = (
-        _kappa(case),
-        scalar(case, "parameters/c_int_f"),
-        line_conductance_s(case),
-    )
+    kappa = _kappa(case)
+    c_int = scalar(case, "parameters/c_int_f")
+    g_line = line_conductance_s(case)
     # dτ/dg = −κ·C_int/(G_line·g²)
     half = fit.half_width(0) * kappa * c_int / (g_line * g**2)
     return (kappa / g - 1.0) * c_int / g_line, half, rel
