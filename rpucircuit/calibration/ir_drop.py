@@ -8,7 +8,7 @@ the mean map leaves out: the potential of a line follows the *sum* of its device
 currents, ``Σ G⁺·x`` on one array and ``Σ G⁻·x`` on the other, so the pair's loss is
 ``g·δ·(w·N + S)`` with ``S`` the line's partial weight sum, not ``g·δ·w·N`` alone. Fitting the
 mean map to a random tile therefore mixes that term into the ratios (on the reference IR
-stress case it puts ρ 70 % high). The fit here uses the same first-order expansion with the
+stress case it puts ρ 50 % high and the driver ratio below zero). The fit here uses the same first-order expansion with the
 case's own conductances (it reduces to the model path's map when every device is at the
 mean), so the fitted resistances are the physical ones; the mean map's error on the case
 with those ratios is reported beside them.
