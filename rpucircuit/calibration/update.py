@@ -42,8 +42,9 @@ from rpucircuit.config.rpu import gokmen_vlasov_2016
 UPDATE_RESIDUAL_TOL = 0.02
 """Largest rms of ``Δg − a·n_full − b·n_half`` relative to the rms Δg of a cycle. The
 count model is exact for a rate that depends on the pulse voltage only; what is left comes
-from the pulse edges and from the state changing within a cycle (reference: 2e-3 rectifying,
-5e-3 saturating); 2 % is the accuracy paper A asks of the up/down symmetry."""
+from the pulse edges and from the state changing within a cycle (reference file: 5e-3
+rectifying, 3e-3 saturating, 1e-6 linear); 2 % is the accuracy paper A asks of the up/down
+symmetry."""
 
 K_MATCH = 1e-9
 """Relative difference under which a case's model k counts as the config's k."""
