@@ -6,11 +6,12 @@ for a tile whose devices all sit at the mean conductance. A simulated tile holds
 weights, so its devices span G_off … G_on, and the first-order drop then has a second part
 the mean map leaves out: the potential of a line follows the *sum* of its devices'
 currents, ``Σ G⁺·x`` on one array and ``Σ G⁻·x`` on the other, so the pair's loss is
-``g·δ·(w·N + S)`` with ``S`` the line's partial weight sum, not ``g·δ·w·N`` alone. Fitting the
-mean map to a random tile therefore mixes that term into the ratios (on the reference IR
-stress case it puts ρ 50 % high and the driver ratio below zero). The fit here uses the same first-order expansion with the
-case's own conductances (it reduces to the model path's map when every device is at the
-mean), so the fitted resistances are the physical ones; the mean map's error on the case
+``g·δ·(w·N + S)`` with ``S`` the line's partial weight sum, not ``g·δ·w·N`` alone.
+Fitting the mean map to a random tile therefore mixes that term into the ratios (on the
+reference IR stress case it puts ρ 50 % high and the driver ratio below zero). The fit
+here uses the same first-order expansion with the case's own conductances (it reduces to
+the model path's map when every device is at the mean), so the fitted resistances are the
+physical ones; the mean map's error on the case
 with those ratios is reported beside them.
 
 The expansion itself (the regressors ``A_seg`` and ``A_drv``) is in
