@@ -11,8 +11,7 @@ Fitting the mean map to a random tile therefore mixes that term into the ratios 
 reference IR stress case it puts ρ 50 % high and the driver ratio below zero). The fit
 here uses the same first-order expansion with the case's own conductances (it reduces to
 the model path's map when every device is at the mean), so the fitted resistances are the
-physical ones; the mean map's error on the case
-with those ratios is reported beside them.
+physical ones; the mean map's error on the case with those ratios is reported beside them.
 
 The expansion itself (the regressors ``A_seg`` and ``A_drv``) is in
 :mod:`rpucircuit.calibration.lines`; the neglected terms are of relative size ``a_max`` (the
