@@ -14,14 +14,19 @@ from rpucircuit.model.kernels.layout import (
     DP_CTOC,
     DP_SOFT,
     DP_USE_ATT,
-    PAR_WMAX,
-    PAR_WMIN,
     FloatArray,
     UIntArray,
 )
-from rpucircuit.model.kernels.pulses import _C2C_BATCH, _sign, _soft_step, _step_index
-from rpucircuit.model.kernels.reads import _absmax
-from rpucircuit.model.kernels.streams import _ctz, _fill_normals, _padded, _popcount, _streams
+from rpucircuit.model.kernels.pulses import (
+    _C2C_BATCH,
+    _build_slot_lists,
+    _compact_lines,
+    _pulse_scales,
+    _pulses,
+    _sign,
+    _store,
+)
+from rpucircuit.model.kernels.streams import _ctz, _padded, _popcount, _streams
 
 
 @numba.njit(cache=True, nogil=True)
@@ -85,6 +90,102 @@ page faults cost more than the update; measured 350 vs 65 µs for conv2's 64 pat
 
 
 @numba.njit(cache=True, nogil=True)
+def _direct_pairs(
+    k: int,
+    dv: int,
+    n_ar: int,
+    arows: Any,
+    arm: UIntArray,
+    n_ac: int,
+    acols: Any,
+    acm: UIntArray,
+    x: FloatArray,
+    d: FloatArray,
+    dp: FloatArray,
+    w: FloatArray,
+    par: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    zbuf: FloatArray,
+    zpos: int,
+    s: UIntArray,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Sample k's coincidences on device ``dv`` when its pulsing rows and columns form few
+    pairs: each pulsing row ANDed with each pulsing column, a device's pulses applied
+    one after the other. Returns the coincidences and the next position in ``zbuf``."""
+    ctoc = dp[DP_CTOC]
+    soft = dp[DP_SOFT] != 0.0
+    bounded = dp[DP_BOUNDED] != 0.0
+    use_att = dp[DP_USE_ATT] != 0.0
+    single = w.shape[0] == 1 and not use_att  # wread mirrors w[0] element by element
+    n_coinc = 0
+    for ii in range(n_ar):
+        i = arows[ii]
+        rm = arm[ii]
+        a_row = -_sign(d[k, i])  # direction a = −sign(δ_i)·sign(x_j)
+        for jj in range(n_ac):
+            both = rm & acm[jj]
+            if both != 0:
+                j = acols[jj]
+                sg = a_row * _sign(x[k, j])
+                n_p = int(_popcount(both))
+                n_coinc += n_p
+                v, zpos = _pulses(
+                    w[dv, i, j], n_p, sg, par, dv, i, j, ctoc, soft, bounded, zbuf, zpos, s
+                )
+                _store(w, wread, att, dv, i, j, v, single, use_att)
+    return n_coinc, zpos
+
+
+@numba.njit(cache=True, nogil=True)
+def _slot_pairs(
+    k: int,
+    dv: int,
+    n_ar: int,
+    arows: Any,
+    arm: UIntArray,
+    slot_cols: Any,
+    slot_n: Any,
+    x: FloatArray,
+    d: FloatArray,
+    dp: FloatArray,
+    w: FloatArray,
+    par: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    zbuf: FloatArray,
+    zpos: int,
+    s: UIntArray,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Sample k's coincidences on device ``dv`` through the slot lists: each pulsing row
+    walks its slots and meets that slot's columns (as
+    :func:`~rpucircuit.model.kernels.updates.pulsed_update` does). Returns the
+    coincidences and the next position in ``zbuf``."""
+    ctoc = dp[DP_CTOC]
+    soft = dp[DP_SOFT] != 0.0
+    bounded = dp[DP_BOUNDED] != 0.0
+    use_att = dp[DP_USE_ATT] != 0.0
+    single = w.shape[0] == 1 and not use_att
+    n_coinc = 0
+    for ii in range(n_ar):
+        i = arows[ii]
+        bits = arm[ii]
+        a_row = -_sign(d[k, i])
+        while bits != 0:
+            t = _ctz(bits)
+            bits &= bits - np.uint64(1)
+            n_coinc += slot_n[t]
+            for jj in range(slot_n[t]):
+                j = slot_cols[t, jj]
+                sg = a_row * _sign(x[k, j])
+                v, zpos = _pulses(
+                    w[dv, i, j], 1, sg, par, dv, i, j, ctoc, soft, bounded, zbuf, zpos, s
+                )
+                _store(w, wread, att, dv, i, j, v, single, use_att)
+    return n_coinc, zpos
+
+
+@numba.njit(cache=True, nogil=True)
 def _pulsed_update_batch(
     x: FloatArray,
     d: FloatArray,
@@ -121,23 +222,7 @@ def _pulsed_update_batch(
     """
     n, n_in = x.shape
     n_dev, n_out, _ = w.shape
-    ctoc = dp[DP_CTOC]
-    soft = dp[DP_SOFT] != 0.0
-    bounded = dp[DP_BOUNDED] != 0.0
-    use_att = dp[DP_USE_ATT] != 0.0
-    single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
-    c = np.sqrt(lr / (bl * dw_min))
-    xmaxs = np.empty(n)
-    dmaxs = np.empty(n)
-    _absmax(x, xmaxs)
-    _absmax(d, dmaxs)
-    cxs = np.zeros(n)  # 0: the sample changes nothing
-    cds = np.zeros(n)
-    for k in range(n):
-        if xmaxs[k] > 0.0 and dmaxs[k] > 0.0 and lr > 0.0:
-            m = np.sqrt(dmaxs[k] / xmaxs[k]) if um else 1.0
-            cxs[k] = c * m
-            cds[k] = c / m
+    cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
     pk = np.empty(cap)
@@ -154,6 +239,7 @@ def _pulsed_update_batch(
     slot_n = np.zeros(bl, dtype=np.int64)
     zbuf = np.empty(_C2C_BATCH)
     zpos = _C2C_BATCH
+    every_slot = ~np.uint64(0)
     n_coinc = 0
     for k0 in range(0, n, chunk):
         k1 = min(k0 + chunk, n)
@@ -164,122 +250,24 @@ def _pulsed_update_batch(
             if cxs[k] == 0.0:
                 continue
             kc = k - k0
-            n_ac = 0
-            col_any = np.uint64(0)
-            for j in range(n_in):  # branch-free compaction of the pulsing columns
-                mj = cm[kc * n_in + j]
-                acols[n_ac] = j
-                acm[n_ac] = mj
-                n_ac += int(mj != 0)
-                col_any |= mj
+            n_ac, col_any = _compact_lines(cm, kc * n_in, n_in, every_slot, acols, acm)
             if col_any == 0:
                 continue
             built = np.uint64(0)  # slots whose column list is built for this sample
             for dv in range(n_dev):
-                n_ar = 0
-                for i in range(n_out):
-                    rm = rms[dv, kc * n_out + i] & col_any  # a row pulse without columns: no-op
-                    arows[n_ar] = i
-                    arm[n_ar] = rm
-                    n_ar += int(rm != 0)
+                # pulsing rows; a row pulse in a slot without columns is a no-op
+                n_ar, need = _compact_lines(rms[dv], kc * n_out, n_out, col_any, arows, arm)
                 if n_ar * n_ac <= _DIRECT_PAIRS:
-                    for ii in range(n_ar):
-                        i = arows[ii]
-                        rm = arm[ii]
-                        a_row = -_sign(d[k, i])  # direction a = −sign(δ_i)·sign(x_j)
-                        for jj in range(n_ac):
-                            both = rm & acm[jj]
-                            if both != 0:
-                                j = acols[jj]
-                                sg = a_row * _sign(x[k, j])
-                                n_p = int(_popcount(both))
-                                n_coinc += n_p
-                                # --- n_p pulses on one device (the block is repeated
-                                # below, inline: a helper call costs more than a pulse)
-                                dw0 = par[dv, i, j, _step_index(sg)]
-                                v = w[dv, i, j]
-                                for _ in range(n_p):
-                                    dw = dw0
-                                    if ctoc > 0.0:
-                                        if zpos == _C2C_BATCH:
-                                            _fill_normals(zbuf, _C2C_BATCH, s)
-                                            zpos = 0
-                                        dw *= 1.0 + ctoc * zbuf[zpos]
-                                        zpos += 1
-                                    if soft:
-                                        v = _soft_step(
-                                            v, dw, sg > 0, par[dv, i, j, PAR_WMAX],
-                                            par[dv, i, j, PAR_WMIN],
-                                        )  # fmt: skip
-                                    else:
-                                        v += sg * dw
-                                        if bounded:
-                                            v = min(
-                                                max(v, par[dv, i, j, PAR_WMIN]),
-                                                par[dv, i, j, PAR_WMAX],
-                                            )
-                                w[dv, i, j] = v
-                                if single:
-                                    wread[i, j] = v
-                                else:
-                                    total = 0.0
-                                    for dd in range(n_dev):
-                                        total += w[dd, i, j]
-                                    wread[i, j] = total * att[i, j] if use_att else total
-                    continue
-                need = np.uint64(0)  # slots some pulsing row of this device meets
-                for ii in range(n_ar):
-                    need |= arm[ii]
-                missing = need & ~built
-                built |= missing
-                while missing != 0:  # slot t's column list, branch-free, in column order
-                    t = _ctz(missing)
-                    missing &= missing - np.uint64(1)
-                    n_t = 0
-                    for jj in range(n_ac):
-                        slot_cols[t, n_t] = acols[jj]
-                        n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
-                    slot_n[t] = n_t
-                for ii in range(n_ar):
-                    i = arows[ii]
-                    bits = arm[ii]
-                    a_row = -_sign(d[k, i])
-                    while bits != 0:
-                        t = _ctz(bits)
-                        bits &= bits - np.uint64(1)
-                        n_coinc += slot_n[t]
-                        for jj in range(slot_n[t]):
-                            j = slot_cols[t, jj]
-                            sg = a_row * _sign(x[k, j])
-                            n_p = 1
-                            # --- the same pulse block as above (kept inline: hot loop)
-                            dw0 = par[dv, i, j, _step_index(sg)]
-                            v = w[dv, i, j]
-                            for _ in range(n_p):
-                                dw = dw0
-                                if ctoc > 0.0:
-                                    if zpos == _C2C_BATCH:
-                                        _fill_normals(zbuf, _C2C_BATCH, s)
-                                        zpos = 0
-                                    dw *= 1.0 + ctoc * zbuf[zpos]
-                                    zpos += 1
-                                if soft:
-                                    v = _soft_step(
-                                        v, dw, sg > 0, par[dv, i, j, PAR_WMAX],
-                                        par[dv, i, j, PAR_WMIN],
-                                    )  # fmt: skip
-                                else:
-                                    v += sg * dw
-                                    if bounded:
-                                        v = min(
-                                            max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
-                                        )
-                            w[dv, i, j] = v
-                            if single:
-                                wread[i, j] = v
-                            else:
-                                total = 0.0
-                                for dd in range(n_dev):
-                                    total += w[dd, i, j]
-                                wread[i, j] = total * att[i, j] if use_att else total
+                    nc, zpos = _direct_pairs(
+                        k, dv, n_ar, arows, arm, n_ac, acols, acm, x, d, dp, w, par, wread,
+                        att, zbuf, zpos, s,
+                    )  # fmt: skip
+                else:
+                    _build_slot_lists(need & ~built, n_ac, acols, acm, slot_cols, slot_n)
+                    built |= need
+                    nc, zpos = _slot_pairs(
+                        k, dv, n_ar, arows, arm, slot_cols, slot_n, x, d, dp, w, par, wread,
+                        att, zbuf, zpos, s,
+                    )  # fmt: skip
+                n_coinc += nc
     return n_coinc

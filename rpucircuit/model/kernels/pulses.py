@@ -18,7 +18,8 @@ from rpucircuit.model.kernels.layout import (
     FloatArray,
     UIntArray,
 )
-from rpucircuit.model.kernels.streams import _fill_normals, _normal, _popcount
+from rpucircuit.model.kernels.reads import _absmax
+from rpucircuit.model.kernels.streams import _ctz, _fill_normals, _normal, _popcount
 
 _C2C_BATCH = 512
 """Cycle-to-cycle normals of coincidences are drawn this many at a time (a multiple of
@@ -46,6 +47,129 @@ def _step_index(sg: int) -> int:  # pragma: no cover - compiled
 def _sign(v: float) -> int:  # pragma: no cover - compiled
     """−1, 0 or +1, branch-free (signs of activations defeat the branch predictor)."""
     return int(v > 0.0) - int(v < 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pulse_scales(
+    x: FloatArray, d: FloatArray, lr: float, bl: int, dw_min: float, um: bool
+) -> tuple[FloatArray, FloatArray]:  # pragma: no cover - compiled
+    """Per sample k, the scales (cx_k, cd_k) of the pulse probabilities
+    p_j = min(cx_k·|x_kj|, 1) and q_i = min(cd_k·|δ_ki|, 1): C = √(lr / (BL·dw_min)), so
+    that E[coincidences]·dw_min = lr·|δ_i·x_j|, split as C·m and C/m by update management
+    (m = √(max|δ_k| / max|x_k|)) or evenly (m = 1). Both 0 for a sample that changes
+    nothing (x or δ all zero, or lr = 0)."""
+    n = x.shape[0]
+    c = np.sqrt(lr / (bl * dw_min))
+    xmaxs = np.empty(n)
+    dmaxs = np.empty(n)
+    _absmax(x, xmaxs)
+    _absmax(d, dmaxs)
+    cxs = np.zeros(n)
+    cds = np.zeros(n)
+    for k in range(n):
+        if xmaxs[k] > 0.0 and dmaxs[k] > 0.0 and lr > 0.0:
+            m = np.sqrt(dmaxs[k] / xmaxs[k]) if um else 1.0
+            cxs[k] = c * m
+            cds[k] = c / m
+    return cxs, cds
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _compact_lines(
+    masks: UIntArray, off: int, n: int, keep: np.uint64, idx: Any, kept: UIntArray
+) -> tuple[int, np.uint64]:  # pragma: no cover - compiled
+    """The lines l < n whose stream ``masks[off + l] & keep`` is nonzero, in order:
+    their indices into ``idx`` and those streams into ``kept``; returns their number and
+    the union of their streams (the slots in which any of them pulses). Branch-free:
+    every line is written and only a pulsing one advances the count."""
+    count = 0
+    union = np.uint64(0)
+    for line in range(n):
+        m = masks[off + line] & keep
+        idx[count] = line
+        kept[count] = m
+        count += int(m != 0)
+        union |= m
+    return count, union
+
+
+@numba.njit(cache=True, nogil=True)
+def _build_slot_lists(
+    slots: np.uint64, n_ac: int, acols: Any, acm: UIntArray, slot_cols: Any, slot_n: Any
+) -> None:  # pragma: no cover - compiled
+    """For every slot t set in ``slots``: the pulsing columns (of the ``n_ac`` in
+    ``acols``, streams ``acm``) that pulse in slot t, in column order, into
+    ``slot_cols[t, :slot_n[t]]``; branch-free."""
+    while slots != 0:
+        t = _ctz(slots)
+        slots &= slots - np.uint64(1)
+        n_t = 0
+        for jj in range(n_ac):
+            slot_cols[t, n_t] = acols[jj]
+            n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
+        slot_n[t] = n_t
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _store(
+    w: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    dv: int,
+    i: int,
+    j: int,
+    v: float,
+    single: bool,
+    use_att: bool,
+) -> None:  # pragma: no cover - compiled
+    """w[dv, i, j] = v, and the read copy of weight (i, j) refreshed: ``v`` itself when
+    ``single`` (one device, no attenuation), else the devices' sum (× the attenuation)."""
+    w[dv, i, j] = v
+    if single:
+        wread[i, j] = v
+    else:
+        total = 0.0
+        for dd in range(w.shape[0]):
+            total += w[dd, i, j]
+        wread[i, j] = total * att[i, j] if use_att else total
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pulses(
+    v: float,
+    n_p: int,
+    sg: int,
+    par: FloatArray,
+    dv: int,
+    i: int,
+    j: int,
+    ctoc: float,
+    soft: bool,
+    bounded: bool,
+    zbuf: FloatArray,
+    zpos: int,
+    s: UIntArray,
+) -> tuple[float, int]:  # pragma: no cover - compiled
+    """Device (dv, i, j) at weight ``v`` after ``n_p`` coincidences in direction ``sg``
+    (+1 up, −1 down), each with its own c2c draw from ``zbuf`` (refilled in batches of
+    :data:`_C2C_BATCH` when used up); returns the new weight and the next ``zpos``.
+    Inlined into the coincidence loops (a call per pulse would cost more than the pulse)."""
+    dw0 = par[dv, i, j, _step_index(sg)]
+    for _ in range(n_p):
+        dw = dw0
+        if ctoc > 0.0:
+            if zpos == _C2C_BATCH:
+                _fill_normals(zbuf, _C2C_BATCH, s)
+                zpos = 0
+            dw *= 1.0 + ctoc * zbuf[zpos]
+            zpos += 1
+        if soft:
+            v = _soft_step(v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN])
+        else:
+            v += sg * dw
+            if bounded:
+                v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
+    return v, zpos
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -168,14 +292,7 @@ def _half_select_row(
                 v = w[dv, i, j] + sgn * delta
                 if bounded:
                     v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-                w[dv, i, j] = v
-                if single:
-                    wread[i, j] = v
-                else:
-                    total = 0.0
-                    for dd in range(n_dev):
-                        total += w[dd, i, j]
-                    wread[i, j] = total * att[i, j] if use_att else total
+                _store(w, wread, att, dv, i, j, v, single, use_att)
             continue
         for jj in range(n_ac):  # the row is silent: lone pulses of the phase's columns
             j = acols[jj]
@@ -189,12 +306,5 @@ def _half_select_row(
             v = w[dv, i, j] + sgn * delta
             if bounded:
                 v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-            w[dv, i, j] = v
-            if single:
-                wread[i, j] = v
-            else:
-                total = 0.0
-                for dd in range(n_dev):
-                    total += w[dd, i, j]
-                wread[i, j] = total * att[i, j] if use_att else total
+            _store(w, wread, att, dv, i, j, v, single, use_att)
     return n_coinc
