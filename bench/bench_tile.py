@@ -18,9 +18,11 @@ is printed so a disturbed run can be recognized.
 
 ``--networks`` trains paper A's FC network and paper B's CNN (paper-A baseline tiles,
 η = 0.01, synthetic MNIST-like images: 19 % of the pixels lit) at mini-batch 1 in this
-process, alternating runs with the update thread off and on (``RPUCIRCUIT_UPDATE_THREAD``,
-see ``docs/model-api.md``), and prints the median samples/s of each and their ratio. The
-thread only helps when the second core is free: compare the load average printed.
+process, alternating runs of two identical networks built with the tiles' update thread off
+and on (``update_thread=False``/``True``, see ``docs/model-api.md``), and prints the median
+samples/s of each and their ratio. The thread only helps when the second core is free:
+compare the load average printed. The per-call figures are taken with the thread off (each
+update runs in place, so its time is the kernel's).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def time_tile(
     rows = []
     rng = np.random.default_rng(1)
     for name, out_size, in_size, n in ARRAYS:
-        tile = AnalogTile(out_size, in_size, cfg, rng=rng)
+        tile = AnalogTile(out_size, in_size, cfg, rng=rng, update_thread=False)
         tile.set_weights(rng.uniform(-0.1, 0.1, (out_size, in_size)))
         x, d = workload(out_size, in_size, n, rng)
         c = max(1, calls // n)
@@ -108,7 +110,7 @@ def reference_ratio(repeats: int) -> None:
     """Compiled kernel vs plain reference, 256x785 paper-A tile, one vector."""
     rng = np.random.default_rng(2)
     cfg = rpu.gokmen_vlasov_2016()
-    tile = AnalogTile(256, 785, cfg, rng=rng)
+    tile = AnalogTile(256, 785, cfg, rng=rng, update_thread=False)
     tile.set_weights(rng.uniform(-0.1, 0.1, (256, 785)))
     x, d = workload(256, 785, 1, rng)
     iov = io_vector(cfg.forward)
@@ -138,39 +140,36 @@ def reference_ratio(repeats: int) -> None:
 def network_rates(reps: int, n_fc: int, n_cnn: int) -> None:
     """Median samples/s of whole-network training with the update thread off and on."""
     from rpucircuit.model.network import cnn_gokmen_2017, fc_784_256_128_10
-    from rpucircuit.model.tile import UPDATE_THREAD_ENV
 
     rng = np.random.default_rng(3)
     images = rng.uniform(0, 1, (256, 784)) * (rng.random((256, 784)) < 0.19)
     labels = rng.integers(0, 10, 256)
-    saved = os.environ.get(UPDATE_THREAD_ENV)
     print("\nwhole-network training, samples/s (median of runs; update thread off / on)")
-    try:
-        for name, build, n in (
-            ("FC 784-256-128-10", fc_784_256_128_10, n_fc),
-            ("CNN paper B", cnn_gokmen_2017, n_cnn),
-        ):
-            net = build(rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(1))
+    for name, build, n in (
+        ("FC 784-256-128-10", fc_784_256_128_10, n_fc),
+        ("CNN paper B", cnn_gokmen_2017, n_cnn),
+    ):
+        nets = {
+            mode: build(rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(1), update_thread=mode)
+            for mode in (False, True)
+        }
+        for net in nets.values():
             for i in range(max(20, n // 10)):  # warm-up: compilation, allocation
                 net.train_step(images[i % 256], int(labels[i % 256]), 0.01)
-            rates: dict[str, list[float]] = {"0": [], "1": []}
-            for _ in range(reps):
-                for mode in ("0", "1"):
-                    os.environ[UPDATE_THREAD_ENV] = mode
-                    t0 = time.perf_counter()
-                    for i in range(n):
-                        net.train_step(images[i % 256], int(labels[i % 256]), 0.01)
-                    rates[mode].append(n / (time.perf_counter() - t0))
-            off, on = (float(np.median(rates[m])) for m in ("0", "1"))
-            print(
-                f"  {name:18s}: thread off {off:8,.0f}   thread on {on:8,.0f}   "
-                f"ratio {on / off:4.2f}   (load {os.getloadavg()[0]:.2f})"
-            )
-    finally:
-        if saved is None:
-            os.environ.pop(UPDATE_THREAD_ENV, None)
-        else:
-            os.environ[UPDATE_THREAD_ENV] = saved
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(reps):
+            for mode, net in nets.items():
+                t0 = time.perf_counter()
+                for i in range(n):
+                    net.train_step(images[i % 256], int(labels[i % 256]), 0.01)
+                for tile in net.tiles:  # a deferred update belongs to this run
+                    tile.finish_update()
+                rates[mode].append(n / (time.perf_counter() - t0))
+        off, on = (float(np.median(rates[m])) for m in (False, True))
+        print(
+            f"  {name:18s}: thread off {off:8,.0f}   thread on {on:8,.0f}   "
+            f"ratio {on / off:4.2f}   (load {os.getloadavg()[0]:.2f})"
+        )
 
 
 def main() -> int:
@@ -186,8 +185,7 @@ def main() -> int:
         return 0
     calls, repeats = (100, 3) if args.quick else (args.calls, args.repeats)
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; > 1 means contention)")
-    # per-call figures are the kernels' own cost: updates in place (no update thread)
-    os.environ["RPUCIRCUIT_UPDATE_THREAD"] = "0"
+    # per-call figures are the kernels' own cost: the tiles update in place (no thread)
     print_rows(
         "paper-A baseline (gokmen_vlasov_2016)", time_tile(rpu.gokmen_vlasov_2016(), calls, repeats)
     )

@@ -16,10 +16,11 @@ What it measures
                    the paper mapping: ``digital_bias=False`` (bias as an analog column),
                    no tile split (``max_input_size = max_output_size = 0``);
     * ``torch``    the same network in plain floating-point PyTorch (``torch.optim.SGD``);
-    * ``ours-1t``  (with ``--with-single-thread``) rpucircuit with ``RPUCIRCUIT_UPDATE_THREAD=0``:
-                   :class:`~rpucircuit.model.tile.AnalogTile` runs large updates on a background
-                   thread by default (nogil kernels, so rpucircuit may use a second core);
-                   this contender keeps everything on one thread like the peers.
+    * ``ours-1t``  (with ``--with-single-thread``) rpucircuit with its tiles built with
+                   ``update_thread=False``: :class:`~rpucircuit.model.tile.AnalogTile` runs
+                   large updates on a background thread by default (nogil kernels, so
+                   rpucircuit may use a second core); this contender keeps everything on one
+                   thread like the peers.
 
     η = 0.01 everywhere. Inputs are MNIST training images (pixel/255) when
     :func:`rpucircuit.training.data.load_mnist` can provide them, else synthetic sparse images with
@@ -184,14 +185,16 @@ def _timed_loop(step: Any, n_warm: int, n: int, n_data: int) -> dict[str, float]
     }
 
 
-def _worker_ours(net: str, x: np.ndarray, y: np.ndarray, n_warm: int, n: int) -> dict[str, Any]:
+def _worker_ours(
+    net: str, x: np.ndarray, y: np.ndarray, n_warm: int, n: int, update_thread: bool
+) -> dict[str, Any]:
     from rpucircuit.config.rpu import gokmen_vlasov_2016
     from rpucircuit.model.network import cnn_gokmen_2017, fc_784_256_128_10
 
     rng = np.random.default_rng(1)
     cfg = gokmen_vlasov_2016()
     build = fc_784_256_128_10 if net == "fc" else cnn_gokmen_2017
-    network = build(cfg, rng=rng)
+    network = build(cfg, rng=rng, update_thread=update_thread)
     xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
     ys = [int(v) for v in y]
 
@@ -290,14 +293,22 @@ def _profile_table(rows: list[tuple[str, str, float]], total_us: float) -> None:
     )
 
 
-def profile_ours(nets: list[str], x: np.ndarray, y: np.ndarray, sizes: dict[str, Any]) -> None:
+def profile_ours(
+    nets: list[str],
+    x: np.ndarray,
+    y: np.ndarray,
+    sizes: dict[str, Any],
+    *,
+    update_thread: bool = True,
+) -> None:
     """Where rpucircuit's time goes, µs per sample: per tile call and tile shape.
 
     A fully connected network trains by default through one compiled call per sample
     (``kernels.dense_train_step``: every tile's reads and updates inside, so it cannot be
     split per tile); it is timed as one line of its own, and the same network is then
     profiled again with the fused step off (``Network.fused = False``, the bit-identical
-    layer-by-layer path, slower) to show the per-tile split.
+    layer-by-layer path, slower) to show the per-tile split. ``update_thread``: whether the
+    tiles may run large updates on their background thread (as in training).
     """
     from rpucircuit.config.rpu import gokmen_vlasov_2016
     from rpucircuit.model import kernels
@@ -354,19 +365,28 @@ def profile_ours(nets: list[str], x: np.ndarray, y: np.ndarray, sizes: dict[str,
     try:
         for net in nets:
             build = fc_784_256_128_10 if net == "fc" else cnn_gokmen_2017
-            network = build(gokmen_vlasov_2016(), rng=np.random.default_rng(1))
+
+            def fresh(build: Any = build) -> Any:
+                return build(
+                    gokmen_vlasov_2016(),
+                    rng=np.random.default_rng(1),
+                    update_thread=update_thread,
+                )
+
+            network = fresh()
             if getattr(network, "fused", False):
                 run(network, net, "fused compiled step (the default)")
-                network = build(gokmen_vlasov_2016(), rng=np.random.default_rng(1))
+                network = fresh()
                 network.fused = False
                 run(network, net, "layer-by-layer path (fused step off, for the per-tile split)")
             else:
                 run(network, net, "layer-by-layer path")
-        print(
-            "\nWith the tile update thread on (the default), a deferred update's wait is"
-            " counted where the tile is next used\n(its next read or finish_update), not in"
-            " update; RPUCIRCUIT_UPDATE_THREAD=0 gives a per-call split."
-        )
+        if update_thread:
+            print(
+                "\nWith the tile update thread on (the default), a deferred update's wait is"
+                " counted where the tile is next used\n(its next read or finish_update), not"
+                " in update; --update-thread off gives a per-call split."
+            )
     finally:
         for name, method in originals.items():
             setattr(AnalogTile, name, method)
@@ -385,7 +405,7 @@ def worker_main(argv: list[str]) -> int:
     with np.load(a.data) as d:
         x, y = d["x"], d["y"]
     if a.contender in ("ours", "ours-1t"):
-        res = _worker_ours(a.net, x, y, a.warm, a.n)
+        res = _worker_ours(a.net, x, y, a.warm, a.n, update_thread=a.contender == "ours")
     else:
         res = _worker_torch(
             a.net, x, y, a.warm, a.n, analog=a.contender == "aihwkit", threads=a.torch_threads
@@ -426,8 +446,6 @@ def _run_worker(
     if not args.keep_openblas_env:
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
-    if contender == "ours-1t":
-        env["RPUCIRCUIT_UPDATE_THREAD"] = "0"  # AnalogTile's background update thread off
     cmd = [python, str(Path(__file__).resolve()), "--worker", "--contender", contender,
            "--net", net, "--data", str(data), "--warm", str(warm), "--n", str(n),
            "--torch-threads", str(args.torch_threads)]  # fmt: skip
@@ -477,6 +495,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only profile rpucircuit: time per tile call and shape (in this process)",
     )
+    p.add_argument(
+        "--update-thread",
+        choices=("on", "off"),
+        default="on",
+        help="with --profile: the tiles' background update thread (off: per-call split)",
+    )
     args = p.parse_args(argv)
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     bad = sorted(set(nets) - {"fc", "cnn"})
@@ -497,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         x, y, source = load_data(max(w + n for w, n in sizes.values()), seed=0)
         print(f"data: {source}; profiling rpucircuit only (OPENBLAS env of this process)")
-        profile_ours(nets, x, y, sizes)
+        profile_ours(nets, x, y, sizes, update_thread=args.update_thread == "on")
         return 0
     has_torch, has_aihwkit, peer_desc = _peer_status(args.peer_python)
     print(f"peers: {peer_desc}")

@@ -70,7 +70,7 @@ How it keeps each timed piece short and the machine quiet
     above 1 when ours' update thread overlapped the next sample), the CPU time that *other*
     processes used meanwhile (machine busy time from ``/proc/stat`` minus the worker's own,
     in cores: the machine load), and whether ours' background update thread was on
-    (``RPUCIRCUIT_UPDATE_THREAD``; ``--update-thread off`` turns it off). Workers run with
+    (``--update-thread off`` trains with ``update_thread=False``). Workers run with
     ``OPENBLAS_NUM_THREADS=1`` (and OMP/MKL/NUMBA), as in ``bench_training.py``.
 
 The table
@@ -170,7 +170,7 @@ def _records(state: Path, contender: str, net: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- workers
 
 
-def _worker_ours(state: Path, net: str, upto: int, seed: int) -> None:
+def _worker_ours(state: Path, net: str, upto: int, seed: int, update_thread: bool) -> None:
     import rpucircuit.training as training
     from rpucircuit.config.training import ModelSpec, TrainingConfig
     from rpucircuit.model.tile import update_thread_enabled
@@ -202,8 +202,16 @@ def _worker_ours(state: Path, net: str, upto: int, seed: int) -> None:
     resume = (folder / "checkpoint.h5").is_file()
     before = len(rec["epochs"])
     result = training.train(
-        cfg, folder, resume=resume, data=data, progress=False, stop_after=upto, overwrite=False
+        cfg,
+        folder,
+        resume=resume,
+        data=data,
+        progress=False,
+        stop_after=upto,
+        overwrite=False,
+        update_thread=update_thread,
     )
+    thread_on = update_thread and update_thread_enabled()
     h = result.history
     rec["epochs"] = [
         {
@@ -221,10 +229,8 @@ def _worker_ours(state: Path, net: str, upto: int, seed: int) -> None:
         first_epoch=before + 1,
         last_epoch=len(rec["epochs"]),
         startup_s=call["wall_s"] - sum(e["train_s"] + e["eval_s"] for e in new),
-        update_thread=update_thread_enabled(),
-        threads="numba kernels, 1 main thread + update thread"
-        if update_thread_enabled()
-        else "1 thread",
+        update_thread=thread_on,
+        threads="numba kernels, 1 main thread + update thread" if thread_on else "1 thread",
     )
     rec["calls"].append(call)
     _write_json(folder / "records.json", rec)
@@ -369,11 +375,12 @@ def worker_main(argv: list[str]) -> int:
     p.add_argument("--state", type=Path, required=True)
     p.add_argument("--upto", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--update-thread", choices=("on", "off"), default="on")
     a = p.parse_args(argv)
     if a.contender == "ours" and a.upto == 0:
         _warm_ours(a.net)
     elif a.contender == "ours":
-        _worker_ours(a.state, a.net, a.upto, a.seed)
+        _worker_ours(a.state, a.net, a.upto, a.seed, update_thread=a.update_thread == "on")
     else:
         _worker_aihwkit(a.state, a.net, a.upto, a.seed)
     return 0
@@ -454,13 +461,12 @@ def _run_call(
         env[var] = "1"
     env.pop("OPENBLAS_CORETYPE", None)
     env.pop("OPENBLAS_L2_SIZE", None)
-    if args.update_thread == "off":
-        env["RPUCIRCUIT_UPDATE_THREAD"] = "0"
     if contender == "ours" and (args.state / "code" / "rpucircuit").is_dir():
         env["PYTHONPATH"] = str((args.state / "code").resolve())  # the snapshot, not the tree
     python = sys.executable if contender == "ours" else peer_python
     worker = [python, str(Path(__file__).resolve()), "--worker", "--contender", contender,
-              "--net", net, "--state", str(args.state), "--seed", str(args.seed)]  # fmt: skip
+              "--net", net, "--state", str(args.state), "--seed", str(args.seed),
+              "--update-thread", args.update_thread]  # fmt: skip
     if upto == 0:  # untimed: compile (numba's disk cache) before the first timed call
         subprocess.run([*worker, "--upto", "0"], env=env, capture_output=True, check=True)
         return True
