@@ -114,7 +114,9 @@ class AnalogLinear(Layer):
     """Fully connected layer on one ``out_size × (in_size + 1)`` tile (bias as last column).
 
     ``forward(x)`` takes ``(in_size,)`` (any shape with ``in_size`` elements) and returns
-    ``(out_size,)``; ``backward`` returns ``(in_size,)``.
+    ``(out_size,)``; ``backward`` returns ``(in_size,)``. ``update_thread`` goes to the
+    tile (:class:`~rpucircuit.model.tile.AnalogTile`: whether its updates may run on the
+    background update thread).
     """
 
     def __init__(
@@ -256,6 +258,7 @@ class AnalogConv2d(Layer):
 
     ``forward(x)`` takes the ``(H, W, C)`` input (or anything with that many elements) and
     returns ``(H_out, W_out, out_channels)`` with ``H_out = (H - k) // stride + 1``.
+    ``update_thread`` goes to the tile, as for :class:`AnalogLinear`.
     """
 
     def __init__(

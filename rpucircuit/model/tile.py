@@ -37,6 +37,7 @@ __all__ = [
     "check_lr",
     "io_vector",
     "read_dtype",
+    "update_thread_enabled",
     "usable_cpus",
 ]
 
@@ -89,6 +90,12 @@ def usable_cpus() -> int:
         return max(1, len(affinity(0)))
     count = getattr(os, "process_cpu_count", os.cpu_count)()
     return max(1, int(count or 1))
+
+
+def update_thread_enabled() -> bool:
+    """Whether a tile built with ``update_thread=True`` (the default) may hand its updates
+    to the update thread in this process: at least two usable CPUs (:func:`usable_cpus`)."""
+    return usable_cpus() >= 2
 
 
 def check_lr(lr: object) -> None:
@@ -159,12 +166,9 @@ class _UpdateThread:
         self._lock = threading.Lock()
         self._outstanding: collections.deque[_UpdateJob] = collections.deque()
         self.running = False  # the thread is inside a job right now
-        self.clock_us: Callable[[], float] = _perf_us
-        """Clock of the backlog estimate (µs); tests put a manual clock here."""
-        self.submitted = 0
-        """Jobs handed to the thread so far (whoever ended up running them)."""
-        self.ran = 0
-        """Jobs the thread itself ran so far."""
+        self.clock_us: Callable[[], float] = _perf_us  # of the backlog estimate (tests: manual)
+        self.submitted = 0  # jobs handed to the thread so far (whoever ended up running them)
+        self.ran = 0  # jobs the thread itself ran so far
         self.reset_tuning()
 
     def reset_tuning(self) -> None:
@@ -284,8 +288,7 @@ class AnalogTile:
         self.out_size = out_size
         self.in_size = in_size
         self.config = config
-        self.update_thread = update_thread
-        """Whether updates may be handed to the background update thread."""
+        self.update_thread = update_thread  # see the class docstring
         self._rng = np.random.default_rng(rng.integers(0, 2**63, size=4))
         self._fwd_io = pack_io(config.forward)
         self._bwd_io = pack_io(config.backward)
@@ -397,7 +400,7 @@ class AnalogTile:
         if (
             self.update_thread
             and self._update_us >= ASYNC_MIN_US
-            and usable_cpus() >= 2
+            and update_thread_enabled()
             and _UPDATE_THREAD.takes(self._update_us)
         ):
             if not (kernels.all_finite(xb) and kernels.all_finite(db)):

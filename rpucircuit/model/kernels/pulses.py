@@ -111,68 +111,6 @@ def _build_slot_lists(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _store(
-    w: FloatArray,
-    wread: Any,
-    att: FloatArray,
-    dv: int,
-    i: int,
-    j: int,
-    v: float,
-    single: bool,
-    use_att: bool,
-) -> None:  # pragma: no cover - compiled
-    """w[dv, i, j] = v, and the read copy of weight (i, j) refreshed: ``v`` itself when
-    ``single`` (one device, no attenuation), else the devices' sum (× the attenuation)."""
-    w[dv, i, j] = v
-    if single:
-        wread[i, j] = v
-    else:
-        total = 0.0
-        for dd in range(w.shape[0]):
-            total += w[dd, i, j]
-        wread[i, j] = total * att[i, j] if use_att else total
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _pulses(
-    v: float,
-    n_p: int,
-    sg: int,
-    par: FloatArray,
-    dv: int,
-    i: int,
-    j: int,
-    ctoc: float,
-    soft: bool,
-    bounded: bool,
-    zbuf: FloatArray,
-    zpos: int,
-    s: UIntArray,
-) -> tuple[float, int]:  # pragma: no cover - compiled
-    """Device (dv, i, j) at weight ``v`` after ``n_p`` coincidences in direction ``sg``
-    (+1 up, −1 down), each with its own c2c draw from ``zbuf`` (refilled in batches of
-    :data:`_C2C_BATCH` when used up); returns the new weight and the next ``zpos``.
-    Inlined into the coincidence loops (a call per pulse would cost more than the pulse)."""
-    dw0 = par[dv, i, j, _step_index(sg)]
-    for _ in range(n_p):
-        dw = dw0
-        if ctoc > 0.0:
-            if zpos == _C2C_BATCH:
-                _fill_normals(zbuf, _C2C_BATCH, s)
-                zpos = 0
-            dw *= 1.0 + ctoc * zbuf[zpos]
-            zpos += 1
-        if soft:
-            v = _soft_step(v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN])
-        else:
-            v += sg * dw
-            if bounded:
-                v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-    return v, zpos
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _half_select_element(
     v: float,
     rm: np.uint64,
@@ -292,7 +230,14 @@ def _half_select_row(
                 v = w[dv, i, j] + sgn * delta
                 if bounded:
                     v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-                _store(w, wread, att, dv, i, j, v, single, use_att)
+                w[dv, i, j] = v
+                if single:
+                    wread[i, j] = v
+                else:
+                    total = 0.0
+                    for dd in range(w.shape[0]):
+                        total += w[dd, i, j]
+                    wread[i, j] = total * att[i, j] if use_att else total
             continue
         for jj in range(n_ac):  # the row is silent: lone pulses of the phase's columns
             j = acols[jj]
@@ -306,5 +251,12 @@ def _half_select_row(
             v = w[dv, i, j] + sgn * delta
             if bounded:
                 v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-            _store(w, wread, att, dv, i, j, v, single, use_att)
+            w[dv, i, j] = v
+            if single:
+                wread[i, j] = v
+            else:
+                total = 0.0
+                for dd in range(w.shape[0]):
+                    total += w[dd, i, j]
+                wread[i, j] = total * att[i, j] if use_att else total
     return n_coinc
