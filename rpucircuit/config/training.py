@@ -157,6 +157,79 @@ class DataSpec:
     """Cache folder; empty = ``$RPUCIRCUIT_CACHE`` or ``~/.cache/rpucircuit``."""
 
 
+COSIM_MAX_BLOCK = 64
+"""Largest block side (rows or columns) a circuit spot check simulates in ngspice: a 64×64
+paired tile's transient is already ~25 minutes of ngspice on a 2-core machine
+(:func:`rpucircuit.config.tile.estimate_spice_cost`)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class CosimConfig:
+    """Circuit spot checks during training (``[cosim]``, ``docs/cosim.md``).
+
+    Every ``every_epochs`` epochs and after the config's last epoch, a block of each chosen
+    analog layer's live weights is mapped to conductances of the circuit config's devices,
+    read in ngspice (DC operating point and transient) with the last training sample's
+    input to that layer, the whole layer is solved by the nodal solver, and both are
+    compared with the behavioral read of the same weights and inputs, noise off. The
+    checks read the network, never change it: the training result is the same with and
+    without them. ``rpucircuit train`` runs them (:mod:`rpucircuit.calibration.cosim`);
+    a sweep job (:func:`rpucircuit.training.loop.run_job`) ignores the table.
+    """
+
+    every_epochs: int = 1
+    """Run the checks after every this many epochs (and always after the last one)."""
+    layers: tuple[int, ...] = ()
+    """Analog-layer indices (0-based, in network order: FC 0-2; CNN conv1, conv2, fc1,
+    fc2 = 0-3) to check; empty = all, conv layers included."""
+    block_rows: int = 32
+    """Rows (layer outputs) of the simulated block (1-64); cut at the layer's edge."""
+    block_cols: int = 32
+    """Columns (layer inputs, bias column last) of the simulated block (1-64); cut at the
+    layer's edge."""
+    block_offset: tuple[int, ...] = (0, 0)
+    """(row, column) of the block's top-left weight in the layer's tile; (0, 0) = the
+    top-left corner. Must lie inside every chosen layer."""
+    circuit_file: str = ""
+    """Circuit config file (TOML, ``[tile]``/``[device]``/``[periphery]``, read by
+    :func:`rpucircuit.config.tile.load_circuit_config`); empty = paper A's preset. Its
+    tile size is replaced by the block's (ngspice) and the layer's (nodal solver)."""
+    time_limit_s: float = 600.0
+    """Wall-clock limit of one layer's check (s), all its analyses together; past it the
+    worker process (and ngspice) is killed and the check is recorded as ``timeout``."""
+    op: bool = True
+    """Run the block's DC operating point in ngspice."""
+    tran: bool = True
+    """Run the block's transient read (drivers, lines, integrators) in ngspice."""
+    nodal: bool = True
+    """Solve the whole layer with the nodal solver (:mod:`rpucircuit.circuit.nodal`)."""
+    nodal_max_devices: int = 1 << 20
+    """Largest layer (rows × columns) the nodal solver takes; a larger one is skipped with
+    a note (a 512 × 512 pair solves in ~1.5 s)."""
+
+    def __post_init__(self) -> None:
+        check_int("cosim.every_epochs", self.every_epochs, 1)
+        for i, layer in enumerate(self.layers):
+            check_int(f"cosim.layers[{i}]", layer, 0)
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"cosim.layers = {list(self.layers)}: repeated")
+        check_int("cosim.block_rows", self.block_rows, 1, COSIM_MAX_BLOCK)
+        check_int("cosim.block_cols", self.block_cols, 1, COSIM_MAX_BLOCK)
+        if len(self.block_offset) != 2:
+            raise ConfigError(
+                f"cosim.block_offset = {list(self.block_offset)}: must be [row, column]"
+            )
+        for i, v in enumerate(self.block_offset):
+            check_int(f"cosim.block_offset[{i}]", v, 0)
+        check_positive("cosim.time_limit_s", self.time_limit_s)
+        for name in ("op", "tran", "nodal"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"cosim.{name} = {getattr(self, name)!r}: must be true or false")
+        if not (self.op or self.tran or self.nodal):
+            raise ConfigError("cosim: op, tran and nodal are all false; turn one on")
+        check_int("cosim.nodal_max_devices", self.nodal_max_devices, 1)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingConfig:
     """One training run at mini-batch 1 (both papers train with SGD, one sample per step)."""
@@ -184,6 +257,9 @@ class TrainingConfig:
     """The array model of each analog layer."""
     data: DataSpec = dataclasses.field(default_factory=DataSpec)
     """Where the data set comes from."""
+    cosim: CosimConfig | None = None
+    """Circuit spot checks during training (``[cosim]``); None = none. They never change
+    the training result; sweep jobs ignore them."""
 
     def result_inputs(self) -> str:
         """What besides this config's own values decides the run's result, as text for a
@@ -215,6 +291,13 @@ class TrainingConfig:
                 raise ConfigError(
                     f"model.settings[{s.path}].layers = {list(s.layers)}: the {self.network} "
                     f"network has analog layers 0..{n_layers - 1}"
+                )
+        if self.cosim is not None:
+            bad = [i for i in self.cosim.layers if i >= n_layers]
+            if bad:
+                raise ConfigError(
+                    f"cosim.layers = {list(self.cosim.layers)}: the {self.network} network "
+                    f"has analog layers 0..{n_layers - 1}"
                 )
         if not self.model.file:
             self.rpu_configs()  # every layer's array model must validate now
