@@ -21,15 +21,26 @@ checkpoint whose model file has changed since.
 
 Randomness: ``SeedSequence(seed)`` spawns one generator for the network (weight init, device
 variations, every tile's noise and pulse streams) and one for the data order.
+
+Epoch hooks (``epoch_hooks``: name -> callable) run after each epoch's evaluation with an
+:class:`EpochContext` (the network, the epoch, the epoch's last training sample and the
+inputs each analog tile reads for it, computed on a copy of the network). A hook reads and
+never changes the network; the rows it returns (columns of equal length) are appended to a
+table under its name, kept in the checkpoint (so they survive ``resume``) and written as a
+group of that name in ``history.h5``. The circuit spot checks of ``[cosim]``
+(:mod:`rpucircuit.calibration.cosim`) are such a hook, built by ``rpucircuit train``: this
+module never imports the circuit path.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +53,7 @@ from rpucircuit.config.training import TrainingConfig
 from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
 from rpucircuit.fileio import atomic_path, atomic_write_text
 from rpucircuit.jobs import source_digest
+from rpucircuit.model.layers import AnalogConv2d, AnalogLinear
 from rpucircuit.model.modelfile import LoadedModel, load_model
 from rpucircuit.model.network import Network, cnn_gokmen_2017, fc_784_256_128_10
 from rpucircuit.training.data import Mnist, load_mnist
@@ -60,6 +72,103 @@ HISTORY_FIELDS = ("train_loss", "test_error", "train_seconds", "samples_per_s", 
 (fraction), seconds spent training and evaluating, training samples per second."""
 
 _BAR_STEP = 200  # samples between progress-bar refreshes (keeps the bar's cost negligible)
+
+_HISTORY_NAMES = frozenset(
+    (*HISTORY_FIELDS, "epoch", "test_error_final", "test_error_avg", "eval_last", "model_file")
+)
+"""Names in ``history.h5`` besides the hooks' groups (a hook may not take one)."""
+
+HookRecords = dict[str, dict[str, list[Any]]]
+"""Rows the epoch hooks returned so far: hook name -> column name -> values."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EpochContext:
+    """What an epoch hook sees, after the epoch's evaluation."""
+
+    epoch: int
+    """The epoch just finished (1-based)."""
+    last_epoch: int
+    """The config's last epoch (``epochs``)."""
+    network: Network
+    """The live network: read it (weights, attenuation, configs), never change it."""
+    last_sample: npt.NDArray[np.float64]
+    """The epoch's last training image (784 values)."""
+    out_dir: Path | None
+    """The run's folder (None: nothing is written)."""
+
+    def layer_inputs(self) -> tuple[npt.NDArray[np.float64] | None, ...]:
+        """The vectors each analog tile reads forward for :attr:`last_sample`, per analog
+        layer: ``(1, in + 1)`` for an ``AnalogLinear`` (bias input 1 last), the patch matrix
+        ``(pixels, k·k·C + 1)`` for an ``AnalogConv2d``, None for another layer kind.
+
+        Computed by a forward pass through a copy of the network (its reads are noisy like
+        training's, from the copy's own generators), so the network, its generators and
+        therefore the training result stay untouched.
+        """
+        return layer_inputs(self.network, self.last_sample)
+
+
+EpochHook = Callable[[EpochContext], Mapping[str, Sequence[Any]] | None]
+"""An epoch hook: returns rows as columns of equal length (numbers or strings), or None."""
+
+
+def layer_inputs(
+    network: Network, x: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64] | None, ...]:
+    """:meth:`EpochContext.layer_inputs` of ``network`` for sample ``x``."""
+    twin = copy.deepcopy(network)
+    out: list[npt.NDArray[np.float64] | None] = []
+    z = np.asarray(x, dtype=np.float64)
+    for layer in twin.layers:
+        if isinstance(layer, AnalogLinear):
+            out.append(np.append(z.reshape(-1), 1.0)[None, :])
+        z = layer.forward(z)
+        if isinstance(layer, AnalogConv2d):
+            out.append(np.array(layer.patches, dtype=np.float64))
+        elif layer.tile is not None and not isinstance(layer, AnalogLinear):
+            out.append(None)
+    return tuple(out)
+
+
+def _check_hooks(hooks: Mapping[str, EpochHook]) -> None:
+    for name, hook in hooks.items():
+        if not isinstance(name, str) or not name or "/" in name or name in _HISTORY_NAMES:
+            raise ConfigError(
+                f"epoch hook name {name!r}: must be a non-empty name without '/' that is not "
+                f"one of history.h5's own entries ({', '.join(sorted(_HISTORY_NAMES))})"
+            )
+        if not callable(hook):
+            raise ConfigError(f"epoch hook {name!r} = {hook!r}: must be callable")
+
+
+def _add_rows(records: HookRecords, name: str, rows: Mapping[str, Sequence[Any]]) -> None:
+    """Append a hook's returned rows to its table (same columns every time)."""
+    lengths = {len(v) for v in rows.values()}
+    table = records.setdefault(name, {})
+    if len(lengths) > 1 or (table and set(table) != set(rows)):
+        raise ConfigError(
+            f"epoch hook {name!r} returned columns {sorted(rows)} of lengths {sorted(lengths)}: "
+            f"need equal lengths and the same columns every epoch ({sorted(table)})"
+        )
+    for key, values in rows.items():
+        table.setdefault(key, []).extend(
+            values.tolist() if isinstance(values, np.ndarray) else values
+        )
+
+
+def _records_tree(records: HookRecords) -> dict[str, dict[str, npt.NDArray[Any]]]:
+    return {name: {k: np.asarray(v) for k, v in table.items()} for name, table in records.items()}
+
+
+def load_hook_records(path: Path) -> HookRecords:
+    """The epoch hooks' rows kept in checkpoint ``path`` (empty when it has none)."""
+    tree, _ = store.load(path, kind=CHECKPOINT_KIND, schema_version=CHECKPOINT_SCHEMA)
+    hooks = tree.get("hooks", {})
+    return {
+        name: {k: np.atleast_1d(v).tolist() for k, v in table.items()}
+        for name, table in hooks.items()
+    }
 
 
 def _model_path_sources() -> list[Path]:
@@ -96,6 +205,9 @@ class TrainResult:
     model_file: dict[str, str] = dataclasses.field(default_factory=dict)
     """The model file's ``path``, ``resolved_path``, ``sha256`` and ``source``
     (:meth:`rpucircuit.model.modelfile.LoadedModel.record`); empty when a preset was used."""
+    hook_records: dict[str, dict[str, npt.NDArray[Any]]] = dataclasses.field(default_factory=dict)
+    """The epoch hooks' rows over all epochs run (resumed ones included): hook name ->
+    column -> array."""
 
     @property
     def test_error_final(self) -> float:
@@ -220,9 +332,11 @@ def save_checkpoint(
     history: dict[str, list[float]],
     *,
     model_file: dict[str, str] | None = None,
+    hook_records: HookRecords | None = None,
 ) -> Path:
     """Write everything needed to continue after ``epoch`` epochs (atomic). ``model_file``:
-    the model file's record (:meth:`rpucircuit.model.modelfile.LoadedModel.record`), if any."""
+    the model file's record (:meth:`rpucircuit.model.modelfile.LoadedModel.record`), if any;
+    ``hook_records``: the epoch hooks' rows so far (:func:`load_hook_records` reads them)."""
     tree: dict[str, Any] = {
         "epoch": epoch,
         "network": network.get_state(),
@@ -231,6 +345,8 @@ def save_checkpoint(
     }
     if model_file:
         tree["model_file"] = dict(model_file)
+    if hook_records:
+        tree["hooks"] = _records_tree(hook_records)
     return store.save(path, tree, _provenance(cfg, CHECKPOINT_KIND, CHECKPOINT_SCHEMA))
 
 
@@ -279,6 +395,7 @@ def save_history(path: Path, result: TrainResult) -> Path:
     }
     if result.model_file:
         tree["model_file"] = dict(result.model_file)
+    tree.update(result.hook_records)  # one group per epoch hook
     return store.save(path, tree, _provenance(result.config, HISTORY_KIND, HISTORY_SCHEMA))
 
 
@@ -323,6 +440,7 @@ def train(
     stop_after: int | None = None,
     overwrite: bool = False,
     update_thread: bool = True,
+    epoch_hooks: Mapping[str, EpochHook] | None = None,
 ) -> TrainResult:
     """Run (or, with ``resume``, continue) the training described by ``cfg``.
 
@@ -332,7 +450,11 @@ def train(
     (for tests and for splitting a long run). A fresh run refuses a folder that already
     holds a checkpoint unless ``overwrite`` (so a long run is never lost by mistake).
     ``update_thread``: let the tiles use the background update thread (same results).
+    ``epoch_hooks``: name -> hook, called after every epoch's evaluation (module doc); their
+    rows go into the checkpoint, ``history.h5`` and :attr:`TrainResult.hook_records`.
     """
+    hooks = dict(epoch_hooks or {})
+    _check_hooks(hooks)
     out = Path(out_dir) if out_dir is not None else None
     ckpt = out / "checkpoint.h5" if out is not None else None
     # every check on the arguments and the folder comes before the data is loaded
@@ -358,9 +480,11 @@ def train(
     x_train, y_train, x_test32, y_test = _load_data(cfg, data)
     x_test = x_test32.astype(np.float64)  # once, not every epoch (at most 63 MB)
     history = _empty_history()
+    records: HookRecords = {}
     done = 0
     if resume and ckpt is not None:  # (resume without a folder was refused above)
         done, history = load_checkpoint(ckpt, cfg, network, order_rng, model_file=model_file)
+        records = load_hook_records(ckpt)
     if out is not None:
         atomic_write_text(out / "config.toml", to_toml(cfg))
     last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
@@ -391,9 +515,28 @@ def train(
                 bar.set_postfix(
                     epoch=epoch, loss=f"{loss_sum / n:.4f}", test_error=f"{100 * test_error:.2f}%"
                 )
+            if hooks:
+                ctx = EpochContext(
+                    epoch=epoch,
+                    last_epoch=cfg.epochs,
+                    network=network,
+                    last_sample=x_train[order[-1]].astype(np.float64),
+                    out_dir=out,
+                )
+                for name, hook in hooks.items():
+                    rows = hook(ctx)
+                    if rows:
+                        _add_rows(records, name, rows)
             if ckpt is not None and (epoch % cfg.checkpoint_every == 0 or epoch == last):
                 save_checkpoint(
-                    ckpt, cfg, network, order_rng, epoch, history, model_file=model_file
+                    ckpt,
+                    cfg,
+                    network,
+                    order_rng,
+                    epoch,
+                    history,
+                    model_file=model_file,
+                    hook_records=records,
                 )
     finally:
         if bar is not None:
@@ -404,6 +547,7 @@ def train(
         network=network,
         epochs_run=max(last - done, 0),
         model_file=model_file,
+        hook_records=_records_tree(records),
     )
     if out is not None and result.history["test_error"].size:
         save_history(out / "history.h5", result)
