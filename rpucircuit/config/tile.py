@@ -15,6 +15,10 @@ is the charge ``Q_unit = V_read·t_meas·ΔG_unit`` integrated on ``C_int``.
 Device conductance range: the mean device conductance ``G_mean = 1/R_mean`` is the
 midpoint of the range, ``G_mean = (G_on + G_off)/2``; with ``r = G_on/G_off`` this gives
 ``G_on = 2·G_mean·r/(r+1)`` and ``G_off = 2·G_mean/(r+1)``.
+
+Longer than 600 lines: the three configs, their derived values, the cost model and the
+preset are one unit that every circuit module imports; splitting it would split the one
+place the derived values live.
 """
 
 from __future__ import annotations
@@ -167,6 +171,10 @@ class DeviceConfig:
     """Δg_up/Δg_down per pulse (> 0); 1 is symmetric. Their mean stays Δg per pulse."""
     bound_margin: float = 0.01
     """Fraction of (G_on − G_off) over which the update rate ramps to zero at each bound."""
+    dw_min_dtod: float = 0.0
+    """Device-to-device spread of Δw_min (relative std): device i's update rate is the
+    mean's times ``max(0, 1 + dw_min_dtod·ξ_i)``, ξ_i standard normal, drawn by the caller's
+    generator (as rpucircuit.config.rpu draws it). Paper A: 30 % (its preset)."""
 
     def __post_init__(self) -> None:
         check_positive("r_mean_ohm", self.r_mean_ohm)
@@ -178,6 +186,7 @@ class DeviceConfig:
         check_positive("dw_min", self.dw_min)
         check_range("up_down_ratio", self.up_down_ratio, 0.0, 1e3, lo_open=True)
         check_range("bound_margin", self.bound_margin, 0.0, 0.5, lo_open=True)
+        check_range("dw_min_dtod", self.dw_min_dtod, 0.0, 10.0)
 
     @property
     def response(self) -> Literal["saturating", "linear", "rectifying"]:
@@ -507,7 +516,8 @@ def gokmen_vlasov_2016(*, rows: int = 32, cols: int = 32) -> CircuitConfig:
 
     Lines 0.36 Ω/µm and 0.2 fF/µm at 400 nm pitch (0.144 Ω and 0.08 fF per segment),
     R_mean ≈ 24 MΩ, on/off ≈ 8, t_meas = 80 ns, α = 12, 9-bit ADC, 1 ns update pulses,
-    BL = 10, Δw_min = 0.001, weights ±0.6, k = 0.1 (a rectifying device that trains).
+    BL = 10, Δw_min = 0.001 with a 30 % device-to-device spread, weights ±0.6, k = 0.1 (a
+    rectifying device that trains).
     Paper A's array is 4096 × 4096; the default here is ``rows × cols`` = 32 × 32, small
     enough for ngspice transients (the nodal solver reaches the full size). Values that
     the paper does not give (driver resistance, op-amp A0/GBW/noise, V_S, timing margins)
@@ -521,7 +531,9 @@ def gokmen_vlasov_2016(*, rows: int = 32, cols: int = 32) -> CircuitConfig:
             row_line=LineConfig(r_ohm_per_um=0.36, c_f_per_um=0.2e-15),
             col_line=LineConfig(r_ohm_per_um=0.36, c_f_per_um=0.2e-15),
         ),
-        device=DeviceConfig(r_mean_ohm=24e6, on_off_ratio=8.0, w_max=0.6, dw_min=0.001, k=0.1),
+        device=DeviceConfig(
+            r_mean_ohm=24e6, on_off_ratio=8.0, w_max=0.6, dw_min=0.001, k=0.1, dw_min_dtod=0.3
+        ),
         periphery=PeripheryConfig(t_meas_s=80e-9, alpha=12.0, adc_bits=9, t_pulse_s=1e-9, bl=10),
     )
 

@@ -196,12 +196,17 @@ def test_toggling_the_config_tile_leaves_other_jobs_unchanged(spec_text: str | N
     after = {j.name: (j.seed, config_key(j)) for j in without}
     assert set(before) - set(after) == {"fwd_random_32x32"}
     assert after == {name: before[name] for name in after}
-    # Seeds differ between jobs and follow the campaign seed.
-    seeds = [j.seed for j in with_tile]
+    # Seeds differ between jobs and follow the campaign seed; the two device-to-device
+    # cases share one seed on purpose (the same devices, driven up and down).
+    own = [j for j in with_tile if j.analysis != "update_dtod"]
+    seeds = [j.seed for j in own]
     assert len(set(seeds)) == len(seeds)
+    dtod = {j.seed for j in with_tile if j.analysis == "update_dtod"}
+    assert dtod == {ch.job_seed(spec.campaign.seed, "update_dtod", "devices")}
+    assert not dtod & set(seeds)
     other = ch.plan(spec.circuit, dataclasses.replace(spec.campaign, seed=spec.campaign.seed + 1))
-    assert not {j.seed for j in other} & set(seeds)
-    assert all(j.seed == ch.job_seed(spec.campaign.seed, j.analysis, j.name) for j in with_tile)
+    assert not {j.seed for j in other} & (set(seeds) | dtod)
+    assert all(j.seed == ch.job_seed(spec.campaign.seed, j.analysis, j.name) for j in own)
 
 
 def test_campaign_passes_the_spice_folder_to_its_jobs(

@@ -48,7 +48,18 @@ SCHEMA_VERSION = 3
 RESULT_NAME = "characterization.h5"
 """File name of the campaign's HDF5 result in the output folder."""
 
-ANALYSES = ("transfer", "nodal", "update", "noise", "ktc", "noise_mc", "timing")
+ANALYSES = (
+    "transfer",
+    "nodal",
+    "update",
+    "update_dtod",
+    "update_bound",
+    "noise",
+    "noise_line",
+    "ktc",
+    "noise_mc",
+    "timing",
+)
 
 _CODE_MODULES: tuple[ModuleType, ...] = (an, ex, netlist, nodal, spice)
 """Modules and packages whose code decides a job's result (with this package and the .lib
@@ -101,13 +112,35 @@ class CampaignConfig:
     update_size: int = 8
     """Rows = columns of the update-cycle tiles."""
     update_k: tuple[float, ...] = (0.1, 0.5, 0.9)
-    """Nonlinearity factors to characterize: rectifying, linear, saturating."""
+    """Nonlinearity factors to characterize: rectifying, linear, saturating (these cases
+    run with ``device.dw_min_dtod = 0``: the fit over devices needs identical devices)."""
+    update_dtod_size: int = 16
+    """Rows = columns of the device-to-device spread cases (``update_dtod/dtod_up``,
+    ``dtod_down``): devices at G_mean with the config's ``device.dw_min_dtod`` drawn once
+    (the same devices in both), every line pulsing in every slot (256 devices: the
+    relative spread is seen to ±5 % of itself, 1/sqrt(2·255))."""
+    update_bound_span_pulses: float = 20.0
+    """The bound cases (``update_bound/bound_up``, ``bound_down``, on the ``update_size``
+    tile) start their devices at distances 0 … this many mean pulses from G_on (up) or
+    G_off (down), spaced evenly, and pulse every device BL times: the devices close to the
+    bound show the rate's ramp over ``bound_margin``, the far ones the free rate."""
     line_sizes: tuple[int, ...] = (1024, 2048, 4096, 8192)
     """Segments of the simulated lines for the delay-vs-size analysis."""
     noise_mc_trials: int = 200
     """Trials of the transient-noise Monte Carlo."""
     noise_mc_devices: int = 8
     """Devices per array on the Monte Carlo's line."""
+    noise_sizes: tuple[int, ...] = (8, 32, 128)
+    """Devices per array of the ``.noise`` lines at several lengths (``noise_lines/
+    noise_N``, one line of an N × N tile; ``noise_mc_devices`` is added, so the Monte
+    Carlo has its ``.noise`` twin): σ² against N for a fit with a residual."""
+    ramp_overdrive: float = 2.0
+    """The saturating ramp case (``fwd_ramp_saturating_N``) gets the bound
+    ``α = N·w_max/ramp_overdrive`` (its C_int), so its outer rows reach ``ramp_overdrive``
+    times the swing and the rows with ``|w| < w_max/ramp_overdrive`` stay linear."""
+    ir_stress_backward: bool = True
+    """Also run the IR-drop stress case backward (``bwd_ir_stress_N``), for the backward
+    read's own attenuation fit."""
     sigma_target_w: float = 0.06
     """Acceptable output noise (weight units) for the acceptable-op-amp-noise curve.
     Paper A: σ ≈ 0.06."""
@@ -126,6 +159,10 @@ class CampaignConfig:
         _check_sizes("op_sizes", self.op_sizes, 1, 96)
         _check_sizes("nodal_sizes", self.nodal_sizes, 1, 2048)
         check_int("update_size", self.update_size, 2, 32)
+        check_int("update_dtod_size", self.update_dtod_size, 2, 32)
+        check_range(
+            "update_bound_span_pulses", self.update_bound_span_pulses, 0.0, 1e4, lo_open=True
+        )
         if not self.update_k:
             raise ConfigError("update_k = (): must list at least one k")
         for i, k in enumerate(self.update_k):
@@ -135,6 +172,13 @@ class CampaignConfig:
             raise ConfigError(f"line_sizes = {self.line_sizes!r}: need two different sizes")
         check_int("noise_mc_trials", self.noise_mc_trials, 2, 100_000)
         check_int("noise_mc_devices", self.noise_mc_devices, 1, 256)
+        _check_sizes("noise_sizes", self.noise_sizes, 1, 1024)
+        if len(set(self.noise_sizes)) < 3:
+            raise ConfigError(
+                f"noise_sizes = {self.noise_sizes!r}: need three different sizes (σ² = a + b·N "
+                "fitted with a residual)"
+            )
+        check_range("ramp_overdrive", self.ramp_overdrive, 1.0, 100.0, lo_open=True)
         check_range("sigma_target_w", self.sigma_target_w, 0.0, 10.0, lo_open=True)
         check_int("budget_rows", self.budget_rows, 1, 1 << 20)
         for i, r in enumerate(self.on_off_ratios):
@@ -152,6 +196,7 @@ def quick_campaign() -> CampaignConfig:
         op_sizes=(16,),
         nodal_sizes=(64,),
         update_size=4,
+        update_dtod_size=8,
         line_sizes=(1024, 4096),
         noise_mc_trials=50,
         noise_mc_devices=4,
@@ -183,6 +228,9 @@ class CharacterizationJob:
     """Update polarity: +1 (up) or −1 (down)."""
     sizes: tuple[int, ...] = ()
     """Line lengths (segments) of a timing job."""
+    bound_span_pulses: float = 0.0
+    """Start distances of an update_bound job's devices from the bound: 0 … this many
+    mean pulses."""
     trials: int = 0
     """Monte Carlo trials of a noise_mc job."""
     n_devices: int = 0
@@ -257,14 +305,14 @@ def _transfer_jobs(cfg: CircuitConfig, c: CampaignConfig) -> list[Characterizati
         )
     n = c.transient_size
     small = _resized(cfg, n)
-    # C_int for half the bound, so that n inputs at full weight reach it.
-    half_bound = ex.with_periphery(small, alpha=small.periphery.alpha / 2.0)
+    # C_int for a bound that the outer rows (n inputs of 1 at ±w_max) overdrive.
+    ramp_bound = ex.with_periphery(small, alpha=n * small.device.w_max / c.ramp_overdrive)
     sinh = ex.with_device(small, read_iv="sinh")
     jobs += [
         _job(c, "transfer", f"fwd_random_{n}", small),
         _job(c, "transfer", f"bwd_random_{n}", small, direction="backward"),
         _job(c, "transfer", f"fwd_no_line_{n}", ex.without_line_resistance(small)),
-        _job(c, "transfer", f"fwd_ramp_saturating_{n}", half_bound, pattern="ramp"),
+        _job(c, "transfer", f"fwd_ramp_saturating_{n}", ramp_bound, pattern="ramp"),
         _job(c, "transfer", f"fwd_ir_stress_{n}", _ir_stress(small)),
         _job(c, "transfer", f"fwd_sinh_time_{n}", sinh),
         _job(
@@ -274,24 +322,48 @@ def _transfer_jobs(cfg: CircuitConfig, c: CampaignConfig) -> list[Characterizati
             ex.with_periphery(sinh, encoding="amplitude"),
         ),
     ]
+    if c.ir_stress_backward:
+        jobs.append(
+            _job(c, "transfer", f"bwd_ir_stress_{n}", _ir_stress(small), direction="backward")
+        )
     return jobs
 
 
 def _update_jobs(cfg: CircuitConfig, c: CampaignConfig) -> list[CharacterizationJob]:
-    """One up and one down cycle for every k."""
-    upd = _resized(cfg, c.update_size)
+    """One up and one down cycle for every k (identical devices), the device-to-device
+    spread (one set of devices, both polarities) and the bounds (identical devices)."""
+    upd = ex.with_device(_resized(cfg, c.update_size), dw_min_dtod=0.0)
     jobs: list[CharacterizationJob] = []
     for k in c.update_k:
         dev = ex.with_device(upd, k=k)
         label = f"{dev.device.response}_k{k:g}".replace(".", "p")
         jobs.append(_job(c, "update", f"{label}_up", dev, polarity=1))
         jobs.append(_job(c, "update", f"{label}_down", dev, polarity=-1))
+    dtod = _resized(cfg, c.update_dtod_size)
+    devices = job_seed(c.seed, "update_dtod", "devices")  # the same devices up and down
+    for word, pol in (("up", 1), ("down", -1)):
+        job = _job(c, "update_dtod", f"dtod_{word}", dtod, polarity=pol)
+        jobs.append(dataclasses.replace(job, seed=devices))
+        jobs.append(
+            _job(
+                c,
+                "update_bound",
+                f"bound_{word}",
+                upd,
+                polarity=pol,
+                bound_span_pulses=c.update_bound_span_pulses,
+            )
+        )
     return jobs
 
 
 def _line_jobs(cfg: CircuitConfig, c: CampaignConfig) -> list[CharacterizationJob]:
-    """Noise, kT/C, the noise Monte Carlo and timing: one line of the config's tile."""
+    """Noise, kT/C, the noise Monte Carlo and timing: one line of the config's tile; the
+    ``.noise`` of lines of every noise size (and the Monte Carlo's)."""
+    sizes = sorted({*c.noise_sizes, c.noise_mc_devices})
+    lines = [_job(c, "noise_line", f"noise_{n}", _resized(cfg, n), n_devices=n) for n in sizes]
     return [
+        *lines,
         _job(c, "noise", "noise", cfg, n_devices=cfg.tile.cols),
         _job(c, "ktc", "ktc", cfg),
         _job(
@@ -312,9 +384,9 @@ def _check_spice_budgets(jobs: list[CharacterizationJob]) -> None:
     for job in jobs:
         if job.analysis == "transfer":
             check_spice_budget(job.circuit, "op" if job.spice_analysis == "op" else "tran")
-        elif job.analysis == "update":
+        elif job.analysis in ("update", "update_dtod", "update_bound"):
             check_spice_budget(job.circuit, "update")
-        elif job.analysis == "noise":  # one whole line of the config's tile
+        elif job.analysis in ("noise", "noise_line"):  # one whole line of the job's tile
             check_spice_budget(job.circuit, "noise")
 
 

@@ -20,14 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from rpucircuit import store
 from rpucircuit.circuit import analytic as an
 from rpucircuit.circuit import extract as ex
-from rpucircuit.circuit import nodal, spice
+from rpucircuit.circuit import netlist, nodal, spice
 from rpucircuit.circuit.characterize.campaign import (
     ANALYSES,
     KIND,
@@ -170,6 +170,43 @@ def _update_job(
     return _tree(res)
 
 
+def _update_dtod_job(
+    job: CharacterizationJob, rng: np.random.Generator, workdir: Path
+) -> dict[str, Any]:
+    """Devices at G_mean with the config's device-to-device spread, every line pulsing in
+    every slot (the up and down jobs share their seed, so they draw the same devices)."""
+    cfg = job.circuit
+    shape = (cfg.tile.rows, cfg.tile.cols)
+    res = ex.full_select_case(
+        cfg,
+        np.full(shape, cfg.device.g_mean_s),
+        name=job.name,
+        polarity=1 if job.polarity >= 0 else -1,
+        rate_factor=netlist.device_rate_factors(cfg, shape, rng=rng),
+        workdir=workdir,
+        timeout_s=job.timeout_s,
+    )
+    return _tree(res)
+
+
+def _update_bound_job(
+    job: CharacterizationJob, rng: np.random.Generator, workdir: Path
+) -> dict[str, Any]:
+    """Identical devices started 0 … ``bound_span_pulses`` pulses from the bound they are
+    driven towards, every line pulsing in every slot."""
+    del rng  # nothing random: the starts are spaced evenly, every bit is set
+    polarity: Literal[1, -1] = 1 if job.polarity >= 0 else -1
+    res = ex.full_select_case(
+        job.circuit,
+        ex.bound_start_conductances(job.circuit, polarity, job.bound_span_pulses),
+        name=job.name,
+        polarity=polarity,
+        workdir=workdir,
+        timeout_s=job.timeout_s,
+    )
+    return _tree(res)
+
+
 def _noise_job(job: CharacterizationJob, rng: np.random.Generator, workdir: Path) -> dict[str, Any]:
     res = ex.noise_case(
         job.circuit, n_devices=job.n_devices, workdir=workdir, timeout_s=job.timeout_s
@@ -210,7 +247,10 @@ RUNNERS: dict[str, JobRunner] = {
     "transfer": _transfer_job,
     "nodal": _nodal_job,
     "update": _update_job,
+    "update_dtod": _update_dtod_job,
+    "update_bound": _update_bound_job,
     "noise": _noise_job,
+    "noise_line": _noise_job,
     "ktc": _ktc_job,
     "noise_mc": _noise_mc_job,
     "timing": _timing_job,
@@ -364,7 +404,10 @@ def run_campaign(
         "transfer": groups["transfer"],
         "nodal": groups["nodal"],
         "update": groups["update"],
+        "update_dtod": groups["update_dtod"],
+        "update_bound": groups["update_bound"],
         "noise": groups["noise"]["noise"],
+        "noise_lines": groups["noise_line"],
         "ktc": groups["ktc"]["ktc"],
         "noise_mc": groups["noise_mc"]["noise_mc"],
         "timing": groups["timing"]["timing"],

@@ -48,8 +48,11 @@ from rpucircuit.circuit.extract.transfer import (
     transfer_case,
 )
 from rpucircuit.circuit.extract.update import (
+    FullSelectResult,
     UpdateResult,
+    bound_start_conductances,
     fit_update_response,
+    full_select_case,
     up_down_ratio,
     update_case,
 )
@@ -57,6 +60,7 @@ from rpucircuit.circuit.extract.update import (
 __all__ = [
     "MC_SOURCES",
     "RELATIVE_ZERO",
+    "FullSelectResult",
     "KtcResult",
     "NoiseMonteCarloResult",
     "NoiseResult",
@@ -64,10 +68,12 @@ __all__ = [
     "TransferErrors",
     "TransferResult",
     "UpdateResult",
+    "bound_start_conductances",
     "current_psd_from_integrator_output",
     "decompose_transfer_error",
     "first_crossing_s",
     "fit_update_response",
+    "full_select_case",
     "ktc_case",
     "noise_case",
     "noise_monte_carlo",

@@ -67,7 +67,7 @@ from rpucircuit.circuit.netlist.elements import (
 )
 from rpucircuit.circuit.netlist.line import build_line, build_noise
 from rpucircuit.circuit.netlist.read import build_read
-from rpucircuit.circuit.netlist.update import build_update, update_slot_times
+from rpucircuit.circuit.netlist.update import build_update, device_rate_factors, update_slot_times
 from rpucircuit.config.tile import input_volt_seconds, quantize_inputs
 
 __all__ = [
@@ -95,6 +95,7 @@ __all__ = [
     "check_name",
     "check_node",
     "check_value",
+    "device_rate_factors",
     "fmt",
     "input_volt_seconds",
     "libraries",

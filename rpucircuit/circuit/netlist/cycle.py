@@ -11,7 +11,7 @@ from rpucircuit.circuit.netlist.blocks import refuse_over_budget
 from rpucircuit.circuit.netlist.elements import Netlist
 from rpucircuit.circuit.netlist.line import build_line, build_noise
 from rpucircuit.circuit.netlist.read import build_read
-from rpucircuit.circuit.netlist.update import build_update
+from rpucircuit.circuit.netlist.update import build_update, device_rate_factors
 from rpucircuit.config.tile import Analysis, CircuitConfig
 from rpucircuit.errors import NetlistError
 
@@ -40,7 +40,10 @@ def _update(cfg: CircuitConfig, rng: np.random.Generator) -> Netlist:
     gp, _ = _conductances(cfg, rng)  # G- drawn too, so the bits follow the same stream as a read
     rb = rng.random((cfg.tile.rows, cfg.periphery.bl)) < 0.5
     cb = rng.random((cfg.tile.cols, cfg.periphery.bl)) < 0.5
-    return build_update(cfg, gp, rb, cb)
+    if cfg.device.dw_min_dtod == 0.0:
+        return build_update(cfg, gp, rb, cb)
+    factor = device_rate_factors(cfg, gp.shape, rng=rng)  # drawn last: the rest as before
+    return build_update(cfg, gp, rb, cb, rate_factor=factor)
 
 
 def _noise(cfg: CircuitConfig, rng: np.random.Generator) -> Netlist:

@@ -37,6 +37,19 @@ def _as_bits(bits: npt.ArrayLike, shape: tuple[int, int], what: str) -> npt.NDAr
     return a.astype(np.bool_)
 
 
+def device_rate_factors(
+    cfg: CircuitConfig, shape: tuple[int, int], *, rng: np.random.Generator
+) -> FloatArray:
+    """Device-to-device factors on the update rate, ``max(0, 1 + dw_min_dtod·ξ)`` with ξ
+    standard normal from ``rng`` (the model's draw, rpucircuit.config.rpu), ``shape`` =
+    (rows, cols). With ``dw_min_dtod = 0`` all ones, and nothing is drawn."""
+    spread = cfg.device.dw_min_dtod
+    if spread == 0.0:
+        return np.ones(shape)
+    out: FloatArray = np.maximum(0.0, 1.0 + spread * rng.standard_normal(shape))
+    return out
+
+
 def update_slot_times(cfg: CircuitConfig) -> tuple[float, float]:
     """(start of bit slot 0, end of the update transient) in s; slot b starts at
     ``t_first + b·t_pulse``."""
@@ -99,8 +112,9 @@ def _pulsed_line(
     return els
 
 
-def _update_devices(cfg: CircuitConfig, g: FloatArray) -> list[Element]:
-    """One update subcircuit per device (row-major), its rate split into up and down."""
+def _update_devices(cfg: CircuitConfig, g: FloatArray, factor: FloatArray | None) -> list[Element]:
+    """One update subcircuit per device (row-major), its rate split into up and down and
+    scaled by the device's ``factor`` (the device-to-device spread; None: all 1)."""
     dev = cfg.device
     rate = cfg.update_rate_scale
     r0up = rate * 2.0 * dev.up_down_ratio / (1.0 + dev.up_down_ratio)
@@ -112,13 +126,24 @@ def _update_devices(cfg: CircuitConfig, g: FloatArray) -> list[Element]:
     bounds = [("gon", dev.g_on_s), ("goff", dev.g_off_s), ("margin", dev.bound_margin)]
     note = f"{dev.response}: k = {dev.k!r}, dg per pulse = {dev.dg_pulse_s!r} S"
     rows, cols = g.shape
+
+    def rates(i: int, j: int) -> tuple[tuple[str, float], ...]:
+        if factor is None:
+            return (("r0up", r0up), ("r0dn", r0dn))
+        f = float(factor[i, j])
+        return (("r0up", r0up * f), ("r0dn", r0dn * f))
+
+    def comment(i: int, j: int) -> str:
+        spread = "" if factor is None else f", rate x {float(factor[i, j])!r} (device spread)"
+        return f"device ({i},{j}) {note}{spread}"
+
     return [
         Instance(
             f"u_{i}_{j}",
             (f"pr{i}_c{j}", f"pc{j}_r{i}", f"s{i}_{j}"),
             sub,
-            (("g0", float(g[i, j])), ("r0up", r0up), ("r0dn", r0dn), *shape, *bounds),
-            comment=f"device ({i},{j}) {note}",
+            (("g0", float(g[i, j])), *rates(i, j), *shape, *bounds),
+            comment=comment(i, j),
         )
         for i in range(rows)
         for j in range(cols)
@@ -132,6 +157,7 @@ def build_update(
     col_bits: npt.ArrayLike,
     *,
     polarity: Literal[1, -1] = 1,
+    rate_factor: npt.ArrayLike | None = None,
     check_budget: bool = True,
 ) -> Netlist:
     """One stochastic update cycle of one array (V/2 scheme).
@@ -143,7 +169,10 @@ def build_update(
     ``polarity·V_S/2``. A signed update is two cycles, one per polarity. Drivers sit at the
     index-0 end of every line (rows: column 0; columns: row 0); the far ends are open.
     Device (i, j)'s conductance change is ``1e-9·v(s{i}_{j})`` S (1 V = 1 nS); vectors
-    ``v(s{i}_{j})`` in row-major order, role ``"states"``.
+    ``v(s{i}_{j})`` in row-major order, role ``"states"``. ``rate_factor``: ``(rows, cols)``
+    factors >= 0 on each device's update rate (the device-to-device spread, drawn by the
+    caller: :func:`device_rate_factors`); None leaves every
+    device at the config's mean rate (and the netlist as it was without the argument).
     """
     tile = cfg.tile
     rows, cols = tile.rows, tile.cols
@@ -157,13 +186,20 @@ def build_update(
         raise NetlistError(
             f"g0: conductances must lie in [g_off, g_on] = [{dev.g_off_s!r}, {dev.g_on_s!r}] S"
         )
+    factor = None
+    if rate_factor is not None:
+        factor = np.asarray(rate_factor, dtype=np.float64)
+        if factor.shape != (rows, cols):
+            raise NetlistError(f"rate_factor: shape {factor.shape} must be {(rows, cols)}")
+        if not np.all(np.isfinite(factor)) or np.any(factor < 0):
+            raise NetlistError("rate_factor: factors must be finite and >= 0")
     p = cfg.periphery
     rb = _as_bits(row_bits, (rows, p.bl), "row_bits")
     cb = _as_bits(col_bits, (cols, p.bl), "col_bits")
     half = polarity * p.v_s_v / 2.0
     els = [el for i in range(rows) for el in _pulsed_line(cfg, "row", i, rb[i], half)]
     els += [el for j in range(cols) for el in _pulsed_line(cfg, "col", j, cb[j], -half)]
-    devices = _update_devices(cfg, g)
+    devices = _update_devices(cfg, g, factor)
     states = tuple(f"v(s{i}_{j})" for i in range(rows) for j in range(cols))
     _, t_end = update_slot_times(cfg)
     step = p.t_rise_s / 5.0
