@@ -36,6 +36,40 @@ def test_default_spec_is_paper_a_and_plan_is_complete() -> None:
     assert keys == [config_key(j) for j in ch.plan(spec.circuit, spec.campaign)]
 
 
+def test_plan_has_the_calibration_cases() -> None:
+    """The cases a calibration observes: the k cases without a spread, the spread cases
+    with the config's (one set of devices), the bound cases near G_on and G_off, noise
+    lines of every noise size and the Monte Carlo's, a backward IR-stress case, and a ramp
+    whose outer rows overdrive its bound."""
+    spec = ch.load_spec(None, quick=True)
+    c = spec.campaign
+    jobs = {j.name: j for j in ch.plan(spec.circuit, c)}
+    k_cases = [j for j in jobs.values() if j.analysis == "update"]
+    assert all(j.circuit.device.dw_min_dtod == 0.0 for j in k_cases)
+    up, down = jobs["dtod_up"], jobs["dtod_down"]
+    assert (up.polarity, down.polarity) == (1, -1)
+    assert up.seed == down.seed
+    assert up.circuit.device.dw_min_dtod == spec.circuit.device.dw_min_dtod == 0.3
+    assert up.circuit.tile.rows == c.update_dtod_size == 8
+    for word, pol in (("up", 1), ("down", -1)):
+        bound = jobs[f"bound_{word}"]
+        assert (bound.analysis, bound.polarity) == ("update_bound", pol)
+        assert bound.bound_span_pulses == c.update_bound_span_pulses
+        assert bound.circuit.device.dw_min_dtod == 0.0
+    sizes = sorted({*c.noise_sizes, c.noise_mc_devices})
+    lines = [j for j in jobs.values() if j.analysis == "noise_line"]
+    assert sorted(j.n_devices for j in lines) == sizes == [4, 8, 32, 128]
+    assert all(j.circuit.tile.cols == j.n_devices for j in lines)
+    n = c.transient_size
+    assert jobs[f"bwd_ir_stress_{n}"].direction == "backward"
+    assert jobs[f"bwd_ir_stress_{n}"].circuit == jobs[f"fwd_ir_stress_{n}"].circuit
+    ramp = jobs[f"fwd_ramp_saturating_{n}"].circuit
+    # Outer rows: n inputs of 1 at w_max, ramp_overdrive times the bound.
+    assert ramp.alpha_effective * c.ramp_overdrive == pytest.approx(n * ramp.device.w_max)
+    off = dataclasses.replace(c, ir_stress_backward=False)
+    assert f"bwd_ir_stress_{n}" not in {j.name for j in ch.plan(spec.circuit, off)}
+
+
 def test_spec_toml_round_trips() -> None:
     text = """
 [tile]
@@ -83,6 +117,12 @@ def test_quick_keeps_explicit_campaign_fields() -> None:
         ("[campaign]\nupdate_k = []\n", "update_k = \\(\\): must list at least one k"),
         ("[campaign]\nbogus = 1\n", "unknown field.*campaign.bogus"),
         ("[campaign]\ntimeout_s = 0\n", "timeout_s = 0.0: must be > 0"),
+        ("[campaign]\nupdate_dtod_size = 1\n", "update_dtod_size = 1"),
+        ("[campaign]\nupdate_bound_span_pulses = 0\n", "update_bound_span_pulses = 0.0"),
+        ("[campaign]\nnoise_sizes = [8, 8, 32]\n", "noise_sizes.*need three different sizes"),
+        ("[campaign]\nnoise_sizes = [0, 8, 32]\n", r"noise_sizes\[0\] = 0"),
+        ("[campaign]\nramp_overdrive = 1.0\n", r"ramp_overdrive = 1.0: must lie in \(1"),
+        ("[device]\ndw_min_dtod = -0.5\n", r"dw_min_dtod = -0.5: must lie in \[0"),
     ],
 )
 def test_bad_specs_name_the_field(text: str, match: str) -> None:

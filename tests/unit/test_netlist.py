@@ -10,7 +10,7 @@ import pytest
 
 from rpucircuit.circuit import netlist as nl
 from rpucircuit.config.tile import gokmen_vlasov_2016, replace_tile
-from rpucircuit.errors import NetlistError, UnsupportedError
+from rpucircuit.errors import ConfigError, NetlistError, UnsupportedError
 
 
 def _tile(rng: np.random.Generator, rows: int = 2, cols: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +124,44 @@ def test_update_netlist(rng: np.random.Generator) -> None:
     for k, sub in ((0.5, "rpu_update_lin"), (0.8, "rpu_update_sat")):
         c = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, k=k))
         assert sub in nl.render(nl.build_update(c, g0, rb, cb))
+
+
+def test_update_rate_factors_scale_each_device(rng: np.random.Generator) -> None:
+    # rate_factor multiplies both rate scales of its device (exactly, as printed), says so
+    # in the device's comment, and None renders the netlist without it byte for byte.
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    g0 = np.full((2, 3), cfg.device.g_mean_s)
+    rb = rng.random((2, 10)) < 0.5
+    cb = rng.random((3, 10)) < 0.5
+    plain = nl.build_update(cfg, g0, rb, cb)
+    assert nl.render(nl.build_update(cfg, g0, rb, cb, rate_factor=None)) == nl.render(plain)
+    factor = np.array([[1.0, 0.5, 1.25], [0.0, 2.0, 0.75]])
+    scaled = nl.build_update(cfg, g0, rb, cb, rate_factor=factor)
+    devs = [e for e in scaled.elements if isinstance(e, nl.Instance)]
+    base = [e for e in plain.elements if isinstance(e, nl.Instance)]
+    for e, b, f in zip(devs, base, factor.ravel(), strict=True):
+        for name in ("r0up", "r0dn"):
+            assert dict(e.params)[name] == dict(b.params)[name] * f
+        assert f"rate x {f!r} (device spread)" in e.comment
+
+
+def test_device_rate_factors_follow_the_configured_spread() -> None:
+    # 1 + σ·ξ clipped at 0: with σ = 0.3 over 200,000 devices the mean is 1 and the std
+    # 0.3 within 1 % (their standard errors are 0.07 % and 0.05 %); σ = 0 draws nothing.
+    cfg = gokmen_vlasov_2016(rows=2, cols=3)
+    assert cfg.device.dw_min_dtod == 0.3  # paper A's preset
+    rng = np.random.default_rng(3)
+    f = nl.device_rate_factors(cfg, (400, 500), rng=rng)
+    assert f.shape == (400, 500)
+    assert np.min(f) >= 0.0
+    assert np.mean(f) == pytest.approx(1.0, abs=0.01)
+    assert np.std(f) == pytest.approx(0.3, rel=0.01)
+    none = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, dw_min_dtod=0.0))
+    state = rng.bit_generator.state
+    np.testing.assert_array_equal(nl.device_rate_factors(none, (2, 3), rng=rng), 1.0)
+    assert rng.bit_generator.state == state
+    with pytest.raises(ConfigError, match=r"dw_min_dtod = -0.1: must lie in \[0"):
+        dataclasses.replace(cfg.device, dw_min_dtod=-0.1)
 
 
 def test_noise_and_line_netlists(rng: np.random.Generator) -> None:
@@ -254,6 +292,18 @@ def test_builder_input_errors(rng: np.random.Generator) -> None:
                 cfg, gp, np.zeros((2, 10), bool), np.zeros((3, 10), bool), polarity=2
             ),  # type: ignore[arg-type]
             "polarity = 2",
+        ),
+        (
+            lambda: nl.build_update(
+                cfg, gp, np.zeros((2, 10), bool), np.zeros((3, 10), bool), rate_factor=np.ones(3)
+            ),
+            r"rate_factor: shape \(3,\) must be \(2, 3\)",
+        ),
+        (
+            lambda: nl.build_update(
+                cfg, gp, np.zeros((2, 10), bool), np.zeros((3, 10), bool), rate_factor=-gp
+            ),
+            "rate_factor: factors must be finite and >= 0",
         ),
         (lambda: nl.build_noise(cfg, gp, gn), r"g_pos: shape \(2, 3\) must be \(n,\)"),
         (lambda: nl.build_noise(cfg, gp[0], None), "g_neg = None"),
