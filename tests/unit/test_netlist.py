@@ -142,7 +142,7 @@ def test_update_rate_factors_scale_each_device(rng: np.random.Generator) -> None
     for e, b, f in zip(devs, base, factor.ravel(), strict=True):
         for name in ("r0up", "r0dn"):
             assert dict(e.params)[name] == dict(b.params)[name] * f
-        assert f"rate x {f!r} (device spread)" in e.comment
+        assert f"rate x {float(f)!r} (device spread)" in e.comment
 
 
 def test_device_rate_factors_follow_the_configured_spread() -> None:
