@@ -90,6 +90,30 @@ def _update_section(tree: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _spread_bound_section(tree: Mapping[str, Any]) -> list[str]:
+    """The device-to-device spread and the bound cases (every line pulsing in every slot)."""
+    lines = [
+        "",
+        "## Update spread and bounds (BL coincident pulses per device)",
+        "",
+        "| case | devices | model Δw_min spread | observed spread | mean Δg per pulse / model |",
+        "|---|---|---|---|---|",
+    ]
+    for name, c in tree["update_dtod"].items():
+        per = np.asarray(c["dg_per_pulse_s"])
+        lines.append(
+            f"| {name} | {per.size} | {c['dw_min_dtod_model']:.3g} | {c['spread_rel']:.4f} | "
+            f"{float(np.mean(per)) / c['dg_model_s']:.4f} |"
+        )
+    lines += ["", "| case | start distance (pulses) | Δg per pulse / free rate |", "|---|---|---|"]
+    for name, c in tree["update_bound"].items():
+        dist = np.asarray(c["distance_pulses"]).ravel()
+        rel = np.asarray(c["dg_per_pulse_s"]).ravel() / c["dg_model_s"]
+        cells = ", ".join(f"{d:.3g}: {r:.3f}" for d, r in zip(dist, rel, strict=True))
+        lines.append(f"| {name} | {dist.min():g} … {dist.max():g} | {cells} |")
+    return lines
+
+
 def _noise_section(tree: Mapping[str, Any]) -> list[str]:
     """`.noise`, kT/C and the Monte Carlo of one output line."""
     nz, ktc, mc = tree["noise"], tree["ktc"], tree["noise_mc"]
@@ -123,7 +147,19 @@ def _noise_section(tree: Mapping[str, Any]) -> list[str]:
         f"{mc['sigma_device_w']:.5f}, op-amp {mc['sigma_opamp_w']:.5f}, kT/C "
         f"{mc['sigma_ktc_w']:.5f}; z = "
         f"{(mc['sigma_mc_w'] - mc['sigma_noise_w']) / mc['sigma_mc_stderr_w']:+.2f}).",
+        "",
+        "`.noise` of lines of several lengths (σ² against N):",
+        "",
+        "| devices per array N | σ | σ² | σ without op-amp | analytic device + op-amp |",
+        "|---|---|---|---|---|",
     ]
+    for c in sorted(tree["noise_lines"].values(), key=lambda c: int(c["n_devices"])):
+        bn = c["budget"]
+        lines.append(
+            f"| {int(c['n_devices'])} | {c['sigma_sim_w']:.5f} | {c['sigma_sim_w'] ** 2:.4g} | "
+            f"{c['sigma_sim_no_opamp_w']:.5f} | "
+            f"{math.hypot(bn['device_thermal_w'], bn['opamp_w']):.5f} |"
+        )
     return lines
 
 
@@ -198,7 +234,14 @@ def _timing_section(tree: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-SECTIONS = (_transfer_section, _update_section, _noise_section, _budget_section, _timing_section)
+SECTIONS = (
+    _transfer_section,
+    _update_section,
+    _spread_bound_section,
+    _noise_section,
+    _budget_section,
+    _timing_section,
+)
 """The report's sections, in order."""
 
 
