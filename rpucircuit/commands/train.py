@@ -1,10 +1,19 @@
-"""``rpucircuit train CONFIG``: train the FC or CNN network on MNIST at mini-batch 1."""
+"""``rpucircuit train CONFIG``: train the FC or CNN network on MNIST at mini-batch 1.
+
+A config with a ``[cosim]`` table also runs circuit spot checks after chosen epochs
+(:mod:`rpucircuit.calibration.cosim`, ``docs/cosim.md``): the hook is built, and a bad
+table refused, before training starts; its rows go into ``history.h5`` and
+``cosim_error.png``. Only then is the circuit path imported (a co-simulated training run
+is a design answer built on calibration); without ``[cosim]`` this command loads the
+model path only.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from rpucircuit import store
 from rpucircuit.config.base import config_key, from_dict, read_toml_file
@@ -65,11 +74,22 @@ def load_config(path: Path) -> TrainingConfig:
     return from_dict(TrainingConfig, read_toml_file(path))
 
 
+def epoch_hooks(cfg: TrainingConfig) -> dict[str, Any]:
+    """The config's epoch hooks: the ``[cosim]`` spot checks when the table is there (built
+    now, so a bad table fails before training starts)."""
+    if cfg.cosim is None:
+        return {}
+    from rpucircuit.calibration import cosim
+
+    return {cosim.HOOK_NAME: cosim.build_hook(cfg)}
+
+
 def run(args: argparse.Namespace) -> int:
     from rpucircuit.training.loop import train
 
     cfg = load_config(args.config)
     out = args.out if args.out is not None else Path("runs") / "train" / args.config.stem
+    hooks = epoch_hooks(cfg)
     try:
         result = train(
             cfg,
@@ -78,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             stop_after=args.stop_after,
             overwrite=args.overwrite,
+            epoch_hooks=hooks,
         )
     except KeyboardInterrupt:
         if _has_checkpoint_of(out / "checkpoint.h5", cfg):
@@ -97,4 +118,28 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"  training speed: {float(h['samples_per_s'][-1]):.0f} samples/s (last epoch)")
         print(f"  files: {out / 'history.h5'}, {out / 'test_error.png'}, {out / 'checkpoint.h5'}")
+    records = result.hook_records.get("cosim")
+    if records is not None and len(records["epoch"]):
+        _report_cosim(records, out)
     return 0
+
+
+def _report_cosim(records: dict[str, Any], out: Path) -> None:
+    """The spot checks' plot, and one line per layer for the last checked epoch."""
+    from rpucircuit.calibration import cosim
+
+    path = cosim.plot_records(records, out / "cosim_error.png")
+    last = int(records["epoch"][-1])
+    print(f"  circuit spot checks after epoch {last} (circuit − behavioral, % of α, RMS / max):")
+    for k in range(len(records["epoch"])):
+        if int(records["epoch"][k]) != last:
+            continue
+        parts = [
+            f"{a} {float(records[a + '_rms_pct'][k]):.3g} / {float(records[a + '_max_pct'][k]):.3g}"
+            for a in cosim.ANALYSES
+            if records[a + "_rms_pct"][k] == records[a + "_rms_pct"][k]  # not NaN
+        ]
+        status = str(records["status"][k])
+        note = "" if status == "ok" else f" [{status}: {records['message'][k]}]"
+        print(f"    layer {int(records['layer'][k])}: {', '.join(parts) or 'none'}{note}")
+    print(f"  spot-check plot: {path}")

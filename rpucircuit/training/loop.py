@@ -22,25 +22,24 @@ checkpoint whose model file has changed since.
 Randomness: ``SeedSequence(seed)`` spawns one generator for the network (weight init, device
 variations, every tile's noise and pulse streams) and one for the data order.
 
-Epoch hooks (``epoch_hooks``: name -> callable) run after each epoch's evaluation with an
-:class:`EpochContext` (the network, the epoch, the epoch's last training sample and the
-inputs each analog tile reads for it, computed on a copy of the network). A hook reads and
-never changes the network; the rows it returns (columns of equal length) are appended to a
-table under its name, kept in the checkpoint (so they survive ``resume``) and written as a
-group of that name in ``history.h5``. The circuit spot checks of ``[cosim]``
-(:mod:`rpucircuit.calibration.cosim`) are such a hook, built by ``rpucircuit train``: this
-module never imports the circuit path.
+Epoch hooks (``epoch_hooks``: name -> callable, :mod:`rpucircuit.training.hooks`) run after
+each epoch's evaluation with an :class:`~rpucircuit.training.hooks.EpochContext` (the
+network, the epoch, the epoch's last training sample and the inputs each analog tile reads
+for it, computed on a copy of the network). A hook reads and never changes the network; the
+rows it returns (columns of equal length) are appended to a table under its name, kept in
+the checkpoint (so they survive ``resume``) and written as a group of that name in
+``history.h5``. The circuit spot checks of ``[cosim]`` (:mod:`rpucircuit.calibration.cosim`)
+are such a hook, built by ``rpucircuit train``: training never imports the circuit path.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +48,22 @@ import numpy.typing as npt
 
 from rpucircuit import store
 from rpucircuit.config.base import config_key, to_toml
+from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.config.training import TrainingConfig
 from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
 from rpucircuit.fileio import atomic_path, atomic_write_text
 from rpucircuit.jobs import source_digest
-from rpucircuit.model.layers import AnalogConv2d, AnalogLinear
-from rpucircuit.model.modelfile import LoadedModel, load_model
+from rpucircuit.model.modelfile import LoadedModel, TileModel, load_model
 from rpucircuit.model.network import Network, cnn_gokmen_2017, fc_784_256_128_10
 from rpucircuit.training.data import Mnist, load_mnist
+from rpucircuit.training.hooks import (
+    EpochContext,
+    EpochHook,
+    HookRecords,
+    add_rows,
+    check_hooks,
+    records_tree,
+)
 
 CHECKPOINT_KIND = "checkpoint"
 """HDF5 kind of a training checkpoint."""
@@ -76,89 +83,7 @@ _BAR_STEP = 200  # samples between progress-bar refreshes (keeps the bar's cost 
 _HISTORY_NAMES = frozenset(
     (*HISTORY_FIELDS, "epoch", "test_error_final", "test_error_avg", "eval_last", "model_file")
 )
-"""Names in ``history.h5`` besides the hooks' groups (a hook may not take one)."""
-
-HookRecords = dict[str, dict[str, list[Any]]]
-"""Rows the epoch hooks returned so far: hook name -> column name -> values."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EpochContext:
-    """What an epoch hook sees, after the epoch's evaluation."""
-
-    epoch: int
-    """The epoch just finished (1-based)."""
-    last_epoch: int
-    """The config's last epoch (``epochs``)."""
-    network: Network
-    """The live network: read it (weights, attenuation, configs), never change it."""
-    last_sample: npt.NDArray[np.float64]
-    """The epoch's last training image (784 values)."""
-    out_dir: Path | None
-    """The run's folder (None: nothing is written)."""
-
-    def layer_inputs(self) -> tuple[npt.NDArray[np.float64] | None, ...]:
-        """The vectors each analog tile reads forward for :attr:`last_sample`, per analog
-        layer: ``(1, in + 1)`` for an ``AnalogLinear`` (bias input 1 last), the patch matrix
-        ``(pixels, k·k·C + 1)`` for an ``AnalogConv2d``, None for another layer kind.
-
-        Computed by a forward pass through a copy of the network (its reads are noisy like
-        training's, from the copy's own generators), so the network, its generators and
-        therefore the training result stay untouched.
-        """
-        return layer_inputs(self.network, self.last_sample)
-
-
-EpochHook = Callable[[EpochContext], Mapping[str, Sequence[Any]] | None]
-"""An epoch hook: returns rows as columns of equal length (numbers or strings), or None."""
-
-
-def layer_inputs(
-    network: Network, x: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.float64] | None, ...]:
-    """:meth:`EpochContext.layer_inputs` of ``network`` for sample ``x``."""
-    twin = copy.deepcopy(network)
-    out: list[npt.NDArray[np.float64] | None] = []
-    z = np.asarray(x, dtype=np.float64)
-    for layer in twin.layers:
-        if isinstance(layer, AnalogLinear):
-            out.append(np.append(z.reshape(-1), 1.0)[None, :])
-        z = layer.forward(z)
-        if isinstance(layer, AnalogConv2d):
-            out.append(np.array(layer.patches, dtype=np.float64))
-        elif layer.tile is not None and not isinstance(layer, AnalogLinear):
-            out.append(None)
-    return tuple(out)
-
-
-def _check_hooks(hooks: Mapping[str, EpochHook]) -> None:
-    for name, hook in hooks.items():
-        if not isinstance(name, str) or not name or "/" in name or name in _HISTORY_NAMES:
-            raise ConfigError(
-                f"epoch hook name {name!r}: must be a non-empty name without '/' that is not "
-                f"one of history.h5's own entries ({', '.join(sorted(_HISTORY_NAMES))})"
-            )
-        if not callable(hook):
-            raise ConfigError(f"epoch hook {name!r} = {hook!r}: must be callable")
-
-
-def _add_rows(records: HookRecords, name: str, rows: Mapping[str, Sequence[Any]]) -> None:
-    """Append a hook's returned rows to its table (same columns every time)."""
-    lengths = {len(v) for v in rows.values()}
-    table = records.setdefault(name, {})
-    if len(lengths) > 1 or (table and set(table) != set(rows)):
-        raise ConfigError(
-            f"epoch hook {name!r} returned columns {sorted(rows)} of lengths {sorted(lengths)}: "
-            f"need equal lengths and the same columns every epoch ({sorted(table)})"
-        )
-    for key, values in rows.items():
-        table.setdefault(key, []).extend(
-            values.tolist() if isinstance(values, np.ndarray) else values
-        )
-
-
-def _records_tree(records: HookRecords) -> dict[str, dict[str, npt.NDArray[Any]]]:
-    return {name: {k: np.asarray(v) for k, v in table.items()} for name, table in records.items()}
+"""Names in ``history.h5`` besides the epoch hooks' groups (a hook may not take one)."""
 
 
 def load_hook_records(path: Path) -> HookRecords:
@@ -241,8 +166,9 @@ class TrainResult:
 def load_array_model(cfg: TrainingConfig) -> LoadedModel | None:
     """Read and validate ``cfg.model.file`` (None when the config uses a preset).
 
-    The settings are applied to the file's RPUConfig here, so a setting the file's model
-    refuses fails now, naming the file (errors: :func:`rpucircuit.model.modelfile.load_model`).
+    The settings are applied to the file's RPUConfig, and each tile's model is built, here,
+    so a setting the file's model refuses or a tile too large for its IR-drop model fails
+    now, naming the file (errors: :func:`rpucircuit.model.modelfile.load_model`).
     """
     if not cfg.model.file:
         return None
@@ -257,7 +183,28 @@ def load_array_model(cfg: TrainingConfig) -> LoadedModel | None:
         cfg.rpu_configs(loaded.model.rpu)
     except ConfigError as exc:
         raise ConfigError(f"{cfg.model.file}: {exc}") from exc
+    _file_tiles(cfg, loaded)  # a tile the IR-drop model cannot describe fails now too
     return loaded
+
+
+TILE_SHAPES: dict[str, tuple[tuple[int, int], ...]] = {
+    "fc": ((256, 785), (128, 257), (10, 129)),
+    "cnn": ((16, 26), (32, 401), (128, 513), (10, 129)),
+}
+"""Tile shapes (out, in) of each network's analog layers, in order (bias as the last
+column): a model file's RPUConfig depends on the shape through its noise model, and the
+configs are needed before the network is built. :func:`build_network` checks them against
+the tiles it builds."""
+
+
+def _file_tiles(
+    cfg: TrainingConfig, model: LoadedModel
+) -> tuple[tuple[RPUConfig, ...], list[TileModel]]:
+    """Each analog layer's RPUConfig (the file's for its shape, settings on top) and the
+    file's model of its tile (attenuation maps)."""
+    tiles = [model.tile_model(o, i) for o, i in TILE_SHAPES[cfg.network]]
+    configs = tuple(cfg.rpu_configs(t.rpu)[k] for k, t in enumerate(tiles))
+    return configs, tiles
 
 
 def build_network(
@@ -270,24 +217,34 @@ def build_network(
     """The config's network with each analog layer's array model; ``update_thread``: whether
     its tiles may use the background update thread (:class:`rpucircuit.model.tile.AnalogTile`).
 
-    With ``model.file``: every tile is built from the file's RPUConfig with the settings on
-    top, and gets the file's IR-drop attenuation map for its shape (``model``: the file as
-    already read by :func:`load_array_model`; read here when None).
+    With ``model.file``: every tile is built from the file's RPUConfig for its shape (with a
+    noise model, each read's σ from its own line length:
+    :meth:`rpucircuit.model.modelfile.ArrayModel.rpu_config_for`) with the settings on top,
+    and gets the file's forward IR-drop map for its shape (the tile has one map for both
+    reads); ``model``: the file as already read by :func:`load_array_model`, read here when
+    None.
     """
     if cfg.model.file and model is None:
         model = load_array_model(cfg)
-    configs = cfg.rpu_configs(model.model.rpu if model is not None else None)
+    tiles: list[TileModel] = []
+    if model is not None:
+        configs, tiles = _file_tiles(cfg, model)
+    else:
+        configs = cfg.rpu_configs()
     if cfg.network == "fc":
         network = fc_784_256_128_10(configs, rng=rng, update_thread=update_thread)
     else:
         network = cnn_gokmen_2017(configs, rng=rng, update_thread=update_thread)
-    if model is not None and model.model.ir_drop is not None:
-        for tile in network.tiles:
-            try:
-                att = model.model.attenuation(tile.out_size, tile.in_size)
-            except ConfigError as exc:
-                raise ConfigError(f"{model.path}: ir_drop: {exc}") from exc
-            tile.set_attenuation(att)
+    for tile, shape, tile_model in zip(
+        network.tiles, TILE_SHAPES[cfg.network], tiles, strict=False
+    ):
+        if (tile.out_size, tile.in_size) != shape:
+            raise UnsupportedError(
+                f"network {cfg.network!r}: a tile is {tile.out_size} × {tile.in_size}, "
+                f"TILE_SHAPES says {shape[0]} × {shape[1]}; update TILE_SHAPES"
+            )
+        if tile_model.forward_attenuation is not None:
+            tile.set_attenuation(tile_model.forward_attenuation)
     return network
 
 
@@ -346,7 +303,7 @@ def save_checkpoint(
     if model_file:
         tree["model_file"] = dict(model_file)
     if hook_records:
-        tree["hooks"] = _records_tree(hook_records)
+        tree["hooks"] = records_tree(hook_records)
     return store.save(path, tree, _provenance(cfg, CHECKPOINT_KIND, CHECKPOINT_SCHEMA))
 
 
@@ -454,7 +411,7 @@ def train(
     rows go into the checkpoint, ``history.h5`` and :attr:`TrainResult.hook_records`.
     """
     hooks = dict(epoch_hooks or {})
-    _check_hooks(hooks)
+    check_hooks(hooks, reserved=_HISTORY_NAMES)
     out = Path(out_dir) if out_dir is not None else None
     ckpt = out / "checkpoint.h5" if out is not None else None
     # every check on the arguments and the folder comes before the data is loaded
@@ -526,7 +483,7 @@ def train(
                 for name, hook in hooks.items():
                     rows = hook(ctx)
                     if rows:
-                        _add_rows(records, name, rows)
+                        add_rows(records, name, rows)
             if ckpt is not None and (epoch % cfg.checkpoint_every == 0 or epoch == last):
                 save_checkpoint(
                     ckpt,
@@ -547,7 +504,7 @@ def train(
         network=network,
         epochs_run=max(last - done, 0),
         model_file=model_file,
-        hook_records=_records_tree(records),
+        hook_records=records_tree(records),
     )
     if out is not None and result.history["test_error"].size:
         save_history(out / "history.h5", result)

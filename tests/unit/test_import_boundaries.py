@@ -59,6 +59,9 @@ BOTH_PATHS_COMMANDS = {
     "rpucircuit.commands.explore",
     "rpucircuit.commands.specs",
     "rpucircuit.commands.verify",
+    # co-simulated training: `train` with a [cosim] table runs circuit spot checks built on
+    # calibration (rpucircuit.calibration.cosim), imported only when the table is given
+    "rpucircuit.commands.train",
 }
 
 # Third-party packages that belong to the circuit path only.
