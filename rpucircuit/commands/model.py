@@ -2,8 +2,10 @@
 
 ``rpucircuit model export gokmen_vlasov_2016 --out models/gokmen_vlasov_2016.h5
 --ir-drop-ratio 6e-9`` writes a model file (``docs/model-file.md``) that training loads with
-``model.file``; ``rpucircuit model show FILE`` prints what a file holds, with the largest
-IR-drop attenuation of the FC and CNN networks' tiles.
+``model.file``; ``rpucircuit model show FILE`` prints what a file holds: provenance, the IR-drop and
+output-noise models with each tile's σ and largest attenuation (the FC and CNN networks'
+tiles, or those given by ``--tile``), the parameters and validation tables, the RPUConfig,
+and with ``--report`` the fit report.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="OUTxIN",
-        help="tile shape whose largest IR-drop attenuation to list (repeatable; default: "
-        "the FC and CNN tiles)",
+        help="tile shape whose output noise and largest IR-drop attenuation to list "
+        "(repeatable; default: the FC and CNN tiles)",
     )
+    show.add_argument("--report", action="store_true", help="print the fit report too")
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -73,7 +76,7 @@ def _shape(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpucircuit.model import modelfile
+    from rpucircuit.model import modelfile, modelshow
 
     if args.action == "export":
         origin = modelfile.PresetExport(
@@ -88,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path} ({model.source}; sha256 {sha})", file=sys.stderr)
         return 0
     shapes = NETWORK_TILES if args.tile is None else tuple(_shape(t) for t in args.tile)
-    print(modelfile.describe(modelfile.load_model(args.file), shapes))
+    print(modelshow.describe(modelfile.load_model(args.file), shapes, report=args.report))
     return 0

@@ -1,16 +1,18 @@
 """Array-model files: a tile's complete behavioral model in one HDF5 file (kind ``model``).
 
 A model file is what a training run loads with ``model.file = "path.h5"``, and what
-calibration (fitting the model to SPICE results, a later step) will write. Today
-``rpucircuit model export PRESET`` writes one from a preset. It holds the tile's full
-:class:`~rpucircuit.config.rpu.RPUConfig` (as TOML text), a description, where it came from
-(``source``), optionally an IR-drop model (:class:`~rpucircuit.model.irdrop.IRDropModel`, physical
-ratios that give the attenuation map of a tile of any shape) and optionally a table of
-validation checks (held-out figures: predicted, reference, tolerance). Layout, versioning
-and the loading rules: ``docs/model-file.md``.
+calibration (fitting the model to SPICE results) writes; ``rpucircuit model export PRESET``
+writes one from a preset. It holds the tile's full :class:`~rpucircuit.config.RPUConfig`
+(as TOML text), a description, where it came from (``source``) and, optionally, what makes
+the model shape-dependent or calibrated (records in :mod:`rpucircuit.model.modelparts`): an
+IR-drop model per read direction, an output-noise model σ² = a + b·N, input transfer curves,
+the calibrated parameters with their intervals, a validation table, a fit report and the
+characterization file it came from. :meth:`ArrayModel.tile_model` turns it into the
+RPUConfig and attenuation maps of one tile shape. Layout (schema 2; schema-1 files are still
+read), versioning and the loading rules: ``docs/model-file.md``.
 
 Model path only: this module imports :mod:`rpucircuit.store` (HDF5) and configs, never the
-circuit path.
+circuit path or calibration.
 """
 
 from __future__ import annotations
@@ -20,84 +22,152 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rpucircuit import store
-from rpucircuit.config import rpu
 from rpucircuit.config.base import check_choice, check_nonnegative, config_key, from_toml, to_toml
+from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.config.training import PRESETS
-from rpucircuit.errors import ConfigError, StoreError
-from rpucircuit.model.irdrop import MAX_ATTENUATION, FloatArray, IRDropModel, from_tree, to_tree
+from rpucircuit.errors import ConfigError, RpuError, StoreError
+from rpucircuit.model import modeltables as tables
+from rpucircuit.model.irdrop import Direction, FloatArray, IRDropModel
+from rpucircuit.model.modelparts import (
+    DIRECTIONS,
+    CharacterizationLink,
+    InputTransfer,
+    IRDrop,
+    ModelParameter,
+    NoiseModel,
+    ValidationCheck,
+    parameter_from,
+)
 
 MODEL_KIND = "model"
 """HDF5 kind of an array-model file."""
-MODEL_SCHEMA = 1
-"""Layout version of a model file this rpucircuit writes and reads (older ones: none yet)."""
+MODEL_SCHEMA = 2
+"""Layout version of a model file this rpucircuit writes; it reads versions 1 and 2."""
 
-_TOP_LEVEL = ("description", "source", "rpu_config_toml", "ir_drop", "validation")
-_VALIDATION_COLUMNS = ("name", "predicted", "reference", "tolerance")
+_REQUIRED = ("description", "source", "rpu_config_toml")
+_TOP_LEVEL = {
+    1: (*_REQUIRED, "ir_drop", "validation"),
+    2: (
+        *_REQUIRED,
+        "ir_drop",
+        "out_noise",
+        "input_transfer",
+        "parameters",
+        "validation",
+        "fit_report",
+        "characterization",
+    ),
+}
+"""Entries a file of each schema version may hold at its top level."""
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class ValidationCheck:
-    """One held-out check of a model: a figure the model predicts next to its reference."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class TileModel:
+    """What one tile of shape (out_size, in_size) gets from a model file."""
 
-    name: str
-    """What is compared, e.g. ``forward_read_32x32_rms_error``."""
-    predicted: float
-    """The model's value (unit as the name says)."""
-    reference: float
-    """The reference value (simulator, measurement), same unit."""
-    tolerance: float
-    """Largest accepted |predicted − reference|, same unit (≥ 0)."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError(f"validation check name = {self.name!r}: must be non-empty text")
-        for field in ("predicted", "reference"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"validation[{self.name}].{field} = {value!r}: must be a number")
-        check_nonnegative(f"validation[{self.name}].tolerance", self.tolerance)
-
-    @property
-    def passed(self) -> bool:
-        """Whether |predicted − reference| <= tolerance (False for a NaN figure)."""
-        return abs(self.predicted - self.reference) <= self.tolerance
+    rpu: RPUConfig
+    """The file's RPUConfig with each read's ``out_noise`` from the noise model (if any)."""
+    forward_attenuation: FloatArray | None
+    """Forward-read attenuation map (out_size, in_size), None without IR drop."""
+    backward_attenuation: FloatArray | None
+    """Backward-read attenuation map (out_size, in_size, tile orientation), None without IR
+    drop. The tile has one map today, which training sets to the forward one."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class ArrayModel:
     """The contents of a model file."""
 
-    rpu: rpu.RPUConfig
+    rpu: RPUConfig
     """The tile's complete behavioral model (periphery, update, device)."""
     description: str
     """One line for people: what this model is."""
     source: str
-    """Where it came from: ``preset gokmen_vlasov_2016``, later ``calibrated from sim_data/…``."""
-    ir_drop: IRDropModel | None = None
-    """Line-resistance model giving each tile's read attenuation map; None = no IR drop."""
+    """Where it came from: ``preset gokmen_vlasov_2016``, ``calibrated from sim_data/…``."""
+    ir_drop: IRDrop | None = None
+    """Line-resistance model of each read, giving each tile's attenuation maps; None = no
+    IR drop."""
+    out_noise: NoiseModel | None = None
+    """Output noise σ² = a + b·N; when given it sets each tile's forward and backward
+    ``out_noise`` from its own line length (:meth:`rpu_config_for`). None = the RPUConfig's
+    ``out_noise`` for every shape."""
+    forward_input_transfer: InputTransfer | None = None
+    """Input transfer curve of the forward read (stored; the tile does not apply it yet)."""
+    backward_input_transfer: InputTransfer | None = None
+    """Input transfer curve of the backward read (stored; not applied yet)."""
+    parameters: tuple[ModelParameter, ...] = ()
+    """Every parameter calibration determined (unique names); empty for an exported preset.
+    A record of where the RPUConfig's, IR-drop and noise values came from: the model is
+    built from those, not from this table."""
     validation: tuple[ValidationCheck, ...] = ()
-    """Held-out checks (filled by calibration; empty for an exported preset)."""
+    """Held-out checks (unique names; filled by calibration, empty for an exported preset)."""
+    fit_report: str = ""
+    """Calibration's report (Markdown); empty for an exported preset."""
+    characterization: CharacterizationLink | None = None
+    """The characterization file the model was calibrated from; None for a preset."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.rpu, rpu.RPUConfig):
+        if not isinstance(self.rpu, RPUConfig):
             raise ConfigError(f"rpu = {self.rpu!r}: must be an RPUConfig")
-        for field in ("description", "source"):
+        for field in ("description", "source", "fit_report"):
             if not isinstance(getattr(self, field), str):
                 raise ConfigError(f"{field} = {getattr(self, field)!r}: must be text")
-        if self.ir_drop is not None and not isinstance(self.ir_drop, IRDropModel):
-            raise ConfigError(f"ir_drop = {self.ir_drop!r}: must be an IRDropModel or None")
-        names = [c.name for c in self.validation]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"validation names repeat: {names}")
+        for field, cls in (
+            ("ir_drop", IRDrop),
+            ("out_noise", NoiseModel),
+            ("forward_input_transfer", InputTransfer),
+            ("backward_input_transfer", InputTransfer),
+            ("characterization", CharacterizationLink),
+        ):
+            value = getattr(self, field)
+            if value is not None and not isinstance(value, cls):
+                raise ConfigError(f"{field} = {value!r}: must be an {cls.__name__} or None")
+        for field, row_cls in (("parameters", ModelParameter), ("validation", ValidationCheck)):
+            rows = getattr(self, field)
+            if not isinstance(rows, tuple) or not all(isinstance(r, row_cls) for r in rows):
+                raise ConfigError(f"{field}: must be a tuple of {row_cls.__name__}")
+            names = [r.name for r in rows]
+            if len(set(names)) != len(names):
+                raise ConfigError(f"{field} names repeat: {names}")
 
-    def attenuation(self, out_size: int, in_size: int) -> FloatArray | None:
-        """Forward-read attenuation map (out_size, in_size) of a tile, or None without IR drop."""
+    def attenuation(
+        self, out_size: int, in_size: int, direction: Direction = "forward"
+    ) -> FloatArray | None:
+        """Attenuation map (out_size, in_size) of a tile's ``direction`` read, or None
+        without IR drop (ConfigError, naming ``ir_drop/<direction>``, for a tile beyond the
+        first-order model)."""
         if self.ir_drop is None:
             return None
-        return self.ir_drop.attenuation(out_size, in_size, "forward")
+        check_choice("direction", direction, DIRECTIONS)
+        model: IRDropModel = getattr(self.ir_drop, direction)
+        try:
+            return model.attenuation(out_size, in_size, direction)
+        except ConfigError as exc:
+            raise ConfigError(f"ir_drop/{direction}: {exc}") from exc
+
+    def rpu_config_for(self, out_size: int, in_size: int) -> RPUConfig:
+        """The RPUConfig of a tile (out_size, in_size): with a noise model, the forward
+        read's ``out_noise`` is σ(N = in_size) (a row carries in_size devices) and the
+        backward read's σ(N = out_size); a perfect read (``is_perfect``) is left alone.
+        Without a noise model: the file's RPUConfig as it is."""
+        if self.out_noise is None:
+            return self.rpu
+        noise = self.out_noise
+        fwd, bwd = self.rpu.forward, self.rpu.backward
+        if not fwd.is_perfect:
+            fwd = dataclasses.replace(fwd, out_noise=noise.sigma(in_size))
+        if not bwd.is_perfect:
+            bwd = dataclasses.replace(bwd, out_noise=noise.sigma(out_size))
+        return dataclasses.replace(self.rpu, forward=fwd, backward=bwd)
+
+    def tile_model(self, out_size: int, in_size: int) -> TileModel:
+        """RPUConfig and both attenuation maps of a tile (out_size, in_size)."""
+        return TileModel(
+            rpu=self.rpu_config_for(out_size, in_size),
+            forward_attenuation=self.attenuation(out_size, in_size, "forward"),
+            backward_attenuation=self.attenuation(out_size, in_size, "backward"),
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -122,7 +192,7 @@ class PresetExport:
             )
 
     def build(self) -> ArrayModel:
-        """The model this export describes."""
+        """The model this export describes (one IR-drop model for both reads)."""
         ir = (
             IRDropModel(segment_ratio=self.segment_ratio, driver_ratio=self.driver_ratio)
             if self.segment_ratio > 0
@@ -137,7 +207,10 @@ class PresetExport:
                 f"driver ratio {ir.driver_ratio:g}."
             )
         return ArrayModel(
-            rpu=factory(), description=description, source=f"preset {self.preset}", ir_drop=ir
+            rpu=factory(),
+            description=description,
+            source=f"preset {self.preset}",
+            ir_drop=IRDrop.both(ir) if ir is not None else None,
         )
 
 
@@ -162,6 +235,17 @@ class LoadedModel:
             "source": self.model.source,
         }
 
+    def rpu_config_for(self, out_size: int, in_size: int) -> RPUConfig:
+        """:meth:`ArrayModel.rpu_config_for`."""
+        return self.model.rpu_config_for(out_size, in_size)
+
+    def tile_model(self, out_size: int, in_size: int) -> TileModel:
+        """:meth:`ArrayModel.tile_model`, errors starting with the file's path."""
+        try:
+            return self.model.tile_model(out_size, in_size)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: {exc}") from exc
+
 
 def file_sha256(path: str | Path) -> str:
     """sha256 hex digest of a file's bytes (StoreError when it cannot be read)."""
@@ -172,7 +256,7 @@ def file_sha256(path: str | Path) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     except OSError as exc:
-        raise StoreError(f"cannot read model file {p}: {exc.strerror or exc}") from exc
+        raise StoreError(f"cannot read file {p}: {exc.strerror or exc}") from exc
     return h.hexdigest()
 
 
@@ -183,21 +267,37 @@ def _tree(model: ArrayModel) -> dict[str, Any]:
         "rpu_config_toml": to_toml(model.rpu),
     }
     if model.ir_drop is not None:
-        tree["ir_drop"] = to_tree(model.ir_drop)
+        tree["ir_drop"] = tables.ir_drop_to_tree(model.ir_drop)
+    if model.out_noise is not None:
+        tree["out_noise"] = tables.noise_to_tree(model.out_noise)
+    transfer = {
+        d: tables.transfer_to_tree(t)
+        for d, t in (
+            ("forward", model.forward_input_transfer),
+            ("backward", model.backward_input_transfer),
+        )
+        if t is not None
+    }
+    if transfer:
+        tree["input_transfer"] = transfer
+    if model.parameters:
+        tree["parameters"] = tables.parameters_to_tree(model.parameters)
     if model.validation:
-        tree["validation"] = {
-            "name": np.array([c.name for c in model.validation], dtype=np.str_),
-            "predicted": np.array([c.predicted for c in model.validation], dtype=np.float64),
-            "reference": np.array([c.reference for c in model.validation], dtype=np.float64),
-            "tolerance": np.array([c.tolerance for c in model.validation], dtype=np.float64),
-        }
+        tree["validation"] = tables.validation_to_tree(model.validation)
+    if model.fit_report:
+        tree["fit_report"] = model.fit_report
+    if model.characterization is not None:
+        tree["characterization"] = tables.link_to_tree(model.characterization)
     return tree
 
 
-def save_model(path: str | Path, model: ArrayModel, *, origin: object) -> Path:
-    """Write ``model`` to ``path`` (atomic). ``origin``: the config dataclass the model was
-    made from (a :class:`PresetExport`, later calibration's config); its TOML and key are the
-    file's provenance.
+def save_model(
+    path: str | Path, model: ArrayModel, *, origin: object, ngspice_version: str = ""
+) -> Path:
+    """Write ``model`` to ``path`` (atomic, schema :data:`MODEL_SCHEMA`). ``origin``: the
+    config dataclass the model was made from (a :class:`PresetExport`, or calibration's
+    config); its TOML and key are the file's root provenance. ``ngspice_version``: the
+    simulator's version string when the model was calibrated from simulations.
 
     The file is reproducible: the same model, origin and rpucircuit version give the same
     bytes, so its sha256 (which training records, pins with ``model.file_sha256`` and checks
@@ -209,6 +309,7 @@ def save_model(path: str | Path, model: ArrayModel, *, origin: object) -> Path:
         schema_version=MODEL_SCHEMA,
         config_toml=to_toml(origin),
         config_key=config_key(origin),
+        ngspice_version=ngspice_version,
     )
     return store.save(path, _tree(model), prov, reproducible=True)
 
@@ -222,132 +323,133 @@ def _text(tree: dict[str, Any], name: str, path: Path) -> str:
     return value
 
 
-def _validation(tree: Any, path: Path) -> tuple[ValidationCheck, ...]:
-    if not isinstance(tree, dict) or set(tree) != set(_VALIDATION_COLUMNS):
-        found = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
-        raise StoreError(
-            f"{path}: validation must hold exactly {', '.join(_VALIDATION_COLUMNS)}; found {found}"
-        )
-    cols = {k: np.atleast_1d(tree[k]) for k in _VALIDATION_COLUMNS}
-    lengths = {k: len(v) for k, v in cols.items()}
-    if len(set(lengths.values())) != 1:
-        raise StoreError(f"{path}: validation columns differ in length: {lengths}")
+def _read(p: Path) -> tuple[dict[str, Any], store.Provenance]:
+    """The file's tree and provenance; anything h5py raises on a damaged file becomes one
+    StoreError line naming the file."""
     try:
-        return tuple(
-            ValidationCheck(
-                name=str(cols["name"][i]),
-                predicted=float(cols["predicted"][i]),
-                reference=float(cols["reference"][i]),
-                tolerance=float(cols["tolerance"][i]),
-            )
-            for i in range(lengths["name"])
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    except (TypeError, ValueError) as exc:  # a column that is not numeric
-        raise StoreError(f"{path}: validation: {exc}") from exc
-
-
-def load_model(path: str | Path) -> LoadedModel:
-    """Read and validate a model file.
-
-    Raises :class:`~rpucircuit.errors.StoreError` for a missing or unreadable file, another
-    kind of file, a newer schema or a missing part, and
-    :class:`~rpucircuit.errors.ConfigError` for an RPUConfig or IR-drop model that does not
-    validate; every message starts with the path.
-    """
-    p = Path(path)
-    tree, prov = store.load(p, kind=MODEL_KIND)
-    if prov.schema_version > MODEL_SCHEMA:
+        return store.load(p, kind=MODEL_KIND)
+    except RpuError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StoreError(
-            f"{p}: model schema version {prov.schema_version} is newer than this rpucircuit "
-            f"reads ({MODEL_SCHEMA}); upgrade rpucircuit or re-export the model"
-        )
-    if prov.schema_version < 1:
-        raise StoreError(f"{p}: model schema version {prov.schema_version} is not valid")
-    unknown = sorted(set(tree) - set(_TOP_LEVEL))
-    if unknown:
-        raise StoreError(f"{p}: unknown entries {', '.join(unknown)} in a model file")
-    description = _text(tree, "description", p)
-    source = _text(tree, "source", p)
+            f"{p}: cannot read the model file (truncated or damaged?): {first}"
+        ) from exc
+
+
+def _rpu_config(tree: dict[str, Any], p: Path) -> RPUConfig:
     text = _text(tree, "rpu_config_toml", p)
     try:
-        rpu_cfg = from_toml(rpu.RPUConfig, text, source=f"{p}: rpu_config_toml")
+        return from_toml(RPUConfig, text, source=f"{p}: rpu_config_toml")
     except ConfigError as exc:
         msg = str(exc)
         prefix = "" if msg.startswith(str(p)) else f"{p}: rpu_config_toml: "
         raise ConfigError(prefix + msg) from exc
-    ir: IRDropModel | None = None
+
+
+def _transfers(tree: Any, p: Path) -> dict[str, InputTransfer]:
+    if not isinstance(tree, dict) or not set(tree) <= set(DIRECTIONS):
+        found = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+        raise StoreError(f"{p}: input_transfer may hold forward and backward only; found {found}")
+    return {
+        d: tables.transfer_from_tree(t, where=f"{p}: input_transfer/{d}") for d, t in tree.items()
+    }
+
+
+def _model(tree: dict[str, Any], p: Path, schema: int) -> ArrayModel:
+    kwargs: dict[str, Any] = {
+        "rpu": _rpu_config(tree, p),
+        "description": _text(tree, "description", p),
+        "source": _text(tree, "source", p),
+    }
     if "ir_drop" in tree:
-        if not isinstance(tree["ir_drop"], dict):
-            raise StoreError(f"{p}: ir_drop must be a group")
-        ir = from_tree(tree["ir_drop"], where=f"{p}: ir_drop")
-    validation = _validation(tree["validation"], p) if "validation" in tree else ()
-    try:
-        model = ArrayModel(
-            rpu=rpu_cfg, description=description, source=source, ir_drop=ir, validation=validation
+        kwargs["ir_drop"] = tables.ir_drop_from_tree(tree["ir_drop"], where=f"{p}: ir_drop")
+    if "out_noise" in tree:
+        kwargs["out_noise"] = tables.noise_from_tree(tree["out_noise"], file=str(p))
+    for d, t in _transfers(tree.get("input_transfer", {}), p).items():
+        kwargs[f"{d}_input_transfer"] = t
+    if "parameters" in tree:
+        kwargs["parameters"] = tables.parameters_from_tree(tree["parameters"], file=str(p))
+    if "validation" in tree:
+        kwargs["validation"] = tables.validation_from_tree(
+            tree["validation"], file=str(p), schema=schema
         )
+    if "fit_report" in tree:
+        kwargs["fit_report"] = _text(tree, "fit_report", p)
+    if "characterization" in tree:
+        kwargs["characterization"] = tables.link_from_tree(tree["characterization"], file=str(p))
+    try:
+        return ArrayModel(**kwargs)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from exc
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Read and validate a model file of schema 1 or 2.
+
+    Raises :class:`~rpucircuit.errors.StoreError` for a missing, unreadable, truncated or
+    foreign file (not HDF5, not rpucircuit's, another kind), a schema version this
+    rpucircuit does not read, and a missing or malformed entry; and
+    :class:`~rpucircuit.errors.ConfigError` for an RPUConfig, IR-drop, noise or transfer
+    model, parameter or check that does not validate. Every message is one line starting
+    with the path.
+    """
+    p = Path(path)
+    tree, prov = _read(p)
+    if prov.schema_version not in _TOP_LEVEL:
+        newer = prov.schema_version > MODEL_SCHEMA
+        raise StoreError(
+            f"{p}: model schema version {prov.schema_version} is "
+            + (
+                f"newer than this rpucircuit reads (1 to {MODEL_SCHEMA}); upgrade rpucircuit "
+                "or re-export the model"
+                if newer
+                else "not valid"
+            )
+        )
+    unknown = sorted(set(tree) - set(_TOP_LEVEL[prov.schema_version]))
+    if unknown:
+        raise StoreError(
+            f"{p}: unknown entries {', '.join(unknown)} in a schema-{prov.schema_version} "
+            "model file"
+        )
+    model = _model(tree, p, prov.schema_version)
     return LoadedModel(model=model, path=p, sha256=file_sha256(p), provenance=prov)
 
 
-def describe(loaded: LoadedModel, shapes: tuple[tuple[int, int], ...] = ()) -> str:
-    """Human-readable summary of a model file (``rpucircuit model show``). ``shapes``: tile
-    shapes (out, in) whose largest IR-drop attenuation is listed."""
-    m, prov = loaded.model, loaded.provenance
-    lines = [
-        f"model file   {loaded.path}",
-        f"sha256       {loaded.sha256}",
-        f"schema       {prov.kind} v{prov.schema_version}, written by rpucircuit "
-        f"{prov.package_version} "
-        + (f"at {prov.created_utc}" if prov.created_utc else "(reproducible: no creation time)"),
-        f"source       {m.source}",
-        f"description  {m.description}",
-        f"origin key   {prov.config_key[:16]}",
-    ]
-    origin = prov.config_toml.strip().splitlines()
-    if origin:
-        lines.append("origin       " + "; ".join(origin))
-    if m.ir_drop is None:
-        lines.append("IR drop      none (attenuation map = 1)")
-    else:
-        ir = m.ir_drop
-        lines.append(
-            f"IR drop      segment ratio {ir.segment_ratio:g}, driver ratio {ir.driver_ratio:g}, "
-            f"inputs driven at the {ir.drive_end} end, outputs sensed at the {ir.sense_end} end"
+def check_characterization(loaded: LoadedModel, path: str | Path | None = None) -> Path:
+    """Check that the characterization file a model names (or ``path``, where it lies now)
+    still has the recorded sha256; return its path. StoreError when the model names none,
+    or the file is missing or differs."""
+    link = loaded.model.characterization
+    if link is None:
+        raise StoreError(f"{loaded.path}: the model names no characterization file")
+    p = Path(link.path if path is None else path)
+    sha = file_sha256(p)
+    if sha != link.sha256:
+        raise StoreError(
+            f"{loaded.path}: characterization file {p} has sha256 {sha[:16]}…, the model was "
+            f"calibrated from {link.sha256[:16]}…"
         )
-        for out_size, in_size in shapes:
-            a_max = ir.max_attenuation(out_size, in_size)
-            note = (
-                f" (beyond the first-order limit {MAX_ATTENUATION}: training refuses it)"
-                if a_max > MAX_ATTENUATION
-                else ""
-            )
-            lines.append(f"  tile {out_size} × {in_size}: largest attenuation {a_max:.3g}{note}")
-    if m.validation:
-        lines.append("validation   name: predicted / reference (tolerance) pass")
-        for c in m.validation:
-            ok = "yes" if c.passed else "NO"
-            lines.append(
-                f"  {c.name}: {c.predicted:.6g} / {c.reference:.6g} ({c.tolerance:.3g}) {ok}"
-            )
-    else:
-        lines.append("validation   none")
-    lines.append("RPUConfig (TOML):")
-    lines.extend("  " + ln for ln in to_toml(m.rpu).rstrip().splitlines())
-    return "\n".join(lines)
+    return p
 
 
 __all__ = [
     "MODEL_KIND",
     "MODEL_SCHEMA",
     "ArrayModel",
+    "CharacterizationLink",
+    "IRDrop",
+    "InputTransfer",
     "LoadedModel",
+    "ModelParameter",
+    "NoiseModel",
     "PresetExport",
+    "TileModel",
     "ValidationCheck",
-    "describe",
+    "check_characterization",
     "file_sha256",
     "load_model",
+    "parameter_from",
     "save_model",
 ]

@@ -20,13 +20,14 @@ from rpucircuit.model.modelfile import (
     MODEL_KIND,
     MODEL_SCHEMA,
     ArrayModel,
+    IRDrop,
     PresetExport,
     ValidationCheck,
-    describe,
     file_sha256,
     load_model,
     save_model,
 )
+from rpucircuit.model.modelshow import describe
 from rpucircuit.training.loop import build_network, load_array_model
 
 
@@ -62,7 +63,7 @@ def test_full_model_round_trips(tmp_path: Path) -> None:
         ),
         description="test model",
         source="calibrated from sim_data/none.h5",
-        ir_drop=IRDropModel(segment_ratio=6e-9, driver_ratio=4.2e-7, drive_end="last"),
+        ir_drop=IRDrop.both(IRDropModel(segment_ratio=6e-9, driver_ratio=4.2e-7, drive_end="last")),
         validation=(
             ValidationCheck(name="read_rms", predicted=0.061, reference=0.06, tolerance=0.002),
             ValidationCheck(name="dw_min", predicted=1.2e-3, reference=1e-3, tolerance=1e-4),
@@ -75,9 +76,9 @@ def test_full_model_round_trips(tmp_path: Path) -> None:
     text = describe(loaded, ((256, 785), (16384, 16384)))
     assert "calibrated from sim_data/none.h5" in text
     assert "read_rms: 0.061 / 0.06 (0.002) yes" in text and "dw_min: 0.0012 / 0.001" in text
-    assert "tile 256 × 785: largest attenuation" in text
+    assert "tile 256 × 785: largest attenuation forward" in text
     # 6e-9·16384·16385 + 4.2e-7·16384 = 1.618
-    assert "16384 × 16384: largest attenuation 1.62 (beyond the first-order limit" in text
+    assert "16384 × 16384: largest attenuation forward 1.62, backward 1.62 (beyond the" in text
 
 
 def test_attenuation_is_none_without_ir_drop() -> None:
@@ -86,7 +87,7 @@ def test_attenuation_is_none_without_ir_drop() -> None:
     att = m.attenuation(3, 4)
     assert att is not None
     assert m.ir_drop is not None
-    np.testing.assert_array_equal(att, m.ir_drop.attenuation(3, 4, "forward"))
+    np.testing.assert_array_equal(att, m.ir_drop.forward.attenuation(3, 4, "forward"))
 
 
 def _raw(tmp_path: Path, tree: dict[str, Any], *, schema: int = MODEL_SCHEMA) -> Path:
@@ -118,7 +119,7 @@ def test_load_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(StoreError, match=r"history\.h5 holds a 'history' file, expected 'model'"):
         load_model(hist)
-    with pytest.raises(StoreError, match=r"raw\.h5: model schema version 2 is newer than"):
+    with pytest.raises(StoreError, match=r"raw\.h5: model schema version 3 is newer than"):
         load_model(_raw(tmp_path, _good_tree(), schema=MODEL_SCHEMA + 1))
     with pytest.raises(StoreError, match=r"raw\.h5: model schema version 0 is not valid"):
         load_model(_raw(tmp_path, _good_tree(), schema=0))
@@ -128,7 +129,7 @@ def test_load_errors(tmp_path: Path) -> None:
         load_model(_raw(tmp_path, tree))
     with pytest.raises(StoreError, match=r"raw\.h5: 'source' must be text, found int"):
         load_model(_raw(tmp_path, {**_good_tree(), "source": 3}))
-    with pytest.raises(StoreError, match=r"raw\.h5: unknown entries weights in a model file"):
+    with pytest.raises(StoreError, match=r"raw\.h5: unknown entries weights in a schema-2"):
         load_model(_raw(tmp_path, {**_good_tree(), "weights": np.ones(3)}))
 
 
@@ -163,11 +164,11 @@ def test_bad_ir_drop_and_validation(tmp_path: Path) -> None:
             "tolerance": np.ones(2),
         },
     }
-    with pytest.raises(StoreError, match=r"raw\.h5: validation columns differ in length"):
-        load_model(_raw(tmp_path, ragged))
+    with pytest.raises(StoreError, match=r"raw\.h5: validation columns must be 1-d of equal length"):
+        load_model(_raw(tmp_path, ragged, schema=1))
     partial = {**_good_tree(), "validation": {"name": np.array(["a"])}}
     with pytest.raises(StoreError, match=r"raw\.h5: validation must hold exactly name"):
-        load_model(_raw(tmp_path, partial))
+        load_model(_raw(tmp_path, partial, schema=1))
     twice = {
         **_good_tree(),
         "validation": {
@@ -178,14 +179,14 @@ def test_bad_ir_drop_and_validation(tmp_path: Path) -> None:
         },
     }
     with pytest.raises(ConfigError, match=r"raw\.h5: validation names repeat"):
-        load_model(_raw(tmp_path, twice))
+        load_model(_raw(tmp_path, twice, schema=1))
     negtol = {**twice, "validation": {**twice["validation"], "name": np.array(["a", "b"])}}
     negtol["validation"]["tolerance"] = np.array([1.0, -1.0])
     with pytest.raises(ConfigError, match=r"raw\.h5: validation\[b\]\.tolerance = -1\.0"):
-        load_model(_raw(tmp_path, negtol))
+        load_model(_raw(tmp_path, negtol, schema=1))
     text = {**negtol, "validation": {**negtol["validation"], "predicted": np.array(["x", "y"])}}
-    with pytest.raises(StoreError, match=r"raw\.h5: validation: could not convert"):
-        load_model(_raw(tmp_path, text))
+    with pytest.raises(StoreError, match=r"raw\.h5: validation: column predicted: could not convert"):
+        load_model(_raw(tmp_path, text, schema=1))
 
 
 def test_model_and_export_errors() -> None:
@@ -194,7 +195,7 @@ def test_model_and_export_errors() -> None:
         ArrayModel(rpu="x", description="", source="")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="source = 1: must be text"):
         ArrayModel(rpu=rpu, description="", source=1)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"ir_drop = 0\.1: must be an IRDropModel or None"):
+    with pytest.raises(ConfigError, match=r"ir_drop = 0\.1: must be an IRDrop or None"):
         ArrayModel(rpu=rpu, description="", source="", ir_drop=0.1)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="validation check name = '': must be non-empty"):
         ValidationCheck(name="", predicted=0.0, reference=0.0, tolerance=0.0)
@@ -246,7 +247,7 @@ def test_file_ir_drop_sets_every_tile_map(tmp_path: Path, network: str) -> None:
     ir = load_model(path).model.ir_drop
     assert ir is not None
     for tile in net.tiles:
-        expected = ir.attenuation(tile.out_size, tile.in_size, "forward")
+        expected = ir.forward.attenuation(tile.out_size, tile.in_size, "forward")
         np.testing.assert_array_equal(tile.get_attenuation(), expected)
         assert tile.get_attenuation().min() < 1.0  # a real map, not the default ones
 
@@ -254,8 +255,10 @@ def test_file_ir_drop_sets_every_tile_map(tmp_path: Path, network: str) -> None:
 def test_training_refusals_name_the_file(tmp_path: Path) -> None:
     big = export(tmp_path, "gokmen_vlasov_2016", ratio=1e-5, name="big.h5")
     cfg = TrainingConfig(model=ModelSpec(file=str(big)))
-    with pytest.raises(ConfigError, match=r"big\.h5: ir_drop: .*256 × 785 tile: largest"):
+    with pytest.raises(ConfigError, match=r"big\.h5: ir_drop/forward: .*256 × 785 tile: larg"):
         build_network(cfg, rng=np.random.default_rng(0))
+    with pytest.raises(ConfigError, match=r"big\.h5: ir_drop/forward: .*256 × 785 tile: larg"):
+        load_array_model(cfg)  # before any data is loaded
     fp = export(tmp_path, "floating_point")
     soft = Setting(path="device.soft_bounds", value=True)
     cfg = TrainingConfig(model=ModelSpec(file=str(fp), settings=(soft,)))
@@ -295,13 +298,13 @@ def test_cli_export_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert f"wrote {out} (preset gokmen_vlasov_2016; sha256" in capsys.readouterr().err
     loaded = load_model(out)
     assert loaded.model.rpu == PRESETS["gokmen_vlasov_2016"]()
-    assert loaded.model.ir_drop == IRDropModel(segment_ratio=6e-9)
+    assert loaded.model.ir_drop == IRDrop.both(IRDropModel(segment_ratio=6e-9))
     assert cli.main(["model", "show", str(out), "--tile", "256x785"]) == 0
     shown = capsys.readouterr().out
     assert f"sha256       {loaded.sha256}" in shown
-    assert "IR drop      segment ratio 6e-09, driver ratio 0" in shown
-    # 6e-9·(256·257/2 + 785·786/2) = 2.048e-3
-    assert "tile 256 × 785: largest attenuation 0.00205" in shown
+    assert "IR drop      both reads: segment ratio 6e-09, driver ratio 0" in shown
+    # 6e-9·(256·257/2 + 785·786/2) = 2.048e-3, the same both ways (the sum is symmetric)
+    assert "tile 256 × 785: largest attenuation forward 0.00205, backward 0.00205" in shown
     assert "dw_min = 0.001" in shown  # the RPUConfig's TOML
     assert cli.main(["model", "show", str(out)]) == 0
     assert shown.count("tile ") < capsys.readouterr().out.count("tile ")  # default: all tiles
