@@ -13,13 +13,15 @@ The comparison, in the normalized units both sides share. The tile reads ``x`` w
 management by scaling it to ``x/s`` (``s = max|x|``; ``s = 1`` without it); that is the
 vector the DAC quantizes, and the circuit's drivers get the same ``x/s`` (cut at ±1, their
 full scale). Outputs are then in weight units of that vector (``Q/Q_unit`` on the circuit
-side), where α is the bound of both sides. The behavioral read is one pass of the tile's
-forward periphery (:func:`rpucircuit.model.kernels.reference_read` with noise, noise
-management and bound management off): DAC clip and step, the weights times the tile's
-attenuation map, the clip at the output bound and the ADC step. Weights beyond the
-circuit's ``±w_max`` cannot be programmed: both sides then read the weights cut to it, and
-the row counts them. Conv layers read one patch vector per output pixel: the check takes
-the patch with the largest sum of ``|x|`` over the block's columns.
+side), where α is the bound of both sides; the DC solves (operating point, nodal) have no
+integrator, so their outputs are cut at ±α as the integrator's swing cuts the transient's.
+The behavioral read is one pass of the tile's forward periphery
+(:func:`rpucircuit.model.kernels.reference_read` with noise, noise management and bound
+management off): DAC clip and step, the weights times the tile's attenuation map, the clip
+at the output bound and the ADC step. Weights beyond the circuit's ``±w_max`` cannot be
+programmed: both sides then read the weights cut to it, and the row counts them. Conv
+layers read one patch vector per output pixel: the check takes the patch with the largest
+sum of ``|x|`` over the block's columns.
 
 What runs where: the behavioral read and the bookkeeping here, in the training process;
 the circuit in a worker process with a deadline (:mod:`rpucircuit.calibration.cosim_worker`),
@@ -259,10 +261,18 @@ def check_layer(
         )
     )
     alpha = circuit.alpha_effective
+    if not np.any(x_c[bi[1]]):
+        notes.append("the block's inputs are all zero (choose cosim.block_offset)")
+    # the DC solves have no integrator: cut at ±α as its output swing would
+    y_op = np.clip(outcome.y_op_w, -alpha, alpha)
+    y_nodal = np.clip(outcome.y_nodal_w, -alpha, alpha)
+    at_bound = int(np.count_nonzero(np.abs(outcome.y_nodal_w) >= alpha))
+    if at_bound:
+        notes.append(f"nodal: {at_bound} of {y_nodal.size} outputs at the bound ±α")
     errors = {
-        "spice_op": differences_pct(outcome.y_op_w, y_b_block, alpha),
+        "spice_op": differences_pct(y_op, y_b_block, alpha),
         "spice_tran": differences_pct(outcome.y_tran_w, y_b_block, alpha),
-        "nodal": differences_pct(outcome.y_nodal_w, y_b_layer, alpha),
+        "nodal": differences_pct(y_nodal, y_b_layer, alpha),
     }
     return LayerCheck(
         block=block,
