@@ -99,3 +99,72 @@ def test_reference_results_meet_the_issue_targets(reference: tuple[dict, object]
 
 def ktc_temperature(tree: dict) -> float:
     return float(tree["ktc"]["parameters"]["temperature_k"])
+
+
+def test_reference_ramp_case_saturates_some_rows_and_not_others(
+    reference: tuple[dict, object],
+) -> None:
+    """Regression: the quick ramp (8 rows of up to w_max = 0.6, all inputs 1) reached 4.8,
+    below its bound α/2 = 6, so the output bound was never observed. Its bound is now
+    N·w_max/ramp_overdrive = 2.4: the outer rows clip, the inner ones stay linear."""
+    tree, _ = reference
+    case = tree["transfer"]["fwd_ramp_saturating_8"]
+    saturated = np.asarray(case["errors"]["saturated"], dtype=bool)
+    assert 1 <= int(saturated.sum()) < saturated.size
+    ideal, sim, alpha = case["y_ideal_quantized_w"], case["y_sim_w"], case["alpha_w"]
+    # Clipped outputs sit at the bound (the clamp at the swing, 0.1 %); the rest follow the
+    # ideal output to 1 % of the bound (gain and edges).
+    np.testing.assert_allclose(np.abs(sim[saturated]), alpha, rtol=1e-3)
+    np.testing.assert_allclose(sim[~saturated], ideal[~saturated], rtol=0, atol=0.01 * alpha)
+
+
+def test_reference_device_spread_is_observed(reference: tuple[dict, object]) -> None:
+    """The spread cases show paper A's 30 % Δw_min spread: each device's Δg per pulse is its
+    drawn factor times one rate (1e-4: ngspice rounding), the same devices up and down,
+    and the sample's relative std lies in the χ² 99.9 % interval for 63 degrees of
+    freedom, [0.718, 1.301]·30 %."""
+    tree, _ = reference
+    up, down = tree["update_dtod"]["dtod_up"], tree["update_dtod"]["dtod_down"]
+    np.testing.assert_array_equal(up["rate_factor"], down["rate_factor"])
+    for case in (up, down):
+        assert case["dw_min_dtod_model"] == 0.3
+        per = case["dg_per_pulse_s"] / case["rate_factor"]
+        np.testing.assert_allclose(per, np.mean(per), rtol=1e-4)
+        assert 0.718 * 0.3 <= case["spread_rel"] <= 1.301 * 0.3
+    # The k cases have identical devices.
+    for case in tree["update"].values():
+        np.testing.assert_array_equal(case["rate_factor"], 1.0)
+
+
+def test_reference_bound_cases_show_the_soft_bound(reference: tuple[dict, object]) -> None:
+    """Devices on the bound do not move; those further than the margin (6 pulses) plus BL
+    move at the free rate (within 1 %: pulse edges); in between the move grows with the
+    distance."""
+    tree, _ = reference
+    for case in tree["update_bound"].values():
+        d = case["distance_pulses"].ravel()
+        rel = case["dg_per_pulse_s"].ravel() / case["dg_model_s"]
+        margin = case["bound_margin_model"] * (case["g_on_s"] - case["g_off_s"])
+        m = margin / abs(case["dg_model_s"])
+        assert rel[d == 0.0] == pytest.approx(0.0, abs=1e-6)
+        far = d >= m + case["n_pulses"]
+        assert np.any(far) and np.any(~far)
+        np.testing.assert_allclose(rel[far], 1.0, rtol=0.01)
+        assert np.all(np.diff(rel[np.argsort(d)]) >= -1e-6)
+
+
+def test_reference_noise_lines_cover_three_sizes(reference: tuple[dict, object]) -> None:
+    """`.noise` at every noise size and the Monte Carlo's: σ² grows with N, and each size's
+    device-only σ is its analytic device thermal noise (3 %, as for /noise)."""
+    tree, prov = reference
+    spec = ch.load_spec(prov.config_toml, source=str(REFERENCE))  # type: ignore[attr-defined]
+    c = spec.campaign
+    lines = sorted(tree["noise_lines"].values(), key=lambda x: int(x["n_devices"]))
+    sizes = [int(x["n_devices"]) for x in lines]
+    assert sizes == sorted({*c.noise_sizes, c.noise_mc_devices})
+    assert len(sizes) >= 3
+    sigma2 = np.array([x["sigma_sim_w"] ** 2 for x in lines])
+    assert np.all(np.diff(sigma2) > 0)
+    for x in lines:
+        assert x["sigma_sim_no_opamp_w"] == pytest.approx(x["budget"]["device_thermal_w"], rel=0.03)
+    assert tree["transfer"]["bwd_ir_stress_8"]["direction"] == "backward"
