@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,17 @@ from rpucircuit.model.modelfile import (
     MODEL_KIND,
     MODEL_SCHEMA,
     ArrayModel,
+    CharacterizationLink,
+    InputTransfer,
     IRDrop,
+    ModelParameter,
+    NoiseModel,
     PresetExport,
     ValidationCheck,
+    check_characterization,
     file_sha256,
     load_model,
+    parameter_from,
     save_model,
 )
 from rpucircuit.model.modelshow import describe
@@ -164,7 +171,9 @@ def test_bad_ir_drop_and_validation(tmp_path: Path) -> None:
             "tolerance": np.ones(2),
         },
     }
-    with pytest.raises(StoreError, match=r"raw\.h5: validation columns must be 1-d of equal length"):
+    with pytest.raises(
+        StoreError, match=r"raw\.h5: validation columns must be 1-d of equal length"
+    ):
         load_model(_raw(tmp_path, ragged, schema=1))
     partial = {**_good_tree(), "validation": {"name": np.array(["a"])}}
     with pytest.raises(StoreError, match=r"raw\.h5: validation must hold exactly name"):
@@ -185,7 +194,9 @@ def test_bad_ir_drop_and_validation(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"raw\.h5: validation\[b\]\.tolerance = -1\.0"):
         load_model(_raw(tmp_path, negtol, schema=1))
     text = {**negtol, "validation": {**negtol["validation"], "predicted": np.array(["x", "y"])}}
-    with pytest.raises(StoreError, match=r"raw\.h5: validation: column predicted: could not convert"):
+    with pytest.raises(
+        StoreError, match=r"raw\.h5: validation: column predicted: could not convert"
+    ):
         load_model(_raw(tmp_path, text, schema=1))
 
 
@@ -373,3 +384,513 @@ def test_export_is_reproducible_and_its_sha_pins(
 def test_rpu_config_type_is_what_the_file_builds(tmp_path: Path) -> None:
     loaded = load_model(export(tmp_path, "floating_point"))
     assert isinstance(loaded.model.rpu, RPUConfig)
+
+
+# --------------------------------------------------------------------------- schema 2
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NOISE = NoiseModel(a=4e-4, b=2e-6)
+"""σ² = a + b·N: σ(785) = √(4e-4 + 1.57e-3) = 0.04438, σ(26) = √(4.52e-4) = 0.02126."""
+
+
+def calibrated_model() -> ArrayModel:
+    """A model with every schema-2 part filled, as calibration would write it."""
+    base = PRESETS["gokmen_vlasov_2016"]()
+    return ArrayModel(
+        rpu=base,
+        description="calibrated test model",
+        source="calibrated from sim_data/reference/characterization.h5",
+        ir_drop=IRDrop(
+            forward=IRDropModel(segment_ratio=6e-9, driver_ratio=4.2e-7),
+            backward=IRDropModel(segment_ratio=8e-9),
+        ),
+        out_noise=NOISE,
+        forward_input_transfer=InputTransfer(odd_coefficients=(0.98, 0.031, -0.002)),
+        backward_input_transfer=InputTransfer(x=(-1.0, 0.0, 0.5, 1.0), f=(-0.9, 0.0, 0.48, 0.9)),
+        parameters=(
+            ModelParameter(
+                name="segment_ratio",
+                value=6.1e-9,
+                unit="1",
+                sources=("transfer/op_fwd_random_8", "transfer/op_fwd_random_16"),
+                residual=0.012,
+                tolerance=0.05,
+                interval=(5.9e-9, 6.3e-9),
+                origin="fitted",
+                note="DC points; residual = relative rms",
+            ),
+            ModelParameter(
+                name="out_res",
+                value=1 / 510,
+                unit="1",
+                sources=("noise",),
+                interval=(1 / 510, 1 / 510),
+                origin="config",
+                note="the ADC step is not observable",
+            ),
+        ),
+        validation=(
+            ValidationCheck(name="dw_min", predicted=1.02e-3, reference=1e-3, tolerance=1e-4),
+            ValidationCheck(
+                name="forward_read/fwd_random_64",
+                case="transfer/fwd_random_64",
+                quantity="forward_read",
+                unit="% of alpha",
+                rms_error=0.21,
+                max_error=0.74,
+                preset_rms_error=3.2,
+                preset_max_error=7.9,
+                tolerance=0.5,
+            ),
+            ValidationCheck(
+                name="update/pulse_train_32",
+                case="update/pulse_train_32",
+                quantity="update",
+                unit="% of dw_min",
+                rms_error=2.5,
+                max_error=6.0,
+                tolerance=2.0,
+            ),
+        ),
+        fit_report="# Fit report\n\n| parameter | value |\n|---|---|\n| segment_ratio | 6.1e-9 |\n",
+        characterization=CharacterizationLink(
+            path="sim_data/reference/characterization.h5", config_key="ab" * 32, sha256="0" * 64
+        ),
+    )
+
+
+def test_schema2_round_trip_and_reproducible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every schema-2 part comes back equal (NaN figures included: a NaN reads back equal to
+    the NaN written), and the same model writes the same bytes twice."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    model = calibrated_model()
+    origin = PresetExport(preset="gokmen_vlasov_2016")
+    a = save_model(tmp_path / "a.h5", model, origin=origin, ngspice_version="ngspice-42")
+    b = save_model(tmp_path / "b.h5", model, origin=origin, ngspice_version="ngspice-42")
+    assert a.read_bytes() == b.read_bytes()
+    loaded = load_model(a)
+    assert loaded.model == model
+    assert loaded.provenance.schema_version == MODEL_SCHEMA == 2
+    assert loaded.provenance.ngspice_version == "ngspice-42"
+    assert [c.passed for c in loaded.model.validation] == [True, True, False]
+    assert math.isnan(loaded.model.parameters[1].residual)
+    tree, _ = store.load(a)
+    assert sorted(tree) == [
+        "characterization",
+        "description",
+        "fit_report",
+        "input_transfer",
+        "ir_drop",
+        "out_noise",
+        "parameters",
+        "rpu_config_toml",
+        "source",
+        "validation",
+    ]
+    assert sorted(tree["ir_drop"]) == ["backward", "forward"]
+    assert list(tree["parameters"]["sources"]) == [
+        "transfer/op_fwd_random_8\ntransfer/op_fwd_random_16",
+        "noise",
+    ]
+    np.testing.assert_array_equal(
+        tree["input_transfer"]["forward"]["odd_coefficients"], [0.98, 0.031, -0.002]
+    )
+
+
+def test_schema2_describe(tmp_path: Path) -> None:
+    path = save_model(
+        tmp_path / "m.h5", calibrated_model(), origin=PresetExport(preset="floating_point")
+    )
+    text = describe(load_model(path), ((256, 785), (16, 26)), report=True)
+    assert "IR drop      forward: segment ratio 6e-09, driver ratio 4.2e-07" in text
+    assert "             backward: segment ratio 8e-09, driver ratio 0" in text
+    assert "out noise    σ² = a + b·N, a = 0.0004 w², b = 2e-06 w²" in text
+    # σ(785) = √(4e-4 + 2e-6·785) = 0.04438; σ(256) = √(9.12e-4) = 0.0302;
+    # σ(26) = √(4.52e-4) = 0.02126; σ(16) = √(4.32e-4) = 0.02078
+    assert "tile 256 × 785: σ forward 0.04438 (N = 785), backward 0.0302 (N = 256);" in text
+    assert "tile 16 × 26: σ forward 0.02126 (N = 26), backward 0.02078 (N = 16);" in text
+    assert (
+        "  segment_ratio = 6.1e-09 ± 2e-10 [1] fitted; transfer/op_fwd_random_8, "
+        "transfer/op_fwd_random_16" in text
+    )
+    assert "  out_res = 0.00196078 [1] config; noise" in text
+    assert "  dw_min: 0.00102 / 0.001 (0.0001) yes" in text
+    assert (
+        "  forward_read/fwd_random_64 [transfer/fwd_random_64, % of alpha]: 0.21 / 0.74 | "
+        "3.2 / 7.9 (0.5) yes" in text
+    )
+    assert (
+        "  update/pulse_train_32 [update/pulse_train_32, % of dw_min]: 2.5 / 6 | - / - (2) NO"
+        in text
+    )
+    assert "input curve  forward: odd polynomial 0.98, 0.031, -0.002" in text
+    assert "input curve  backward: table of 4 points on [-1, 1]" in text
+    assert (
+        "calibrated   from sim_data/reference/characterization.h5 (sha256 0000000000000000…" in text
+    )
+    assert text.endswith("| segment_ratio | 6.1e-9 |")
+
+
+def test_tile_model_per_shape_and_direction() -> None:
+    model = calibrated_model()
+    big, small = model.tile_model(256, 785), model.tile_model(16, 26)
+    # independent reference: σ = √(a + b·N), N = in_size forward, out_size backward
+    assert big.rpu.forward.out_noise == pytest.approx(math.sqrt(4e-4 + 2e-6 * 785), rel=1e-12)
+    assert big.rpu.backward.out_noise == pytest.approx(math.sqrt(4e-4 + 2e-6 * 256), rel=1e-12)
+    assert small.rpu.forward.out_noise == pytest.approx(math.sqrt(4e-4 + 2e-6 * 26), rel=1e-12)
+    assert small.rpu.forward.out_noise < big.rpu.forward.out_noise
+    # only out_noise changes
+    assert dataclasses.replace(big.rpu.forward, out_noise=0.06) == model.rpu.forward
+    assert big.rpu.device == model.rpu.device and big.rpu.update == model.rpu.update
+    ir = model.ir_drop
+    assert ir is not None and big.backward_attenuation is not None
+    np.testing.assert_array_equal(big.forward_attenuation, ir.forward.attenuation(256, 785))
+    np.testing.assert_array_equal(
+        big.backward_attenuation, ir.backward.attenuation(256, 785, "backward")
+    )
+    assert not np.array_equal(big.forward_attenuation, big.backward_attenuation)
+    # a perfect read keeps its config: floating point ignores out_noise
+    fp = dataclasses.replace(model, rpu=PRESETS["floating_point"]())
+    assert fp.rpu_config_for(256, 785) == fp.rpu
+    # without a noise model every shape gets the file's RPUConfig itself
+    plain = PresetExport(preset="gokmen_vlasov_2016").build()
+    assert plain.rpu_config_for(16, 26) is plain.rpu
+    assert plain.tile_model(16, 26).backward_attenuation is None
+    with pytest.raises(ConfigError, match=r"direction = 'sideways': must be one of"):
+        model.attenuation(2, 2, "sideways")  # type: ignore[arg-type]
+
+
+def test_schema1_fixture_still_loads() -> None:
+    """tests/unit/fixtures/model_schema1.h5 is models/gokmen_vlasov_2016.h5 as the schema-1
+    writer made it (flat ir_drop/): it reads as the same model with that IR drop both ways."""
+    loaded = load_model(FIXTURES / "model_schema1.h5")
+    assert loaded.provenance.schema_version == 1
+    origin = PresetExport(preset="gokmen_vlasov_2016", segment_ratio=6e-9)
+    assert loaded.model == origin.build()
+    assert loaded.model.ir_drop == IRDrop.both(IRDropModel(segment_ratio=6e-9))
+    assert loaded.model.rpu_config_for(256, 785) == PRESETS["gokmen_vlasov_2016"]()
+    assert "schema       model v1" in describe(loaded)
+
+
+def test_schema1_refuses_schema2_entries(tmp_path: Path) -> None:
+    tree = {**_good_tree(), "out_noise": {"a": 0.0, "b": 1e-6}}
+    with pytest.raises(StoreError, match=r"raw\.h5: unknown entries out_noise in a schema-1 "):
+        load_model(_raw(tmp_path, tree, schema=1))
+    assert load_model(_raw(tmp_path, tree)).model.out_noise == NoiseModel(a=0.0, b=1e-6)
+
+
+def _one_line(exc: pytest.ExceptionInfo[Exception], name: str) -> None:
+    text = str(exc.value)
+    assert "\n" not in text and name in text, text
+
+
+def test_truncated_files(tmp_path: Path) -> None:
+    """A file cut short anywhere is refused with one StoreError line naming it (h5py's own
+    OSError or KeyError never escapes)."""
+    full = save_model(
+        tmp_path / "full.h5", calibrated_model(), origin=PresetExport(preset="floating_point")
+    )
+    data = full.read_bytes()
+    for keep in (0, 8, 512, 2048, len(data) // 2, len(data) - 16):
+        cut = tmp_path / f"cut{keep}.h5"
+        cut.write_bytes(data[:keep])
+        with pytest.raises(StoreError) as exc:
+            load_model(cut)
+        _one_line(exc, f"cut{keep}.h5")
+
+
+def test_foreign_hdf5_files(tmp_path: Path) -> None:
+    import h5py
+
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(StoreError, match=r"plain\.h5 is not an rpucircuit file") as exc:
+        load_model(plain)
+    _one_line(exc, "plain.h5")
+    odd = tmp_path / "odd.h5"
+    with h5py.File(odd, "w") as f:
+        for name in ("config_toml", "config_key", "package_version", "ngspice_version"):
+            f.attrs[name] = ""
+        f.attrs["created_utc"] = ""
+        f.attrs["rpucircuit_kind"] = "model"
+        f.attrs["schema_version"] = "two"
+    with pytest.raises(StoreError, match=r"odd\.h5: cannot read the model file") as exc:
+        load_model(odd)
+    _one_line(exc, "odd.h5")
+    char = store.save(
+        tmp_path / "char.h5",
+        {"transfer": {"x": np.ones(2)}},
+        store.Provenance(kind="characterization", schema_version=3, config_toml="", config_key=""),
+    )
+    with pytest.raises(StoreError, match=r"char\.h5 holds a 'characterization' file, expected"):
+        load_model(char)
+
+
+@pytest.mark.parametrize("entry", ["description", "source", "rpu_config_toml"])
+def test_missing_required_entry(tmp_path: Path, entry: str) -> None:
+    tree = _good_tree()
+    del tree[entry]
+    with pytest.raises(StoreError, match=rf"raw\.h5: model file has no '{entry}'"):
+        load_model(_raw(tmp_path, tree))
+
+
+def _schema2_tree(tmp_path: Path) -> dict[str, Any]:
+    """A calibrated model's tree as save_model writes it, read back from the file."""
+    origin = PresetExport(preset="floating_point")
+    tree, _ = store.load(save_model(tmp_path / "good.h5", calibrated_model(), origin=origin))
+
+    def writable(node: Any) -> Any:  # text columns come back as object arrays of str
+        if isinstance(node, dict):
+            return {k: writable(v) for k, v in node.items()}
+        if isinstance(node, np.ndarray) and node.dtype == object:
+            return node.astype(np.str_)
+        return node
+
+    out: dict[str, Any] = writable(tree)
+    return out
+
+
+SCHEMA2_ERRORS: list[tuple[str, Any, type[Exception], str]] = [
+    (
+        "parameters",
+        {"name": np.array(["a"])},
+        StoreError,
+        r"raw\.h5: parameters must hold exactly name",
+    ),
+    (
+        "parameters.origin",
+        np.array(["guessed", "config"]),
+        ConfigError,
+        r"raw\.h5: parameters\[segment_ratio\]\.origin = 'guessed'",
+    ),
+    (
+        "parameters.interval_low",
+        np.array([1.0, 1 / 510]),
+        ConfigError,
+        r"raw\.h5: parameters\[segment_ratio\]\.interval = .*low <= high",
+    ),
+    (
+        "parameters.name",
+        np.array([3.0, 4.0]),
+        StoreError,
+        r"raw\.h5: parameters: column name must be text",
+    ),
+    (
+        "validation.max_error",
+        np.array([math.nan, 0.1, 6.0]),
+        ConfigError,
+        r"raw\.h5: validation\[forward_read/fwd_random_64\]: rms_error 0\.21 exceeds max_",
+    ),
+    (
+        "validation",
+        {
+            "name": np.array(["a"]),
+            "predicted": np.ones(1),
+            "reference": np.ones(1),
+            "tolerance": np.ones(1),
+        },
+        StoreError,
+        r"raw\.h5: validation must hold exactly name, case, quantity",
+    ),
+    (
+        "out_noise",
+        {"a": 1e-4},
+        StoreError,
+        r"raw\.h5: out_noise must hold exactly a, b; found \['a'\]",
+    ),
+    (
+        "out_noise",
+        {"a": 1e-4, "b": -1e-6},
+        ConfigError,
+        r"raw\.h5: out_noise\.b = -1e-06: must be >= 0",
+    ),
+    ("out_noise", {"a": -1e-3, "b": 1e-6}, ConfigError, r"raw\.h5: out_noise: a \+ b = .* < 0"),
+    (
+        "ir_drop",
+        {"forward": {"segment_ratio": 1e-9}},
+        StoreError,
+        r"raw\.h5: ir_drop must hold both forward and backward",
+    ),
+    (
+        "ir_drop",
+        {"forward": {"segment_ratio": 1e-9}, "backward": {"segment_ratio": 2.0}},
+        ConfigError,
+        r"raw\.h5: ir_drop/backward: segment_ratio = 2\.0: must lie in",
+    ),
+    (
+        "input_transfer",
+        {"forward": {"x": np.array([0.0, 0.0]), "f": np.zeros(2)}},
+        ConfigError,
+        r"raw\.h5: input_transfer/forward: input transfer table: x must be strictly",
+    ),
+    (
+        "input_transfer",
+        {"forward": {"odd_coefficients": np.ones(1), "x": np.ones(2)}},
+        StoreError,
+        r"raw\.h5: input_transfer/forward must hold odd_coefficients, or x and f",
+    ),
+    (
+        "input_transfer",
+        {"sideways": {"odd_coefficients": np.ones(1)}},
+        StoreError,
+        r"raw\.h5: input_transfer may hold forward and backward only",
+    ),
+    (
+        "characterization",
+        {"path": "c.h5", "config_key": "k", "sha256": "xyz"},
+        ConfigError,
+        r"raw\.h5: characterization\.sha256 = 'xyz': must be 64 lowercase hex",
+    ),
+    (
+        "characterization",
+        {"path": "c.h5"},
+        StoreError,
+        r"raw\.h5: characterization must hold exactly path, config_key, sha256",
+    ),
+    ("fit_report", 3, StoreError, r"raw\.h5: 'fit_report' must be text, found int"),
+]
+
+
+@pytest.mark.parametrize(
+    ("entry", "value", "error", "match"),
+    SCHEMA2_ERRORS,
+    ids=[f"{e[0]}-{i}" for i, e in enumerate(SCHEMA2_ERRORS)],
+)
+def test_schema2_malformed_entries(
+    tmp_path: Path, entry: str, value: Any, error: type[Exception], match: str
+) -> None:
+    """Each malformed schema-2 entry: one line, naming the file and the entry."""
+    tree = _schema2_tree(tmp_path)
+    group, _, column = entry.partition(".")
+    if column:  # one column of a table
+        tree[group][column] = value
+    else:
+        tree[group] = value
+    with pytest.raises(error, match=match) as exc:
+        load_model(_raw(tmp_path, tree))
+    _one_line(exc, "raw.h5")
+
+
+def test_record_errors() -> None:
+    with pytest.raises(ConfigError, match="parameter name = '': must be non-empty text"):
+        ModelParameter(name="", value=1.0, unit="1", interval=(1.0, 1.0), origin="config")
+    with pytest.raises(ConfigError, match=r"parameters\[x\]\.value = nan: must be finite"):
+        ModelParameter(name="x", value=math.nan, unit="1", interval=(0.0, 1.0), origin="fitted")
+    with pytest.raises(ConfigError, match=r"parameters\[x\]\.sources: 'a\\nb' must not contain"):
+        ModelParameter(
+            name="x", value=1.0, unit="1", sources=("a\nb",), interval=(1.0, 1.0), origin="config"
+        )
+    with pytest.raises(ConfigError, match=r"parameters\[x\]\.tolerance = -1\.0: must be >= 0"):
+        ModelParameter(
+            name="x", value=1.0, unit="1", tolerance=-1.0, interval=(1.0, 1.0), origin="fitted"
+        )
+    with pytest.raises(
+        ConfigError, match="input transfer: give either odd_coefficients or a table"
+    ):
+        InputTransfer()
+    with pytest.raises(ConfigError, match=r"x \(3\) and f \(2\) must have the same length"):
+        InputTransfer(x=(0.0, 0.5, 1.0), f=(0.0, 1.0))
+    with pytest.raises(ConfigError, match=r"out_noise: n_devices = 0: must be an integer >= 1"):
+        NOISE.sigma(0)
+    with pytest.raises(ConfigError, match=r"ir_drop\.forward = 1: must be an IRDropModel"):
+        IRDrop(forward=1, backward=IRDropModel(segment_ratio=0.0))  # type: ignore[arg-type]
+    rpu = PRESETS["floating_point"]()
+    with pytest.raises(ConfigError, match="parameters names repeat"):
+        p = calibrated_model().parameters[0]
+        ArrayModel(rpu=rpu, description="", source="", parameters=(p, p))
+    with pytest.raises(ConfigError, match="validation: must be a tuple of ValidationCheck"):
+        ArrayModel(rpu=rpu, description="", source="", validation=[1])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"out_noise = 0\.1: must be an NoiseModel or None"):
+        ArrayModel(rpu=rpu, description="", source="", out_noise=0.1)  # type: ignore[arg-type]
+
+
+def test_input_transfer_evaluates_its_documented_meaning() -> None:
+    poly = InputTransfer(odd_coefficients=(0.9, 0.1))
+    x = np.array([-1.0, -0.5, 0.0, 0.3, 1.0])
+    np.testing.assert_allclose(poly(x), 0.9 * x + 0.1 * x**3, rtol=0, atol=1e-15)
+    table = InputTransfer(x=(-1.0, 0.0, 1.0), f=(-0.8, 0.0, 0.9))
+    np.testing.assert_allclose(
+        table(np.array([-2.0, -0.5, 0.5, 2.0])), [-0.8, -0.4, 0.45, 0.9], rtol=0, atol=1e-15
+    )
+
+
+def test_parameter_from_calibration_record() -> None:
+    """Calibration's FittedParameter converts field for field (the test may reach both
+    paths; the model path itself imports no calibration)."""
+    from rpucircuit.calibration.base import FittedParameter, config_parameter
+
+    fitted = FittedParameter(
+        name="out_noise_b",
+        value=2e-6,
+        unit="w^2",
+        sources=("noise", "ktc"),
+        residual=0.8,
+        tolerance=3.0,
+        interval=(1.5e-6, 2.5e-6),
+        origin="fitted",
+        note="weighted fit",
+    )
+    converted = parameter_from(fitted)
+    assert dataclasses.asdict(converted) == dataclasses.asdict(fitted)
+    cfg = parameter_from(config_parameter("out_res", 1 / 510, "1", ["noise"], "ADC step"))
+    assert cfg.origin == "config" and math.isnan(cfg.residual) and cfg.sources == ("noise",)
+    with pytest.raises(ConfigError, match="has no field 'name' of a model parameter"):
+        parameter_from(object())
+
+
+def test_check_characterization(tmp_path: Path) -> None:
+    char = tmp_path / "char.h5"
+    char.write_bytes(b"characterization bytes")
+    link = CharacterizationLink(path=str(char), config_key="k", sha256=file_sha256(char))
+    model = dataclasses.replace(calibrated_model(), characterization=link)
+    loaded = load_model(
+        save_model(tmp_path / "m.h5", model, origin=PresetExport(preset="floating_point"))
+    )
+    assert check_characterization(loaded) == char
+    char.write_bytes(b"changed")
+    with pytest.raises(
+        StoreError, match=r"m\.h5: characterization file .*char\.h5 has sha256 .* calibrated from"
+    ):
+        check_characterization(loaded)
+    with pytest.raises(StoreError, match=r"cannot read file .*moved\.h5"):
+        check_characterization(loaded, tmp_path / "moved.h5")
+    plain = load_model(export(tmp_path, "floating_point"))
+    with pytest.raises(
+        StoreError, match=r"floating_point\.h5: the model names no characterization"
+    ):
+        check_characterization(plain)
+
+
+@pytest.mark.parametrize("network", ["fc", "cnn"])
+def test_file_noise_model_gives_each_tile_its_sigma(tmp_path: Path, network: str) -> None:
+    model = dataclasses.replace(calibrated_model(), ir_drop=None)
+    path = save_model(tmp_path / "m.h5", model, origin=PresetExport(preset="floating_point"))
+    override = Setting(path="backward.out_noise", value=0.07, layers=(1,))
+    cfg = TrainingConfig(network=network, model=ModelSpec(file=str(path), settings=(override,)))  # type: ignore[arg-type]
+    net = build_network(cfg, rng=np.random.default_rng(0))
+    for k, tile in enumerate(net.tiles):
+        fwd = math.sqrt(NOISE.a + NOISE.b * tile.in_size)
+        bwd = 0.07 if k == 1 else math.sqrt(NOISE.a + NOISE.b * tile.out_size)
+        assert tile.config.forward.out_noise == pytest.approx(fwd, rel=1e-12)
+        assert tile.config.backward.out_noise == pytest.approx(bwd, rel=1e-12)  # settings win
+        np.testing.assert_array_equal(
+            tile.get_attenuation(), np.ones((tile.out_size, tile.in_size))
+        )
+
+
+def test_file_per_direction_ir_sets_the_forward_map(tmp_path: Path) -> None:
+    """The tile has one map (used by both reads); training sets the forward one."""
+    path = save_model(
+        tmp_path / "m.h5", calibrated_model(), origin=PresetExport(preset="floating_point")
+    )
+    net = build_network(
+        TrainingConfig(model=ModelSpec(file=str(path))), rng=np.random.default_rng(0)
+    )
+    fwd = IRDropModel(segment_ratio=6e-9, driver_ratio=4.2e-7)
+    for tile in net.tiles:
+        np.testing.assert_array_equal(
+            tile.get_attenuation(), fwd.attenuation(tile.out_size, tile.in_size)
+        )
