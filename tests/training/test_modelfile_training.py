@@ -1,19 +1,32 @@
 """Training from a model file: same run as the preset it was exported from, provenance,
-resume with an IR-drop model, and a changed file refused on resume."""
+resume with an IR-drop model, a changed file refused on resume, and a schema-2 file's noise
+model giving each tile the σ of its own size."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rpucircuit import cli, store
+from rpucircuit.config.rpu import gokmen_vlasov_2016
 from rpucircuit.config.training import ModelSpec, Setting, TrainingConfig
 from rpucircuit.errors import StoreError
-from rpucircuit.model.modelfile import PresetExport, file_sha256, save_model
+from rpucircuit.model.irdrop import IRDropModel
+from rpucircuit.model.modelfile import (
+    ArrayModel,
+    IRDrop,
+    NoiseModel,
+    PresetExport,
+    file_sha256,
+    save_model,
+)
+from rpucircuit.model.tile import AnalogTile
 from rpucircuit.training.data import Mnist
-from rpucircuit.training.loop import train
+from rpucircuit.training.loop import build_network, train
 
 pytestmark = pytest.mark.training
 
@@ -124,3 +137,64 @@ def test_cli_train_resolves_model_file_against_working_folder(
     capsys.readouterr()
     assert cli.main(["train", str(cfg_file), "--out", out2, "--no-progress"]) == 1
     assert "rpucircuit train: error: no such file: models/gv.h5" in capsys.readouterr().err
+
+
+NOISE = NoiseModel(a=4e-4, b=2e-6)
+"""σ² = a + b·N: forward σ(N = 785) = 0.04438, σ(N = 26) = 0.02126."""
+
+
+def noise_model_file(path: Path) -> Path:
+    """Paper A's model without an ADC (out_res = 0, so two reads of the same input differ by
+    the output noise alone), the noise model above, and a backward IR drop that differs."""
+    base = gokmen_vlasov_2016()
+    rpu = dataclasses.replace(
+        base,
+        forward=dataclasses.replace(base.forward, out_res=0.0),
+        backward=dataclasses.replace(base.backward, out_res=0.0),
+    )
+    model = ArrayModel(
+        rpu=rpu,
+        description="noise-model test",
+        source="test",
+        out_noise=NOISE,
+        ir_drop=IRDrop(
+            forward=IRDropModel(segment_ratio=1e-7), backward=IRDropModel(segment_ratio=2e-7)
+        ),
+    )
+    return save_model(path, model, origin=PresetExport(preset="gokmen_vlasov_2016"))
+
+
+def measured_sigma(tile: AnalogTile, n: int) -> float:
+    """σ of the forward read's output noise from n pairs of reads of the same inputs:
+    std(y1 − y2)/√2 (max|x| = 1, so noise management leaves the noise's scale alone)."""
+    x = np.random.default_rng(7).uniform(0.0, 1.0, (n, tile.in_size))
+    x[:, 0] = 1.0
+    diff = tile.forward(x) - tile.forward(x)
+    return float(np.std(diff) / math.sqrt(2.0))
+
+
+def test_schema2_noise_model_gives_each_tile_its_sigma(mnist: Mnist, tmp_path: Path) -> None:
+    """From one file: the FC network's 256 × 785 tile reads with σ(785), the CNN's 16 × 26
+    conv1 tile with the smaller σ(26), measured on the trained and built tiles' reads; every
+    tile gets the forward IR-drop map of its own shape."""
+    path = noise_model_file(tmp_path / "noise.h5")
+    fc = train(small(ModelSpec(file=str(path))), None, data=mnist, progress=False)
+    assert fc.history["test_error"][-1] < 0.9  # it learned something (chance: 90 %)
+    for tile in fc.network.tiles:
+        assert tile.config.forward.out_noise == math.sqrt(NOISE.a + NOISE.b * tile.in_size)
+        assert tile.config.backward.out_noise == math.sqrt(NOISE.a + NOISE.b * tile.out_size)
+        expected = IRDropModel(segment_ratio=1e-7).attenuation(tile.out_size, tile.in_size)
+        np.testing.assert_array_equal(tile.get_attenuation(), expected)
+    cnn = build_network(
+        TrainingConfig(network="cnn", model=ModelSpec(file=str(path))),
+        rng=np.random.default_rng(1),
+    )
+    big, conv1 = fc.network.tiles[0], cnn.tiles[0]
+    assert (big.out_size, big.in_size, conv1.out_size, conv1.in_size) == (256, 785, 16, 26)
+    # 125,000 and 64,000 differences: the std's relative standard error is 1/√(2·samples)
+    # ≤ 0.3 %, so 3 % is 10 standard errors
+    sigma_big = measured_sigma(big, 500)
+    sigma_small = measured_sigma(conv1, 4000)
+    assert sigma_big == pytest.approx(math.sqrt(NOISE.a + NOISE.b * 785), rel=0.03)
+    assert sigma_small == pytest.approx(math.sqrt(NOISE.a + NOISE.b * 26), rel=0.03)
+    assert sigma_small < 0.6 * sigma_big  # 0.02126 against 0.04438
