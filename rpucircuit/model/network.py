@@ -146,8 +146,8 @@ class Network:
 
     def _fused_args(self) -> tuple[Any, ...]:
         """Arguments of :func:`kernels.dense_train_step` after (label, lr): the layers'
-        :class:`~rpucircuit.model.kernels.DenseLayer` tuple and the softmax buffers, cached
-        while every tile keeps its read copy; every tile's deferred update is finished."""
+        :class:`~rpucircuit.model.kernels.DenseNet`, cached while every tile keeps its read
+        copy; every tile's deferred update is finished."""
         assert self._dense is not None
         linears, codes = self._dense
         tiles = [layer.tile for layer in linears]
@@ -158,10 +158,11 @@ class Network:
             a is t.read_copy for a, t in zip(cached[-1], tiles, strict=True)
         ):
             return cached[:-1]
-        layers = tuple(lin.dense_layer(code) for lin, code in zip(linears, codes, strict=True))
+        layers = [lin.dense_layer(code) for lin, code in zip(linears, codes, strict=True)]
         p, g = self.loss.buffers()
-        self._fused = (layers, p, g, tuple(t.read_copy for t in tiles))
-        return (layers, p, g)
+        net = kernels.dense_network(layers, p=p, g=g)
+        self._fused = (net, tuple(t.read_copy for t in tiles))
+        return (net,)
 
     def train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """One SGD step on one sample; returns the cross-entropy loss before the step."""

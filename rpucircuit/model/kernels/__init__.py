@@ -29,9 +29,11 @@ over the whole array. Tests compare fast against reference statistically.
 
 from rpucircuit.model.kernels.dense import (
     DenseLayer,
+    DenseNet,
     activation_backward,
     activation_forward,
     dense_layer,
+    dense_network,
     dense_train_step,
     softmax,
 )
@@ -132,12 +134,14 @@ __all__ = [
     "UPD_LEN",
     "UPD_UM",
     "DenseLayer",
+    "DenseNet",
     "KernelArrays",
     "activation_backward",
     "activation_forward",
     "all_finite",
     "bit_streams",
     "dense_layer",
+    "dense_network",
     "dense_train_step",
     "exact_update",
     "normal_capacity",

@@ -1,9 +1,11 @@
 """Activations, softmax and the fused training step of a fully connected network
-(:func:`dense_train_step`), whose per-layer arguments :func:`dense_layer` packs.
+(:func:`dense_train_step`): :func:`dense_layer` packs one layer's arguments from its tile,
+:func:`dense_network` gathers the layers into the step's one argument.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numba
@@ -116,32 +118,88 @@ def dense_layer(arrays: KernelArrays, *, act: int, x: FloatArray, d: FloatArray)
     )
 
 
+class DenseNet(NamedTuple):
+    """The argument of :func:`dense_train_step`: every layer's :class:`DenseLayer` field
+    gathered across the layers (field[l] is layer l's; the compiled step indexes these
+    tuples and arrays by layer, which costs nothing, where a tuple of per-layer structs
+    is copied on every index), and the softmax buffers. Build it with
+    :func:`dense_network`."""
+
+    act: np.ndarray[Any, np.dtype[np.int64]]
+    col_major: np.ndarray[Any, np.dtype[np.bool_]]
+    upd: FloatArray
+    """(n_layers, UPD_LEN)."""
+    x: tuple[FloatArray, ...]
+    y: tuple[FloatArray, ...]
+    d: tuple[FloatArray, ...]
+    z: tuple[FloatArray, ...]
+    wread: tuple[np.ndarray[Any, Any], ...]
+    w: tuple[FloatArray, ...]
+    par: tuple[FloatArray, ...]
+    dp: tuple[FloatArray, ...]
+    att: tuple[FloatArray, ...]
+    state: tuple[UIntArray, ...]
+    fwd_io: tuple[FloatArray, ...]
+    bwd_io: tuple[FloatArray, ...]
+    p: FloatArray
+    """Softmax output (n_classes,)."""
+    g: FloatArray
+    """Loss gradient (n_classes,)."""
+
+
+def dense_network(layers: Sequence[DenseLayer], *, p: FloatArray, g: FloatArray) -> DenseNet:
+    """The :class:`DenseNet` of ``layers`` (first layer first) with the softmax buffers
+    ``p`` and ``g``; the arrays are shared, not copied."""
+    return DenseNet(
+        act=np.array([lay.act for lay in layers], dtype=np.int64),
+        col_major=np.array([lay.col_major for lay in layers], dtype=np.bool_),
+        upd=np.stack([lay.upd for lay in layers]),
+        x=tuple(lay.x for lay in layers),
+        y=tuple(lay.y for lay in layers),
+        d=tuple(lay.d for lay in layers),
+        z=tuple(lay.z for lay in layers),
+        wread=tuple(lay.wread for lay in layers),
+        w=tuple(lay.w for lay in layers),
+        par=tuple(lay.par for lay in layers),
+        dp=tuple(lay.dp for lay in layers),
+        att=tuple(lay.att for lay in layers),
+        state=tuple(lay.state for lay in layers),
+        fwd_io=tuple(lay.fwd_io for lay in layers),
+        bwd_io=tuple(lay.bwd_io for lay in layers),
+        p=p,
+        g=g,
+    )
+
+
 @numba.njit(cache=True, nogil=True)
 def _dense_read(
-    layer: Any, backward: bool, x: FloatArray, y: FloatArray
+    net: Any, li: int, backward: bool, x: FloatArray, y: FloatArray
 ) -> int:  # pragma: no cover - compiled
-    """One managed read of a dense layer, forward (``x`` in + 1 → ``y`` out) or backward."""
+    """One managed read of layer ``li``, forward (``x`` in + 1 → ``y`` out) or backward."""
     xb = x.reshape((1, x.shape[0]))
     yb = y.reshape((1, y.shape[0]))
-    io = layer.bwd_io if backward else layer.fwd_io
-    if layer.col_major != backward:
-        return read_batch(layer.wread.T, xb, yb, io, layer.state)
-    return read_batch(layer.wread, xb, yb, io, layer.state)
+    io = net.bwd_io[li] if backward else net.fwd_io[li]
+    wr = net.wread[li]
+    if net.col_major[li] != backward:
+        return read_batch(wr.T, xb, yb, io, net.state[li])
+    return read_batch(wr, xb, yb, io, net.state[li])
 
 
 @numba.njit(cache=True, nogil=True)
-def _dense_update(layer: Any, wread: Any, lr: float) -> None:  # pragma: no cover - compiled
-    """The update of one dense layer from its cached input and output gradient; ``wread``:
-    the read copy in the tile's own orientation (out, in)."""
-    xb = layer.x.reshape((1, layer.x.shape[0]))
-    db = layer.d.reshape((1, layer.d.shape[0]))
-    upd = layer.upd
+def _dense_update(net: Any, li: int, wread: Any, lr: float) -> None:  # pragma: no cover
+    """The update of layer ``li`` from its cached input and output gradient; ``wread``: its
+    read copy in the tile's own orientation (out, in)."""
+    x = net.x[li]
+    d = net.d[li]
+    xb = x.reshape((1, x.shape[0]))
+    db = d.reshape((1, d.shape[0]))
+    upd = net.upd[li]
     if upd[UPD_EXACT] != 0.0:
-        exact_update(xb, db, lr, layer.w, layer.par, layer.dp, wread, layer.att)
+        exact_update(xb, db, lr, net.w[li], net.par[li], net.dp[li], wread, net.att[li])
     else:
         pulsed_update(
             xb, db, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
-            layer.w, layer.par, layer.dp, wread, layer.att, layer.state,
+            net.w[li], net.par[li], net.dp[li], wread, net.att[li], net.state[li],
         )  # fmt: skip
 
 
@@ -163,44 +221,42 @@ def softmax(z: FloatArray, p: FloatArray) -> None:  # pragma: no cover - compile
 
 
 @numba.njit(cache=True, nogil=True)
-def dense_train_step(
-    label: int, lr: float, layers: Any, p: FloatArray, g: FloatArray
-) -> float:  # pragma: no cover - compiled
+def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no cover - compiled
     """One SGD step of a fully connected network on one sample, in one call.
 
     Exactly the calls the layer-by-layer path makes (:class:`rpucircuit.model.network.Network`
     with :class:`~rpucircuit.model.layers.AnalogLinear` and activation layers), in the same
     order per tile, so the result is bit-identical; only the Python overhead between them
-    is gone. ``layers``: a tuple of :class:`DenseLayer`, first layer first (its ``x`` holds
-    the sample); ``p``, ``g``: softmax output and loss gradient. Returns the cross-entropy
-    before the step, or NaN (changing nothing) if the sample holds a NaN or infinity.
+    is gone. ``net``: a :class:`DenseNet` (layer 0's input buffer holds the sample).
+    Returns the cross-entropy before the step, or NaN (changing nothing) if the sample
+    holds a NaN or infinity.
     """
-    n_layers = len(layers)
-    x0 = layers[0].x
+    n_layers = len(net.x)
+    x0 = net.x[0]
     if not _all_finite(x0.reshape((1, x0.shape[0]))):
         return np.nan
     for li in range(n_layers):  # forward
-        layer = layers[li]
-        _dense_read(layer, False, layer.x, layer.y)
+        _dense_read(net, li, False, net.x[li], net.y[li])
         if li + 1 < n_layers:
-            activation_forward(layer.act, layer.y, layers[li + 1].x[: layer.y.shape[0]])
-    softmax(layers[n_layers - 1].y, p)
+            n = net.y[li].shape[0]
+            activation_forward(net.act[li], net.y[li], net.x[li + 1][:n])
+    p = net.p
+    g = net.g
+    softmax(net.y[n_layers - 1], p)
     loss = -np.log(max(p[label], 1e-300))
     g[:] = p
     g[label] -= 1.0
     grad = g
     for li in range(n_layers - 1, -1, -1):  # backward and update, last layer first
-        layer = layers[li]
-        layer.d[:] = grad
+        net.d[li][:] = grad
         if li > 0:
-            _dense_read(layer, True, layer.d, layer.z)
-        if layer.col_major:
-            _dense_update(layer, layer.wread.T, lr)
+            _dense_read(net, li, True, net.d[li], net.z[li])
+        if net.col_major[li]:
+            _dense_update(net, li, net.wread[li].T, lr)
         else:
-            _dense_update(layer, layer.wread, lr)
+            _dense_update(net, li, net.wread[li], lr)
         if li > 0:
-            below = layers[li - 1]
-            n = below.y.shape[0]
-            activation_backward(below.act, layer.x[:n], layer.z[:n], below.y)
-            grad = below.y
+            n = net.y[li - 1].shape[0]
+            activation_backward(net.act[li - 1], net.x[li][:n], net.z[li][:n], net.y[li - 1])
+            grad = net.y[li - 1]
     return float(loss)
