@@ -323,6 +323,12 @@ def _text(tree: dict[str, Any], name: str, path: Path) -> str:
     return value
 
 
+_DAMAGED = (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError, IndexError)
+"""What h5py raises reading a damaged file (measured by overwriting 64-byte blocks of a real
+model file: OSError, KeyError, UnicodeDecodeError, and AttributeError from a dataset whose
+type it cannot read)."""
+
+
 def _read(p: Path) -> tuple[dict[str, Any], store.Provenance]:
     """The file's tree and provenance; anything h5py raises on a damaged file becomes one
     StoreError line naming the file."""
@@ -330,7 +336,7 @@ def _read(p: Path) -> tuple[dict[str, Any], store.Provenance]:
         return store.load(p, kind=MODEL_KIND)
     except RpuError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+    except _DAMAGED as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StoreError(
             f"{p}: cannot read the model file (truncated or damaged?): {first}"

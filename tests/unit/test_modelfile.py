@@ -601,6 +601,27 @@ def test_truncated_files(tmp_path: Path) -> None:
         _one_line(exc, f"cut{keep}.h5")
 
 
+def test_damaged_files(tmp_path: Path) -> None:
+    """Regression: a file with a block overwritten raised h5py's AttributeError (a dataset
+    whose type it could not read) as a traceback. A 64-byte block every 1024 overwritten:
+    the file loads (the damage hit unused or compressed bytes: the sha256 pin catches
+    that) or is refused with one line naming it."""
+    origin = PresetExport(preset="floating_point")
+    data = save_model(tmp_path / "full.h5", calibrated_model(), origin=origin).read_bytes()
+    refused = 0
+    for start in range(0, len(data) - 64, 1024):
+        damaged = bytearray(data)
+        damaged[start : start + 64] = b"\xff" * 64
+        path = tmp_path / "damaged.h5"
+        path.write_bytes(bytes(damaged))
+        try:
+            load_model(path)
+        except (StoreError, ConfigError) as exc:
+            refused += 1
+            assert "\n" not in str(exc) and str(exc).startswith(str(path)), str(exc)
+    assert refused > 0
+
+
 def test_foreign_hdf5_files(tmp_path: Path) -> None:
     import h5py
 
@@ -894,3 +915,17 @@ def test_file_per_direction_ir_sets_the_forward_map(tmp_path: Path) -> None:
         np.testing.assert_array_equal(
             tile.get_attenuation(), fwd.attenuation(tile.out_size, tile.in_size)
         )
+
+
+def test_cli_show_schema2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    origin = PresetExport(preset="floating_point")
+    path = save_model(tmp_path / "cal.h5", calibrated_model(), origin=origin)
+    assert cli.main(["model", "show", str(path), "--tile", "16x26"]) == 0
+    shown = capsys.readouterr().out
+    assert "tile 16 × 26: σ forward 0.02126 (N = 26), backward 0.02078 (N = 16);" in shown
+    assert "tile 256 × 785" not in shown  # only the shapes asked for
+    assert "parameters   name = value ± 95 % interval [unit] origin; sources" in shown
+    assert "fit report   5 lines (show --report prints it)" in shown
+    assert "| segment_ratio | 6.1e-9 |" not in shown
+    assert cli.main(["model", "show", str(path), "--report"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("| segment_ratio | 6.1e-9 |")
