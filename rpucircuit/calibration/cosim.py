@@ -352,7 +352,6 @@ class CosimHook:
             why = f"layer inputs: {type(exc).__name__}: {exc}"
             rows = [_failed_row(epoch, i, self.blocks[i], alpha, why) for i in self.layers]
             return _columns(rows)
-        tiles = ctx.network.tiles
         for i in self.layers:
             block = self.blocks[i]
             try:
@@ -360,7 +359,7 @@ class CosimHook:
                 if x is None:
                     rows.append(_failed_row(epoch, i, block, alpha, "not a linear or conv layer"))
                     continue
-                tile = tiles[i]
+                tile = ctx.network.tiles[i]
                 check = check_layer(
                     tile.get_weights(),
                     tile.get_attenuation(),
