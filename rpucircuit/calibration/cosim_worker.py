@@ -8,8 +8,10 @@ runs it in a fresh interpreter (:func:`main`: no fork of a training process with
 no re-import of the caller's main script as ``multiprocessing``'s spawn would do) and
 waits until the deadline plus :data:`GRACE_S`. Each ngspice run gets the time left before
 the deadline as its own limit, so ngspice is killed (its whole process group) at the
-deadline by the backend; a worker still running after the grace period is killed too. The
-worker imports the circuit path only, never the model path.
+deadline by the backend; a worker still running after the grace period, or when the caller
+is interrupted, is stopped with SIGTERM, on which it kills its ngspice runs (each in a
+process group of its own) and exits, and is killed if it does not. The worker loads the
+circuit path and the calibration package, not the compiled model kernels.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ Status = Literal["ok", "timeout", "failed", "skipped"]
 GRACE_S = 5.0
 """Seconds past the deadline the caller waits for the worker's answer before killing it
 (ngspice itself is killed at the deadline; this covers the worker's start and its exit)."""
+
+STOP_WAIT_S = 1.0
+"""Seconds a worker asked to stop (SIGTERM) gets before its process group is killed."""
 
 _WORKER_CODE = "from rpucircuit.calibration.cosim_worker import main; main()"
 """What the worker interpreter runs (the module imported by name, so the outcome pickles
@@ -156,22 +161,17 @@ def run_in_worker(job: CircuitJob) -> CircuitOutcome:
     Run folders go to a temporary folder that is removed afterwards."""
     workdir = tempfile.mkdtemp(prefix="rpucircuit-cosim-")
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_CODE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        proc = start_worker()
         wait = max(job.deadline - time.monotonic(), 0.0) + GRACE_S
         try:
             out, err = proc.communicate(pickle.dumps((job, workdir)), timeout=wait)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            stop_worker(proc)
             why = f"the worker was still running {GRACE_S:g} s after the time limit; killed"
             return _outcome("timeout", why)
+        except BaseException:  # Ctrl-C in the caller: the worker and its ngspice go too
+            stop_worker(proc)
+            raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if proc.returncode != 0 or not out:
@@ -185,6 +185,54 @@ def run_in_worker(job: CircuitJob) -> CircuitOutcome:
     return answer
 
 
+def start_worker() -> subprocess.Popen[bytes]:
+    """A worker interpreter (:func:`main`) in a session of its own (a Ctrl-C meant for the
+    caller reaches it through :func:`stop_worker`), waiting for its pickled job on stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _WORKER_CODE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the worker to end (it kills its ngspice runs first, :func:`_on_sigterm`), then
+    kill its process group if it is still there after a second."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=STOP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc; ngspice runs only on Linux here)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # the fields after the command name, which ends with the last ')'
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """The worker's SIGTERM: kill each ngspice it started (each in its own process group,
+    so killing the worker alone would leave them running), then exit."""
+    for child in children(os.getpid()):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)  # reaped here: no zombie left behind
+    os._exit(1)
+
+
 def _outcome(status: Status, note: str) -> CircuitOutcome:
     return CircuitOutcome(
         y_op_w=_empty(), y_tran_w=_empty(), y_nodal_w=_empty(), status=status, notes=(note,)
@@ -194,6 +242,7 @@ def _outcome(status: Status, note: str) -> CircuitOutcome:
 def main() -> None:
     """The worker: a pickled ``(job, workdir)`` in, a pickled outcome (or an error's text)
     out; nothing else is written to standard output."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     job, workdir = pickle.loads(sys.stdin.buffer.read())
     answer: CircuitOutcome | str
     try:

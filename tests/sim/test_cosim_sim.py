@@ -4,13 +4,22 @@ comparison against independent computations, timeouts and failures recorded, not
 from __future__ import annotations
 
 import dataclasses
+import pickle
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rpucircuit.calibration import cosim
-from rpucircuit.calibration.cosim_worker import GRACE_S
+from rpucircuit.calibration.cosim_worker import (
+    GRACE_S,
+    CircuitJob,
+    children,
+    start_worker,
+    stop_worker,
+)
 from rpucircuit.calibration.lines import first_order_regressors
 from rpucircuit.circuit.extract import weights_to_conductances
 from rpucircuit.config import rpu
@@ -163,3 +172,36 @@ def test_a_failing_analysis_is_recorded_and_the_others_still_run(
     assert check.status == "failed"
     assert "op: UnsupportedError" in check.message
     assert np.isfinite(check.errors_pct["nodal"][0])
+
+
+def test_stopping_a_worker_kills_its_ngspice(rng: np.random.Generator) -> None:
+    """What a Ctrl-C in training does to a running check: the worker gets SIGTERM, kills the
+    ngspice it started (in a process group of its own, which killing the worker alone would
+    leave running) and exits."""
+    w = rng.uniform(-0.5, 0.5, (32, 32))
+    job = CircuitJob(
+        circuit=gokmen_vlasov_2016(),
+        w_block=w,
+        x_block=rng.uniform(0, 1, 32),
+        w_layer=None,
+        x_layer=None,
+        op=False,
+        tran=True,
+        deadline=time.monotonic() + 120.0,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_worker()
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps((job, tmp)))
+        proc.stdin.close()
+        proc.stdin = None  # sent; stop_worker's communicate must not write again
+        spice: list[int] = []
+        t0 = time.monotonic()
+        while not spice and time.monotonic() - t0 < 30.0:
+            time.sleep(0.1)
+            spice = children(proc.pid)
+        assert spice, "the worker never started ngspice"
+        stop_worker(proc)
+        assert proc.returncode is not None
+        time.sleep(0.2)
+        assert not any(Path(f"/proc/{pid}").exists() for pid in spice)
