@@ -134,3 +134,20 @@ def test_a_bad_cosim_table_fails_before_training(
     err = capsys.readouterr().err
     assert "cosim.block_offset = [0, 800]" in err and "785" in err
     assert not out.exists()
+
+
+def test_timeouts_are_recorded_and_training_goes_on(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A 0.01 s limit: every check times out, each row says so, and the run ends with the
+    weights of the run without checks."""
+    tiny = write(
+        tmp_path, "tiny.toml", BASE + COSIM.replace("time_limit_s = 120", "time_limit_s = 0.01")
+    )
+    out = tmp_path / "tiny"
+    assert run(tiny, out) == 0
+    h, _ = store.load(out / "history.h5", kind="history")
+    assert list(h["cosim"]["status"]) == ["timeout"] * 6
+    assert all("time limit" in m for m in h["cosim"]["message"])
+    assert np.all(np.isnan(h["cosim"]["spice_tran_rms_pct"]))
+    a, _ = store.load(runs["plain"] / "checkpoint.h5", kind="checkpoint")
+    b, _ = store.load(out / "checkpoint.h5", kind="checkpoint")
+    assert_same(a["network"], b["network"])
