@@ -37,7 +37,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -263,17 +263,7 @@ def check_layer(
     alpha = circuit.alpha_effective
     if not np.any(x_c[bi[1]]):
         notes.append("the block's inputs are all zero (choose cosim.block_offset)")
-    # the DC solves have no integrator: cut at ±α as its output swing would
-    y_op = np.clip(outcome.y_op_w, -alpha, alpha)
-    y_nodal = np.clip(outcome.y_nodal_w, -alpha, alpha)
-    at_bound = int(np.count_nonzero(np.abs(outcome.y_nodal_w) >= alpha))
-    if at_bound:
-        notes.append(f"nodal: {at_bound} of {y_nodal.size} outputs at the bound ±α")
-    errors = {
-        "spice_op": differences_pct(y_op, y_b_block, alpha),
-        "spice_tran": differences_pct(outcome.y_tran_w, y_b_block, alpha),
-        "nodal": differences_pct(y_nodal, y_b_layer, alpha),
-    }
+    errors = _errors(outcome, y_b_block, y_b_layer, alpha, notes)
     return LayerCheck(
         block=block,
         alpha_w=alpha,
@@ -289,7 +279,41 @@ def check_layer(
     )
 
 
+def _errors(
+    outcome: CircuitOutcome,
+    y_b_block: FloatArray,
+    y_b_layer: FloatArray,
+    alpha: float,
+    notes: list[str],
+) -> dict[str, tuple[float, float]]:
+    """Each analysis's (RMS, largest) difference from the behavioral read, % of α; the DC
+    solves, which have no integrator, cut at ±α as its output swing would (noted)."""
+    y_op = np.clip(outcome.y_op_w, -alpha, alpha)
+    y_nodal = np.clip(outcome.y_nodal_w, -alpha, alpha)
+    at_bound = int(np.count_nonzero(np.abs(outcome.y_nodal_w) >= alpha))
+    if at_bound:
+        notes.append(f"nodal: {at_bound} of {y_nodal.size} outputs at the bound ±α")
+    return {
+        "spice_op": differences_pct(y_op, y_b_block, alpha),
+        "spice_tran": differences_pct(outcome.y_tran_w, y_b_block, alpha),
+        "nodal": differences_pct(y_nodal, y_b_layer, alpha),
+    }
+
+
 # --------------------------------------------------------------------------- the hook
+
+
+class EpochView(Protocol):
+    """What the hook reads of :class:`rpucircuit.training.hooks.EpochContext` (not imported:
+    the calibration package does not import training)."""
+
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def last_epoch(self) -> int: ...
+    @property
+    def network(self) -> Network: ...
+    def layer_inputs(self) -> tuple[FloatArray | None, ...]: ...
 
 
 def _failed_row(epoch: int, layer: int, block: Block, alpha_w: float, why: str) -> dict[str, Any]:
@@ -337,10 +361,8 @@ class CosimHook:
         """Whether the checks run after ``epoch``: every ``every_epochs`` and the last."""
         return epoch % self.spec.every_epochs == 0 or epoch == last_epoch
 
-    def __call__(self, ctx: Any) -> dict[str, list[Any]] | None:
-        """Check every chosen layer after a due epoch; rows as columns (:data:`COLUMNS`).
-        ``ctx``: a :class:`rpucircuit.training.loop.EpochContext` (not imported: the
-        calibration package does not import training)."""
+    def __call__(self, ctx: EpochView) -> dict[str, list[Any]] | None:
+        """Check every chosen layer after a due epoch; rows as columns (:data:`COLUMNS`)."""
         epoch = int(ctx.epoch)
         if not self.due(epoch, int(ctx.last_epoch)):
             return None

@@ -24,6 +24,9 @@ from rpucircuit.errors import ConfigError
 from rpucircuit.model.layers import AnalogConv2d, AnalogLinear
 from rpucircuit.model.network import Network
 
+Rows = Mapping[str, Sequence[Any] | npt.NDArray[Any]]
+"""What a hook returns: columns of equal length (lists or 1-D arrays of numbers or strings)."""
+
 HookRecords = dict[str, dict[str, list[Any]]]
 """Rows the epoch hooks returned so far: hook name -> column name -> values."""
 
@@ -55,7 +58,7 @@ class EpochContext:
         return layer_inputs(self.network, self.last_sample)
 
 
-EpochHook = Callable[[EpochContext], Mapping[str, Sequence[Any]] | None]
+EpochHook = Callable[[EpochContext], Rows | None]
 """An epoch hook: returns rows as columns of equal length (numbers or strings), or None."""
 
 
@@ -90,7 +93,7 @@ def check_hooks(hooks: Mapping[str, EpochHook], *, reserved: frozenset[str]) -> 
             raise ConfigError(f"epoch hook {name!r} = {hook!r}: must be callable")
 
 
-def add_rows(records: HookRecords, name: str, rows: Mapping[str, Sequence[Any]]) -> None:
+def add_rows(records: HookRecords, name: str, rows: Rows) -> None:
     """Append a hook's returned rows to its table (same columns every time)."""
     lengths = {len(v) for v in rows.values()}
     table = records.setdefault(name, {})
