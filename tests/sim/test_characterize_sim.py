@@ -101,24 +101,30 @@ def test_campaign_resumes_after_a_kill_and_reads_back(tmp_path: Path) -> None:
 
 def check_against_nodal(case: dict) -> None:
     """ngspice matches the full nodal reference (line resistance and the integrator's finite
-    gain) within 0.15 % of the case's largest output (observed: ≤ 0.002 % on the random
-    tiles, 0.07 % on the ramp, whose outputs approach the bound), and misses a reference
+    gain) within 0.15 % of the case's largest unclipped output (observed: ≤ 0.002 % on the
+    random tiles; the ramp, whose outer rows clip, below), and misses a reference
     without line resistance (observed ≥ 7 % where the lines have resistance) or without the
     finite gain (observed ≥ 1.0 % on the transients) by more than 5× that tolerance: both
     effects are really in the simulation and in the reference."""
     free = case["errors"]["saturated"] == 0
     scale = float(np.max(np.abs(case["y_nodal_w"])[free]))
     tol = 1.5e-3 * scale
+    # Once rows clip (the ramp), their summing nodes leave virtual ground and shift the
+    # shared column lines' IR drop, which the nodal reference (every summing node at
+    # ground) leaves out: observed 0.24 % on the tiny campaign's ramp, whose lines are 200×
+    # paper A's; 0.5 % bounds it there. The unclipped cases keep 0.15 %.
+    tol_nodal = 5e-3 * scale if not np.all(free) else tol
 
     def miss(reference: np.ndarray) -> float:
         return float(np.max(np.abs(case["y_sim_w"] - reference)[free]))
 
-    assert miss(case["y_nodal_w"]) < tol, case["name"]
+    assert miss(case["y_nodal_w"]) < tol_nodal, case["name"]
     if case["parameters"]["r_seg_row_ohm"] > 0:
         assert miss(case["y_nodal_no_line_w"]) > 5 * tol, case["name"]
-    # The IR-stress case (line resistance ×100, devices ÷100) loses nearly all of its current
-    # in the lines, so little reaches the op-amp: its finite gain is not checked there.
-    if case["analysis"] == "tran" and not case["name"].startswith("fwd_ir_stress"):
+    # The IR-stress cases (line resistance ×100, devices ÷100; forward and backward) lose
+    # nearly all of their current in the lines, so little reaches the op-amp: its finite
+    # gain is not checked there.
+    if case["analysis"] == "tran" and "_ir_stress_" not in case["name"]:
         cfg = from_toml(CircuitConfig, case["parameters"]["config_toml"])
         ideal_amp = nodal.read(
             cfg,
