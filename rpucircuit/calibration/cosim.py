@@ -410,7 +410,7 @@ def build_hook(cfg: TrainingConfig) -> CosimHook:
 # --------------------------------------------------------------------------- the plot
 
 
-def plot_records(records: Mapping[str, Any], path: Path) -> Path:
+def plot_records(records: Mapping[str, Any], path: str | Path) -> Path:
     """Difference from the behavioral read (% of α) against epoch, one panel per layer:
     RMS (solid, filled marks) and largest (dashed, open marks) per analysis; checks that
     did not finish are listed in the panel's title (PNG)."""
@@ -454,7 +454,8 @@ def plot_records(records: Mapping[str, Any], path: Path) -> Path:
     if handles:
         axes[0][-1].legend(handles, labels, fontsize="x-small", loc="best")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
+    out = Path(path)
+    with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return out
