@@ -22,7 +22,6 @@ from rpucircuit.model.kernels.layout import (
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
     _build_slot_lists,
-    _compact_lines,
     _pulse_scales,
     _sign,
     _soft_step,
@@ -92,150 +91,6 @@ page faults cost more than the update; measured 350 vs 65 µs for conv2's 64 pat
 
 
 @numba.njit(cache=True, nogil=True)
-def _direct_pairs(
-    k: int,
-    dv: int,
-    n_ar: int,
-    arows: Any,
-    arm: UIntArray,
-    n_ac: int,
-    acols: Any,
-    acm: UIntArray,
-    x: FloatArray,
-    d: FloatArray,
-    dp: FloatArray,
-    w: FloatArray,
-    par: FloatArray,
-    wread: Any,
-    att: FloatArray,
-    zbuf: FloatArray,
-    zpos: int,
-    s: UIntArray,
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Sample k's coincidences on device ``dv`` when its pulsing rows and columns form few
-    pairs: each pulsing row ANDed with each pulsing column, a device's pulses applied
-    one after the other. Returns the coincidences and the next position in ``zbuf``."""
-    ctoc = dp[DP_CTOC]
-    soft = dp[DP_SOFT] != 0.0
-    bounded = dp[DP_BOUNDED] != 0.0
-    use_att = dp[DP_USE_ATT] != 0.0
-    single = w.shape[0] == 1 and not use_att  # wread mirrors w[0] element by element
-    n_coinc = 0
-    for ii in range(n_ar):
-        i = arows[ii]
-        rm = arm[ii]
-        a_row = -_sign(d[k, i])  # direction a = −sign(δ_i)·sign(x_j)
-        for jj in range(n_ac):
-            both = rm & acm[jj]
-            if both != 0:
-                j = acols[jj]
-                sg = a_row * _sign(x[k, j])
-                n_p = int(_popcount(both))
-                n_coinc += n_p
-                # --- pulses and read-copy refresh inline: as helpers (inlined or not) they
-                # made this loop 3-5x slower (fc1 update 160 -> 770 µs, measured)
-                dw0 = par[dv, i, j, _step_index(sg)]
-                v = w[dv, i, j]
-                for _ in range(n_p):
-                    dw = dw0
-                    if ctoc > 0.0:
-                        if zpos == _C2C_BATCH:
-                            _fill_normals(zbuf, _C2C_BATCH, s)
-                            zpos = 0
-                        dw *= 1.0 + ctoc * zbuf[zpos]
-                        zpos += 1
-                    if soft:
-                        v = _soft_step(
-                            v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
-                        )
-                    else:
-                        v += sg * dw
-                        if bounded:
-                            v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-                w[dv, i, j] = v
-                if single:
-                    wread[i, j] = v
-                else:
-                    total = 0.0
-                    for dd in range(w.shape[0]):
-                        total += w[dd, i, j]
-                    wread[i, j] = total * att[i, j] if use_att else total
-    return n_coinc, zpos
-
-
-@numba.njit(cache=True, nogil=True)
-def _slot_pairs(
-    k: int,
-    dv: int,
-    n_ar: int,
-    arows: Any,
-    arm: UIntArray,
-    slot_cols: Any,
-    slot_n: Any,
-    x: FloatArray,
-    d: FloatArray,
-    dp: FloatArray,
-    w: FloatArray,
-    par: FloatArray,
-    wread: Any,
-    att: FloatArray,
-    zbuf: FloatArray,
-    zpos: int,
-    s: UIntArray,
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Sample k's coincidences on device ``dv`` through the slot lists: each pulsing row
-    walks its slots and meets that slot's columns (as
-    :func:`~rpucircuit.model.kernels.updates.pulsed_update` does). Returns the
-    coincidences and the next position in ``zbuf``."""
-    ctoc = dp[DP_CTOC]
-    soft = dp[DP_SOFT] != 0.0
-    bounded = dp[DP_BOUNDED] != 0.0
-    use_att = dp[DP_USE_ATT] != 0.0
-    single = w.shape[0] == 1 and not use_att
-    n_coinc = 0
-    for ii in range(n_ar):
-        i = arows[ii]
-        bits = arm[ii]
-        a_row = -_sign(d[k, i])
-        while bits != 0:
-            t = _ctz(bits)
-            bits &= bits - np.uint64(1)
-            n_coinc += slot_n[t]
-            for jj in range(slot_n[t]):
-                j = slot_cols[t, jj]
-                sg = a_row * _sign(x[k, j])
-                # --- pulses and read-copy refresh inline: as helpers (inlined or not) they
-                # made this loop 3-5x slower (fc1 update 160 -> 770 µs, measured)
-                dw0 = par[dv, i, j, _step_index(sg)]
-                v = w[dv, i, j]
-                for _ in range(1):
-                    dw = dw0
-                    if ctoc > 0.0:
-                        if zpos == _C2C_BATCH:
-                            _fill_normals(zbuf, _C2C_BATCH, s)
-                            zpos = 0
-                        dw *= 1.0 + ctoc * zbuf[zpos]
-                        zpos += 1
-                    if soft:
-                        v = _soft_step(
-                            v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
-                        )
-                    else:
-                        v += sg * dw
-                        if bounded:
-                            v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-                w[dv, i, j] = v
-                if single:
-                    wread[i, j] = v
-                else:
-                    total = 0.0
-                    for dd in range(w.shape[0]):
-                        total += w[dd, i, j]
-                    wread[i, j] = total * att[i, j] if use_att else total
-    return n_coinc, zpos
-
-
-@numba.njit(cache=True, nogil=True)
 def _pulsed_update_batch(
     x: FloatArray,
     d: FloatArray,
@@ -268,10 +123,17 @@ def _pulsed_update_batch(
 
     Measured on paper B's conv1 (576 patches of 26 inputs, 16 kernels): 129 → 92 µs per
     image against :func:`pulsed_update`'s sample-by-sample streams; conv2 (64 × 401, 32)
-    about the same (173 → 168 µs).
+    about the same (173 → 168 µs). The per-sample steps stay in this one function: as
+    functions of their own (line compaction, the two pair loops) they cost conv1 18 %
+    (272 → 321 µs per update of 576 patches, measured), one call per sample and device.
     """
     n, n_in = x.shape
     n_dev, n_out, _ = w.shape
+    ctoc = dp[DP_CTOC]
+    soft = dp[DP_SOFT] != 0.0
+    bounded = dp[DP_BOUNDED] != 0.0
+    use_att = dp[DP_USE_ATT] != 0.0
+    single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -289,7 +151,6 @@ def _pulsed_update_batch(
     slot_n = np.zeros(bl, dtype=np.int64)
     zbuf = np.empty(_C2C_BATCH)
     zpos = _C2C_BATCH
-    every_slot = ~np.uint64(0)
     n_coinc = 0
     for k0 in range(0, n, chunk):
         k1 = min(k0 + chunk, n)
@@ -300,24 +161,115 @@ def _pulsed_update_batch(
             if cxs[k] == 0.0:
                 continue
             kc = k - k0
-            n_ac, col_any = _compact_lines(cm, kc * n_in, n_in, every_slot, acols, acm)
+            n_ac = 0
+            col_any = np.uint64(0)
+            for j in range(n_in):  # branch-free compaction of the pulsing columns
+                mj = cm[kc * n_in + j]
+                acols[n_ac] = j
+                acm[n_ac] = mj
+                n_ac += int(mj != 0)
+                col_any |= mj
             if col_any == 0:
                 continue
             built = np.uint64(0)  # slots whose column list is built for this sample
             for dv in range(n_dev):
-                # pulsing rows; a row pulse in a slot without columns is a no-op
-                n_ar, need = _compact_lines(rms[dv], kc * n_out, n_out, col_any, arows, arm)
+                n_ar = 0
+                for i in range(n_out):
+                    rm = rms[dv, kc * n_out + i] & col_any  # a row pulse without columns: no-op
+                    arows[n_ar] = i
+                    arm[n_ar] = rm
+                    n_ar += int(rm != 0)
                 if n_ar * n_ac <= _DIRECT_PAIRS:
-                    nc, zpos = _direct_pairs(
-                        k, dv, n_ar, arows, arm, n_ac, acols, acm, x, d, dp, w, par, wread,
-                        att, zbuf, zpos, s,
-                    )  # fmt: skip
-                else:
-                    _build_slot_lists(need & ~built, n_ac, acols, acm, slot_cols, slot_n)
-                    built |= need
-                    nc, zpos = _slot_pairs(
-                        k, dv, n_ar, arows, arm, slot_cols, slot_n, x, d, dp, w, par, wread,
-                        att, zbuf, zpos, s,
-                    )  # fmt: skip
-                n_coinc += nc
+                    for ii in range(n_ar):
+                        i = arows[ii]
+                        rm = arm[ii]
+                        a_row = -_sign(d[k, i])  # direction a = −sign(δ_i)·sign(x_j)
+                        for jj in range(n_ac):
+                            both = rm & acm[jj]
+                            if both != 0:
+                                j = acols[jj]
+                                sg = a_row * _sign(x[k, j])
+                                n_p = int(_popcount(both))
+                                n_coinc += n_p
+                                # --- n_p pulses on one device (the block is repeated
+                                # below, inline: a helper call costs more than a pulse;
+                                # measured 3-5x slower updates with it as a helper)
+                                dw0 = par[dv, i, j, _step_index(sg)]
+                                v = w[dv, i, j]
+                                for _ in range(n_p):
+                                    dw = dw0
+                                    if ctoc > 0.0:
+                                        if zpos == _C2C_BATCH:
+                                            _fill_normals(zbuf, _C2C_BATCH, s)
+                                            zpos = 0
+                                        dw *= 1.0 + ctoc * zbuf[zpos]
+                                        zpos += 1
+                                    if soft:
+                                        v = _soft_step(
+                                            v, dw, sg > 0, par[dv, i, j, PAR_WMAX],
+                                            par[dv, i, j, PAR_WMIN],
+                                        )  # fmt: skip
+                                    else:
+                                        v += sg * dw
+                                        if bounded:
+                                            v = min(
+                                                max(v, par[dv, i, j, PAR_WMIN]),
+                                                par[dv, i, j, PAR_WMAX],
+                                            )
+                                w[dv, i, j] = v
+                                if single:
+                                    wread[i, j] = v
+                                else:
+                                    total = 0.0
+                                    for dd in range(n_dev):
+                                        total += w[dd, i, j]
+                                    wread[i, j] = total * att[i, j] if use_att else total
+                    continue
+                need = np.uint64(0)  # slots some pulsing row of this device meets
+                for ii in range(n_ar):
+                    need |= arm[ii]
+                _build_slot_lists(need & ~built, n_ac, acols, acm, slot_cols, slot_n)
+                built |= need
+                for ii in range(n_ar):
+                    i = arows[ii]
+                    bits = arm[ii]
+                    a_row = -_sign(d[k, i])
+                    while bits != 0:
+                        t = _ctz(bits)
+                        bits &= bits - np.uint64(1)
+                        n_coinc += slot_n[t]
+                        for jj in range(slot_n[t]):
+                            j = slot_cols[t, jj]
+                            sg = a_row * _sign(x[k, j])
+                            n_p = 1
+                            # --- the same pulse block as above (kept inline: hot loop)
+                            dw0 = par[dv, i, j, _step_index(sg)]
+                            v = w[dv, i, j]
+                            for _ in range(n_p):
+                                dw = dw0
+                                if ctoc > 0.0:
+                                    if zpos == _C2C_BATCH:
+                                        _fill_normals(zbuf, _C2C_BATCH, s)
+                                        zpos = 0
+                                    dw *= 1.0 + ctoc * zbuf[zpos]
+                                    zpos += 1
+                                if soft:
+                                    v = _soft_step(
+                                        v, dw, sg > 0, par[dv, i, j, PAR_WMAX],
+                                        par[dv, i, j, PAR_WMIN],
+                                    )  # fmt: skip
+                                else:
+                                    v += sg * dw
+                                    if bounded:
+                                        v = min(
+                                            max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
+                                        )
+                            w[dv, i, j] = v
+                            if single:
+                                wread[i, j] = v
+                            else:
+                                total = 0.0
+                                for dd in range(n_dev):
+                                    total += w[dd, i, j]
+                                wread[i, j] = total * att[i, j] if use_att else total
     return n_coinc

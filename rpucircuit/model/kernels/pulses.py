@@ -74,25 +74,6 @@ def _pulse_scales(
     return cxs, cds
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _compact_lines(
-    masks: UIntArray, off: int, n: int, keep: np.uint64, idx: Any, kept: UIntArray
-) -> tuple[int, np.uint64]:  # pragma: no cover - compiled
-    """The lines l < n whose stream ``masks[off + l] & keep`` is nonzero, in order:
-    their indices into ``idx`` and those streams into ``kept``; returns their number and
-    the union of their streams (the slots in which any of them pulses). Branch-free:
-    every line is written and only a pulsing one advances the count."""
-    count = 0
-    union = np.uint64(0)
-    for line in range(n):
-        m = masks[off + line] & keep
-        idx[count] = line
-        kept[count] = m
-        count += int(m != 0)
-        union |= m
-    return count, union
-
-
 @numba.njit(cache=True, nogil=True)
 def _build_slot_lists(
     slots: np.uint64, n_ac: int, acols: Any, acm: UIntArray, slot_cols: Any, slot_n: Any
