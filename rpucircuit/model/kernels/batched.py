@@ -21,7 +21,6 @@ from rpucircuit.model.kernels.layout import (
 )
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
-    _build_slot_lists,
     _pulse_scales,
     _sign,
     _soft_step,
@@ -124,8 +123,9 @@ def _pulsed_update_batch(
     Measured on paper B's conv1 (576 patches of 26 inputs, 16 kernels): 129 → 92 µs per
     image against :func:`pulsed_update`'s sample-by-sample streams; conv2 (64 × 401, 32)
     about the same (173 → 168 µs). The per-sample steps stay in this one function: as
-    functions of their own (line compaction, the two pair loops) they cost conv1 18 %
-    (272 → 321 µs per update of 576 patches, measured), one call per sample and device.
+    functions of their own (line compaction, slot lists, the two pair loops), called once
+    per sample and device, they made conv1's update of 576 patches 17 % slower (272 →
+    321 µs, measured), and the pulse block as a helper made updates 3-5x slower.
     """
     n, n_in = x.shape
     n_dev, n_out, _ = w.shape
@@ -192,8 +192,7 @@ def _pulsed_update_batch(
                                 n_p = int(_popcount(both))
                                 n_coinc += n_p
                                 # --- n_p pulses on one device (the block is repeated
-                                # below, inline: a helper call costs more than a pulse;
-                                # measured 3-5x slower updates with it as a helper)
+                                # below, inline: a helper call costs more than a pulse)
                                 dw0 = par[dv, i, j, _step_index(sg)]
                                 v = w[dv, i, j]
                                 for _ in range(n_p):
@@ -228,8 +227,16 @@ def _pulsed_update_batch(
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
                     need |= arm[ii]
-                _build_slot_lists(need & ~built, n_ac, acols, acm, slot_cols, slot_n)
-                built |= need
+                missing = need & ~built
+                built |= missing
+                while missing != 0:  # slot t's column list, branch-free, in column order
+                    t = _ctz(missing)
+                    missing &= missing - np.uint64(1)
+                    n_t = 0
+                    for jj in range(n_ac):
+                        slot_cols[t, n_t] = acols[jj]
+                        n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
+                    slot_n[t] = n_t
                 for ii in range(n_ar):
                     i = arows[ii]
                     bits = arm[ii]

@@ -19,7 +19,7 @@ from rpucircuit.model.kernels.layout import (
     UIntArray,
 )
 from rpucircuit.model.kernels.reads import _absmax
-from rpucircuit.model.kernels.streams import _ctz, _fill_normals, _normal, _popcount
+from rpucircuit.model.kernels.streams import _fill_normals, _normal, _popcount
 
 _C2C_BATCH = 512
 """Cycle-to-cycle normals of coincidences are drawn this many at a time (a multiple of
@@ -72,23 +72,6 @@ def _pulse_scales(
             cxs[k] = c * m
             cds[k] = c / m
     return cxs, cds
-
-
-@numba.njit(cache=True, nogil=True)
-def _build_slot_lists(
-    slots: np.uint64, n_ac: int, acols: Any, acm: UIntArray, slot_cols: Any, slot_n: Any
-) -> None:  # pragma: no cover - compiled
-    """For every slot t set in ``slots``: the pulsing columns (of the ``n_ac`` in
-    ``acols``, streams ``acm``) that pulse in slot t, in column order, into
-    ``slot_cols[t, :slot_n[t]]``; branch-free."""
-    while slots != 0:
-        t = _ctz(slots)
-        slots &= slots - np.uint64(1)
-        n_t = 0
-        for jj in range(n_ac):
-            slot_cols[t, n_t] = acols[jj]
-            n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
-        slot_n[t] = n_t
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

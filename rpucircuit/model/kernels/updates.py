@@ -12,8 +12,6 @@ an element sees has the same direction.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numba
 import numpy as np
 
@@ -33,11 +31,9 @@ from rpucircuit.model.kernels.layout import (
 )
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
-    _build_slot_lists,
     _half_select_element,
     _half_select_row,
     _pulse_scales,
-    _sign,
     _soft_step,
     _step_index,
 )
@@ -53,184 +49,6 @@ from rpucircuit.model.kernels.streams import (
 
 PHASES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 """Order of the four update phases (σ = sign of x, τ = sign of δ); direction a = −σ·τ."""
-
-
-@numba.njit(cache=True, nogil=True)
-def _column_streams(
-    x: FloatArray,
-    smp: int,
-    cx: float,
-    bl: int,
-    s: UIntArray,
-    sx: Any,
-    cmask: UIntArray,
-    nz: Any,
-    pbuf: FloatArray,
-    mbuf: UIntArray,
-    thr: UIntArray,
-    acols: Any,
-    acm: UIntArray,
-) -> tuple[int, np.uint64]:  # pragma: no cover - compiled
-    """Sample ``smp``'s column signs ``sx`` and streams ``cmask`` (drawn for the nonzero
-    inputs only), and the list of pulsing columns (``acols``, their streams ``acm``);
-    returns their number and the union of their streams. Branch-free: the signs of
-    activations are unpredictable to the branch predictor."""
-    n_in = x.shape[1]
-    n_nz = 0
-    for j in range(n_in):
-        v = x[smp, j]
-        sx[j] = _sign(v)
-        cmask[j] = 0
-        nz[n_nz] = j  # kept only if v != 0 (the next write lands on the same slot)
-        pbuf[n_nz] = min(cx * abs(v), 1.0)
-        n_nz += int(v != 0.0)
-    _streams(pbuf, n_nz, bl, mbuf, thr, s)
-    n_ac = 0
-    col_any = np.uint64(0)  # slots in which at least one column pulses
-    for jj in range(n_nz):  # branch-free compaction of the pulsing columns
-        mj = mbuf[jj]
-        j = nz[jj]
-        cmask[j] = mj
-        acols[n_ac] = j
-        acm[n_ac] = mj
-        n_ac += int(mj != 0)
-        col_any |= mj
-    return n_ac, col_any
-
-
-@numba.njit(cache=True, nogil=True)
-def _coincidence_update(
-    dv: int,
-    rmask: UIntArray,
-    col_any: np.uint64,
-    sd: Any,
-    sx: Any,
-    slot_cols: Any,
-    slot_n: Any,
-    dp: FloatArray,
-    w: FloatArray,
-    par: FloatArray,
-    wread: Any,
-    att: FloatArray,
-    zbuf: FloatArray,
-    zpos: int,
-    s: UIntArray,
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Device ``dv``'s coincidences of one update without half-select (k = 0); returns
-    their number and the next position in the c2c buffer ``zbuf``.
-
-    Only coincidences change devices: in slot t a pulsing row meets every column of slot
-    t's column list. Row by row (one row's devices are contiguous in memory), and within a
-    row slot by slot, so every device gets its pulses in time order (the reference's order;
-    one element's pulses all share one phase and devices do not interact for k = 0); the
-    work is proportional to the number of coincidences."""
-    ctoc = dp[DP_CTOC]
-    soft = dp[DP_SOFT] != 0.0
-    bounded = dp[DP_BOUNDED] != 0.0
-    use_att = dp[DP_USE_ATT] != 0.0
-    single = w.shape[0] == 1 and not use_att  # wread mirrors w[0] element by element
-    n_coinc = 0
-    for i in range(sd.shape[0]):
-        bits = rmask[i] & col_any  # a row pulse in a slot without columns: no-op
-        a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
-        while bits != 0:
-            t = _ctz(bits)
-            bits &= bits - np.uint64(1)
-            n_coinc += slot_n[t]
-            for jj in range(slot_n[t]):
-                j = slot_cols[t, jj]
-                sg = a_row * sx[j]  # +1 up, −1 down
-                # --- pulses and read-copy refresh inline: as helpers (inlined or not) they
-                # made this loop 3-5x slower (fc1 update 160 -> 770 µs, measured)
-                dw0 = par[dv, i, j, _step_index(sg)]
-                v = w[dv, i, j]
-                for _ in range(1):
-                    dw = dw0
-                    if ctoc > 0.0:
-                        if zpos == _C2C_BATCH:
-                            _fill_normals(zbuf, _C2C_BATCH, s)
-                            zpos = 0
-                        dw *= 1.0 + ctoc * zbuf[zpos]
-                        zpos += 1
-                    if soft:
-                        v = _soft_step(
-                            v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
-                        )
-                    else:
-                        v += sg * dw
-                        if bounded:
-                            v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-                w[dv, i, j] = v
-                if single:
-                    wread[i, j] = v
-                else:
-                    total = 0.0
-                    for dd in range(w.shape[0]):
-                        total += w[dd, i, j]
-                    wread[i, j] = total * att[i, j] if use_att else total
-    return n_coinc, zpos
-
-
-@numba.njit(cache=True, nogil=True)
-def _half_select_update(
-    dv: int,
-    rmask: UIntArray,
-    sd: Any,
-    sx: Any,
-    cmask: UIntArray,
-    acols: Any,
-    n_ac: int,
-    all_cols: Any,
-    dp: FloatArray,
-    w: FloatArray,
-    par: FloatArray,
-    wread: Any,
-    att: FloatArray,
-    zrow: FloatArray,
-    s: UIntArray,
-) -> int:  # pragma: no cover - compiled
-    """Device ``dv``'s pulses of one update with half-select (k != 0): every device on a
-    pulsing row or a pulsing column; returns the number of coincidences. Pulsing rows
-    with hard bounds go phase by phase over the whole row (:func:`_half_select_row`), the
-    rest device by device (:func:`_half_select_element`)."""
-    k_val = dp[DP_K]
-    ctoc = dp[DP_CTOC]
-    soft = dp[DP_SOFT] != 0.0
-    bounded = dp[DP_BOUNDED] != 0.0
-    use_att = dp[DP_USE_ATT] != 0.0
-    single = w.shape[0] == 1 and not use_att
-    n_in = cmask.shape[0]
-    n_coinc = 0
-    for i in range(sd.shape[0]):
-        rm = rmask[i]
-        if rm != 0 and not soft:
-            n_coinc += _half_select_row(
-                dv, i, rm, sd[i], cmask, sx, acols, n_ac, k_val, ctoc, bounded,
-                w, par, wread, att, use_att, zrow, s,
-            )  # fmt: skip
-            continue
-        if rm == 0:
-            cols, n_cols = acols, n_ac  # a silent row: only pulsing columns
-        else:
-            cols, n_cols = all_cols, n_in
-        for jj in range(n_cols):
-            j = cols[jj]
-            n_coinc += int(_popcount(rm & cmask[j]))
-            v = _half_select_element(
-                w[dv, i, j], rm, cmask[j], sd[i], sx[j],
-                par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
-                par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN],
-                k_val, ctoc, soft, bounded, s,
-            )  # fmt: skip
-            w[dv, i, j] = v
-            if single:
-                wread[i, j] = v
-            else:
-                total = 0.0
-                for dd in range(w.shape[0]):
-                    total += w[dd, i, j]
-                wread[i, j] = total * att[i, j] if use_att else total
-    return n_coinc
 
 
 @numba.njit(cache=True, nogil=True)
@@ -256,11 +74,11 @@ def pulsed_update(
     streams), column streams are shared. Returns the number of full coincidences, or −1
     (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
 
-    Sample by sample: the column streams and the pulsing columns
-    (:func:`_column_streams`), for k = 0 each slot's column list; then per device the row
-    streams and the pulses (:func:`_coincidence_update`, or with half-select
-    :func:`_half_select_update`). Many samples without half-select go to
-    :func:`~rpucircuit.model.kernels.batched._pulsed_update_batch`.
+    Sample by sample: column streams and the list of pulsing columns, each slot's column
+    list, then per device the row streams and the pulses (coincidences only for k = 0,
+    else half-select). These steps stay in this one function: as functions of their own,
+    called per sample and device, they made conv1's half-select update 10 % slower
+    (measured), and the pulse block as a helper made updates 3-5x slower.
     """
     if not (_all_finite(x) and _all_finite(d)):
         return -1
@@ -268,7 +86,7 @@ def pulsed_update(
         return _pulsed_update_batch(x, d, lr, bl, um, dw_min, w, par, dp, wread, att, s)
     n_dev, n_out, n_in = w.shape
     k_on = dp[DP_K] != 0.0
-    cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)
+    soft = dp[DP_SOFT] != 0.0
     cmask = np.zeros(n_in, dtype=np.uint64)
     rmask = np.zeros(_padded(n_out), dtype=np.uint64)
     acols = np.empty(n_in, dtype=np.int64)
@@ -282,36 +100,132 @@ def pulsed_update(
     slot_n = np.zeros(bl, dtype=np.int64)
     sx = np.zeros(n_in, dtype=np.int64)
     sd = np.zeros(n_out, dtype=np.int64)
+    ctoc = dp[DP_CTOC]
+    bounded = dp[DP_BOUNDED] != 0.0
+    use_att = dp[DP_USE_ATT] != 0.0
+    single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
+    k_val = dp[DP_K]
     all_cols = np.arange(n_in)
     zrow = np.empty(normal_capacity(n_in) if k_on else 0)  # c2c normals of a half-select row
     zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
     zpos = _C2C_BATCH
     n_coinc = 0
+    cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     for smp in range(x.shape[0]):
-        if cxs[smp] == 0.0:
+        cx = cxs[smp]
+        cd = cds[smp]
+        if cx == 0.0:
             continue
-        n_ac, col_any = _column_streams(
-            x, smp, cxs[smp], bl, s, sx, cmask, nz, pbuf, mbuf, thr, acols, acm
-        )
-        if not k_on:
-            _build_slot_lists(col_any, n_ac, acols, acm, slot_cols, slot_n)
+        # columns: streams for the nonzero inputs only, then the list of active columns
+        # branch-free: the signs of activations are unpredictable to the branch predictor
+        n_nz = 0
+        for j in range(n_in):
+            v = x[smp, j]
+            sx[j] = int(v > 0.0) - int(v < 0.0)
+            cmask[j] = 0
+            nz[n_nz] = j  # kept only if v != 0 (the next write lands on the same slot)
+            pbuf[n_nz] = min(cx * abs(v), 1.0)
+            n_nz += int(v != 0.0)
+        _streams(pbuf, n_nz, bl, mbuf, thr, s)
+        n_ac = 0
+        col_any = np.uint64(0)  # slots in which at least one column pulses
+        for jj in range(n_nz):  # branch-free compaction of the pulsing columns
+            mj = mbuf[jj]
+            j = nz[jj]
+            cmask[j] = mj
+            acols[n_ac] = j
+            acm[n_ac] = mj
+            n_ac += int(mj != 0)
+            col_any |= mj
+        for t in range(bl):  # slot t's column list, branch-free, in column order
+            n_t = 0
+            if (col_any >> np.uint64(t)) & np.uint64(1):
+                for jj in range(n_ac):
+                    slot_cols[t, n_t] = acols[jj]
+                    n_t += int((acm[jj] >> np.uint64(t)) & np.uint64(1))
+            slot_n[t] = n_t
         for i in range(n_out):
-            sd[i] = _sign(d[smp, i])
+            v = d[smp, i]
+            sd[i] = int(v > 0.0) - int(v < 0.0)
         for dv in range(n_dev):
             for i in range(n_out):
-                qbuf[i] = min(cds[smp] * abs(d[smp, i]), 1.0)
+                qbuf[i] = min(cd * abs(d[smp, i]), 1.0)
             _streams(qbuf, n_out, bl, rmask, thr, s)
-            if k_on:
-                n_coinc += _half_select_update(
-                    dv, rmask, sd, sx, cmask, acols, n_ac, all_cols, dp, w, par, wread, att,
-                    zrow, s,
-                )  # fmt: skip
+            if not k_on:
+                # Only coincidences change devices: in slot t a pulsing row meets every
+                # column of slot t's column list. Row by row (one row's devices are
+                # contiguous in memory), and within a row slot by slot, so every device
+                # gets its pulses in time order (the reference's order; one element's
+                # pulses all share one phase and devices do not interact for k = 0); the
+                # work is proportional to the number of coincidences.
+                # c2c draws come from a buffer filled in batches (_fill_normals)
+                for i in range(n_out):
+                    bits = rmask[i] & col_any  # a row pulse in a slot without columns: no-op
+                    a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
+                    while bits != 0:
+                        t = _ctz(bits)
+                        bits &= bits - np.uint64(1)
+                        n_coinc += slot_n[t]
+                        for jj in range(slot_n[t]):
+                            j = slot_cols[t, jj]
+                            sg = a_row * sx[j]  # +1 up, −1 down
+                            dw = par[dv, i, j, _step_index(sg)]
+                            if ctoc > 0.0:
+                                if zpos == _C2C_BATCH:
+                                    _fill_normals(zbuf, _C2C_BATCH, s)
+                                    zpos = 0
+                                dw *= 1.0 + ctoc * zbuf[zpos]
+                                zpos += 1
+                            v = w[dv, i, j]
+                            if soft:
+                                v = _soft_step(
+                                    v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
+                                )
+                            else:
+                                v += sg * dw
+                                if bounded:
+                                    v = min(
+                                        max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
+                                    )
+                            w[dv, i, j] = v
+                            if single:
+                                wread[i, j] = v
+                            else:
+                                total = 0.0
+                                for dd in range(n_dev):
+                                    total += w[dd, i, j]
+                                wread[i, j] = total * att[i, j] if use_att else total
             else:
-                nc, zpos = _coincidence_update(
-                    dv, rmask, col_any, sd, sx, slot_cols, slot_n, dp, w, par, wread, att,
-                    zbuf, zpos, s,
-                )  # fmt: skip
-                n_coinc += nc
+                # half-select: every device on a pulsing row or a pulsing column
+                for i in range(n_out):
+                    rm = rmask[i]
+                    if rm != 0 and not soft:
+                        n_coinc += _half_select_row(
+                            dv, i, rm, sd[i], cmask, sx, acols, n_ac, k_val, ctoc, bounded,
+                            w, par, wread, att, use_att, zrow, s,
+                        )  # fmt: skip
+                        continue
+                    if rm == 0:
+                        cols, n_cols = acols, n_ac  # a silent row: only pulsing columns
+                    else:
+                        cols, n_cols = all_cols, n_in
+                    for jj in range(n_cols):
+                        j = cols[jj]
+                        n_coinc += int(_popcount(rm & cmask[j]))
+                        v = _half_select_element(
+                            w[dv, i, j], rm, cmask[j], sd[i], sx[j],
+                            par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
+                            par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN],
+                            k_val, ctoc, soft, bounded, s,
+                        )  # fmt: skip
+                        w[dv, i, j] = v
+                        if single:
+                            wread[i, j] = v
+                        else:
+                            total = 0.0
+                            for dd in range(n_dev):
+                                total += w[dd, i, j]
+                            wread[i, j] = total * att[i, j] if use_att else total
     return n_coinc
 
 
