@@ -75,3 +75,27 @@ class DataError(RpuError):
 
 class SweepError(RpuError):
     """One or more jobs of a sweep failed; the finished ones stay cached for a rerun."""
+
+
+class CalibrationError(RpuError):
+    """A fit failed: its residual is outside the stated tolerance, or the data cannot
+    determine it. The message names the parameter."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+class MissingCaseError(CalibrationError):
+    """The characterization tree lacks a case a parameter needs. The message names the
+    case and the campaign field (``[campaign]`` of ``rpucircuit characterize``) that
+    produces it."""
+
+    def __init__(self, parameter: str, case: str, field: str) -> None:
+        super().__init__(
+            parameter,
+            f"the characterization file has no case {case!r}; it is produced by the campaign "
+            f"field {field} (rerun `rpucircuit characterize` with it)",
+        )
+        self.case = case
+        self.field = field

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from rpucircuit.errors import RpuError
+from rpucircuit.errors import CalibrationError, MissingCaseError
 
 FloatArray = npt.NDArray[np.float64]
 Tree = Mapping[str, Any]
@@ -28,30 +28,6 @@ Origin = Literal["fitted", "config"]
 
 CONFIDENCE = 0.95
 """Coverage of every interval a fit reports."""
-
-
-class CalibrationError(RpuError):
-    """A fit failed: its residual is outside the stated tolerance, or the data cannot
-    determine it. The message names the parameter."""
-
-    def __init__(self, parameter: str, message: str) -> None:
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-
-
-class MissingCaseError(CalibrationError):
-    """The characterization tree lacks a case a parameter needs. The message names the
-    case and the campaign field (``[campaign]`` of ``rpucircuit characterize``) that
-    produces it."""
-
-    def __init__(self, parameter: str, case: str, field: str) -> None:
-        super().__init__(
-            parameter,
-            f"the characterization file has no case {case!r}; it is produced by the campaign "
-            f"field {field} (rerun `rpucircuit characterize` with it)",
-        )
-        self.case = case
-        self.field = field
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

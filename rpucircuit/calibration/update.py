@@ -18,14 +18,18 @@ PulsedDeviceConfig`) are not observable; they come from paper A's preset (origin
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
 import numpy as np
+from scipy import optimize, stats
 
 from rpucircuit.calibration.base import (
+    CONFIDENCE,
     CalibrationError,
     FittedParameter,
+    FloatArray,
     LinearFit,
     MissingCaseError,
     Tree,
@@ -35,6 +39,7 @@ from rpucircuit.calibration.base import (
     least_squares,
     scalar,
     t_quantile,
+    text,
 )
 from rpucircuit.calibration.read import config_tile
 from rpucircuit.config.rpu import gokmen_vlasov_2016
@@ -50,6 +55,8 @@ K_MATCH = 1e-9
 """Relative difference under which a case's model k counts as the config's k."""
 
 UPDATE_FIELD = "update_k (must list the config's device k)"
+DTOD_FIELD = "update_dtod_size"
+BOUND_FIELD = "update_bound_span_pulses"
 
 
 def _fit_cycle(name: str, case: Tree, parameter: str) -> tuple[LinearFit, float]:
@@ -92,39 +99,266 @@ def _cycles(tree: Tree, k: float) -> dict[int, tuple[str, Tree]]:
     return found
 
 
-def config_device_parameters(case: Tree, source: str) -> list[FittedParameter]:
-    """``w_max``, ``w_min`` (the weight scale of the case's parameters) and the spreads
-    SPICE cannot see (paper A's preset): all origin ``config``."""
-    p = case["parameters"]
-    w_max = (scalar(p, "g_on_s") - scalar(p, "g_off_s")) / scalar(p, "dg_unit_s")
-    where = (f"{source}/parameters",)
-    out = [
-        config_parameter(
-            "w_max", w_max, "w", where, "(G_on − G_off)/ΔG_unit; no case drives a device to G_on"
-        ),
-        config_parameter(
-            "w_min", -w_max, "w", where, "−(G_on − G_off)/ΔG_unit; no case drives one to G_off"
-        ),
-    ]
+def config_spreads() -> list[FittedParameter]:
+    """The spreads no case observes (paper A's preset, origin ``config``): cycle-to-cycle
+    Δw_min, device-to-device bounds and up/down imbalance."""
     preset = gokmen_vlasov_2016().device
     spreads = {
-        "dw_min_dtod": preset.dw_min_dtod,
         "dw_min_ctoc": preset.dw_min_ctoc,
         "w_bound_dtod": preset.w_bound_dtod,
         "up_down_dtod": preset.up_down_dtod,
     }
-    for name, value in spreads.items():
-        out.append(
-            config_parameter(
-                name,
-                value,
-                "1",
-                ("rpucircuit.config.rpu.gokmen_vlasov_2016",),
-                "every SPICE device is the same deterministic model: spreads are not "
-                "observable; paper A's preset value",
-            )
+    return [
+        config_parameter(
+            name,
+            value,
+            "1",
+            ("rpucircuit.config.rpu.gokmen_vlasov_2016",),
+            "the SPICE device is deterministic and the campaign draws only its rate's "
+            "device-to-device spread: this spread is not observable; paper A's preset value",
         )
+        for name, value in spreads.items()
+    ]
+
+
+# --------------------------------------------------------------------------- spread
+
+
+def _pair(tree: Tree, kind: str, stem: str, *, parameter: str, field: str) -> tuple[Tree, Tree]:
+    """The ``_up`` and ``_down`` cases ``tree[kind][stem_up|down]``, or
+    :class:`MissingCaseError` naming the first one missing."""
+    cases = tree.get(kind)
+    out: list[Tree] = []
+    for word in ("up", "down"):
+        case = cases.get(f"{stem}_{word}") if isinstance(cases, Mapping) else None
+        if not isinstance(case, Mapping):
+            raise MissingCaseError(parameter, f"{kind}/{stem}_{word}", field)
+        out.append(case)
+    return out[0], out[1]
+
+
+def device_factors(case: Tree) -> FloatArray:
+    """Each device's rate over the mean rate of the case, ``dg_per_pulse_s`` over its mean
+    (the case's devices are away from the bounds, so Δg per pulse is the rate)."""
+    rate = array(case, "dg_per_pulse_s").ravel()
+    mean = float(rate.mean())
+    if mean == 0.0:
+        raise CalibrationError("dw_min_dtod", f"{text(case, 'name')}: no device moved")
+    out: FloatArray = rate / mean
     return out
+
+
+def fit_device_spread(tree: Tree) -> FittedParameter:
+    """``dw_min_dtod``: relative std of the devices' rates, from ``/update_dtod``.
+
+    Every device of the case pulses BL times and nothing else, so its Δg per pulse is its
+    own rate; up and down draw the same devices, so their factors are averaged per device
+    (one sample of ``n`` devices, not two). Interval: χ² with ``n − 1`` degrees of freedom
+    on the sample variance of ``1 + σ·ξ`` (normalizing by the sample mean instead of the
+    population's adds a relative error ~σ/√n² to σ, far inside it). Residual: rms of each
+    device's observed factor over its drawn ``rate_factor`` (both over their means) − 1,
+    worse polarity; tolerance :data:`UPDATE_RESIDUAL_TOL` (pulse edges leave ~0.3 %).
+    """
+    parameter = "dw_min_dtod"
+    up, dn = _pair(tree, "update_dtod", "dtod", parameter=parameter, field=DTOD_FIELD)
+    f_up, f_dn = device_factors(up), device_factors(dn)
+    residual = 0.0
+    for case, f in ((up, f_up), (dn, f_dn)):
+        drawn = array(case, "rate_factor").ravel()
+        rel = f / (drawn / drawn.mean()) - 1.0
+        residual = max(residual, float(np.sqrt(np.mean(rel**2))))
+    if residual > UPDATE_RESIDUAL_TOL:
+        raise CalibrationError(
+            parameter,
+            f"observed rate factors differ from the drawn ones by a relative rms of "
+            f"{residual:.3g} > {UPDATE_RESIDUAL_TOL:g} (update_dtod)",
+        )
+    f = 0.5 * (f_up + f_dn)
+    n = f.size
+    if n < 3:
+        raise CalibrationError(parameter, f"update_dtod has {n} devices: need at least 3")
+    s = float(np.std(f, ddof=1) / np.mean(f))
+    lo_q = float(stats.chi2.ppf(0.5 + CONFIDENCE / 2.0, n - 1))
+    hi_q = float(stats.chi2.ppf(0.5 - CONFIDENCE / 2.0, n - 1))
+    interval = (s * math.sqrt((n - 1) / lo_q), s * math.sqrt((n - 1) / hi_q))
+    cfg = scalar(up, "dw_min_dtod_model")
+    inside = "inside" if interval[0] <= cfg <= interval[1] else "outside"
+    return FittedParameter(
+        name=parameter,
+        value=s,
+        unit="1",
+        sources=("update_dtod/dtod_up", "update_dtod/dtod_down"),
+        residual=residual,
+        tolerance=UPDATE_RESIDUAL_TOL,
+        interval=interval,
+        origin="fitted",
+        note=(
+            f"relative std of the rates of {n} devices (up and down averaged per device), "
+            f"χ² interval; the campaign drew them with dw_min_dtod = {cfg:g} ({inside} the "
+            "interval; one draw of n devices scatters by ~1/√(2n)); residual = rms of "
+            "observed over drawn factor − 1, worse polarity"
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def bound_moves(
+    distance_s: FloatArray, *, margin_s: float, rate_s: float, n_pulses: int
+) -> FloatArray:
+    """|Δg| of devices starting ``distance_s`` from the bound they are driven towards,
+    after ``n_pulses`` pulses of free rate ``rate_s`` (S per pulse) whose rate ramps
+    linearly to zero over the last ``margin_s`` (the schema doc's closed form): free
+    pulses ``f = clip((d − M)/r, 0, BL)``, then the distance left in the margin decays as
+    ``exp(−r·n/M)``."""
+    d = np.maximum(np.asarray(distance_s, dtype=np.float64), 0.0)
+    free = np.clip((d - margin_s) / rate_s, 0.0, float(n_pulses))
+    inside = np.minimum(d, margin_s)
+    out: FloatArray = rate_s * free + inside * (
+        1.0 - np.exp(-(n_pulses - free) * rate_s / margin_s)
+    )
+    return out
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class BoundFit:
+    """One bound case fitted: bound, margin (S) and free rate (S per pulse), 95 %
+    half-widths, and the rms misfit over the rms |Δg|."""
+
+    bound_s: float
+    margin_s: float
+    rate_s: float
+    half_bound_s: float
+    half_margin_s: float
+    residual: float
+
+
+def fit_bound_case(case: Tree, name: str) -> BoundFit:
+    """Nonlinear least squares of :func:`bound_moves` to one ``/update_bound`` case in its
+    three unknowns (bound, margin, free rate); the start is the device nearest the bound
+    and the farthest device's rate. Interval: t-quantile × the Jacobian's standard error."""
+    polarity = float(scalar(case, "polarity"))
+    g0 = array(case, "g0_s").ravel()
+    moved = polarity * array(case, "dg_s").ravel()
+    bl = int(scalar(case, "n_pulses"))
+    r0 = float(np.max(np.abs(moved))) / bl
+    if r0 <= 0.0:
+        raise CalibrationError("w_max", f"{name}: no device moved")
+    edge = float(np.max(polarity * g0))  # the start nearest the bound, in polarity·g
+
+    def model(u: FloatArray) -> FloatArray:
+        distance = (edge + u[0] * r0) - polarity * g0
+        m = bound_moves(distance, margin_s=abs(u[1]) * r0, rate_s=u[2] * r0, n_pulses=bl)
+        return (m - moved) / r0
+
+    start = np.array([0.5, 0.5 * bl, 1.0])
+    res = optimize.least_squares(model, start, x_scale=np.array([1.0, bl, 1.0]))
+    dof = moved.size - 3
+    if dof < 1:
+        raise CalibrationError("w_max", f"{name} has {moved.size} devices: need at least 4")
+    resid = res.fun * r0
+    scale = float(np.sqrt(np.mean(moved**2)))
+    residual = float(np.sqrt(np.mean(resid**2))) / scale
+    if residual > UPDATE_RESIDUAL_TOL:
+        raise CalibrationError(
+            "w_max",
+            f"the bound ramp leaves a relative rms of {residual:.3g} > "
+            f"{UPDATE_RESIDUAL_TOL:g} on {name}",
+        )
+    jac = res.jac * r0  # d(residual in S)/d(u)
+    cov = float(resid @ resid) / dof * np.linalg.pinv(jac.T @ jac)
+    t = t_quantile(dof)
+    u = res.x
+    return BoundFit(
+        bound_s=polarity * (edge + float(u[0]) * r0),
+        margin_s=abs(float(u[1])) * r0,
+        rate_s=float(u[2]) * r0,
+        half_bound_s=t * math.sqrt(max(float(cov[0, 0]), 0.0)) * r0,
+        half_margin_s=t * math.sqrt(max(float(cov[1, 1]), 0.0)) * r0,
+        residual=residual,
+    )
+
+
+def fit_bounds(tree: Tree) -> tuple[FittedParameter, ...]:
+    """``g_on``, ``g_off`` (S), ``w_max``, ``w_min`` (weight units) and ``bound_margin``
+    (fraction of G_on − G_off) from ``/update_bound``.
+
+    Each case's devices start 0 … span pulses from one bound and pulse BL times; the fit
+    of :func:`bound_moves` gives the bound, the margin and the free rate. ``w_max =
+    (G_on − G_off)/ΔG_unit`` with the case's ΔG_unit (``parameters/dg_unit_s``: the weight
+    scale, ``rpucircuit/config/tile.py``), ``w_min = −w_max`` (a pair spans ±(G_on − G_off));
+    the margin is the mean of the two cases' over G_on − G_off. Intervals: each fit's 95 %
+    half-width, added for a difference; for the margin, half the up/down difference added.
+    Residual: rms misfit over rms |Δg|, worse case; tolerance :data:`UPDATE_RESIDUAL_TOL`.
+    """
+    up, dn = _pair(tree, "update_bound", "bound", parameter="w_max", field=BOUND_FIELD)
+    on, off = (
+        fit_bound_case(up, "update_bound/bound_up"),
+        fit_bound_case(dn, "update_bound/bound_down"),
+    )
+    sources = ("update_bound/bound_up", "update_bound/bound_down")
+    residual = max(on.residual, off.residual)
+    span = on.bound_s - off.bound_s
+    h_span = on.half_bound_s + off.half_bound_s
+    dg_unit = scalar(up, "parameters/dg_unit_s")
+    g_on_cfg, g_off_cfg = scalar(up, "g_on_s"), scalar(up, "g_off_s")
+    w_cfg = (g_on_cfg - g_off_cfg) / dg_unit
+    b_up, b_dn = on.margin_s / span, off.margin_s / span
+    margin = 0.5 * (b_up + b_dn)
+    h_margin = 0.5 * math.hypot(on.half_margin_s, off.half_margin_s) / span + 0.5 * abs(b_up - b_dn)
+    margin_cfg = scalar(up, "bound_margin_model")
+
+    def par(name: str, value: float, half: float, unit: str, note: str) -> FittedParameter:
+        return FittedParameter(
+            name=name,
+            value=value,
+            unit=unit,
+            sources=sources,
+            residual=residual,
+            tolerance=UPDATE_RESIDUAL_TOL,
+            interval=(value - half, value + half),
+            origin="fitted",
+            note=note + "; residual = rms misfit of the bound ramp over rms |Δg|, worse case",
+        )
+
+    return (
+        par(
+            "g_on", on.bound_s, on.half_bound_s, "S", f"the device model's G_on = {g_on_cfg:.6g} S"
+        ),
+        par(
+            "g_off",
+            off.bound_s,
+            off.half_bound_s,
+            "S",
+            f"the device model's G_off = {g_off_cfg:.6g} S",
+        ),
+        par(
+            "w_max",
+            span / dg_unit,
+            h_span / dg_unit,
+            "w",
+            f"(G_on − G_off)/ΔG_unit with ΔG_unit = {dg_unit:.6g} S; "
+            f"the config's w_max = {w_cfg:g}",
+        ),
+        par(
+            "w_min",
+            -span / dg_unit,
+            h_span / dg_unit,
+            "w",
+            f"−(G_on − G_off)/ΔG_unit (the m device at G_on, the p device at G_off); the "
+            f"config's −{w_cfg:g}",
+        ),
+        par(
+            "bound_margin",
+            margin,
+            h_margin,
+            "1",
+            f"rate ramp over G_on − G_off, mean of up {b_up:.4g} and down {b_dn:.4g} "
+            f"(free rates {on.rate_s:.4g}, {off.rate_s:.4g} S per pulse); the device model's "
+            f"margin = {margin_cfg:g}",
+        ),
+    )
 
 
 def fit_update(tree: Tree, *, k_model: float | None = None) -> tuple[FittedParameter, ...]:
@@ -201,8 +435,20 @@ def fit_update(tree: Tree, *, k_model: float | None = None) -> tuple[FittedParam
         "1",
         "the model's imbalance u with (1 + u)/(1 − u) = up_down_ratio",
     )
-    out += config_device_parameters(up, f"update/{name_up}")
+    out += fit_bounds(tree)
+    out.append(fit_device_spread(tree))
+    out += config_spreads()
     return tuple(out)
 
 
-__all__ = ["UPDATE_RESIDUAL_TOL", "config_device_parameters", "fit_update"]
+__all__ = [
+    "UPDATE_RESIDUAL_TOL",
+    "BoundFit",
+    "bound_moves",
+    "config_spreads",
+    "device_factors",
+    "fit_bound_case",
+    "fit_bounds",
+    "fit_device_spread",
+    "fit_update",
+]
