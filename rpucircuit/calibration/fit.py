@@ -27,7 +27,7 @@ def fit_all(tree: Tree) -> tuple[FittedParameter, ...]:
     tau_bwd, gain_bwd = fit_read_gain(tree, "backward", r_seg_ohm=r_seg, r_driver_ohm=r_drv)
     tau = tau_fwd.value
     params: list[FittedParameter] = [tau_fwd, gain_fwd, tau_bwd, gain_bwd]
-    params += fit_ir_drop(tree, tau)
+    params += fit_ir_drop(tree, tau, tau_backward_s=tau_bwd.value)
     params += fit_input_transfer(tree, tau)
     params.append(fit_output_bound(tree, tau))
     params += periphery_steps(tree)

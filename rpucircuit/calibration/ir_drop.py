@@ -48,6 +48,7 @@ leaves ~50 % on a random tile)."""
 
 OP_FIELD = "op_sizes"
 STRESS_FIELD = "transient_size (the IR-stress transient case)"
+BACKWARD_FIELD = "ir_stress_backward"
 
 
 def _r_mean_ohm(case: Tree) -> float:
@@ -189,15 +190,26 @@ def dc_resistances(tree: Tree) -> tuple[float, float]:
     return r_seg, r_drv
 
 
-def fit_ir_drop(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
+def _stress_fits(
+    cases: dict[str, Tree], tau_sum_s: float, parameter: str
+) -> tuple[list[CaseFit], Tree]:
+    fits = [fit_case(name, case, tau_sum_s, parameter=parameter) for name, case in cases.items()]
+    return fits, next(iter(cases.values()))["parameters"]
+
+
+def fit_ir_drop(
+    tree: Tree, tau_sum_s: float, *, tau_backward_s: float | None = None
+) -> tuple[FittedParameter, ...]:
     """Segment and driver ratios of the config's lines from the DC points, and of the IR
-    stress case's lines (whose drop is ×10⁴, large enough for a transient to resolve).
+    stress cases' lines (whose drop is ×10⁴, large enough for a transient to resolve).
 
     Returns ``segment_ratio``, ``driver_ratio`` (DC points ``op_fwd_random_<N>``, the
-    config's own lines and devices: what the model path takes) and
-    ``segment_ratio_ir_stress``, ``driver_ratio_ir_stress`` (the stress case; their notes
-    give the model path's mean-map error on it). ``tau_sum_s`` is the forward summing-node
-    time constant (:func:`rpucircuit.calibration.read.fit_read_gain`) for the transient's gain.
+    config's own lines and devices: what the model path takes),
+    ``segment_ratio_ir_stress``, ``driver_ratio_ir_stress`` (the forward stress case; their
+    notes give the model path's mean-map error on it) and ``segment_ratio_backward``,
+    ``driver_ratio_backward`` (:func:`fit_backward`). ``tau_sum_s`` is the forward
+    summing-node time constant (:func:`rpucircuit.calibration.read.fit_read_gain`) for the
+    transient's gain, ``tau_backward_s`` the backward one (default: the forward one).
     """
     ops = find_cases(
         tree,
@@ -217,11 +229,7 @@ def fit_ir_drop(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
     )
     out: list[FittedParameter] = []
     for group_cases, suffix in ((ops, ""), (stress, "_ir_stress")):
-        fits = [
-            fit_case(name, case, tau_sum_s, parameter=f"segment_ratio{suffix}")
-            for name, case in group_cases.items()
-        ]
-        p = next(iter(group_cases.values()))["parameters"]
+        fits, p = _stress_fits(group_cases, tau_sum_s, f"segment_ratio{suffix}")
         seg = _ratio_parameter(
             f"segment_ratio{suffix}",
             fits,
@@ -247,7 +255,92 @@ def fit_ir_drop(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
             seg = _with_note(seg, extra)
             drv = _with_note(drv, extra)
         out += [seg, drv]
+    tau_bwd = tau_sum_s if tau_backward_s is None else tau_backward_s
+    out += fit_backward(tree, tau_bwd, config_case=next(iter(ops.values())))
     return tuple(out)
+
+
+def _scaled(
+    name: str,
+    fits: list[CaseFit],
+    ohms: list[tuple[float, float]],
+    recorded_ohm: float,
+    cfg_ohm: float,
+    cfg_r_mean_ohm: float,
+    label: str,
+) -> FittedParameter:
+    """Per-case resistances as fractions of the stress case's recorded value, combined and
+    scaled to the config's lines: ``(r_fit/r_recorded)·r_cfg/R_mean_cfg``."""
+    scale = cfg_ohm / recorded_ohm / cfg_r_mean_ohm if recorded_ohm > 0.0 else 0.0
+    value, half = combine([r * scale for r, _ in ohms], [h * scale for _, h in ohms])
+    cfg_ratio = cfg_ohm / cfg_r_mean_ohm
+    inside = "inside" if value - half <= cfg_ratio <= value + half else "outside"
+    raw = combine(
+        [r / f.r_mean_ohm for (r, _), f in zip(ohms, fits, strict=True)],
+        [h / f.r_mean_ohm for (_, h), f in zip(ohms, fits, strict=True)],
+    )[0]
+    return FittedParameter(
+        name=name,
+        value=value,
+        unit="1",
+        sources=tuple(f"transfer/{f.name}" for f in fits),
+        residual=max(f.residual for f in fits),
+        tolerance=IR_RESIDUAL_TOL,
+        interval=(value - half, value + half),
+        origin="fitted",
+        note=(
+            f"backward read of the IR stress case: {label} {raw:.6g} of R_mean there "
+            f"({sum(r for r, _ in ohms) / len(ohms):.6g} Ω against the {recorded_ohm:.6g} Ω "
+            f"it records), that fraction of the config's {cfg_ohm:.6g} Ω over its R_mean "
+            f"{cfg_r_mean_ohm:.6g} Ω; the config's ratio {cfg_ratio:.6g} is {inside} the "
+            "interval; first-order fit with the case's own conductances; residual = rms "
+            "misfit over rms IR drop"
+        ),
+    )
+
+
+def fit_backward(
+    tree: Tree, tau_backward_s: float, *, config_case: Tree
+) -> tuple[FittedParameter, FittedParameter]:
+    """``segment_ratio_backward``, ``driver_ratio_backward``: the ratios of the config's
+    lines as the backward read sees them, from ``transfer/bwd_ir_stress_<N>``.
+
+    The stress case's resistances are those of the config ×100 (lines) over devices ÷100,
+    so its drop is large enough to fit but its ratios are 10⁴ times the config's. Each
+    fitted resistance is taken as a fraction of the one the case records and that fraction
+    applied to the config's (``config_case``'s ``parameters``, the DC point's), so the
+    values are in the model path's units, beside ``segment_ratio`` and ``driver_ratio``.
+    """
+    cases = find_cases(
+        tree,
+        "transfer",
+        r"bwd_ir_stress_\d+",
+        parameter="segment_ratio_backward",
+        case="transfer/bwd_ir_stress_<N>",
+        field=BACKWARD_FIELD,
+    )
+    fits, p = _stress_fits(cases, tau_backward_s, "segment_ratio_backward")
+    pc = config_case["parameters"]
+    r_mean_cfg = 2.0 / (scalar(pc, "g_on_s") + scalar(pc, "g_off_s"))
+    seg = _scaled(
+        "segment_ratio_backward",
+        fits,
+        [(f.r_seg_ohm, f.half_seg_ohm) for f in fits],
+        scalar(p, "r_seg_col_ohm"),
+        scalar(pc, "r_seg_col_ohm"),
+        r_mean_cfg,
+        "segment resistance",
+    )
+    drv = _scaled(
+        "driver_ratio_backward",
+        fits,
+        [(f.r_driver_ohm, f.half_driver_ohm) for f in fits],
+        scalar(p, "r_driver_ohm"),
+        scalar(pc, "r_driver_ohm"),
+        r_mean_cfg,
+        "driver resistance",
+    )
+    return seg, drv
 
 
 def _with_note(p: FittedParameter, extra: str) -> FittedParameter:
@@ -258,6 +351,7 @@ __all__ = [
     "IR_RESIDUAL_TOL",
     "CaseFit",
     "dc_resistances",
+    "fit_backward",
     "fit_case",
     "fit_ir_drop",
     "mean_map_error",
