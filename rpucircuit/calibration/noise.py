@@ -1,27 +1,34 @@
 """Output noise of a read: ``σ² = a + b·N`` over the devices per array on an output line,
 kT/C of the integrator reset, and the ADC's quantization.
 
-What the file holds. ``/noise`` is ngspice's ``.noise`` of one output line of the config's
-tile (``N`` = its columns) for the single-ended read, without kT/C; ``/ktc`` is ``.noise``
-of the reset switch across C_int; ``/noise_mc`` is a transient-noise Monte Carlo of a line
-of ``noise_mc_devices`` devices with all three sources, beside the ``.noise`` reference of
-the same line split by source. So the ``.noise`` values exist at two sizes (the config's
-columns and ``noise_mc_devices``; 32 and 4 in the quick campaign, 32 and 8 in the default
-one), and the Monte Carlo checks the smaller one independently. No campaign field gives a
-third size today: ``noise_mc_devices`` is one number and ``.noise`` runs on the config's tile;
-a list field (noise sizes) would let the straight line be tested rather than drawn.
+What the file holds. ``/noise_lines/noise_<N>`` is ngspice's ``.noise`` of one output line
+of ``N`` devices per array (one per campaign ``noise_sizes`` entry, plus the Monte Carlo's
+``noise_mc_devices``) for the single-ended read, without kT/C; ``/ktc`` is ``.noise`` of the
+reset switch across C_int; ``/noise_mc`` is a transient-noise Monte Carlo of a line of
+``noise_mc_devices`` devices with all three sources, an independent check of one size;
+``/noise`` is the config tile's line (its analytic budget is quoted in the notes).
 
 Model. Device thermal noise adds ``2kT·G·T`` per device (linear in N); kT/C and the op-amp's
 broadband output noise do not depend on N; the op-amp's ``e_n·G`` part and its charge frozen
-on the line capacitance grow as N². ``a + b·N`` through two sizes is exact at those sizes and
-is what the behavioral model's per-read σ needs for tiles between them; the note says how
-far the N² part moves it. Every σ here is in weight units of the signal as it reaches the
-output (divided by the read gain, as ``/noise/sigma_sim_w`` is); the Monte Carlo's σ, which
-are not, are divided by the gain of their line (:func:`rpucircuit.calibration.read.line_gain`).
+on the line capacitance grow as N² (the op-amp's noise gain is affine in the line's
+conductance and capacitance, both ∝ N). So ``σ² = a₂ + b₂·N + c₂·N²`` describes every
+size (on the quick reference it passes through its four points to 1e-4 of their
+uncertainty), and it is what ``out_noise`` at the config's N uses. The behavioral model
+takes the straight line ``a + b·N``; it is fitted to the quadratic over the sizes the
+networks use, :data:`NETWORK_SIZES` (devices per output line of paper A's and B's arrays,
+both directions: 10 … 785, rounded out to 8 … 1024), with every size weighted alike
+(relative error of σ² on a geometric grid). Beyond the largest simulated size the
+quadratic is extrapolated, which the N² physics supports and the note states. The
+straight line's largest error of σ over that range is the residual of ``out_noise_a`` and
+``out_noise_b`` (:data:`LINEAR_NOISE_TOL`). Every σ here is in weight units of the signal
+as it reaches the output (divided by the read gain, as ``sigma_sim_w`` is); the Monte
+Carlo's σ, which are not, are divided by the gain of their line
+(:func:`rpucircuit.calibration.read.line_gain`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -34,6 +41,7 @@ from rpucircuit.calibration.base import (
     Tree,
     case_config,
     config_parameter,
+    find_cases,
     group,
     scalar,
 )
@@ -53,7 +61,29 @@ KTC_TOL = 0.02
 RC spectrum integrates to kT/C exactly; 2 % allows the finite frequency grid (reference:
 1e-3)."""
 
+LINEAR_NOISE_TOL = 0.006
+"""Largest |σ_line − σ| (weight units) of the straight line σ² = a + b·N over
+:data:`NETWORK_SIZES`: a tenth of paper A's acceptable σ = 0.06, the level where an error
+of the model's per-read σ starts to matter next to the noise a network tolerates (the
+reference's line misses by 0.0034 w, 10 % of σ, at N = 1024, where the N² part shows)."""
+
+POINT_Z_TOL = 3.0
+"""Largest |misfit| of a ``.noise`` point from the quadratic in units of its standard
+deviation (:data:`NOISE_POINT_REL`): beyond 3 the quadratic does not describe the sizes."""
+
+NETWORK_SIZES = (8, 1024)
+"""Devices per output line the line σ² = a + b·N must serve: paper A's and B's arrays read
+forward (26 … 785 columns) and backward (10 … 256 rows), rounded out to powers of two."""
+
+GRID_POINTS = 64
+"""Sizes of the geometric grid the line is fitted on (enough that the worst error on the
+grid is the worst over the range to well under 1 %)."""
+
+MIN_SIZES = 3
+"""Fewest ``.noise`` sizes the quadratic needs."""
+
 NOISE_FIELD = "noise (always run; rerun `rpucircuit characterize`)"
+SIZES_FIELD = "noise_sizes"
 MC_FIELD = "noise_mc_trials / noise_mc_devices"
 
 
@@ -105,88 +135,188 @@ def adc_sigma(tree: Tree, tau_sum_s: float) -> FittedParameter:
     )
 
 
+def _ktc_sigma_at(case: Tree, ktc: Tree, n_line: int, tau_sum_s: float) -> float:
+    """kT/C of the reset in weight units of ``case``'s line: the charge ``√(kT·C)`` from
+    ngspice's ``v2_sim`` on ``/ktc``'s C_int, rescaled to the case's C_int, over its
+    Q_unit and read gain."""
+    p = case["parameters"]
+    c_ktc, c_case = scalar(ktc, "c_int_f"), scalar(p, "c_int_f")
+    q = math.sqrt(scalar(ktc, "v2_sim") * c_ktc * c_case)
+    return q / (scalar(p, "q_unit_c") * line_gain(case, n_line, tau_sum_s))
+
+
 def noise_points(tree: Tree, tau_sum_s: float) -> dict[int, float]:
     """σ² (weight units², device + op-amp + kT/C) by devices per array on the line, from
-    the ``.noise`` values: ``/noise`` with ``/ktc``, and the Monte Carlo's reference."""
-    noise = group(tree, "noise", parameter="out_noise", field=NOISE_FIELD)
-    mc = group(tree, "noise_mc", parameter="out_noise", field=MC_FIELD)
-    ktc = ktc_sigma(tree, tau_sum_s)
-    n_big, n_small = int(scalar(noise, "n_devices")), int(scalar(mc, "n_devices"))
-    if n_big == n_small:
+    ``/noise_lines`` and ``/ktc``; :class:`MissingCaseError` without lines,
+    :class:`CalibrationError` with fewer than :data:`MIN_SIZES` sizes."""
+    lines = find_cases(
+        tree,
+        "noise_lines",
+        r"noise_\d+",
+        parameter="out_noise",
+        case="noise_lines/noise_<N>",
+        field=SIZES_FIELD,
+    )
+    ktc_sigma(tree, tau_sum_s)  # checks /ktc against kT/C_int
+    ktc = group(tree, "ktc", parameter="out_noise_ktc", field=NOISE_FIELD)
+    points: dict[int, float] = {}
+    for case in lines.values():
+        n = int(scalar(case, "n_devices"))
+        points[n] = scalar(case, "sigma_sim_w") ** 2 + _ktc_sigma_at(case, ktc, n, tau_sum_s) ** 2
+    if len(points) < MIN_SIZES:
         raise CalibrationError(
             "out_noise",
-            f"the .noise line and the Monte Carlo line both have {n_big} devices: need two "
-            "sizes (set noise_mc_devices to another value)",
+            f"noise_lines has {len(points)} sizes ({sorted(points)}): σ² = a + b·N + c·N² needs "
+            f"at least {MIN_SIZES} (campaign field {SIZES_FIELD})",
         )
-    sigma_small = scalar(mc, "sigma_noise_w") / line_gain(mc, n_small, tau_sum_s)
-    return {
-        n_small: sigma_small**2,
-        n_big: scalar(noise, "sigma_sim_w") ** 2 + ktc.value**2,
-    }
+    return points
 
 
-def fit_noise_line(points: dict[int, float]) -> tuple[float, float, FloatArray]:
-    """``(a, b, cov)`` of ``σ² = a + b·N`` through the points, weighted by their
+def _poly_design(n: FloatArray, degree: int) -> FloatArray:
+    return np.column_stack([n**k for k in range(degree + 1)])
+
+
+def fit_noise_poly(points: dict[int, float], degree: int = 2) -> tuple[FloatArray, FloatArray]:
+    """``(coef, cov)`` of ``σ² = Σ_k coef[k]·N^k`` through the points, weighted by their
     uncertainty (:data:`NOISE_POINT_REL` on σ, twice that on σ²)."""
     n = np.array(sorted(points), dtype=np.float64)
     var = np.array([points[int(k)] for k in n])
     sd = var * 2.0 * NOISE_POINT_REL / Z95
-    design = np.column_stack([np.ones_like(n), n]) / sd[:, None]
+    design = _poly_design(n, degree) / sd[:, None]
     cov = np.linalg.inv(design.T @ design)
     coef = cov @ design.T @ (var / sd)
-    return float(coef[0]), float(coef[1]), np.asarray(cov, dtype=np.float64)
+    return np.asarray(coef, dtype=np.float64), np.asarray(cov, dtype=np.float64)
 
 
-def monte_carlo_z(tree: Tree, tau_sum_s: float, a: float, b: float) -> float:
-    """z of the Monte Carlo's σ against the line at its size; :class:`CalibrationError`
-    beyond :data:`MC_Z_TOL`."""
+def point_z(points: dict[int, float], coef: FloatArray) -> float:
+    """Largest |misfit| of a point from the curve in units of its standard deviation."""
+    n = np.array(sorted(points), dtype=np.float64)
+    var = np.array([points[int(k)] for k in n])
+    sd = var * 2.0 * NOISE_POINT_REL / Z95
+    return float(np.max(np.abs(var - _poly_design(n, coef.size - 1) @ coef) / sd))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class LinearNoise:
+    """The straight line ``σ² = a + b·N`` fitted to a curve over a range of N."""
+
+    a: float
+    b: float
+    cov: FloatArray
+    """Covariance of (a, b), propagated from the curve's."""
+    max_abs_w: float
+    """Largest |σ_line − σ_curve| over the range, weight units."""
+    max_rel: float
+    """Largest |σ_line/σ_curve − 1| over the range."""
+    worst_n: float
+    """N where the absolute error is largest."""
+
+
+def linear_over_range(
+    coef: FloatArray, cov: FloatArray, sizes: tuple[int, int] = NETWORK_SIZES
+) -> LinearNoise:
+    """Weighted least squares of ``a + b·N`` to the curve ``coef`` on a geometric grid of
+    :data:`GRID_POINTS` sizes over ``sizes`` (relative error of σ², every size alike); a
+    linear map of ``coef``, so its covariance follows exactly."""
+    g = np.geomspace(float(sizes[0]), float(sizes[1]), GRID_POINTS)
+    curve_design = _poly_design(g, coef.size - 1)
+    curve = curve_design @ coef
+    if np.any(curve <= 0.0):
+        raise CalibrationError("out_noise", "the fitted σ² is not positive over the sizes")
+    wb = _poly_design(g, 1) / curve[:, None]
+    proj = np.linalg.solve(wb.T @ wb, wb.T @ (curve_design / curve[:, None]))
+    ab = proj @ coef
+    line = np.sqrt(np.maximum(_poly_design(g, 1) @ ab, 0.0))
+    err = line - np.sqrt(curve)
+    worst = int(np.argmax(np.abs(err)))
+    return LinearNoise(
+        a=float(ab[0]),
+        b=float(ab[1]),
+        cov=np.asarray(proj @ cov @ proj.T, dtype=np.float64),
+        max_abs_w=float(np.abs(err[worst])),
+        max_rel=float(np.max(np.abs(err) / np.sqrt(curve))),
+        worst_n=float(g[worst]),
+    )
+
+
+def monte_carlo_z(tree: Tree, tau_sum_s: float, coef: FloatArray) -> float:
+    """z of the Monte Carlo's σ against the curve ``coef`` at its size;
+    :class:`CalibrationError` beyond :data:`MC_Z_TOL`."""
     mc = group(tree, "noise_mc", parameter="out_noise", field=MC_FIELD)
     n = int(scalar(mc, "n_devices"))
     gain = line_gain(mc, n, tau_sum_s)
-    line = math.sqrt(max(a + b * n, 0.0))
+    line = math.sqrt(max(float(_poly_design(np.array([float(n)]), coef.size - 1)[0] @ coef), 0.0))
     sigma, stderr = scalar(mc, "sigma_mc_w") / gain, scalar(mc, "sigma_mc_stderr_w") / gain
     z = (sigma - line) / stderr
     if abs(z) > MC_Z_TOL:
         raise CalibrationError(
             "out_noise",
             f"Monte Carlo σ = {sigma:.4g} ± {stderr:.2g} at N = {n} disagrees with the .noise "
-            f"line {line:.4g} (z = {z:.2f}, |z| > {MC_Z_TOL:g})",
+            f"curve {line:.4g} (z = {z:.2f}, |z| > {MC_Z_TOL:g})",
         )
     return z
 
 
 def fit_output_noise(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...]:
-    """``out_noise_a``, ``out_noise_b`` (σ² = a + b·N, weight units²) and ``out_noise`` (σ at
-    the config tile's N) from the ``.noise`` points, checked against the Monte Carlo.
+    """``out_noise_a``, ``out_noise_b`` (the straight line σ² = a + b·N over
+    :data:`NETWORK_SIZES`, weight units²) and ``out_noise`` (σ at the config tile's N, from
+    the quadratic) from the ``.noise`` lines, checked against the Monte Carlo.
 
-    Intervals from the weighted least squares through the points (:func:`fit_noise_line`);
-    residual: |z| of the Monte Carlo (:data:`MC_Z_TOL`).
+    Intervals: the weighted quadratic's covariance, propagated. Residuals: for a and b the
+    line's largest error of σ over the range (:data:`LINEAR_NOISE_TOL`); for ``out_noise``
+    the quadratic's worst point |z| (:data:`POINT_Z_TOL`). A Monte Carlo |z| beyond
+    :data:`MC_Z_TOL` or a point beyond its tolerance raises :class:`CalibrationError`.
     """
     points = noise_points(tree, tau_sum_s)
-    a, b, cov = fit_noise_line(points)
-    z = monte_carlo_z(tree, tau_sum_s, a, b)
+    coef, cov = fit_noise_poly(points, 2)
+    zp = point_z(points, coef)
+    if zp > POINT_Z_TOL:
+        raise CalibrationError(
+            "out_noise",
+            f"σ² = a + b·N + c·N² misses a .noise point by {zp:.2f} of its uncertainty "
+            f"(> {POINT_Z_TOL:g}); sizes {sorted(points)}",
+        )
+    z = monte_carlo_z(tree, tau_sum_s, coef)
+    lin = linear_over_range(coef, cov)
+    if lin.max_abs_w > LINEAR_NOISE_TOL:
+        raise CalibrationError(
+            "out_noise_b",
+            f"the straight line σ² = a + b·N misses σ by {lin.max_abs_w:.3g} w at N = "
+            f"{lin.worst_n:.0f} (> {LINEAR_NOISE_TOL:g} over N = {NETWORK_SIZES[0]} … "
+            f"{NETWORK_SIZES[1]})",
+        )
     noise = group(tree, "noise", parameter="out_noise", field=NOISE_FIELD)
     budget = noise["budget"]
     sizes = ", ".join(str(k) for k in sorted(points))
+    n_mc = int(scalar(group(tree, "noise_mc", parameter="out_noise", field=MC_FIELD), "n_devices"))
+    lo, hi = NETWORK_SIZES
+    extrapolated = f"; extrapolated beyond N = {max(points)}" if max(points) < hi else ""
     common = (
-        f"sizes N = {sizes} (.noise; the Monte Carlo checks N = {min(points)}: z = {z:.2f}); "
-        "a third size needs a list field of noise sizes in [campaign]; residual = |z|"
+        f"quadratic σ² = {coef[0]:.4g} + {coef[1]:.4g}·N + {coef[2]:.4g}·N² through the "
+        f".noise sizes N = {sizes} (worst point |z| = {zp:.2g}; the Monte Carlo at "
+        f"N = {n_mc}: "
+        f"z = {z:.2f}); the line fits it over N = {lo} … {hi}{extrapolated}: largest error "
+        f"of σ {lin.max_abs_w:.3g} w ({100 * lin.max_rel:.1f} %) at N ≈ {lin.worst_n:.0f}; "
+        "residual = that error (w)"
     )
-    ha, hb = Z95 * math.sqrt(cov[0, 0]), Z95 * math.sqrt(cov[1, 1])
+    ha, hb = Z95 * math.sqrt(lin.cov[0, 0]), Z95 * math.sqrt(lin.cov[1, 1])
     n_cfg = scalar(noise["parameters"], "cols")
-    sig = math.sqrt(a + b * n_cfg)
-    var_sig = cov[0, 0] + 2 * n_cfg * cov[0, 1] + n_cfg**2 * cov[1, 1]
-    hs = Z95 * math.sqrt(max(var_sig, 0.0)) / (2.0 * sig)
+    row = _poly_design(np.array([n_cfg]), 2)[0]
+    sig = math.sqrt(float(row @ coef))
+    hs = Z95 * math.sqrt(max(float(row @ cov @ row), 0.0)) / (2.0 * sig)
+    sig_line = math.sqrt(lin.a + lin.b * n_cfg)
     analytic = math.hypot(scalar(budget, "device_thermal_w"), scalar(budget, "opamp_w"))
 
-    def par(name: str, value: float, half: float, unit: str, note: str) -> FittedParameter:
+    def par(
+        name: str, value: float, half: float, unit: str, note: str, resid: float, tol: float
+    ) -> FittedParameter:
         return FittedParameter(
             name=name,
             value=value,
             unit=unit,
-            sources=("noise", "ktc", "noise_mc"),
-            residual=abs(z),
-            tolerance=MC_Z_TOL,
+            sources=("noise_lines", "ktc", "noise_mc"),
+            residual=resid,
+            tolerance=tol,
             interval=(value - half, value + half),
             origin="fitted",
             note=note,
@@ -195,41 +325,54 @@ def fit_output_noise(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...
     return (
         par(
             "out_noise_a",
-            a,
+            lin.a,
             ha,
             "w^2",
-            "σ² at N = 0: kT/C and the op-amp's broadband output noise; " + common,
+            "σ² at N = 0 of the straight line: kT/C, the op-amp's broadband output noise and "
+            "the line's share of the N² part; " + common,
+            lin.max_abs_w,
+            LINEAR_NOISE_TOL,
         ),
         par(
             "out_noise_b",
-            b,
+            lin.b,
             hb,
             "w^2",
-            "σ² per device per array on the line: devices' "
-            "thermal noise and the op-amp's e_n·G (which grows as N², so the line is a chord "
-            "between the sizes); " + common,
+            "σ² per device per array on the line: devices' thermal noise and the op-amp's "
+            "e_n·G (which grows as N², so the line is its chord over the range); " + common,
+            lin.max_abs_w,
+            LINEAR_NOISE_TOL,
         ),
         par(
             "out_noise",
             sig,
             hs,
             "w",
-            f"σ at the config's N = {int(n_cfg)} (device, op-amp, "
-            f"kT/C; no ADC); the analytic budget gives device + op-amp {analytic:.4g} and kT/C "
-            f"{scalar(budget, 'ktc_w'):.4g}; the model path's out_noise is σ = 0.06 by "
-            "default (paper A's acceptable value)",
+            f"σ at the config's N = {int(n_cfg)} from the quadratic (device, op-amp, kT/C; no "
+            f"ADC; the straight line gives {sig_line:.4g}); the analytic budget gives device + "
+            f"op-amp {analytic:.4g} and kT/C {scalar(budget, 'ktc_w'):.4g}; the model path's "
+            "out_noise is σ = 0.06 by default (paper A's acceptable value); residual = the "
+            "quadratic's worst point |z|",
+            zp,
+            POINT_Z_TOL,
         ),
     )
 
 
 __all__ = [
     "KTC_TOL",
+    "LINEAR_NOISE_TOL",
     "MC_Z_TOL",
+    "NETWORK_SIZES",
     "NOISE_POINT_REL",
+    "POINT_Z_TOL",
+    "LinearNoise",
     "adc_sigma",
-    "fit_noise_line",
+    "fit_noise_poly",
     "fit_output_noise",
     "ktc_sigma",
+    "linear_over_range",
     "monte_carlo_z",
     "noise_points",
+    "point_z",
 ]

@@ -96,6 +96,14 @@ def _cycles(tree: Tree, k: float) -> dict[int, tuple[str, Tree]]:
         if polarity not in found:
             label = f"update/<response>_k{k:g}_{word}".replace(".", "p")
             raise MissingCaseError("k_half_select", label, UPDATE_FIELD)
+        name, case = found[polarity]
+        if "rate_factor" in case and np.any(array(case, "rate_factor") != 1.0):
+            raise CalibrationError(
+                "k_half_select",
+                f"update/{name} has devices with their own rates (rate_factor ≠ 1): the count "
+                "fit needs identical devices (the campaign runs these cases with "
+                "device.dw_min_dtod = 0; rerun `rpucircuit characterize`)",
+            )
     return found
 
 
