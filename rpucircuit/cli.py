@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "model": "write an array-model file from a preset (export) or print one (show)",
     "netlist": "write the SPICE netlist of one tile cycle (forward/backward/update/noise/line)",
     "characterize": "run the circuit characterization campaign (ngspice; cached, parallel)",
+    "calibrate": "fit and validate an array-model file from a characterization file",
 }
 """Subcommand name -> one-line help. Each has a module ``rpucircuit.commands.<name>``."""
 

@@ -480,7 +480,7 @@ class Validation:
                     (
                         f"held-out read {r.case} ≤ {READ_RMS_TARGET} % of α rms",
                         r.rms <= READ_RMS_TARGET,
-                        f"{r.rms:.4f} %",
+                        f"{r.rms:.3g} %",
                     )
                 )
             met = r.closer_met
@@ -489,7 +489,7 @@ class Validation:
                     (
                         f"{r.case}: {CLOSER_FACTOR:g}× closer than the preset",
                         met,
-                        f"preset {r.preset_rms:.4f} %, calibrated {r.rms:.4f} %, "
+                        f"preset {r.preset_rms:.3g} %, calibrated {r.rms:.3g} %, "
                         f"ratio {r.ratio:.3g}",
                     )
                 )
