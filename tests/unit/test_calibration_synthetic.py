@@ -22,7 +22,12 @@ from rpucircuit.calibration import CalibrationError, FittedParameter, MissingCas
 from rpucircuit.calibration.base import least_squares
 from rpucircuit.calibration.ir_drop import dc_resistances, fit_ir_drop
 from rpucircuit.calibration.lines import case_drop, first_order_regressors
-from rpucircuit.calibration.noise import fit_output_noise, ktc_sigma
+from rpucircuit.calibration.noise import (
+    fit_noise_poly,
+    fit_output_noise,
+    ktc_sigma,
+    noise_points,
+)
 from rpucircuit.calibration.read import (
     case_read_gain,
     fit_input_transfer,
@@ -261,21 +266,84 @@ def _small_line_gain(tree: dict[str, Any]) -> float:
     return gain_of(TAU, g_line_s=2 * n * g_mean, c_int_f=float(p["c_int_f"]), a0=float(p["a0"]))
 
 
-def _plant_noise(tree: dict[str, Any], a: float, b: float) -> None:
-    ktc = ktc_sigma(tree, TAU).value
-    tree["noise"]["sigma_sim_w"] = np.float64(math.sqrt(a + 32 * b - ktc**2))
-    sigma_4 = math.sqrt(a + 4 * b) * _small_line_gain(tree)
-    tree["noise_mc"]["sigma_noise_w"] = np.float64(sigma_4)
-    tree["noise_mc"]["sigma_mc_w"] = np.float64(sigma_4)
+def _ktc_at(case: dict[str, Any], tree: dict[str, Any]) -> float:
+    """kT/C in weight units of a noise line, by hand: √(kT/C_int)·C_int/(Q_unit·gain)."""
+    p = case["parameters"]
+    n = float(case["n_devices"])
+    g_mean = 0.5 * (float(p["g_on_s"]) + float(p["g_off_s"]))
+    gain = gain_of(TAU, g_line_s=2 * n * g_mean, c_int_f=float(p["c_int_f"]), a0=float(p["a0"]))
+    v2 = float(tree["ktc"]["v2_sim"])
+    return math.sqrt(v2) * float(p["c_int_f"]) / (float(p["q_unit_c"]) * gain)
+
+
+def _plant_noise(tree: dict[str, Any], a: float, b: float, c: float = 0.0) -> None:
+    """Every noise line's σ (with kT/C) on σ² = a + b·N + c·N², the Monte Carlo on it."""
+    for case in tree["noise_lines"].values():
+        n = float(case["n_devices"])
+        case["sigma_sim_w"] = np.float64(math.sqrt(a + b * n + c * n**2 - _ktc_at(case, tree) ** 2))
+    n_mc = float(tree["noise_mc"]["n_devices"])
+    sigma_mc = math.sqrt(a + b * n_mc + c * n_mc**2) * _small_line_gain(tree)
+    tree["noise_mc"]["sigma_noise_w"] = np.float64(sigma_mc)
+    tree["noise_mc"]["sigma_mc_w"] = np.float64(sigma_mc)
 
 
 def test_noise_recovers_planted_line(tree: dict[str, Any]) -> None:
+    # A straight planted line: the quadratic's c is 0, the line over 8 … 1024 is the line.
     _plant_noise(tree, 1e-4, 2e-6)
+    coef, _ = fit_noise_poly(noise_points(tree, TAU), 2)
+    assert coef[:2] == pytest.approx([1e-4, 2e-6], rel=EXACT)
+    assert coef[2] == pytest.approx(0.0, abs=EXACT * 2e-6 / 1024)
     params = {p.name: p for p in fit_output_noise(tree, TAU)}
     assert params["out_noise_a"].value == pytest.approx(1e-4, rel=EXACT)
     assert params["out_noise_b"].value == pytest.approx(2e-6, rel=EXACT)
     assert params["out_noise"].value == pytest.approx(math.sqrt(1e-4 + 64e-6), rel=EXACT)
-    assert params["out_noise_a"].residual == pytest.approx(0.0, abs=EXACT)  # z of the MC
+    assert params["out_noise_a"].residual == pytest.approx(0.0, abs=EXACT)  # line = curve
+    assert params["out_noise"].residual == pytest.approx(0.0, abs=1e-6)  # points on it
+
+
+def test_noise_recovers_planted_quadratic_and_reports_the_chord(tree: dict[str, Any]) -> None:
+    # σ² = 1e-4 + 1e-6·N + 2e-10·N²: recovered exactly from the four sizes; the line over
+    # 8 … 1024 then misses σ by an amount computed here by brute force on a fine grid.
+    a, b, c = 1e-4, 1e-6, 2e-10
+    _plant_noise(tree, a, b, c)
+    coef, _ = fit_noise_poly(noise_points(tree, TAU), 2)
+    assert coef == pytest.approx([a, b, c], rel=1e-7)
+    params = {p.name: p for p in fit_output_noise(tree, TAU)}
+    la, lb = params["out_noise_a"].value, params["out_noise_b"].value
+    n = np.linspace(8.0, 1024.0, 100_000)
+    worst = float(np.max(np.abs(np.sqrt(la + lb * n) - np.sqrt(a + b * n + c * n**2))))
+    # the fit's grid has 64 geometric points: its worst error is the fine grid's within 1 %
+    assert params["out_noise_a"].residual == pytest.approx(worst, rel=0.01)
+    assert params["out_noise"].value == pytest.approx(math.sqrt(a + 32 * b + 1024 * c), rel=1e-7)
+
+
+def test_noise_line_beyond_tolerance_names_the_parameter(tree: dict[str, Any]) -> None:
+    # A strong N² part: the line cannot follow it within 0.006 w over 8 … 1024.
+    _plant_noise(tree, 1e-4, 1e-6, 1e-7)
+    with pytest.raises(CalibrationError, match=r"out_noise_b: the straight line .* misses σ"):
+        fit_output_noise(tree, TAU)
+
+
+def test_noise_point_off_the_quadratic_is_refused(tree: dict[str, Any]) -> None:
+    _plant_noise(tree, 1e-4, 2e-6)
+    case = tree["noise_lines"]["noise_8"]
+    case["sigma_sim_w"] = case["sigma_sim_w"] * 1.3
+    with pytest.raises(CalibrationError, match=r"out_noise: σ² = a \+ b·N \+ c·N² misses"):
+        fit_output_noise(tree, TAU)
+
+
+def test_noise_missing_lines_names_case_and_field(tree: dict[str, Any]) -> None:
+    del tree["noise_lines"]
+    with pytest.raises(
+        MissingCaseError, match=r"out_noise: .*'noise_lines/noise_<N>'.*noise_sizes"
+    ):
+        fit_output_noise(tree, TAU)
+
+
+def test_noise_needs_three_sizes(tree: dict[str, Any]) -> None:
+    del tree["noise_lines"]["noise_8"], tree["noise_lines"]["noise_32"]
+    with pytest.raises(CalibrationError, match=r"out_noise: noise_lines has 2 sizes .* at least 3"):
+        fit_output_noise(tree, TAU)
 
 
 def test_noise_monte_carlo_disagreement_names_the_parameter(tree: dict[str, Any]) -> None:
@@ -432,12 +500,6 @@ def test_time_encoded_case_missing(tree: dict[str, Any]) -> None:
     del tree["transfer"]["fwd_sinh_time_8"]
     with pytest.raises(MissingCaseError, match=r"fwd_sinh_time_<N>.*transient_size"):
         fit_input_transfer(tree, TAU)
-
-
-def test_noise_needs_two_sizes(tree: dict[str, Any]) -> None:
-    tree["noise_mc"]["n_devices"] = np.int64(32)
-    with pytest.raises(CalibrationError, match=r"out_noise: .* both have 32 devices"):
-        fit_output_noise(tree, TAU)
 
 
 def test_noise_missing_noise_case(tree: dict[str, Any]) -> None:
