@@ -20,7 +20,7 @@ import pytest
 
 from rpucircuit.calibration import CalibrationError, FittedParameter, MissingCaseError
 from rpucircuit.calibration.base import least_squares
-from rpucircuit.calibration.ir_drop import dc_resistances, fit_ir_drop
+from rpucircuit.calibration.ir_drop import dc_resistances, fit_backward, fit_ir_drop
 from rpucircuit.calibration.lines import case_drop, first_order_regressors
 from rpucircuit.calibration.noise import (
     fit_noise_poly,
@@ -36,7 +36,12 @@ from rpucircuit.calibration.read import (
     gain_of,
     line_conductance_s,
 )
-from rpucircuit.calibration.update import fit_update
+from rpucircuit.calibration.update import (
+    bound_moves,
+    fit_bounds,
+    fit_device_spread,
+    fit_update,
+)
 from rpucircuit.circuit import characterize as ch
 from rpucircuit.circuit import nodal
 from rpucircuit.config.tile import LineConfig, gokmen_vlasov_2016
@@ -169,11 +174,37 @@ def test_ir_stress_residual_names_the_stress_parameter(
         fit_ir_drop(tree, TAU)
 
 
+def test_backward_ratios_recover_a_nodal_solve(tree: dict[str, Any]) -> None:
+    # The backward stress case replaced by a nodal solve of its own conductances with
+    # 20 Ω segments and 30 Ω drivers (the case records 14.4 Ω and 10 Ω): the fitted
+    # fractions 20/14.4 and 30/10 carry over to the config's 0.144 Ω and 10 Ω on 24 MΩ.
+    # On 8 devices of 240 kΩ, a_max ≈ 8²·20/240e3/2 ≈ 3e-3: tolerance 1 %.
+    case = tree["transfer"]["bwd_ir_stress_8"]
+    base = gokmen_vlasov_2016(rows=8, cols=8)
+    line = LineConfig(r_ohm_per_um=20.0 / base.tile.pitch_um, c_f_per_um=0.2e-15)
+    cfg = dataclasses.replace(
+        base,
+        tile=dataclasses.replace(base.tile, row_line=line, col_line=line, r_driver_ohm=30.0),
+        device=dataclasses.replace(base.device, r_mean_ohm=24e4),
+    )
+    assert cfg.q_unit_c == pytest.approx(float(case["q_unit_c"]), rel=1e-12)
+    res = nodal.read(
+        cfg, case["g_pos_s"], case["g_neg_s"], case["x"], direction="backward", finite_gain=False
+    )
+    case["y_sim_w"] = case_read_gain(case, TAU) * res.q_c / cfg.q_unit_c
+    seg, drv = fit_backward(tree, TAU, config_case=tree["transfer"]["op_fwd_random_16"])
+    assert seg.value == pytest.approx(20.0 / 14.4 * 0.144 / 24e6, rel=0.01)
+    assert drv.value == pytest.approx(30.0 / 10.0 * 10.0 / 24e6, rel=0.01)
+    assert seg.contains(20.0 / 14.4 * 0.144 / 24e6) and drv.contains(3.0 * 10.0 / 24e6)
+    assert "outside the interval" in seg.note  # the config's own 6e-9
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
         ("fwd_ir_stress_8", r"transfer/fwd_ir_stress_<N>.*transient_size"),
         ("op_fwd_random_16", r"transfer/op_fwd_random_<N>.*op_sizes"),
+        ("bwd_ir_stress_8", r"segment_ratio_backward: .*bwd_ir_stress_<N>.*ir_stress_backward"),
     ],
 )
 def test_ir_drop_missing_case_names_case_and_field(
@@ -396,6 +427,138 @@ def test_update_residual_beyond_tolerance_names_the_parameter(
 def test_update_missing_k_names_case_and_field(tree: dict[str, Any]) -> None:
     with pytest.raises(MissingCaseError, match=r"update/<response>_k0p3_up.*update_k"):
         fit_update(tree, k_model=0.3)
+
+
+def test_update_refuses_k_cases_with_device_spread(tree: dict[str, Any]) -> None:
+    case = tree["update"]["rectifying_k0p1_up"]
+    case["rate_factor"] = case["rate_factor"] * 1.1
+    with pytest.raises(
+        CalibrationError, match=r"k_half_select: update/rectifying_k0p1_up .*\(rate_factor ≠ 1\)"
+    ):
+        fit_update(tree)
+
+
+def _plant_spread(tree: dict[str, Any], factors: np.ndarray) -> None:
+    """Both spread cases: each device's Δg per pulse is the mean rate times its factor."""
+    for case in tree["update_dtod"].values():
+        case["rate_factor"] = factors
+        case["dg_per_pulse_s"] = float(case["dg_model_s"]) * factors
+
+
+def test_spread_recovers_planted_devices(tree: dict[str, Any], rng: np.random.Generator) -> None:
+    # 4096 devices drawn with σ = 0.2: the fit is the sample's relative std (ddof = 1) to
+    # float rounding, and the χ² interval (±2 %) holds the population's 0.2 for this draw.
+    factors = 1.0 + 0.2 * rng.standard_normal((64, 64))
+    _plant_spread(tree, factors)
+    spread = fit_device_spread(tree)
+    assert spread.value == pytest.approx(
+        float(np.std(factors, ddof=1) / np.mean(factors)), rel=EXACT
+    )
+    assert spread.contains(0.2)
+    assert spread.residual == pytest.approx(0.0, abs=EXACT)
+    assert "drew them with dw_min_dtod = 0.3" in spread.note  # the recorded model value
+
+
+def test_spread_observed_unlike_drawn_is_refused(
+    tree: dict[str, Any], rng: np.random.Generator
+) -> None:
+    factors = 1.0 + 0.2 * rng.standard_normal((8, 8))
+    _plant_spread(tree, factors)
+    tree["update_dtod"]["dtod_down"]["rate_factor"] = np.roll(factors, 1)
+    with pytest.raises(CalibrationError, match=r"dw_min_dtod: observed rate factors differ"):
+        fit_device_spread(tree)
+
+
+@pytest.mark.parametrize("word", ["up", "down"])
+def test_spread_missing_case_names_case_and_field(tree: dict[str, Any], word: str) -> None:
+    del tree["update_dtod"][f"dtod_{word}"]
+    with pytest.raises(
+        MissingCaseError, match=rf"dw_min_dtod: .*'update_dtod/dtod_{word}'.*update_dtod_size"
+    ):
+        fit_device_spread(tree)
+
+
+def _euler_bound(
+    g0: np.ndarray, polarity: int, *, bound: float, margin: float, rate: float, pulses: int
+) -> np.ndarray:
+    """Δg of the ramp dg/dn = ±rate·min(1, distance/margin), stepped by Euler with 2000
+    steps per pulse (an independent check of the closed form; error ~rate/2000)."""
+    g = g0.astype(np.float64).copy()
+    steps = 2000 * pulses
+    for _ in range(steps):
+        distance = np.maximum(polarity * (bound - g), 0.0)
+        g += polarity * rate / 2000 * np.minimum(1.0, distance / margin)
+    out: np.ndarray = g - g0
+    return out
+
+
+def _plant_bounds(
+    tree: dict[str, Any], g_on: float, g_off: float, margin: float, rate: float
+) -> None:
+    for case, bound, polarity in (
+        (tree["update_bound"]["bound_up"], g_on, 1),
+        (tree["update_bound"]["bound_down"], g_off, -1),
+    ):
+        bl = int(case["n_pulses"])
+        dg = _euler_bound(
+            np.asarray(case["g0_s"]),
+            polarity,
+            bound=bound,
+            margin=margin * (g_on - g_off),
+            rate=rate,
+            pulses=bl,
+        )
+        case["dg_s"] = dg
+        case["dg_per_pulse_s"] = dg / bl
+
+
+def test_bounds_recover_planted_ramp(tree: dict[str, Any]) -> None:
+    # Bounds 0.1 % inside the recorded ones, a 0.8 % margin and a rate 10 % above the model's:
+    # the closed-form fit recovers them from the Euler-stepped data to the stepping error
+    # (1e-4 of a pulse, 1e-5 of the margin; tolerance 1e-3 relative on the margin, 1e-4 of
+    # G_on − G_off, a sixtieth of a pulse, on the bounds).
+    case = tree["update_bound"]["bound_up"]
+    g_on_rec, g_off_rec = float(case["g_on_s"]), float(case["g_off_s"])
+    span = g_on_rec - g_off_rec
+    g_on, g_off = g_on_rec - 0.001 * span, g_off_rec + 0.001 * span
+    rate = 1.1 * float(case["dg_model_s"])
+    _plant_bounds(tree, g_on, g_off, 0.008, rate)
+    params = {p.name: p for p in fit_bounds(tree)}
+    assert params["g_on"].value == pytest.approx(g_on, abs=1e-4 * span)
+    assert params["g_off"].value == pytest.approx(g_off, abs=1e-4 * span)
+    dg_unit = float(case["parameters"]["dg_unit_s"])
+    assert params["w_max"].value == pytest.approx((g_on - g_off) / dg_unit, rel=1e-4)
+    assert params["w_min"].value == pytest.approx(-(g_on - g_off) / dg_unit, rel=1e-4)
+    assert params["bound_margin"].value == pytest.approx(0.008, rel=1e-3)
+    assert params["w_max"].residual < 1e-3
+
+
+def test_bound_moves_closed_form_matches_stepping() -> None:
+    # Devices 0 … 20 pulses from G_on, margin 6 pulses, 10 pulses: closed form against Euler.
+    rate, margin, bl = 1.0, 6.0, 10
+    d = np.linspace(0.0, 20.0, 21)
+    stepped = _euler_bound(100.0 - d, 1, bound=100.0, margin=margin, rate=rate, pulses=bl)
+    closed = bound_moves(d, margin_s=margin, rate_s=rate, n_pulses=bl)
+    # Euler's first-order error, ~step/(2·margin) of the distance decayed: 9e-5 pulses here
+    assert closed == pytest.approx(stepped, abs=5e-4)
+    assert closed[0] == 0.0 and closed[-1] == pytest.approx(bl, rel=1e-12)
+
+
+def test_bounds_misfit_beyond_tolerance_names_the_parameter(
+    tree: dict[str, Any], rng: np.random.Generator
+) -> None:
+    case = tree["update_bound"]["bound_down"]
+    case["dg_s"] = case["dg_s"] * (1.0 + 0.3 * rng.standard_normal(case["dg_s"].shape))
+    with pytest.raises(CalibrationError, match=r"w_max: the bound ramp leaves"):
+        fit_bounds(tree)
+
+
+def test_bounds_missing_case_names_case_and_field(tree: dict[str, Any]) -> None:
+    del tree["update_bound"]
+    with pytest.raises(
+        MissingCaseError, match=r"w_max: .*'update_bound/bound_up'.*update_bound_span_pulses"
+    ):
+        fit_bounds(tree)
 
 
 # --------------------------------------------------------------------------- records
