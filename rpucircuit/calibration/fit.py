@@ -16,8 +16,9 @@ from rpucircuit.calibration.update import fit_update
 
 def fit_all(tree: Tree) -> tuple[FittedParameter, ...]:
     """Every parameter calibration determines, from a tree of
-    :func:`rpucircuit.circuit.characterize.load`: read gain per direction, IR-drop ratios,
-    input transfer curve, output bound and DAC/ADC steps, output noise, update.
+    :func:`rpucircuit.circuit.characterize.load`: read gain per direction, IR-drop ratios
+    (forward and backward), input transfer curve, output bound and DAC/ADC steps, output
+    noise, update (k, Δw_min, up/down, bounds and margin, device-to-device spread).
 
     The first error (a missing case, a residual beyond its tolerance) is raised as it is;
     names are unique in the result.

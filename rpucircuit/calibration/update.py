@@ -1,5 +1,6 @@
 """Pulsed update: Δw_min, the half-select nonlinearity k, the up/down ratio, the weight
-bounds, and the device spreads SPICE cannot see.
+bounds and their ramp, the device-to-device spread of Δw_min, and the spreads SPICE
+cannot see.
 
 Each update case is one stochastic cycle on one array of devices starting at G_mean: every
 device changes by ``Δg = a·n_full + b·n_half`` (``n_full`` coincident pulses at V_S,
@@ -9,11 +10,17 @@ the up/down ratio is ``a_up/|a_down|`` and the model's imbalance ``u`` solves
 ``(1 + u)/(1 − u)`` = that ratio. The cases used are those whose device model has the
 config's k (the campaign field ``update_k`` must include it).
 
-A SPICE device is deterministic and every device of a netlist is the same, so the
-device-to-device and cycle-to-cycle spreads of the model (:class:`rpucircuit.config.rpu.
-PulsedDeviceConfig`) are not observable; they come from paper A's preset (origin
-``config``), as do the weight bounds, which no case drives a device to (the bounds are
-``±(G_on − G_off)/ΔG_unit`` by the weight scale's definition).
+The k cases run identical devices (``rate_factor`` all 1; a case with its own rates is
+refused). The device-to-device spread of the rate, ``dw_min_dtod``, comes from
+``/update_dtod`` (:func:`fit_device_spread`): every line pulses in every slot, so each
+device's Δg per pulse is its own rate. The bounds come from ``/update_bound``
+(:func:`fit_bounds`): devices started 0 … span pulses from G_on or G_off, whose rate ramps
+to zero over ``bound_margin·(G_on − G_off)``, give G_on, G_off and the margin, and ``w_max
+= −w_min = (G_on − G_off)/ΔG_unit`` by the weight scale's definition
+(``rpucircuit/config/tile.py``). A SPICE device is deterministic and the campaign draws no
+other spread, so the cycle-to-cycle spread, the bounds' and the up/down imbalance's
+device-to-device spreads (:class:`rpucircuit.config.rpu.PulsedDeviceConfig`) are not
+observable; they come from paper A's preset (origin ``config``).
 """
 
 from __future__ import annotations
@@ -370,10 +377,12 @@ def fit_bounds(tree: Tree) -> tuple[FittedParameter, ...]:
 
 
 def fit_update(tree: Tree, *, k_model: float | None = None) -> tuple[FittedParameter, ...]:
-    """``dw_min``, ``k_half_select``, ``up_down_ratio``, ``up_down`` (fitted) and ``w_max``,
-    ``w_min``, ``dw_min_dtod``, ``dw_min_ctoc``, ``w_bound_dtod``, ``up_down_dtod`` (config).
+    """``dw_min``, ``k_half_select``, ``up_down_ratio``, ``up_down`` (the k cases),
+    ``g_on``, ``g_off``, ``w_max``, ``w_min``, ``bound_margin`` (:func:`fit_bounds`),
+    ``dw_min_dtod`` (:func:`fit_device_spread`), all fitted, and ``dw_min_ctoc``,
+    ``w_bound_dtod``, ``up_down_dtod`` (config).
 
-    ``k_model`` picks the cases (default: the config's device k). Intervals: the fit's
+    ``k_model`` picks the k cases (default: the config's device k). Intervals: the fit's
     95 % half-width of each cycle; where the up and down cycles are averaged, half their
     difference is added (they differ by more than their fit errors on the pulse edges).
     """
