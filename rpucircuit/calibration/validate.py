@@ -298,7 +298,8 @@ def calibrated_read(case: Tree, tree: Tree, model: ReadModel) -> FloatArray:
         d: Direction = "forward" if direction == "forward" else "backward"
         w = w * ir_model.attenuation(w.shape[0], w.shape[1], d)
     y = (w if direction == "forward" else w.T) @ fx
-    if direction in model.tau_sum_s:
+    if direction in model.tau_sum_s and text(case, "analysis") != "op":
+        # a DC point has no integrator (as the IR fit takes it: gain 1)
         y = case_read_gain(case, model.tau_sum_s[direction]) * y
     alpha = model.out_bound
     if model.scale_alpha and alpha > 0.0:
