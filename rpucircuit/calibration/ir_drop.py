@@ -271,7 +271,13 @@ def _scaled(
 ) -> FittedParameter:
     """Per-case resistances as fractions of the stress case's recorded value, combined and
     scaled to the config's lines: ``(r_fit/r_recorded)·r_cfg/R_mean_cfg``."""
-    scale = cfg_ohm / recorded_ohm / cfg_r_mean_ohm if recorded_ohm > 0.0 else 0.0
+    if recorded_ohm <= 0.0:
+        raise CalibrationError(
+            name,
+            f"the backward stress case records a {label} of {recorded_ohm:g} Ω: no "
+            "fraction of it to carry over to the config's lines",
+        )
+    scale = cfg_ohm / recorded_ohm / cfg_r_mean_ohm
     value, half = combine([r * scale for r, _ in ohms], [h * scale for _, h in ohms])
     cfg_ratio = cfg_ohm / cfg_r_mean_ohm
     inside = "inside" if value - half <= cfg_ratio <= value + half else "outside"

@@ -63,6 +63,9 @@ K_MATCH = 1e-9
 
 UPDATE_FIELD = "update_k (must list the config's device k)"
 DTOD_FIELD = "update_dtod_size"
+MIN_MARGIN_PULSES = 1e-6
+"""Floor of the margin (in free-rate pulses) while fitting: keeps the ramp's
+``exp(−r·n/M)`` finite when the optimizer tries M → 0."""
 BOUND_FIELD = "update_bound_span_pulses"
 
 
@@ -264,7 +267,8 @@ def fit_bound_case(case: Tree, name: str) -> BoundFit:
 
     def model(u: FloatArray) -> FloatArray:
         distance = (edge + u[0] * r0) - polarity * g0
-        m = bound_moves(distance, margin_s=abs(u[1]) * r0, rate_s=u[2] * r0, n_pulses=bl)
+        margin = max(abs(float(u[1])), MIN_MARGIN_PULSES) * r0
+        m = bound_moves(distance, margin_s=margin, rate_s=float(u[2]) * r0, n_pulses=bl)
         return (m - moved) / r0
 
     start = np.array([0.5, 0.5 * bl, 1.0])
@@ -282,6 +286,13 @@ def fit_bound_case(case: Tree, name: str) -> BoundFit:
             f"{UPDATE_RESIDUAL_TOL:g} on {name}",
         )
     jac = res.jac * r0  # d(residual in S)/d(u)
+    if np.linalg.matrix_rank(jac, tol=1e-9 * float(np.max(np.abs(jac)))) < 3:
+        raise CalibrationError(
+            "w_max",
+            f"{name}: the devices do not see the bound's ramp (no start within margin + BL "
+            "pulses of it), so the bound and the margin are not determined; raise "
+            "update_bound_span_pulses or start devices nearer the bound",
+        )
     cov = float(resid @ resid) / dof * np.linalg.pinv(jac.T @ jac)
     t = t_quantile(dof)
     u = res.x

@@ -553,6 +553,20 @@ def test_bounds_misfit_beyond_tolerance_names_the_parameter(
         fit_bounds(tree)
 
 
+def test_bounds_without_devices_near_the_bound_are_refused(tree: dict[str, Any]) -> None:
+    # Every device moves its full BL pulses: nothing shows where the bound or the ramp is.
+    case = tree["update_bound"]["bound_up"]
+    case["dg_s"] = np.full_like(case["dg_s"], 10 * float(case["dg_model_s"]))
+    with pytest.raises(CalibrationError, match=r"w_max: .*bound_up: the devices do not see"):
+        fit_bounds(tree)
+
+
+def test_backward_ratio_without_recorded_resistance_is_refused(tree: dict[str, Any]) -> None:
+    tree["transfer"]["bwd_ir_stress_8"]["parameters"]["r_driver_ohm"] = np.float64(0.0)
+    with pytest.raises(CalibrationError, match=r"driver_ratio_backward: .* records a driver"):
+        fit_backward(tree, TAU, config_case=tree["transfer"]["op_fwd_random_16"])
+
+
 def test_bounds_missing_case_names_case_and_field(tree: dict[str, Any]) -> None:
     del tree["update_bound"]
     with pytest.raises(
