@@ -172,6 +172,24 @@ def noise_points(tree: Tree, tau_sum_s: float) -> dict[int, float]:
     return points
 
 
+def opamp_variances(tree: Tree) -> dict[int, float]:
+    """The op-amp's part of each ``.noise`` line's σ² (weight units²), by size:
+    ``sigma_sim_w² − sigma_sim_no_opamp_w²`` (its growth with N is what curves σ²)."""
+    lines = find_cases(
+        tree,
+        "noise_lines",
+        r"noise_\d+",
+        parameter="out_noise",
+        case="noise_lines/noise_<N>",
+        field=SIZES_FIELD,
+    )
+    return {
+        int(scalar(c, "n_devices")): scalar(c, "sigma_sim_w") ** 2
+        - scalar(c, "sigma_sim_no_opamp_w") ** 2
+        for c in lines.values()
+    }
+
+
 def _poly_design(n: FloatArray, degree: int) -> FloatArray:
     return np.column_stack([n**k for k in range(degree + 1)])
 
@@ -291,7 +309,11 @@ def fit_output_noise(tree: Tree, tau_sum_s: float) -> tuple[FittedParameter, ...
     n_mc = int(scalar(group(tree, "noise_mc", parameter="out_noise", field=MC_FIELD), "n_devices"))
     lo, hi = NETWORK_SIZES
     extrapolated = f"; extrapolated beyond N = {max(points)}" if max(points) < hi else ""
+    opamp = opamp_variances(tree)
+    lo_n, hi_n = min(opamp), max(opamp)
     common = (
+        f"the op-amp's part of σ² grows from {opamp[lo_n]:.3g} w² at N = {lo_n} to "
+        f"{opamp[hi_n]:.3g} w² at N = {hi_n}; "
         f"quadratic σ² = {coef[0]:.4g} + {coef[1]:.4g}·N + {coef[2]:.4g}·N² through the "
         f".noise sizes N = {sizes} (worst point |z| = {zp:.2g}; the Monte Carlo at "
         f"N = {n_mc}: "
@@ -374,5 +396,6 @@ __all__ = [
     "linear_over_range",
     "monte_carlo_z",
     "noise_points",
+    "opamp_variances",
     "point_z",
 ]

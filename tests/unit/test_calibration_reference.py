@@ -202,6 +202,9 @@ def test_noise_quadratic_and_line_against_the_analytic_budget(
     assert fitted["out_noise_a"].residual == fitted["out_noise_b"].residual
     assert 1e-3 < fitted["out_noise_a"].residual < LINEAR_NOISE_TOL
     assert "8 … 1024" in fitted["out_noise_a"].note
+    # Why a straight line is a chord: the op-amp's part of σ² (sigma_sim_w² −
+    # sigma_sim_no_opamp_w² of the lines) grows from 2.26e-5 w² at N = 4 to 3.4e-5 at 128.
+    assert "from 2.26e-05 w² at N = 4 to 3.4e-05 w² at N = 128" in fitted["out_noise_b"].note
     # The quadratic passes through the four sizes (worst |z| 1e-4; tolerance 3), and the
     # Monte Carlo at N = 4 agrees (z = -0.51, quoted in the note; tolerance 3).
     assert fitted["out_noise"].residual < 0.01

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rpucircuit.calibration import CalibrationError, FittedParameter, MissingCaseError
+from rpucircuit import errors
+from rpucircuit.calibration import CalibrationError, FittedParameter, MissingCaseError, base
 from rpucircuit.calibration.base import least_squares
 from rpucircuit.calibration.ir_drop import dc_resistances, fit_backward, fit_ir_drop
 from rpucircuit.calibration.lines import case_drop, first_order_regressors
@@ -576,6 +577,14 @@ def test_bounds_missing_case_names_case_and_field(tree: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- records
+
+
+def test_calibration_errors_live_with_the_others() -> None:
+    # rpucircuit.errors holds the hierarchy; the calibration package re-exports the classes.
+    assert CalibrationError is errors.CalibrationError
+    assert MissingCaseError is base.MissingCaseError is errors.MissingCaseError
+    assert issubclass(MissingCaseError, CalibrationError)
+    assert issubclass(CalibrationError, errors.RpuError)
 
 
 def test_fitted_parameter_refuses_inverted_interval() -> None:
