@@ -23,8 +23,7 @@ apply ``read_gain`` and ``input_transfer`` themselves, this read applies them ex
 add the ADC step's ±½ LSB to the comparison. The preset's read is the same with paper A's
 numbers: its DAC, no gain, no transfer curve, no IR drop, α = its ``out_bound``.
 
-Errors are in % of the case's α (its recorded ``alpha_w``): rms and largest
-|model − simulator| over the outputs.
+Errors: rms and largest |model − simulator| over the outputs, in % of the case's α.
 
 Updates. For each update cycle of the config's k, the expected Δw of every device for the
 cycle's bit streams, ``±Δw_min·(1 ± u)·(n_full + k·n_half)``, against the simulated
