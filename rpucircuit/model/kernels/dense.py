@@ -173,33 +173,48 @@ def dense_network(layers: Sequence[DenseLayer], *, p: FloatArray, g: FloatArray)
 
 @numba.njit(cache=True, nogil=True)
 def _dense_read(
-    net: Any, li: int, backward: bool, x: FloatArray, y: FloatArray
+    wr: Any,
+    col_major: bool,
+    backward: bool,
+    x: FloatArray,
+    y: FloatArray,
+    io: FloatArray,
+    s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
-    """One managed read of layer ``li``, forward (``x`` in + 1 → ``y`` out) or backward."""
+    """One managed read of a dense layer; ``wr`` is the read copy (out, in) or, when
+    ``col_major``, its transpose (in, out) (both C-contiguous). Takes single arrays, not
+    the :class:`DenseNet`: a struct argument is passed field by field, hundreds of words
+    per call."""
     xb = x.reshape((1, x.shape[0]))
     yb = y.reshape((1, y.shape[0]))
-    io = net.bwd_io[li] if backward else net.fwd_io[li]
-    wr = net.wread[li]
-    if net.col_major[li] != backward:
-        return read_batch(wr.T, xb, yb, io, net.state[li])
-    return read_batch(wr, xb, yb, io, net.state[li])
+    if col_major != backward:
+        return read_batch(wr.T, xb, yb, io, s)
+    return read_batch(wr, xb, yb, io, s)
 
 
 @numba.njit(cache=True, nogil=True)
-def _dense_update(net: Any, li: int, wread: Any, lr: float) -> None:  # pragma: no cover
-    """The update of layer ``li`` from its cached input and output gradient; ``wread``: its
-    read copy in the tile's own orientation (out, in)."""
-    x = net.x[li]
-    d = net.d[li]
+def _dense_update(
+    x: FloatArray,
+    d: FloatArray,
+    lr: float,
+    upd: FloatArray,
+    w: FloatArray,
+    par: FloatArray,
+    dp: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    s: UIntArray,
+) -> None:  # pragma: no cover - compiled
+    """The update of one dense layer from its input ``x`` and output gradient ``d`` (``upd``:
+    its row of update parameters; ``wread`` in the tile's own orientation (out, in))."""
     xb = x.reshape((1, x.shape[0]))
     db = d.reshape((1, d.shape[0]))
-    upd = net.upd[li]
     if upd[UPD_EXACT] != 0.0:
-        exact_update(xb, db, lr, net.w[li], net.par[li], net.dp[li], wread, net.att[li])
+        exact_update(xb, db, lr, w, par, dp, wread, att)
     else:
         pulsed_update(
             xb, db, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
-            net.w[li], net.par[li], net.dp[li], wread, net.att[li], net.state[li],
+            w, par, dp, wread, att, s,
         )  # fmt: skip
 
 
@@ -231,32 +246,36 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
     Returns the cross-entropy before the step, or NaN (changing nothing) if the sample
     holds a NaN or infinity.
     """
-    n_layers = len(net.x)
-    x0 = net.x[0]
-    if not _all_finite(x0.reshape((1, x0.shape[0]))):
+    # the fields once, as locals: the loops below then index plain tuples
+    acts, col_major, upd, p, g = net.act, net.col_major, net.upd, net.p, net.g
+    xs, ys, ds, zs, wreads = net.x, net.y, net.d, net.z, net.wread
+    ws, pars, dps, atts, states = net.w, net.par, net.dp, net.att, net.state
+    fwd_ios, bwd_ios = net.fwd_io, net.bwd_io
+    n_layers = len(ws)
+    if not _all_finite(xs[0].reshape((1, xs[0].shape[0]))):
         return np.nan
     for li in range(n_layers):  # forward
-        _dense_read(net, li, False, net.x[li], net.y[li])
+        _dense_read(wreads[li], col_major[li], False, xs[li], ys[li], fwd_ios[li], states[li])
         if li + 1 < n_layers:
-            n = net.y[li].shape[0]
-            activation_forward(net.act[li], net.y[li], net.x[li + 1][:n])
-    p = net.p
-    g = net.g
-    softmax(net.y[n_layers - 1], p)
+            n = ys[li].shape[0]
+            activation_forward(acts[li], ys[li], xs[li + 1][:n])
+    softmax(ys[n_layers - 1], p)
     loss = -np.log(max(p[label], 1e-300))
     g[:] = p
     g[label] -= 1.0
     grad = g
     for li in range(n_layers - 1, -1, -1):  # backward and update, last layer first
-        net.d[li][:] = grad
+        ds[li][:] = grad
         if li > 0:
-            _dense_read(net, li, True, net.d[li], net.z[li])
-        if net.col_major[li]:
-            _dense_update(net, li, net.wread[li].T, lr)
+            _dense_read(wreads[li], col_major[li], True, ds[li], zs[li], bwd_ios[li], states[li])
+        if col_major[li]:
+            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], dps[li], wreads[li].T,
+                          atts[li], states[li])  # fmt: skip
         else:
-            _dense_update(net, li, net.wread[li], lr)
+            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], dps[li], wreads[li],
+                          atts[li], states[li])  # fmt: skip
         if li > 0:
-            n = net.y[li - 1].shape[0]
-            activation_backward(net.act[li - 1], net.x[li][:n], net.z[li][:n], net.y[li - 1])
-            grad = net.y[li - 1]
+            n = ys[li - 1].shape[0]
+            activation_backward(acts[li - 1], xs[li][:n], zs[li][:n], ys[li - 1])
+            grad = ys[li - 1]
     return float(loss)
