@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "netlist": "write the SPICE netlist of one tile cycle (forward/backward/update/noise/line)",
     "characterize": "run the circuit characterization campaign (ngspice; cached, parallel)",
     "calibrate": "fit and validate an array-model file from a characterization file",
+    "run": "the main job: characterize, calibrate, train calibrated vs preset, report",
 }
 """Subcommand name -> one-line help. Each has a module ``rpucircuit.commands.<name>``."""
 
