@@ -28,8 +28,8 @@ lock:  ## re-resolve pyproject.toml's dependencies in a scratch venv; pin them i
 	mv "$$tmp/constraints.txt" constraints.txt; \
 	echo "constraints.txt rewritten; run make setup test lint, then commit it"
 
-demo: setup  ## the main job on the embedded default config
-	$(BIN)/rpucircuit characterize --out runs/default
+demo: setup  ## the main job on the embedded default: characterize, calibrate, train, report (docs/main-job.md)
+	$(BIN)/rpucircuit run --out runs/demo
 
 test: setup  ## the whole test suite (real ngspice included)
 	$(BIN)/python -m pytest
