@@ -259,27 +259,19 @@ def _sources_digest(*packages: str) -> str:
     return h.hexdigest()
 
 
-def _reusable(folder: Path, key: str, *needed: str) -> bool:
-    """Whether ``folder`` holds a finished stage of this key and all its ``needed`` files."""
-    stamp = folder / KEY_FILE
+def _finished(folder: Path, key: str, needed: tuple[str, ...]) -> tuple[float, str] | None:
+    """The run time and summary of a finished stage of this key whose ``needed`` files are
+    all in ``folder``; None when the stage must run."""
     try:
-        if stamp.read_text(encoding="utf-8").strip() != key:
-            return False
+        lines = (folder / KEY_FILE).read_text(encoding="utf-8").splitlines()
     except OSError:
-        return False
-    return all((folder / n).is_file() for n in needed)
-
-
-def _stamp(folder: Path, key: str) -> None:
-    (folder / KEY_FILE).write_text(key + "\n", encoding="utf-8")
-
-
-def _forget(folder: Path) -> None:
-    """Drop a stage's key before it reruns (a killed rerun is never taken as finished)."""
-    (folder / KEY_FILE).unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- the stages
+        return None
+    if len(lines) < 3 or lines[0] != key or not all((folder / n).is_file() for n in needed):
+        return None
+    try:
+        return float(lines[1]), lines[2]
+    except ValueError:
+        return None
 
 
 @dataclasses.dataclass(kw_only=True, slots=True)
@@ -288,30 +280,45 @@ class StageResult:
 
     name: str
     seconds: float
+    """Wall time of the stage when it ran (a reused stage: the run that computed it)."""
     reused: bool
     summary: str
+
+
+def staged(
+    name: str, folder: Path, key: str, needed: tuple[str, ...], work: Callable[[], str]
+) -> StageResult:
+    """Run ``work`` (which returns the stage's one-line summary) unless ``folder`` holds a
+    finished stage of ``key``. The key file (key, seconds, summary) is written only after
+    the work finished, and deleted before it starts, so a killed stage is never reused."""
+    done = _finished(folder, key, needed)
+    if done is not None:
+        return StageResult(name=name, seconds=done[0], reused=True, summary=done[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / KEY_FILE).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    summary = work()
+    seconds = time.perf_counter() - t0
+    (folder / KEY_FILE).write_text(f"{key}\n{seconds:.3f}\n{summary}\n", encoding="utf-8")
+    return StageResult(name=name, seconds=seconds, reused=False, summary=summary)
+
+
+# --------------------------------------------------------------------------- the stages
 
 
 def characterize_stage(plan: Plan, *, jobs: int | None, progress: bool) -> StageResult:
     """The campaign, reused when the folder holds one of the same config and code."""
     from rpucircuit.circuit import characterize
 
+    def work() -> str:
+        result = characterize.run_campaign(
+            plan.spec, plan.char_dir, n_workers=jobs, progress=progress
+        )
+        return f"{result.jobs} jobs ({result.cached} from its cache) -> {result.path}"
+
     key = _sha256(config_key(plan.spec), characterize.code_digest())
-    folder = plan.char_dir
-    t0 = time.perf_counter()
-    if _reusable(folder, key, characterize.RESULT_NAME, "report.md"):
-        return StageResult(
-            name="characterize", seconds=time.perf_counter() - t0, reused=True,
-            summary=f"reused {folder / characterize.RESULT_NAME}",
-        )  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
-    _forget(folder)
-    result = characterize.run_campaign(plan.spec, folder, n_workers=jobs, progress=progress)
-    _stamp(folder, key)
-    return StageResult(
-        name="characterize", seconds=time.perf_counter() - t0, reused=False,
-        summary=f"{result.jobs} jobs ({result.cached} from its cache) -> {result.path}",
-    )  # fmt: skip
+    needed = (characterize.RESULT_NAME, "report.md")
+    return staged("characterize", plan.char_dir, key, needed, work)
 
 
 def calibrate_stage(plan: Plan) -> StageResult:
@@ -321,38 +328,30 @@ def calibrate_stage(plan: Plan) -> StageResult:
     from rpucircuit.commands import calibrate
     from rpucircuit.model import modelfile
 
+    folder = plan.cal_dir
     char = plan.char_dir / "characterization.h5"
     cal_toml = to_toml(plan.calibration)
+
+    def work() -> str:
+        config = folder / "calibration.toml"
+        config.write_text(cal_toml, encoding="utf-8")
+        args = argparse.Namespace(
+            characterization=char, out=plan.model_file, config=config, held_out=None,
+            plots=folder / "plots",
+        )  # fmt: skip
+        printed, log = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(log):
+            calibrate.run(args)
+        (folder / "calibrate.txt").write_text(printed.getvalue(), encoding="utf-8")
+        model = modelfile.load_model(plan.model_file).model
+        fitted = sum(1 for p in model.parameters if p.origin == "fitted")
+        cases = sum(1 for v in model.validation if v.is_case)
+        return f"{fitted} parameters fitted, {cases} validation cases -> {plan.model_file}"
+
     key = _sha256(
         modelfile.file_sha256(char), cal_toml, _sources_digest("calibration", "model", "config")
     )
-    folder = plan.cal_dir
-    t0 = time.perf_counter()
-    if _reusable(folder, key, "model.h5"):
-        return StageResult(
-            name="calibrate", seconds=time.perf_counter() - t0, reused=True,
-            summary=f"reused {plan.model_file}",
-        )  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
-    _forget(folder)
-    config = folder / "calibration.toml"
-    config.write_text(cal_toml, encoding="utf-8")
-    args = argparse.Namespace(
-        characterization=char, out=plan.model_file, config=config, held_out=None,
-        plots=folder / "plots",
-    )  # fmt: skip
-    printed, log = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(log):
-        calibrate.run(args)
-    (folder / "calibrate.txt").write_text(printed.getvalue(), encoding="utf-8")
-    _stamp(folder, key)
-    model = modelfile.load_model(plan.model_file).model
-    fitted = sum(1 for p in model.parameters if p.origin == "fitted")
-    checks = [v for v in model.validation if v.case]
-    return StageResult(
-        name="calibrate", seconds=time.perf_counter() - t0, reused=False,
-        summary=f"{fitted} parameters fitted, {len(checks)} validation cases -> {plan.model_file}",
-    )  # fmt: skip
+    return staged("calibrate", folder, key, ("model.h5",), work)
 
 
 def _training_key(cfg: Any) -> str:
@@ -365,44 +364,41 @@ def _training_key(cfg: Any) -> str:
 
 def train_stage(plan: Plan, which: str, *, progress: bool) -> StageResult:
     """One training; reused when its folder's history has the same config, model file
-    contents and code."""
+    contents and code (the report reads its ``history.h5``)."""
     from rpucircuit.commands.train import epoch_hooks
     from rpucircuit.training.loop import train
 
     cfg = plan.calibrated if which == "calibrated" else plan.preset
     folder = plan.train_dirs[which]
-    key = _training_key(cfg)
-    t0 = time.perf_counter()
-    name = f"train {which}"
-    if _reusable(folder, key, "history.h5", "checkpoint.h5"):
-        return StageResult(
-            name=name, seconds=time.perf_counter() - t0, reused=True,
-            summary=f"reused {folder / 'history.h5'}",
-        )  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
-    _forget(folder)
-    hooks = epoch_hooks(cfg)
-    result = train(cfg, folder, overwrite=True, progress=progress, epoch_hooks=hooks)
-    records = result.hook_records.get("cosim")
-    if records is not None and len(records["epoch"]):
-        from rpucircuit.calibration import cosim
 
-        cosim.plot_records(records, folder / "cosim_error.png")
-    _stamp(folder, key)
-    return StageResult(
-        name=name, seconds=time.perf_counter() - t0, reused=False,
-        summary=f"test error {100 * result.test_error_final:.2f} % after "
-        f"{len(result.history['test_error'])} epochs -> {folder}",
-    )  # fmt: skip
+    def work() -> str:
+        hooks = epoch_hooks(cfg)
+        result = train(cfg, folder, overwrite=True, progress=progress, epoch_hooks=hooks)
+        records = result.hook_records.get("cosim")
+        if records is not None and len(records["epoch"]):
+            from rpucircuit.calibration import cosim
+
+            cosim.plot_records(records, folder / "cosim_error.png")
+        return (
+            f"test error {100 * result.test_error_final:.2f} % after "
+            f"{len(result.history['test_error'])} epochs -> {folder}"
+        )
+
+    needed = ("history.h5", "checkpoint.h5")
+    return staged(f"train {which}", folder, _training_key(cfg), needed, work)
 
 
 # --------------------------------------------------------------------------- the command
 
 
 def _line(i: int, stage: StageResult) -> None:
-    how = "reused" if stage.reused else "done"
+    how = (
+        f"reused (ran in {stage.seconds:.1f} s)"
+        if stage.reused
+        else f"done in {stage.seconds:.1f} s"
+    )
     print(
-        f"[{i}/{len(STAGES)}] {stage.name:<16} {how} in {stage.seconds:6.1f} s  {stage.summary}",
+        f"[{i}/{len(STAGES)}] {stage.name:<16} {how}  {stage.summary}",
         file=sys.stderr,
         flush=True,
     )

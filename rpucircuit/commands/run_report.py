@@ -68,11 +68,11 @@ def _g(x: float) -> str:
 
 
 def _stages(plan: Plan, stages: Sequence[StageResult]) -> list[str]:
-    lines = ["| stage | result | time |", "|---|---|---|"]
+    lines = ["| stage | result | time when it ran | this run |", "|---|---|---|---|"]
     for s in stages:
-        how = "reused" if s.reused else "ran"
         summary = s.summary.replace(str(plan.out) + "/", "")
-        lines.append(f"| {s.name} | {how}: {summary} | {s.seconds:.1f} s |")
+        how = "reused" if s.reused else "ran"
+        lines.append(f"| {s.name} | {summary} | {s.seconds:.1f} s | {how} |")
     return lines
 
 

@@ -144,7 +144,7 @@ def test_second_run_reuses_every_stage(
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("[")]
     assert len(lines) == len(run_cmd.STAGES)
-    assert all(" reused in " in line for line in lines[:4]), lines
+    assert all(" reused (ran in " in line for line in lines[:4]), lines
     again = (out / "report.md").read_text(encoding="utf-8")
     first = job["first"]
     assert isinstance(first, str)
