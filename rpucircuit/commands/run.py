@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rpucircuit.commands.run_report import Plan, StageResult
 from rpucircuit.config.base import config_key, from_dict, parse_toml, to_toml
 from rpucircuit.errors import ConfigError
 
@@ -121,40 +122,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --------------------------------------------------------------------------- the plan
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class Plan:
-    """Everything the run does, validated, before any work."""
-
-    out: Path
-    source: str
-    """CONFIG's path, or ``<default>``."""
-    quick: bool
-    spec: Any
-    """The campaign (:class:`rpucircuit.circuit.characterize.CampaignSpec`)."""
-    calibration: Any
-    """:class:`rpucircuit.calibration.model.CalibrationConfig`."""
-    calibrated: Any
-    """TrainingConfig of the calibrated model, with ``[cosim]``."""
-    preset: Any
-    """TrainingConfig of the hand-set preset (same schedule, seed and data)."""
-
-    @property
-    def char_dir(self) -> Path:
-        return self.out / "characterization"
-
-    @property
-    def cal_dir(self) -> Path:
-        return self.out / "calibration"
-
-    @property
-    def model_file(self) -> Path:
-        return self.cal_dir / "model.h5"
-
-    @property
-    def train_dirs(self) -> dict[str, Path]:
-        return {"calibrated": self.out / "train-calibrated", "preset": self.out / "train-preset"}
 
 
 def _table(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
@@ -272,17 +239,6 @@ def _finished(folder: Path, key: str, needed: tuple[str, ...]) -> tuple[float, s
         return float(lines[1]), lines[2]
     except ValueError:
         return None
-
-
-@dataclasses.dataclass(kw_only=True, slots=True)
-class StageResult:
-    """One progress line and the stage's record in the report."""
-
-    name: str
-    seconds: float
-    """Wall time of the stage when it ran (a reused stage: the run that computed it)."""
-    reused: bool
-    summary: str
 
 
 def staged(

@@ -1,7 +1,9 @@
-"""The main job's report (``rpucircuit run``): one ``report.md`` for a peripheral designer,
-read top to bottom, and ``test_error.png`` with both trainings' curves.
+"""The main job's records and report (``rpucircuit run``): the validated plan of a run
+(:class:`Plan`), each stage's result (:class:`StageResult`), and the files a peripheral
+designer reads: ``report.md``, top to bottom, and ``test_error.png`` with both trainings'
+curves.
 
-Everything in it is read back from the stages' files, never from memory, so a reused stage
+Everything in the report is read back from the stages' files, never from memory, so a reused stage
 reports exactly what it reported when it ran: the characterization's report and plots, the
 model file's parameters and validation, each training's ``history.h5`` (its test errors
 and the spot checks' rows).
@@ -9,11 +11,12 @@ and the spot checks' rows).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import tomli_w
@@ -21,13 +24,58 @@ import tomli_w
 from rpucircuit import store
 from rpucircuit.config.base import config_key, to_dict
 
-if TYPE_CHECKING:
-    from rpucircuit.commands.run import Plan, StageResult
-
 REPORT_NAME = "report.md"
 PLOT_NAME = "test_error.png"
 MODELS = ("calibrated", "preset")
 """The two trainings, in the report's order."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    """Everything the run does, validated, before any work."""
+
+    out: Path
+    source: str
+    """CONFIG's path, or ``<default>``."""
+    quick: bool
+    spec: Any
+    """The campaign (:class:`rpucircuit.circuit.characterize.CampaignSpec`)."""
+    calibration: Any
+    """:class:`rpucircuit.calibration.model.CalibrationConfig`."""
+    calibrated: Any
+    """TrainingConfig of the calibrated model, with ``[cosim]``."""
+    preset: Any
+    """TrainingConfig of the hand-set preset (same schedule, seed and data)."""
+
+    @property
+    def char_dir(self) -> Path:
+        return self.out / "characterization"
+
+    @property
+    def cal_dir(self) -> Path:
+        return self.out / "calibration"
+
+    @property
+    def model_file(self) -> Path:
+        return self.cal_dir / "model.h5"
+
+    @property
+    def train_dirs(self) -> dict[str, Path]:
+        return {"calibrated": self.out / "train-calibrated", "preset": self.out / "train-preset"}
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class StageResult:
+    """One progress line and the stage's record in the report."""
+
+    name: str
+    seconds: float
+    """Wall time of the stage when it ran (a reused stage: the run that computed it)."""
+    reused: bool
+    summary: str
 
 
 def resolved_toml(plan: Plan) -> str:
