@@ -20,8 +20,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
+import numpy as np
+import numpy.polynomial.polynomial as npoly
+
 from rpucircuit.config.base import (
     check_choice,
+    check_finite,
     check_int,
     check_nonnegative,
     check_positive,
@@ -32,14 +36,62 @@ from rpucircuit.errors import ConfigError
 MAX_BL = 64
 """Longest stochastic bit stream: one stream is packed into one uint64 word."""
 
+MAX_TRANSFER_TERMS = 8
+"""Most odd coefficients of an input transfer curve (c1 … c15): the read kernels take
+them in a fixed-size slot of their parameter vector."""
+
+_MONOTONE_GRID = 2049
+"""Points of u² ∈ [0, 1] at which :func:`check_transfer` evaluates f′ besides the real
+roots of f″ (the exact minima); the grid only guards against a root finder's rounding."""
+
+
+def transfer_slope_min(coefficients: tuple[float, ...]) -> float:
+    """Minimum over u ∈ [−1, 1] of f′(u) for ``f(u) = Σ c_k·u^(2k+1)``.
+
+    f′ is even, so it is a polynomial g(t) = Σ (2k+1)·c_k·t^k in t = u² ∈ [0, 1]; its
+    minimum lies at t = 0, t = 1 or a real root of g′ inside (0, 1)."""
+    g = np.array([(2 * k + 1) * c for k, c in enumerate(coefficients)], dtype=np.float64)
+    ts = [np.linspace(0.0, 1.0, _MONOTONE_GRID)]
+    if g.shape[0] > 2:
+        roots = npoly.polyroots(npoly.polyder(g))
+        real = roots.real[(np.abs(roots.imag) < 1e-9) & (roots.real > 0.0) & (roots.real < 1.0)]
+        ts.append(real)
+    return float(np.min(npoly.polyval(np.concatenate(ts), g)))
+
+
+def check_transfer(name: str, coefficients: tuple[float, ...]) -> None:
+    """Raise unless ``coefficients`` (c1, c3, …) make an odd polynomial f that is
+    non-decreasing on [−1, 1] with f(1) > 0, with at most :data:`MAX_TRANSFER_TERMS`
+    finite terms (() = identity)."""
+    if not isinstance(coefficients, tuple):
+        raise ConfigError(f"{name} = {coefficients!r}: must be a tuple of floats (c1, c3, ...)")
+    if len(coefficients) > MAX_TRANSFER_TERMS:
+        raise ConfigError(
+            f"{name} = {coefficients!r}: at most {MAX_TRANSFER_TERMS} odd coefficients "
+            f"(c1 … c{2 * MAX_TRANSFER_TERMS - 1}), got {len(coefficients)}"
+        )
+    for k, c in enumerate(coefficients):
+        check_finite(f"{name}[{k}] (c{2 * k + 1})", c)
+    if not coefficients:
+        return
+    if sum(coefficients) <= 0.0:
+        raise ConfigError(f"{name} = {coefficients!r}: f(1) = {sum(coefficients)!r} must be > 0")
+    slope = transfer_slope_min(coefficients)
+    if slope < 0.0:
+        raise ConfigError(
+            f"{name} = {coefficients!r}: f must be non-decreasing on [-1, 1] "
+            f"(min f'(u) = {slope:.6g} < 0); fit a monotone curve or use () for the identity"
+        )
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class IOConfig:
     """Periphery of one read direction (forward or backward): DAC, noise, bound, ADC.
 
     The read of one vector runs: noise management (divide by max|x|) → DAC (clip to
-    ``±inp_bound``, quantize with step ``inp_res · 2·inp_bound``) → MVM → add Gaussian
-    noise ``σ = out_noise`` → clip at ``±out_bound`` → ADC (quantize with step
+    ``±inp_bound``, quantize with step ``inp_res · 2·inp_bound``) → input transfer curve
+    ``f`` (``input_transfer``) → MVM → times ``read_gain`` → add Gaussian noise
+    ``σ = out_noise`` → clip at ``±out_bound`` → ADC (quantize with step
     ``out_res · 2·out_bound``) → bound management (if any output hit the bound, halve the
     input and read again) → multiply back the management scales.
     """
@@ -74,6 +126,24 @@ class IOConfig:
     """Bound management stops halving once the total reduction factor reaches this value
     (dimensionless; the last read is kept even if it still hits the bound). aihwkit stops
     at 1000, so factors up to 1024 occur."""
+    read_gain: float = 1.0
+    """Read gain κ (dimensionless, 0 < κ ≤ 1): multiplies every analog output after the
+    MVM, before the output noise, the bound and the ADC. Physics: the integrator's op-amp
+    has a finite gain and bandwidth, so its summing node is not a perfect virtual ground
+    and a fraction 1 − κ of the line current is lost, κ = A₀/(1 + A₀)/(1 + G_line·τ_sum/
+    C_int). Source: the circuit calibration's fit per read direction
+    (``read_gain_forward``/``_backward``, ``docs/calibration.md``); 1 = ideal integrator
+    (papers A/B, aihwkit)."""
+    input_transfer: tuple[float, ...] = ()
+    """Input transfer curve ``f`` as odd polynomial coefficients (c1, c3, c5, …):
+    ``f(u) = c1·u + c3·u³ + c5·u⁵ + …`` on the DAC'd input normalized to the DAC range,
+    ``u = x_q/inp_bound ∈ [−1, 1]``; the read then computes ``y = W·(inp_bound·f(u))``.
+    Dimensionless (input units per input unit). Physics: a nonlinear device I–V (e.g. a
+    sinh device read by amplitude) or driver makes the charge a device passes a nonlinear
+    function of the pulse amplitude; odd by construction (a negative pulse mirrors a
+    positive one), and it must be non-decreasing on [−1, 1] with f(1) > 0 (checked here).
+    Source: the circuit calibration's ``input_transfer_c*`` fit (``docs/calibration.md``);
+    () = identity (papers A/B, aihwkit). At most :data:`MAX_TRANSFER_TERMS` terms."""
 
     def __post_init__(self) -> None:
         check_positive("inp_bound", self.inp_bound)
@@ -83,6 +153,8 @@ class IOConfig:
         check_nonnegative("out_bound", self.out_bound)
         check_range("out_res", self.out_res, 0.0, 0.5)
         check_range("bm_max_factor", self.bm_max_factor, 1.0, 1e9)
+        check_range("read_gain", self.read_gain, 0.0, 1.0, lo_open=True)
+        check_transfer("input_transfer", self.input_transfer)
         if self.bound_management and self.out_bound == 0 and not self.is_perfect:
             raise ConfigError(
                 "bound_management = True needs a finite out_bound > 0 "

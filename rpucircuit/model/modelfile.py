@@ -24,9 +24,9 @@ from typing import Any
 
 from rpucircuit import store
 from rpucircuit.config.base import check_choice, check_nonnegative, config_key, from_toml, to_toml
-from rpucircuit.config.rpu import RPUConfig
+from rpucircuit.config.rpu import IOConfig, RPUConfig
 from rpucircuit.config.training import PRESETS
-from rpucircuit.errors import ConfigError, RpuError, StoreError
+from rpucircuit.errors import ConfigError, RpuError, StoreError, UnsupportedError
 from rpucircuit.model import modeltables as tables
 from rpucircuit.model.irdrop import Direction, FloatArray, IRDropModel
 from rpucircuit.model.modelparts import (
@@ -72,7 +72,8 @@ class TileModel:
     """Forward-read attenuation map (out_size, in_size), None without IR drop."""
     backward_attenuation: FloatArray | None
     """Backward-read attenuation map (out_size, in_size, tile orientation), None without IR
-    drop. The tile has one map today, which training sets to the forward one."""
+    drop; training gives it to the tile's backward read
+    (:meth:`~rpucircuit.model.tile.AnalogTile.set_attenuation`)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -93,9 +94,10 @@ class ArrayModel:
     ``out_noise`` from its own line length (:meth:`rpu_config_for`). None = the RPUConfig's
     ``out_noise`` for every shape."""
     forward_input_transfer: InputTransfer | None = None
-    """Input transfer curve of the forward read (stored; the tile does not apply it yet)."""
+    """Input transfer curve of the forward read; :meth:`tile_model` puts its odd
+    coefficients into the tile's ``forward.input_transfer`` (a table is refused there)."""
     backward_input_transfer: InputTransfer | None = None
-    """Input transfer curve of the backward read (stored; not applied yet)."""
+    """Input transfer curve of the backward read (as the forward one)."""
     parameters: tuple[ModelParameter, ...] = ()
     """Every parameter calibration determined (unique names); empty for an exported preset.
     A record of where the RPUConfig's, IR-drop and noise values came from: the model is
@@ -161,10 +163,43 @@ class ArrayModel:
             bwd = dataclasses.replace(bwd, out_noise=noise.sigma(out_size))
         return dataclasses.replace(self.rpu, forward=fwd, backward=bwd)
 
-    def tile_model(self, out_size: int, in_size: int) -> TileModel:
-        """RPUConfig and both attenuation maps of a tile (out_size, in_size)."""
+    def with_transfer_curves(self, rpu: RPUConfig) -> RPUConfig:
+        """``rpu`` with each read's ``input_transfer`` set from the file's curve of that
+        direction (the file's curve wins over the RPUConfig's own; no curve: unchanged).
+
+        Raises :class:`~rpucircuit.errors.UnsupportedError` for a table curve: the tile
+        applies odd polynomials only (fit one, as calibration does)."""
+        replaced: dict[str, IOConfig] = {"forward": rpu.forward, "backward": rpu.backward}
+        changed = False
+        for direction in DIRECTIONS:
+            curve: InputTransfer | None = getattr(self, f"{direction}_input_transfer")
+            if curve is None:
+                continue
+            if not curve.odd_coefficients:
+                raise UnsupportedError(
+                    f"input_transfer/{direction}: a table curve; the tile applies odd "
+                    "polynomial curves only (store odd_coefficients, e.g. a least-squares "
+                    "fit of the table)"
+                )
+            io: IOConfig = getattr(rpu, direction)
+            try:
+                replaced[direction] = dataclasses.replace(
+                    io, input_transfer=tuple(float(c) for c in curve.odd_coefficients)
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"input_transfer/{direction}: {exc}") from exc
+            changed = True
+        if not changed:
+            return rpu
+        return dataclasses.replace(rpu, forward=replaced["forward"], backward=replaced["backward"])
+
+    def tile_model(self, out_size: int, in_size: int, *, curves: bool = False) -> TileModel:
+        """RPUConfig (per-shape noise, :meth:`rpu_config_for`) and both attenuation maps of
+        a tile (out_size, in_size); ``curves``: with the file's input transfer curves in the
+        RPUConfig too (:meth:`with_transfer_curves`, what training builds tiles from)."""
+        rpu = self.rpu_config_for(out_size, in_size)
         return TileModel(
-            rpu=self.rpu_config_for(out_size, in_size),
+            rpu=self.with_transfer_curves(rpu) if curves else rpu,
             forward_attenuation=self.attenuation(out_size, in_size, "forward"),
             backward_attenuation=self.attenuation(out_size, in_size, "backward"),
         )
@@ -239,12 +274,14 @@ class LoadedModel:
         """:meth:`ArrayModel.rpu_config_for`."""
         return self.model.rpu_config_for(out_size, in_size)
 
-    def tile_model(self, out_size: int, in_size: int) -> TileModel:
+    def tile_model(self, out_size: int, in_size: int, *, curves: bool = False) -> TileModel:
         """:meth:`ArrayModel.tile_model`, errors starting with the file's path."""
         try:
-            return self.model.tile_model(out_size, in_size)
+            return self.model.tile_model(out_size, in_size, curves=curves)
         except ConfigError as exc:
             raise ConfigError(f"{self.path}: {exc}") from exc
+        except UnsupportedError as exc:
+            raise UnsupportedError(f"{self.path}: {exc}") from exc
 
 
 def file_sha256(path: str | Path) -> str:

@@ -290,7 +290,9 @@ class InputTransfer:
     - a table ``x`` (strictly increasing) → ``f``, linear in between, held constant beyond
       its ends.
 
-    Stored now, applied once the tile models an input transfer curve.
+    Training applies the odd polynomial (``IOConfig.input_transfer``,
+    :meth:`~rpucircuit.model.modelfile.ArrayModel.with_transfer_curves`) and refuses a
+    table.
     """
 
     odd_coefficients: tuple[float, ...] = ()

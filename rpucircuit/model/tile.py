@@ -11,13 +11,10 @@ Shapes: a weight matrix is (out_size, in_size); ``forward`` takes (in,) or (n, i
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import math
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +25,9 @@ from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError, TileShapeError
 from rpucircuit.model import kernels
 from rpucircuit.model.kernels import KernelArrays, pack_device, pack_io, pack_update
+from rpucircuit.model.updatethread import UPDATE_THREAD as _UPDATE_THREAD
+from rpucircuit.model.updatethread import UpdateJob as _UpdateJob
+from rpucircuit.model.updatethread import UpdateThread as _UpdateThread  # noqa: F401 (tests)
 
 __all__ = [
     "ASYNC_MIN_US",
@@ -106,148 +106,6 @@ def check_lr(lr: object) -> None:
         raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
 
 
-def _perf_us() -> float:
-    """``time.perf_counter`` in µs."""
-    return time.perf_counter() * 1e6
-
-
-class _UpdateJob:
-    """One deferred tile update: run exactly once, by the update thread or by whoever
-    needs the tile first (whichever claims it), and waited for before the tile is used."""
-
-    __slots__ = ("_claim", "_done", "_fn", "error")
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self._fn = fn
-        self._claim = threading.Lock()
-        self._done = threading.Event()
-        self.error: BaseException | None = None
-
-    def try_run(self) -> bool:
-        """Run the job here if nobody has claimed it yet; False if it was already claimed."""
-        if not self._claim.acquire(blocking=False):
-            return False
-        try:
-            self._fn()
-        except BaseException as exc:  # handed to the waiting caller
-            self.error = exc
-        finally:
-            self._done.set()
-        return True
-
-    def finish(self) -> bool:
-        """Run the job now if it has not started, else wait for it; re-raise its error.
-
-        Returns True if it ran here (the update thread had not started it)."""
-        here = self.try_run()
-        if not here:
-            self._done.wait()
-        if self.error is not None:
-            raise self.error
-        return here
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-
-class _UpdateThread:
-    """One daemon thread per process that runs deferred tile updates in FIFO order.
-
-    The numba update kernels release the GIL (``nogil``), so an update runs on the second
-    core while the calling thread goes on (e.g. with the backward read of the layer below).
-    A fork waits for every outstanding job first, so a child never inherits a half-done
-    update; the child starts its own thread when it first needs one.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[_UpdateJob] = queue.SimpleQueue()
-        self._pid = -1
-        self._lock = threading.Lock()
-        self._outstanding: collections.deque[_UpdateJob] = collections.deque()
-        self.running = False  # the thread is inside a job right now
-        self.clock_us: Callable[[], float] = _perf_us  # of the backlog estimate (tests: manual)
-        self.submitted = 0  # jobs handed to the thread so far (whoever ended up running them)
-        self.ran = 0  # jobs the thread itself ran so far
-        self.reset_tuning()
-
-    def reset_tuning(self) -> None:
-        """Forget what earlier hand-overs saved (:meth:`note_finished`) and the expected
-        backlog, as in a fresh process: the hand-over decisions start from scratch."""
-        self.gain = 1.0  # running mean of the fraction of a job's time saved by handing over
-        self._probe = 0
-        self._busy_until = 0.0  # when the submitted jobs should be done (clock_us)
-
-    def note_finished(self, ran_here: bool, job_us: float, wait_us: float) -> None:
-        """Record what a hand-over saved the caller: a job that took ``job_us`` of CPU
-        and made the caller wait ``wait_us`` saved job_us − wait_us; one the caller had
-        to run itself saved nothing, and counts as a loss only if the thread was idle
-        (it got no CPU in time) rather than busy with an earlier job."""
-        if ran_here:
-            saved = 0.0 if self.running else -1.0
-        else:
-            saved = max(-1.0, (job_us - wait_us) / max(job_us, 1.0))
-        self.gain += 0.1 * (saved - self.gain)
-
-    def worthwhile(self) -> bool:
-        """Hand over while it has been saving at least a quarter of the update time on
-        average (an idle second core); on a busy machine the thread gets its CPU late and
-        saves little, so tiles update in place and only every 16th update probes again."""
-        self._probe += 1
-        return self.gain >= 0.25 or self._probe % 16 == 0
-
-    def takes(self, cost_us: float) -> bool:
-        """Whether to hand over a job of about ``cost_us`` of CPU: only if the thread would
-        start it within half that time (the jobs before it, at their expected costs, are
-        nearly done) and handing over has been paying off (:meth:`worthwhile`). A job that
-        would wait behind a long one is better run by the caller at once: the caller must
-        finish it anyway before it next uses the tile, and handing it over would only add
-        the hand-over's cost (e.g. the paper-B CNN: conv1's update, issued while conv2's
-        runs on the thread, is run in place)."""
-        backlog = self._busy_until - self.clock_us()
-        return backlog < 0.5 * cost_us and self.worthwhile()
-
-    def submit(self, job: _UpdateJob, cost_us: float = 0.0) -> None:
-        """Queue ``job`` (expected CPU time ``cost_us``) for the thread."""
-        now = self.clock_us()
-        self._busy_until = max(now, self._busy_until) + cost_us
-        with self._lock:
-            if self._pid != os.getpid():
-                self._queue = queue.SimpleQueue()
-                self._outstanding.clear()
-                worker = threading.Thread(
-                    target=self._loop, args=(self._queue,), name="rpucircuit-update", daemon=True
-                )
-                worker.start()
-                self._pid = os.getpid()
-            while self._outstanding and self._outstanding[0].done:
-                self._outstanding.popleft()
-            self._outstanding.append(job)
-            self.submitted += 1
-            self._queue.put(job)
-
-    def _loop(self, jobs: queue.SimpleQueue[_UpdateJob]) -> None:
-        while True:
-            job = jobs.get()
-            self.running = True
-            if job.try_run():
-                self.ran += 1
-            self.running = False
-
-    def drain(self) -> None:
-        """Finish every outstanding job (errors stay with the job for its tile to raise)."""
-        with self._lock:
-            pending = list(self._outstanding)
-            self._outstanding.clear()
-        for job in pending:
-            if not job.try_run():
-                job._done.wait()
-
-
-_UPDATE_THREAD = _UpdateThread()
-os.register_at_fork(before=_UPDATE_THREAD.drain)
-
-
 class AnalogTile:
     """One RPU crossbar of ``out_size × in_size`` weights under ``config``.
 
@@ -313,6 +171,10 @@ class AnalogTile:
         self._w = np.zeros(shape)
         self._att = np.ones((out_size, in_size))
         self._wread = np.zeros((out_size, in_size), dtype=read_dtype(config))
+        # the backward read's own map and read copy (C order), kept up to date only while
+        # dp[DP_BWD_ATT] is set; allocated now so kernel_arrays' references stay live
+        self._att_b = np.ones((out_size, in_size))
+        self._wread_b = np.zeros((out_size, in_size), dtype=self._wread.dtype)
         self._dp = pack_device(dev, use_attenuation=False)
         self._upd = pack_update(config)
         self._s = kernels.seed_state(self._rng)
@@ -377,7 +239,8 @@ class AnalogTile:
         db, single = self._batch(d, self.out_size, "backward d")
         self._sync()
         z = np.empty((db.shape[0], self.in_size))
-        if kernels.read_batch(self._wread.T, db, z, self._bwd_io, self._s):
+        wr = self._wread_b if self._dp[kernels.DP_BWD_ATT] else self._wread
+        if kernels.read_batch(wr.T, db, z, self._bwd_io, self._s):
             raise TileShapeError("backward d: contains NaN or infinite values")
         return z[0] if single else z
 
@@ -422,12 +285,14 @@ class AnalogTile:
             t0 = time.thread_time()
             if upd.pulse_type == "exact":
                 code = kernels.exact_update(
-                    xb, db, lr, self._w, self._par, self._dp, self._wread, self._att
-                )
+                    xb, db, lr, self._w, self._par, self._dp, self._wread, self._att,
+                    self._wread_b, self._att_b,
+                )  # fmt: skip
             else:
                 code = kernels.pulsed_update(
                     xb, db, lr, upd.bl, upd.update_management, dw_min,
-                    self._w, self._par, self._dp, self._wread, self._att, self._s,
+                    self._w, self._par, self._dp, self._wread, self._att,
+                    self._wread_b, self._att_b, self._s,
                 )  # fmt: skip
             if code < 0:
                 raise TileShapeError("update: x or d contains NaN or infinite values")
@@ -454,6 +319,8 @@ class AnalogTile:
             par=self._par,
             dp=self._dp,
             att=self._att,
+            wread_b=self._wread_b,
+            att_b=self._att_b,
             state=self._s,
             fwd_io=self._fwd_io,
             bwd_io=self._bwd_io,
@@ -498,6 +365,8 @@ class AnalogTile:
         self._sync()
         total = self._w.sum(axis=0)
         self._wread[...] = total * self._att if self._dp[kernels.DP_USE_ATT] else total
+        if self._dp[kernels.DP_BWD_ATT]:
+            self._wread_b[...] = total * self._att_b
 
     def get_weights(self) -> FloatArray:
         """Effective weights (out, in): devices summed, without the attenuation map."""
@@ -520,25 +389,43 @@ class AnalogTile:
         self._w[...] = np.clip(a[None, :, :] / n_dev, lo, hi)
         self._refresh_read()
 
-    def set_attenuation(self, att: object) -> None:
-        """Position-dependent read attenuation (out, in), multiplying the weight in reads."""
-        self._sync()
+    def _check_map(self, att: object, name: str) -> FloatArray:
+        """``att`` as a float64 map of this tile's shape, finite and >= 0; ``name`` is ""
+        for the forward map (the messages of a single map) or "backward "."""
         a = np.asarray(att, dtype=np.float64)
         if a.shape != (self.out_size, self.in_size):
             raise TileShapeError(
-                f"set_attenuation: shape {a.shape} must be ({self.out_size}, {self.in_size})"
+                f"set_attenuation: {name}shape {a.shape} must be ({self.out_size}, {self.in_size})"
             )
         if not np.all(np.isfinite(a)) or np.any(a < 0):
-            raise TileShapeError("set_attenuation: values must be finite and >= 0")
+            raise TileShapeError(f"set_attenuation: {name}values must be finite and >= 0")
+        return a
+
+    def set_attenuation(self, forward: object, backward: object | None = None) -> None:
+        """Position-dependent read attenuation maps (out, in, tile orientation), each
+        multiplying the weight in its direction's reads: ``forward`` in the forward read,
+        ``backward`` in the backward read (None: the forward map, as for a tile whose two
+        reads see the same line resistances). A backward map that differs from the
+        forward one gets a read copy of its own, kept up to date by the updates."""
+        self._sync()
+        a = self._check_map(forward, "")
+        b = a if backward is None else self._check_map(backward, "backward ")
         self._att[...] = a
+        self._att_b[...] = b
         # in place: callers of kernel_arrays hold this array
-        self._dp[...] = pack_device(self.config.device, use_attenuation=not np.all(a == 1.0))
+        self._dp[...] = pack_device(
+            self.config.device,
+            use_attenuation=not np.all(a == 1.0),
+            backward_map=not np.array_equal(a, b),
+        )
         self._refresh_read()
 
-    def get_attenuation(self) -> FloatArray:
-        """The current attenuation map (out, in), a copy."""
+    def get_attenuation(self, direction: str = "forward") -> FloatArray:
+        """The attenuation map (out, in) of the ``"forward"`` or ``"backward"`` read, a copy."""
+        if direction not in ("forward", "backward"):
+            raise ConfigError(f"direction = {direction!r}: must be one of ['forward', 'backward']")
         self._sync()
-        return self._att.copy()
+        return (self._att if direction == "forward" else self._att_b).copy()
 
     def device_parameters(self) -> dict[str, FloatArray]:
         """Copies of the per-device d2d parameters, each (n_devices, out, in)."""
@@ -561,6 +448,7 @@ class AnalogTile:
             "weights": self._w.copy(),
             **self.device_parameters(),
             "attenuation": self._att.copy(),
+            "backward_attenuation": self._att_b.copy(),
             "kernel_rng_words": self._s.copy(),
             "generator_state": json.dumps(self._rng.bit_generator.state),
         }
@@ -596,4 +484,5 @@ class AnalogTile:
             self._par[..., idx] = state[name]
         self._s[...] = words
         self._rng.bit_generator.state = json.loads(str(state["generator_state"]))
-        self.set_attenuation(state["attenuation"])
+        # states saved before per-direction maps have none: the forward map, as then
+        self.set_attenuation(state["attenuation"], state.get("backward_attenuation"))

@@ -39,11 +39,17 @@ def _dp(*, ctoc: float = 0.0, k: float = 0.0, soft: bool = False, bounded: bool 
     return dp
 
 
+_NO_BWD = (np.zeros((0, 0)), np.zeros((0, 0)))
+"""``wread_b``, ``att_b`` of a tile without a backward map of its own (unused)."""
+
+
 def _fast(x, d, lr, bl, um, w, par, dp, s) -> int:  # type: ignore[no-untyped-def]
     xb, db = np.atleast_2d(x).astype(float), np.atleast_2d(d).astype(float)
     wread = w.sum(axis=0)
     att = np.ones(w.shape[1:])
-    return int(kernels.pulsed_update(xb, db, lr, bl, um, 0.001, w, par, dp, wread, att, s))
+    return int(
+        kernels.pulsed_update(xb, db, lr, bl, um, 0.001, w, par, dp, wread, att, *_NO_BWD, s)
+    )
 
 
 # --------------------------------------------------------------------------- generator
@@ -420,7 +426,9 @@ def test_batched_update_matches_sequential_reference(
     for t in range(reps):
         w = w0.copy()
         wread = w.sum(axis=0)
-        pairs += kernels.pulsed_update(x, d, lr, 10, True, 0.001, w, par, dp, wread, att, s)
+        pairs += kernels.pulsed_update(
+            x, d, lr, 10, True, 0.001, w, par, dp, wread, att, *_NO_BWD, s
+        )
         np.testing.assert_allclose(wread, w.sum(axis=0), rtol=0, atol=1e-15)  # kept in step
         fast[t] = w
         w = w0.copy()
@@ -540,7 +548,7 @@ def test_exact_update_is_sgd_and_clips() -> None:
     wread = np.zeros((2, 3))
     x = np.array([[1.0, -2.0, 0.5]])
     d = np.array([[0.1, -0.3]])
-    kernels.exact_update(x, d, 0.05, w, par, dp, wread, np.ones((2, 3)))
+    kernels.exact_update(x, d, 0.05, w, par, dp, wread, np.ones((2, 3)), *_NO_BWD)
     expected = np.clip(-0.05 * np.outer(d[0], x[0]) / 2, -0.01, 0.01)
     np.testing.assert_allclose(w[0], expected, rtol=0, atol=1e-17)
     np.testing.assert_allclose(wread, 2 * expected, rtol=0, atol=1e-17)

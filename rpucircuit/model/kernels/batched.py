@@ -11,6 +11,7 @@ import numpy as np
 
 from rpucircuit.model.kernels.layout import (
     DP_BOUNDED,
+    DP_BWD_ATT,
     DP_CTOC,
     DP_SOFT,
     DP_USE_ATT,
@@ -102,6 +103,8 @@ def _pulsed_update_batch(
     dp: FloatArray,
     wread: FloatArray,
     att: FloatArray,
+    wread_b: FloatArray,
+    att_b: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
     """:func:`pulsed_update` of n > 1 sequential updates without half-select (k = 0), as
@@ -133,7 +136,8 @@ def _pulsed_update_batch(
     soft = dp[DP_SOFT] != 0.0
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
-    single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
+    bwd = dp[DP_BWD_ATT] != 0.0  # a backward read copy to keep too
+    single = n_dev == 1 and not use_att and not bwd  # wread mirrors w[0] element by element
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -223,6 +227,8 @@ def _pulsed_update_batch(
                                     for dd in range(n_dev):
                                         total += w[dd, i, j]
                                     wread[i, j] = total * att[i, j] if use_att else total
+                                    if bwd:
+                                        wread_b[i, j] = total * att_b[i, j]
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -279,4 +285,6 @@ def _pulsed_update_batch(
                                 for dd in range(n_dev):
                                     total += w[dd, i, j]
                                 wread[i, j] = total * att[i, j] if use_att else total
+                                if bwd:
+                                    wread_b[i, j] = total * att_b[i, j]
     return n_coinc

@@ -14,6 +14,7 @@ import numpy as np
 from rpucircuit.model.kernels.layout import (
     ACT_SIGMOID,
     ACT_TANH,
+    DP_BWD_ATT,
     UPD_BL,
     UPD_DW_MIN,
     UPD_EXACT,
@@ -86,6 +87,9 @@ class DenseLayer(NamedTuple):
     par: FloatArray
     dp: FloatArray
     att: FloatArray
+    wread_b: np.ndarray[Any, Any]
+    """The tile's backward read copy (out, in) (its own map; (0, 0) without one)."""
+    att_b: FloatArray
     state: UIntArray
     fwd_io: FloatArray
     bwd_io: FloatArray
@@ -111,6 +115,8 @@ def dense_layer(arrays: KernelArrays, *, act: int, x: FloatArray, d: FloatArray)
         par=arrays.par,
         dp=arrays.dp,
         att=arrays.att,
+        wread_b=arrays.wread_b,
+        att_b=arrays.att_b,
         state=arrays.state,
         fwd_io=arrays.fwd_io,
         bwd_io=arrays.bwd_io,
@@ -138,6 +144,8 @@ class DenseNet(NamedTuple):
     par: tuple[FloatArray, ...]
     dp: tuple[FloatArray, ...]
     att: tuple[FloatArray, ...]
+    wread_b: tuple[np.ndarray[Any, Any], ...]
+    att_b: tuple[FloatArray, ...]
     state: tuple[UIntArray, ...]
     fwd_io: tuple[FloatArray, ...]
     bwd_io: tuple[FloatArray, ...]
@@ -163,6 +171,8 @@ def dense_network(layers: Sequence[DenseLayer], *, p: FloatArray, g: FloatArray)
         par=tuple(lay.par for lay in layers),
         dp=tuple(lay.dp for lay in layers),
         att=tuple(lay.att for lay in layers),
+        wread_b=tuple(lay.wread_b for lay in layers),
+        att_b=tuple(lay.att_b for lay in layers),
         state=tuple(lay.state for lay in layers),
         fwd_io=tuple(lay.fwd_io for lay in layers),
         bwd_io=tuple(lay.bwd_io for lay in layers),
@@ -203,6 +213,8 @@ def _dense_update(
     dp: FloatArray,
     wread: Any,
     att: FloatArray,
+    wread_b: Any,
+    att_b: FloatArray,
     s: UIntArray,
 ) -> None:  # pragma: no cover - compiled
     """The update of one dense layer from its input ``x`` and output gradient ``d`` (``upd``:
@@ -210,11 +222,11 @@ def _dense_update(
     xb = x.reshape((1, x.shape[0]))
     db = d.reshape((1, d.shape[0]))
     if upd[UPD_EXACT] != 0.0:
-        exact_update(xb, db, lr, w, par, dp, wread, att)
+        exact_update(xb, db, lr, w, par, dp, wread, att, wread_b, att_b)
     else:
         pulsed_update(
             xb, db, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
-            w, par, dp, wread, att, s,
+            w, par, dp, wread, att, wread_b, att_b, s,
         )  # fmt: skip
 
 
@@ -250,6 +262,7 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
     acts, col_major, upd, p, g = net.act, net.col_major, net.upd, net.p, net.g
     xs, ys, ds, zs, wreads = net.x, net.y, net.d, net.z, net.wread
     ws, pars, dps, atts, states = net.w, net.par, net.dp, net.att, net.state
+    wread_bs, att_bs = net.wread_b, net.att_b
     fwd_ios, bwd_ios = net.fwd_io, net.bwd_io
     n_layers = len(ws)
     if not _all_finite(xs[0].reshape((1, xs[0].shape[0]))):
@@ -267,13 +280,17 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
     for li in range(n_layers - 1, -1, -1):  # backward and update, last layer first
         ds[li][:] = grad
         if li > 0:
-            _dense_read(wreads[li], col_major[li], True, ds[li], zs[li], bwd_ios[li], states[li])
+            if dps[li][DP_BWD_ATT] != 0.0:  # the backward map's own read copy (out, in)
+                _dense_read(wread_bs[li], False, True, ds[li], zs[li], bwd_ios[li], states[li])
+            else:
+                _dense_read(wreads[li], col_major[li], True, ds[li], zs[li], bwd_ios[li],
+                            states[li])  # fmt: skip
         if col_major[li]:
             _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], dps[li], wreads[li].T,
-                          atts[li], states[li])  # fmt: skip
+                          atts[li], wread_bs[li], att_bs[li], states[li])  # fmt: skip
         else:
             _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], dps[li], wreads[li],
-                          atts[li], states[li])  # fmt: skip
+                          atts[li], wread_bs[li], att_bs[li], states[li])  # fmt: skip
         if li > 0:
             n = ys[li - 1].shape[0]
             activation_backward(acts[li - 1], xs[li][:n], zs[li][:n], ys[li - 1])

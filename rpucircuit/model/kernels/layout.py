@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rpucircuit.config.rpu import IOConfig, PulsedDeviceConfig, RPUConfig
+from rpucircuit.config.rpu import MAX_TRANSFER_TERMS, IOConfig, PulsedDeviceConfig, RPUConfig
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 UIntArray = np.ndarray[Any, np.dtype[np.uint64]]
@@ -50,6 +50,9 @@ IO_FIELDS = (
     "nm",  # flag: noise management
     "bm",  # flag: bound management
     "bm_max",  # largest bound-management factor
+    "gain",  # read gain κ multiplying the analog output (1: none)
+    "tf_terms",  # number of input transfer coefficients (0: identity)
+    *(f"tf_c{2 * k + 1}" for k in range(MAX_TRANSFER_TERMS)),  # c1, c3, ... (unused: 0)
 )
 """Fields of the read parameter vector, in order (``IO_*`` are their indices)."""
 (
@@ -62,7 +65,11 @@ IO_FIELDS = (
     IO_NM,
     IO_BM,
     IO_BM_MAX,
-) = range(len(IO_FIELDS))
+    IO_GAIN,
+    IO_TF_TERMS,
+) = range(IO_FIELDS.index("tf_c1"))
+IO_TF = IO_FIELDS.index("tf_c1")
+"""Index of c1; c_(2k+1) is at ``IO_TF + k`` for k < ``io[IO_TF_TERMS]``."""
 IO_LEN = len(IO_FIELDS)
 
 
@@ -80,6 +87,12 @@ def pack_io(io: IOConfig) -> FloatArray:
             "nm": io.noise_management,
             "bm": io.bound_management,
             "bm_max": io.bm_max_factor,
+            "gain": io.read_gain,
+            "tf_terms": len(io.input_transfer),
+            **{
+                f"tf_c{2 * k + 1}": io.input_transfer[k] if k < len(io.input_transfer) else 0.0
+                for k in range(MAX_TRANSFER_TERMS)
+            },
         },
     )
 
@@ -91,16 +104,21 @@ DP_FIELDS = (
     "k",  # half-select factor: a lone row or column pulse moves a device by k·dw
     "soft",  # flag: soft bounds
     "bounded",  # flag: hard bounds clip
-    "use_att",  # flag: reads see the attenuation map
+    "use_att",  # flag: the forward read copy carries the (forward) attenuation map
+    "bwd_att",  # flag: the backward read has its own map and read copy (wread_b, att_b)
 )
 """Fields of the device switch vector, in order (``DP_*`` are their indices)."""
-DP_CTOC, DP_K, DP_SOFT, DP_BOUNDED, DP_USE_ATT = range(len(DP_FIELDS))
+DP_CTOC, DP_K, DP_SOFT, DP_BOUNDED, DP_USE_ATT, DP_BWD_ATT = range(len(DP_FIELDS))
 DP_LEN = len(DP_FIELDS)
 
 
-def pack_device(device: PulsedDeviceConfig, *, use_attenuation: bool) -> FloatArray:
+def pack_device(
+    device: PulsedDeviceConfig, *, use_attenuation: bool, backward_map: bool = False
+) -> FloatArray:
     """The device switch vector of ``device`` (layout :data:`DP_FIELDS`);
-    ``use_attenuation``: whether the tile's attenuation map differs from all ones."""
+    ``use_attenuation``: whether the tile's (forward) attenuation map differs from all
+    ones; ``backward_map``: whether the backward read has a map of its own (the updates
+    then keep a second read copy)."""
     return _pack(
         DP_FIELDS,
         {
@@ -109,6 +127,7 @@ def pack_device(device: PulsedDeviceConfig, *, use_attenuation: bool) -> FloatAr
             "soft": device.soft_bounds,
             "bounded": device.bounded,
             "use_att": use_attenuation,
+            "bwd_att": backward_map,
         },
     )
 
@@ -164,7 +183,12 @@ class KernelArrays(NamedTuple):
     dp: FloatArray
     """Device switches, :func:`pack_device`."""
     att: FloatArray
-    """Read attenuation map (out, in)."""
+    """Forward read attenuation map (out, in)."""
+    wread_b: np.ndarray[Any, Any]
+    """Backward read copy (out, in), C order, the weights times ``att_b``; (0, 0) while
+    the backward read uses the forward map (``dp[DP_BWD_ATT]`` 0)."""
+    att_b: FloatArray
+    """Backward read attenuation map (out, in); (0, 0) like ``wread_b``."""
     state: UIntArray
     """The tile's kernel generator state."""
     fwd_io: FloatArray

@@ -152,6 +152,9 @@ def _half_select_row(
     wread: Any,
     att: FloatArray,
     use_att: bool,
+    wread_b: Any,
+    att_b: FloatArray,
+    bwd: bool,
     zrow: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
@@ -168,7 +171,7 @@ def _half_select_row(
     """
     n_in = cmask.shape[0]
     n_dev = w.shape[0]
-    single = n_dev == 1 and not use_att
+    single = n_dev == 1 and not use_att and not bwd
     k2 = k * k
     pc_rm = int(_popcount(rm))
     n_coinc = 0
@@ -202,6 +205,8 @@ def _half_select_row(
                     for dd in range(w.shape[0]):
                         total += w[dd, i, j]
                     wread[i, j] = total * att[i, j] if use_att else total
+                    if bwd:
+                        wread_b[i, j] = total * att_b[i, j]
             continue
         for jj in range(n_ac):  # the row is silent: lone pulses of the phase's columns
             j = acols[jj]
@@ -223,4 +228,6 @@ def _half_select_row(
                 for dd in range(w.shape[0]):
                     total += w[dd, i, j]
                 wread[i, j] = total * att[i, j] if use_att else total
+                if bwd:
+                    wread_b[i, j] = total * att_b[i, j]
     return n_coinc

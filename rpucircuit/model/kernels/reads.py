@@ -12,6 +12,7 @@ import numpy as np
 from rpucircuit.model.kernels.layout import (
     IO_BM,
     IO_BM_MAX,
+    IO_GAIN,
     IO_INP_BOUND,
     IO_INP_STEP,
     IO_NM,
@@ -19,6 +20,8 @@ from rpucircuit.model.kernels.layout import (
     IO_OUT_BOUND,
     IO_OUT_STEP,
     IO_PERFECT,
+    IO_TF,
+    IO_TF_TERMS,
     FloatArray,
     UIntArray,
 )
@@ -65,6 +68,21 @@ def _dac_row(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _transfer_row(xq: FloatArray, k: int, io: FloatArray) -> None:  # pragma: no cover
+    """Input transfer curve on DAC'd row k, in place: x ← inp_bound·f(x/inp_bound) with
+    f(u) = Σ c_m·u^(2m+1) (Horner in u²); only called when the curve has terms."""
+    n_tf = int(io[IO_TF_TERMS])
+    bound = io[IO_INP_BOUND]
+    for j in range(xq.shape[1]):
+        u = xq[k, j] / bound
+        t = u * u
+        acc = io[IO_TF + n_tf - 1]
+        for m in range(n_tf - 2, -1, -1):
+            acc = acc * t + io[IO_TF + m]
+        xq[k, j] = bound * (u * acc)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _adc_row(
     raw: FloatArray,
     k: int,
@@ -74,15 +92,19 @@ def _adc_row(
     io: FloatArray,
     mult: float,
 ) -> bool:  # pragma: no cover - compiled
-    """Output noise σ·z[z0 + i] (``z`` standard normals), bound and ADC on raw output row k;
-    y[k] = the result × ``mult`` (undoing the input scaling). True if the row hit the
-    bound. No draw inside, so the loop vectorizes."""
+    """Read gain, output noise σ·z[z0 + i] (``z`` standard normals), bound and ADC on raw
+    output row k; y[k] = the result × ``mult`` (undoing the input scaling). True if the
+    row hit the bound. No draw inside, so the loop vectorizes. A gain of exactly 1 (the
+    default) skips the multiply: the old path, bit for bit."""
     sigma = io[IO_NOISE]
     bound = io[IO_OUT_BOUND]
     step = io[IO_OUT_STEP]
+    gain = io[IO_GAIN]
     hit = 0
     for i in range(raw.shape[1]):
         v = float(raw[k, i])
+        if gain != 1.0:
+            v *= gain
         if sigma > 0.0:
             v += sigma * z[z0 + i]
         if bound > 0.0:
@@ -224,7 +246,9 @@ def read_batch(
     ``w`` (C- or F-contiguous: the transposed view for the backward read) may be float32
     (reads whose noise floor is far above float32 rounding); ``x`` and ``y`` are float64.
     ``io`` is the parameter vector laid out by the ``IO_*`` indices. Every vector gets its
-    own noise and management.
+    own noise and management. The input transfer curve (``io[IO_TF_TERMS]`` > 0) acts on
+    the DAC'd input, the read gain on the MVM's output before noise, bound and ADC; a
+    perfect read applies neither (an exact MVM, as :class:`IOConfig` says).
     Returns 1 (and reads nothing) if ``x`` holds a NaN or infinity, else 0.
     """
     n = x.shape[0]
@@ -253,9 +277,12 @@ def read_batch(
         _absmax(x, scale)
     in_bound = io[IO_INP_BOUND]
     in_step = io[IO_INP_STEP]
+    curve = io[IO_TF_TERMS] > 0.0  # an input transfer curve (f(0) = 0: zeros stay zero)
     for k in range(n):
         if scale[k] > 0.0:
             _dac_row(x, k, xq, in_bound, in_step, scale[k])
+            if curve:
+                _transfer_row(xq, k, io)
         else:
             for j in range(x.shape[1]):
                 xq[k, j] = 0.0
@@ -271,6 +298,8 @@ def read_batch(
         while bm and hit and factor < bm_max:
             factor *= 2.0
             _dac_row(x, k, xq, in_bound, in_step, sk * factor)
+            if curve:
+                _transfer_row(xq, k, io)
             _mvm(w, xq[k : k + 1], raw[k : k + 1])
             if noisy:  # a fresh read: fresh noise
                 if z_again.shape[0] == 0:
@@ -278,6 +307,18 @@ def read_batch(
                 _fill_normals(z_again, n_out, s)
             hit = _adc_row(raw, k, z_again, 0, y, io, sk * factor)
     return 0
+
+
+def reference_transfer(u: FloatArray, io: FloatArray) -> FloatArray:
+    """The input transfer curve f of ``io`` on normalized inputs ``u`` (numpy, power by
+    power; the identity when the curve has no terms)."""
+    n_tf = int(io[IO_TF_TERMS])
+    if n_tf == 0:
+        return u
+    out = np.zeros_like(u)
+    for m in range(n_tf):
+        out = out + io[IO_TF + m] * u ** (2 * m + 1)
+    return out
 
 
 def reference_read(
@@ -294,7 +335,9 @@ def reference_read(
         xq = np.clip(x / (scale * factor), -io[IO_INP_BOUND], io[IO_INP_BOUND])
         if io[IO_INP_STEP] > 0:
             xq = np.rint(xq / io[IO_INP_STEP]) * io[IO_INP_STEP]
-        y = w @ xq
+        if io[IO_TF_TERMS] > 0:
+            xq = io[IO_INP_BOUND] * reference_transfer(xq / io[IO_INP_BOUND], io)
+        y = io[IO_GAIN] * (w @ xq)
         if io[IO_NOISE] > 0:
             y = y + io[IO_NOISE] * rng.standard_normal(y.shape[0])
         hit = False

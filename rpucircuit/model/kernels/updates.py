@@ -18,6 +18,7 @@ import numpy as np
 from rpucircuit.model.kernels.batched import _pulsed_update_batch
 from rpucircuit.model.kernels.layout import (
     DP_BOUNDED,
+    DP_BWD_ATT,
     DP_CTOC,
     DP_K,
     DP_SOFT,
@@ -64,14 +65,18 @@ def pulsed_update(
     dp: FloatArray,
     wread: FloatArray,
     att: FloatArray,
+    wread_b: FloatArray,
+    att_b: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
     """``n`` sequential stochastic updates W ← W − lr·δᵀx (in expectation), in place.
 
     ``x`` (n, in), ``d`` (n, out); device weights ``w`` (n_dev, out, in), device parameters
     ``par`` (n_dev, out, in, PAR_LEN); ``wread`` (out, in) is refreshed for every touched
-    element. Rows are replicated per device (each device of a weight has its own row
-    streams), column streams are shared. Returns the number of full coincidences, or −1
+    element, and so is the backward read copy ``wread_b`` (out, in, C order; weights times
+    ``att_b``) when ``dp[DP_BWD_ATT]`` is set (else ``wread_b``/``att_b`` are unused).
+    Rows are replicated per device (each device of a weight has its own row streams),
+    column streams are shared. Returns the number of full coincidences, or −1
     (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
 
     Sample by sample: column streams and the list of pulsing columns, each slot's column
@@ -83,7 +88,9 @@ def pulsed_update(
     if not (_all_finite(x) and _all_finite(d)):
         return -1
     if x.shape[0] > 1 and dp[DP_K] == 0.0:
-        return _pulsed_update_batch(x, d, lr, bl, um, dw_min, w, par, dp, wread, att, s)
+        return _pulsed_update_batch(
+            x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
+        )
     n_dev, n_out, n_in = w.shape
     k_on = dp[DP_K] != 0.0
     soft = dp[DP_SOFT] != 0.0
@@ -103,7 +110,8 @@ def pulsed_update(
     ctoc = dp[DP_CTOC]
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
-    single = n_dev == 1 and not use_att  # wread mirrors w[0] element by element
+    bwd = dp[DP_BWD_ATT] != 0.0  # a backward read copy to keep too
+    single = n_dev == 1 and not use_att and not bwd  # wread mirrors w[0] element by element
     k_val = dp[DP_K]
     all_cols = np.arange(n_in)
     zrow = np.empty(normal_capacity(n_in) if k_on else 0)  # c2c normals of a half-select row
@@ -195,6 +203,8 @@ def pulsed_update(
                                 for dd in range(n_dev):
                                     total += w[dd, i, j]
                                 wread[i, j] = total * att[i, j] if use_att else total
+                                if bwd:
+                                    wread_b[i, j] = total * att_b[i, j]
             else:
                 # half-select: every device on a pulsing row or a pulsing column
                 for i in range(n_out):
@@ -202,7 +212,7 @@ def pulsed_update(
                     if rm != 0 and not soft:
                         n_coinc += _half_select_row(
                             dv, i, rm, sd[i], cmask, sx, acols, n_ac, k_val, ctoc, bounded,
-                            w, par, wread, att, use_att, zrow, s,
+                            w, par, wread, att, use_att, wread_b, att_b, bwd, zrow, s,
                         )  # fmt: skip
                         continue
                     if rm == 0:
@@ -226,6 +236,8 @@ def pulsed_update(
                             for dd in range(n_dev):
                                 total += w[dd, i, j]
                             wread[i, j] = total * att[i, j] if use_att else total
+                            if bwd:
+                                wread_b[i, j] = total * att_b[i, j]
     return n_coinc
 
 
@@ -239,8 +251,11 @@ def exact_update(
     dp: FloatArray,
     wread: FloatArray,
     att: FloatArray,
+    wread_b: FloatArray,
+    att_b: FloatArray,
 ) -> int:  # pragma: no cover - compiled
-    """W ← W − lr·δᵀx for each of the ``n`` rows in turn, split evenly over the devices.
+    """W ← W − lr·δᵀx for each of the ``n`` rows in turn, split evenly over the devices;
+    ``wread`` (and ``wread_b`` when ``dp[DP_BWD_ATT]``) refreshed as in :func:`pulsed_update`.
 
     Returns −1 (changing nothing) if ``x`` or ``d`` holds a NaN or infinity, else 0."""
     if not (_all_finite(x) and _all_finite(d)):
@@ -248,6 +263,7 @@ def exact_update(
     n_dev, n_out, n_in = w.shape
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
+    bwd = dp[DP_BWD_ATT] != 0.0
     share = lr / n_dev
     total = np.empty(n_in)
     for smp in range(x.shape[0]):
@@ -277,6 +293,11 @@ def exact_update(
             else:
                 for j in range(n_in):
                     rrow[j] = total[j]
+            if bwd:
+                brow = wread_b[i]
+                arow_b = att_b[i]
+                for j in range(n_in):
+                    brow[j] = total[j] * arow_b[j]
     return 0
 
 
