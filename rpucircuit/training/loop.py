@@ -201,8 +201,9 @@ def _file_tiles(
     cfg: TrainingConfig, model: LoadedModel
 ) -> tuple[tuple[RPUConfig, ...], list[TileModel]]:
     """Each analog layer's RPUConfig (the file's for its shape, settings on top) and the
-    file's model of its tile (attenuation maps)."""
-    tiles = [model.tile_model(o, i) for o, i in TILE_SHAPES[cfg.network]]
+    file's model of its tile (attenuation maps; the RPUConfig with the file's per-direction
+    input transfer curves)."""
+    tiles = [model.tile_model(o, i, curves=True) for o, i in TILE_SHAPES[cfg.network]]
     configs = tuple(cfg.rpu_configs(t.rpu)[k] for k, t in enumerate(tiles))
     return configs, tiles
 
@@ -220,9 +221,10 @@ def build_network(
     With ``model.file``: every tile is built from the file's RPUConfig for its shape (with a
     noise model, each read's σ from its own line length:
     :meth:`rpucircuit.model.modelfile.ArrayModel.rpu_config_for`) with the settings on top,
-    and gets the file's forward IR-drop map for its shape (the tile has one map for both
-    reads); ``model``: the file as already read by :func:`load_array_model`, read here when
-    None.
+    and gets the file's IR-drop maps for its shape, the forward map for the forward read and
+    the backward map for the backward read; the file's per-direction input transfer curves
+    are in that RPUConfig (:meth:`rpucircuit.model.modelfile.ArrayModel.tile_model`).
+    ``model``: the file as already read by :func:`load_array_model`, read here when None.
     """
     if cfg.model.file and model is None:
         model = load_array_model(cfg)
@@ -244,7 +246,8 @@ def build_network(
                 f"TILE_SHAPES says {shape[0]} × {shape[1]}; update TILE_SHAPES"
             )
         if tile_model.forward_attenuation is not None:
-            tile.set_attenuation(tile_model.forward_attenuation)
+            # each read its own map (the backward one: the file's, else the forward one)
+            tile.set_attenuation(tile_model.forward_attenuation, tile_model.backward_attenuation)
     return network
 
 

@@ -887,7 +887,9 @@ def test_check_characterization(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("network", ["fc", "cnn"])
 def test_file_noise_model_gives_each_tile_its_sigma(tmp_path: Path, network: str) -> None:
-    model = dataclasses.replace(calibrated_model(), ir_drop=None)
+    # no IR drop; no backward table curve, which training refuses (the tile applies odd
+    # polynomials only: tests/unit/test_read_periphery.py)
+    model = dataclasses.replace(calibrated_model(), ir_drop=None, backward_input_transfer=None)
     path = save_model(tmp_path / "m.h5", model, origin=PresetExport(preset="floating_point"))
     override = Setting(path="backward.out_noise", value=0.07, layers=(1,))
     cfg = TrainingConfig(network=network, model=ModelSpec(file=str(path), settings=(override,)))  # type: ignore[arg-type]
@@ -902,18 +904,21 @@ def test_file_noise_model_gives_each_tile_its_sigma(tmp_path: Path, network: str
         )
 
 
-def test_file_per_direction_ir_sets_the_forward_map(tmp_path: Path) -> None:
-    """The tile has one map (used by both reads); training sets the forward one."""
-    path = save_model(
-        tmp_path / "m.h5", calibrated_model(), origin=PresetExport(preset="floating_point")
-    )
+def test_file_per_direction_ir_sets_both_maps(tmp_path: Path) -> None:
+    """Training gives each read its own map: the forward model's to the forward read, the
+    backward model's to the backward read."""
+    model = dataclasses.replace(calibrated_model(), backward_input_transfer=None)
+    path = save_model(tmp_path / "m.h5", model, origin=PresetExport(preset="floating_point"))
     net = build_network(
         TrainingConfig(model=ModelSpec(file=str(path))), rng=np.random.default_rng(0)
     )
     fwd = IRDropModel(segment_ratio=6e-9, driver_ratio=4.2e-7)
+    bwd = IRDropModel(segment_ratio=8e-9)
     for tile in net.tiles:
+        shape = (tile.out_size, tile.in_size)
+        np.testing.assert_array_equal(tile.get_attenuation(), fwd.attenuation(*shape))
         np.testing.assert_array_equal(
-            tile.get_attenuation(), fwd.attenuation(tile.out_size, tile.in_size)
+            tile.get_attenuation("backward"), bwd.attenuation(*shape, "backward")
         )
 
 
