@@ -166,7 +166,15 @@ def _parameters(model: Any) -> list[str]:
     return [*lines, ""]
 
 
-def _validation(plan: Plan, model: Any) -> list[str]:
+def _held_out(loaded: Any) -> tuple[str, ...]:
+    """The cases calibration kept out of every fit (its provenance records them)."""
+    from rpucircuit.config.base import parse_toml
+
+    origin = parse_toml(loaded.provenance.config_toml, source=str(loaded.path))
+    return tuple(str(c) for c in origin.get("held_out", ()))
+
+
+def _validation(plan: Plan, model: Any, held: tuple[str, ...]) -> list[str]:
     cases = [v for v in model.validation if v.is_case]
     figures = [v for v in model.validation if not v.is_case]
     lines = [
@@ -174,17 +182,19 @@ def _validation(plan: Plan, model: Any) -> list[str]:
         "",
         f"The behavioral model's read or update on each case against the simulator, beside "
         f"the hand-set preset `{plan.calibration.preset}` (reads in % of the output bound α, "
-        "updates in % of the largest step). Held-out cases were kept out of every fit.",
+        "updates in % of the largest step). Held-out cases were kept out of every fit: "
+        + (", ".join(f"`{c}`" for c in held) or "none")
+        + ".",
         "",
         "| check | case | calibrated rms | calibrated max | preset rms | preset max | tolerance "
-        "| passed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| passed | held out |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for v in cases:
         lines.append(
             f"| {v.name} | {v.case} | {_g(v.rms_error)} | {_g(v.max_error)} | "
             f"{_g(v.preset_rms_error)} | {_g(v.preset_max_error)} | {_g(v.tolerance)} "
-            f"{v.unit} | {'yes' if v.passed else 'no'} |"
+            f"{v.unit} | {'yes' if v.passed else 'no'} | {'yes' if v.case in held else 'no'} |"
         )
     if figures:
         lines += [
@@ -308,7 +318,8 @@ def write(plan: Plan, stages: Sequence[StageResult]) -> Path:
     from rpucircuit.model import modelfile
 
     histories = {name: read_history(plan.train_dirs[name]) for name in MODELS}
-    model = modelfile.load_model(plan.model_file).model
+    loaded = modelfile.load_model(plan.model_file)
+    model = loaded.model
     plot_curves(histories, plan.out / PLOT_NAME)
     cases = [v for v in model.validation if v.is_case]
     passed = sum(v.passed for v in model.validation)
@@ -329,7 +340,7 @@ def write(plan: Plan, stages: Sequence[StageResult]) -> Path:
         "",
         *_circuit(plan),
         *_parameters(model),
-        *_validation(plan, model),
+        *_validation(plan, model, _held_out(loaded)),
         *_training(plan, histories),
         *_spot_checks(plan, histories["calibrated"]),
     ]

@@ -20,7 +20,7 @@ import pytest
 from rpucircuit import cli
 from rpucircuit.commands import run as run_cmd
 from rpucircuit.commands.run_report import read_history
-from rpucircuit.config.base import config_key
+from rpucircuit.config.base import config_key, parse_toml
 from rpucircuit.model import modelfile
 
 pytestmark = [pytest.mark.training, pytest.mark.sim, pytest.mark.slow]
@@ -104,7 +104,9 @@ def test_parameters_and_validation_are_the_model_file(job: dict[str, object]) ->
     out = job["out"]
     assert isinstance(out, Path)
     report = (out / "report.md").read_text(encoding="utf-8")
-    model = modelfile.load_model(out / "calibration" / "model.h5").model
+    loaded = modelfile.load_model(out / "calibration" / "model.h5")
+    model = loaded.model
+    held = parse_toml(loaded.provenance.config_toml)["held_out"]  # what calibration held out
     assert model.parameters and model.validation
     for p in model.parameters:
         cells = _row(report, p.name)
@@ -117,6 +119,8 @@ def test_parameters_and_validation_are_the_model_file(job: dict[str, object]) ->
         cells = _row(report, v.name)
         assert cells[2] == f"{v.rms_error:.3g}" and cells[4] == f"{v.preset_rms_error:.3g}"
         assert cells[7] == ("yes" if v.passed else "no")
+        assert cells[8] == ("yes" if v.case in held else "no")
+    assert held and all(f"`{c}`" in report for c in held)
 
 
 def test_spot_checks_are_the_calibrated_history(job: dict[str, object]) -> None:
