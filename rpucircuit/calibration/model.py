@@ -12,9 +12,9 @@ Output noise: the file's noise model ``σ² = a + b·N`` gives each tile its own
 RPUConfig's ``out_noise`` is σ at the characterized tile (forward N = its columns,
 backward N = its rows), what a reader without the noise model gets.
 
-Read gain and input transfer: set on the RPUConfig's ``IOConfig`` when the model path's
-``IOConfig`` has the fields ``read_gain`` and ``input_transfer``; left out otherwise (the
-parameters table still holds them). The input transfer curve describes the characterized
+Read gain and input transfer: set on the RPUConfig's ``IOConfig`` (``read_gain`` of each
+direction, the forward read's ``input_transfer``), which the model path's reads apply; the
+parameters table holds them too. The input transfer curve describes the characterized
 tile's own device: the fitted sinh curve (amplitude encoding) or gain (time encoding) of the
 campaign's sinh cases describes a sinh device, so it enters the model only when the
 characterized tile reads with ``read_iv = "sinh"``; a linear tile's transfer is the

@@ -16,9 +16,10 @@ the case's direction with the calibrated IR-drop ratios (for an IR-stress case, 
 are the campaign's stressed ones, the ratios fitted to ``fwd_ir_stress_<N>``), ``g`` the read
 gain of the case's own lines from the fitted summing-node time constant (as σ, the gain
 depends on the line: the RPUConfig holds the characterized tile's), and ``α_case`` the fitted
-swing at the case's integrator capacitor and charge unit. Until the model path's reads
-apply ``read_gain`` and ``input_transfer`` themselves, this read applies them explicitly
-(:func:`calibrated_read`). The ADC is left out of both reads: the simulations have none
+swing at the case's integrator capacitor and charge unit. The read is the model path's
+own (:func:`rpucircuit.model.kernels.read_batch` with g, f, the DAC and α as an
+``IOConfig``'s ``read_gain``, ``input_transfer``, ``inp_res`` and ``out_bound``:
+:func:`calibrated_read`). The ADC is left out of both reads: the simulations have none
 (their ``y_sim_w`` is the integrator's analog output), so quantizing the model would only
 add the ADC step's ±½ LSB to the comparison. The preset's read is the same with paper A's
 numbers: its DAC, no gain, no transfer curve, no IR drop, α = its ``out_bound``.
@@ -55,7 +56,8 @@ from rpucircuit.calibration.base import (
 from rpucircuit.calibration.lines import case_weights
 from rpucircuit.calibration.model import Fits, matching
 from rpucircuit.calibration.read import case_read_gain, config_tile
-from rpucircuit.config.rpu import RPUConfig
+from rpucircuit.config.rpu import IOConfig, RPUConfig
+from rpucircuit.model import kernels
 from rpucircuit.model.irdrop import Direction, IRDropModel
 from rpucircuit.model.modelparts import IRDrop, ValidationCheck
 
@@ -258,13 +260,6 @@ def preset_read_model(rpu: RPUConfig) -> ReadModel:
     )
 
 
-def _odd(coefs: Sequence[float], x: FloatArray) -> FloatArray:
-    out = np.zeros_like(x)
-    for i, c in enumerate(coefs):
-        out = out + c * x ** (2 * i + 1)
-    return out
-
-
 def case_alpha(case: Tree, tree: Tree, out_bound: float) -> float:
     """α of the characterized tile scaled to a case's integrator: the swing is a voltage,
     α ∝ C_int/Q_unit."""
@@ -275,16 +270,10 @@ def case_alpha(case: Tree, tree: Tree, out_bound: float) -> float:
 
 
 def calibrated_read(case: Tree, tree: Tree, model: ReadModel) -> FloatArray:
-    """The behavioral read of a transfer case (module doc), noise and ADC off.
-
-    Applies the read gain and the input transfer curve explicitly: the model path's reads
-    do not apply them yet (``IOConfig`` has no ``read_gain``/``input_transfer``)."""
+    """The behavioral read of a transfer case (module doc), noise and ADC off: the model
+    path's read with the case's DAC step, gain, transfer curve and α."""
     direction = text(case, "direction")
-    x = array(case, "x")
-    if model.inp_step > 0.0:
-        x = np.clip(np.rint(x / model.inp_step) * model.inp_step, -1.0, 1.0)
     key = f"{text(case, 'read_iv')}/{text(case, 'encoding')}"
-    fx = _odd(model.transfer[key], x) if key in model.transfer else x
     w = case_weights(case)
     ir = model.ir_drop
     stress = "ir_stress" in text(case, "name")
@@ -296,16 +285,23 @@ def calibrated_read(case: Tree, tree: Tree, model: ReadModel) -> FloatArray:
     if ir_model is not None:
         d: Direction = "forward" if direction == "forward" else "backward"
         w = w * ir_model.attenuation(w.shape[0], w.shape[1], d)
-    y = (w if direction == "forward" else w.T) @ fx
+    gain = 1.0  # a DC point has no integrator (as the IR fit takes it: gain 1)
     if direction in model.tau_sum_s and text(case, "analysis") != "op":
-        # a DC point has no integrator (as the IR fit takes it: gain 1)
-        y = case_read_gain(case, model.tau_sum_s[direction]) * y
+        gain = case_read_gain(case, model.tau_sum_s[direction])
     alpha = model.out_bound
     if model.scale_alpha and alpha > 0.0:
         alpha = case_alpha(case, tree, alpha)
-    if alpha > 0.0:
-        y = np.clip(y, -alpha, alpha)
-    return np.asarray(y, dtype=np.float64)
+    io = IOConfig(
+        inp_res=model.inp_step / 2.0, out_noise=0.0, out_bound=max(alpha, 0.0), out_res=0.0,
+        noise_management=False, bound_management=False, read_gain=gain,
+        input_transfer=tuple(model.transfer.get(key, ())),
+    )  # fmt: skip
+    wr = w if direction == "forward" else w.T
+    x = np.ascontiguousarray(array(case, "x"), dtype=np.float64).reshape(1, -1)
+    y = np.empty((1, wr.shape[0]))
+    state = kernels.seed_state(np.random.default_rng(0))  # no noise: never drawn from
+    kernels.read_batch(np.asarray(wr, dtype=np.float64), x, y, kernels.pack_io(io), state)
+    return np.asarray(y[0], dtype=np.float64)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
