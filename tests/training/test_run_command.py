@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,32 @@ def test_resolved_config_repeats_the_run(job: dict[str, object]) -> None:
     first = run_cmd.make_plan(None, out, quick=True)
     for field in ("spec", "calibration", "calibrated", "preset"):
         assert config_key(getattr(again, field)) == config_key(getattr(first, field)), field
+
+
+def test_changed_schedule_reruns_only_the_trainings(
+    job: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A copy of the run folder with another [training]: characterization and calibration
+    reused (their keys hold no path or schedule), both trainings run again."""
+    out = job["out"]
+    assert isinstance(out, Path)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    config = tmp_path / "run.toml"
+    config.write_text("[training]\nn_train = 100\nn_test = 100\nepochs = 1\n", encoding="utf-8")
+    capsys.readouterr()
+    assert _run(copy, str(config)) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[")]
+    assert [" reused (ran in " in x for x in lines[:4]] == [True, True, False, False], lines
+    assert len(np.atleast_1d(read_history(copy / "train-preset")["test_error"])) == 1
+
+
+def test_example_config_is_valid() -> None:
+    """examples/main-job.toml builds a plan (every value validated)."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "main-job.toml"
+    plan = run_cmd.make_plan(path.read_text(encoding="utf-8"), Path("x"), quick=False)
+    assert plan.preset.epochs == 1 and plan.calibrated.cosim.layers == (0, 2)
+    assert plan.calibration.held_out == ("transfer/fwd_no_line_*",)
 
 
 @pytest.mark.parametrize(
