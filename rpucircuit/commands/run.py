@@ -34,12 +34,16 @@ from typing import Any, TypeVar
 
 from rpucircuit.commands.run_report import Plan, StageResult
 from rpucircuit.config.base import config_key, from_dict, parse_toml, to_toml
-from rpucircuit.errors import ConfigError
+from rpucircuit.errors import ConfigError, StoreError
 
 T = TypeVar("T")
 
 KEY_FILE = "stage-key.txt"
 """Name of the file, in each stage's folder, that holds the key of its finished inputs."""
+
+RUNNING_FILE = "stage-running.txt"
+"""Name of the file, in a training's folder, that holds the key of the training under way
+(a killed one resumes from its checkpoint when the key is the same)."""
 
 STAGES = ("characterize", "calibrate", "train calibrated", "train preset", "report")
 """The stages, in the order they run (one progress line each)."""
@@ -226,6 +230,14 @@ def _sources_digest(*packages: str) -> str:
     return h.hexdigest()
 
 
+def _read(path: Path) -> str:
+    """A small text file's content, stripped; empty when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
 def _finished(folder: Path, key: str, needed: tuple[str, ...]) -> tuple[float, str] | None:
     """The run time and summary of a finished stage of this key whose ``needed`` files are
     all in ``folder``; None when the stage must run."""
@@ -327,21 +339,38 @@ def train_stage(plan: Plan, which: str, *, progress: bool) -> StageResult:
     cfg = plan.calibrated if which == "calibrated" else plan.preset
     folder = plan.train_dirs[which]
 
+    key = _training_key(cfg)
+
     def work() -> str:
         hooks = epoch_hooks(cfg)
-        result = train(cfg, folder, overwrite=True, progress=progress, epoch_hooks=hooks)
+        # a training of this key that was killed continues from its last checkpoint
+        running = folder / RUNNING_FILE
+        resume = (folder / "checkpoint.h5").is_file() and _read(running) == key
+        running.write_text(key + "\n", encoding="utf-8")
+        try:
+            result = train(
+                cfg, folder, resume=resume, overwrite=not resume, progress=progress,
+                epoch_hooks=hooks,
+            )  # fmt: skip
+        except StoreError:
+            if not resume:
+                raise
+            resume = False  # the checkpoint cannot continue: start over
+            result = train(cfg, folder, overwrite=True, progress=progress, epoch_hooks=hooks)
+        running.unlink()
         records = result.hook_records.get("cosim")
         if records is not None and len(records["epoch"]):
             from rpucircuit.calibration import cosim
 
             cosim.plot_records(records, folder / "cosim_error.png")
+        how = f" (resumed after epoch {len(result.history['test_error']) - result.epochs_run})"
         return (
             f"test error {100 * result.test_error_final:.2f} % after "
-            f"{len(result.history['test_error'])} epochs -> {folder}"
+            f"{len(result.history['test_error'])} epochs{how if resume else ''} -> {folder}"
         )
 
     needed = ("history.h5", "checkpoint.h5")
-    return staged(f"train {which}", folder, _training_key(cfg), needed, work)
+    return staged(f"train {which}", folder, key, needed, work)
 
 
 # --------------------------------------------------------------------------- the command

@@ -186,6 +186,28 @@ def test_changed_schedule_reruns_only_the_trainings(
     assert len(np.atleast_1d(read_history(copy / "train-preset")["test_error"])) == 1
 
 
+def test_killed_training_resumes_from_its_checkpoint(
+    job: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A training killed after its last checkpoint (no stage key, its running key left):
+    the rerun continues it instead of starting over, and reports the same test error."""
+    out = job["out"]
+    assert isinstance(out, Path)
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    folder = copy / "train-preset"
+    key = (folder / run_cmd.KEY_FILE).read_text(encoding="utf-8").splitlines()[0]
+    (folder / run_cmd.KEY_FILE).unlink()
+    (folder / run_cmd.RUNNING_FILE).write_text(key + "\n", encoding="utf-8")
+    before = float(read_history(folder)["test_error_final"])
+    capsys.readouterr()
+    assert _run(copy) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[")]
+    assert "resumed after epoch 2" in lines[3], lines
+    assert float(read_history(folder)["test_error_final"]) == before  # exact: nothing retrained
+    assert not (folder / run_cmd.RUNNING_FILE).exists()
+
+
 def test_example_config_is_valid() -> None:
     """examples/main-job.toml builds a plan (every value validated)."""
     path = Path(__file__).resolve().parents[2] / "examples" / "main-job.toml"
