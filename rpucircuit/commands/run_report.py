@@ -26,6 +26,8 @@ from rpucircuit.config.base import config_key, to_dict
 
 REPORT_NAME = "report.md"
 PLOT_NAME = "test_error.png"
+NETWORKS = {"fc": "FC network 784-256-128-10", "cnn": "CNN (paper B)"}
+"""How the report names the training config's ``network``."""
 MODELS = ("calibrated", "preset")
 """The two trainings, in the report's order."""
 
@@ -216,7 +218,7 @@ def _validation(plan: Plan, model: Any, held: tuple[str, ...]) -> list[str]:
 def _training(plan: Plan, histories: Mapping[str, Mapping[str, Any]]) -> list[str]:
     cfg = plan.preset
     lines = [
-        "## 4. Training (FC network on MNIST, mini-batch 1)",
+        f"## 4. Training ({NETWORKS.get(cfg.network, cfg.network)} on MNIST, mini-batch 1)",
         "",
         f"Same schedule and seed for both: network `{cfg.network}`, {cfg.epochs} epochs of "
         f"{cfg.n_train} training images, tested on {cfg.n_test}, lr {cfg.lr}, seed {cfg.seed}. "
@@ -286,7 +288,7 @@ def _spot_checks(plan: Plan, history: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- the files
 
 
-def plot_curves(histories: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
+def plot_curves(histories: Mapping[str, Mapping[str, Any]], path: Path, network: str) -> Path:
     """Test error (%) against epoch of both trainings on one plot, final errors labelled."""
     import matplotlib
 
@@ -304,7 +306,7 @@ def plot_curves(histories: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     ax.set_xticks(
         np.arange(1, max(len(np.atleast_1d(h["test_error"])) for h in histories.values()) + 1)
     )
-    ax.set_title("FC network on MNIST: calibrated model vs preset")
+    ax.set_title(f"{network} on MNIST: calibrated model vs preset")
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -320,7 +322,7 @@ def write(plan: Plan, stages: Sequence[StageResult]) -> Path:
     histories = {name: read_history(plan.train_dirs[name]) for name in MODELS}
     loaded = modelfile.load_model(plan.model_file)
     model = loaded.model
-    plot_curves(histories, plan.out / PLOT_NAME)
+    plot_curves(histories, plan.out / PLOT_NAME, NETWORKS.get(plan.preset.network, ""))
     cases = [v for v in model.validation if v.is_case]
     passed = sum(v.passed for v in model.validation)
     final = {n: float(histories[n]["test_error_final"]) for n in MODELS}

@@ -30,7 +30,7 @@ SECTIONS = (
     "## 1. Circuit characterization",
     "## 2. Calibrated parameters",
     "## 3. Validation against ngspice (calibrated model vs the preset)",
-    "## 4. Training (FC network on MNIST, mini-batch 1)",
+    "## 4. Training (FC network 784-256-128-10 on MNIST, mini-batch 1)",
     "## 5. Circuit spot checks on the calibrated training",
 )
 
