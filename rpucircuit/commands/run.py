@@ -115,9 +115,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run config TOML (circuit tables, [campaign], [calibration], [training], "
         "[cosim]); default: paper A's tile and the FC network (docs/main-job.md)",
     )
-    parser.add_argument("--out", type=Path, default=Path("runs/main"), help="output folder")
     parser.add_argument(
-        "--quick", action="store_true", help="a small version (tests; about a minute)"
+        "--out", type=Path, default=Path("runs/main"), help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a small version (tests; under a minute)"
     )
     parser.add_argument(
         "--jobs", type=int, default=None, help="worker processes of the campaign (default: cores)"
