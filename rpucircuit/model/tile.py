@@ -171,8 +171,9 @@ class AnalogTile:
         self._w = np.zeros(shape)
         self._att = np.ones((out_size, in_size))
         self._wread = np.zeros((out_size, in_size), dtype=read_dtype(config))
-        # the backward read's own map and read copy (C order), kept up to date only while
-        # dp[DP_BWD_ATT] is set; allocated now so kernel_arrays' references stay live
+        # the backward read's own map and read copy (C order), used only while
+        # dp[DP_BWD_ATT] is set (kernels.BWD_*); allocated now so kernel_arrays' references
+        # stay live
         self._att_b = np.ones((out_size, in_size))
         self._wread_b = np.zeros((out_size, in_size), dtype=self._wread.dtype)
         self._dp = pack_device(dev, use_attenuation=False)
@@ -239,7 +240,10 @@ class AnalogTile:
         db, single = self._batch(d, self.out_size, "backward d")
         self._sync()
         z = np.empty((db.shape[0], self.in_size))
-        wr = self._wread_b if self._dp[kernels.DP_BWD_ATT] else self._wread
+        wr = self._wread
+        if self._dp[kernels.DP_BWD_ATT] != kernels.BWD_NONE:  # its own map: its own copy
+            kernels.refresh_backward(self._w, self._att_b, self._wread_b, self._dp)
+            wr = self._wread_b
         if kernels.read_batch(wr.T, db, z, self._bwd_io, self._s):
             raise TileShapeError("backward d: contains NaN or infinite values")
         return z[0] if single else z
@@ -365,8 +369,8 @@ class AnalogTile:
         self._sync()
         total = self._w.sum(axis=0)
         self._wread[...] = total * self._att if self._dp[kernels.DP_USE_ATT] else total
-        if self._dp[kernels.DP_BWD_ATT]:
-            self._wread_b[...] = total * self._att_b
+        if self._dp[kernels.DP_BWD_ATT] != kernels.BWD_NONE:
+            self._dp[kernels.DP_BWD_ATT] = kernels.BWD_STALE  # the next backward read rebuilds it
 
     def get_weights(self) -> FloatArray:
         """Effective weights (out, in): devices summed, without the attenuation map."""

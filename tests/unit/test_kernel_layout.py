@@ -80,7 +80,7 @@ def test_pack_device_and_update_put_each_field_at_its_name() -> None:
         "ctoc": 0.3, "k": 0.2, "soft": 0.0, "bounded": 1.0, "use_att": 1.0, "bwd_att": 0.0,
     }  # fmt: skip
     both = kernels.pack_device(cfg.device, use_attenuation=False, backward_map=True)
-    assert both[kernels.DP_BWD_ATT] == 1.0 and both[kernels.DP_USE_ATT] == 0.0
+    assert both[kernels.DP_BWD_ATT] == kernels.BWD_STALE and both[kernels.DP_USE_ATT] == 0.0
     upd = dict(zip(layout.UPD_FIELDS, kernels.pack_update(cfg), strict=True))
     assert upd == {"bl": 7.0, "um": 1.0, "dw_min": 0.001, "exact": 0.0}
     assert kernels.pack_update(rpu.floating_point())[kernels.UPD_EXACT] == 1.0

@@ -243,7 +243,10 @@ def test_backward_map_defaults_to_the_forward_map_and_survives_state(
     np.testing.assert_array_equal(tile.get_attenuation("backward"), a)
     assert tile.kernel_arrays().dp[kernels.DP_BWD_ATT] == 0.0  # one read copy, as before
     tile.set_attenuation(a, b)
-    assert tile.kernel_arrays().dp[kernels.DP_BWD_ATT] == 1.0
+    # its own copy, built by the first backward read, then kept by the updates
+    assert tile.kernel_arrays().dp[kernels.DP_BWD_ATT] == kernels.BWD_STALE
+    tile.backward(np.ones(3))
+    assert tile.kernel_arrays().dp[kernels.DP_BWD_ATT] == kernels.BWD_KEPT
     state = tile.get_state()
     other = AnalogTile(3, 4, _cfg(QUIET), rng=rng)
     other.set_state(state)
@@ -281,13 +284,18 @@ def test_fused_step_with_gain_curve_and_two_maps_is_bit_identical_to_the_layer_p
     la = [a.train_step(x, int(y), 0.05) for x, y in zip(xs, ys, strict=True)]
     lb = [b.train_step(x, int(y), 0.05) for x, y in zip(xs, ys, strict=True)]
     assert la == lb
-    for ta, tb in zip(a.tiles, b.tiles, strict=True):
+    for k, (ta, tb) in enumerate(zip(a.tiles, b.tiles, strict=True)):
         sa, sb = ta.get_state(), tb.get_state()
         for key in ("weights", "kernel_rng_words"):
             np.testing.assert_array_equal(sa[key], sb[key])
+        ka = ta.kernel_arrays()
+        if k == 0:  # never read backward: its backward copy was never built or kept
+            assert ka.dp[kernels.DP_BWD_ATT] == kernels.BWD_STALE
+            continue
         # the backward read copy followed the updates: W∘B, rounded to float32
+        assert ka.dp[kernels.DP_BWD_ATT] == kernels.BWD_KEPT
         w = ta.get_weights() * ta.get_attenuation("backward")
-        np.testing.assert_array_equal(ta.kernel_arrays().wread_b, w.astype(np.float32))
+        np.testing.assert_array_equal(ka.wread_b, w.astype(np.float32))
 
 
 # --------------------------------------------------------------------------- model file

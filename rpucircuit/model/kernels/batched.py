@@ -10,6 +10,7 @@ import numba
 import numpy as np
 
 from rpucircuit.model.kernels.layout import (
+    BWD_KEPT,
     DP_BOUNDED,
     DP_BWD_ATT,
     DP_CTOC,
@@ -136,8 +137,9 @@ def _pulsed_update_batch(
     soft = dp[DP_SOFT] != 0.0
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
-    bwd = dp[DP_BWD_ATT] != 0.0  # a backward read copy to keep too
+    bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
     single = n_dev == 1 and not use_att and not bwd  # wread mirrors w[0] element by element
+    one = n_dev == 1  # the device sum is the one device's value
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -222,6 +224,11 @@ def _pulsed_update_batch(
                                 w[dv, i, j] = v
                                 if single:
                                     wread[i, j] = v
+                                elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
+                                    total = v + 0.0
+                                    wread[i, j] = total * att[i, j] if use_att else total
+                                    if bwd:
+                                        wread_b[i, j] = total * att_b[i, j]
                                 else:
                                     total = 0.0
                                     for dd in range(n_dev):
@@ -280,6 +287,11 @@ def _pulsed_update_batch(
                             w[dv, i, j] = v
                             if single:
                                 wread[i, j] = v
+                            elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
+                                total = v + 0.0
+                                wread[i, j] = total * att[i, j] if use_att else total
+                                if bwd:
+                                    wread_b[i, j] = total * att_b[i, j]
                             else:
                                 total = 0.0
                                 for dd in range(n_dev):

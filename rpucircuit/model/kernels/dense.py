@@ -14,6 +14,7 @@ import numpy as np
 from rpucircuit.model.kernels.layout import (
     ACT_SIGMOID,
     ACT_TANH,
+    BWD_NONE,
     DP_BWD_ATT,
     UPD_BL,
     UPD_DW_MIN,
@@ -24,7 +25,7 @@ from rpucircuit.model.kernels.layout import (
     UIntArray,
 )
 from rpucircuit.model.kernels.reads import _all_finite, read_batch
-from rpucircuit.model.kernels.updates import exact_update, pulsed_update
+from rpucircuit.model.kernels.updates import exact_update, pulsed_update, refresh_backward
 
 # --------------------------------------------------------------------------- activations
 
@@ -280,7 +281,8 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
     for li in range(n_layers - 1, -1, -1):  # backward and update, last layer first
         ds[li][:] = grad
         if li > 0:
-            if dps[li][DP_BWD_ATT] != 0.0:  # the backward map's own read copy (out, in)
+            if dps[li][DP_BWD_ATT] != BWD_NONE:  # the backward map's own read copy (out, in)
+                refresh_backward(ws[li], att_bs[li], wread_bs[li], dps[li])
                 _dense_read(wread_bs[li], False, True, ds[li], zs[li], bwd_ios[li], states[li])
             else:
                 _dense_read(wreads[li], col_major[li], True, ds[li], zs[li], bwd_ios[li],

@@ -105,11 +105,19 @@ DP_FIELDS = (
     "soft",  # flag: soft bounds
     "bounded",  # flag: hard bounds clip
     "use_att",  # flag: the forward read copy carries the (forward) attenuation map
-    "bwd_att",  # flag: the backward read has its own map and read copy (wread_b, att_b)
+    "bwd_att",  # backward map: BWD_NONE, BWD_KEPT (updates keep wread_b) or BWD_STALE
 )
 """Fields of the device switch vector, in order (``DP_*`` are their indices)."""
 DP_CTOC, DP_K, DP_SOFT, DP_BOUNDED, DP_USE_ATT, DP_BWD_ATT = range(len(DP_FIELDS))
 DP_LEN = len(DP_FIELDS)
+
+BWD_NONE, BWD_KEPT, BWD_STALE = 0.0, 1.0, 2.0
+"""Values of ``dp[DP_BWD_ATT]``: the backward read uses the forward read copy (no map of
+its own); it has its own map and the updates keep its read copy ``wread_b`` up to date;
+it has its own map but ``wread_b`` is stale (set after the map or the weights change): the
+next backward read refreshes it (:func:`~rpucircuit.model.kernels.updates.refresh_backward`)
+and switches to ``BWD_KEPT``. A tile that is never read backward (a network's first layer)
+so never pays for keeping a second copy."""
 
 
 def pack_device(
@@ -117,8 +125,8 @@ def pack_device(
 ) -> FloatArray:
     """The device switch vector of ``device`` (layout :data:`DP_FIELDS`);
     ``use_attenuation``: whether the tile's (forward) attenuation map differs from all
-    ones; ``backward_map``: whether the backward read has a map of its own (the updates
-    then keep a second read copy)."""
+    ones; ``backward_map``: whether the backward read has a map of its own (packed as
+    :data:`BWD_STALE`: its read copy is built by the first backward read)."""
     return _pack(
         DP_FIELDS,
         {
@@ -127,7 +135,7 @@ def pack_device(
             "soft": device.soft_bounds,
             "bounded": device.bounded,
             "use_att": use_attenuation,
-            "bwd_att": backward_map,
+            "bwd_att": BWD_STALE if backward_map else BWD_NONE,
         },
     )
 
@@ -185,10 +193,10 @@ class KernelArrays(NamedTuple):
     att: FloatArray
     """Forward read attenuation map (out, in)."""
     wread_b: np.ndarray[Any, Any]
-    """Backward read copy (out, in), C order, the weights times ``att_b``; (0, 0) while
-    the backward read uses the forward map (``dp[DP_BWD_ATT]`` 0)."""
+    """Backward read copy (out, in), C order, the weights times ``att_b``; used and kept
+    only while ``dp[DP_BWD_ATT]`` is not :data:`BWD_NONE`."""
     att_b: FloatArray
-    """Backward read attenuation map (out, in); (0, 0) like ``wread_b``."""
+    """Backward read attenuation map (out, in)."""
     state: UIntArray
     """The tile's kernel generator state."""
     fwd_io: FloatArray

@@ -172,6 +172,7 @@ def _half_select_row(
     n_in = cmask.shape[0]
     n_dev = w.shape[0]
     single = n_dev == 1 and not use_att and not bwd
+    one = n_dev == 1
     k2 = k * k
     pc_rm = int(_popcount(rm))
     n_coinc = 0
@@ -200,6 +201,11 @@ def _half_select_row(
                 w[dv, i, j] = v
                 if single:
                     wread[i, j] = v
+                elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
+                    total = v + 0.0
+                    wread[i, j] = total * att[i, j] if use_att else total
+                    if bwd:
+                        wread_b[i, j] = total * att_b[i, j]
                 else:
                     total = 0.0
                     for dd in range(w.shape[0]):
@@ -223,6 +229,11 @@ def _half_select_row(
             w[dv, i, j] = v
             if single:
                 wread[i, j] = v
+            elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
+                total = v + 0.0
+                wread[i, j] = total * att[i, j] if use_att else total
+                if bwd:
+                    wread_b[i, j] = total * att_b[i, j]
             else:
                 total = 0.0
                 for dd in range(w.shape[0]):

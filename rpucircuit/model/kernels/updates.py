@@ -12,11 +12,15 @@ an element sees has the same direction.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
 from rpucircuit.model.kernels.batched import _pulsed_update_batch
 from rpucircuit.model.kernels.layout import (
+    BWD_KEPT,
+    BWD_STALE,
     DP_BOUNDED,
     DP_BWD_ATT,
     DP_CTOC,
@@ -110,8 +114,9 @@ def pulsed_update(
     ctoc = dp[DP_CTOC]
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
-    bwd = dp[DP_BWD_ATT] != 0.0  # a backward read copy to keep too
+    bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
     single = n_dev == 1 and not use_att and not bwd  # wread mirrors w[0] element by element
+    one = n_dev == 1  # the device sum is the one device's value
     k_val = dp[DP_K]
     all_cols = np.arange(n_in)
     zrow = np.empty(normal_capacity(n_in) if k_on else 0)  # c2c normals of a half-select row
@@ -198,6 +203,11 @@ def pulsed_update(
                             w[dv, i, j] = v
                             if single:
                                 wread[i, j] = v
+                            elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
+                                total = v + 0.0
+                                wread[i, j] = total * att[i, j] if use_att else total
+                                if bwd:
+                                    wread_b[i, j] = total * att_b[i, j]
                             else:
                                 total = 0.0
                                 for dd in range(n_dev):
@@ -231,6 +241,11 @@ def pulsed_update(
                         w[dv, i, j] = v
                         if single:
                             wread[i, j] = v
+                        elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
+                            total = v + 0.0
+                            wread[i, j] = total * att[i, j] if use_att else total
+                            if bwd:
+                                wread_b[i, j] = total * att_b[i, j]
                         else:
                             total = 0.0
                             for dd in range(n_dev):
@@ -239,6 +254,24 @@ def pulsed_update(
                             if bwd:
                                 wread_b[i, j] = total * att_b[i, j]
     return n_coinc
+
+
+@numba.njit(cache=True, nogil=True)
+def refresh_backward(w: FloatArray, att_b: FloatArray, wread_b: Any, dp: FloatArray) -> None:
+    """Rebuild the backward read copy ``wread_b`` = (Σ devices of ``w``)·``att_b`` if it
+    is stale (``dp[DP_BWD_ATT]`` :data:`BWD_STALE`), then mark it kept (``BWD_KEPT``): the
+    same sum, in the same order, as the updates use when they keep it element by element,
+    so a refreshed copy equals a kept one bit for bit."""
+    if dp[DP_BWD_ATT] != BWD_STALE:
+        return
+    n_dev, n_out, n_in = w.shape
+    for i in range(n_out):
+        for j in range(n_in):
+            total = 0.0
+            for dd in range(n_dev):
+                total += w[dd, i, j]
+            wread_b[i, j] = total * att_b[i, j]
+    dp[DP_BWD_ATT] = BWD_KEPT
 
 
 @numba.njit(cache=True, nogil=True)
@@ -263,7 +296,7 @@ def exact_update(
     n_dev, n_out, n_in = w.shape
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
-    bwd = dp[DP_BWD_ATT] != 0.0
+    bwd = dp[DP_BWD_ATT] == BWD_KEPT
     share = lr / n_dev
     total = np.empty(n_in)
     for smp in range(x.shape[0]):
