@@ -68,18 +68,29 @@ def _dac_row(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _transfer_row(xq: FloatArray, k: int, io: FloatArray) -> None:  # pragma: no cover
-    """Input transfer curve on DAC'd row k, in place: x ← inp_bound·f(x/inp_bound) with
-    f(u) = Σ c_m·u^(2m+1) (Horner in u²); only called when the curve has terms."""
+def _transfer_row(
+    xq: FloatArray, k: int, io: FloatArray, t: FloatArray, acc: FloatArray
+) -> None:  # pragma: no cover - compiled
+    """Input transfer curve on DAC'd row k, in place: x ← inp_bound·f(x/inp_bound) =
+    x·g(u²), u = x/inp_bound, f(u) = u·g(u²), g(t) = Σ c_m·t^m (Horner); only called when
+    the curve has terms. Term by term over the whole row (``t``, ``acc``: scratch of the
+    row's length), so each pass vectorizes: an element-by-element Horner loop with a
+    per-element division made paper B's conv1 read (576 × 26, float32) 38 % slower than
+    without a curve, this form 9 % (measured on the shared 2-core machine, 2026-12-06)."""
     n_tf = int(io[IO_TF_TERMS])
-    bound = io[IO_INP_BOUND]
-    for j in range(xq.shape[1]):
-        u = xq[k, j] / bound
-        t = u * u
-        acc = io[IO_TF + n_tf - 1]
-        for m in range(n_tf - 2, -1, -1):
-            acc = acc * t + io[IO_TF + m]
-        xq[k, j] = bound * (u * acc)
+    inv = 1.0 / io[IO_INP_BOUND]
+    n = xq.shape[1]
+    top = io[IO_TF + n_tf - 1]
+    for j in range(n):
+        u = xq[k, j] * inv
+        t[j] = u * u
+        acc[j] = top
+    for m in range(n_tf - 2, -1, -1):
+        c = io[IO_TF + m]
+        for j in range(n):
+            acc[j] = acc[j] * t[j] + c
+    for j in range(n):
+        xq[k, j] = xq[k, j] * acc[j]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -278,11 +289,13 @@ def read_batch(
     in_bound = io[IO_INP_BOUND]
     in_step = io[IO_INP_STEP]
     curve = io[IO_TF_TERMS] > 0.0  # an input transfer curve (f(0) = 0: zeros stay zero)
+    tf_t = np.empty(x.shape[1] if curve else 0)  # its scratch (_transfer_row)
+    tf_acc = np.empty(x.shape[1] if curve else 0)
     for k in range(n):
         if scale[k] > 0.0:
             _dac_row(x, k, xq, in_bound, in_step, scale[k])
             if curve:
-                _transfer_row(xq, k, io)
+                _transfer_row(xq, k, io, tf_t, tf_acc)
         else:
             for j in range(x.shape[1]):
                 xq[k, j] = 0.0
@@ -299,7 +312,7 @@ def read_batch(
             factor *= 2.0
             _dac_row(x, k, xq, in_bound, in_step, sk * factor)
             if curve:
-                _transfer_row(xq, k, io)
+                _transfer_row(xq, k, io, tf_t, tf_acc)
             _mvm(w, xq[k : k + 1], raw[k : k + 1])
             if noisy:  # a fresh read: fresh noise
                 if z_again.shape[0] == 0:
