@@ -354,3 +354,13 @@ def test_model_file_table_curve_is_refused_for_training(tmp_path: Path) -> None:
     path = _two_direction_file(tmp_path, table)
     with pytest.raises(UnsupportedError, match=r"two\.h5: input_transfer/backward: a table"):
         build_network(TrainingConfig(model=ModelSpec(file=str(path))), rng=np.random.default_rng(0))
+
+
+def test_model_file_curve_the_config_refuses_names_the_file(tmp_path: Path) -> None:
+    """A stored curve that is not monotone (f′ = 1 − 1.5u² < 0 near ±1) fails when
+    training builds its tiles, naming the file and the direction."""
+    path = _two_direction_file(tmp_path, InputTransfer(odd_coefficients=(1.0, -0.5)))
+    with pytest.raises(
+        ConfigError, match=r"two\.h5: input_transfer/backward: input_transfer = \(1\.0, -0\.5\)"
+    ):
+        build_network(TrainingConfig(model=ModelSpec(file=str(path))), rng=np.random.default_rng(0))
