@@ -10,8 +10,8 @@ calibrates one from the committed ``sim_data/reference/characterization.h5`` int
 temporary folder first (about 2 s). The circuit the simulator runs is the one the model was
 calibrated from (the characterization file's config, with the tile resized); a model that
 names no characterization file is compared with paper A's preset circuit. On the reference
-file's circuit (both arrays of a pair with their own RC lines) a 64×64 tile has 16,512
-nodes, and its transient took ngspice 39 (Sparse) 690 CPU-seconds, its DC point 11.
+file's circuit a 64×64 tile has 16,512 nodes, and its transient took ngspice 39 (Sparse)
+780 CPU-seconds, its DC point 12.5.
 
 Behavioral read. An :class:`~rpucircuit.model.tile.AnalogTile` of the model's RPUConfig for
 the tile's shape (``LoadedModel.rpu_config_for``), output noise off and the ADC off (the
