@@ -32,10 +32,10 @@ What it measures
     two) per executor.
 
     With Linux's autogroup scheduling on (``/proc/sys/kernel/sched_autogroup_enabled``), a
-    nice-19 process in another session still takes a full core from a 2-worker run (nice
-    counts only inside a session). The README's figures come from a session of its own at
-    autogroup nice -20: ``setsid --wait bash -c 'echo -20 > /proc/self/autogroup && exec
-    python bench/bench_sweep_scaling.py ...'``.
+    nice-19 process in another login session still takes a full core from a 2-worker run
+    (nice counts only inside a session). The figures in docs/performance.md come from a
+    session of its own at autogroup nice -20: ``setsid --wait bash -c 'echo -20 >
+    /proc/self/autogroup && exec python bench/bench_sweep_scaling.py ...'``.
 
 Run (one executor per call keeps each under a few minutes)
     python bench/bench_sweep_scaling.py --executor local --jobs 4 --reps 2

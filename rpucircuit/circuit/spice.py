@@ -9,7 +9,7 @@ Why not PySpice: PySpice 1.5 drives ngspice's shared library, which keeps one gl
 circuit per process (a second circuit overwrote the first one's results), leaks ~2.4 MB
 per run unless cleaned up by hand, returns success on netlists that did not parse, raises
 on harmless stderr lines, and cannot be killed on a timeout without taking its process
-down (see ../shared/NGSPICE.md). A batch process per job costs 15-25 ms of start-up,
+down. A batch process per job costs 15-25 ms of start-up,
 contains crashes and hangs, is killed cleanly (its whole process group) when it runs past
 its limit, and gives the same numbers. Parallel jobs are parallel ngspice processes.
 """

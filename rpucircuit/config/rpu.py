@@ -9,7 +9,7 @@ input units, exactly what ``W @ x`` gives.
 Sources: paper A = Gokmen & Vlasov 2016 (Front. Neurosci. 10:333), paper B = Gokmen, Onen
 & Haensch 2017 (Front. Neurosci. 11:538); "aihwkit" = IBM's aihwkit 1.2
 ``ConstantStepDevice`` / ``IOParameters`` defaults, which state that they implement
-paper A's tile (see ``../shared/PHYSICS.md`` and ``../shared/AIHWKIT.md``).
+paper A's tile (``docs/peers.md`` says how aihwkit is configured to match).
 
 The configs only describe; :mod:`rpucircuit.model.tile` implements. See ``docs/model-api.md``.
 """

@@ -59,8 +59,8 @@ def test_transient_16x16_with_line_resistance_matches_nodal(
     ideal = -ref.q_ideal_c / cfg.c_int_f
     # The line resistance matters here by more than the tolerance (the test has teeth) ...
     assert np.max(np.abs(ideal - ref.v_out_v)) > 2 * 0.005 * full_scale
-    # ... and ngspice agrees with the nodal solve within 0.5 % of full scale (issue 2's
-    # criterion; measured ~3e-6 V, i.e. the ngspice transient's own tolerances).
+    # ... and ngspice agrees with the nodal solve within 0.5 % of full scale (the stated
+    # accuracy; measured ~3e-6 V, i.e. the ngspice transient's own tolerances).
     assert np.max(np.abs(v - ref.v_out_v)) < 0.005 * full_scale
     # Tighter, as measured: 1e-4 of full scale.
     assert np.max(np.abs(v - ref.v_out_v)) < 1e-4 * full_scale
@@ -77,7 +77,7 @@ def test_dc_op_64x64_matches_nodal(rng: np.random.Generator, tmp_path: Path) -> 
     res = spice.run(spice.SpiceJob.from_netlist(net, name="op64"), workdir=tmp_path)
     i_spice = _outputs(net, res, "currents")
     ref = nodal.read(cfg, gp, None, x, finite_gain=False)
-    # Same linear network, two direct solves in double precision: 1e-6 relative (issue 2);
+    # Same linear network, two direct solves in double precision: 1e-6 relative;
     # measured ~1e-12.
     assert np.max(np.abs(i_spice - ref.i_mean_a)) < 1e-6 * np.max(np.abs(i_spice))
     assert np.max(np.abs(ref.q_c - ref.q_ideal_c)) > 1e-3 * np.max(np.abs(ref.q_c))

@@ -142,7 +142,7 @@ def test_time_encoding_tolerates_sinh_read_amplitude_does_not(
 @pytest.mark.parametrize("k", [0.1, 0.5, 0.9])
 def test_update_recovers_k_and_dg_min(tmp_path: Path, k: float) -> None:
     # Devices at G_mean (away from the bounds) on an 8×8 array, random bit streams: the fit
-    # recovers the model's k within 5 % (the issue's requirement) and Δg_min within 5 %
+    # recovers the model's k within 5 % (the extraction's stated accuracy) and Δg_min within 5 %
     # (the rise/fall edges and the line IR drop shave a little off the full pulse).
     # Identical devices (no device-to-device spread): the count model is exact for them.
     cfg = ex.with_device(gokmen_vlasov_2016(rows=8, cols=8), k=k, dw_min_dtod=0.0)
@@ -208,7 +208,7 @@ def test_reset_switch_noise_is_kt_over_c(tmp_path: Path) -> None:
 
 
 def test_transient_noise_monte_carlo_agrees_and_repeats(tmp_path: Path) -> None:
-    # Issue 2: device thermal noise, op-amp e_n and the reset's kT/C in one Monte Carlo.
+    # Device thermal noise, op-amp e_n and the reset's kT/C in one Monte Carlo.
     # 300 trials: the sample σ has a relative standard error of 1/√(2·299) = 4 %; the
     # agreement with `.noise` (line + reset switch) is asked within 3 standard errors.
     cfg = gokmen_vlasov_2016()

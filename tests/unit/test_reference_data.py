@@ -72,7 +72,7 @@ def test_reference_was_made_by_the_current_plan(reference: tuple[dict, object]) 
         np.testing.assert_allclose(case["x"], x, rtol=1e-12, atol=0)
 
 
-def test_reference_results_meet_the_issue_targets(reference: tuple[dict, object]) -> None:
+def test_reference_results_meet_the_accuracy_targets(reference: tuple[dict, object]) -> None:
     tree, _ = reference
     for case in tree["update"].values():
         assert case["k"] == pytest.approx(case["k_model"], rel=0.05)
@@ -86,7 +86,7 @@ def test_reference_results_meet_the_issue_targets(reference: tuple[dict, object]
     )
     mc = tree["noise_mc"]
     assert abs(mc["sigma_mc_w"] - mc["sigma_noise_w"]) < 3 * mc["sigma_mc_stderr_w"]
-    # Issue 2: the Monte Carlo carries all three sources; the reference adds them in
+    # The Monte Carlo carries all three sources; the reference adds them in
     # quadrature (to rounding) and kT/C is √(kT·C_int)/Q_unit (the switch's `.noise`, 1 %).
     assert mc["sources"] == "device,opamp,ktc"
     parts = np.array([mc["sigma_device_w"], mc["sigma_opamp_w"], mc["sigma_ktc_w"]])
