@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -44,4 +45,22 @@ def atomic_write_text(target: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``target`` atomically; return the target path."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def save_png(
+    fig: Any, target: str | Path, *, dpi: int, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write a matplotlib figure to ``target`` as PNG atomically, close it, return the path.
+
+    ``metadata`` goes to ``savefig`` (``{"Software": None}`` leaves out matplotlib's version,
+    for files that must be the same bytes under another matplotlib).
+    """
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, metadata=metadata)
+    finally:
+        plt.close(fig)
     return Path(target)

@@ -48,7 +48,7 @@ from rpucircuit.config.rpu import IOConfig
 from rpucircuit.config.tile import CircuitConfig, load_circuit_config
 from rpucircuit.config.training import CosimConfig, TrainingConfig
 from rpucircuit.errors import ConfigError
-from rpucircuit.fileio import atomic_path
+from rpucircuit.fileio import save_png
 from rpucircuit.model.kernels import pack_io, reference_read
 from rpucircuit.model.network import Network, cnn_gokmen_2017, fc_784_256_128_10
 
@@ -455,7 +455,4 @@ def plot_records(records: Mapping[str, Any], path: str | Path) -> Path:
         axes[0][-1].legend(handles, labels, fontsize="x-small", loc="best")
     fig.tight_layout()
     out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out
+    return save_png(fig, out, dpi=110)

@@ -18,6 +18,7 @@ from rpucircuit.calibration.validate import (
     UPDATE_RMS_TARGET,
     Validation,
 )
+from rpucircuit.fileio import save_png
 
 
 def _num(value: float) -> str:
@@ -155,8 +156,7 @@ def write_plots(v: Validation, folder: Path) -> tuple[Path, ...]:
         ax.axis("off")
     fig.tight_layout()
     scatter = folder / "model_vs_spice.png"
-    fig.savefig(scatter, dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, scatter, dpi=110, metadata={"Software": None})
 
     fig, ax = plt.subplots(figsize=(6.5, 4.0))
     for r in v.reads:
@@ -168,8 +168,7 @@ def write_plots(v: Validation, folder: Path) -> tuple[Path, ...]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     position = folder / "error_vs_position.png"
-    fig.savefig(position, dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, position, dpi=110, metadata={"Software": None})
     return scatter, position
 
 

@@ -23,6 +23,7 @@ import tomli_w
 
 from rpucircuit import store
 from rpucircuit.config.base import config_key, to_dict
+from rpucircuit.fileio import save_png
 
 REPORT_NAME = "report.md"
 PLOT_NAME = "test_error.png"
@@ -310,9 +311,7 @@ def plot_curves(histories: Mapping[str, Mapping[str, Any]], path: Path, network:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=120)
 
 
 def write(plan: Plan, stages: Sequence[StageResult]) -> Path:

@@ -51,7 +51,7 @@ from rpucircuit.config.base import config_key, to_toml
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.config.training import TrainingConfig
 from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
-from rpucircuit.fileio import atomic_path, atomic_write_text
+from rpucircuit.fileio import atomic_write_text, save_png
 from rpucircuit.jobs import source_digest
 from rpucircuit.model.modelfile import LoadedModel, TileModel, load_model
 from rpucircuit.model.network import Network, cnn_gokmen_2017, fc_784_256_128_10
@@ -384,10 +384,7 @@ def plot_history(path: Path, result: TrainResult) -> Path:
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper right", fontsize="small")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=120)
 
 
 def train(

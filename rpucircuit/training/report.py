@@ -30,7 +30,7 @@ import tomli_w
 
 from rpucircuit import store
 from rpucircuit.errors import SweepError
-from rpucircuit.fileio import atomic_path, atomic_write_text
+from rpucircuit.fileio import atomic_path, atomic_write_text, save_png
 from rpucircuit.jobs import Job, SweepRun
 
 SWEEP_KIND = "sweep"
@@ -210,10 +210,7 @@ def plot_metric(
     ax.set_title(exp.name)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=120)
 
 
 def plot_curves(
@@ -249,10 +246,7 @@ def plot_curves(
     if 1 < len(groups) <= 20:
         ax.legend(fontsize="x-small")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=120)
 
 
 # --------------------------------------------------------------------------- summary

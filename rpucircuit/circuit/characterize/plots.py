@@ -10,16 +10,7 @@ from typing import Any
 import numpy as np
 
 from rpucircuit.circuit import analytic as an
-from rpucircuit.fileio import atomic_path
-
-
-def _save_figure(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+from rpucircuit.fileio import save_png
 
 
 def _transfer_scatter(plt: Any, tree: Mapping[str, Any]) -> Any:
@@ -170,4 +161,6 @@ def write_plots(tree: Mapping[str, Any], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return [_save_figure(draw(plt, tree), out_dir / f"{stem}.png") for stem, draw in PLOTS.items()]
+    return [
+        save_png(draw(plt, tree), out_dir / f"{stem}.png", dpi=110) for stem, draw in PLOTS.items()
+    ]
