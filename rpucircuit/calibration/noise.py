@@ -145,11 +145,10 @@ def _ktc_sigma_at(case: Tree, ktc: Tree, n_line: int, tau_sum_s: float) -> float
     return q / (scalar(p, "q_unit_c") * line_gain(case, n_line, tau_sum_s))
 
 
-def noise_points(tree: Tree, tau_sum_s: float) -> dict[int, float]:
-    """σ² (weight units², device + op-amp + kT/C) by devices per array on the line, from
-    ``/noise_lines`` and ``/ktc``; :class:`MissingCaseError` without lines,
-    :class:`CalibrationError` with fewer than :data:`MIN_SIZES` sizes."""
-    lines = find_cases(
+def _noise_lines(tree: Tree) -> dict[str, Tree]:
+    """The ``/noise_lines/noise_<N>`` cases; :class:`MissingCaseError` names the campaign
+    field when there are none."""
+    return find_cases(
         tree,
         "noise_lines",
         r"noise_\d+",
@@ -157,6 +156,13 @@ def noise_points(tree: Tree, tau_sum_s: float) -> dict[int, float]:
         case="noise_lines/noise_<N>",
         field=SIZES_FIELD,
     )
+
+
+def noise_points(tree: Tree, tau_sum_s: float) -> dict[int, float]:
+    """σ² (weight units², device + op-amp + kT/C) by devices per array on the line, from
+    ``/noise_lines`` and ``/ktc``; :class:`MissingCaseError` without lines,
+    :class:`CalibrationError` with fewer than :data:`MIN_SIZES` sizes."""
+    lines = _noise_lines(tree)
     ktc_sigma(tree, tau_sum_s)  # checks /ktc against kT/C_int
     ktc = group(tree, "ktc", parameter="out_noise_ktc", field=NOISE_FIELD)
     points: dict[int, float] = {}
@@ -175,14 +181,7 @@ def noise_points(tree: Tree, tau_sum_s: float) -> dict[int, float]:
 def opamp_variances(tree: Tree) -> dict[int, float]:
     """The op-amp's part of each ``.noise`` line's σ² (weight units²), by size:
     ``sigma_sim_w² − sigma_sim_no_opamp_w²`` (its growth with N is what curves σ²)."""
-    lines = find_cases(
-        tree,
-        "noise_lines",
-        r"noise_\d+",
-        parameter="out_noise",
-        case="noise_lines/noise_<N>",
-        field=SIZES_FIELD,
-    )
+    lines = _noise_lines(tree)
     return {
         int(scalar(c, "n_devices")): scalar(c, "sigma_sim_w") ** 2
         - scalar(c, "sigma_sim_no_opamp_w") ** 2
