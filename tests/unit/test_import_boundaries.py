@@ -35,6 +35,7 @@ LAYERS = {
     "rpucircuit.model": "model",
     "rpucircuit.training": "training",
     "rpucircuit.calibration": "calibration",
+    "rpucircuit.design": "design",
     "rpucircuit.commands": "commands",
     "rpucircuit.cli": "commands",
 }
@@ -48,6 +49,17 @@ ALLOWED = {
     "model": {"base", "model-config", "model"},
     "training": {"base", "model-config", "model", "training"},
     "calibration": {"base", "circuit-config", "model-config", "circuit", "model", "calibration"},
+    # the design answers (explore, specs, verify) stand on both paths and on calibration
+    "design": {
+        "base",
+        "circuit-config",
+        "model-config",
+        "circuit",
+        "model",
+        "training",
+        "calibration",
+        "design",
+    },
     "commands": set(LAYERS.values()),
 }
 
