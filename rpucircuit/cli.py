@@ -35,6 +35,9 @@ COMMANDS: dict[str, str] = {
     "characterize": "run the circuit characterization campaign (ngspice; cached, parallel)",
     "calibrate": "fit and validate an array-model file from a characterization file",
     "run": "the main job: characterize, calibrate, train calibrated vs preset, report",
+    "explore": "derive the acceptable output noise (noise) or on/off ratio (onoff) by training",
+    "specs": "the tile's specification sheet derived from a circuit config (markdown, HTML)",
+    "verify": "check a designer's own peripheral circuits against a spec in ngspice",
 }
 """Subcommand name -> one-line help. Each has a module ``rpucircuit.commands.<name>``."""
 
