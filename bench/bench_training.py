@@ -16,6 +16,14 @@ What it measures
                    the paper mapping: ``digital_bias=False`` (bias as an analog column),
                    no tile split (``max_input_size = max_output_size = 0``);
     * ``torch``    the same network in plain floating-point PyTorch (``torch.optim.SGD``);
+    * ``ours-k0.1``, ``ours-ir``, ``ours-calibrated`` (``--variants``, all three by
+                   default) rpucircuit on a variant of ``ours``'s array model: half-select
+                   k = 0.1; IR-drop maps for both reads (``models/gokmen_vlasov_2016.h5``);
+                   the model calibrated from the circuit
+                   (``models/gokmen_vlasov_2016_calibrated.h5``: k ≈ 0.1, IR-drop maps,
+                   per-tile noise, read gain, input transfer curve). A table gives each
+                   as a fraction of ``ours``'s speed in the same invocation (the peers
+                   have no half-select);
     * ``ours-1t``  (with ``--with-single-thread``) rpucircuit with its tiles built with
                    ``update_thread=False``: :class:`~rpucircuit.model.tile.AnalogTile` runs
                    large updates on a background thread by default (nogil kernels, so
@@ -85,7 +93,14 @@ LR = 0.01
 # seconds (aihwkit) per run here. The CNN's 1,500 timed samples let rpucircuit's update
 # thread settle (with 400 its medians spread by ±15 % between runs on this machine).
 DEFAULT_SIZES = {"fc": (300, 3000), "cnn": (100, 1500)}
-CONTENDERS = ("ours", "ours-1t", "aihwkit", "torch")
+VARIANTS = {
+    "k0.1": "the preset with device.k_half_select = 0.1 (half-select on every tile)",
+    "ir": "the preset with IR-drop maps for both reads (models/gokmen_vlasov_2016.h5)",
+    "calibrated": "models/gokmen_vlasov_2016_calibrated.h5 (k ≈ 0.1, IR-drop maps, per-tile "
+    "noise, read gain, input transfer curve)",
+}
+"""rpucircuit-only variants of ``ours`` (``--variants``): contender ``ours-NAME``."""
+CONTENDERS = ("ours", "ours-1t", *(f"ours-{v}" for v in VARIANTS), "aihwkit", "torch")
 
 
 # --------------------------------------------------------------------------- data
@@ -185,16 +200,36 @@ def _timed_loop(step: Any, n_warm: int, n: int, n_data: int) -> dict[str, float]
     }
 
 
-def _worker_ours(
-    net: str, x: np.ndarray, y: np.ndarray, n_warm: int, n: int, update_thread: bool
-) -> dict[str, Any]:
-    from rpucircuit.config.rpu import gokmen_vlasov_2016
-    from rpucircuit.model.network import cnn_gokmen_2017, fc_784_256_128_10
+def _build_ours(net: str, variant: str, update_thread: bool) -> Any:
+    """rpucircuit's network on paper A's preset (``variant`` ""), or on a variant of
+    :data:`VARIANTS`, built as ``rpucircuit train`` builds it (seed 1)."""
+    from rpucircuit.config.training import ModelSpec, Setting, TrainingConfig
+    from rpucircuit.training.loop import build_network
 
-    rng = np.random.default_rng(1)
-    cfg = gokmen_vlasov_2016()
-    build = fc_784_256_128_10 if net == "fc" else cnn_gokmen_2017
-    network = build(cfg, rng=rng, update_thread=update_thread)
+    models = HERE.parent / "models"
+    spec = {
+        "": ModelSpec(preset="gokmen_vlasov_2016"),
+        "k0.1": ModelSpec(
+            preset="gokmen_vlasov_2016",
+            settings=(Setting(path="device.k_half_select", value=0.1),),
+        ),
+        "ir": ModelSpec(file=str(models / "gokmen_vlasov_2016.h5")),
+        "calibrated": ModelSpec(file=str(models / "gokmen_vlasov_2016_calibrated.h5")),
+    }[variant]
+    cfg = TrainingConfig(network=net, model=spec, seed=1)
+    return build_network(cfg, rng=np.random.default_rng(1), update_thread=update_thread)
+
+
+def _worker_ours(
+    net: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_warm: int,
+    n: int,
+    update_thread: bool,
+    variant: str = "",
+) -> dict[str, Any]:
+    network = _build_ours(net, variant, update_thread)
     xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
     ys = [int(v) for v in y]
 
@@ -404,8 +439,11 @@ def worker_main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     with np.load(a.data) as d:
         x, y = d["x"], d["y"]
-    if a.contender in ("ours", "ours-1t"):
-        res = _worker_ours(a.net, x, y, a.warm, a.n, update_thread=a.contender == "ours")
+    if a.contender.startswith("ours"):
+        variant = "" if a.contender in ("ours", "ours-1t") else a.contender[len("ours-") :]
+        res = _worker_ours(
+            a.net, x, y, a.warm, a.n, update_thread=a.contender != "ours-1t", variant=variant
+        )
     else:
         res = _worker_torch(
             a.net, x, y, a.warm, a.n, analog=a.contender == "aihwkit", threads=a.torch_threads
@@ -458,6 +496,36 @@ def _run_worker(
     return None
 
 
+def _print_variant_ratios(all_runs: dict[str, dict[str, list[dict[str, Any]]]], cpu: str) -> None:
+    """The variants' speed as a fraction of ``ours`` in the same invocation (medians of
+    clean runs for wall time, of every run for CPU time)."""
+    rows = []
+    for net, runs in all_runs.items():
+        base = runs.get("ours") or []
+        if not base:
+            continue
+        pool = [r for r in base if r["clean"]] or base
+        wall0 = statistics.median(r["samples_per_s"] for r in pool)
+        cpu0 = statistics.median(r["samples_per_cpu_s"] for r in base)
+        for c, rs in runs.items():
+            if not (rs and c.startswith("ours-") and c[len("ours-") :] in VARIANTS):
+                continue
+            pool = [r for r in rs if r["clean"]] or rs
+            wall = statistics.median(r["samples_per_s"] for r in pool)
+            per_cpu = statistics.median(r["samples_per_cpu_s"] for r in rs)
+            rows.append(
+                f"| {net} | {c} | {wall:,.0f} | {wall / wall0:.2f} | {per_cpu:,.0f} | "
+                f"{per_cpu / cpu0:.2f} |"
+            )
+    if rows:
+        print(f"\nVariants against ours in this run (CPU: {cpu}); 1.00 = as fast as ours:")
+        print(
+            "| network | variant | median samples/s | this / ours (wall) "
+            "| median samples per CPU-s | this / ours (CPU) |\n|---|---|---|---|---|---|"
+        )
+        print("\n".join(rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--worker":
@@ -491,6 +559,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also run rpucircuit with its background update thread off (ours-1t)",
     )
     p.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma list of rpucircuit variants run as contenders ours-NAME, each reported as "
+        f"a ratio to ours in the same run ({', '.join(VARIANTS)}; 'none': no variants)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="only profile rpucircuit: time per tile call and shape (in this process)",
@@ -511,6 +585,14 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.warm is not None and args.warm < 0:
         p.error("--warm must be >= 0")
+    variants = (
+        []
+        if args.variants == "none"
+        else [v.strip() for v in args.variants.split(",") if v.strip()]
+    )
+    bad = sorted(set(variants) - set(VARIANTS))
+    if bad:
+        p.error(f"--variants {args.variants!r}: give a comma list of {', '.join(VARIANTS)}")
     sizes = {
         net: (DEFAULT_SIZES[net][0] if args.warm is None else args.warm, n)
         for net, n in (("fc", args.fc_n), ("cnn", args.cnn_n))
@@ -532,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     contenders = (
         ["ours"]
         + (["ours-1t"] if args.with_single_thread else [])
+        + [f"ours-{v}" for v in variants]
         + (["aihwkit"] if has_aihwkit else [])
         + (["torch"] if has_torch else [])
     )
@@ -615,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\npeak RSS of an rpucircuit CNN training process: {rss:.0f} MiB "
             f"({verdict} the < 1 GiB target)"
         )
+    _print_variant_ratios(all_runs, cpu)
     if args.json:
         machine = {"cpu_model": cpu, "cores": os.cpu_count(), "peers": peer_desc}
         args.json.write_text(json.dumps({"machine": machine, "runs": all_runs}, indent=1))
