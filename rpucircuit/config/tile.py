@@ -538,14 +538,153 @@ def gokmen_vlasov_2016(*, rows: int = 32, cols: int = 32) -> CircuitConfig:
     )
 
 
+# --------------------------------------------------------------------------- spec inputs
+
+
+def _src(text: str) -> dict[str, str]:
+    """Field metadata carrying the stated source of a spec input."""
+    return {"source": text}
+
+
+DelayRule = Literal["elmore", "distributed_50", "rc"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpecInputs:
+    """Budgets and figures of merit that ``rpucircuit specs`` takes as given (TOML ``[specs]``).
+
+    Kept apart from :class:`CircuitConfig` (not a field of it) so that adding or changing a
+    figure of merit never changes a circuit's config key. Every field carries its source in
+    its metadata (``dataclasses.fields(SpecInputs)[i].metadata["source"]``); the sheet
+    prints it beside the row that uses it.
+    """
+
+    rc_budget_fraction: float = field(
+        default=0.1, metadata=_src("paper A: line RC delay at most 10 % of the 1 ns update pulse")
+    )
+    """Largest line delay as a fraction of the update pulse width (dimensionless)."""
+    delay_rule: DelayRule = field(
+        default="elmore",
+        metadata=_src("ours: the Elmore delay R·C/2 reproduces paper A's 1.64 mm line"),
+    )
+    """Which line delay the budget bounds: ``elmore`` (R·C/2), ``distributed_50``
+    (0.377·R·C) or ``rc`` (R·C)."""
+    ir_drop_budget: float = field(
+        default=0.1, metadata=_src("paper A: N·R_line/R_device ≈ 0.1 on a full line")
+    )
+    """IR-drop budget N·R_line/R_device (dimensionless) that sets the mean device
+    resistance."""
+    sigma_w: float = field(
+        default=0.06,
+        metadata=_src("paper A: output noise σ ≈ 6 % of a weight unit trains with ~0.3 % penalty"),
+    )
+    """Acceptable output noise (weight units) when no ``explore noise`` result is given."""
+    on_off_knee_fraction: float = field(
+        default=0.5,
+        metadata=_src(
+            "ours: the on/off ratio where the acceptable op-amp noise reaches this fraction "
+            "of its limit at infinite on/off (the knee of paper A's noise-vs-on/off curve)"
+        ),
+    )
+    """Fraction (0, 1) of the infinite-on/off acceptable op-amp noise that fixes the minimum
+    on/off ratio in the analytic budget."""
+    adc_lsb_per_sigma: float = field(
+        default=1.0,
+        metadata=_src("ours: one ADC step no larger than σ (2α/σ = 400 levels → 9 bits)"),
+    )
+    """Largest ADC step as a multiple of σ (dimensionless)."""
+    adc_energy_per_conversion_j: float = field(
+        default=19.2e-12,
+        metadata=_src(
+            "paper A's SAR ADC (Jonsson 2011): 0.24 mW at 12.5 MS/s, 9 bits → 19.2 pJ/conversion"
+        ),
+    )
+    """Energy of one ADC conversion (J)."""
+    adc_area_um2: float = field(
+        default=25600.0, metadata=_src("paper A's SAR ADC (Jonsson 2011): 0.0256 mm² each")
+    )
+    """Area of one ADC (µm²)."""
+    lines_per_adc: int = field(
+        default=1,
+        metadata=_src("paper A: one ADC per output line (4096 per tile); sharing is its option"),
+    )
+    """Output lines that share one ADC (time-multiplexed within the cycle)."""
+    opamp_power_w: float = field(
+        default=100e-6,
+        metadata=_src(
+            "assumed: an integrator op-amp with GBW ≈ 1 GHz into ~0.2 pF needs g_m ≈ 1.3 mS, "
+            "~0.1 mA at 1 V"
+        ),
+    )
+    """Static power of one integrator op-amp (W)."""
+    opamp_area_um2: float = field(
+        default=100.0, metadata=_src("assumed: a small two-stage op-amp in a scaled node")
+    )
+    """Area of one integrator op-amp without its capacitor (µm²)."""
+    cap_density_f_per_um2: float = field(
+        default=2e-15, metadata=_src("assumed: a MIM capacitor, ~2 fF/µm²")
+    )
+    """Capacitance per area of the integrating capacitor (F/µm²)."""
+    mean_input_duty: float = field(
+        default=0.5,
+        metadata=_src(
+            "assumed: mean |x| of a noise-managed input, spread evenly over [0, 1] (mean 0.5)"
+        ),
+    )
+    """Mean read pulse width as a fraction of t_meas (dimensionless, (0, 1])."""
+    digital_power_w: float = field(
+        default=1.0,
+        metadata=_src(
+            "assumed: paper A's design point adds one digital core per tile (activations, "
+            "stochastic streams); 1 W for a low-power core"
+        ),
+    )
+    """Power of the digital logic that serves one tile (W); counted in the efficiency."""
+    ops_per_weight: int = field(
+        default=2, metadata=_src("paper A: a multiply and an add per weight and cycle")
+    )
+    """Operations counted per weight in one forward (or backward) cycle."""
+
+    def __post_init__(self) -> None:
+        check_range("rc_budget_fraction", self.rc_budget_fraction, 0.0, 1.0, lo_open=True)
+        check_choice("delay_rule", self.delay_rule, ("elmore", "distributed_50", "rc"))
+        check_range("ir_drop_budget", self.ir_drop_budget, 0.0, 1.0, lo_open=True)
+        check_range("sigma_w", self.sigma_w, 0.0, 10.0, lo_open=True)
+        check_range(
+            "on_off_knee_fraction", self.on_off_knee_fraction, 0.0, 1.0, lo_open=True, hi_open=True
+        )
+        check_range("adc_lsb_per_sigma", self.adc_lsb_per_sigma, 0.0, 100.0, lo_open=True)
+        check_positive("adc_energy_per_conversion_j", self.adc_energy_per_conversion_j)
+        check_positive("adc_area_um2", self.adc_area_um2)
+        check_int("lines_per_adc", self.lines_per_adc, 1, 1 << 20)
+        check_nonnegative("opamp_power_w", self.opamp_power_w)
+        check_nonnegative("opamp_area_um2", self.opamp_area_um2)
+        check_positive("cap_density_f_per_um2", self.cap_density_f_per_um2)
+        check_range("mean_input_duty", self.mean_input_duty, 0.0, 1.0, lo_open=True)
+        check_nonnegative("digital_power_w", self.digital_power_w)
+        check_int("ops_per_weight", self.ops_per_weight, 1, 1000)
+
+
+def spec_source(name: str) -> str:
+    """The stated source of :class:`SpecInputs` field ``name``."""
+    for f in dataclasses.fields(SpecInputs):
+        if f.name == name:
+            return str(f.metadata["source"])
+    raise KeyError(name)
+
+
 # --------------------------------------------------------------------------- files
 
 CIRCUIT_TABLES = ("tile", "device", "periphery")
 """The TOML tables of a circuit config (one per :class:`CircuitConfig` field)."""
 
+SPECS_TABLE = "specs"
+"""The TOML table of :class:`SpecInputs`, beside the circuit's tables (read by
+:func:`spec_inputs_from_data`; :func:`circuit_config_from_data` checks it and skips it)."""
+
 
 def _tables_text(extra: tuple[str, ...]) -> str:
-    known = ", ".join(f"[{t}]" for t in CIRCUIT_TABLES)
+    known = ", ".join(f"[{t}]" for t in CIRCUIT_TABLES) + f" and optional [{SPECS_TABLE}]"
     besides = f" (besides {', '.join(f'[{t}]' for t in extra)})" if extra else ""
     return f"a circuit config has tables {known}, at the top level or in one [circuit]{besides}"
 
@@ -560,7 +699,10 @@ def circuit_config_from_data(
     both. Fields not given take paper A's preset (:func:`gokmen_vlasov_2016`), nested tables
     (``[tile.row_line]``) field by field. ``extra_tables`` are top-level tables that belong
     to the caller (a campaign's ``[campaign]``) and are skipped; anything else is refused
-    with a ConfigError naming it and ``source``.
+    with a ConfigError naming it and ``source``. An optional ``[specs]`` table (inside
+    ``[circuit]`` in the nested layout) holds :class:`SpecInputs`: it is checked here (unknown
+    keys, non-physical values) but is no part of the circuit; read it with
+    :func:`spec_inputs_from_data`.
     """
     extra = tuple(extra_tables)
     top = {k: v for k, v in data.items() if k not in extra}
@@ -576,9 +718,10 @@ def circuit_config_from_data(
         if not isinstance(top["circuit"], Mapping):
             raise ConfigError(f"{source}: [circuit] must be a table")
         tables, prefix = top["circuit"], "circuit."
-    unknown = [k for k in tables if k not in CIRCUIT_TABLES]
+    unknown = [k for k in tables if k not in (*CIRCUIT_TABLES, SPECS_TABLE)]
     if unknown:
         raise ConfigError(f"{source}: unknown table [{prefix}{unknown[0]}]; {_tables_text(extra)}")
+    _spec_inputs_of(tables, source=source, prefix=prefix)  # checked here, read by specs
     preset = gokmen_vlasov_2016()
     merged: dict[str, Any] = {}
     for name in CIRCUIT_TABLES:
@@ -593,6 +736,36 @@ def circuit_config_from_data(
                 table[key] = value
         merged[name] = table
     return from_dict(CircuitConfig, merged, path=prefix.rstrip("."))
+
+
+def _spec_inputs_of(tables: Mapping[str, Any], *, source: str, prefix: str) -> SpecInputs:
+    given = tables.get(SPECS_TABLE, {})
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"{source}: [{prefix}{SPECS_TABLE}] must be a table")
+    try:
+        return from_dict(SpecInputs, given, path=prefix + SPECS_TABLE)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def spec_inputs_from_data(data: Mapping[str, Any], *, source: str = "<string>") -> SpecInputs:
+    """The :class:`SpecInputs` of a parsed circuit TOML document: its ``[specs]`` table (or
+    ``[circuit.specs]``), paper A's defaults for fields not given, the defaults alone when
+    there is no such table. Unknown keys and non-physical values are ConfigErrors naming
+    ``source``."""
+    tables = data
+    prefix = ""
+    if "circuit" in data and isinstance(data["circuit"], Mapping):
+        tables, prefix = data["circuit"], "circuit."
+    return _spec_inputs_of(tables, source=source, prefix=prefix)
+
+
+def load_spec_inputs(path: str | Path | None) -> SpecInputs:
+    """The ``[specs]`` table of the circuit TOML file ``path`` (:func:`spec_inputs_from_data`),
+    or the defaults when ``path`` is None."""
+    if path is None:
+        return SpecInputs()
+    return spec_inputs_from_data(read_toml_file(path), source=str(path))
 
 
 def load_circuit_config(
