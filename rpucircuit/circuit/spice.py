@@ -264,6 +264,10 @@ class SpiceJob:
     expect: tuple[str, ...] = ()
     """Vector names the raw result must contain (else SimulationError)."""
     timeout_s: float = 600.0
+    lib_dir: str = ""
+    """Folder the ``libs`` are copied from; empty: the shipped ``netlists/`` folder. A
+    designer's own libraries (``rpucircuit verify``) are copied into a folder of the run's
+    output first and named here."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", self.name):
@@ -276,15 +280,17 @@ class SpiceJob:
 
     @classmethod
     def from_netlist(
-        cls, netlist: Netlist, *, name: str = "job", timeout_s: float = 600.0
+        cls, netlist: Netlist, *, name: str = "job", timeout_s: float = 600.0, lib_dir: str = ""
     ) -> SpiceJob:
-        """Render ``netlist`` into a job expecting its vectors."""
+        """Render ``netlist`` into a job expecting its vectors (libraries from ``lib_dir``,
+        default the shipped ``netlists/``)."""
         return cls(
             text=render(netlist),
             name=name,
             libs=netlist.libs,
             expect=tuple(v.lower() for v in netlist.vectors),
             timeout_s=timeout_s,
+            lib_dir=lib_dir,
         )
 
 
@@ -349,10 +355,11 @@ def run(job: SpiceJob, *, workdir: str | Path, keep: bool = False) -> RawResult:
     root.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix=f"{job.name}-", dir=root))
     (run_dir / NETLIST_NAME).write_text(job.text, encoding="utf-8")
+    lib_dir = Path(job.lib_dir) if job.lib_dir else NETLIST_DIR
     for lib in job.libs:
-        src = NETLIST_DIR / lib
+        src = lib_dir / lib
         if not src.is_file():
-            raise NetlistError(f"library {lib!r} not found in {NETLIST_DIR}")
+            raise NetlistError(f"library {lib!r} not found in {lib_dir}")
         shutil.copyfile(src, run_dir / lib)
     log_path = run_dir / LOG_NAME
     raw_path = run_dir / RAW_NAME
