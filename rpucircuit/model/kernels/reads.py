@@ -52,6 +52,57 @@ def all_finite(x: FloatArray) -> bool:  # pragma: no cover - compiled
     return _all_finite(x)
 
 
+_TIE_MARGIN = 1e-8
+"""How close (in quantization steps) to a rounding tie a quotient computed by multiplying
+with a reciprocal may come before :func:`_quantize_row` recomputes it by division. The
+reciprocal form is off from the divided one by a few units in the last place (< 1e-15
+relative), i.e. < 1e-9 steps below :data:`_FAST_LEVELS` levels: far inside the margin."""
+_FAST_LEVELS = 1e6
+""":func:`_quantize_row` multiplies by a reciprocal only while the clip bound is at most
+this many steps (so the error of the reciprocal form stays far below :data:`_TIE_MARGIN`)."""
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _quantize_exact(v: float, divisor: float, bound: float, step: float) -> float:
+    """rint(clip(v / divisor, ±bound) / step)·step, by division (the definition)."""
+    u = min(max(v / divisor, -bound), bound)
+    return float(np.rint(u / step) * step)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _quantize_row(
+    src: FloatArray, k: int, dst: FloatArray, divisor: float, bound: float, step: float
+) -> bool:  # pragma: no cover - compiled
+    """dst[k, j] = rint(clip(src[k, j] / divisor, ±bound) / step)·step for step > 0,
+    bit-identical to :func:`_quantize_exact` but without a division per element.
+
+    The quotient u = src / divisor / step only decides which level rint picks, and rint
+    changes its result only at half-integers. So u is taken as src·c with c =
+    (1/divisor)·(1/step) (a few ulp off the divided quotient) and clipped to ±B, B =
+    bound/step (as the clipped quotient is); where it lies within :data:`_TIE_MARGIN` of a
+    half-integer (a near tie; also the rare value clipped near a B that is itself near a
+    tie), the element is recomputed by division. Returns False (writing nothing) where
+    the reciprocal form does not apply (a huge number of levels, an overflowing
+    reciprocal); the caller then divides."""
+    big = bound / step
+    c = (1.0 / divisor) * (1.0 / step)
+    if not (big <= _FAST_LEVELS and c < np.inf):
+        return False
+    lim = 0.5 - _TIE_MARGIN
+    n_tie = 0
+    for j in range(src.shape[1]):
+        u = min(max(src[k, j] * c, -big), big)
+        r = np.rint(u)
+        n_tie += int(abs(u - r) > lim)
+        dst[k, j] = r * step
+    if n_tie:
+        for j in range(src.shape[1]):
+            u = min(max(src[k, j] * c, -big), big)
+            if abs(u - np.rint(u)) > lim:
+                dst[k, j] = _quantize_exact(src[k, j], divisor, bound, step)
+    return True
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _dac_row(
     x: FloatArray, k: int, xq: FloatArray, bound: float, step: float, divisor: float
@@ -59,7 +110,11 @@ def _dac_row(
     """DAC of row k: xq[k] = quantize(clip(x[k] / divisor, ±bound)) (step 0: no quantization).
 
     Row-indexed rather than on row views: a view per row of a conv layer's hundreds of
-    short rows cost more than the row's arithmetic."""
+    short rows cost more than the row's arithmetic. With a step, the quantization runs
+    without divisions (:func:`_quantize_row`, bit-identical): two divisions per element
+    were a third of paper B's conv2 forward read (64 × 401)."""
+    if step > 0.0 and _quantize_row(x, k, xq, divisor, bound, step):
+        return
     for j in range(x.shape[1]):
         v = min(max(x[k, j] / divisor, -bound), bound)
         if step > 0.0:
@@ -106,12 +161,43 @@ def _adc_row(
     """Read gain, output noise σ·z[z0 + i] (``z`` standard normals), bound and ADC on raw
     output row k; y[k] = the result × ``mult`` (undoing the input scaling). True if the
     row hit the bound. No draw inside, so the loop vectorizes. A gain of exactly 1 (the
-    default) skips the multiply: the old path, bit for bit."""
+    default) skips the multiply: the old path, bit for bit. The ADC level comes from a
+    reciprocal, near ties by division (bit-identical, as in :func:`_quantize_row`): a
+    division per element was a quarter of paper B's conv2 backward read (64 × 401)."""
     sigma = io[IO_NOISE]
     bound = io[IO_OUT_BOUND]
     step = io[IO_OUT_STEP]
     gain = io[IO_GAIN]
     hit = 0
+    if bound > 0.0 and step > 0.0 and bound / step <= _FAST_LEVELS:
+        # the ADC without a division per element, bit-identical (as _quantize_row: the
+        # level from a reciprocal, near ties by division)
+        c = 1.0 / step
+        lim = 0.5 - _TIE_MARGIN
+        n_tie = 0
+        for i in range(raw.shape[1]):
+            v = float(raw[k, i])
+            if gain != 1.0:
+                v *= gain
+            if sigma > 0.0:
+                v += sigma * z[z0 + i]
+            hit |= int(v >= bound) | int(v <= -bound)
+            u = min(max(v, -bound), bound) * c
+            r = np.rint(u)
+            n_tie += int(abs(u - r) > lim)
+            y[k, i] = (r * step) * mult
+        if n_tie:
+            for i in range(raw.shape[1]):
+                v = float(raw[k, i])
+                if gain != 1.0:
+                    v *= gain
+                if sigma > 0.0:
+                    v += sigma * z[z0 + i]
+                v = min(max(v, -bound), bound)
+                u = v * c
+                if abs(u - np.rint(u)) > lim:
+                    y[k, i] = (np.rint(v / step) * step) * mult
+        return hit != 0
     for i in range(raw.shape[1]):
         v = float(raw[k, i])
         if gain != 1.0:
