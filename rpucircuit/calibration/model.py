@@ -114,11 +114,16 @@ def _has_field(cls: type[Any], name: str) -> bool:
 
 
 def noise_model(params: Mapping[str, FittedParameter]) -> NoiseModel:
-    """The output-noise model σ² = a + b·N from ``out_noise_a`` and ``out_noise_b``."""
+    """The output-noise model σ² = a + b·N + c·N² from ``out_noise_a``, ``out_noise_b`` and
+    ``out_noise_c`` (0 when the fits gave none)."""
     for name in ("out_noise_a", "out_noise_b"):
         if name not in params:
             raise CalibrationError(name, "the fits returned no output-noise model")
-    return NoiseModel(a=params["out_noise_a"].value, b=params["out_noise_b"].value)
+    return NoiseModel(
+        a=params["out_noise_a"].value,
+        b=params["out_noise_b"].value,
+        c=params["out_noise_c"].value if "out_noise_c" in params else 0.0,
+    )
 
 
 def tile_shape(tree: Tree) -> tuple[int, int]:

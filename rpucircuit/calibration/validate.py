@@ -30,6 +30,12 @@ Updates. For each update cycle of the config's k, the expected Δw of every devi
 cycle's bit streams, ``±Δw_min·(1 ± u)·(n_full + k·n_half)``, against the simulated
 ``Δg/ΔG_unit``, in % of the cycle's largest expected Δw (its most-pulsed device); the
 preset's (k = 0, u = 0, its Δw_min) beside it.
+
+Noise. The noise model's σ at long lines against the analytic budget of the recorded
+circuit (:func:`rpucircuit.calibration.noise.analytic_checks`), as figure rows.
+
+Longer than 600 lines: the read, update and noise checks share the Validation record and
+its two renderings (targets, model-file rows); split, each would import the others.
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ from rpucircuit.calibration.base import (
     text,
 )
 from rpucircuit.calibration.lines import case_weights
-from rpucircuit.calibration.model import Fits, matching
+from rpucircuit.calibration.model import Fits, matching, noise_model
+from rpucircuit.calibration.noise import AnalyticCheck, analytic_checks
 from rpucircuit.calibration.read import case_read_gain, config_tile
 from rpucircuit.config.rpu import IOConfig, RPUConfig
 from rpucircuit.model import kernels
@@ -461,6 +468,8 @@ class Validation:
     updates: tuple[UpdateCheck, ...]
     k_fitted: float
     k_model: float
+    noise: tuple[AnalyticCheck, ...] = ()
+    """The noise model's σ against the analytic budget at long lines."""
 
     @property
     def k_error(self) -> float:
@@ -496,6 +505,15 @@ class Validation:
                 f"fitted {self.k_fitted:.5g}, model {self.k_model:.5g}, {100 * self.k_error:.3g} %",
             )
         )
+        for c in self.noise:
+            if math.isfinite(c.tolerance_w):
+                out.append(
+                    (
+                        f"σ at N = {c.n_devices} within {c.tolerance_w:g} w of the analytic budget",
+                        abs(c.error_w) <= c.tolerance_w,
+                        f"fitted {c.fitted_w:.4g}, analytic {c.analytic_w:.4g}, {c.error_w:+.2g} w",
+                    )
+                )
         return out
 
     def checks(self) -> tuple[ValidationCheck, ...]:
@@ -540,6 +558,18 @@ class Validation:
                 tolerance=K_TOLERANCE * abs(self.k_model),
             )
         )
+        rows += [
+            ValidationCheck(
+                name=f"out_noise_sigma_n{c.n_devices}",
+                quantity=f"σ of a line of {c.n_devices} devices vs the analytic noise budget",
+                unit="w",
+                predicted=c.fitted_w,
+                reference=c.analytic_w,
+                tolerance=c.tolerance_w,
+            )
+            for c in self.noise
+            if math.isfinite(c.tolerance_w)
+        ]
         return tuple(rows)
 
 
@@ -570,6 +600,7 @@ def validate(
         updates=tuple(updates),
         k_fitted=params["k_half_select"].value,
         k_model=k_model,
+        noise=analytic_checks(tree, noise_model(params)),
     )
 
 

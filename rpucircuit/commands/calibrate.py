@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     sigma_fwd, sigma_bwd = cal_model.noise_rows(tree, noise)
     rows, cols = cal_model.tile_shape(tree)
     notes = [
-        f"out_noise: σ² = a + b·N gives each tile its σ; the RPUConfig holds the "
+        f"out_noise: σ² = a + b·N + c·N² gives each tile its σ; the RPUConfig holds the "
         f"characterized {rows} × {cols} tile's: forward {sigma_fwd:.5g} (N = {cols}), "
         f"backward {sigma_bwd:.5g} (N = {rows}).",
         "Read gain and input transfer are applied explicitly by the validation read; the "

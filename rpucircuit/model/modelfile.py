@@ -90,7 +90,7 @@ class ArrayModel:
     """Line-resistance model of each read, giving each tile's attenuation maps; None = no
     IR drop."""
     out_noise: NoiseModel | None = None
-    """Output noise σ² = a + b·N; when given it sets each tile's forward and backward
+    """Output noise σ² = a + b·N + c·N²; when given it sets each tile's forward and backward
     ``out_noise`` from its own line length (:meth:`rpu_config_for`). None = the RPUConfig's
     ``out_noise`` for every shape."""
     forward_input_transfer: InputTransfer | None = None

@@ -12,7 +12,8 @@ next to the tile's :class:`~rpucircuit.config.rpu.RPUConfig`:
   model and of the uncalibrated preset against the simulator);
 - :class:`IRDrop` (``ir_drop/forward``, ``ir_drop/backward``): a first-order IR-drop model
   per read direction;
-- :class:`NoiseModel` (``out_noise/``): σ² = a + b·N, the output noise of a line of N devices;
+- :class:`NoiseModel` (``out_noise/``): σ² = a + b·N + c·N², the output noise of a line
+  of N devices;
 - :class:`InputTransfer` (``input_transfer/forward``, ``/backward``): the DAC-to-line
   transfer curve of a read, stored for the tile to use once it models one;
 - :class:`CharacterizationLink` (``characterization/``): the characterization file the
@@ -252,33 +253,43 @@ class IRDrop:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class NoiseModel:
-    """Output noise of a read as a function of the line length: ``σ² = a + b·N``.
+    """Output noise of a read as a function of the line length: ``σ² = a + b·N + c·N²``.
 
     N is the number of devices (weights, the bias column included) on one output line: the
     tile's ``in_size`` for the forward read, its ``out_size`` for the backward read.
-    σ is in weight units times input units, the unit of ``IOConfig.out_noise``.
+    σ is in weight units times input units, the unit of ``IOConfig.out_noise``. ``c = 0``
+    (the default, and what a file without ``out_noise/c`` means) is the straight line.
     """
 
     a: float
     """σ² at N = 0 (weight units²): kT/C and the integrator's own broadband noise."""
     b: float
     """σ² added per device on the line (weight units², ≥ 0): device thermal noise and the
-    op-amp noise gain, which grow with the line."""
+    op-amp's broadband noise gain, which grow with the line."""
+    c: float = 0.0
+    """σ² per device² (weight units², ≥ 0): the op-amp's e_n driven through the line's
+    conductance (``e_n·G``, G ∝ N) and its part frozen on the line capacitance (∝ N)."""
 
     def __post_init__(self) -> None:
         check_finite("out_noise.a", _number("out_noise.a", self.a))
         check_nonnegative("out_noise.b", _number("out_noise.b", self.b))
-        if self.a + self.b < 0:
+        check_nonnegative("out_noise.c", _number("out_noise.c", self.c))
+        if self.a + self.b + self.c < 0:
             raise ConfigError(
-                f"out_noise: a + b = {self.a + self.b!r} < 0: σ² would be negative for a line "
-                "of one device"
+                f"out_noise: a + b + c = {self.a + self.b + self.c!r} < 0: σ² would be "
+                "negative for a line of one device"
             )
+
+    def variance(self, n_devices: int) -> float:
+        """σ² of a line of ``n_devices`` (≥ 1)."""
+        if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
+            raise ConfigError(f"out_noise: n_devices = {n_devices!r}: must be an integer >= 1")
+        n = float(n_devices)
+        return self.a + self.b * n + self.c * n * n
 
     def sigma(self, n_devices: int) -> float:
         """σ of a line of ``n_devices`` (≥ 1)."""
-        if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
-            raise ConfigError(f"out_noise: n_devices = {n_devices!r}: must be an integer >= 1")
-        return math.sqrt(self.a + self.b * n_devices)
+        return math.sqrt(self.variance(n_devices))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -74,9 +74,14 @@ def _physics_lines(m: ArrayModel, shapes: tuple[tuple[int, int], ...]) -> list[s
             f"backward {m.rpu.backward.out_noise:g} for every tile"
         )
     else:
+        nm = m.out_noise
+        curve = (
+            f"σ² = a + b·N + c·N², a = {nm.a:.4g} w², b = {nm.b:.4g} w², c = {nm.c:.4g} w²"
+            if nm.c != 0.0
+            else f"σ² = a + b·N, a = {nm.a:.4g} w², b = {nm.b:.4g} w²"
+        )
         lines.append(
-            f"out noise    σ² = a + b·N, a = {m.out_noise.a:.4g} w², b = {m.out_noise.b:.4g} w² "
-            "(N: devices on an output line; forward N = in, backward N = out)"
+            f"out noise    {curve} (N: devices on an output line; forward N = in, backward N = out)"
         )
     if m.ir_drop is not None or m.out_noise is not None:
         lines.extend(_shape_lines(m, shapes))

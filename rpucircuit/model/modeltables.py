@@ -194,14 +194,19 @@ def _scalars(tree: Any, where: str, names: tuple[str, ...]) -> dict[str, float]:
 
 
 def noise_to_tree(noise: NoiseModel) -> dict[str, Any]:
-    """``out_noise/a`` and ``out_noise/b``."""
-    return {"a": float(noise.a), "b": float(noise.b)}
+    """``out_noise/a``, ``out_noise/b`` and, when not 0, ``out_noise/c`` (a straight-line
+    model writes the same bytes as before ``c`` existed)."""
+    tree = {"a": float(noise.a), "b": float(noise.b)}
+    if noise.c != 0.0:
+        tree["c"] = float(noise.c)
+    return tree
 
 
 def noise_from_tree(tree: Any, *, file: str) -> NoiseModel:
-    """Read :func:`noise_to_tree` back."""
+    """Read :func:`noise_to_tree` back (no ``c``: c = 0)."""
     where = f"{file}: out_noise"
-    values = _scalars(tree, where, ("a", "b"))
+    names = ("a", "b", "c") if isinstance(tree, dict) and "c" in tree else ("a", "b")
+    values = _scalars(tree, where, names)
     try:
         return NoiseModel(**values)
     except ConfigError as exc:

@@ -23,11 +23,14 @@ from rpucircuit.calibration import CalibrationError, FittedParameter, MissingCas
 from rpucircuit.calibration.base import least_squares
 from rpucircuit.calibration.ir_drop import dc_resistances, fit_backward, fit_ir_drop
 from rpucircuit.calibration.lines import case_drop, first_order_regressors
+from rpucircuit.calibration.model import noise_model
 from rpucircuit.calibration.noise import (
     fit_noise_poly,
+    fit_nonnegative_quadratic,
     fit_output_noise,
     ktc_sigma,
     noise_points,
+    point_z,
 )
 from rpucircuit.calibration.read import (
     case_read_gain,
@@ -320,7 +323,7 @@ def _plant_noise(tree: dict[str, Any], a: float, b: float, c: float = 0.0) -> No
 
 
 def test_noise_recovers_planted_line(tree: dict[str, Any]) -> None:
-    # A straight planted line: the quadratic's c is 0, the line over 8 … 1024 is the line.
+    # A straight planted line: c comes out 0 (within rounding) and a, b are the line's.
     _plant_noise(tree, 1e-4, 2e-6)
     coef, _ = fit_noise_poly(noise_points(tree, TAU), 2)
     assert coef[:2] == pytest.approx([1e-4, 2e-6], rel=EXACT)
@@ -328,32 +331,38 @@ def test_noise_recovers_planted_line(tree: dict[str, Any]) -> None:
     params = {p.name: p for p in fit_output_noise(tree, TAU)}
     assert params["out_noise_a"].value == pytest.approx(1e-4, rel=EXACT)
     assert params["out_noise_b"].value == pytest.approx(2e-6, rel=EXACT)
+    assert params["out_noise_c"].value == pytest.approx(0.0, abs=EXACT * 2e-6 / 1024)
     assert params["out_noise"].value == pytest.approx(math.sqrt(1e-4 + 64e-6), rel=EXACT)
-    assert params["out_noise_a"].residual == pytest.approx(0.0, abs=EXACT)  # line = curve
     assert params["out_noise"].residual == pytest.approx(0.0, abs=1e-6)  # points on it
 
 
-def test_noise_recovers_planted_quadratic_and_reports_the_chord(tree: dict[str, Any]) -> None:
-    # σ² = 1e-4 + 1e-6·N + 2e-10·N²: recovered exactly from the four sizes; the line over
-    # 8 … 1024 then misses σ by an amount computed here by brute force on a fine grid.
+def test_noise_recovers_planted_quadratic(tree: dict[str, Any]) -> None:
+    # σ² = 1e-4 + 1e-6·N + 2e-10·N²: a, b and c recovered from the four sizes, and the
+    # model built from them gives σ at N = 1024 as the planted curve does.
     a, b, c = 1e-4, 1e-6, 2e-10
     _plant_noise(tree, a, b, c)
-    coef, _ = fit_noise_poly(noise_points(tree, TAU), 2)
-    assert coef == pytest.approx([a, b, c], rel=1e-7)
     params = {p.name: p for p in fit_output_noise(tree, TAU)}
-    la, lb = params["out_noise_a"].value, params["out_noise_b"].value
-    n = np.linspace(8.0, 1024.0, 100_000)
-    worst = float(np.max(np.abs(np.sqrt(la + lb * n) - np.sqrt(a + b * n + c * n**2))))
-    # the fit's grid has 64 geometric points: its worst error is the fine grid's within 1 %
-    assert params["out_noise_a"].residual == pytest.approx(worst, rel=0.01)
+    got = [params[f"out_noise_{k}"].value for k in "abc"]
+    assert got == pytest.approx([a, b, c], rel=1e-7)
+    model = noise_model(params)
+    assert model.sigma(1024) == pytest.approx(math.sqrt(a + 1024 * b + 1024**2 * c), rel=1e-7)
     assert params["out_noise"].value == pytest.approx(math.sqrt(a + 32 * b + 1024 * c), rel=1e-7)
+    # every size's residual is in the note, the largest included
+    note = params["out_noise_c"].note
+    for case in tree["noise_lines"].values():
+        assert f"N = {int(case['n_devices'])}: " in note
 
 
-def test_noise_line_beyond_tolerance_names_the_parameter(tree: dict[str, Any]) -> None:
-    # A strong N² part: the line cannot follow it within 0.006 w over 8 … 1024.
-    _plant_noise(tree, 1e-4, 1e-6, 1e-7)
-    with pytest.raises(CalibrationError, match=r"out_noise_b: the straight line .* misses σ"):
-        fit_output_noise(tree, TAU)
+def test_noise_negative_curvature_gives_the_straight_line(tree: dict[str, Any]) -> None:
+    # σ² bending down (c < 0 planted): the fit keeps c = 0 and takes the weighted line.
+    _plant_noise(tree, 1e-4, 2e-6, -5e-10)
+    points = noise_points(tree, TAU)
+    line, _ = fit_noise_poly(points, 1)
+    coef, cov = fit_nonnegative_quadratic(points)
+    assert coef[2] == 0.0 and cov[2, 2] == 0.0
+    assert coef[:2] == pytest.approx(line, rel=1e-12)
+    # the line through a curved set misses the points, which the residual reports
+    assert point_z(points, coef) > 0.1
 
 
 def test_noise_point_off_the_quadratic_is_refused(tree: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 
@@ -550,6 +551,7 @@ def test_tile_model_per_shape_and_direction() -> None:
     np.testing.assert_array_equal(
         big.backward_attenuation, ir.backward.attenuation(256, 785, "backward")
     )
+    assert big.forward_attenuation is not None
     assert not np.array_equal(big.forward_attenuation, big.backward_attenuation)
     # a perfect read keeps its config: floating point ignores out_noise
     fp = dataclasses.replace(model, rpu=PRESETS["floating_point"]())
@@ -579,6 +581,46 @@ def test_schema1_refuses_schema2_entries(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"raw\.h5: unknown entries out_noise in a schema-1 "):
         load_model(_raw(tmp_path, tree, schema=1))
     assert load_model(_raw(tmp_path, tree)).model.out_noise == NoiseModel(a=0.0, b=1e-6)
+
+
+def test_noise_model_quadratic_term(tmp_path: Path) -> None:
+    """σ² = a + b·N + c·N²: a schema-2 file without ``c`` means c = 0; with it, each tile
+    gets σ of its own size from the quadratic (independent reference: the formula here)."""
+    tree = {**_good_tree(), "out_noise": {"a": 4e-4, "b": 2e-6}}
+    old = load_model(_raw(tmp_path, tree)).model
+    assert old.out_noise == NoiseModel(a=4e-4, b=2e-6, c=0.0)
+    assert old.rpu_config_for(256, 785).forward.out_noise == pytest.approx(
+        math.sqrt(4e-4 + 2e-6 * 785), rel=1e-12
+    )
+    curved = NoiseModel(a=4e-4, b=2e-6, c=3e-10)
+    model = dataclasses.replace(calibrated_model(), out_noise=curved)
+    path = save_model(
+        tmp_path / "curved.h5", model, origin=PresetExport(preset="gokmen_vlasov_2016")
+    )
+    back = load_model(path).model
+    assert back.out_noise == curved
+    cfg = back.rpu_config_for(256, 785)
+    assert cfg.forward.out_noise == pytest.approx(
+        math.sqrt(4e-4 + 2e-6 * 785 + 3e-10 * 785**2), rel=1e-12
+    )
+    assert cfg.backward.out_noise == pytest.approx(
+        math.sqrt(4e-4 + 2e-6 * 256 + 3e-10 * 256**2), rel=1e-12
+    )
+    # conv1 (16 × 26) is quieter than FC1 (256 × 785) from the same file
+    assert back.rpu_config_for(16, 26).forward.out_noise < cfg.forward.out_noise
+    # a straight-line model writes no c: its file is what the writer made before c existed
+    with h5py.File(
+        save_model(
+            tmp_path / "line.h5",
+            calibrated_model(),
+            origin=PresetExport(preset="gokmen_vlasov_2016"),
+        ),
+        "r",
+    ) as f:
+        assert sorted(f["out_noise"]) == ["a", "b"]
+    with h5py.File(path, "r") as f:
+        assert sorted(f["out_noise"]) == ["a", "b", "c"]
+    assert "c = 3e-10 w²" in describe(load_model(path))
 
 
 def _one_line(exc: pytest.ExceptionInfo[Exception], name: str) -> None:
@@ -728,7 +770,24 @@ SCHEMA2_ERRORS: list[tuple[str, Any, type[Exception], str]] = [
         ConfigError,
         r"raw\.h5: out_noise\.b = -1e-06: must be >= 0",
     ),
-    ("out_noise", {"a": -1e-3, "b": 1e-6}, ConfigError, r"raw\.h5: out_noise: a \+ b = .* < 0"),
+    (
+        "out_noise",
+        {"a": -1e-3, "b": 1e-6},
+        ConfigError,
+        r"raw\.h5: out_noise: a \+ b \+ c = .* < 0",
+    ),
+    (
+        "out_noise",
+        {"a": 1e-4, "b": 1e-6, "c": -1e-10},
+        ConfigError,
+        r"raw\.h5: out_noise\.c = -1e-10: must be >= 0",
+    ),
+    (
+        "out_noise",
+        {"a": 1e-4, "b": 1e-6, "d": 1e-10},
+        StoreError,
+        r"raw\.h5: out_noise must hold exactly a, b; found \['a', 'b', 'd'\]",
+    ),
     (
         "ir_drop",
         {"forward": {"segment_ratio": 1e-9}},
