@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rpucircuit.config.tile import CircuitConfig, SpecInputs
@@ -187,6 +188,12 @@ def _integrator_rows(cfg: CircuitConfig, d: Design) -> list[SpecRow]:
     ]
 
 
+_NO_OPAMP = (
+    "none: the devices' thermal noise, kT/C and the ADC alone exceed σ even at infinite "
+    "on/off; raise σ, t_meas or R_mean"
+)
+
+
 def _noise_rows(cfg: CircuitConfig, inp: SpecInputs, d: Design) -> list[SpecRow]:
     p, dev = cfg.periphery, cfg.device
     sigma_how = (
@@ -197,6 +204,8 @@ def _noise_rows(cfg: CircuitConfig, inp: SpecInputs, d: Design) -> list[SpecRow]
     e_note = f"the config's op-amp (e_n = {eng(p.e_n_v_per_rthz, 'V/√Hz')}) is " + (
         "within it" if d.e_acc >= p.e_n_v_per_rthz else "noisier than this: it fails σ"
     )
+    if math.isnan(d.e_acc):
+        e_note = _NO_OPAMP
     if d.r_min_basis == "explore":
         r_derivation = "explore onoff result"
         r_note = "measured by training; paper A chose ≈ 8 from its noise curve"
@@ -210,7 +219,9 @@ def _noise_rows(cfg: CircuitConfig, inp: SpecInputs, d: Design) -> list[SpecRow]
             "kT/C, the ADC and the op-amp's finite GBW and line capacitance (paper A's budget "
             f"alone, devices and op-amp only, puts the knee at {fmt(d.r_min_paper_budget, 3)})"
         )
-    if dev.on_off_ratio < d.r_min:
+    if math.isnan(d.r_min):
+        r_note = f"no on/off ratio suffices: {_NO_OPAMP}"
+    elif dev.on_off_ratio < d.r_min:
         r_note += f"; the config's device ({fmt(dev.on_off_ratio)}) is below it"
     return [
         _row(

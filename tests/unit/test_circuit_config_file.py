@@ -89,6 +89,10 @@ WRONG = [
     ("[circuit]\ndevice = 3\n", r"\[circuit\.device\] must be a table"),
     ("[tile]\nrowz = 3\n", r"unknown field\(s\) tile\.rowz"),
     ("[circuit.tile]\nrowz = 3\n", r"unknown field\(s\) circuit\.tile\.rowz"),
+    # The [specs] table (rpucircuit specs' figures of merit) is checked by every reader.
+    ("[specs]\nbogus = 1\n", r"unknown field\(s\) specs\.bogus for SpecInputs"),
+    ("[specs]\nsigma_w = 0\n", r"sigma_w = 0\.0: must lie in \(0, 10\]"),
+    ("specs = 3\n", r"\[specs\] must be a table"),
 ]
 
 
@@ -108,6 +112,16 @@ def test_wrong_layout_same_error_in_both_commands(
     assert netlist_err == f"rpucircuit netlist: error: {message}\n"
     assert characterize_err == f"rpucircuit characterize: error: {message}\n"
     assert not (tmp_path / "run").exists()
+
+
+def test_specs_table_leaves_the_circuit_and_its_key_alone(tmp_path: Path) -> None:
+    # A [specs] table is no part of the circuit: same config, same key as without it.
+    path = tmp_path / "tile.toml"
+    path.write_text(FLAT + "[specs]\ndigital_power_w = 2.0\n", encoding="utf-8")
+    plain = circuit_config_from_data(parse_toml(FLAT))
+    with_specs = load_circuit_config(path)
+    assert with_specs == plain
+    assert config_key(with_specs) == config_key(plain)
 
 
 def test_no_file_is_the_preset() -> None:
