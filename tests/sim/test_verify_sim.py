@@ -1,0 +1,164 @@
+"""``rpucircuit verify`` in real ngspice: paper A's design passes; a tile too large for the
+pulse budget, too small a C_int and too noisy an op-amp each fail the right check; a library
+that ngspice rejects is named with ngspice's message; Dask gives the pool's numbers."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rpucircuit import cli, store
+from rpucircuit.circuit import analytic as an
+from rpucircuit.circuit import spice
+from rpucircuit.config.tile import BOLTZMANN_J_PER_K, gokmen_vlasov_2016
+
+pytestmark = [
+    pytest.mark.sim,
+    pytest.mark.skipif(not spice.available(), reason="ngspice not installed"),
+]
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "verify" / "paper-a"
+
+
+def _design(tmp_path: Path, tile: str | None = None) -> Path:
+    dst = tmp_path / "design"
+    shutil.copytree(EXAMPLE, dst)
+    if tile is not None:
+        (dst / "tile.toml").write_text(tile)
+    return dst / "design.toml"
+
+
+def _verify(design: Path, out: Path, *extra: str) -> tuple[int, dict[str, dict[str, float]]]:
+    rc = cli.main(["verify", str(design), "--out", str(out), "--no-progress", *extra])
+    tree, prov = store.load(out / "verify.h5", kind="verify", schema_version=1)
+    assert prov.ngspice_version.startswith("ngspice-")
+    checks = {
+        k: {f: np.asarray(v).item() for f, v in row.items()} for k, row in tree["checks"].items()
+    }
+    return rc, checks
+
+
+def _failed(checks: dict[str, dict[str, float]]) -> set[str]:
+    return {k for k, row in checks.items() if not row["passed"]}
+
+
+SMALL_TILE = """
+[tile]
+rows = 512
+cols = 512
+[periphery]
+e_n_v_per_rthz = 5e-9
+"""
+
+
+def test_paper_a_design_passes_and_its_numbers_match_references(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rc, checks = _verify(_design(tmp_path), out)
+    assert rc == 0, checks
+    assert _failed(checks) == set()
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Verification of design.toml: PASS")
+    assert report.count("| PASS |") == len(checks) == 7
+    for name in ("read.png", "integrator.png", "noise.png"):
+        assert (out / name).stat().st_size > 1000
+    tree, _ = store.load(out / "verify.h5")
+    jobs = tree["jobs"]
+    cfg = gokmen_vlasov_2016(rows=4096, cols=4096)
+    t = cfg.tile
+    # Line delay against Bakoglu's distributed-line fit (within a few %, analytic.py): 5 %.
+    formula = an.distributed_delay_50_s(
+        4096 * t.r_seg_row_ohm, 4096 * t.c_seg_row_f, r_driver_ohm=t.r_driver_ohm
+    )
+    assert float(jobs["lines"]["row"]["t50_s"]) == pytest.approx(formula, rel=0.05)
+    # The shipped rectifying device is built so that f(V_S/2)/f(V_S) = k = 0.1 exactly; the
+    # bound factor is 1 at G_mean and the state moves < 1 % of the range: 1 %.
+    assert checks["half_select"]["measured"] == pytest.approx(cfg.device.k, rel=0.01)
+    # The integrator at output_max_w against Q/C_int: finite gain A0 = 1e4 (1e-4) and the
+    # driver's 10 ohm in ~1 Mohm: 0.5 %.
+    assert float(jobs["bench"]["v_out_at_max_v"]) == pytest.approx(
+        float(jobs["bench"]["v_out_at_max_ideal_v"]), rel=0.005
+    )
+
+
+def test_too_small_c_int_fails_saturation(tmp_path: Path) -> None:
+    c_int = gokmen_vlasov_2016().c_int_f  # alpha·Q_unit/V_swing does not depend on the size
+    tile = SMALL_TILE + f"c_int_f = {0.5 * c_int!r}\n"
+    rc, checks = _verify(_design(tmp_path, tile), tmp_path / "out")
+    assert rc == 1
+    assert "saturation" in _failed(checks)
+    # half the capacitor: output_max_w = 10 needs 10/6 of the swing; it clips, no headroom
+    assert checks["saturation"]["measured"] == pytest.approx(0.0, abs=0.01)
+
+
+def test_noisy_opamp_fails_output_noise(tmp_path: Path) -> None:
+    design = _design(tmp_path, SMALL_TILE.replace("512", "1024"))
+    lib = design.parent / "rpu_integrator.lib"
+    # The op-amp's share of the output noise grows as e_n times the line's conductance: on
+    # 1024 rows, 100 nV/rtHz is five times paper A's 4096 rows at 5 nV/rtHz.
+    e_n = 100e-9
+    r_noise = e_n**2 / (4 * BOLTZMANN_J_PER_K * 300.0)
+    text = lib.read_text()
+    # the designer's op-amp: its noise resistor fixed inside, no rnoise parameter to set
+    for old, new in ((" rnoise=6e3 ", " "), ("rn inn ninv {rnoise}", f"rn inn ninv {r_noise!r}")):
+        assert old in text
+        text = text.replace(old, new, 1)
+    lib.write_text(text)
+    rc, checks = _verify(design, tmp_path / "out")
+    assert rc == 1
+    assert _failed(checks) == {"output_noise"}
+
+
+def test_tile_too_large_for_the_pulse_budget_fails_settling(tmp_path: Path) -> None:
+    tile = "[tile]\nrows = 8192\ncols = 8192\n[periphery]\ne_n_v_per_rthz = 5e-9\n"
+    design = _design(tmp_path, tile)
+    rc, checks = _verify(design, tmp_path / "out")
+    assert rc == 1
+    assert {"settling_row_line", "settling_col_line"} <= _failed(checks)
+    # 8192 segments are beyond spice_line_max = 4096: the distributed-line formula, ~4 x
+    # the 4096 line's 0.074 ns
+    assert "formula" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_library_that_ngspice_rejects_is_named_with_ngspice_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    design = _design(tmp_path)
+    lib = design.parent / "rpu_drivers.lib"
+    lib.write_text(
+        ".subckt rpu_pulse_driver out v=1 td=0 tw=1e-9 tr=5e-11 rout=10\n"
+        "xmissing out 0 no_such_subckt\n"
+        ".ends rpu_pulse_driver\n"
+    )
+    out = tmp_path / "out"
+    assert cli.main(["verify", str(design), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{lib.resolve()}: ngspice rejects the driver subcircuit 'rpu_pulse_driver'" in err
+    assert "no_such_subckt" in err  # ngspice's own message, quoted
+    assert not (out / "verify.h5").exists()
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[str]:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_dask_gives_the_process_pool_numbers(tmp_path: Path, dask_cluster: str) -> None:
+    tile = "[tile]\nrows = 128\ncols = 128\n[periphery]\ne_n_v_per_rthz = 5e-9\n"
+    design = _design(tmp_path, tile)
+    design.write_text(design.read_text().replace("spice_size = 16", "spice_size = 8"))
+    rc_pool, pool = _verify(design, tmp_path / "pool", "--jobs", "2")
+    rc_dask, dask = _verify(design, tmp_path / "dask", "--scheduler", dask_cluster)
+    assert rc_pool == rc_dask
+    assert pool.keys() == dask.keys()
+    for name in pool:
+        # ngspice is deterministic: the same netlists give the same numbers on any executor
+        assert math.isclose(pool[name]["measured"], dask[name]["measured"], rel_tol=1e-12), name

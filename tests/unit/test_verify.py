@@ -1,0 +1,239 @@
+"""``rpucircuit verify``'s input: the design file, the library scan (pins, parameters,
+refused commands), the netlist adaptation and the report rows. No simulator here; the
+checks themselves run in tests/sim/test_verify_sim.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rpucircuit import cli
+from rpucircuit.circuit import netlist as nl
+from rpucircuit.config.tile import gokmen_vlasov_2016
+from rpucircuit.design import verify_checks as vc
+from rpucircuit.design.verify import CheckRow, report_table
+from rpucircuit.design.verify_input import (
+    ROLE_BY_NAME,
+    DesignError,
+    VerifySpec,
+    check_role,
+    load_design,
+    scan_library,
+)
+from rpucircuit.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "verify" / "paper-a"
+
+
+@pytest.fixture
+def design_dir(tmp_path: Path) -> Path:
+    """A copy of the paper-A example design, free to edit."""
+    dst = tmp_path / "design"
+    shutil.copytree(EXAMPLE, dst)
+    return dst
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+# --------------------------------------------------------------------------- library scan
+
+
+def test_scan_reads_ports_and_parameters_across_continuation_lines() -> None:
+    text = (
+        "* a comment\n"
+        ".SUBCKT my_int inn out\n"
+        "+ a0=1e4 gbw = 1e9 ; trailing comment\n"
+        "+ params: cint=1e-13\n"
+        "r1 inn out 1k\n"
+        ".ends\n"
+    )
+    lib = scan_library(Path("x.lib"), text)
+    sub = lib.subckts["my_int"]
+    assert sub.ports == ("inn", "out")
+    assert sub.params == ("a0", "gbw", "cint")
+    assert sub.line == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        (".control", r"x\.lib:3: refused \.control: a \.control block runs ngspice commands"),
+        (".endc", r"x\.lib:3: refused \.endc"),
+        ("shell rm -rf /", r"x\.lib:3: refused 'shell': 'shell' runs an operating-system"),
+        (".include /etc/passwd", r"x\.lib:3: refused \.include: a library may not include"),
+        (".lib other.lib tt", r"x\.lib:3: refused \.lib"),
+        (".tran 1n 10n", r"x\.lib:3: refused \.tran: a library may hold only"),
+        ("pre_osdi foo.osdi", r"x\.lib:3: refused 'pre_osdi': OSDI loads a compiled"),
+    ],
+)
+def test_scan_refuses_commands_with_file_and_line(line: str, match: str) -> None:
+    text = ".subckt s a b\nr1 a b 1k\n" + line + "\n.ends\n"
+    with pytest.raises(DesignError, match=match):
+        scan_library(Path("x.lib"), text)
+
+
+def test_scan_refuses_a_command_hidden_on_a_continuation_line() -> None:
+    text = ".subckt s a b\nr1 a b\n+ 1k shell\n.ends\n"
+    with pytest.raises(DesignError, match=r"x\.lib:2: refused 'shell'"):
+        scan_library(Path("x.lib"), text)
+
+
+def test_scan_ignores_commands_in_comments() -> None:
+    text = "* .control and shell are only words here\n.subckt s a b\nr1 a b 1k $ shell\n.ends\n"
+    assert set(scan_library(Path("x.lib"), text).subckts) == {"s"}
+
+
+def test_scan_refuses_a_subcircuit_defined_twice() -> None:
+    text = ".subckt s a b\n.ends\n.subckt s a b\n.ends\n"
+    with pytest.raises(DesignError, match=r"x\.lib:3: subcircuit 's' defined twice"):
+        scan_library(Path("x.lib"), text)
+
+
+def test_check_role_names_wrong_ports_and_missing_parameters() -> None:
+    lib = scan_library(Path("d.lib"), ".subckt drv out in v=1 td=0 tw=1n tr=1p\n.ends\n")
+    with pytest.raises(DesignError, match=r"d\.lib:1: subcircuit 'drv' has ports \(out in\)"):
+        check_role(lib, ROLE_BY_NAME["driver"], "drv")
+    lib = scan_library(Path("d.lib"), ".subckt drv out v=1 td=0\n.ends\n")
+    with pytest.raises(DesignError, match=r"lacks the parameter\(s\) tw, tr"):
+        check_role(lib, ROLE_BY_NAME["driver"], "drv")
+    with pytest.raises(DesignError, match=r"d\.lib: no subcircuit 'nope' for the driver"):
+        check_role(lib, ROLE_BY_NAME["driver"], "nope")
+
+
+def test_shipped_libraries_pass_their_own_scan() -> None:
+    for name in ("rpu_integrator.lib", "rpu_drivers.lib", "rpu_devices.lib"):
+        path = nl.NETLIST_DIR / name
+        scan_library(path, path.read_text())
+
+
+# --------------------------------------------------------------------------- design file
+
+
+def test_example_design_loads(design_dir: Path) -> None:
+    d = load_design(design_dir / "design.toml")
+    assert d.circuit.tile.rows == 4096
+    assert {c.role for c in d.roles} == {"integrator", "driver", "update"}
+    assert d.spec.output_noise_sigma_w == 0.06
+
+
+def test_wrong_pins_in_a_user_library_name_the_file(design_dir: Path) -> None:
+    _replace(
+        design_dir / "rpu_integrator.lib",
+        ".subckt rpu_integrator inn out",
+        ".subckt rpu_integrator out inn",
+    )
+    with pytest.raises(
+        DesignError,
+        match=r"rpu_integrator\.lib:\d+: subcircuit 'rpu_integrator' has ports \(out inn\); "
+        r"the integrator must have exactly \(inn out\)",
+    ):
+        load_design(design_dir / "design.toml")
+
+
+def test_control_block_in_a_user_library_is_refused(design_dir: Path) -> None:
+    with (design_dir / "rpu_drivers.lib").open("a") as f:
+        f.write(".control\nshell touch /tmp/owned\n.endc\n")
+    with pytest.raises(DesignError, match=r"rpu_drivers\.lib:\d+: refused \.control"):
+        load_design(design_dir / "design.toml")
+
+
+def test_shell_in_a_user_library_is_refused(design_dir: Path) -> None:
+    with (design_dir / "rpu_devices.lib").open("a") as f:
+        f.write("shell touch /tmp/owned\n")
+    with pytest.raises(DesignError, match=r"rpu_devices\.lib:\d+: refused 'shell'"):
+        load_design(design_dir / "design.toml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        ('file = "rpu_drivers.lib"', 'file = "missing.lib"', r"cannot read library .*missing\.lib"),
+        ('subckt = "rpu_pulse_driver"', 'subckt = "nope"', r"no subcircuit 'nope' for the driver"),
+        ("[spec]", "[spec]\nbogus = 1", r"unknown \[spec\] field 'bogus'"),
+        ("output_max_w = 10.0", "output_max_w = -1.0", r"spec\.output_max_w = -1\.0"),
+        ('circuit = "tile.toml"', 'circuit = "none.toml"', r"circuit file 'none\.toml' not found"),
+        ("[libraries.driver]", "[libraries.drivr]", r"unknown table \[libraries\.drivr\]"),
+    ],
+)
+def test_bad_design_files_are_refused(design_dir: Path, old: str, new: str, match: str) -> None:
+    _replace(design_dir / "design.toml", old, new)
+    with pytest.raises(DesignError, match=match):
+        load_design(design_dir / "design.toml")
+
+
+def test_non_ascii_library_is_refused(design_dir: Path) -> None:
+    (design_dir / "rpu_drivers.lib").write_bytes(b".subckt x out\n\xff\n.ends\n")
+    with pytest.raises(DesignError, match=r"rpu_drivers\.lib: not plain ASCII text"):
+        load_design(design_dir / "design.toml")
+
+
+def test_the_same_subcircuit_in_two_files_is_refused(design_dir: Path) -> None:
+    with (design_dir / "rpu_drivers.lib").open("a") as f:
+        f.write(".subckt rpu_integrator inn out\n.ends\n")
+    with pytest.raises(DesignError, match=r"subcircuit 'rpu_integrator' is also defined in"):
+        load_design(design_dir / "design.toml")
+
+
+def test_spec_validates_its_fields() -> None:
+    with pytest.raises(ConfigError, match=r"spec\.saturation_margin = 1\.5"):
+        VerifySpec(saturation_margin=1.5)
+    with pytest.raises(ConfigError, match=r"spec\.spice_size = 0"):
+        VerifySpec(spice_size=0)
+
+
+def test_cli_exits_2_on_bad_input_before_simulating(
+    design_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (design_dir / "rpu_integrator.lib").open("a") as f:
+        f.write(".control\n.endc\n")
+    out = tmp_path / "out"
+    assert cli.main(["verify", str(design_dir / "design.toml"), "--out", str(out)]) == 2
+    assert "rpu_integrator.lib" in capsys.readouterr().err
+    assert not out.exists()  # nothing copied, nothing simulated
+
+
+# --------------------------------------------------------------------------- netlist and rows
+
+
+def test_adapt_swaps_subcircuits_and_passes_only_declared_parameters() -> None:
+    cfg = gokmen_vlasov_2016(rows=2, cols=2)
+    g = [[1e-7, 1e-7], [1e-7, 1e-7]]
+    net = nl.build_read(cfg, g, g, [0.5, -0.5])
+    job = vc.VerifyJob(
+        check="read",
+        circuit=cfg,
+        spec=VerifySpec(),
+        parts=(
+            vc.UserPart(
+                role="integrator", subckt="my_int", lib="user_integrator.lib", params=("cint",)
+            ),
+            vc.UserPart(role="read", subckt="my_dev", lib="user_device.lib", params=("g",)),
+        ),
+        user_libs=("user_integrator.lib", "user_device.lib"),
+        lib_dir="/nowhere",
+        libs_digest="",
+    )
+    out = vc.adapt(net, job, user_devices=True)
+    ints = [e for e in out.elements if isinstance(e, nl.Instance) and e.subckt == "my_int"]
+    assert len(ints) == 2 and all(dict(e.params).keys() == {"cint"} for e in ints)
+    devs = [e for e in out.elements if isinstance(e, nl.Instance) and e.subckt == "my_dev"]
+    assert len(devs) == 8  # 2 x 2 devices on each of the two arrays
+    assert dict(devs[0].params)["g"] == pytest.approx(1e-7, rel=1e-12)  # 1/R round trip
+    assert not any(isinstance(e, nl.Resistor) and e.name.startswith("d_") for e in out.elements)
+    # the driver stays shipped: its library is included after the designer's
+    assert out.libs == ("user_integrator.lib", "user_device.lib", "rpu_drivers.lib")
+
+
+def test_check_rows_margin_and_verdict() -> None:
+    upper = CheckRow("a", "x", 0.5, 2.0, "%", True, "m")
+    assert upper.margin == pytest.approx(0.75) and upper.passed
+    lower = CheckRow("b", "x", 0.05, 0.1, "", False, "m")
+    assert lower.margin == pytest.approx(-0.5) and not lower.passed
+    table = report_table([upper, lower])
+    assert "| +75.0 % | PASS |" in table and "| -50.0 % | FAIL |" in table
