@@ -5,8 +5,9 @@ config's technology allows and prints the sheet's table (markdown): each quantit
 derivation, paper A's value beside it, the ratio, whether it lies within 2× and why it
 differs. ``--out`` also writes ``specs.md`` and ``specs.html`` there. The figures of merit
 that are inputs come from the config's ``[specs]`` table (paper A's values by default);
-``--explore`` takes the acceptable σ and minimum on/off ratio from ``rpucircuit explore``'s
-results instead of the input σ and the analytic budget.
+``--explore`` (repeatable) takes the acceptable σ and minimum on/off ratio from
+``rpucircuit explore``'s results instead of the input σ and the analytic budget
+(:mod:`rpucircuit.design.specs_explore` says what it reads).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import sys
 from pathlib import Path
 
 from rpucircuit.config.tile import load_circuit_config, load_spec_inputs
-from rpucircuit.design.specs import derive_specs, read_explore
+from rpucircuit.design.specs import derive_specs
+from rpucircuit.design.specs_explore import read_explore
 from rpucircuit.design.specs_render import table_markdown, write_sheet
 
 
@@ -32,11 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--explore",
         type=Path,
+        action="append",
         default=None,
         metavar="DIR",
-        help="output folder of 'rpucircuit explore': its summary.json (or an HDF5 file's "
-        "root attributes) acceptable_sigma_w and min_on_off_ratio replace the input σ and "
-        "the analytic on/off ratio",
+        help="output folder of 'rpucircuit explore noise' or 'explore onoff' (repeatable): "
+        "its results.h5 (or a summary.json with acceptable_sigma_w and min_on_off_ratio) "
+        "replace the input σ and the analytic on/off ratio",
     )
     parser.add_argument(
         "--out",
@@ -51,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
     """Read and check every input, derive the sheet, print its table, write the files."""
     cfg = load_circuit_config(args.config, extra_tables=("campaign",))
     inputs = load_spec_inputs(args.config)
-    explore = None if args.explore is None else read_explore(args.explore)
+    p = cfg.periphery
+    explore = (
+        None
+        if args.explore is None
+        else read_explore(args.explore, t_meas_s=p.t_meas_s, e_n_v_per_rthz=p.e_n_v_per_rthz)
+    )
     source = "paper A's preset (gokmen_vlasov_2016)" if args.config is None else str(args.config)
     sheet = derive_specs(cfg, inputs, explore=explore, config_source=source)
     sys.stdout.write(table_markdown(sheet) + "\n")

@@ -34,10 +34,8 @@ with its source; paper A's published values are stored once, in :data:`PAPER_A`.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from rpucircuit.circuit import analytic
@@ -59,82 +57,6 @@ from rpucircuit.errors import ConfigError
 
 ON_OFF_LIMIT = 1e6
 """On/off ratio that stands for "infinite" when the noise allowance's limit is computed."""
-
-EXPLORE_SUMMARY = "summary.json"
-"""File of ``explore``'s output folder that the sheet reads first (keys below)."""
-
-EXPLORE_KEYS = ("acceptable_sigma_w", "min_on_off_ratio")
-"""Keys of the explore summary (JSON keys, or root attributes of an HDF5 results file)."""
-
-
-# --------------------------------------------------------------------------- explore
-
-
-def _number(value: object, key: str, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: {key} = {value!r}: must be a number")
-    v = float(value)
-    if not math.isfinite(v) or v <= 0.0:
-        raise ConfigError(f"{where}: {key} = {value!r}: must be finite and > 0")
-    return v
-
-
-def _explore_from(values: Mapping[str, Any], where: str) -> ExploreResults | None:
-    sigma = _number(values.get(EXPLORE_KEYS[0]), EXPLORE_KEYS[0], where)
-    ratio = _number(values.get(EXPLORE_KEYS[1]), EXPLORE_KEYS[1], where)
-    if ratio is not None and ratio <= 1.0:
-        raise ConfigError(f"{where}: {EXPLORE_KEYS[1]} = {ratio!r}: must be > 1")
-    if sigma is None and ratio is None:
-        return None
-    return ExploreResults(sigma_w=sigma, min_on_off_ratio=ratio, source=where)
-
-
-def read_explore(folder: str | Path) -> ExploreResults:
-    """The acceptable σ and minimum on/off ratio in an ``explore`` output folder.
-
-    Reads ``summary.json`` (an object with keys ``acceptable_sigma_w`` and/or
-    ``min_on_off_ratio``) when the folder has one, else the first ``*.h5`` file (sorted by
-    name) whose root attributes carry either key. A folder with neither is a ConfigError.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise ConfigError(f"--explore {root}: not a folder")
-    summary = root / EXPLORE_SUMMARY
-    if summary.is_file():
-        try:
-            data = json.loads(summary.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{summary}: not readable JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{summary}: must hold a JSON object")
-        found = _explore_from(data, str(summary))
-        if found is None:
-            raise ConfigError(f"{summary}: has neither {' nor '.join(EXPLORE_KEYS)}")
-        return found
-    import h5py
-
-    for path in sorted(root.glob("*.h5")):
-        try:
-            with h5py.File(path, "r") as f:
-                attrs = {k: _scalar(f.attrs[k]) for k in EXPLORE_KEYS if k in f.attrs}
-        except OSError as exc:
-            raise ConfigError(f"{path}: not a readable HDF5 file: {exc}") from None
-        found = _explore_from(attrs, str(path))
-        if found is not None:
-            return found
-    raise ConfigError(
-        f"--explore {root}: no {EXPLORE_SUMMARY} and no *.h5 file with root attribute "
-        f"{' or '.join(EXPLORE_KEYS)}"
-    )
-
-
-def _scalar(value: Any) -> Any:
-    """An HDF5 attribute as a Python scalar (numpy scalars and 0-d arrays unwrapped)."""
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
-
 
 # --------------------------------------------------------------------------- derivation
 
@@ -309,5 +231,4 @@ __all__ = [
     "eng",
     "fmt",
     "knee_on_off_ratio",
-    "read_explore",
 ]

@@ -85,7 +85,7 @@ def _provenance(sheet: SpecSheet) -> list[str]:
     explore = (
         "none: acceptable σ is the input and the minimum on/off ratio the analytic budget"
         if sheet.explore is None
-        else f"{sheet.explore.source}"
+        else sheet.explore.source
     )
     return [f"circuit config: {sheet.config_source}", f"explore results: {explore}"]
 

@@ -199,7 +199,7 @@ def _noise_rows(cfg: CircuitConfig, inp: SpecInputs, d: Design) -> list[SpecRow]
     sigma_how = (
         "specs.sigma_w (paper A's training result)"
         if d.sigma_basis == "input"
-        else "explore noise result"
+        else "trained: explore's result (file under 'explore results')"
     )
     e_note = f"the config's op-amp (e_n = {eng(p.e_n_v_per_rthz, 'V/√Hz')}) is " + (
         "within it" if d.e_acc >= p.e_n_v_per_rthz else "noisier than this: it fails σ"
@@ -207,7 +207,7 @@ def _noise_rows(cfg: CircuitConfig, inp: SpecInputs, d: Design) -> list[SpecRow]
     if math.isnan(d.e_acc):
         e_note = _NO_OPAMP
     if d.r_min_basis == "explore":
-        r_derivation = "explore onoff result"
+        r_derivation = "trained: explore's result (file under 'explore results')"
         r_note = "measured by training; paper A chose ≈ 8 from its noise curve"
     else:
         r_derivation = (

@@ -57,12 +57,24 @@ PAPER_A: Mapping[str, PaperValue] = {
 class ExploreResults:
     """What ``explore noise`` and ``explore onoff`` found (either may be missing)."""
 
-    sigma_w: float | None
+    sigma_w: float | None = None
     """Acceptable output noise (weight units), or None."""
-    min_on_off_ratio: float | None
+    sigma_source: str = ""
+    """The file σ came from."""
+    min_on_off_ratio: float | None = None
     """Smallest on/off ratio that trains acceptably, or None."""
-    source: str
-    """The file the values came from."""
+    on_off_source: str = ""
+    """The file (and grid point) the on/off ratio came from."""
+
+    @property
+    def source(self) -> str:
+        """Where each value came from, in words."""
+        parts = []
+        if self.sigma_w is not None:
+            parts.append(f"σ from {self.sigma_source}")
+        if self.min_on_off_ratio is not None:
+            parts.append(f"on/off ratio from {self.on_off_source}")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,9 +13,10 @@ import math
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
-from rpucircuit import cli
+from rpucircuit import cli, store
 from rpucircuit.config.base import parse_toml
 from rpucircuit.config.tile import (
     BOLTZMANN_J_PER_K,
@@ -35,8 +36,8 @@ from rpucircuit.design.specs import (
     SpecSheet,
     derive_specs,
     knee_on_off_ratio,
-    read_explore,
 )
+from rpucircuit.design.specs_explore import read_explore
 from rpucircuit.design.specs_render import HEADER, to_html, to_markdown, write_sheet
 from rpucircuit.errors import ConfigError
 
@@ -277,13 +278,30 @@ def test_unreachable_sigma_says_so() -> None:
 # --------------------------------------------------------------------------- explore
 
 
+T_MEAS, E_N = 80e-9, 10e-9  # paper A's preset: the explore onoff grid entry the sheet takes
+
+
+def _read(*folders: Path) -> ExploreResults:
+    return read_explore(folders, t_meas_s=T_MEAS, e_n_v_per_rthz=E_N)
+
+
+def _save(path: Path, kind: str, tree: dict[str, object]) -> None:
+    """A results file as explore writes it: rpucircuit provenance and its datasets."""
+    prov = store.Provenance(kind=kind, schema_version=1, config_toml="", config_key="k")
+    store.save(path, tree, prov)
+
+
 def test_explore_summary_replaces_sigma_and_on_off(tmp_path: Path) -> None:
-    (tmp_path / "summary.json").write_text(
+    summary = tmp_path / "summary.json"
+    summary.write_text(
         json.dumps({"acceptable_sigma_w": 0.08, "min_on_off_ratio": 6.5}), encoding="utf-8"
     )
-    found = read_explore(tmp_path)
+    found = _read(tmp_path)
     assert found == ExploreResults(
-        sigma_w=0.08, min_on_off_ratio=6.5, source=str(tmp_path / "summary.json")
+        sigma_w=0.08,
+        sigma_source=str(summary),
+        min_on_off_ratio=6.5,
+        on_off_source=str(summary),
     )
     got = derive_specs(gokmen_vlasov_2016(), SpecInputs(), explore=found)
     assert got.row("sigma").basis == "explore"
@@ -291,20 +309,47 @@ def test_explore_summary_replaces_sigma_and_on_off(tmp_path: Path) -> None:
     assert got.row("on_off").basis == "explore"
     assert _value(got, "on_off") == 6.5
     assert _value(got, "adc_bits") == 9  # 24/0.08 = 300 levels
-    assert str(tmp_path / "summary.json") in to_markdown(got)
+    assert f"σ from {summary}" in to_markdown(got)
 
 
-def test_explore_hdf5_attributes(tmp_path: Path) -> None:
-    with h5py.File(tmp_path / "a-other.h5", "w") as f:
-        f.attrs["note"] = "no explore keys here"
-    with h5py.File(tmp_path / "b-noise.h5", "w") as f:
-        f.attrs["acceptable_sigma_w"] = 0.05
-    found = read_explore(tmp_path)
+def test_explore_result_files(tmp_path: Path) -> None:
+    noise, onoff = tmp_path / "noise", tmp_path / "onoff"
+    _save(noise / "results.h5", "explore-noise", {"acceptable_sigma_w": 0.05})
+    # Another rpucircuit file and a foreign HDF5 file in the folder are passed over.
+    _save(noise / "other.h5", "sweep", {"acceptable_sigma_w": 1.0})
+    with h5py.File(noise / "foreign.h5", "w") as f:
+        f.attrs["acceptable_sigma_w"] = 2.0
+    grid = np.array([[12.0, 9.0, 7.0], [6.0, 5.5, 5.0]])  # (t_meas, e_n)
+    _save(
+        onoff / "results.h5",
+        "explore-onoff",
+        {
+            "t_meas_s": np.array([40e-9, 80e-9]),
+            "e_n_v_per_rthz": np.array([2e-9, 10e-9, 20e-9]),
+            "min_on_off_train": grid,
+        },
+    )
+    found = _read(noise, onoff)
     assert found.sigma_w == pytest.approx(0.05, rel=REL)
-    assert found.min_on_off_ratio is None
-    got = derive_specs(gokmen_vlasov_2016(), SpecInputs(), explore=found)
+    assert found.sigma_source == str(noise / "results.h5")
+    assert found.min_on_off_ratio == 5.5  # the row at 80 ns, the column at 10 nV/√Hz
+    assert str(onoff / "results.h5") in found.on_off_source
+    only_noise = _read(noise)
+    assert only_noise.min_on_off_ratio is None
+    got = derive_specs(gokmen_vlasov_2016(), SpecInputs(), explore=only_noise)
     assert got.row("sigma").basis == "explore"
     assert got.row("on_off").basis == "analytic"
+    with pytest.raises(ConfigError, match=r"e_n_v_per_rthz = 5e-09 is not on the explored grid"):
+        read_explore([onoff], t_meas_s=T_MEAS, e_n_v_per_rthz=5e-9)
+    with pytest.raises(ConfigError, match="acceptable_sigma_w given twice"):
+        (noise / "summary.json").write_text('{"acceptable_sigma_w": 0.07}', encoding="utf-8")
+        _read(noise)
+
+
+def test_explore_noise_without_a_crossing(tmp_path: Path) -> None:
+    _save(tmp_path / "results.h5", "explore-noise", {"acceptable_sigma_w": math.inf})
+    with pytest.raises(ConfigError, match="no acceptable σ was found"):
+        _read(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -313,6 +358,7 @@ def test_explore_hdf5_attributes(tmp_path: Path) -> None:
         ("{}", "has neither acceptable_sigma_w nor min_on_off_ratio"),
         ("[1, 2]", "must hold a JSON object"),
         ("{not json", "not readable JSON"),
+        ('{"sigma": 0.1}', r"unknown key\(s\) \['sigma'\]"),
         ('{"acceptable_sigma_w": -0.1}', r"acceptable_sigma_w = -0\.1: must be finite and > 0"),
         ('{"acceptable_sigma_w": "big"}', "must be a number"),
         ('{"min_on_off_ratio": 0.5}', r"min_on_off_ratio = 0\.5: must be > 1"),
@@ -321,17 +367,15 @@ def test_explore_hdf5_attributes(tmp_path: Path) -> None:
 def test_bad_explore_summary(tmp_path: Path, content: str, match: str) -> None:
     (tmp_path / "summary.json").write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match=match):
-        read_explore(tmp_path)
+        _read(tmp_path)
 
 
 def test_explore_folder_without_results(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a folder"):
-        read_explore(tmp_path / "missing")
-    with pytest.raises(ConfigError, match=r"no summary\.json and no \*\.h5 file"):
-        read_explore(tmp_path)
+        _read(tmp_path / "missing")
     (tmp_path / "broken.h5").write_bytes(b"not hdf5")
-    with pytest.raises(ConfigError, match="not a readable HDF5 file"):
-        read_explore(tmp_path)
+    with pytest.raises(ConfigError, match=r"no summary\.json and no explore noise or onoff"):
+        _read(tmp_path)
 
 
 # --------------------------------------------------------------------------- files
@@ -478,3 +522,18 @@ def test_bad_input_one_line_error(
 def test_bad_explore_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["specs", "--explore", str(tmp_path / "nowhere")]) == 1
     assert "--explore" in capsys.readouterr().err
+
+
+def test_cli_with_explore_folders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "summary.json").write_text('{"acceptable_sigma_w": 0.08}', encoding="utf-8")
+    (b / "summary.json").write_text('{"min_on_off_ratio": 7.0}', encoding="utf-8")
+    out = tmp_path / "out"
+    assert cli.main(["specs", "--explore", str(a), "--explore", str(b), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| acceptable output noise σ | 0.08 | weight units |" in printed
+    assert "| minimum on/off ratio | 7 |" in printed
+    text = (out / "specs.md").read_text(encoding="utf-8")
+    assert f"on/off ratio from {b / 'summary.json'}" in text
