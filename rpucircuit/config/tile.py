@@ -576,7 +576,7 @@ class SpecInputs:
     resistance."""
     sigma_w: float = field(
         default=0.06,
-        metadata=_src("paper A: output noise σ ≈ 6 % of a weight unit trains with ~0.3 % penalty"),
+        metadata=_src("paper A: output noise σ = 0.06 weight units is acceptable in training"),
     )
     """Acceptable output noise (weight units) when no ``explore noise`` result is given."""
     on_off_knee_fraction: float = field(

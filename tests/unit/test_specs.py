@@ -537,3 +537,12 @@ def test_cli_with_explore_folders(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "| minimum on/off ratio | 7 |" in printed
     text = (out / "specs.md").read_text(encoding="utf-8")
     assert f"on/off ratio from {b / 'summary.json'}" in text
+
+
+def test_user_docs_show_the_current_sheet(sheet: SpecSheet) -> None:
+    # docs/specs.md quotes the paper-A output; regenerate it with `rpucircuit specs` when
+    # a derivation or an input default changes.
+    from rpucircuit.design.specs_render import table_markdown
+
+    docs = Path(__file__).parents[2] / "docs" / "specs.md"
+    assert table_markdown(sheet) in docs.read_text(encoding="utf-8")
