@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from rpucircuit.circuit import analytic
 from rpucircuit.config.tile import CircuitConfig, LineConfig, SpecInputs
@@ -113,11 +113,13 @@ def knee_on_off_ratio(kwargs: Mapping[str, Any], fraction: float) -> tuple[float
 
 def adc_bits_for(alpha_w: float, sigma_w: float, lsb_per_sigma: float) -> int:
     """Fewest ADC bits whose step ``2α/2^B`` is at most ``lsb_per_sigma·σ``."""
+    # The 1e-12 keeps an exact power of two (2α/σ = 512) from rounding up to the next bit.
     return max(1, math.ceil(math.log2(2.0 * alpha_w / (lsb_per_sigma * sigma_w)) - 1e-12))
 
 
-def _design(cfg: CircuitConfig, inp: SpecInputs, explore: ExploreResults | None) -> Design:
-    tile, dev, p = cfg.tile, cfg.device, cfg.periphery
+def _sized_array(cfg: CircuitConfig, inp: SpecInputs) -> tuple[Line, float, float, int]:
+    """``(limiting line, delay budget (s), L_max (µm), N)``; refuses fewer than 2 lines."""
+    p = cfg.periphery
     line = _limiting_line(cfg)
     budget = inp.rc_budget_fraction * p.t_pulse_s
     l_max = analytic.max_line_length_um(
@@ -125,7 +127,7 @@ def _design(cfg: CircuitConfig, inp: SpecInputs, explore: ExploreResults | None)
     )
     n = analytic.max_array_size(
         p.t_pulse_s,
-        tile.pitch_um,
+        cfg.tile.pitch_um,
         line.r_ohm_per_um,
         line.c_f_per_um,
         budget_fraction=inp.rc_budget_fraction,
@@ -133,10 +135,66 @@ def _design(cfg: CircuitConfig, inp: SpecInputs, explore: ExploreResults | None)
     )
     if n < 2:
         raise ConfigError(
-            f"tile.pitch_um = {tile.pitch_um!r}: the longest line the delay budget allows "
+            f"tile.pitch_um = {cfg.tile.pitch_um!r}: the longest line the delay budget allows "
             f"({l_max:.3g} µm) holds fewer than 2 cross points; shorten the pitch, lower the "
             "line R·C or widen specs.rc_budget_fraction"
         )
+    return line, budget, l_max, n
+
+
+class _Noise(NamedTuple):
+    sigma: float
+    sigma_basis: Basis
+    bits: int
+    e_acc: float
+    e_thermal: float
+    r_min: float
+    e_lim: float
+    r_min_basis: Basis
+    r_knee_paper: float
+
+
+def _noise(
+    cfg: CircuitConfig,
+    inp: SpecInputs,
+    explore: ExploreResults | None,
+    *,
+    n: int,
+    r_mean: float,
+    c_in: float,
+) -> _Noise:
+    """σ, ADC bits, acceptable op-amp noise and the minimum on/off ratio (explore's values
+    where given)."""
+    p = cfg.periphery
+    sigma_x = None if explore is None else explore.sigma_w
+    sigma = inp.sigma_w if sigma_x is None else sigma_x
+    bits = adc_bits_for(p.alpha, sigma, inp.adc_lsb_per_sigma)
+    kw = _noise_kwargs(cfg, n, r_mean, sigma, bits, c_in)
+    e_acc = analytic.acceptable_opamp_noise_v_per_rthz(on_off_ratio=cfg.device.on_off_ratio, **kw)
+    g_line = cfg.tile.n_arrays * n / r_mean
+    e_thermal = math.sqrt(4.0 * analytic.BOLTZMANN_J_PER_K * p.temperature_k / g_line)
+    r_knee, e_lim = knee_on_off_ratio(kw, inp.on_off_knee_fraction)
+    # Paper A's accounting: devices and an ideal op-amp only (no kT/C, ADC, GBW, C_in).
+    paper_kw = {**kw, "adc_bits": None, "c_in_f": 0.0, "gbw_hz": 0.0, "a0": math.inf}
+    paper_kw["include_ktc"] = False
+    r_knee_paper, _ = knee_on_off_ratio(paper_kw, inp.on_off_knee_fraction)
+    r_x = None if explore is None else explore.min_on_off_ratio
+    return _Noise(
+        sigma=sigma,
+        sigma_basis="input" if sigma_x is None else "explore",
+        bits=bits,
+        e_acc=e_acc,
+        e_thermal=e_thermal,
+        r_min=r_knee if r_x is None else r_x,
+        e_lim=e_lim,
+        r_min_basis="analytic" if r_x is None else "explore",
+        r_knee_paper=r_knee_paper,
+    )
+
+
+def _design(cfg: CircuitConfig, inp: SpecInputs, explore: ExploreResults | None) -> Design:
+    tile, dev, p = cfg.tile, cfg.device, cfg.periphery
+    line, budget, l_max, n = _sized_array(cfg, inp)
     length = n * tile.pitch_um
     r_line = line.r_ohm_per_um * length
     c_line = line.c_f_per_um * length
@@ -144,23 +202,8 @@ def _design(cfg: CircuitConfig, inp: SpecInputs, explore: ExploreResults | None)
     g_on, g_off = analytic.device_conductances_s(r_mean, dev.on_off_ratio)
     q_unit = analytic.charge_per_weight_unit_c(p.v_read_v, p.t_meas_s, g_on, g_off, dev.w_max)
     c_int = analytic.c_int_for_bound_f(p.alpha, q_unit, p.v_out_max_v)
-    sigma_x = None if explore is None else explore.sigma_w
-    sigma_basis: Basis = "input" if sigma_x is None else "explore"
-    sigma = inp.sigma_w if sigma_x is None else sigma_x
-    bits = adc_bits_for(p.alpha, sigma, inp.adc_lsb_per_sigma)
-    c_in = tile.n_arrays * c_line
-    kw = _noise_kwargs(cfg, n, r_mean, sigma, bits, c_in)
-    e_acc = analytic.acceptable_opamp_noise_v_per_rthz(on_off_ratio=dev.on_off_ratio, **kw)
-    g_line = tile.n_arrays * n / r_mean
-    e_thermal = math.sqrt(4.0 * analytic.BOLTZMANN_J_PER_K * p.temperature_k / g_line)
-    r_knee, e_lim = knee_on_off_ratio(kw, inp.on_off_knee_fraction)
-    paper_kw = {**kw, "adc_bits": None, "c_in_f": 0.0, "gbw_hz": 0.0, "a0": math.inf}
-    r_knee_paper, _ = knee_on_off_ratio(
-        {**paper_kw, "include_ktc": False}, inp.on_off_knee_fraction
-    )
-    r_x = None if explore is None else explore.min_on_off_ratio
-    r_basis: Basis = "analytic" if r_x is None else "explore"
-    r_min = r_knee if r_x is None else r_x
+    c_in = tile.n_arrays * c_line  # both arrays' lines end on the one integrator
+    noise = _noise(cfg, inp, explore, n=n, r_mean=r_mean, c_in=c_in)
     t_fwd = p.t_reset_s + p.t_meas_s + p.t_settle_s
     n_adc = math.ceil(n / inp.lines_per_adc)
     duty = inp.mean_input_duty * p.t_meas_s / t_fwd
@@ -177,16 +220,16 @@ def _design(cfg: CircuitConfig, inp: SpecInputs, explore: ExploreResults | None)
         r_mean_ohm=r_mean,
         q_unit_c=q_unit,
         c_int_f=c_int,
-        sigma_w=sigma,
-        sigma_basis=sigma_basis,
-        bits=bits,
+        sigma_w=noise.sigma,
+        sigma_basis=noise.sigma_basis,
+        bits=noise.bits,
         c_in_f=c_in,
-        e_acc=e_acc,
-        e_thermal=e_thermal,
-        r_min=r_min,
-        e_lim=e_lim,
-        r_min_basis=r_basis,
-        r_min_paper_budget=r_knee_paper,
+        e_acc=noise.e_acc,
+        e_thermal=noise.e_thermal,
+        r_min=noise.r_min,
+        e_lim=noise.e_lim,
+        r_min_basis=noise.r_min_basis,
+        r_min_paper_budget=noise.r_knee_paper,
         t_forward_s=t_fwd,
         t_update_s=p.bl * p.t_pulse_s,
         n_adc=n_adc,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from rpucircuit.circuit.analytic import SAKURAI_DISTRIBUTED_50
 from rpucircuit.config.tile import SpecInputs
 
 Basis = Literal["derived", "input", "analytic", "explore"]
@@ -160,8 +161,12 @@ def fmt(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-DELAY_COEFF: Mapping[str, float] = {"elmore": 0.5, "distributed_50": 0.377, "rc": 1.0}
-"""Line delay over R·C for each :attr:`SpecInputs.delay_rule` (the same coefficients as
+DELAY_COEFF: Mapping[str, float] = {
+    "elmore": 0.5,
+    "distributed_50": SAKURAI_DISTRIBUTED_50,
+    "rc": 1.0,
+}
+"""Line delay over R·C for each :attr:`SpecInputs.delay_rule` (the coefficients of
 :func:`rpucircuit.circuit.analytic.max_line_length_um`)."""
 
 DELAY_FORMULA: Mapping[str, str] = {"elmore": "½·R·C", "distributed_50": "0.377·R·C", "rc": "R·C"}

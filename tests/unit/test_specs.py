@@ -227,6 +227,20 @@ def test_doubling_line_resistance_shrinks_the_array(sheet: SpecSheet) -> None:
         assert _value(doubled, key) == _value(sheet, key)
 
 
+@pytest.mark.parametrize(
+    ("rule", "coeff", "n"),
+    # L_max = √(0.1 ns/(k·r·c)): 0.377 → 1919 µm (4798 points), 1 → 1179 µm (2946 points).
+    [("distributed_50", 0.377, 4096), ("rc", 1.0, 2048)],
+)
+def test_delay_rule(rule: str, coeff: float, n: int) -> None:
+    got = derive_specs(gokmen_vlasov_2016(), SpecInputs(delay_rule=rule))  # type: ignore[arg-type]
+    l_max = math.sqrt(0.1 * T_PULSE / (coeff * R_LINE * C_LINE))
+    assert 2 * n > l_max / PITCH >= n
+    assert _value(got, "array_size") == n
+    length = n * PITCH
+    assert _value(got, "line_delay") == pytest.approx(coeff * R_LINE * C_LINE * length**2, rel=REL)
+
+
 def test_only_the_worse_line_counts() -> None:
     cfg = circuit_config_from_data({"tile": {"col_line": {"c_f_per_um": 0.8e-15}}})
     one = derive_specs(cfg, SpecInputs())
