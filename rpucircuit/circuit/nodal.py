@@ -28,6 +28,11 @@ node's conductance to ground that :func:`integrator_conductance` returns,
 term dominates: a column of total conductance G_tot loses a fraction ≈ G_tot·R_gbw of its
 charge (2e-3 for 32 devices of 41 nS); the DC-gain term adds ~1e-4.
 
+Parasitics. The lines' and driver's resistances come from
+:class:`~rpucircuit.config.parasitics.TileParasitics` (:func:`parasitic_solver`;
+:func:`solver_for` builds it from the circuit config), the record the model path's
+closed-form IR-drop map is built from too.
+
 Structure and speed. Nodes are numbered line by line (each input line's nodes, then each
 output line's nodes, array by array), so the conductance matrix is symmetric positive
 definite with tridiagonal line blocks coupled by the device conductances (a 2-D grid
@@ -50,6 +55,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from rpucircuit.config.parasitics import TileParasitics
 from rpucircuit.config.tile import CircuitConfig, input_volt_seconds
 from rpucircuit.errors import ConfigError
 
@@ -305,6 +311,43 @@ class NodalSolver:
         return q[:, 0] if uu.ndim == 1 else q
 
 
+def parasitic_solver(
+    par: TileParasitics,
+    g_arrays: tuple[FloatArray, ...],
+    signs: tuple[float, ...],
+    *,
+    direction: Direction = "forward",
+    g_int_s: float | None = None,
+    method: Method = "auto",
+) -> NodalSolver:
+    """A :class:`NodalSolver` of a tile whose lines and driver are ``par``
+    (:class:`~rpucircuit.config.parasitics.TileParasitics`, the record the model path's
+    closed-form IR-drop map is built from too). ``g_arrays`` are the arrays' conductances in
+    tile orientation ``(rows, cols)``; ``direction`` picks which lines are driven (forward:
+    the columns, at their row-0 end; backward: the rows, at their column-0 end).
+
+    The solver's network has our netlists' geometry; ``par`` with another ``drive_end`` or
+    ``sense_end`` is refused (ConfigError)."""
+    if par.drive_end != "first" or par.sense_end != "last":
+        raise ConfigError(
+            f"drive_end = {par.drive_end!r}, sense_end = {par.sense_end!r}: the nodal network "
+            "drives each input line at its first end and senses past the last device"
+        )
+    if direction not in ("forward", "backward"):
+        raise ConfigError(f"direction = {direction!r}: must be 'forward' or 'backward'")
+    r_in, r_out = par.lines(direction)
+    arrays = tuple(g if direction == "forward" else g.T for g in g_arrays)
+    return NodalSolver(
+        arrays,
+        signs,
+        r_seg_in_ohm=r_in,
+        r_seg_out_ohm=r_out,
+        r_driver_ohm=par.r_driver_ohm,
+        g_int_s=g_int_s,
+        method=method,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NodalResult:
     """A nodal read: per output line charges, currents and integrator outputs."""
@@ -343,21 +386,13 @@ def solver_for(
         arrays.append(gn)
     elif g_neg is not None:
         raise ConfigError("g_neg given but tile.paired = false")
-    if direction == "forward":
-        r_in, r_out = tile.r_seg_col_ohm, tile.r_seg_row_ohm
-    elif direction == "backward":
-        arrays = [g.T for g in arrays]
-        r_in, r_out = tile.r_seg_row_ohm, tile.r_seg_col_ohm
-    else:
-        raise ConfigError(f"direction = {direction!r}: must be 'forward' or 'backward'")
     p = cfg.periphery
     g_int = integrator_conductance(cfg.c_int_f, p.a0, p.gbw_hz, p.t_meas_s) if finite_gain else None
-    return NodalSolver(
+    return parasitic_solver(
+        TileParasitics.from_circuit(cfg),
         tuple(arrays),
         (1.0, -1.0)[: len(arrays)],
-        r_seg_in_ohm=r_in,
-        r_seg_out_ohm=r_out,
-        r_driver_ohm=tile.r_driver_ohm,
+        direction=direction,
         g_int_s=g_int,
         method=method,
     )
@@ -393,4 +428,11 @@ def read(
     )
 
 
-__all__ = ["NodalResult", "NodalSolver", "integrator_conductance", "read", "solver_for"]
+__all__ = [
+    "NodalResult",
+    "NodalSolver",
+    "integrator_conductance",
+    "parasitic_solver",
+    "read",
+    "solver_for",
+]

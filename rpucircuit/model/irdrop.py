@@ -47,6 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rpucircuit.config.base import check_choice, check_int, check_nonnegative, check_range
+from rpucircuit.config.parasitics import TileParasitics
 from rpucircuit.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
@@ -87,6 +88,17 @@ class IRDropModel:
         check_choice("drive_end", self.drive_end, ("first", "last"))
         check_choice("sense_end", self.sense_end, ("first", "last"))
 
+    def parasitics(self, r_mean_ohm: float = 1.0) -> TileParasitics:
+        """The model as :class:`~rpucircuit.config.parasitics.TileParasitics` on devices of
+        ``R_mean`` (both line kinds at ``segment_ratio·R_mean``)."""
+        return TileParasitics.from_ratios(
+            self.segment_ratio,
+            self.driver_ratio,
+            r_mean_ohm=r_mean_ohm,
+            drive_end=self.drive_end,
+            sense_end=self.sense_end,
+        )
+
     def attenuation(
         self, out_size: int, in_size: int, direction: Direction = "forward"
     ) -> FloatArray:
@@ -102,13 +114,17 @@ class IRDropModel:
         self, out_size: int, in_size: int, direction: Direction = "forward"
     ) -> float:
         """``a_max`` of a tile of this shape (closed form, no map built)."""
-        rows, cols = out_size, in_size
-        n_in, n_out = (rows, cols) if direction == "forward" else (cols, rows)
-        # the worst device is the farthest from both terminals: D grows with p
-        return float(
-            self.driver_ratio * n_in
-            + self.segment_ratio * (line_drop(n_in)[-1] + line_drop(n_out)[-1])
-        )
+        return max_attenuation(self.parasitics(), out_size, in_size, direction)
+
+
+def max_attenuation(
+    par: TileParasitics, out_size: int, in_size: int, direction: Direction = "forward"
+) -> float:
+    """``a_max`` of a tile of this shape with these parasitics (closed form, no map)."""
+    rho_in, rho_out, rho_d = par.ratios(direction)
+    n_in, n_out = (out_size, in_size) if direction == "forward" else (in_size, out_size)
+    # the worst device is the farthest from both terminals: D grows with p
+    return float(rho_d * n_in + rho_in * line_drop(n_in)[-1] + rho_out * line_drop(n_out)[-1])
 
 
 def line_drop(n: int) -> FloatArray:
@@ -128,31 +144,93 @@ def first_order_attenuation(
     model: IRDropModel, out_size: int, in_size: int, direction: Direction = "forward"
 ) -> FloatArray:
     """The map ``a`` (out_size, in_size) of the module doc (the fraction each weight loses)."""
+    return parasitic_attenuation(model.parasitics(), out_size, in_size, direction)
+
+
+def parasitic_attenuation(
+    par: TileParasitics, out_size: int, in_size: int, direction: Direction = "forward"
+) -> FloatArray:
+    """The map ``a`` (out_size, in_size) of a tile with parasitics ``par``: the module doc's
+    closed form with the input lines' ratio ``ρ_in`` and the output lines' ``ρ_out``
+    (:meth:`TileParasitics.ratios`), ``a_ij = ρ_d·N_in + ρ_in·D(p_in) + ρ_out·D(p_out)``."""
     check_int("out_size", out_size, 1)
     check_int("in_size", in_size, 1)
     check_choice("direction", direction, ("forward", "backward"))
     rows, cols = out_size, in_size
-    rho, rho_d = model.segment_ratio, model.driver_ratio
+    rho_in, rho_out, rho_d = par.ratios(direction)
     if direction == "forward":
         # input lines = columns (rows devices each, position = row index i),
         # output lines = rows (cols devices each, position = column index j)
-        a_in = rho_d * rows + rho * _positions(rows, model.drive_end)  # over i
-        a_out = rho * _positions(cols, model.sense_end)  # over j
+        a_in = rho_d * rows + rho_in * _positions(rows, par.drive_end)  # over i
+        a_out = rho_out * _positions(cols, par.sense_end)  # over j
         a: FloatArray = a_in[:, None] + a_out[None, :]
     else:
         # input lines = rows (cols devices, position j), output lines = columns (rows, i)
-        a_in = rho_d * cols + rho * _positions(cols, model.drive_end)  # over j
-        a_out = rho * _positions(rows, model.sense_end)  # over i
+        a_in = rho_d * cols + rho_in * _positions(cols, par.drive_end)  # over j
+        a_out = rho_out * _positions(rows, par.sense_end)  # over i
         a = a_out[:, None] + a_in[None, :]
     a_max = float(a.max())
     if not math.isfinite(a_max) or a_max > MAX_ATTENUATION:
         raise ConfigError(
-            f"IR drop (segment_ratio = {rho!r}, driver_ratio = {rho_d!r}) on a "
-            f"{out_size} × {in_size} tile: largest first-order attenuation {a_max:.3g} exceeds "
-            f"{MAX_ATTENUATION} (the first-order model does not hold); use a smaller ratio "
-            "or smaller tiles"
+            f"IR drop (segment_ratio = {rho_in!r}"
+            + (f"/{rho_out!r}" if rho_out != rho_in else "")
+            + f", driver_ratio = {rho_d!r}) on a {out_size} × {in_size} tile: largest "
+            f"first-order attenuation {a_max:.3g} exceeds {MAX_ATTENUATION} (the first-order "
+            "model does not hold); use a smaller ratio or smaller tiles"
         )
     return a
+
+
+def weight_drop(par: TileParasitics, w: FloatArray, direction: Direction = "forward") -> FloatArray:
+    """The first-order IR-drop term the mean map leaves out, for a signed pair whose devices
+    are ``G± = G_mean ± w·ΔG_unit/2`` (the circuit path's mapping): ``B(W)`` in
+
+        ``W_eff = W ∘ (1 − a) − B(W)``,
+
+    ``B_ij = ρ_d·Σ_i' W_i'j + ρ_in·Σ_{k ≤ p_in} Σ_{i' beyond k} W_i'j
+    + ρ_out·Σ_{k from p_out to the sense end} Σ_{j' upstream of k} W_ij'``
+    (forward orientation; positions as in the module doc). Why: each array's line drop
+    follows its own devices' currents, ``G±·x = G_mean·x ± (ΔG_unit/2)·w·x``; the mean parts
+    give ``a``, and the pair's difference of the ``±`` parts is the same double cumulative
+    sum of the line as the mean's, applied to W instead of 1 (the ``ΔG_unit`` cancels, so B
+    needs no device values). It makes the first-order read exact for any weights at the cost
+    of two cumulative sums per line direction; without it the error of the mean map on a
+    tile of random weights is of the order of ``a`` itself (not ``a²``).
+    ``w`` is (out_size, in_size) in tile orientation; so is the result."""
+    ww = np.asarray(w, dtype=np.float64)
+    if ww.ndim != 2:
+        raise ConfigError(f"w: shape {ww.shape} must be (out_size, in_size)")
+    check_choice("direction", direction, ("forward", "backward"))
+    rho_in, rho_out, rho_d = par.ratios(direction)
+    m = ww if direction == "forward" else ww.T  # (outputs, inputs) of the read
+    if par.drive_end == "last":
+        m = m[::-1, :]
+    if par.sense_end == "first":
+        m = m[:, ::-1]
+    # input line j (axis 0), driven at index 0: segment k carries the devices at i >= k
+    beyond = np.cumsum(m[::-1, :], axis=0)[::-1, :]
+    drop_in = np.cumsum(beyond, axis=0)
+    # output line i (axis 1), sensed past the last index: segment k carries j' <= k
+    upstream = np.cumsum(m, axis=1)
+    rise_out = np.cumsum(upstream[:, ::-1], axis=1)[:, ::-1]
+    b = rho_in * drop_in + rho_out * rise_out + rho_d * beyond[0:1, :]
+    if par.sense_end == "first":
+        b = b[:, ::-1]
+    if par.drive_end == "last":
+        b = b[::-1, :]
+    out: FloatArray = np.ascontiguousarray(b if direction == "forward" else b.T)
+    return out
+
+
+def effective_weights(
+    par: TileParasitics, w: FloatArray, direction: Direction = "forward"
+) -> FloatArray:
+    """First-order weights of a read with IR drop, for any weights (not only the mean tile):
+    ``W ∘ (1 − a) − B(W)`` (:func:`parasitic_attenuation`, :func:`weight_drop`)."""
+    ww = np.asarray(w, dtype=np.float64)
+    a = parasitic_attenuation(par, ww.shape[0], ww.shape[1], direction)
+    out: FloatArray = ww * (1.0 - a) - weight_drop(par, ww, direction)
+    return out
 
 
 def to_tree(model: IRDropModel) -> dict[str, Any]:
@@ -186,8 +264,13 @@ def from_tree(tree: dict[str, Any], *, where: str) -> IRDropModel:
 __all__ = [
     "MAX_ATTENUATION",
     "IRDropModel",
+    "TileParasitics",
+    "effective_weights",
     "first_order_attenuation",
     "from_tree",
     "line_drop",
+    "max_attenuation",
+    "parasitic_attenuation",
     "to_tree",
+    "weight_drop",
 ]
