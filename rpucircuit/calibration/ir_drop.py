@@ -38,7 +38,7 @@ from rpucircuit.calibration.base import (
 )
 from rpucircuit.calibration.lines import case_arrays, case_weights, first_order_regressors
 from rpucircuit.calibration.read import case_read_gain
-from rpucircuit.model.irdrop import Direction, IRDropModel
+from rpucircuit.model.irdrop import Direction, IRDropModel, weight_drop
 
 IR_RESIDUAL_TOL = 0.05
 """Largest rms of the fit's residual relative to the rms IR drop ``y_q − y_sim/g`` of a
@@ -139,6 +139,41 @@ def mean_map_error(case: Tree, fit: CaseFit) -> float:
     y = array(case, "y_sim_w") / fit.gain
     drop = array(case, "y_ideal_quantized_w") - y
     return float(np.sqrt(np.mean((y - y_map) ** 2) / np.mean(drop**2)))
+
+
+def weight_map_error(case: Tree, fit: CaseFit) -> float:
+    """rms error of the first-order read with the case's own conductances
+    (:func:`rpucircuit.model.irdrop.weight_drop` of each array's ``G/G_mean``, the line sums
+    the mean map replaces by their mean) with the case's fitted ratios, relative to the rms
+    IR drop of the case: what a data-dependent map would leave (the fit's own residual)."""
+    model = IRDropModel(
+        segment_ratio=max(fit.r_seg_ohm, 0.0) / fit.r_mean_ohm,
+        driver_ratio=max(fit.r_driver_ohm, 0.0) / fit.r_mean_ohm,
+    )
+    par = model.parasitics(fit.r_mean_ohm)
+    direction: Direction = "forward" if text(case, "direction") == "forward" else "backward"
+    g_mean = 1.0 / fit.r_mean_ohm
+    arrays = case_arrays(case)
+    g_eff = sum(
+        sign * g * (1.0 - weight_drop(par, g / g_mean, direction))
+        for sign, g in zip((1.0, -1.0), arrays, strict=False)
+    )
+    w_eff = np.asarray(g_eff) / scalar(case, "dg_unit_s")
+    y_map = (w_eff if direction == "forward" else w_eff.T) @ array(case, "x_applied")
+    y = array(case, "y_sim_w") / fit.gain
+    drop = array(case, "y_ideal_quantized_w") - y
+    return float(np.sqrt(np.mean((y - y_map) ** 2) / np.mean(drop**2)))
+
+
+def _stress_note(cases: dict[str, Tree], fits: list[CaseFit]) -> str:
+    """The mean map's and the data-dependent map's errors on the stress cases."""
+    mean = ", ".join(f"{f.name}: {mean_map_error(cases[f.name], f):.3g}" for f in fits)
+    data = ", ".join(f"{f.name}: {weight_map_error(cases[f.name], f):.3g}" for f in fits)
+    return (
+        f"; the model path's mean map with these ratios misses the drop by {mean} (rms over "
+        "rms drop): it takes every device at G_mean, while each line's drop follows its own "
+        f"devices; the first-order map with the case's own line sums misses it by {data}"
+    )
 
 
 def _ratio_parameter(
@@ -245,13 +280,7 @@ def fit_ir_drop(
             "driver resistance",
         )
         if suffix:
-            errors = ", ".join(
-                f"{f.name}: {mean_map_error(group_cases[f.name], f):.3g}" for f in fits
-            )
-            extra = (
-                f"; the model path's mean map with these ratios misses the drop by {errors} "
-                "(rms over rms drop)"
-            )
+            extra = _stress_note(group_cases, fits)
             seg = _with_note(seg, extra)
             drv = _with_note(drv, extra)
         out += [seg, drv]
@@ -326,6 +355,7 @@ def fit_backward(
         field=BACKWARD_FIELD,
     )
     fits, p = _stress_fits(cases, tau_backward_s, "segment_ratio_backward")
+    extra = _stress_note(cases, fits)
     pc = config_case["parameters"]
     r_mean_cfg = 2.0 / (scalar(pc, "g_on_s") + scalar(pc, "g_off_s"))
     seg = _scaled(
@@ -346,7 +376,7 @@ def fit_backward(
         r_mean_cfg,
         "driver resistance",
     )
-    return seg, drv
+    return _with_note(seg, extra), _with_note(drv, extra)
 
 
 def _with_note(p: FittedParameter, extra: str) -> FittedParameter:
@@ -361,4 +391,5 @@ __all__ = [
     "fit_case",
     "fit_ir_drop",
     "mean_map_error",
+    "weight_map_error",
 ]
