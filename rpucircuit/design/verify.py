@@ -270,6 +270,19 @@ def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[C
             f"ngspice; swing {_f(bench, 'swing_v'):.3g} V measured at twice the bound",
         ),
     ]
+    gain = _f(bench, "read_gain")
+    rows.append(
+        CheckRow(
+            "read_gain",
+            "fraction of a read's charge reaching C_int on the full tile",
+            gain,
+            s.read_gain_min,
+            "",
+            False,
+            f"ngspice; the full output line's {_f(bench, 'g_line_s') * 1e6:.4g} uS and "
+            "capacitance on the summing node",
+        )
+    )
     budget = _f(lines, "budget_s")
     for line, length in (("row", cfg.tile.cols), ("col", cfg.tile.rows)):
         method = str(np.asarray(lines[line]["method"]))
@@ -294,7 +307,7 @@ def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[C
             _f(bench, "t_settle_budget_s") * 1e9,
             "ns",
             True,
-            "ngspice, full line capacitance on the summing node",
+            "ngspice; the full output line on the summing node",
         )
     )
     noise = results["noise"]
@@ -302,11 +315,12 @@ def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[C
         CheckRow(
             "output_noise",
             "output noise sigma of one read",
-            _f(noise, "sigma_w"),
+            _f(noise, "sigma_w") / gain,
             s.output_noise_sigma_w,
             "weight units",
             True,
-            f"ngspice .noise, {int(np.asarray(noise['n_devices']))} devices per array",
+            f"ngspice .noise, {int(np.asarray(noise['n_devices']))} devices per array, "
+            "through the window, referred through the read gain",
         )
     )
     ratio = max(_f(results["update_up"], "ratio"), _f(results["update_down"], "ratio"))
@@ -395,6 +409,7 @@ def _plots(out: Path, results: Mapping[str, Mapping[str, Any]], design: Design) 
     t_ns = np.asarray(bench["t_s"]) * 1e9
     ax.plot(t_ns, np.asarray(bench["v_max_v"]), label=f"{design.spec.output_max_w:g} w")
     ax.plot(t_ns, np.asarray(bench["v_over_v"]), label="twice the bound (swing)")
+    ax.plot(t_ns, np.asarray(bench["v_gain_v"]), label="full line on the summing node")
     ax.set_xlabel("time (ns)")
     ax.set_ylabel("integrator output (V)")
     ax.legend()

@@ -11,15 +11,20 @@ measured numbers as a result tree:
 * ``read``: a transient read of a ``spice_size`` tile with random weights and inputs
   through the designer's drivers, devices and integrators; outputs in weight units
   through the nominal gain ``Q_unit/C_int`` against ``W·x`` (quantized inputs).
-* ``bench``: two integrators fed through the designer's driver and a resistor chosen so
-  that one receives the charge of ``output_max_w`` weight units and the other of twice
-  the output bound; the summing nodes carry the full tile's line capacitance. Gives the
-  output at the largest expected input, the swing (the overdriven one's peak) and the
-  settling after the window.
+* ``bench``: three integrators fed through the designer's driver and a resistor chosen so
+  that they receive the charge of ``output_max_w`` weight units, of twice the output
+  bound and of half ``output_max_w``; every summing node carries the full tile's line
+  capacitance, the third also the full line's device conductance. Gives the output at
+  the largest expected input, the swing (the overdriven one's peak), the read gain at
+  full size (the fraction of the charge that reaches C_int while the lines load the
+  virtual ground) and the settling after the window (the slower of the first and the
+  third: the largest output, and the full line's load).
 * ``lines``: the far-end 50 % delay of the full tile's row and column lines (ngspice up
   to ``spice_line_max`` segments, the distributed-line formula beyond).
 * ``noise``: ``.noise`` of one full-length output line with the designer's integrator,
-  through the integration window.
+  through the integration window of one read (:func:`single_read_variance_c2`), plus the
+  op-amp noise the reset leaves on the line capacitance (a second ``.noise`` with the
+  reset switch closed).
 * ``update_up`` / ``update_down``: a 2×2 array with one row and one column pulsed for the
   whole bit stream: device (0, 0) is fully selected every slot, (0, 1) and (1, 0) half
   selected; their Δg ratio is the half-select disturb.
@@ -192,20 +197,45 @@ def _read(job: VerifyJob, workdir: Path) -> dict[str, Any]:
     }
 
 
-def _bench_net(job: VerifyJob) -> tuple[nl.Netlist, float, float]:
-    """Two integrators fed the charge of ``output_max_w`` and of twice the bound; with the
-    ideal output at ``output_max_w`` (V) and the time the window's input falls (s)."""
+@dataclass(frozen=True, slots=True)
+class _Bench:
+    """One integrator of the bench: the output (weight units) its input charge stands for
+    and the conductance from its summing node to ground besides the input (S)."""
+
+    y_w: float
+    shunt_s: float
+
+
+def _benches(job: VerifyJob) -> tuple[_Bench, _Bench, _Bench]:
+    """Bench 0: ``output_max_w`` (saturation); bench 1: twice the bound (the swing);
+    bench 2: half of ``output_max_w`` with the full output line's device conductance on
+    the summing node (the read gain at full size, and the settling)."""
+    cfg = job.circuit
+    t = cfg.tile
+    y_max = job.spec.output_max_w
+    g_line = t.n_arrays * t.cols * cfg.device.g_mean_s
+    y2 = 0.5 * y_max
+    g_sig = y2 * cfg.device.dg_unit_s
+    return (
+        _Bench(y_max, 0.0),
+        _Bench(2.0 * max(cfg.alpha_effective, y_max), 0.0),
+        _Bench(y2, max(g_line - g_sig, 0.0)),
+    )
+
+
+def _bench_net(job: VerifyJob) -> nl.Netlist:
+    """The bench's integrators, each fed through the designer's driver and a resistor that
+    sets its charge, with the full output line's capacitance on its summing node."""
     cfg = job.circuit
     p, t = cfg.periphery, cfg.tile
     t0, t_end = nl.read_times(cfg)
     c_in = t.n_arrays * t.cols * t.c_seg_row_f
-    y_over = 2.0 * max(cfg.alpha_effective, job.spec.output_max_w)
     els: list[nl.Element] = []
-    for k, y in enumerate((job.spec.output_max_w, y_over)):
-        r_total = p.v_read_v * p.t_meas_s / (y * cfg.q_unit_c)
+    for k, bench in enumerate(_benches(job)):
+        r_total = p.v_read_v * p.t_meas_s / (bench.y_w * cfg.q_unit_c)
         r_in = r_total - t.r_driver_ohm
         if r_in <= 0:
-            raise ExtractionError(f"output {y:g} w needs a resistance below the driver's")
+            raise ExtractionError(f"output {bench.y_w:g} w needs a resistance below the driver's")
         els += [
             nl.Instance(
                 f"drv{k}",
@@ -218,46 +248,65 @@ def _bench_net(job: VerifyJob) -> tuple[nl.Netlist, float, float]:
                     ("tr", p.t_rise_s),
                     ("rout", t.r_driver_ohm),
                 ),
-                comment=f"input pulse for an output of {y!r} weight units",
+                comment=f"input pulse for an output of {bench.y_w!r} weight units",
             ),
             nl.Resistor(f"in{k}", f"d{k}", f"sum{k}", r_in, comment="sets the charge"),
             nl.Capacitor(f"line{k}", f"sum{k}", "0", c_in, comment="the full tile's output line"),
             integrator(cfg, f"int{k}", f"sum{k}", f"out{k}", treset=p.t_reset_s),
         ]
+        if bench.shunt_s > 0:
+            els.append(
+                nl.Resistor(
+                    f"load{k}",
+                    f"sum{k}",
+                    "0",
+                    1.0 / bench.shunt_s,
+                    comment="the other devices of the full output line (G_mean each)",
+                )
+            )
     step = min(p.t_step_s, p.t_settle_s / 200.0)
-    net = nl.Netlist(
+    return nl.Netlist(
         title="rpucircuit verify: integrator bench",
         libs=(),
         elements=tuple(els),
         analyses=(nl.Tran(step_s=step, stop_s=t_end, max_step_s=step),),
-        vectors=("v(out0)", "v(out1)"),
+        vectors=("v(out0)", "v(out1)", "v(out2)"),
     )
-    return net, job.spec.output_max_w * cfg.v_out_per_weight_v, t0 + p.t_meas_s
+
+
+def _settle_s(t: np.ndarray, v: np.ndarray, t_edge: float, tol_v: float) -> float:
+    """Time from ``t_edge`` until ``v`` stays within ``tol_v`` of its last value (s)."""
+    outside = np.nonzero((t >= t_edge) & (np.abs(v - v[-1]) > tol_v))[0]
+    return float(t[outside[-1] + 1] - t_edge) if outside.size else 0.0
 
 
 def _bench(job: VerifyJob, workdir: Path) -> dict[str, Any]:
     cfg = job.circuit
-    net, v_ideal, t_edge = _bench_net(job)
-    res = _run(job, adapt(net, job), "bench", workdir)
+    p = cfg.periphery
+    benches = _benches(job)
+    res = _run(job, adapt(_bench_net(job), job), "bench", workdir)
     t = _vec(res, "time")
-    v0, v1 = _vec(res, "v(out0)"), _vec(res, "v(out1)")
+    v0, v1, v2 = (_vec(res, f"v(out{k})") for k in range(3))
     swing = float(np.max(np.abs(v1)))
-    final = float(v0[-1])
-    lsb_half = cfg.adc_range_v / 2**cfg.periphery.adc_bits
-    after = t >= t_edge
-    outside = np.nonzero(after & (np.abs(v0 - final) > lsb_half))[0]
-    settle = float(t[outside[-1] + 1] - t_edge) if outside.size else 0.0
+    at_max = abs(float(v0[-1]))
+    final = float(v2[-1])
+    lsb_half = cfg.adc_range_v / 2**p.adc_bits
+    t_edge = nl.read_times(cfg)[0] + p.t_meas_s  # 50 % point of the input's falling edge
+    settle = max(_settle_s(t, v0, t_edge, lsb_half), _settle_s(t, v2, t_edge, lsb_half))
     return {
         "t_s": t,
         "v_max_v": v0,
         "v_over_v": v1,
-        "v_out_at_max_v": abs(final),
-        "v_out_at_max_ideal_v": v_ideal,
+        "v_gain_v": v2,
+        "v_out_at_max_v": at_max,
+        "v_out_at_max_ideal_v": benches[0].y_w * cfg.v_out_per_weight_v,
         "swing_v": swing,
-        "headroom": 1.0 - abs(final) / swing if swing > 0 else 0.0,
+        "headroom": 1.0 - at_max / swing if swing > 0 else 0.0,
+        "read_gain": -final / (benches[2].y_w * cfg.v_out_per_weight_v),
+        "g_line_s": benches[2].shunt_s + benches[2].y_w * cfg.device.dg_unit_s,
         "settle_s": settle,
         "settle_tol_v": lsb_half,
-        "t_settle_budget_s": cfg.periphery.t_settle_s,
+        "t_settle_budget_s": p.t_settle_s,
         "wall_s": res.wall_s,
     }
 
@@ -290,28 +339,88 @@ def _lines(job: VerifyJob, workdir: Path) -> dict[str, Any]:
     return out
 
 
-def _noise(job: VerifyJob, workdir: Path) -> dict[str, Any]:
-    cfg = job.circuit
-    n = cfg.tile.cols
-    g = np.full(n, cfg.device.g_mean_s)
-    net = nl.build_noise(
-        cfg, g, g.copy() if cfg.tile.paired else None, points_per_decade=10, f_stop_hz=1e11
-    )
-    res = _run(job, adapt(net, job), "noise", workdir)
+def single_read_variance_c2(f_hz: np.ndarray, s_i_a2_per_hz: np.ndarray, t_meas_s: float) -> float:
+    """Charge variance of one reset-integrate-sample read from a summing-node current
+    PSD (C²), pure.
+
+    :func:`~rpucircuit.circuit.extract.windowed_charge_variance_c2` puts the whole spectrum
+    through the window ``sin²(πfT)/(πf)²``, whose average ``1/(2π²f²)`` far above 1/T
+    counts broadband noise twice, at both ends of the window. A read starts from a reset,
+    so that part is sampled once, at the end: above ``f_split = 20/T`` (where the devices'
+    share is < 1 % of theirs) the tail is counted at half weight. What the reset freezes
+    is added by the caller.
+    """
+    var_all = windowed_charge_variance_c2(f_hz, s_i_a2_per_hz, t_meas_s)
+    f_split = 20.0 / t_meas_s
+    if f_hz[-1] <= f_split:
+        return var_all
+    hi = np.geomspace(f_split, float(f_hz[-1]), 2000)
+    log_s = np.log(np.maximum(s_i_a2_per_hz, 1e-300))
+    s_hi = np.exp(np.interp(np.log(hi), np.log(f_hz), log_s))
+    tail = float(np.trapezoid(s_hi / (2.0 * math.pi**2 * hi**2), hi))
+    return var_all - 0.5 * tail
+
+
+def _noise_spectrum(
+    job: VerifyJob, net: nl.Netlist, name: str, workdir: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    res = _run(job, adapt(net, job), name, workdir)
     try:
         plot = res.plot("noise spectral")
         f = np.asarray(np.real(plot["frequency"]), dtype=np.float64)
         onoise = np.asarray(np.real(plot["onoise_spectrum"]), dtype=np.float64)
     except KeyError as exc:
         raise ExtractionError(f"noise output incomplete: {exc}") from exc
+    return f, onoise
+
+
+def _reset_net(net: nl.Netlist) -> nl.Netlist:
+    """``net`` with the integrator's reset switch closed and the summing node as output."""
+    els = tuple(
+        dataclasses.replace(
+            el, params=tuple((k, 1.0 if k == "treset" else v) for k, v in el.params)
+        )
+        if isinstance(el, nl.Instance) and el.subckt == "rpu_integrator"
+        else el
+        for el in net.elements
+    )
+    old = net.analyses[0]
+    assert isinstance(old, nl.Noise)
+    return dataclasses.replace(
+        net, elements=els, analyses=(dataclasses.replace(old, output="sum0"),)
+    )
+
+
+def _noise(job: VerifyJob, workdir: Path) -> dict[str, Any]:
+    cfg = job.circuit
+    p, t = cfg.periphery, cfg.tile
+    n = t.cols
+    g = np.full(n, cfg.device.g_mean_s)
+    net = nl.build_noise(
+        cfg, g, g.copy() if t.paired else None, points_per_decade=10, f_stop_hz=1e11
+    )
+    f, onoise = _noise_spectrum(job, net, "noise", workdir)
     s_i = onoise**2 * (2.0 * math.pi * f * cfg.c_int_f) ** 2
-    var = windowed_charge_variance_c2(f, s_i, cfg.periphery.t_meas_s)
+    var_read = single_read_variance_c2(f, s_i, p.t_meas_s)
+    # The op-amp's noise on the summing node when the reset switch opens stays on the
+    # line capacitance: C_in²·∫S_vn/(1 + (2πf·R_rst·C_int)²) df (switch closed, R_rst of
+    # the config). Needs an integrator with a treset parameter to close the switch.
+    integ = _part(job, "integrator")
+    var_reset = 0.0
+    reset_measured = integ is None or "treset" in integ.params
+    if reset_measured:
+        fr, s_vn = _noise_spectrum(job, _reset_net(net), "noise-reset", workdir)
+        c_in = t.n_arrays * n * t.c_seg_row_f
+        lowpass = 1.0 / (1.0 + (2.0 * math.pi * fr * p.r_reset_ohm * cfg.c_int_f) ** 2)
+        var_reset = c_in**2 * float(np.trapezoid(s_vn**2 * lowpass, fr))
     return {
         "n_devices": n,
         "f_hz": f,
         "onoise_v_per_rthz": onoise,
-        "sigma_w": math.sqrt(var) / cfg.q_unit_c,
-        "wall_s": res.wall_s,
+        "sigma_read_w": math.sqrt(var_read) / cfg.q_unit_c,
+        "sigma_reset_w": math.sqrt(var_reset) / cfg.q_unit_c,
+        "reset_measured": int(reset_measured),
+        "sigma_w": math.sqrt(var_read + var_reset) / cfg.q_unit_c,
     }
 
 

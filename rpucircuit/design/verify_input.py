@@ -298,6 +298,11 @@ class VerifySpec:
     output_error_pct: float = 2.0
     """Largest |y − W·x| of a read over the outputs (% of the output bound α); W·x with
     the quantized inputs, y read through the nominal gain Q_unit/C_int."""
+    read_gain_min: float = 0.5
+    """Smallest fraction of a read's charge that must reach C_int on the full tile: the
+    op-amp's finite gain and bandwidth hold the summing node off ground while the full
+    output line's devices load it (a constant gain a calibration can undo, but the noise
+    is referred through it and the lost part of the swing is not used)."""
     output_max_w: float = 10.0
     """Largest output the network is expected to produce (weight units)."""
     saturation_margin: float = 0.1
@@ -308,7 +313,8 @@ class VerifySpec:
     update pulse (paper A's rule: 10 % of 1 ns); the integrator must settle to half an
     ADC step within the periphery's t_settle_s."""
     output_noise_sigma_w: float = 0.06
-    """σ of one read's output noise (weight units). Paper A: 0.06 is acceptable."""
+    """σ of one read's output noise (weight units), referred to the input through the
+    full-size read gain like the signal. Paper A: 0.06 is acceptable."""
     half_select_max: float = 0.2
     """Largest Δg of a half-selected device relative to a fully selected one."""
     spice_size: int = 16
@@ -323,7 +329,7 @@ class VerifySpec:
 
     def __post_init__(self) -> None:
         positive = ("output_error_pct", "output_max_w", "settle_fraction", "timeout_s")
-        for name in (*positive, "output_noise_sigma_w", "half_select_max"):
+        for name in (*positive, "output_noise_sigma_w", "half_select_max", "read_gain_min"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"spec.{name} = {value!r}: must be a number")

@@ -15,7 +15,7 @@ import pytest
 from rpucircuit import cli, store
 from rpucircuit.circuit import analytic as an
 from rpucircuit.circuit import spice
-from rpucircuit.config.tile import BOLTZMANN_J_PER_K, gokmen_vlasov_2016
+from rpucircuit.config.tile import BOLTZMANN_J_PER_K, gokmen_vlasov_2016, load_circuit_config
 
 pytestmark = [
     pytest.mark.sim,
@@ -52,8 +52,10 @@ SMALL_TILE = """
 rows = 512
 cols = 512
 [periphery]
-e_n_v_per_rthz = 5e-9
+gbw_hz = 4e9
+e_n_v_per_rthz = 2e-9
 """
+"""The example's periphery on a smaller tile (seconds instead of tens of seconds)."""
 
 
 def test_paper_a_design_passes_and_its_numbers_match_references(tmp_path: Path) -> None:
@@ -63,7 +65,7 @@ def test_paper_a_design_passes_and_its_numbers_match_references(tmp_path: Path) 
     assert _failed(checks) == set()
     report = (out / "report.md").read_text()
     assert report.startswith("# Verification of design.toml: PASS")
-    assert report.count("| PASS |") == len(checks) == 7
+    assert report.count("| PASS |") == len(checks) == 8
     for name in ("read.png", "integrator.png", "noise.png"):
         assert (out / name).stat().st_size > 1000
     tree, _ = store.load(out / "verify.h5")
@@ -80,6 +82,36 @@ def test_paper_a_design_passes_and_its_numbers_match_references(tmp_path: Path) 
     assert checks["half_select"]["measured"] == pytest.approx(cfg.device.k, rel=0.01)
     # The integrator at output_max_w against Q/C_int: finite gain A0 = 1e4 (1e-4) and the
     # driver's 10 ohm in ~1 Mohm: 0.5 %.
+    cfg = load_circuit_config(EXAMPLE / "tile.toml")
+    p, d = cfg.periphery, cfg.device
+    # Read gain on the full line against the single-pole formula (analytic.line_signal_gain:
+    # A0 and GBW, the line's conductance on the virtual ground): 3 %.
+    g_line = 2 * 4096 * d.g_mean_s
+    gain = an.line_signal_gain(g_line, cfg.c_int_f, p.gbw_hz, p.a0)
+    assert checks["read_gain"]["measured"] == pytest.approx(gain, rel=0.03)
+    # Output noise against the analytic budget's device-thermal and op-amp terms (closed
+    # forms for a single-pole op-amp and white device noise vs the .noise sweep): 10 %.
+    b = an.noise_budget(
+        n_rows=4096,
+        g_on_s=d.g_on_s,
+        g_off_s=d.g_off_s,
+        w_max=d.w_max,
+        v_read_v=p.v_read_v,
+        t_meas_s=p.t_meas_s,
+        c_int_f=cfg.c_int_f,
+        e_n_v_per_rthz=p.e_n_v_per_rthz,
+        adc_bits=p.adc_bits,
+        alpha_w=cfg.alpha_effective,
+        g_device_mean_s=d.g_mean_s,
+        c_in_f=2 * 4096 * cfg.tile.c_seg_row_f,
+        gbw_hz=p.gbw_hz,
+        r_reset_ohm=p.r_reset_ohm,
+        a0=p.a0,
+        n_arrays=2,
+        temperature_k=p.temperature_k,
+    )
+    budget = math.hypot(b.device_thermal_w, b.opamp_w)
+    assert checks["output_noise"]["measured"] == pytest.approx(budget, rel=0.10)
     assert float(jobs["bench"]["v_out_at_max_v"]) == pytest.approx(
         float(jobs["bench"]["v_out_at_max_ideal_v"]), rel=0.005
     )
@@ -99,7 +131,7 @@ def test_noisy_opamp_fails_output_noise(tmp_path: Path) -> None:
     design = _design(tmp_path, SMALL_TILE.replace("512", "1024"))
     lib = design.parent / "rpu_integrator.lib"
     # The op-amp's share of the output noise grows as e_n times the line's conductance: on
-    # 1024 rows, 100 nV/rtHz is five times paper A's 4096 rows at 5 nV/rtHz.
+    # 1024 rows, 100 nV/rtHz is 12.5 times the example's 4096 rows at 2 nV/rtHz.
     e_n = 100e-9
     r_noise = e_n**2 / (4 * BOLTZMANN_J_PER_K * 300.0)
     text = lib.read_text()
@@ -114,7 +146,7 @@ def test_noisy_opamp_fails_output_noise(tmp_path: Path) -> None:
 
 
 def test_tile_too_large_for_the_pulse_budget_fails_settling(tmp_path: Path) -> None:
-    tile = "[tile]\nrows = 8192\ncols = 8192\n[periphery]\ne_n_v_per_rthz = 5e-9\n"
+    tile = SMALL_TILE.replace("512", "8192")
     design = _design(tmp_path, tile)
     rc, checks = _verify(design, tmp_path / "out")
     assert rc == 1
@@ -152,7 +184,7 @@ def dask_cluster() -> Iterator[str]:
 
 
 def test_dask_gives_the_process_pool_numbers(tmp_path: Path, dask_cluster: str) -> None:
-    tile = "[tile]\nrows = 128\ncols = 128\n[periphery]\ne_n_v_per_rthz = 5e-9\n"
+    tile = SMALL_TILE.replace("512", "128")
     design = _design(tmp_path, tile)
     design.write_text(design.read_text().replace("spice_size = 16", "spice_size = 8"))
     rc_pool, pool = _verify(design, tmp_path / "pool", "--jobs", "2")

@@ -4,13 +4,16 @@ checks themselves run in tests/sim/test_verify_sim.py."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rpucircuit import cli
 from rpucircuit.circuit import netlist as nl
+from rpucircuit.circuit.extract import windowed_charge_variance_c2
 from rpucircuit.config.tile import gokmen_vlasov_2016
 from rpucircuit.design import verify_checks as vc
 from rpucircuit.design.verify import CheckRow, report_table
@@ -237,3 +240,21 @@ def test_check_rows_margin_and_verdict() -> None:
     assert lower.margin == pytest.approx(-0.5) and not lower.passed
     table = report_table([upper, lower])
     assert "| +75.0 % | PASS |" in table and "| -50.0 % | FAIL |" in table
+
+
+def test_single_read_counts_the_broadband_tail_once() -> None:
+    """A white current PSD S: the window gives S·T/2 (its integral of sinc²); the tail
+    above 20/T, whose window average is 1/(2π²f²), is counted at half weight:
+    S·(1/f_split − 1/f_max)/(4π²) less. Numeric integration on ngspice-like log grids: 1 %."""
+    t_meas, s_white = 80e-9, 1e-24
+    f = np.geomspace(1e3, 1e11, 161)
+    s = np.full_like(f, s_white)
+    f_split = 20.0 / t_meas
+    tail_half = s_white * (1.0 / f_split - 1.0 / f[-1]) / (4.0 * math.pi**2)
+    expected = s_white * t_meas / 2.0 - tail_half
+    assert vc.single_read_variance_c2(f, s, t_meas) == pytest.approx(expected, rel=0.01)
+    # a spectrum that ends below f_split has no tail to halve
+    low = f <= f_split
+    assert vc.single_read_variance_c2(f[low], s[low], t_meas) == pytest.approx(
+        windowed_charge_variance_c2(f[low], s[low], t_meas), rel=1e-12
+    )
