@@ -42,6 +42,7 @@ from rpucircuit.calibration.read import (
 )
 from rpucircuit.calibration.update import (
     bound_moves,
+    edge_terms,
     fit_bounds,
     fit_device_spread,
     fit_update,
@@ -421,8 +422,46 @@ def test_update_recovers_planted_device(tree: dict[str, Any]) -> None:
     params = {p.name: p for p in fit_update(tree)}
     assert params["k_half_select"].value == pytest.approx(0.2, rel=EXACT)
     assert params["dw_min"].value == pytest.approx(1e-3, rel=EXACT)
-    assert params["up_down_ratio"].value == pytest.approx(1.1 / 0.9, rel=EXACT)
-    assert params["up_down"].value == pytest.approx(0.1, rel=EXACT)  # (1+u)/(1−u) = 11/9
+    assert params["up_down_ratio"].value == pytest.approx(1.1 / 0.9, rel=1e-7)
+    assert params["up_down"].value == pytest.approx(0.1, rel=1e-7)  # (1+u)/(1−u) = 11/9
+
+
+def test_update_imbalance_not_biased_by_pulse_edges(tree: dict[str, Any]) -> None:
+    """A symmetric device whose consecutive-slot pulses add to Δg (edges merging, as
+    ngspice shows: +3 %, +0.7 %, +0.15 % of a pulse per full-full, full-half, half-half
+    pair): the joint fit with the edge terms gives u = 0, where the per-cycle count fits
+    read the cycles' different numbers of such pairs as an imbalance."""
+    dg_unit = float(tree["update"]["rectifying_k0p1_up"]["parameters"]["dg_unit_s"])
+    a = 1e-3 * dg_unit
+    for name, sign in (("rectifying_k0p1_up", 1.0), ("rectifying_k0p1_down", -1.0)):
+        case = tree["update"][name]
+        e = edge_terms(case)
+        assert e is not None
+        shape = case["n_full"].shape
+        extra = (e @ np.array([0.03, 0.007, 0.0015])).reshape(shape)
+        case["dg_s"] = sign * a * (case["n_full"] + 0.1 * case["n_half"] + extra)
+    params = {p.name: p for p in fit_update(tree)}
+    assert params["up_down"].value == pytest.approx(0.0, abs=1e-9)
+    assert params["up_down_ratio"].value == pytest.approx(1.0, abs=1e-9)
+    # the per-cycle count fits read an imbalance into the same data
+    a_cycle = []
+    for name in ("rectifying_k0p1_up", "rectifying_k0p1_down"):
+        case = tree["update"][name]
+        x = np.column_stack([case["n_full"].ravel(), case["n_half"].ravel()])
+        a_cycle.append(abs(np.linalg.lstsq(x, case["dg_s"].ravel(), rcond=None)[0][0]))
+    assert abs(a_cycle[0] / a_cycle[1] - 1.0) > 1e-4
+    note = params["up_down"].note
+    assert "consecutive-slot pulse edges" in note and "a_up/a_down = " in note
+
+
+def test_update_imbalance_without_bit_streams_uses_the_counts(tree: dict[str, Any]) -> None:
+    dg_unit = float(tree["update"]["rectifying_k0p1_up"]["parameters"]["dg_unit_s"])
+    _plant_update(tree, 0.2, 1.1e-3 * dg_unit, 0.9e-3 * dg_unit)
+    for name in ("rectifying_k0p1_up", "rectifying_k0p1_down"):
+        del tree["update"][name]["row_bits"]
+    params = {p.name: p for p in fit_update(tree)}
+    assert params["up_down"].value == pytest.approx(0.1, rel=1e-7)
+    assert "no bit streams" in params["up_down"].note
 
 
 def test_update_residual_beyond_tolerance_names_the_parameter(
