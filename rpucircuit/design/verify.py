@@ -253,7 +253,7 @@ def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[C
     rows = [
         CheckRow(
             "output_error",
-            "largest read error |y - W x|",
+            "largest read error, max over outputs of abs(y - W x)",
             _f(read, "max_error_pct"),
             s.output_error_pct,
             "% of alpha",
@@ -307,7 +307,7 @@ def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[C
             _f(bench, "t_settle_budget_s") * 1e9,
             "ns",
             True,
-            "ngspice; the full output line on the summing node",
+            "ngspice; the slower of the bench at output_max_w and the full-line bench",
         )
     )
     noise = results["noise"]
@@ -365,8 +365,9 @@ def report_table(rows: Sequence[CheckRow]) -> str:
     ]
     for r in rows:
         op = "<=" if r.upper else ">="
+        unit = f" {r.unit}" if r.unit else ""
         out.append(
-            f"| {r.name}: {r.what} | {r.measured:.4g} {r.unit} | {op} {r.limit:.4g} {r.unit} "
+            f"| {r.name}: {r.what} | {r.measured:.4g}{unit} | {op} {r.limit:.4g}{unit} "
             f"| {100 * r.margin:+.1f} % | {'PASS' if r.passed else 'FAIL'} | {r.method} |"
         )
     return "\n".join(out) + "\n"
@@ -383,7 +384,7 @@ def _report_text(design: Design, rows: Sequence[CheckRow], wall_s: float) -> str
         f"{report_table(rows)}\n"
         "Margin: (limit - measured)/limit for an upper limit, (measured - limit)/limit for "
         "a lower one.\n\n"
-        f"ngspice {spice.ngspice_version()}, {wall_s:.1f} s.\n"
+        f"Simulator {spice.ngspice_version()}; {wall_s:.1f} s.\n"
     )
 
 
@@ -409,10 +410,11 @@ def _plots(out: Path, results: Mapping[str, Mapping[str, Any]], design: Design) 
     t_ns = np.asarray(bench["t_s"]) * 1e9
     ax.plot(t_ns, np.asarray(bench["v_max_v"]), label=f"{design.spec.output_max_w:g} w")
     ax.plot(t_ns, np.asarray(bench["v_over_v"]), label="twice the bound (swing)")
-    ax.plot(t_ns, np.asarray(bench["v_gain_v"]), label="full line on the summing node")
+    half = 0.5 * design.spec.output_max_w
+    ax.plot(t_ns, np.asarray(bench["v_gain_v"]), label=f"{half:g} w, full line on the summing node")
     ax.set_xlabel("time (ns)")
     ax.set_ylabel("integrator output (V)")
-    ax.legend()
+    ax.legend(loc="lower left")
     ax.set_title("integrator bench")
     paths.append(save_png(fig, out / "integrator.png", dpi=110))
     noise = results["noise"]

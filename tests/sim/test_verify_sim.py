@@ -112,6 +112,15 @@ def test_paper_a_design_passes_and_its_numbers_match_references(tmp_path: Path) 
     )
     budget = math.hypot(b.device_thermal_w, b.opamp_w)
     assert checks["output_noise"]["measured"] == pytest.approx(budget, rel=0.10)
+    # Integrator settling against tau·ln(lag/tol): tau = 1/(2 pi GBW beta) with
+    # beta = C_int/(C_int + C_in), the output lagging its ramp by slope·tau, tol half an
+    # ADC step (analytic.integrator_settling_tau_s); the bench's time step is 25 ps and the
+    # input's falling edge 50 ps: 0.05 ns.
+    tau = an.integrator_settling_tau_s(p.gbw_hz, cfg.c_int_f, 2 * 4096 * cfg.tile.c_seg_row_f)
+    lag = float(jobs["bench"]["v_out_at_max_v"]) / p.t_meas_s * tau
+    tol = cfg.adc_range_v / 2**p.adc_bits
+    settle = tau * math.log(lag / tol) if lag > tol else 0.0
+    assert checks["settling_integrator"]["measured"] == pytest.approx(settle * 1e9, abs=0.05)
     assert float(jobs["bench"]["v_out_at_max_v"]) == pytest.approx(
         float(jobs["bench"]["v_out_at_max_ideal_v"]), rel=0.005
     )
