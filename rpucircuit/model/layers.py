@@ -33,7 +33,8 @@ programmed with ``tile.set_weights`` (clipped to the device bounds).
 Speed: at mini-batch 1 the per-call Python overhead matters, so every layer preallocates
 its buffers when built (activations on the first call for a given shape) and the hot loops
 that numpy cannot do in one call (im2col, col2im, max pooling) are numba kernels, each with
-a plain numpy reference (``*_reference``) that the tests compare against.
+a plain numpy reference (``*_reference``) that the tests compare against; the kernels live
+in :mod:`rpucircuit.model.kernels.convnet`, with the fused calls of a CNN's training step.
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ from __future__ import annotations
 import abc
 import math
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError
 from rpucircuit.model import kernels
+from rpucircuit.model.kernels.convnet import col2im as _col2im_kernel
+from rpucircuit.model.kernels.convnet import im2col as _im2col_kernel
+from rpucircuit.model.kernels.convnet import maxpool as _maxpool_kernel
+from rpucircuit.model.kernels.convnet import maxpool_backward as _maxpool_back_kernel
 from rpucircuit.model.tile import AnalogTile
 
 FloatArray = NDArray[np.float64]
@@ -186,50 +190,6 @@ class AnalogLinear(Layer):
 # --------------------------------------------------------------------------- conv
 
 
-@numba.njit(cache=True, nogil=True)
-def _im2col_kernel(x: FloatArray, k: int, stride: int, cols: FloatArray) -> None:
-    """Fill ``cols[:, :k*k*C]`` with the patches of ``x`` (H, W, C); last column untouched.
-
-    Channels-last makes each kernel row of a patch one contiguous run of ``k*C`` values.
-    """
-    h_out = (x.shape[0] - k) // stride + 1
-    w_out = (x.shape[1] - k) // stride + 1
-    c = x.shape[2]
-    run = k * c
-    rows = x.reshape(x.shape[0], x.shape[1] * c)
-    p = 0
-    for i in range(h_out):
-        for j in range(w_out):
-            start = j * stride * c
-            for di in range(k):
-                src = rows[i * stride + di]
-                off = di * run
-                for t in range(run):
-                    cols[p, off + t] = src[start + t]
-            p += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def _col2im_kernel(gcols: FloatArray, k: int, stride: int, dx: FloatArray) -> None:
-    """Scatter-add patch gradients ``gcols[:, :k*k*C]`` into ``dx`` (H, W, C), zeroed first."""
-    h_out = (dx.shape[0] - k) // stride + 1
-    w_out = (dx.shape[1] - k) // stride + 1
-    c = dx.shape[2]
-    run = k * c
-    rows = dx.reshape(dx.shape[0], dx.shape[1] * c)
-    rows[:] = 0.0
-    p = 0
-    for i in range(h_out):
-        for j in range(w_out):
-            start = j * stride * c
-            for di in range(k):
-                dst = rows[i * stride + di]
-                off = di * run
-                for t in range(run):
-                    dst[start + t] += gcols[p, off + t]
-            p += 1
-
-
 def im2col_reference(x: FloatArray, k: int, stride: int = 1) -> FloatArray:
     """Plain numpy im2col: ``(n_pixels, k*k*C)`` patches of ``x`` (H, W, C), no bias column."""
     win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(0, 1))
@@ -335,10 +295,18 @@ class AnalogConv2d(Layer):
         """The patch matrix of the last forward pass, ``(n_pixels, k·k·C + 1)``, bias last."""
         return self._patches
 
-    def forward(self, x: FloatArray) -> FloatArray:
+    def next_buffers(self) -> tuple[FloatArray, FloatArray]:
+        """Switch to the other patch and gradient buffer set, as :meth:`forward` does, and
+        return it ``(patches, d)``, for a caller that runs the compiled network step itself
+        (it fills them as :meth:`forward` and :meth:`backward` do; :meth:`update` then
+        reads them)."""
         self._set ^= 1
         self._patches = self._patch_sets[self._set]
         self._d = self._d_sets[self._set]
+        return self._patches, self._d
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        self.next_buffers()
         _im2col_kernel(
             np.ascontiguousarray(x).reshape(self.in_shape),
             self.kernel_size,
@@ -386,10 +354,16 @@ class _Elementwise(Layer):
         self._g: FloatArray = np.zeros(0)
         self.compiled = False
 
+    def buffers(self, shape: tuple[int, ...]) -> tuple[FloatArray, FloatArray]:
+        """The output and input-gradient buffers ``(y, g)`` for inputs of ``shape``
+        (allocated on the first call for a shape, as :meth:`forward` does)."""
+        if self._y.shape != shape:
+            self._y = np.zeros(shape)
+            self._g = np.zeros(shape)
+        return self._y, self._g
+
     def forward(self, x: FloatArray) -> FloatArray:
-        if self._y.shape != x.shape:
-            self._y = np.zeros(x.shape)
-            self._g = np.zeros(x.shape)
+        self.buffers(x.shape)
         if not self.compiled:
             self._numpy_forward(x, self._y)
             return self._y
@@ -436,46 +410,6 @@ class Tanh(_Elementwise):
 # --------------------------------------------------------------------------- pooling
 
 
-@numba.njit(cache=True, nogil=True)
-def _maxpool_kernel(x: FloatArray, size: int, y: FloatArray, idx: IntArray) -> None:
-    """Max over ``size × size`` windows of ``x`` (H, W, C); ``idx`` gets the flat argmax.
-
-    Windows are scanned in row-major order with a strict ``>``, so ties keep the first
-    maximum; the channel loop is innermost (contiguous in channels-last layout).
-    """
-    h_out, w_out, c = y.shape
-    w_in = x.shape[1]
-    for i in range(h_out):
-        for j in range(w_out):
-            r0 = i * size
-            s0 = j * size
-            base = (r0 * w_in + s0) * c
-            for ch in range(c):
-                y[i, j, ch] = x[r0, s0, ch]
-                idx[i, j, ch] = base + ch
-            for di in range(size):
-                for dj in range(size):
-                    if di == 0 and dj == 0:
-                        continue
-                    flat = ((r0 + di) * w_in + s0 + dj) * c
-                    for ch in range(c):
-                        v = x[r0 + di, s0 + dj, ch]
-                        if v > y[i, j, ch]:
-                            y[i, j, ch] = v
-                            idx[i, j, ch] = flat + ch
-
-
-@numba.njit(cache=True, nogil=True)
-def _maxpool_back_kernel(g: FloatArray, idx: IntArray, dx_flat: FloatArray) -> None:
-    """Route each output gradient to the input element that won the max."""
-    dx_flat[:] = 0.0
-    h_out, w_out, c = g.shape
-    for i in range(h_out):
-        for j in range(w_out):
-            for ch in range(c):
-                dx_flat[idx[i, j, ch]] += g[i, j, ch]
-
-
 def maxpool_reference(x: FloatArray, size: int) -> tuple[FloatArray, FloatArray]:
     """Plain numpy max pooling of ``x`` (H, W, C) and the 0/1 routing mask for backward.
 
@@ -519,6 +453,16 @@ class MaxPool2d(Layer):
         self._y = np.zeros(self.out_shape)
         self._idx = np.zeros(self.out_shape, dtype=np.int64)
         self._dx = np.zeros(self.in_shape)
+        self._dx_flat = self._dx.reshape(-1)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle/deepcopy support: ``_dx_flat`` is a view of ``_dx`` and must stay one (a
+        copied view would take the routed gradient while :meth:`backward` returns the stale
+        ``_dx``: a deep-copied network trained on wrong conv gradients)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_dx_flat"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
         self._dx_flat = self._dx.reshape(-1)
 
     def forward(self, x: FloatArray) -> FloatArray:

@@ -3,7 +3,9 @@
 A :class:`Network` is a sequence of :mod:`rpucircuit.model.layers` layers followed by a softmax
 cross-entropy output. :meth:`Network.train_step` does one SGD step on one sample (forward,
 loss, backward, update, as paper A trains); the first layer with a tile gets its output
-gradient without computing an input gradient (nothing below it learns).
+gradient without computing an input gradient (nothing below it learns). A fully connected
+network and paper B's CNN structure train through compiled fused calls
+(:attr:`Network.fused`), bit-identical to the layer-by-layer path.
 
 Builders:
 
@@ -34,6 +36,7 @@ from numpy.typing import NDArray
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError, DataError, StoreError, TileShapeError
 from rpucircuit.model import kernels
+from rpucircuit.model.kernels import convnet
 from rpucircuit.model.layers import (
     AnalogConv2d,
     AnalogLinear,
@@ -95,12 +98,16 @@ class Network:
                 if isinstance(layer, (Sigmoid, Tanh)):
                     layer.compiled = True
         self._fused: tuple[Any, ...] | None = None
+        self._cnn = _cnn_plan(self.layers, input_size)
+        self._cnn_cache: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
         dtypes = {layer.tile.read_copy.dtype for layer in self._dense[0]} if self._dense else set()
-        self.fused = len(dtypes) == 1
-        """Whether :meth:`train_step` runs as one compiled call
-        (:func:`rpucircuit.model.kernels.dense_train_step`): on for a fully connected network
-        whose tiles share one read precision, bit-identical to the layer-by-layer path
-        (set it False to run that path)."""
+        self.fused = len(dtypes) == 1 or self._cnn is not None
+        """Whether :meth:`train_step` runs compiled end to end: as one call
+        (:func:`rpucircuit.model.kernels.dense_train_step`) for a fully connected network
+        whose tiles share one read precision; as four fused calls
+        (:mod:`rpucircuit.model.kernels.convnet`) around the activation layers and the tiles'
+        own updates for paper B's CNN structure. Either is bit-identical to the
+        layer-by-layer path (set it False to run that path)."""
 
     # ------------------------------------------------------------------ running
 
@@ -138,10 +145,12 @@ class Network:
         return int(np.argmax(self._forward(x)))
 
     def __getstate__(self) -> dict[str, object]:
-        """Pickle support: the fused step's argument cache is rebuilt, never pickled."""
-        return {k: (None if k == "_fused" else v) for k, v in self.__dict__.items()}
+        """Pickle support: the fused steps' argument caches are rebuilt, never pickled."""
+        return {k: (None if k in ("_fused", "_cnn_cache") else v) for k, v in self.__dict__.items()}
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        state.setdefault("_cnn", _cnn_plan(state["layers"], state["input_size"]))  # type: ignore[arg-type]
+        state.setdefault("_cnn_cache", None)
         self.__dict__.update(state)
 
     def _fused_args(self) -> tuple[Any, ...]:
@@ -164,10 +173,107 @@ class Network:
         self._fused = (net, tuple(t.read_copy for t in tiles))
         return (net,)
 
+    def _cnn_args(self) -> tuple[Any, ...]:
+        """The fixed arguments of the CNN's fused calls: per tile (conv1, conv2, fc1, fc2)
+        its read copy, kernel arrays and read buffers, and the argument tuples of
+        :func:`~rpucircuit.model.kernels.convnet.cnn_backward` that never change; cached
+        while every tile keeps its read copy and every activation its buffers. Every tile's
+        deferred update is finished."""
+        assert self._cnn is not None
+        conv1, act1, _, conv2, act2, pool2, _, fc1, act3, fc2 = self._cnn
+        tiles = (conv1.tile, conv2.tile, fc1.tile, fc2.tile)
+        for tile in tiles:
+            tile.finish_update()
+        cached = self._cnn_cache
+        live = (*(t.read_copy for t in tiles), act1._y, act2._y, act3._y)
+        if cached is not None and all(a is b for a, b in zip(cached[1], live, strict=True)):
+            return cached[0]
+        arrays = [t.kernel_arrays() for t in tiles]
+        y1, g1 = act1.buffers(conv1.out_shape)
+        y2, g2 = act2.buffers(conv2.out_shape)
+        y3, g3 = act3.buffers((fc1.out_size,))
+        a = arrays[3]
+        out = (
+            fc2._x, np.zeros((1, fc2.out_size)), fc2._d, np.zeros((1, fc2.in_size + 1)),
+            a.wread, a.w, a.att_b, a.wread_b, a.dp, a.fwd_io, a.bwd_io, a.state,
+        )  # fmt: skip
+        a = arrays[2]
+        fc1_args = (
+            fc1._d, np.zeros((1, fc1.in_size + 1)),
+            a.wread, a.w, a.att_b, a.wread_b, a.dp, a.bwd_io, a.state,
+        )  # fmt: skip
+        p, g = self.loss.buffers()
+        fixed = (
+            arrays,
+            np.zeros((conv1.n_pixels, conv1.out_channels)),  # conv1 forward output
+            np.zeros((conv2.n_pixels, conv2.out_channels)),  # conv2 forward output
+            np.zeros((1, fc1.out_size)),  # fc1 forward output
+            np.zeros((conv2.n_pixels, conv2.n_inputs + 1)),  # conv2 backward output
+            out,
+            (p, g),
+            (act3.code, y3, g3),
+            fc1_args,
+            (pool2._idx, pool2._dx),
+            (act2.code, y2, g2),
+            (act1.code, y1, g1),
+        )
+        live = (*(t.read_copy for t in tiles), y1, y2, y3)
+        self._cnn_cache = (fixed, live)
+        return fixed
+
+    def _cnn_train_step(self, x: FloatArray, label: int, lr: float) -> float:
+        """The CNN's training step through the fused calls of
+        :mod:`~rpucircuit.model.kernels.convnet` (bit-identical to the layer path)."""
+        assert self._cnn is not None
+        conv1, act1, pool1, conv2, act2, pool2, _, fc1, act3, fc2 = self._cnn
+        check_lr(lr)
+        arrays, y1, y2, y3, z2, out, loss, a3, fc1_args, p2, a2, a1 = self._cnn_args()
+        c1, c2, f1, _ = arrays
+        patches1, d1 = conv1.next_buffers()
+        img = np.ascontiguousarray(x).reshape(conv1.in_shape)
+        forward_bad = "forward x: contains NaN or infinite values"
+        code = convnet.conv_forward(
+            img, conv1.kernel_size, conv1.stride, patches1, c1.wread, y1, c1.fwd_io, c1.state
+        )
+        if code:
+            raise TileShapeError(forward_bad)
+        h1 = act1.forward(y1.reshape(conv1.out_shape))
+        patches2, d2 = conv2.next_buffers()
+        code = convnet.pool_conv_forward(
+            h1, pool1.size, pool1._y, pool1._idx, conv2.kernel_size, conv2.stride, patches2,
+            c2.wread, y2, c2.fwd_io, c2.state,
+        )  # fmt: skip
+        if code:
+            raise TileShapeError(forward_bad)
+        h2 = act2.forward(y2.reshape(conv2.out_shape))
+        code = convnet.pool_dense_forward(
+            h2, pool2.size, pool2._y, pool2._idx, fc1._x, f1.wread, y3, f1.fwd_io, f1.state
+        )
+        if code:
+            raise TileShapeError(forward_bad)
+        act3.forward(y3[0])
+        conv2_args = (
+            d2, z2, c2.wread, c2.w, c2.att_b, c2.wread_b, c2.dp, c2.bwd_io, c2.state,
+            conv2.kernel_size, conv2.stride, conv2._dx,
+        )  # fmt: skip
+        code = convnet.cnn_backward(
+            int(label), out, loss, a3, fc1_args, p2, a2, conv2_args, (pool1._idx, pool1._dx),
+            a1, d1,
+        )  # fmt: skip
+        if code:
+            raise TileShapeError(
+                forward_bad if code == 1 else "backward d: contains NaN or infinite values"
+            )
+        for layer in (fc2, fc1, conv2, conv1):  # the layer path's order
+            layer.update(lr)
+        return -math.log(max(float(loss[0][label]), 1e-300))
+
     def train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """One SGD step on one sample; returns the cross-entropy loss before the step."""
         self._check(x)
         self._check_label(label)
+        if self._cnn is not None and self.fused:
+            return self._cnn_train_step(x, label, lr)
         if self._dense is not None and self.fused:
             check_lr(lr)
             args = self._fused_args()
@@ -244,6 +350,33 @@ def _dense_plan(
         if prev.out_size != nxt.in_size:
             return None
     return tuple(linears), tuple(codes)
+
+
+def _cnn_plan(layers: Sequence[Layer], input_size: int) -> tuple[Any, ...] | None:
+    """The ten layers if ``layers`` is conv → act → pool → conv → act → pool → flatten →
+    linear → act → linear with matching shapes (paper B's structure, what the fused calls
+    of :mod:`rpucircuit.model.kernels.convnet` run), else None."""
+    acts = (Sigmoid, Tanh)
+    kinds = (AnalogConv2d, acts, MaxPool2d, AnalogConv2d, acts, MaxPool2d, Flatten,
+             AnalogLinear, acts, AnalogLinear)  # fmt: skip
+    if len(layers) != len(kinds):
+        return None
+    for layer, kind in zip(layers, kinds, strict=True):
+        if type(layer) not in (kind if isinstance(kind, tuple) else (kind,)):
+            return None
+    conv1, _, pool1, conv2, _, pool2, _, fc1, _, fc2 = layers
+    assert isinstance(conv1, AnalogConv2d) and isinstance(conv2, AnalogConv2d)
+    assert isinstance(pool1, MaxPool2d) and isinstance(pool2, MaxPool2d)
+    assert isinstance(fc1, AnalogLinear) and isinstance(fc2, AnalogLinear)
+    shapes_match = (
+        math.prod(conv1.in_shape) == input_size
+        and conv1.out_shape == pool1.in_shape
+        and pool1.out_shape == conv2.in_shape
+        and conv2.out_shape == pool2.in_shape
+        and math.prod(pool2.out_shape) == fc1.in_size
+        and fc1.out_size == fc2.in_size
+    )
+    return tuple(layers) if shapes_match else None
 
 
 # --------------------------------------------------------------------------- builders

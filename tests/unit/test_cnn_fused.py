@@ -4,17 +4,33 @@
   and fall back to division near rounding ties: compared here element by element, bit for
   bit, with the division formula (the definition) on values built to sit on and next to
   ties, at the clip bounds, signed zeros and extreme divisors.
+* The CNN's fused training step (:mod:`rpucircuit.model.kernels.convnet`) against the
+  layer-by-layer path: losses, device weights, read copies and generator states equal bit
+  for bit (so the fused step trains exactly as the layers it replaces), on real MNIST.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numba
 import numpy as np
 import pytest
 
-from rpucircuit.config.rpu import IOConfig
+from rpucircuit.config.rpu import (
+    IOConfig,
+    floating_point,
+    gokmen_onen_haensch_2017,
+    gokmen_vlasov_2016,
+)
+from rpucircuit.errors import TileShapeError
 from rpucircuit.model import kernels
 from rpucircuit.model.kernels.reads import _adc_row, _dac_row
+from rpucircuit.model.layers import AnalogConv2d, AnalogLinear, Flatten, MaxPool2d, Tanh
+from rpucircuit.model.network import Network, cnn_gokmen_2017
+from rpucircuit.training.data import Mnist
+
+FP = floating_point()
 
 # --------------------------------------------------------------------------- quantizers
 
@@ -76,3 +92,89 @@ def test_adc_quantizer_is_bit_identical_to_division(rng: np.random.Generator) ->
         v = np.clip(raw[0] + sigma * z, -bound, bound)
         want = (np.rint(v / step) * step) * mult
         assert np.array_equal(got[0].view(np.int64), want.view(np.int64))
+
+
+# --------------------------------------------------------------------------- fused CNN step
+
+
+def _train(net: Network, xs: np.ndarray, ys: np.ndarray, lr: float = 0.01) -> list[float]:
+    return [net.train_step(x, int(y), lr) for x, y in zip(xs, ys, strict=True)]
+
+
+def _assert_same_tiles(a: Network, b: Network) -> None:
+    for ta, tb in zip(a.tiles, b.tiles, strict=True):
+        sa, sb = ta.get_state(), tb.get_state()
+        for key in ("weights", "kernel_rng_words", "generator_state"):
+            np.testing.assert_array_equal(sa[key], sb[key])
+        np.testing.assert_array_equal(ta.read_copy, tb.read_copy)
+
+
+@pytest.mark.parametrize("thread", [False, True])
+def test_fused_cnn_step_is_bit_identical_to_the_layer_path(mnist: Mnist, thread: bool) -> None:
+    """Paper B's CNN with paper A's full device model on real MNIST digits: the fused calls
+    make the layer path's kernel calls on the same buffers in the same order per tile, so
+    losses, device weights, read copies and generator states agree bit for bit, with the
+    update thread on or off."""
+    x, y = mnist.train(40)
+    fused = cnn_gokmen_2017(
+        gokmen_vlasov_2016(), rng=np.random.default_rng(5), update_thread=thread
+    )
+    layered = copy.deepcopy(fused)
+    layered.fused = False
+    assert fused.fused and fused._cnn is not None
+    assert _train(fused, x, y) == _train(layered, x, y)
+    _assert_same_tiles(fused, layered)
+    np.testing.assert_array_equal(fused.predict_proba(x[0]), layered.predict_proba(x[0]))
+
+
+def test_fused_cnn_step_follows_backward_maps_read_orders_and_resumes(
+    rng: np.random.Generator,
+) -> None:
+    """Per-direction attenuation maps (the backward read's own read copy), a read order
+    changed between steps (the cached arguments are rebuilt) and a resumed state: still
+    bit-identical to the layer path."""
+    cfgs = [gokmen_onen_haensch_2017()] * 2 + [gokmen_vlasov_2016()] * 2
+    fused = cnn_gokmen_2017(cfgs, rng=np.random.default_rng(8), update_thread=False)
+    for tile in fused.tiles:
+        shape = (tile.out_size, tile.in_size)
+        tile.set_attenuation(rng.uniform(0.8, 1.0, shape), rng.uniform(0.8, 1.0, shape))
+    layered = copy.deepcopy(fused)
+    layered.fused = False
+    xs = rng.random((12, 28, 28))
+    xs[rng.random(xs.shape) < 0.7] = 0.0
+    ys = rng.integers(0, 10, size=12)
+    assert _train(fused, xs[:4], ys[:4]) == _train(layered, xs[:4], ys[:4])
+    for net in (fused, layered):
+        net.tiles[0].set_read_order("C")
+    assert _train(fused, xs[4:8], ys[4:8]) == _train(layered, xs[4:8], ys[4:8])
+    _assert_same_tiles(fused, layered)
+    resumed = cnn_gokmen_2017(cfgs, rng=np.random.default_rng(99), update_thread=False)
+    resumed.set_state(fused.get_state())
+    resumed.tiles[0].set_read_order("C")
+    assert _train(resumed, xs[8:], ys[8:]) == _train(layered, xs[8:], ys[8:])
+    _assert_same_tiles(resumed, layered)
+
+
+def test_fused_cnn_step_refuses_bad_input_and_changes_nothing(rng: np.random.Generator) -> None:
+    net = cnn_gokmen_2017(gokmen_vlasov_2016(), rng=rng, update_thread=False)
+    before = [t.get_weights() for t in net.tiles]
+    img = rng.random((28, 28))
+    img[3, 4] = np.inf
+    with pytest.raises(TileShapeError, match="forward x: contains NaN or infinite values"):
+        net.train_step(img, 1, 0.01)
+    with pytest.raises(TileShapeError, match=r"update lr = -0.1: must be finite and >= 0"):
+        net.train_step(rng.random((28, 28)), 1, -0.1)
+    for t, w in zip(net.tiles, before, strict=True):
+        np.testing.assert_array_equal(t.get_weights(), w)
+
+
+def test_other_conv_structures_train_on_the_layer_path(rng: np.random.Generator) -> None:
+    """Only paper B's structure (conv, act, pool twice, flatten, linear, act, linear) runs
+    fused; another one is left to the layer path and still trains."""
+    conv = AnalogConv2d((8, 8, 1), 3, 3, FP, rng=rng)
+    pool = MaxPool2d(conv.out_shape, 2)
+    layers = [conv, Tanh(), pool, Flatten(), AnalogLinear(27, 4, FP, rng=rng)]
+    net = Network(layers, n_classes=4, input_size=64)
+    assert net._cnn is None
+    loss = net.train_step(rng.random(64), 2, 0.1)
+    assert np.isfinite(loss) and loss > 0.0

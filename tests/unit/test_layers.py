@@ -10,6 +10,8 @@ and numeric gradients must agree to an absolute 1e-7 (on gradients of size O(0.1
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +20,8 @@ from scipy import signal
 
 from rpucircuit.config.rpu import floating_point
 from rpucircuit.errors import ConfigError
+from rpucircuit.model.kernels.convnet import col2im as _col2im_kernel
+from rpucircuit.model.kernels.convnet import im2col as _im2col_kernel
 from rpucircuit.model.layers import (
     AnalogConv2d,
     AnalogLinear,
@@ -26,8 +30,6 @@ from rpucircuit.model.layers import (
     Sigmoid,
     SoftmaxCrossEntropy,
     Tanh,
-    _col2im_kernel,
-    _im2col_kernel,
     col2im_reference,
     im2col_reference,
     maxpool_reference,
@@ -275,7 +277,11 @@ def test_activation_values_and_gradients(
         np.testing.assert_allclose(act.forward(x), ref(x), rtol=1e-14, atol=1e-15)
         r = rng.normal(size=shape)
         grad = act.backward(r).copy()
-        num = numeric_grad(lambda v, r=r: float(np.sum(r * ref(v))), x.copy())
+
+        def weighted(v: np.ndarray, r: np.ndarray = r) -> float:
+            return float(np.sum(r * ref(v)))
+
+        num = numeric_grad(weighted, x.copy())
         np.testing.assert_allclose(grad, num, atol=FD_ATOL, rtol=0)
 
 
@@ -302,6 +308,22 @@ def test_maxpool_equals_reference_and_routes_gradient(rng: np.random.Generator) 
     np.testing.assert_array_equal(dx, up * mask)
     num = numeric_grad(lambda v: float(np.sum(g * pool.forward(v))), x.copy())
     np.testing.assert_allclose(dx, num, atol=FD_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("clone", ["deepcopy", "pickle"])
+def test_copied_maxpool_routes_gradient_into_what_backward_returns(
+    rng: np.random.Generator, clone: str
+) -> None:
+    # regression: a copy's flat gradient buffer was a separate array, not a view of the
+    # returned one, so a deep-copied CNN's backward pass returned zeros below each pool
+    pool = MaxPool2d((4, 4, 2), 2)
+    twin = copy.deepcopy(pool) if clone == "deepcopy" else pickle.loads(pickle.dumps(pool))
+    x = rng.normal(size=(4, 4, 2))
+    g = rng.normal(size=(2, 2, 2))
+    pool.forward(x)
+    twin.forward(x)
+    np.testing.assert_array_equal(twin.backward(g), pool.backward(g))
+    assert np.count_nonzero(twin.backward(g)) == g.size
 
 
 def test_maxpool_ties_route_to_first_maximum_and_odd_sizes_drop_the_edge() -> None:

@@ -1,0 +1,261 @@
+"""Compiled pieces of a convolutional network's training step (paper B's CNN): im2col,
+col2im and max pooling, and the fused calls that :class:`rpucircuit.model.network.Network`
+makes for conv → act → pool → conv → act → pool → flatten → linear → act → linear:
+
+* :func:`conv_forward` — im2col of the image and the first conv tile's read;
+* :func:`pool_conv_forward` — max pooling, im2col and the next conv tile's read;
+* :func:`pool_dense_forward` — max pooling, flatten and the first linear tile's read;
+* :func:`cnn_backward` — the last linear read, softmax, and every backward read, pooling
+  and activation gradient down to the first conv layer's output gradient.
+
+Between them the network applies its activation layers as they are (numpy's vectorized
+``tanh`` differs from the compiled one in the last bit) and after them the tiles' own
+updates (which may run on the update thread). Each call makes the same kernel calls, on
+the same buffers, in the same order per tile as the layer-by-layer path, so the results
+are bit-identical; only the Python between them is gone. The plain references of the
+pieces (:func:`~rpucircuit.model.layers.im2col_reference` and the others) live beside the
+layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from rpucircuit.model.kernels.dense import activation_backward, softmax
+from rpucircuit.model.kernels.layout import BWD_NONE, DP_BWD_ATT, FloatArray, UIntArray
+from rpucircuit.model.kernels.reads import read_batch
+from rpucircuit.model.kernels.updates import refresh_backward
+
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+@numba.njit(cache=True, nogil=True)
+def im2col(x: FloatArray, k: int, stride: int, cols: FloatArray) -> None:  # pragma: no cover
+    """Fill ``cols[:, :k*k*C]`` with the patches of ``x`` (H, W, C); last column untouched.
+
+    Channels-last makes each kernel row of a patch one contiguous run of ``k*C`` values.
+    """
+    h_out = (x.shape[0] - k) // stride + 1
+    w_out = (x.shape[1] - k) // stride + 1
+    c = x.shape[2]
+    run = k * c
+    rows = x.reshape(x.shape[0], x.shape[1] * c)
+    p = 0
+    for i in range(h_out):
+        for j in range(w_out):
+            start = j * stride * c
+            for di in range(k):
+                src = rows[i * stride + di]
+                off = di * run
+                for t in range(run):
+                    cols[p, off + t] = src[start + t]
+            p += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def col2im(gcols: FloatArray, k: int, stride: int, dx: FloatArray) -> None:  # pragma: no cover
+    """Scatter-add patch gradients ``gcols[:, :k*k*C]`` into ``dx`` (H, W, C), zeroed first."""
+    h_out = (dx.shape[0] - k) // stride + 1
+    w_out = (dx.shape[1] - k) // stride + 1
+    c = dx.shape[2]
+    run = k * c
+    rows = dx.reshape(dx.shape[0], dx.shape[1] * c)
+    rows[:] = 0.0
+    p = 0
+    for i in range(h_out):
+        for j in range(w_out):
+            start = j * stride * c
+            for di in range(k):
+                dst = rows[i * stride + di]
+                off = di * run
+                for t in range(run):
+                    dst[start + t] += gcols[p, off + t]
+            p += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def maxpool(x: FloatArray, size: int, y: FloatArray, idx: IntArray) -> None:  # pragma: no cover
+    """Max over ``size × size`` windows of ``x`` (H, W, C); ``idx`` gets the flat argmax.
+
+    Windows are scanned in row-major order with a strict ``>``, so ties keep the first
+    maximum; the channel loop is innermost (contiguous in channels-last layout).
+    """
+    h_out, w_out, c = y.shape
+    w_in = x.shape[1]
+    for i in range(h_out):
+        for j in range(w_out):
+            r0 = i * size
+            s0 = j * size
+            base = (r0 * w_in + s0) * c
+            for ch in range(c):
+                y[i, j, ch] = x[r0, s0, ch]
+                idx[i, j, ch] = base + ch
+            for di in range(size):
+                for dj in range(size):
+                    if di == 0 and dj == 0:
+                        continue
+                    flat = ((r0 + di) * w_in + s0 + dj) * c
+                    for ch in range(c):
+                        v = x[r0 + di, s0 + dj, ch]
+                        if v > y[i, j, ch]:
+                            y[i, j, ch] = v
+                            idx[i, j, ch] = flat + ch
+
+
+@numba.njit(cache=True, nogil=True)
+def maxpool_backward(g: FloatArray, idx: IntArray, dx_flat: FloatArray) -> None:  # pragma: no cover
+    """Route each output gradient to the input element that won the max."""
+    dx_flat[:] = 0.0
+    h_out, w_out, c = g.shape
+    for i in range(h_out):
+        for j in range(w_out):
+            for ch in range(c):
+                dx_flat[idx[i, j, ch]] += g[i, j, ch]
+
+
+@numba.njit(cache=True, nogil=True)
+def _backward_read(
+    wread: Any,
+    w: FloatArray,
+    att_b: FloatArray,
+    wread_b: Any,
+    dp: FloatArray,
+    d: FloatArray,
+    z: FloatArray,
+    io: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """A tile's backward read of ``d`` (n, out) into ``z`` (n, in), as
+    :meth:`~rpucircuit.model.tile.AnalogTile.backward` makes it (its own read copy when
+    the backward read has a map of its own)."""
+    if dp[DP_BWD_ATT] != BWD_NONE:
+        refresh_backward(w, att_b, wread_b, dp)
+        return read_batch(wread_b.T, d, z, io, s)
+    return read_batch(wread.T, d, z, io, s)
+
+
+# --------------------------------------------------------------------------- fused calls
+
+
+@numba.njit(cache=True, nogil=True)
+def conv_forward(
+    x: FloatArray,
+    k: int,
+    stride: int,
+    patches: FloatArray,
+    wread: Any,
+    y: FloatArray,
+    io: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """im2col of ``x`` (H, W, C) into ``patches`` (bias column kept) and the conv tile's
+    forward read of them into ``y`` (n_pixels, out); 1 if ``x`` holds a NaN or infinity."""
+    im2col(x, k, stride, patches)
+    return read_batch(wread, patches, y, io, s)
+
+
+@numba.njit(cache=True, nogil=True)
+def pool_conv_forward(
+    a: FloatArray,
+    size: int,
+    pooled: FloatArray,
+    idx: IntArray,
+    k: int,
+    stride: int,
+    patches: FloatArray,
+    wread: Any,
+    y: FloatArray,
+    io: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """Max pooling of ``a`` into ``pooled`` (argmax in ``idx``), im2col into ``patches`` and
+    the conv tile's forward read into ``y``; 1 if the read's input is not finite."""
+    maxpool(a, size, pooled, idx)
+    im2col(pooled, k, stride, patches)
+    return read_batch(wread, patches, y, io, s)
+
+
+@numba.njit(cache=True, nogil=True)
+def pool_dense_forward(
+    a: FloatArray,
+    size: int,
+    pooled: FloatArray,
+    idx: IntArray,
+    x: FloatArray,
+    wread: Any,
+    y: FloatArray,
+    io: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """Max pooling of ``a`` into ``pooled``, flattened into the linear layer's input ``x``
+    (in + 1,; bias entry kept) and its tile's forward read into ``y`` (1, out)."""
+    maxpool(a, size, pooled, idx)
+    flat = pooled.reshape(pooled.size)
+    x[: flat.shape[0]] = flat
+    return read_batch(wread, x.reshape((1, x.shape[0])), y, io, s)
+
+
+@numba.njit(cache=True, nogil=True)
+def cnn_backward(
+    label: int,
+    out: tuple[Any, ...],
+    loss: tuple[FloatArray, FloatArray],
+    act3: tuple[int, FloatArray, FloatArray],
+    fc1: tuple[Any, ...],
+    pool2: tuple[IntArray, FloatArray],
+    act2: tuple[int, FloatArray, FloatArray],
+    conv2: tuple[Any, ...],
+    pool1: tuple[IntArray, FloatArray],
+    act1: tuple[int, FloatArray, FloatArray],
+    conv1_d: FloatArray,
+) -> int:  # pragma: no cover - compiled
+    """From the last hidden activation to the first conv layer's output gradient.
+
+    ``out``: the output layer (x, y, d, z, wread, w, att_b, wread_b, dp, fwd_io, bwd_io,
+    s), whose input ``x`` (bias entry kept) gets the last activation; ``loss``: the softmax
+    buffers (p, g); ``act*``: (activation code, its output, its input gradient); ``fc1``:
+    (d, z, wread, w, att_b, wread_b, dp, bwd_io, s); ``pool*``: (argmax, input gradient);
+    ``conv2``: (d, z, wread, w, att_b, wread_b, dp, bwd_io, s, k, stride, dx). Returns 0,
+    or the 1-based
+    number of the read whose input was not finite (nothing after it is computed).
+    """
+    x, y, d, z, wread, w, att_b, wread_b, dp, fwd_io, bwd_io, s = out
+    p, g = loss
+    code3, y3, g3 = act3
+    n3 = y3.shape[0]
+    x[:n3] = y3
+    if read_batch(wread, x.reshape((1, x.shape[0])), y, fwd_io, s):
+        return 1
+    softmax(y[0], p)
+    g[:] = p
+    g[label] -= 1.0
+    d[:] = g
+    if _backward_read(wread, w, att_b, wread_b, dp, d.reshape((1, d.shape[0])), z, bwd_io, s):
+        return 2
+    activation_backward(code3, y3, z[0, :n3], g3)
+    d1, z1, wread1, w1, att_b1, wread_b1, dp1, bwd_io1, s1 = fc1
+    d1[:] = g3
+    if _backward_read(wread1, w1, att_b1, wread_b1, dp1, d1.reshape((1, d1.shape[0])), z1,
+                      bwd_io1, s1):  # fmt: skip
+        return 3
+    idx2, dx2 = pool2
+    code2, y2, g2 = act2
+    maxpool_backward(z1[0, : idx2.size].reshape(idx2.shape), idx2, dx2.reshape(dx2.size))
+    activation_backward(code2, y2.reshape(y2.size), dx2.reshape(dx2.size), g2.reshape(g2.size))
+    d2, z2, wread2, w2, att_b2, wread_b2, dp2, bwd_io2, s2, k2, stride2, dx_c2 = conv2
+    d2[:] = g2.reshape(d2.shape)
+    if _backward_read(wread2, w2, att_b2, wread_b2, dp2, d2, z2, bwd_io2, s2):
+        return 4
+    col2im(z2, k2, stride2, dx_c2)
+    idx1, dx1 = pool1
+    code1, y1, g1 = act1
+    maxpool_backward(dx_c2, idx1, dx1.reshape(dx1.size))
+    activation_backward(code1, y1.reshape(y1.size), dx1.reshape(dx1.size), g1.reshape(g1.size))
+    conv1_d[:] = g1.reshape(conv1_d.shape)
+    return 0
