@@ -43,6 +43,7 @@ from rpucircuit.design.verify_input import (
     DesignError,
     Library,
     RoleChoice,
+    VerifySpec,
     load_design,
     read_library,
 )
@@ -245,60 +246,62 @@ def _f(tree: Mapping[str, Any], *keys: str) -> float:
     return float(np.asarray(node))
 
 
-def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[CheckRow]:
-    """The report's rows from the jobs' result trees (pure)."""
-    s, cfg = design.spec, design.circuit
-    read, bench, lines = results["read"], results["bench"], results["lines"]
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(np.asarray(value))
+
+
+def _read_rows(spec: VerifySpec, results: Mapping[str, Mapping[str, Any]]) -> list[CheckRow]:
+    """Output error, saturation headroom and the full-tile read gain."""
+    read, bench = results["read"], results["bench"]
     n = int(np.asarray(read["size"]))
-    rows = [
+    return [
         CheckRow(
             "output_error",
             "largest read error, max over outputs of abs(y - W x)",
             _f(read, "max_error_pct"),
-            s.output_error_pct,
+            spec.output_error_pct,
             "% of alpha",
             True,
             f"ngspice transient, {n}x{n} tile, random W and x",
         ),
         CheckRow(
             "saturation",
-            f"integrator headroom at {s.output_max_w:g} weight units",
+            f"integrator headroom at {spec.output_max_w:g} weight units",
             _f(bench, "headroom"),
-            s.saturation_margin,
+            spec.saturation_margin,
             "of swing",
             False,
             f"ngspice; swing {_f(bench, 'swing_v'):.3g} V measured at twice the bound",
         ),
-    ]
-    gain = _f(bench, "read_gain")
-    rows.append(
         CheckRow(
             "read_gain",
             "fraction of a read's charge reaching C_int on the full tile",
-            gain,
-            s.read_gain_min,
+            _f(bench, "read_gain"),
+            spec.read_gain_min,
             "",
             False,
             f"ngspice; the full output line's {_f(bench, 'g_line_s') * 1e6:.4g} uS and "
             "capacitance on the summing node",
+        ),
+    ]
+
+
+def _settling_rows(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[CheckRow]:
+    """The far-end delay of the full row and column lines and the integrator's settling."""
+    lines, bench = results["lines"], results["bench"]
+    budget_ns = _f(lines, "budget_s") * 1e9
+    rows = [
+        CheckRow(
+            f"settling_{line}_line",
+            f"far-end 50 % delay of a {length}-cross-point {line} line",
+            _f(lines, line, "t50_s") * 1e9,
+            budget_ns,
+            "ns",
+            True,
+            f"{_text(lines[line]['method'])}; limit {design.spec.settle_fraction:g} x update pulse",
         )
-    )
-    budget = _f(lines, "budget_s")
-    for line, length in (("row", cfg.tile.cols), ("col", cfg.tile.rows)):
-        method = str(np.asarray(lines[line]["method"]))
-        if isinstance(lines[line]["method"], bytes):
-            method = lines[line]["method"].decode()
-        rows.append(
-            CheckRow(
-                f"settling_{line}_line",
-                f"far-end 50 % delay of a {length}-cross-point {line} line",
-                _f(lines, line, "t50_s") * 1e9,
-                budget * 1e9,
-                "ns",
-                True,
-                f"{method}; limit {s.settle_fraction:g} x update pulse",
-            )
-        )
+        for line, length in (("row", design.circuit.tile.cols), ("col", design.circuit.tile.rows))
+    ]
     rows.append(
         CheckRow(
             "settling_integrator",
@@ -310,32 +313,48 @@ def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[C
             "ngspice; the slower of the bench at output_max_w and the full-line bench",
         )
     )
+    return rows
+
+
+def _noise_update_rows(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[CheckRow]:
+    """Output noise (referred through the read gain) and the half-select disturb."""
     noise = results["noise"]
-    rows.append(
+    how = (
+        f"ngspice .noise, {int(np.asarray(noise['n_devices']))} devices per array, "
+        "through the window, referred through the read gain"
+    )
+    if not int(np.asarray(noise["reset_measured"])):
+        how += "; reset part not measured (the integrator has no treset parameter)"
+    ratio = max(_f(results["update_up"], "ratio"), _f(results["update_down"], "ratio"))
+    return [
         CheckRow(
             "output_noise",
             "output noise sigma of one read",
-            _f(noise, "sigma_w") / gain,
-            s.output_noise_sigma_w,
+            _f(noise, "sigma_w") / _f(results["bench"], "read_gain"),
+            design.spec.output_noise_sigma_w,
             "weight units",
             True,
-            f"ngspice .noise, {int(np.asarray(noise['n_devices']))} devices per array, "
-            "through the window, referred through the read gain",
-        )
-    )
-    ratio = max(_f(results["update_up"], "ratio"), _f(results["update_down"], "ratio"))
-    rows.append(
+            how,
+        ),
         CheckRow(
             "half_select",
             "half-selected / fully selected dg (worse polarity)",
             ratio,
-            s.half_select_max,
+            design.spec.half_select_max,
             "ratio",
             True,
-            f"ngspice update cycle, BL = {cfg.periphery.bl}",
-        )
-    )
-    return rows
+            f"ngspice update cycle, BL = {design.circuit.periphery.bl}",
+        ),
+    ]
+
+
+def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[CheckRow]:
+    """The report's rows from the jobs' result trees (pure)."""
+    return [
+        *_read_rows(design.spec, results),
+        *_settling_rows(design, results),
+        *_noise_update_rows(design, results),
+    ]
 
 
 # --------------------------------------------------------------------------- outputs

@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from rpucircuit.config.base import read_toml_file
-from rpucircuit.config.tile import CircuitConfig, circuit_config_from_data, load_circuit_config
+from rpucircuit.config.tile import (
+    CircuitConfig,
+    check_spice_budget,
+    circuit_config_from_data,
+    load_circuit_config,
+    replace_tile,
+)
 from rpucircuit.errors import ConfigError, RpuError
 
 
@@ -478,13 +484,13 @@ def load_design(path: str | Path) -> Design:
         )
     roles, libraries = _roles(data, source)
     _check_distinct_names(libraries)
-    return Design(
-        source=source,
-        circuit=_circuit(data, source),
-        spec=_spec(data, source),
-        roles=roles,
-        libraries=libraries,
-    )
+    circuit, spec = _circuit(data, source), _spec(data, source)
+    n = min(spec.spice_size, circuit.tile.rows, circuit.tile.cols)
+    try:
+        check_spice_budget(replace_tile(circuit, rows=n, cols=n), "tran")
+    except ConfigError as exc:
+        raise DesignError(f"{source}: spec.spice_size = {spec.spice_size}: {exc}") from exc
+    return Design(source=source, circuit=circuit, spec=spec, roles=roles, libraries=libraries)
 
 
 def _check_distinct_names(libraries: Mapping[Path, Library]) -> None:

@@ -66,6 +66,9 @@ def test_paper_a_design_passes_and_its_numbers_match_references(tmp_path: Path) 
     report = (out / "report.md").read_text()
     assert report.startswith("# Verification of design.toml: PASS")
     assert report.count("| PASS |") == len(checks) == 8
+    # the netlists include copies of the designer's files, made in the output folder
+    for role, src in (("integrator", "rpu_integrator.lib"), ("driver", "rpu_drivers.lib")):
+        assert (out / "libs" / f"user_{role}.lib").read_text() == (EXAMPLE / src).read_text()
     for name in ("read.png", "integrator.png", "noise.png"):
         assert (out / name).stat().st_size > 1000
     tree, _ = store.load(out / "verify.h5")

@@ -5,6 +5,7 @@ checks themselves run in tests/sim/test_verify_sim.py."""
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from rpucircuit.circuit import netlist as nl
 from rpucircuit.circuit.extract import windowed_charge_variance_c2
 from rpucircuit.config.tile import gokmen_vlasov_2016
 from rpucircuit.design import verify_checks as vc
-from rpucircuit.design.verify import CheckRow, report_table
+from rpucircuit.design.verify import CheckRow, prepare, report_table
 from rpucircuit.design.verify_input import (
     ROLE_BY_NAME,
     DesignError,
@@ -25,7 +26,7 @@ from rpucircuit.design.verify_input import (
     load_design,
     scan_library,
 )
-from rpucircuit.errors import ConfigError
+from rpucircuit.errors import ConfigError, RpuError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "verify" / "paper-a"
 
@@ -162,6 +163,16 @@ def test_shell_in_a_user_library_is_refused(design_dir: Path) -> None:
         ("output_max_w = 10.0", "output_max_w = -1.0", r"spec\.output_max_w = -1\.0"),
         ('circuit = "tile.toml"', 'circuit = "none.toml"', r"circuit file 'none\.toml' not found"),
         ("[libraries.driver]", "[libraries.drivr]", r"unknown table \[libraries\.drivr\]"),
+        ('circuit = "tile.toml"', "circuit = 3", r"circuit must be a file name or a table"),
+        ('circuit = "tile.toml"', "", r"no circuit: give circuit = "),
+        (
+            'update = "rpu_update_rect"',
+            'updat = "x"',
+            r"\[libraries\.device\]: unknown key 'updat'",
+        ),
+        ('subckt = "rpu_integrator"', 'subckt = "Bad-Name"', r"subckt = 'bad-name': must match"),
+        ("[spec]", "[spec]\n[extra]", r"unknown key or table 'extra'"),
+        ("[spec]", "[spec]\nspice_size = 99\n[x]", r"unknown key or table 'x'"),
     ],
 )
 def test_bad_design_files_are_refused(design_dir: Path, old: str, new: str, match: str) -> None:
@@ -258,3 +269,55 @@ def test_single_read_counts_the_broadband_tail_once() -> None:
     assert vc.single_read_variance_c2(f[low], s[low], t_meas) == pytest.approx(
         windowed_charge_variance_c2(f[low], s[low], t_meas), rel=1e-12
     )
+
+
+def test_a_read_tile_over_the_spice_budget_is_refused(design_dir: Path) -> None:
+    _replace(design_dir / "tile.toml", "cols = 4096", "cols = 4096\nspice_limit_s = 0.01")
+    with pytest.raises(DesignError, match=r"design\.toml: spec\.spice_size = 16: .*spice_limit_s"):
+        load_design(design_dir / "design.toml")
+
+
+def test_libraries_table_needs_integrator_and_driver(design_dir: Path) -> None:
+    text = (design_dir / "design.toml").read_text()
+    (design_dir / "design.toml").write_text(
+        re.sub(r"\[libraries\.driver\].*?\n\n", "", text, flags=re.S)
+    )
+    with pytest.raises(DesignError, match=r"\[libraries\.driver\] is missing"):
+        load_design(design_dir / "design.toml")
+    (design_dir / "design.toml").write_text('circuit = "tile.toml"\n')
+    with pytest.raises(DesignError, match=r"no \[libraries\] table"):
+        load_design(design_dir / "design.toml")
+
+
+def test_a_user_subcircuit_named_like_a_shipped_one_still_in_use_is_refused(
+    design_dir: Path, tmp_path: Path
+) -> None:
+    """Without a device role the shipped rpu_devices.lib is included; a user subcircuit
+    of one of its names would leave ngspice two definitions."""
+    text = (design_dir / "design.toml").read_text()
+    (design_dir / "design.toml").write_text(
+        re.sub(r"\[libraries\.device\].*?\n\n", "", text, flags=re.S)
+    )
+    with (design_dir / "rpu_drivers.lib").open("a") as f:
+        f.write(".subckt rpu_update_rect row col s g0=1e-7\nr1 row col 1meg\n.ends\n")
+    design = load_design(design_dir / "design.toml")
+    with pytest.raises(
+        DesignError,
+        match=r"rpu_drivers\.lib: subcircuit 'rpu_update_rect' has the name of a shipped one "
+        r"in rpu_devices\.lib",
+    ):
+        prepare(design, tmp_path / "out")
+
+
+def test_run_job_refuses_an_unknown_check() -> None:
+    job = vc.VerifyJob(
+        check="bogus",
+        circuit=gokmen_vlasov_2016(),
+        spec=VerifySpec(),
+        parts=(),
+        user_libs=(),
+        lib_dir="",
+        libs_digest="",
+    )
+    with pytest.raises(RpuError, match=r"check = 'bogus': must be one of"):
+        vc.run_job(job, workdir="unused")
