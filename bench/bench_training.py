@@ -82,9 +82,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rpucircuit.model.network import Network
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PEER_PYTHON = HERE / ".cache" / "peers-venv" / "bin" / "python"
@@ -200,7 +203,7 @@ def _timed_loop(step: Any, n_warm: int, n: int, n_data: int) -> dict[str, float]
     }
 
 
-def _build_ours(net: str, variant: str, update_thread: bool) -> Any:
+def _build_ours(net: str, variant: str, update_thread: bool) -> Network:
     """rpucircuit's network on paper A's preset (``variant`` ""), or on a variant of
     :data:`VARIANTS`, built as ``rpucircuit train`` builds it (seed 1)."""
     from rpucircuit.config.training import ModelSpec, Setting, TrainingConfig
@@ -216,7 +219,7 @@ def _build_ours(net: str, variant: str, update_thread: bool) -> Any:
         "ir": ModelSpec(file=str(models / "gokmen_vlasov_2016.h5")),
         "calibrated": ModelSpec(file=str(models / "gokmen_vlasov_2016_calibrated.h5")),
     }[variant]
-    cfg = TrainingConfig(network=net, model=spec, seed=1)
+    cfg = TrainingConfig(network="fc" if net == "fc" else "cnn", model=spec, seed=1)
     return build_network(cfg, rng=np.random.default_rng(1), update_thread=update_thread)
 
 

@@ -7,14 +7,15 @@ sum or maximum of checked-finite values lets a loop vectorize):
   management, DAC, output noise, bound, ADC, bound management) in one call;
 * :func:`pulsed_update` (:mod:`.updates`) — ``n`` sequential stochastic pulsed updates in
   one call: bit streams packed into uint64 words, per-slot lists of pulsing rows and
-  columns, work proportional to the number of coincidences (half-select: to the pulsing
-  lines, :mod:`.pulses`); many short updates without half-select go through
-  :mod:`.batched`;
+  columns, work proportional to the number of coincidences (half-select: to the devices
+  on pulsing lines, :mod:`.halfselect` for hard bounds, one draw per device and phase);
+  many short updates without half-select go through :mod:`.batched`;
 * :func:`exact_update` (:mod:`.updates`) — the expected update applied directly;
 * :func:`dense_train_step` (:mod:`.dense`) — one SGD step of a fully connected network.
 
 Random numbers (:mod:`.streams`) come from a counter-based SplitMix64 stream (bit streams,
-and Gaussians in batches by a 256-layer ziggurat: read noise, c2c variation) and a
+and Gaussians in batches by a 256-layer ziggurat: read noise, c2c variation; the
+half-select phases' Gaussians as centred binomials, one counter per device) and a
 xoshiro256** generator (single Gaussians, the ziggurat's rare rejections) whose 5-word
 state lives in an array owned by the tile, seeded from a ``numpy.random.Generator``:
 results are bit-exact for a seed and resumable from a saved state.
@@ -37,6 +38,7 @@ from rpucircuit.model.kernels.dense import (
     dense_train_step,
     softmax,
 )
+from rpucircuit.model.kernels.halfselect import binomial_normals
 from rpucircuit.model.kernels.layout import (
     ACT_NONE,
     ACT_SIGMOID,
@@ -159,6 +161,7 @@ __all__ = [
     "activation_backward",
     "activation_forward",
     "all_finite",
+    "binomial_normals",
     "bit_streams",
     "dense_layer",
     "dense_network",

@@ -1,11 +1,9 @@
 """Pulse-level pieces shared by the update kernels: the soft-bounds step, the sign, and the
-half-select model applied per device (:func:`_half_select_element`) or per pulsing row
-(:func:`_half_select_row`).
+half-select model applied per device, pulse by pulse for soft bounds
+(:func:`_half_select_element`; hard bounds go through :mod:`.halfselect`).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numba
 import numpy as np
@@ -13,13 +11,11 @@ import numpy as np
 from rpucircuit.model.kernels.layout import (
     PAR_DOWN,
     PAR_UP,
-    PAR_WMAX,
-    PAR_WMIN,
     FloatArray,
     UIntArray,
 )
 from rpucircuit.model.kernels.reads import _absmax
-from rpucircuit.model.kernels.streams import _fill_normals, _normal, _popcount
+from rpucircuit.model.kernels.streams import _normal, _popcount
 
 _C2C_BATCH = 512
 """Cycle-to-cycle normals of coincidences are drawn this many at a time (a multiple of
@@ -132,113 +128,3 @@ def _half_select_element(
         if bounded:
             v = min(max(v, lo), hi)
     return v
-
-
-@numba.njit(cache=True, nogil=True)
-def _half_select_row(
-    dv: int,
-    i: int,
-    rm: np.uint64,
-    tau_i: int,
-    cmask: UIntArray,
-    sx: Any,
-    acols: Any,
-    n_ac: int,
-    k: float,
-    ctoc: float,
-    bounded: bool,
-    w: FloatArray,
-    par: FloatArray,
-    wread: Any,
-    att: FloatArray,
-    use_att: bool,
-    wread_b: Any,
-    att_b: FloatArray,
-    bwd: bool,
-    zrow: FloatArray,
-    s: UIntArray,
-) -> int:  # pragma: no cover - compiled
-    """One update's half-select pulses on pulsing row i (hard bounds), phase by phase, as
-    :func:`_half_select_element` applies them per device; returns the coincidences.
-
-    The row takes part in the two phases with τ = sign(δ_i): there every device of the row
-    sees pulses (coincidences where its column also takes part, lone row pulses elsewhere),
-    so those phases run over the whole row in one vectorized loop with a batch of c2c
-    normals (:func:`_fill_normals`). In the two other phases only the pulsing columns with
-    σ = sign(x_j) act (lone column pulses), one by one. Each device thus gets its phases in
-    the order (+,+), (+,−), (−,+), (−,−), each summed into one step and clipped, exactly as
-    the per-device path does; only the random numbers differ.
-    """
-    n_in = cmask.shape[0]
-    n_dev = w.shape[0]
-    single = n_dev == 1 and not use_att and not bwd
-    one = n_dev == 1
-    k2 = k * k
-    pc_rm = int(_popcount(rm))
-    n_coinc = 0
-    for ph in range(4):
-        sig = 1 if ph < 2 else -1
-        tau = 1 if ph % 2 == 0 else -1
-        a_up = sig * tau < 0
-        pidx = PAR_UP if a_up else PAR_DOWN
-        sgn = 1.0 if a_up else -1.0
-        if tau == tau_i:  # the row pulses: every device of the row, vectorized
-            if ctoc > 0.0:
-                _fill_normals(zrow, n_in, s)
-            for j in range(n_in):
-                cmj = cmask[j]
-                colin = int(cmj != 0) & int(sx[j] == sig)
-                nf = int(_popcount(rm & cmj)) * colin
-                nh = int(_popcount(rm ^ cmj)) * colin + pc_rm * (1 - colin)
-                n_coinc += nf
-                step = par[dv, i, j, pidx]
-                delta = step * (nf + k * nh)
-                if ctoc > 0.0:
-                    delta += step * ctoc * np.sqrt(nf + k2 * nh) * zrow[j]
-                v = w[dv, i, j] + sgn * delta
-                if bounded:
-                    v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-                w[dv, i, j] = v
-                if single:
-                    wread[i, j] = v
-                elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
-                    total = v + 0.0
-                    wread[i, j] = total * att[i, j] if use_att else total
-                    if bwd:
-                        wread_b[i, j] = total * att_b[i, j]
-                else:
-                    total = 0.0
-                    for dd in range(w.shape[0]):
-                        total += w[dd, i, j]
-                    wread[i, j] = total * att[i, j] if use_att else total
-                    if bwd:
-                        wread_b[i, j] = total * att_b[i, j]
-            continue
-        for jj in range(n_ac):  # the row is silent: lone pulses of the phase's columns
-            j = acols[jj]
-            if sx[j] != sig:
-                continue
-            nh = int(_popcount(cmask[j]))
-            step = par[dv, i, j, pidx]
-            delta = step * k * nh
-            if ctoc > 0.0:
-                delta += step * ctoc * np.sqrt(k2 * nh) * _normal(s)
-            v = w[dv, i, j] + sgn * delta
-            if bounded:
-                v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
-            w[dv, i, j] = v
-            if single:
-                wread[i, j] = v
-            elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
-                total = v + 0.0
-                wread[i, j] = total * att[i, j] if use_att else total
-                if bwd:
-                    wread_b[i, j] = total * att_b[i, j]
-            else:
-                total = 0.0
-                for dd in range(w.shape[0]):
-                    total += w[dd, i, j]
-                wread[i, j] = total * att[i, j] if use_att else total
-                if bwd:
-                    wread_b[i, j] = total * att_b[i, j]
-    return n_coinc

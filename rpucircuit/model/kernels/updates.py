@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from rpucircuit.model.kernels.batched import _pulsed_update_batch
+from rpucircuit.model.kernels.halfselect import _half_select_columns, _half_select_hard
 from rpucircuit.model.kernels.layout import (
     BWD_KEPT,
     BWD_STALE,
@@ -37,7 +38,6 @@ from rpucircuit.model.kernels.layout import (
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
     _half_select_element,
-    _half_select_row,
     _pulse_scales,
     _soft_step,
     _step_index,
@@ -49,7 +49,6 @@ from rpucircuit.model.kernels.streams import (
     _padded,
     _popcount,
     _streams,
-    normal_capacity,
 )
 
 PHASES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
@@ -84,10 +83,12 @@ def pulsed_update(
     (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
 
     Sample by sample: column streams and the list of pulsing columns, each slot's column
-    list, then per device the row streams and the pulses (coincidences only for k = 0,
-    else half-select). These steps stay in this one function: as functions of their own,
-    called per sample and device, they made conv1's half-select update 10 % slower
-    (measured), and the pulse block as a helper made updates 3-5x slower.
+    list, then per device the row streams and the pulses (coincidences only for k = 0;
+    half-select with hard bounds: :mod:`.halfselect`, one draw per device and phase on
+    the pulsing lines only; with soft bounds: pulse by pulse per device). These steps
+    stay in this one function: as functions of their own, called per sample and device,
+    they made conv1's half-select update 10 % slower (measured), and the pulse block as a
+    helper made updates 3-5x slower.
     """
     if not (_all_finite(x) and _all_finite(d)):
         return -1
@@ -119,7 +120,10 @@ def pulsed_update(
     one = n_dev == 1  # the device sum is the one device's value
     k_val = dp[DP_K]
     all_cols = np.arange(n_in)
-    zrow = np.empty(normal_capacity(n_in) if k_on else 0)  # c2c normals of a half-select row
+    hs_cols = n_in if k_on and not soft else 0  # per-column terms of the half-select phases
+    csgn = np.empty(hs_cols)
+    cmean = np.empty(hs_cols)
+    cspread = np.empty(hs_cols)
     zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
     zpos = _C2C_BATCH
     n_coinc = 0
@@ -215,16 +219,18 @@ def pulsed_update(
                                 wread[i, j] = total * att[i, j] if use_att else total
                                 if bwd:
                                     wread_b[i, j] = total * att_b[i, j]
+            elif not soft:  # half-select, hard bounds: the devices on pulsing lines
+                if dv == 0:
+                    _half_select_columns(x[smp], cmask, k_val, ctoc, csgn, cmean, cspread)
+                n_coinc += _half_select_hard(
+                    dv, rmask, d[smp], cmask, csgn, cmean, cspread, acols, n_ac, all_cols, k_val,
+                    ctoc, w, par, wread, att, use_att, wread_b, att_b, bwd, s,
+                )  # fmt: skip
             else:
-                # half-select: every device on a pulsing row or a pulsing column
+                # half-select, soft bounds: every device on a pulsing row or column, pulse
+                # by pulse
                 for i in range(n_out):
                     rm = rmask[i]
-                    if rm != 0 and not soft:
-                        n_coinc += _half_select_row(
-                            dv, i, rm, sd[i], cmask, sx, acols, n_ac, k_val, ctoc, bounded,
-                            w, par, wread, att, use_att, wread_b, att_b, bwd, zrow, s,
-                        )  # fmt: skip
-                        continue
                     if rm == 0:
                         cols, n_cols = acols, n_ac  # a silent row: only pulsing columns
                     else:
