@@ -30,7 +30,7 @@ from rpucircuit.errors import ConfigError
 from rpucircuit.model.modelfile import file_sha256, load_model
 
 REFERENCE = Path(__file__).resolve().parents[2] / "sim_data" / "reference" / ch.RESULT_NAME
-DEFAULT_HELD_OUT = ("transfer/fwd_no_line_8",)
+DEFAULT_HELD_OUT = ("transfer/fwd_no_line_8", "transfer/fwd_random_32x32")
 """What the automatic policy holds out of the reference file: the one transfer case no fit
 reads (every other case is the only one of its kind, so a fit needs it)."""
 
@@ -195,13 +195,20 @@ def test_calibrated_read_is_closer_than_the_preset(tree: dict[str, Any]) -> None
     assert all(met for _, met, _ in v.targets())
 
 
-def test_held_out_read_within_target(tree: dict[str, Any]) -> None:
-    """The held-out no-line read: 2.4e-5 % of α rms (the gain from τ_sum; no lines)."""
+def test_held_out_reads_within_target(tree: dict[str, Any]) -> None:
+    """The held-out reads: the no-line 8 × 8 read (the gain from τ_sum; no lines) and the
+    transient read of the config's own 32 × 32 tile (the gain of its longer lines from the
+    8 × 8 case's τ_sum, and the IR-drop map from the DC point): both far within 0.3 % of α,
+    and the 32 × 32 read ≥ 5× closer than the preset."""
     params = by_name(val.fit_held_out(tree, DEFAULT_HELD_OUT, fit_all))
     v = val.validate(tree, params, ir_drop(params), gokmen_vlasov_2016(), DEFAULT_HELD_OUT)
-    (r,) = [r for r in v.reads if r.role == "held-out"]
-    assert r.case == DEFAULT_HELD_OUT[0]
-    assert r.rms <= val.READ_RMS_TARGET
+    reads = {r.case: r for r in v.reads if r.role == "held-out"}
+    assert sorted(reads) == sorted(DEFAULT_HELD_OUT)
+    for r in reads.values():
+        assert r.rms <= val.READ_RMS_TARGET
+    big = reads["transfer/fwd_random_32x32"]
+    assert big.direction == "forward"
+    assert big.closer_met is True
 
 
 def test_a_validation_miss_is_recorded_not_refused(tree: dict[str, Any]) -> None:
@@ -230,16 +237,24 @@ def test_a_validation_miss_is_recorded_not_refused(tree: dict[str, Any]) -> None
 
 
 def test_default_held_out_takes_the_largest_of_a_family(tree: dict[str, Any]) -> None:
-    """With two forward random cases, the larger is held out and the other serves the
-    gain fit."""
+    """The quick campaign has two forward random transients (8 × 8 and the config's own
+    32 × 32): the larger is held out and the other serves the gain fit; a third, middle one
+    serves it too."""
+    held = val.default_held_out(tree, fit_all)
+    assert held == DEFAULT_HELD_OUT
+    params = by_name(val.fit_held_out(tree, held, fit_all))
+    assert params["tau_sum_forward_s"].sources == ("transfer/fwd_random_8",)
     transfer = dict(tree["transfer"])
     transfer["fwd_random_16"] = transfer["fwd_random_8"]
     bigger = {**tree, "transfer": transfer}
     held = val.default_held_out(bigger, fit_all)
-    assert "transfer/fwd_random_16" in held
-    assert "transfer/fwd_random_8" not in held
+    assert "transfer/fwd_random_32x32" in held
+    assert "transfer/fwd_random_16" not in held and "transfer/fwd_random_8" not in held
     params = by_name(val.fit_held_out(bigger, held, fit_all))
-    assert params["tau_sum_forward_s"].sources == ("transfer/fwd_random_8",)
+    assert params["tau_sum_forward_s"].sources == (
+        "transfer/fwd_random_16",
+        "transfer/fwd_random_8",
+    )
 
 
 def test_calibrated_rpu_sets_the_noise_per_direction(tree: dict[str, Any]) -> None:
@@ -289,9 +304,9 @@ def test_unreadable_file_is_one_line_naming_it(
 
 def test_held_out_case_a_fit_needs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["calibrate", str(REFERENCE), "--out", str(tmp_path / "m.h5")]
-    err = _fail([*argv, "--held-out", "transfer/fwd_random_8"], capsys)
+    err = _fail([*argv, "--held-out", "transfer/fwd_random_*"], capsys)
     assert "tau_sum_forward_s" in err
-    assert "held-out case transfer/fwd_random_8" in err
+    assert "held-out cases transfer/fwd_random_32x32, transfer/fwd_random_8" in err
     assert not list(tmp_path.iterdir())
 
 
