@@ -47,7 +47,7 @@ from rpucircuit.model.layers import (
     SoftmaxCrossEntropy,
     Tanh,
 )
-from rpucircuit.model.tile import AnalogTile, check_lr
+from rpucircuit.model.tile import AnalogTile, check_lr, update_thread_enabled
 
 __all__ = [
     "Network",
@@ -174,8 +174,8 @@ class Network:
         return (net,)
 
     def _cnn_args(self) -> tuple[Any, ...]:
-        """The fixed arguments of the CNN's fused calls: per tile (conv1, conv2, fc1, fc2)
-        its read copy, kernel arrays and read buffers, and the argument tuples of
+        """The fixed arguments of the CNN's fused calls: per tile (conv1, conv2, fc1, out)
+        its kernel arrays, the read output buffers, and the argument tuples of
         :func:`~rpucircuit.model.kernels.convnet.cnn_backward` that never change; cached
         while every tile keeps its read copy and every activation its buffers. Every tile's
         deferred update is finished."""
@@ -188,46 +188,43 @@ class Network:
         live = (*(t.read_copy for t in tiles), act1._y, act2._y, act3._y)
         if cached is not None and all(a is b for a, b in zip(cached[1], live, strict=True)):
             return cached[0]
-        arrays = [t.kernel_arrays() for t in tiles]
+        arrays = tuple(t.kernel_arrays() for t in tiles)
+        kernel_tiles = tuple(
+            (a.wread, a.w, a.par, a.dp, a.att, a.wread_b, a.att_b, a.state, a.fwd_io,
+             a.bwd_io, a.upd)
+            for a in arrays
+        )  # fmt: skip
         y1, g1 = act1.buffers(conv1.out_shape)
         y2, g2 = act2.buffers(conv2.out_shape)
         y3, g3 = act3.buffers((fc1.out_size,))
-        a = arrays[3]
-        out = (
-            fc2._x, np.zeros((1, fc2.out_size)), fc2._d, np.zeros((1, fc2.in_size + 1)),
-            a.wread, a.w, a.att_b, a.wread_b, a.dp, a.fwd_io, a.bwd_io, a.state,
-        )  # fmt: skip
-        a = arrays[2]
-        fc1_args = (
-            fc1._d, np.zeros((1, fc1.in_size + 1)),
-            a.wread, a.w, a.att_b, a.wread_b, a.dp, a.bwd_io, a.state,
-        )  # fmt: skip
-        p, g = self.loss.buffers()
         fixed = (
             arrays,
+            kernel_tiles,
             np.zeros((conv1.n_pixels, conv1.out_channels)),  # conv1 forward output
             np.zeros((conv2.n_pixels, conv2.out_channels)),  # conv2 forward output
             np.zeros((1, fc1.out_size)),  # fc1 forward output
             np.zeros((conv2.n_pixels, conv2.n_inputs + 1)),  # conv2 backward output
-            out,
-            (p, g),
+            (fc2._x, np.zeros((1, fc2.out_size)), fc2._d, np.zeros((1, fc2.in_size + 1))),
+            self.loss.buffers(),
             (act3.code, y3, g3),
-            fc1_args,
+            (fc1._x, fc1._d, np.zeros((1, fc1.in_size + 1))),
             (pool2._idx, pool2._dx),
             (act2.code, y2, g2),
             (act1.code, y1, g1),
         )
-        live = (*(t.read_copy for t in tiles), y1, y2, y3)
-        self._cnn_cache = (fixed, live)
+        self._cnn_cache = (fixed, (*(t.read_copy for t in tiles), y1, y2, y3))
         return fixed
 
     def _cnn_train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """The CNN's training step through the fused calls of
-        :mod:`~rpucircuit.model.kernels.convnet` (bit-identical to the layer path)."""
+        :mod:`~rpucircuit.model.kernels.convnet` (bit-identical to the layer path). The
+        updates run inside the last call unless a tile may hand its updates to the update
+        thread (:class:`~rpucircuit.model.tile.AnalogTile`): then each tile updates itself,
+        as on the layer path."""
         assert self._cnn is not None
         conv1, act1, pool1, conv2, act2, pool2, _, fc1, act3, fc2 = self._cnn
         check_lr(lr)
-        arrays, y1, y2, y3, z2, out, loss, a3, fc1_args, p2, a2, a1 = self._cnn_args()
+        arrays, tiles, y1, y2, y3, z2, out, loss, a3, fc1_args, p2, a2, a1 = self._cnn_args()
         c1, c2, f1, _ = arrays
         patches1, d1 = conv1.next_buffers()
         img = np.ascontiguousarray(x).reshape(conv1.in_shape)
@@ -252,20 +249,24 @@ class Network:
         if code:
             raise TileShapeError(forward_bad)
         act3.forward(y3[0])
-        conv2_args = (
-            d2, z2, c2.wread, c2.w, c2.att_b, c2.wread_b, c2.dp, c2.bwd_io, c2.state,
-            conv2.kernel_size, conv2.stride, conv2._dx,
-        )  # fmt: skip
+        layers = (fc2, fc1, conv2, conv1)  # the layer path's update order
+        in_call = not (update_thread_enabled() and any(lay.tile.update_thread for lay in layers))
         code = convnet.cnn_backward(
-            int(label), out, loss, a3, fc1_args, p2, a2, conv2_args, (pool1._idx, pool1._dx),
-            a1, d1,
+            int(label), float(lr), in_call, tiles, out, loss, a3, fc1_args, p2, a2,
+            (patches2, d2, z2, conv2.kernel_size, conv2.stride, conv2._dx),
+            (pool1._idx, pool1._dx), a1, (patches1, d1),
         )  # fmt: skip
         if code:
             raise TileShapeError(
-                forward_bad if code == 1 else "backward d: contains NaN or infinite values"
+                forward_bad
+                if code == 1
+                else "update: x or d contains NaN or infinite values"
+                if code < 0
+                else "backward d: contains NaN or infinite values"
             )
-        for layer in (fc2, fc1, conv2, conv1):  # the layer path's order
-            layer.update(lr)
+        if not in_call:
+            for layer in layers:
+                layer.update(lr)
         return -math.log(max(float(loss[0][label]), 1e-300))
 
     def train_step(self, x: FloatArray, label: int, lr: float) -> float:

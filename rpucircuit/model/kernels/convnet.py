@@ -6,11 +6,12 @@ makes for conv → act → pool → conv → act → pool → flatten → linear
 * :func:`pool_conv_forward` — max pooling, im2col and the next conv tile's read;
 * :func:`pool_dense_forward` — max pooling, flatten and the first linear tile's read;
 * :func:`cnn_backward` — the last linear read, softmax, and every backward read, pooling
-  and activation gradient down to the first conv layer's output gradient.
+  and activation gradient down to the first conv layer's output gradient, and the tiles'
+  updates (or the network leaves those to the tiles, whose updates may then run on the
+  update thread).
 
 Between them the network applies its activation layers as they are (numpy's vectorized
-``tanh`` differs from the compiled one in the last bit) and after them the tiles' own
-updates (which may run on the update thread). Each call makes the same kernel calls, on
+``tanh`` differs from the compiled one in the last bit). Each call makes the same kernel calls, on
 the same buffers, in the same order per tile as the layer-by-layer path, so the results
 are bit-identical; only the Python between them is gone. The plain references of the
 pieces (:func:`~rpucircuit.model.layers.im2col_reference` and the others) live beside the
@@ -25,9 +26,18 @@ import numba
 import numpy as np
 
 from rpucircuit.model.kernels.dense import activation_backward, softmax
-from rpucircuit.model.kernels.layout import BWD_NONE, DP_BWD_ATT, FloatArray, UIntArray
+from rpucircuit.model.kernels.layout import (
+    BWD_NONE,
+    DP_BWD_ATT,
+    UPD_BL,
+    UPD_DW_MIN,
+    UPD_EXACT,
+    UPD_UM,
+    FloatArray,
+    UIntArray,
+)
 from rpucircuit.model.kernels.reads import read_batch
-from rpucircuit.model.kernels.updates import refresh_backward
+from rpucircuit.model.kernels.updates import exact_update, pulsed_update, refresh_backward
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -202,60 +212,102 @@ def pool_dense_forward(
 
 
 @numba.njit(cache=True, nogil=True)
+def _tile_update(
+    x: FloatArray, d: FloatArray, lr: float, t: tuple[Any, ...]
+) -> int:  # pragma: no cover - compiled
+    """A tile's update from ``x`` (n, in) and ``d`` (n, out), the kernel call
+    :meth:`~rpucircuit.model.tile.AnalogTile.update` makes in place; ``t``: the tile's
+    (wread, w, par, dp, att, wread_b, att_b, state, fwd_io, bwd_io, upd). Negative if
+    ``x`` or ``d`` holds a NaN or infinity (nothing changed)."""
+    wread, w, par, dp, att, wread_b, att_b, st, _, _, upd = t
+    if upd[UPD_EXACT] != 0.0:
+        return exact_update(x, d, lr, w, par, dp, wread, att, wread_b, att_b)
+    return pulsed_update(
+        x, d, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
+        w, par, dp, wread, att, wread_b, att_b, st,
+    )  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True)
+def _tile_backward(t: tuple[Any, ...], d: FloatArray, z: FloatArray) -> int:  # pragma: no cover
+    """A tile's backward read of ``d`` (n, out) into ``z`` (n, in) (``t`` as for
+    :func:`_tile_update`)."""
+    wread, w, _, dp, _, wread_b, att_b, st, _, bwd_io, _ = t
+    return _backward_read(wread, w, att_b, wread_b, dp, d, z, bwd_io, st)
+
+
+@numba.njit(cache=True, nogil=True)
 def cnn_backward(
     label: int,
-    out: tuple[Any, ...],
+    lr: float,
+    update: bool,
+    tiles: tuple[Any, ...],
+    out: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
     loss: tuple[FloatArray, FloatArray],
     act3: tuple[int, FloatArray, FloatArray],
-    fc1: tuple[Any, ...],
+    fc1: tuple[FloatArray, FloatArray, FloatArray],
     pool2: tuple[IntArray, FloatArray],
     act2: tuple[int, FloatArray, FloatArray],
     conv2: tuple[Any, ...],
     pool1: tuple[IntArray, FloatArray],
     act1: tuple[int, FloatArray, FloatArray],
-    conv1_d: FloatArray,
+    conv1: tuple[FloatArray, FloatArray],
 ) -> int:  # pragma: no cover - compiled
-    """From the last hidden activation to the first conv layer's output gradient.
+    """From the last hidden activation to the first conv layer's output gradient, and with
+    ``update`` every tile's update (else the caller updates the tiles).
 
-    ``out``: the output layer (x, y, d, z, wread, w, att_b, wread_b, dp, fwd_io, bwd_io,
-    s), whose input ``x`` (bias entry kept) gets the last activation; ``loss``: the softmax
-    buffers (p, g); ``act*``: (activation code, its output, its input gradient); ``fc1``:
-    (d, z, wread, w, att_b, wread_b, dp, bwd_io, s); ``pool*``: (argmax, input gradient);
-    ``conv2``: (d, z, wread, w, att_b, wread_b, dp, bwd_io, s, k, stride, dx). Returns 0,
-    or the 1-based
-    number of the read whose input was not finite (nothing after it is computed).
+    ``tiles``: per tile (conv1, conv2, fc1, out) its (wread, w, par, dp, att, wread_b,
+    att_b, state, fwd_io, bwd_io, upd); ``out``: the output layer's (x, y, d, z), whose
+    input ``x`` (bias entry kept) gets the last activation; ``loss``: the softmax buffers
+    (p, g); ``act*``: (activation code, its output, its input gradient); ``fc1``: (x, d,
+    z); ``pool*``: (argmax, input gradient); ``conv2``: (patches, d, z, k, stride, dx);
+    ``conv1``: (patches, d). The per-tile order is the layer path's: forward read,
+    backward read, update. Returns 0, or the 1-based number of the read whose input was
+    not finite (nothing after it is computed), or −1 if an update's was not.
     """
-    x, y, d, z, wread, w, att_b, wread_b, dp, fwd_io, bwd_io, s = out
+    t_c1, t_c2, t_f1, t_out = tiles
+    x, y, d, z = out
     p, g = loss
     code3, y3, g3 = act3
     n3 = y3.shape[0]
     x[:n3] = y3
-    if read_batch(wread, x.reshape((1, x.shape[0])), y, fwd_io, s):
+    if read_batch(t_out[0], x.reshape((1, x.shape[0])), y, t_out[8], t_out[7]):
         return 1
     softmax(y[0], p)
     g[:] = p
     g[label] -= 1.0
     d[:] = g
-    if _backward_read(wread, w, att_b, wread_b, dp, d.reshape((1, d.shape[0])), z, bwd_io, s):
+    d_row = d.reshape((1, d.shape[0]))
+    x_row = x.reshape((1, x.shape[0]))
+    if _tile_backward(t_out, d_row, z):
         return 2
+    if update and _tile_update(x_row, d_row, lr, t_out) < 0:
+        return -1
     activation_backward(code3, y3, z[0, :n3], g3)
-    d1, z1, wread1, w1, att_b1, wread_b1, dp1, bwd_io1, s1 = fc1
+    x1, d1, z1 = fc1
     d1[:] = g3
-    if _backward_read(wread1, w1, att_b1, wread_b1, dp1, d1.reshape((1, d1.shape[0])), z1,
-                      bwd_io1, s1):  # fmt: skip
+    d1_row = d1.reshape((1, d1.shape[0]))
+    if _tile_backward(t_f1, d1_row, z1):
         return 3
+    if update and _tile_update(x1.reshape((1, x1.shape[0])), d1_row, lr, t_f1) < 0:
+        return -1
     idx2, dx2 = pool2
     code2, y2, g2 = act2
     maxpool_backward(z1[0, : idx2.size].reshape(idx2.shape), idx2, dx2.reshape(dx2.size))
     activation_backward(code2, y2.reshape(y2.size), dx2.reshape(dx2.size), g2.reshape(g2.size))
-    d2, z2, wread2, w2, att_b2, wread_b2, dp2, bwd_io2, s2, k2, stride2, dx_c2 = conv2
+    patches2, d2, z2, k2, stride2, dx_c2 = conv2
     d2[:] = g2.reshape(d2.shape)
-    if _backward_read(wread2, w2, att_b2, wread_b2, dp2, d2, z2, bwd_io2, s2):
+    if _tile_backward(t_c2, d2, z2):
         return 4
+    if update and _tile_update(patches2, d2, lr, t_c2) < 0:
+        return -1
     col2im(z2, k2, stride2, dx_c2)
     idx1, dx1 = pool1
     code1, y1, g1 = act1
     maxpool_backward(dx_c2, idx1, dx1.reshape(dx1.size))
     activation_backward(code1, y1.reshape(y1.size), dx1.reshape(dx1.size), g1.reshape(g1.size))
-    conv1_d[:] = g1.reshape(conv1_d.shape)
+    patches1, d_c1 = conv1
+    d_c1[:] = g1.reshape(d_c1.shape)
+    if update and _tile_update(patches1, d_c1, lr, t_c1) < 0:
+        return -1
     return 0
