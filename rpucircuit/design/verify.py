@@ -252,8 +252,9 @@ def _text(value: Any) -> str:
 
 def _read_rows(spec: VerifySpec, results: Mapping[str, Mapping[str, Any]]) -> list[CheckRow]:
     """Output error, saturation headroom and the full-tile read gain."""
-    read, bench = results["read"], results["bench"]
+    read, bench, nodal = results["read"], results["bench"], results["nodal"]
     n = int(np.asarray(read["size"]))
+    k = int(np.asarray(nodal["stripe_lines"]))
     return [
         CheckRow(
             "output_error",
@@ -263,6 +264,16 @@ def _read_rows(spec: VerifySpec, results: Mapping[str, Mapping[str, Any]]) -> li
             "% of alpha",
             True,
             f"ngspice transient, {n}x{n} tile, random W and x",
+        ),
+        CheckRow(
+            "output_error_full",
+            "largest read error on the full tile after the gain, % of alpha",
+            _f(nodal, "error_pct"),
+            spec.output_error_pct,
+            "% of alpha",
+            True,
+            f"nodal solver: {k} full-length output lines ({_f(nodal, 'rows_error_pct'):.3g} %) "
+            f"+ {k} full-length input lines ({_f(nodal, 'cols_error_pct'):.3g} %)",
         ),
         CheckRow(
             "saturation",

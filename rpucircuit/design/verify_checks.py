@@ -11,6 +11,10 @@ measured numbers as a result tree:
 * ``read``: a transient read of a ``spice_size`` tile with random weights and inputs
   through the designer's drivers, devices and integrators; outputs in weight units
   through the nominal gain ``Q_unit/C_int`` against ``W·x`` (quantized inputs).
+* ``nodal``: the same kind of read at full line length in the nodal solver (the config's
+  op-amp model): a stripe of ``nodal_lines`` full-length output lines and one of
+  ``nodal_lines`` full-length input lines; the gain a calibration removes is fitted out
+  (``read`` and ``bench`` measure it), what remains is the lines' IR drop.
 * ``bench``: three integrators fed through the designer's driver and a resistor chosen so
   that they receive the charge of ``output_max_w`` weight units, of twice the output
   bound and of half ``output_max_w``; every summing node carries the full tile's line
@@ -43,7 +47,7 @@ import numpy as np
 
 from rpucircuit.circuit import analytic as an
 from rpucircuit.circuit import netlist as nl
-from rpucircuit.circuit import spice
+from rpucircuit.circuit import nodal, spice
 from rpucircuit.circuit.extract import (
     first_crossing_s,
     weights_to_conductances,
@@ -57,7 +61,7 @@ from rpucircuit.config.tile import CircuitConfig, quantize_inputs
 from rpucircuit.design.verify_input import ROLE_BY_NAME, VerifySpec
 from rpucircuit.errors import ExtractionError, RpuError
 
-CHECK_JOBS = ("read", "bench", "lines", "noise", "update_up", "update_down")
+CHECK_JOBS = ("read", "nodal", "bench", "lines", "noise", "update_up", "update_down")
 """The jobs of one verification, in report order."""
 
 SHIPPED_LIBRARY = {
@@ -194,6 +198,40 @@ def _read(job: VerifyJob, workdir: Path) -> dict[str, Any]:
         "rms_error_pct": float(100.0 * math.sqrt(float(np.mean(err**2))) / alpha),
         "alpha_w": alpha,
         "wall_s": res.wall_s,
+    }
+
+
+def _stripe_error_pct(cfg: CircuitConfig, rows: int, cols: int, seed: int) -> tuple[float, float]:
+    """(largest gain-corrected read error in % of α, fitted gain) of a ``rows × cols``
+    part of the tile in the nodal solver: random weights and inputs from ``seed``."""
+    part = with_tile(cfg, rows=rows, cols=cols)
+    rng = np.random.default_rng(seed)
+    w_max = part.device.w_max
+    w = rng.uniform(-w_max, w_max, size=(rows, cols))
+    x = rng.uniform(-1.0, 1.0, size=cols)
+    g_pos, g_neg = weights_to_conductances(part, w)
+    res = nodal.read(part, g_pos, g_neg if part.tile.paired else None, x, finite_gain=True)
+    y = np.asarray(res.q_c, dtype=np.float64) / part.q_unit_c
+    w_eff = (g_pos - g_neg if part.tile.paired else g_pos) / part.device.dg_unit_s
+    y_ideal = w_eff @ quantize_inputs(part, x)
+    gain = float(y @ y_ideal / (y_ideal @ y_ideal))
+    err = float(np.abs(y - gain * y_ideal).max())
+    return 100.0 * err / part.alpha_effective, gain
+
+
+def _nodal(job: VerifyJob, workdir: Path) -> dict[str, Any]:
+    del workdir  # the nodal solver runs no simulator
+    cfg = job.circuit
+    t, k = cfg.tile, job.spec.nodal_lines
+    rows_pct, rows_gain = _stripe_error_pct(cfg, min(k, t.rows), t.cols, job.spec.seed)
+    cols_pct, cols_gain = _stripe_error_pct(cfg, t.rows, min(k, t.cols), job.spec.seed + 1)
+    return {
+        "stripe_lines": k,
+        "rows_error_pct": rows_pct,
+        "rows_gain": rows_gain,
+        "cols_error_pct": cols_pct,
+        "cols_gain": cols_gain,
+        "error_pct": rows_pct + cols_pct,
     }
 
 
@@ -453,6 +491,7 @@ def run_job(job: VerifyJob, *, workdir: str | Path) -> dict[str, Any]:
     wd = Path(workdir)
     runners = {
         "read": lambda: _read(job, wd),
+        "nodal": lambda: _nodal(job, wd),
         "bench": lambda: _bench(job, wd),
         "lines": lambda: _lines(job, wd),
         "noise": lambda: _noise(job, wd),

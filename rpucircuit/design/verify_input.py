@@ -325,6 +325,9 @@ class VerifySpec:
     """Largest Δg of a half-selected device relative to a fully selected one."""
     spice_size: int = 16
     """Rows and columns of the representative tile of the transient read (ngspice)."""
+    nodal_lines: int = 64
+    """Lines per stripe of the full-length read in the nodal solver (a stripe of this many
+    full-length output lines and one of this many full-length input lines)."""
     spice_line_max: int = 4096
     """Longest line (segments) whose delay ngspice simulates; longer lines use the
     distributed-line formula (Sakurai), which the shorter ones check."""
@@ -344,7 +347,8 @@ class VerifySpec:
         m = self.saturation_margin
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
             raise ConfigError(f"spec.saturation_margin = {m!r}: must be in [0, 1)")
-        for name, lo, hi in (("spice_size", 1, 64), ("spice_line_max", 2, 100_000)):
+        ints = (("spice_size", 1, 64), ("spice_line_max", 2, 100_000), ("nodal_lines", 1, 4096))
+        for name, lo, hi in ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ConfigError(f"spec.{name} = {value!r}: must be an integer in [{lo}, {hi}]")
