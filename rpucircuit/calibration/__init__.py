@@ -12,7 +12,7 @@ value was fitted or taken from the config because SPICE cannot observe it):
   output bound, DAC and ADC steps;
 - :mod:`~rpucircuit.calibration.ir_drop`: segment and driver resistance ratios, forward
   and backward;
-- :mod:`~rpucircuit.calibration.noise`: output noise ``σ² = a + b·N``, kT/C, ADC;
+- :mod:`~rpucircuit.calibration.noise`: output noise ``σ² = a + b·N + c·N²``, kT/C, ADC;
 - :mod:`~rpucircuit.calibration.update`: Δw_min, k, up/down ratio, the device-to-device
   spread of Δw_min, the bounds and their soft-bound ramp;
 - :mod:`~rpucircuit.calibration.fit`: all of them in one call.

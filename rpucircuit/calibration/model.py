@@ -8,7 +8,7 @@ fit (:data:`CIRCUIT_FIELDS`); the numbers the circuit cannot give (BL, the DAC r
 spreads a deterministic SPICE device does not show) stay the preset's and are listed in
 the parameters table with origin ``config``.
 
-Output noise: the file's noise model ``σ² = a + b·N`` gives each tile its own σ; the
+Output noise: the file's noise model ``σ² = a + b·N + c·N²`` gives each tile its σ; the
 RPUConfig's ``out_noise`` is σ at the characterized tile (forward N = its columns,
 backward N = its rows), what a reader without the noise model gets.
 

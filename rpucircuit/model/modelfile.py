@@ -5,8 +5,8 @@ calibration (fitting the model to SPICE results) writes; ``rpucircuit model expo
 writes one from a preset. It holds the tile's full :class:`~rpucircuit.config.RPUConfig`
 (as TOML text), a description, where it came from (``source``) and, optionally, what makes
 the model shape-dependent or calibrated (records in :mod:`rpucircuit.model.modelparts`): an
-IR-drop model per read direction, an output-noise model σ² = a + b·N, input transfer curves,
-the calibrated parameters with their intervals, a validation table, a fit report and the
+IR-drop model per read direction, an output-noise model σ² = a + b·N + c·N², input transfer
+curves, the calibrated parameters with their intervals, a validation table, a fit report and the
 characterization file it came from. :meth:`ArrayModel.tile_model` turns it into the
 RPUConfig and attenuation maps of one tile shape. Layout (schema 2; schema-1 files are still
 read), versioning and the loading rules: ``docs/model-file.md``.

@@ -133,7 +133,8 @@ class CampaignConfig:
     noise_sizes: tuple[int, ...] = (8, 32, 128)
     """Devices per array of the ``.noise`` lines at several lengths (``noise_lines/
     noise_N``, one line of an N × N tile; ``noise_mc_devices`` is added, so the Monte
-    Carlo has its ``.noise`` twin): σ² against N for a fit with a residual."""
+    Carlo has its ``.noise`` twin): σ² against N for σ² = a + b·N + c·N² (four different
+    sizes or more give the fit a residual)."""
     ramp_overdrive: float = 2.0
     """The saturating ramp case (``fwd_ramp_saturating_N``) gets the bound
     ``α = N·w_max/ramp_overdrive`` (its C_int), so its outer rows reach ``ramp_overdrive``
@@ -175,8 +176,8 @@ class CampaignConfig:
         _check_sizes("noise_sizes", self.noise_sizes, 1, 1024)
         if len(set(self.noise_sizes)) < 3:
             raise ConfigError(
-                f"noise_sizes = {self.noise_sizes!r}: need three different sizes (σ² = a + b·N "
-                "fitted with a residual)"
+                f"noise_sizes = {self.noise_sizes!r}: need three different sizes (the "
+                "coefficients of σ² = a + b·N + c·N²; a fourth gives the fit a residual)"
             )
         check_range("ramp_overdrive", self.ramp_overdrive, 1.0, 100.0, lo_open=True)
         check_range("sigma_target_w", self.sigma_target_w, 0.0, 10.0, lo_open=True)
