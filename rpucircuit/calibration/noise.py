@@ -246,7 +246,9 @@ def analytic_sigma(tree: Tree, n_devices: int) -> float:
     (:func:`rpucircuit.circuit.analytic.noise_budget`, the same call the ``.noise`` cases
     record): an independent reference for the fitted curve at sizes not simulated."""
     node = group(tree, "noise", parameter="out_noise", field=NOISE_FIELD)
-    cfg = circuit_config_from_data(case_config(node), source="noise/parameters/config_toml")
+    cfg = circuit_config_from_data(
+        case_config(node), source="noise/parameters/config_toml", extra_tables=("campaign",)
+    )
     d, p, t = cfg.device, cfg.periphery, cfg.tile
     b = an.noise_budget(
         n_rows=n_devices,
