@@ -1,0 +1,309 @@
+"""The half-select update (kernels.halfselect) against the pulse-by-pulse reference, its
+generator against the moments it promises, its read copies against the devices, and the
+k = 0 update against stored hashes (it must stay bit-identical)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from rpucircuit.model import kernels
+from rpucircuit.model.kernels import halfselect
+
+_BOUND = 0.05
+"""Device bounds ±0.05 in these tests: large steps reach them within one update."""
+
+
+def _par(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
+    """Device parameters with 30 % d2d step spread and ±5 % up/down asymmetry."""
+    gain = 1 + 0.3 * rng.standard_normal(shape)
+    u = 0.05 * rng.standard_normal(shape)
+    par = np.empty((*shape, kernels.PAR_LEN))
+    par[..., kernels.PAR_UP] = 0.001 * gain * (1 + u)
+    par[..., kernels.PAR_DOWN] = 0.001 * gain * (1 - u)
+    par[..., kernels.PAR_WMAX] = _BOUND
+    par[..., kernels.PAR_WMIN] = -_BOUND
+    return par
+
+
+def _dp(k: float, *, ctoc: float = 0.3, use_att: bool = False, bwd: bool = False) -> np.ndarray:
+    dp = np.zeros(kernels.DP_LEN)
+    dp[kernels.DP_CTOC] = ctoc
+    dp[kernels.DP_K] = k
+    dp[kernels.DP_BOUNDED] = 1.0
+    dp[kernels.DP_USE_ATT] = float(use_att)
+    dp[kernels.DP_BWD_ATT] = kernels.BWD_KEPT if bwd else kernels.BWD_NONE
+    return dp
+
+
+def _update(
+    x: np.ndarray,
+    d: np.ndarray,
+    lr: float,
+    w: np.ndarray,
+    par: np.ndarray,
+    dp: np.ndarray,
+    s: np.ndarray,
+    *,
+    att: np.ndarray | None = None,
+    att_b: np.ndarray | None = None,
+    order: str = "C",
+    dtype: type = np.float64,
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """:func:`kernels.pulsed_update` (BL 10, update management, dw_min 0.001) with read
+    copies built from ``w``; returns (its result, wread, wread_b)."""
+    shape = w.shape[1:]
+    att = np.ones(shape) if att is None else att
+    att_b = np.ones(shape) if att_b is None else att_b
+    wread = np.asarray(w.sum(axis=0) * att, dtype=dtype, order=order)
+    wread_b = np.asarray(w.sum(axis=0) * att_b, dtype=dtype)
+    n = kernels.pulsed_update(
+        np.atleast_2d(x), np.atleast_2d(d), lr, 10, True, 0.001, w, par, dp, wread, att,
+        wread_b, att_b, s,
+    )  # fmt: skip
+    return int(n), wread, wread_b
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def test_binomial_normals_have_the_promised_moments(rng: np.random.Generator) -> None:
+    """Centred binomial of 21 bits: mean 0, variance 1 (exact), kurtosis 3 − 2/21, 22
+    values, independent fields; tolerances 5 standard errors at n = 3·10⁵."""
+    n = 300_000
+    z = kernels.binomial_normals(n, kernels.seed_state(rng))
+    se = 1 / np.sqrt(n)
+    assert abs(z.mean()) < 5 * se
+    assert abs(z.var() - 1) < 5 * np.sqrt(2) * se  # SE of a variance: √(2/n)
+    # SE of the kurtosis ≈ √(24/n) = 0.009
+    assert abs(stats.kurtosis(z, fisher=False) - (3 - 2 / 21)) < 5 * np.sqrt(24 / n)
+    lattice = z * np.sqrt(21 / 4) + 10.5
+    np.testing.assert_allclose(lattice, np.round(lattice), rtol=0, atol=1e-9)
+    assert len(np.unique(np.round(lattice))) <= 22
+    for lag in (1, 2, 3):  # the three fields of one word, and neighbouring words
+        assert abs(np.corrcoef(z[:-lag], z[lag:])[0, 1]) < 5 * se
+
+
+def test_binomial_normals_are_reproducible_and_advance_the_counter(
+    rng: np.random.Generator,
+) -> None:
+    s = kernels.seed_state(rng)
+    a = kernels.binomial_normals(10, s.copy())
+    s2 = s.copy()
+    b = kernels.binomial_normals(10, s2)
+    np.testing.assert_array_equal(a, b)
+    assert s2[4] == s[4] + 4  # ⌈10/3⌉ counters
+    assert np.array_equal(s2[:4], s[:4])  # the xoshiro words are not used
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _case(
+    rng: np.random.Generator, name: str
+) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray, float]:
+    """(shape, x, δ, lr) of a case that takes one of the half-select paths."""
+    if name == "few-columns":  # at most 4 of 40 columns pulse: column-by-column pass
+        x = np.zeros(40)
+        x[[3, 17, 18, 39]] = [0.9, -0.6, 0.4, -1.0]
+        d = rng.uniform(-1, 1, 8) * (rng.random(8) < 0.5)
+        d[0], d[1] = 0.8, -0.7
+        return (1, 8, 40), x, d, 0.03
+    if name == "many-columns":  # nearly every column pulses: whole silent rows
+        x = rng.uniform(0.5, 1.0, 12) * rng.choice([-1, 1], 12)
+        d = rng.uniform(-1, 1, 6) * (rng.random(6) < 0.4)
+        d[0] = 0.05  # a row that pulses rarely
+        return (1, 6, 12), x, d, 0.05
+    # two devices per weight (rows drawn per device, columns shared)
+    x = rng.uniform(-1, 1, 10) * (rng.random(10) < 0.6)
+    x[0] = 0.7
+    d = rng.uniform(-1, 1, 5)
+    return (2, 5, 10), x, d, 0.03
+
+
+@pytest.mark.parametrize("name", ["few-columns", "many-columns", "two-devices"])
+def test_half_select_matches_reference_statistically(rng: np.random.Generator, name: str) -> None:
+    """Mean, spread and bound occupancy of every device's change after one update, fast
+    path against :func:`kernels.reference_update` (pulse by pulse, c2c per pulse, clipped
+    after every pulse), from weights spread up to the bounds."""
+    shape, x, d, lr = _case(rng, name)
+    par = _par(rng, shape)
+    w0 = rng.uniform(-_BOUND, _BOUND, shape)
+    w0[..., 0] = _BOUND - 0.0005  # half a step below the bound: clipping matters
+    dp = _dp(0.2)
+    s = kernels.seed_state(rng)
+    reps = 700
+    fast = np.empty((reps, *shape))
+    ref = np.empty((reps, *shape))
+    for t in range(reps):
+        w = w0.copy()
+        _update(x, d, lr, w, par, dp, s)
+        fast[t] = w
+        w = w0.copy()
+        kernels.reference_update(x, d, lr, 10, True, 0.001, w, par, dp, rng)
+        ref[t] = w
+    df, dr = fast - w0, ref - w0
+    touched = np.any(dr != 0, axis=0)
+    assert np.array_equal(np.any(df != 0, axis=0), touched)  # the same devices move
+    assert touched.mean() > 0.3
+    sd = np.sqrt((df.var(axis=0) + dr.var(axis=0)) / reps) + 1e-12
+    # 5 SE of the difference of two means over ≤ 320 devices: ~2e-4 false alarms
+    assert np.all(np.abs(df.mean(axis=0) - dr.mean(axis=0)) < 5 * sd)
+    moving = dr.std(axis=0) > 2e-4  # more than a fraction of a step: a spread to compare
+    assert moving.sum() >= 0.2 * moving.size
+    ratio = df.std(axis=0)[moving] / dr.std(axis=0)[moving]
+    # SE of a std ≈ std/√(2N) = 2.7 % per side for N = 700, 3.8 % for the ratio; 20 % is
+    # over 5 SE (a device pinned near a bound moves by rare, discrete events)
+    assert np.all(np.abs(ratio - 1) < 0.2)
+    assert abs(ratio.mean() - 1) < 0.03  # pooled over the devices
+    at_f = np.mean(np.abs(fast) >= _BOUND - 1e-12, axis=0)
+    at_r = np.mean(np.abs(ref) >= _BOUND - 1e-12, axis=0)
+    se = np.sqrt((at_f * (1 - at_f) + at_r * (1 - at_r)) / reps) + 1e-9
+    assert np.all(np.abs(at_f - at_r) < 5 * se)
+    assert at_r.max() > 0.05  # the case does reach a bound
+
+
+def test_cases_take_both_silent_row_passes() -> None:
+    """The cases above reach both passes over the silent rows: column by column (few
+    pulsing columns) and whole rows (more than one column in _DENSE_SHARE pulses)."""
+    rng = np.random.default_rng(1)
+    for name, dense in (("few-columns", False), ("many-columns", True)):
+        shape, x, d, lr = _case(rng, name)
+        c = np.sqrt(lr / (10 * 0.001))
+        m = np.sqrt(np.abs(d).max() / np.abs(x).max())
+        p_col = 1 - (1 - np.minimum(c * m * np.abs(x), 1)) ** 10  # P(the column pulses)
+        expected = p_col.sum()
+        if dense:
+            assert expected > 2 * shape[2] / halfselect._DENSE_SHARE
+        else:
+            assert np.count_nonzero(x) * halfselect._DENSE_SHARE <= shape[2]
+
+
+def test_half_select_deterministic_phases_with_a_bound() -> None:
+    """p = q = 1, no c2c: the phases in time order, each clipped. A coinciding pair
+    (x > 0, δ > 0) sees X = (+,+) down first, then Y and R up: from half a step above
+    w_min it is clipped at w_min and then rises by 2k·BL·up."""
+    k, bl, dw = 0.2, 10, 0.001
+    par = np.empty((1, 1, 1, kernels.PAR_LEN))
+    par[..., kernels.PAR_UP] = dw
+    par[..., kernels.PAR_DOWN] = dw
+    par[..., kernels.PAR_WMAX] = _BOUND
+    par[..., kernels.PAR_WMIN] = -_BOUND
+    w = np.full((1, 1, 1), -_BOUND + 0.0005)
+    s = kernels.seed_state(np.random.default_rng(3))
+    n, wread, _ = _update(np.array([0.5]), np.array([0.5]), 100.0, w, par, _dp(k, ctoc=0.0), s)
+    assert n == bl
+    # down by BL·dw = 0.01 → clipped at −0.05; up by k·BL·dw twice (Y, then R): +0.004
+    np.testing.assert_allclose(w[0, 0, 0], -_BOUND + 2 * k * bl * dw, rtol=0, atol=1e-15)
+    assert wread[0, 0] == w[0, 0, 0]
+
+
+# --------------------------------------------------------------------------- read copies
+
+
+@pytest.mark.parametrize(("order", "n_dev"), [("F", 1), ("C", 2), ("F", 2)])
+def test_half_select_keeps_both_read_copies(
+    rng: np.random.Generator, order: str, n_dev: int
+) -> None:
+    """After half-select updates on both silent-row passes, the forward read copy (C or
+    F order, float32) is the device sum times the forward map and the backward copy the
+    sum times the backward map, element for element (the same float operations)."""
+    for n_in, density in ((60, 0.05), (16, 1.0)):  # few / many pulsing columns
+        shape = (n_dev, 9, n_in)
+        par = _par(rng, shape)
+        w = rng.uniform(-0.02, 0.02, shape)
+        att = 1 - 0.01 * rng.random(shape[1:])
+        att_b = 1 - 0.01 * rng.random(shape[1:])
+        x = rng.uniform(-1, 1, (3, n_in)) * (rng.random((3, n_in)) < density)
+        x[:, 0] = 0.5
+        d = rng.uniform(-1, 1, (3, 9))
+        s = kernels.seed_state(rng)
+        dp = _dp(0.1, use_att=True, bwd=True)
+        w_start = w.copy()
+        _, wread, wread_b = _update(
+            x, d, 0.05, w, par, dp, s, att=att, att_b=att_b, order=order, dtype=np.float32
+        )
+        assert not np.array_equal(w, w_start)
+        total = 0.0 + w[0]
+        for dd in range(1, n_dev):
+            total = total + w[dd]
+        np.testing.assert_array_equal(wread, (total * att).astype(np.float32))
+        np.testing.assert_array_equal(wread_b, (total * att_b).astype(np.float32))
+
+
+def test_half_select_is_deterministic_and_resumes_from_the_state(
+    rng: np.random.Generator,
+) -> None:
+    """The same state gives the same weights; two calls equal one call of both samples
+    (the state carries everything between them)."""
+    shape = (1, 7, 20)
+    par = _par(rng, shape)
+    w0 = rng.uniform(-0.02, 0.02, shape)
+    x = rng.uniform(-1, 1, (2, 20))
+    d = rng.uniform(-1, 1, (2, 7))
+    dp = _dp(0.1)
+    s0 = kernels.seed_state(rng)
+    runs = []
+    for _ in range(2):
+        w, s = w0.copy(), s0.copy()
+        _update(x, d, 0.03, w, par, dp, s)
+        runs.append((w, s))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    w, s = w0.copy(), s0.copy()
+    _update(x[:1], d[:1], 0.03, w, par, dp, s)
+    _update(x[1:], d[1:], 0.03, w, par, dp, s)
+    np.testing.assert_array_equal(w, runs[0][0])
+    np.testing.assert_array_equal(s, runs[0][1])
+
+
+# --------------------------------------------------------------------------- k = 0 unchanged
+
+
+def _k0_digest(*, ir: bool, batch: bool) -> str:
+    """sha256 (16 hex digits) of weights, read copies and generator state after 40 k = 0
+    updates from a fixed seed (single samples, or batches of 8 as a conv layer makes)."""
+    rng = np.random.default_rng(2016)
+    shape = (1, 24, 50)
+    par = _par(rng, shape)
+    w = rng.uniform(-0.03, 0.03, shape)
+    att = 1 - 0.01 * rng.random(shape[1:]) if ir else np.ones(shape[1:])
+    att_b = 1 - 0.01 * rng.random(shape[1:]) if ir else np.ones(shape[1:])
+    dp = _dp(0.0, use_att=ir, bwd=ir)
+    s = kernels.seed_state(rng)
+    wread = np.asarray(w.sum(axis=0) * att, dtype=np.float32)
+    wread_b = np.asarray(w.sum(axis=0) * att_b, dtype=np.float32)
+    n = 8 if batch else 1
+    h = hashlib.sha256()
+    for _ in range(40):
+        x = rng.uniform(-1, 1, (n, 50)) * (rng.random((n, 50)) < 0.4)
+        d = rng.uniform(-0.2, 0.2, (n, 24))
+        c = kernels.pulsed_update(
+            x, d, 0.02, 10, True, 0.001, w, par, dp, wread, att, wread_b, att_b, s
+        )
+        h.update(np.int64(c).tobytes())
+    for a in (w, wread, wread_b, s):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    ("ir", "batch", "digest"),
+    [
+        (False, False, "1de435a09e63506d"),
+        (True, False, "a44f9334dcc99fc4"),
+        (False, True, "f9e735d4dfe12d66"),
+        (True, True, "5d5ad82860933c39"),
+    ],
+)
+def test_k0_update_is_bit_identical_to_the_stored_digest(
+    ir: bool, batch: bool, digest: str
+) -> None:
+    """The k = 0 update (sample by sample, and batched) with and without IR-drop maps
+    gives the weights it gave when the half-select path was rewritten: a changed digest
+    means the k = 0 random stream or arithmetic changed, which breaks the bit-exact
+    reproduction of earlier runs (IEEE arithmetic without fast-math: platform-independent)."""
+    assert _k0_digest(ir=ir, batch=batch) == digest
