@@ -157,14 +157,14 @@ def plot_noise(study: NoiseStudy, curve: PenaltyCurve, acc: Acceptable, path: Pa
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for s, seed in enumerate(study.seeds):
+    for s in range(len(study.seeds)):
         ax.plot(
             curve.x,
             curve.penalty_pts[s],
             "o",
             color="0.7",
             ms=3,
-            label=f"seed {seed}" if s == 0 else None,
+            label="each seed" if s == 0 else None,
         )
     ax.errorbar(
         curve.x,

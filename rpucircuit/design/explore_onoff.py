@@ -86,7 +86,7 @@ resolves, so grid points that differ by less share a job."""
 DEFAULT_ON_OFF = (2.0, 3.0, 4.0, 8.0, 16.0)
 """On/off ratios of the full grid (paper A's curve spans 2 … 64; the network's shorter
 lines need less, see docs/explore.md)."""
-DEFAULT_E_N = (0.0, 10e-9, 20e-9, 40e-9, 80e-9)
+DEFAULT_E_N = (0.0, 10e-9, 20e-9, 40e-9, 80e-9, 160e-9)
 """Op-amp input noise densities (V/√Hz) of the full grid, from a noiseless op-amp to where
 even the network's short lines reach the σ that costs accuracy."""
 DEFAULT_T_MEAS = (40e-9, 80e-9, 160e-9)

@@ -232,3 +232,24 @@ def test_training_config_needs_one_sigma_per_layer() -> None:
             forward=[0.1],
             backward=[0.1],
         )
+
+
+def test_cnn_on_request_sets_every_read_of_its_four_layers() -> None:
+    study = ex.NoiseStudy(
+        network="cnn", schedule=ex.quick_schedule(), sigmas=(0.0, 0.06), seeds=(1,)
+    )
+    rpu = ex.noise_jobs(study)[1].config.rpu_configs()
+    assert len(rpu) == 4
+    assert all(c.forward.out_noise == 0.06 and c.backward.out_noise == 0.06 for c in rpu)
+    onoff = eo.OnOffStudy(
+        network="cnn",
+        on_off=(4.0, 8.0),
+        e_n_v_per_rthz=(0.0, 10e-9),
+        t_meas_s=(80e-9,),
+        seeds=(1,),
+        spice_points=0,
+    )
+    sigmas = eo.grid_sigmas(onoff)
+    assert sigmas.shape == (1, 2, 2, 8)
+    # conv1 (16 × 26): its forward row carries 26 devices, the shortest read but one
+    assert sigmas[0, 0, 1, 0] < sigmas[0, 0, 1, 2]
