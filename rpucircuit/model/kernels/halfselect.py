@@ -239,6 +239,38 @@ def _silent_row(
 
 
 @numba.njit(cache=True, nogil=True)
+def _write_row(
+    wrow: FloatArray,
+    i: int,
+    wread: Any,
+    att: FloatArray,
+    use_att: bool,
+    wread_b: Any,
+    att_b: FloatArray,
+    bwd: bool,
+) -> None:  # pragma: no cover - compiled
+    """Read copies of row i of a one-device tile with row-major copies from its weights
+    ``wrow``: (0.0 + weight) times the forward map when ``use_att`` into ``wread``, and
+    times the backward map into ``wread_b`` when ``bwd`` (only then indexed: without a
+    backward map it may be empty); one contiguous loop per case, so each vectorizes (the
+    indexed :func:`_write_cols` cost 2-8 ns per device, this well under 1)."""
+    n = wrow.shape[0]
+    wr = wread[i]
+    a = att[i]
+    if use_att:
+        for j in range(n):
+            wr[j] = (wrow[j] + 0.0) * a[j]
+    else:
+        for j in range(n):
+            wr[j] = wrow[j] + 0.0
+    if bwd:
+        wb = wread_b[i]
+        ab = att_b[i]
+        for j in range(n):
+            wb[j] = (wrow[j] + 0.0) * ab[j]
+
+
+@numba.njit(cache=True, nogil=True)
 def _write_cols(
     rows: Any,
     r0: int,
@@ -294,22 +326,25 @@ def _half_select_hard(
     att_b: FloatArray,
     bwd: bool,
     s: UIntArray,
+    sc: FloatArray,
+    rows: Any,
 ) -> int:  # pragma: no cover - compiled
     """One sample's half-select pulses on device layer ``dv`` (hard bounds; module
     docstring): the pulsing rows (``rmask`` ≠ 0) over all their devices, the other rows'
     devices on the pulsing columns ``acols[:n_ac]``. ``sgn``, ``cmean``, ``cspread``:
     :func:`_half_select_columns` of this sample; ``all_cols``: 0, 1, …, in − 1. Keeps
     ``wread`` (and ``wread_b`` when ``bwd``) up to date for every changed device; returns
-    the number of coincidences. Row by row, each in a branch-free loop of its own
-    (:func:`_pulsing_row`, :func:`_silent_row`) and then its read copies
-    (:func:`_write_row`): one loop doing both, with the read-copy cases as branches,
-    did not vectorize and cost 9-12 ns per device against ≈ 1 ns."""
-    _, n_out, n_in = w.shape
+    the number of coincidences. Scratch: ``sc`` (PAR_LEN, in), ``rows`` (out,) int64
+    (filled with the pulsing rows, then the silent ones from the end).
+
+    Row by row, each in a branch-free loop of its own (:func:`_pulsing_row`,
+    :func:`_silent_row`), then its read copies (:func:`_write_row`): one loop doing both,
+    with the read-copy cases as branches, did not vectorize and cost 9-12 ns per device,
+    the separate loops 2-3 ns (measured)."""
+    n_dev, n_out, n_in = w.shape
     base = s[4]
     s[4] = base + np.uint64(n_out * n_in)
     n_coinc = 0
-    sc = np.empty((PAR_LEN + 4, n_in))  # scratch of the row passes
-    rows = np.empty(n_out, dtype=np.int64)  # pulsing rows first, silent rows from the end
     n_p = 0
     n_s = 0
     for i in range(n_out):
@@ -320,13 +355,17 @@ def _half_select_hard(
             n_s += 1
             rows[n_out - n_s] = i
     col_major = wread.strides[0] < wread.strides[1]  # a column-major read copy
+    # one device and a row-major read copy: each row's copies in contiguous loops
+    row_copies = n_dev == 1 and not col_major
     for ii in range(n_p):
         i = rows[ii]
         rm = rmask[i]
         tau = 1.0 if d[i] > 0.0 else -1.0
         _pulsing_row(w[dv, i], par[dv, i], rm, tau, cmask, sgn, cmean, cspread, k, ctoc,
                      base + np.uint64(i * n_in), sc)  # fmt: skip
-        if not col_major:
+        if row_copies:
+            _write_row(w[0, i], i, wread, att, use_att, wread_b, att_b, bwd)
+        elif not col_major:
             _write_cols(rows, ii, ii + 1, all_cols, 0, n_in, w, wread, att, use_att, wread_b,
                         att_b, bwd)  # fmt: skip
         for jj in range(n_ac):
@@ -341,7 +380,9 @@ def _half_select_hard(
             i = rows[ii]
             _silent_row(w[dv, i], par[dv, i], cmask, sgn, cmean, cspread,
                         base + np.uint64(i * n_in), sc)  # fmt: skip
-            if not col_major:
+            if row_copies:
+                _write_row(w[0, i], i, wread, att, use_att, wread_b, att_b, bwd)
+            elif not col_major:
                 _write_cols(rows, ii, ii + 1, all_cols, 0, n_in, w, wread, att, use_att,
                             wread_b, att_b, bwd)  # fmt: skip
         if col_major:
@@ -350,7 +391,9 @@ def _half_select_hard(
         return n_coinc
     # few pulsing columns: column by column down the silent rows (a constant stride, which
     # the hardware prefetcher follows; row by row the gaps between the pulsing columns
-    # vary and every device waits for its cache lines: 16 against 5 ns per device)
+    # vary and every device waits for its cache lines: 16 against 5 ns per device); one
+    # device's read copies written in the same loop (as a call per column they cost more
+    # than the update on a conv1-sized tile)
     for jj in range(n_ac):
         j = acols[jj]
         sg = sgn[j]
@@ -358,11 +401,17 @@ def _half_select_hard(
         cs_j = cspread[j]
         for ii in range(n_out - n_s, n_out):
             i = rows[ii]
-            w[dv, i, j] = _silent_device(
+            v = _silent_device(
                 w[dv, i, j], par[dv, i, j, PAR_UP], par[dv, i, j, PAR_DOWN],
                 par[dv, i, j, PAR_WMIN], par[dv, i, j, PAR_WMAX], sg, cm_j, cs_j,
                 base + np.uint64(i * n_in + j),
             )  # fmt: skip
-        _write_cols(rows, n_out - n_s, n_out, acols, jj, jj + 1, w, wread, att, use_att,
-                    wread_b, att_b, bwd)  # fmt: skip
+            w[dv, i, j] = v
+            if n_dev == 1:  # the device sum is 0.0 + v
+                wread[i, j] = (v + 0.0) * att[i, j] if use_att else v + 0.0
+                if bwd:
+                    wread_b[i, j] = (v + 0.0) * att_b[i, j]
+        if n_dev > 1:
+            _write_cols(rows, n_out - n_s, n_out, acols, jj, jj + 1, w, wread, att, use_att,
+                        wread_b, att_b, bwd)  # fmt: skip
     return n_coinc

@@ -29,6 +29,7 @@ from rpucircuit.model.kernels.layout import (
     DP_SOFT,
     DP_USE_ATT,
     PAR_DOWN,
+    PAR_LEN,
     PAR_UP,
     PAR_WMAX,
     PAR_WMIN,
@@ -124,6 +125,8 @@ def pulsed_update(
     csgn = np.empty(hs_cols)
     cmean = np.empty(hs_cols)
     cspread = np.empty(hs_cols)
+    hs_par = np.empty((PAR_LEN, hs_cols))  # a row's parameters, field by field
+    hs_rows = np.empty(n_out if hs_cols else 0, dtype=np.int64)  # pulsing, then silent rows
     zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
     zpos = _C2C_BATCH
     n_coinc = 0
@@ -154,7 +157,7 @@ def pulsed_update(
             acm[n_ac] = mj
             n_ac += int(mj != 0)
             col_any |= mj
-        for t in range(bl):  # slot t's column list, branch-free, in column order
+        for t in range(0 if k_on else bl):  # slot t's column list (k = 0), branch-free
             n_t = 0
             if (col_any >> np.uint64(t)) & np.uint64(1):
                 for jj in range(n_ac):
@@ -224,7 +227,7 @@ def pulsed_update(
                     _half_select_columns(x[smp], cmask, k_val, ctoc, csgn, cmean, cspread)
                 n_coinc += _half_select_hard(
                     dv, rmask, d[smp], cmask, csgn, cmean, cspread, acols, n_ac, all_cols, k_val,
-                    ctoc, w, par, wread, att, use_att, wread_b, att_b, bwd, s,
+                    ctoc, w, par, wread, att, use_att, wread_b, att_b, bwd, s, hs_par, hs_rows,
                 )  # fmt: skip
             else:
                 # half-select, soft bounds: every device on a pulsing row or column, pulse
