@@ -270,6 +270,41 @@ def _write_row(
             wb[j] = (wrow[j] + 0.0) * ab[j]
 
 
+_COL_BLOCK = 8
+"""Columns per block of :func:`_write_rows_blocked` (one cache line of float64 weights)."""
+
+
+@numba.njit(cache=True, nogil=True)
+def _write_rows_blocked(
+    rows: Any,
+    n_rows: int,
+    w0: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    use_att: bool,
+    wread_b: Any,
+    att_b: FloatArray,
+    bwd: bool,
+) -> None:  # pragma: no cover - compiled
+    """Read copies of the whole rows ``rows[:n_rows]`` of a one-device tile (weights
+    ``w0`` (out, in)) whose forward copy ``wread`` is column-major, as :func:`_write_row`
+    computes them: a block of :data:`_COL_BLOCK` columns at a time over all the rows, so
+    the copy's columns of one block (a few cache lines each) stay in the L1 cache while
+    every row's weights are read a line at a time. Row by row, every element of a row
+    fell in a cache line of its own (measured 880 → 560 µs per update of the FC network's
+    first layer, column by column)."""
+    n_in = w0.shape[1]
+    for jb in range(0, n_in, _COL_BLOCK):
+        je = min(jb + _COL_BLOCK, n_in)
+        for ii in range(n_rows):
+            i = rows[ii]
+            for j in range(jb, je):
+                total = w0[i, j] + 0.0
+                wread[i, j] = total * att[i, j] if use_att else total
+                if bwd:
+                    wread_b[i, j] = total * att_b[i, j]
+
+
 @numba.njit(cache=True, nogil=True)
 def _write_cols(
     rows: Any,
@@ -370,7 +405,9 @@ def _half_select_hard(
                         att_b, bwd)  # fmt: skip
         for jj in range(n_ac):
             n_coinc += int(_popcount(rm & cmask[acols[jj]]))
-    if col_major:  # column by column: each column of the read copy is contiguous
+    if col_major and n_dev == 1:  # in blocks of columns: few cache lines at a time
+        _write_rows_blocked(rows, n_p, w[0], wread, att, use_att, wread_b, att_b, bwd)
+    elif col_major:  # column by column: each column of the read copy is contiguous
         _write_cols(rows, 0, n_p, all_cols, 0, n_in, w, wread, att, use_att, wread_b, att_b,
                     bwd)  # fmt: skip
     if n_ac == 0 or n_s == 0:
