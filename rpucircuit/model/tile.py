@@ -25,6 +25,7 @@ from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.errors import ConfigError, TileShapeError
 from rpucircuit.model import kernels
 from rpucircuit.model.kernels import KernelArrays, pack_device, pack_io, pack_update
+from rpucircuit.model.kernels.conv import patch_update
 from rpucircuit.model.updatethread import UPDATE_THREAD as _UPDATE_THREAD
 from rpucircuit.model.updatethread import UpdateJob as _UpdateJob
 from rpucircuit.model.updatethread import UpdateThread as _UpdateThread  # noqa: F401 (tests)
@@ -292,8 +293,8 @@ class AnalogTile:
                     xb, db, lr, self._w, self._par, self._dp, self._wread, self._att,
                     self._wread_b, self._att_b,
                 )  # fmt: skip
-            else:
-                code = kernels.pulsed_update(
+            else:  # a conv layer's batch of patches through conv_update (bit-identical)
+                code = patch_update(
                     xb, db, lr, upd.bl, upd.update_management, dw_min,
                     self._w, self._par, self._dp, self._wread, self._att,
                     self._wread_b, self._att_b, self._s,

@@ -4,6 +4,10 @@
   and fall back to division near rounding ties: compared here element by element, bit for
   bit, with the division formula (the definition) on values built to sit on and next to
   ties, at the clip bounds, signed zeros and extreme divisors.
+* The conv tiles' batched update (:func:`rpucircuit.model.kernels.conv.conv_update`)
+  against the general batched update it replaces: device weights, read copies, generator
+  words and coincidence counts equal bit for bit, for sparse and dense patches and errors,
+  several chunks of samples, several devices, attenuation maps and soft bounds.
 * The CNN's fused training step (:mod:`rpucircuit.model.kernels.convnet`) against the
   layer-by-layer path: losses, device weights, read copies and generator states equal bit
   for bit (so the fused step trains exactly as the layers it replaces), on real MNIST.
@@ -12,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numba
 import numpy as np
@@ -25,9 +30,12 @@ from rpucircuit.config.rpu import (
 )
 from rpucircuit.errors import TileShapeError
 from rpucircuit.model import kernels
+from rpucircuit.model.kernels.batched import _pulsed_update_batch
+from rpucircuit.model.kernels.conv import conv_update, patch_update
 from rpucircuit.model.kernels.reads import _adc_row, _dac_row
 from rpucircuit.model.layers import AnalogConv2d, AnalogLinear, Flatten, MaxPool2d, Tanh
 from rpucircuit.model.network import Network, cnn_gokmen_2017
+from rpucircuit.model.tile import AnalogTile
 from rpucircuit.training.data import Mnist
 
 FP = floating_point()
@@ -92,6 +100,70 @@ def test_adc_quantizer_is_bit_identical_to_division(rng: np.random.Generator) ->
         v = np.clip(raw[0] + sigma * z, -bound, bound)
         want = (np.rint(v / step) * step) * mult
         assert np.array_equal(got[0].view(np.int64), want.view(np.int64))
+
+
+# --------------------------------------------------------------------------- conv update
+
+
+def _update_case(rng: np.random.Generator, case: str) -> tuple[AnalogTile, np.ndarray, np.ndarray]:
+    """A tile with paper A's devices (variants by ``case``) and (x, δ) batches shaped as a
+    conv layer's: many patches, sparse or dense, some all zero."""
+    cfg = gokmen_vlasov_2016(n_devices=2 if case == "two_devices" else 1)
+    if case == "soft":
+        cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, soft_bounds=True))
+    n_out, n_in, n = (32, 401, 70) if case == "dense" else (16, 26, 400)
+    tile = AnalogTile(n_out, n_in, cfg, rng=rng)
+    tile.set_weights(rng.uniform(-0.3, 0.3, (n_out, n_in)))
+    if case == "maps":
+        shape = (n_out, n_in)
+        tile.set_attenuation(rng.uniform(0.8, 1.0, shape), rng.uniform(0.8, 1.0, shape))
+        tile.backward(np.ones(n_out))  # the backward read copy is kept from now on
+    x = rng.uniform(-1.0, 1.0, (n, n_in))
+    d = rng.normal(0.0, 0.05, (n, n_out))
+    if case != "dense":
+        x[rng.random(x.shape) < 0.75] = 0.0  # image patches: mostly zero
+        d[rng.random(d.shape) < 0.75] = 0.0  # max-pooled errors
+    x[3] = 0.0  # a patch of zeros, an error of zeros: no pulses
+    d[5] = 0.0
+    return tile, x, d
+
+
+@pytest.mark.parametrize("case", ["sparse", "dense", "two_devices", "maps", "soft"])
+def test_conv_update_is_bit_identical_to_the_batched_update(
+    rng: np.random.Generator, case: str
+) -> None:
+    tile, x, d = _update_case(rng, case)
+    cfg = tile.config
+    results = []
+    for fn in (_pulsed_update_batch, conv_update, patch_update):
+        a = copy.deepcopy(tile).kernel_arrays()
+        n_coinc = 0
+        for lr in (0.01, 0.1, 0.0):  # three calls: several chunks, state carried over
+            n_coinc += fn(
+                x, d, lr, cfg.update.bl, cfg.update.update_management, cfg.device.dw_min,
+                a.w, a.par, a.dp, a.wread, a.att, a.wread_b, a.att_b, a.state,
+            )  # fmt: skip
+        results.append((n_coinc, a))
+    (ref_n, ref), *others = results
+    assert ref_n > 100  # pulses happened
+    for n_coinc, a in others:
+        assert n_coinc == ref_n
+        for name in ("w", "wread", "wread_b", "state"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(ref, name))
+
+
+def test_conv_update_refuses_non_finite_input(rng: np.random.Generator) -> None:
+    tile, x, d = _update_case(rng, "sparse")
+    a = tile.kernel_arrays()
+    before = a.w.copy()
+    d[7, 2] = np.nan
+    cfg = tile.config
+    code = conv_update(
+        x, d, 0.01, cfg.update.bl, True, cfg.device.dw_min,
+        a.w, a.par, a.dp, a.wread, a.att, a.wread_b, a.att_b, a.state,
+    )  # fmt: skip
+    assert code == -1
+    np.testing.assert_array_equal(a.w, before)
 
 
 # --------------------------------------------------------------------------- fused CNN step

@@ -25,6 +25,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from rpucircuit.model.kernels.conv import patch_update
 from rpucircuit.model.kernels.dense import activation_backward, softmax
 from rpucircuit.model.kernels.layout import (
     BWD_NONE,
@@ -37,7 +38,7 @@ from rpucircuit.model.kernels.layout import (
     UIntArray,
 )
 from rpucircuit.model.kernels.reads import read_batch
-from rpucircuit.model.kernels.updates import exact_update, pulsed_update, refresh_backward
+from rpucircuit.model.kernels.updates import exact_update, refresh_backward
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -216,13 +217,14 @@ def _tile_update(
     x: FloatArray, d: FloatArray, lr: float, t: tuple[Any, ...]
 ) -> int:  # pragma: no cover - compiled
     """A tile's update from ``x`` (n, in) and ``d`` (n, out), the kernel call
-    :meth:`~rpucircuit.model.tile.AnalogTile.update` makes in place; ``t``: the tile's
+    :meth:`~rpucircuit.model.tile.AnalogTile.update` makes in place (a conv layer's batch
+    through :func:`~rpucircuit.model.kernels.conv.conv_update`); ``t``: the tile's
     (wread, w, par, dp, att, wread_b, att_b, state, fwd_io, bwd_io, upd). Negative if
     ``x`` or ``d`` holds a NaN or infinity (nothing changed)."""
     wread, w, par, dp, att, wread_b, att_b, st, _, _, upd = t
     if upd[UPD_EXACT] != 0.0:
         return exact_update(x, d, lr, w, par, dp, wread, att, wread_b, att_b)
-    return pulsed_update(
+    return patch_update(
         x, d, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
         w, par, dp, wread, att, wread_b, att_b, st,
     )  # fmt: skip
