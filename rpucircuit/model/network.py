@@ -249,7 +249,7 @@ class Network:
         if code:
             raise TileShapeError(forward_bad)
         act3.forward(y3[0])
-        layers = (fc2, fc1, conv2, conv1)  # the layer path's update order
+        layers = (conv2, conv1, fc1, fc2)
         in_call = not (update_thread_enabled() and any(lay.tile.update_thread for lay in layers))
         code = convnet.cnn_backward(
             int(label), float(lr), in_call, tiles, out, loss, a3, fc1_args, p2, a2,
@@ -265,6 +265,10 @@ class Network:
                 else "backward d: contains NaN or infinite values"
             )
         if not in_call:
+            # each tile's update after its reads, as on the layer path (tiles are independent,
+            # so the order across tiles changes no bit); conv2's, the longest, first: the
+            # update thread takes it while this thread updates conv1 (then busy: in place)
+            # and the rest, and reads conv1 of the next sample before it needs conv2
             for layer in layers:
                 layer.update(lr)
         return -math.log(max(float(loss[0][label]), 1e-300))
