@@ -298,9 +298,7 @@ def _run_onoff(args: argparse.Namespace) -> int:
         model=args.model,
         schedule=_schedule(args),
         line_devices=args.line_devices,
-        spice_points=min(args.spice_points, len(kw.get("on_off", eo.DEFAULT_ON_OFF)))
-        if args.spice_points >= 0
-        else args.spice_points,
+        spice_points=args.spice_points,
         circuit_toml=circuit,
         **kw,
     )

@@ -357,6 +357,8 @@ def plot_onoff(res: OnOffResult, base: CircuitConfig, path: Path) -> Path:
         beyond = np.isinf(v)
         if np.any(beyond):
             ax.plot(r[beyond], shown[beyond], "^", color=color, ms=9)
+        if not np.all(ok):  # even a noiseless op-amp misses the threshold: marked on 0
+            ax.plot(r[~ok], np.zeros(int(np.sum(~ok))), "x", color=color, ms=9, mew=2)
         rr = np.geomspace(r[0], r[-1], 60)
         lines = s.lines()
         curve = [
@@ -391,7 +393,7 @@ def plot_onoff(res: OnOffResult, base: CircuitConfig, path: Path) -> Path:
     ax.set_ylabel("acceptable op-amp noise e_n (nV/√Hz)")
     ax.set_title(
         f"{s.network.upper()}, penalty ≤ {s.penalty_pts:g} points ({s.schedule.name} "
-        "schedule); ▲ beyond the grid"
+        "schedule); ▲ beyond the grid, × none"
     )
     ax.legend(fontsize=7, ncol=2)
     ax.xaxis.set_major_formatter(ScalarFormatter())

@@ -4,10 +4,12 @@ answers, the grids' validation, per-read σ against the noise budget, and job bu
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rpucircuit import cli
 from rpucircuit.config.tile import gokmen_vlasov_2016
 from rpucircuit.design import explore as ex
 from rpucircuit.design import explore_onoff as eo
@@ -253,3 +255,43 @@ def test_cnn_on_request_sets_every_read_of_its_four_layers() -> None:
     assert sigmas.shape == (1, 2, 2, 8)
     # conv1 (16 × 26): its forward row carries 26 devices, the shortest read but one
     assert sigmas[0, 0, 1, 0] < sigmas[0, 0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["noise", "--sigmas", "0.02,0.06"], "must start at 0"),
+        (["noise", "--seeds", "1,1"], "repeated"),
+        (["noise", "--model", "nowhere.h5"], "no such model file"),
+        (["onoff", "--on-off", "0.5,2"], "must be > 1"),
+        (["onoff", "--e-n", "5,10"], "must start at 0"),
+        (["onoff", "--spice-points", "7"], "spice_points"),
+        (["noise", "--epochs", "0"], "epochs"),
+    ],
+)
+def test_cli_refuses_bad_input_in_one_line_before_anything_runs(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["explore", *args, "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_refuses_a_circuit_with_fixed_c_int(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    circuit = tmp_path / "c.toml"
+    circuit.write_text("[periphery]\nc_int_f = 1e-13\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert cli.main(["explore", "onoff", "--circuit", str(circuit), "--out", str(out)]) == 1
+    assert "c_int_f is fixed" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["x,1", "1,,2", "1,inf"])
+def test_cli_lists_must_be_numbers(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="2"):
+        cli.main(["explore", "noise", "--sigmas", bad])
+    assert "argument --sigmas" in capsys.readouterr().err
