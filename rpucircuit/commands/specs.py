@@ -20,6 +20,7 @@ from rpucircuit.config.tile import load_circuit_config, load_spec_inputs
 from rpucircuit.design.specs import derive_specs
 from rpucircuit.design.specs_explore import read_explore
 from rpucircuit.design.specs_render import table_markdown, write_sheet
+from rpucircuit.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read and check every input, derive the sheet, print its table, write the files."""
-    cfg = load_circuit_config(args.config, extra_tables=("campaign",))
-    inputs = load_spec_inputs(args.config)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: exists and is not a folder")
+    try:
+        cfg = load_circuit_config(args.config, extra_tables=("campaign",))
+        inputs = load_spec_inputs(args.config)
+    except UnicodeDecodeError as exc:  # a binary file: the TOML reader lets it through
+        raise ConfigError(
+            f"cannot read config file {args.config}: not UTF-8 text (byte {exc.start})"
+        ) from exc
     p = cfg.periphery
     explore = (
         None

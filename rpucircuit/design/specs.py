@@ -111,6 +111,14 @@ def knee_on_off_ratio(kwargs: Mapping[str, Any], fraction: float) -> tuple[float
     return r_min, e_lim
 
 
+MAX_ADC_BITS = 32
+"""Most ADC bits the sheet accepts: beyond, the inputs that set the step are unphysical."""
+
+MAX_DEVICE_OHM = 1e15
+"""Largest mean device resistance the sheet accepts (1 PΩ): beyond, the read current is
+below a single electron per integration window and the noise budget loses its meaning."""
+
+
 def adc_bits_for(alpha_w: float, sigma_w: float, lsb_per_sigma: float) -> int:
     """Fewest ADC bits whose step ``2α/2^B`` is at most ``lsb_per_sigma·σ``."""
     # The 1e-12 keeps an exact power of two (2α/σ = 512) from rounding up to the next bit.
@@ -169,6 +177,11 @@ def _noise(
     sigma_x = None if explore is None else explore.sigma_w
     sigma = inp.sigma_w if sigma_x is None else sigma_x
     bits = adc_bits_for(p.alpha, sigma, inp.adc_lsb_per_sigma)
+    if bits > MAX_ADC_BITS:
+        raise ConfigError(
+            f"specs.adc_lsb_per_sigma = {inp.adc_lsb_per_sigma!r} with σ = {sigma!r}: asks for "
+            f"a {bits}-bit ADC (more than {MAX_ADC_BITS}); raise adc_lsb_per_sigma or σ"
+        )
     kw = _noise_kwargs(cfg, n, r_mean, sigma, bits, c_in)
     e_acc = analytic.acceptable_opamp_noise_v_per_rthz(on_off_ratio=cfg.device.on_off_ratio, **kw)
     g_line = cfg.tile.n_arrays * n / r_mean
@@ -199,6 +212,11 @@ def _design(cfg: CircuitConfig, inp: SpecInputs, explore: ExploreResults | None)
     r_line = line.r_ohm_per_um * length
     c_line = line.c_f_per_um * length
     r_mean = analytic.device_resistance_for_ir_budget_ohm(n, r_line, budget=inp.ir_drop_budget)
+    if not r_mean <= MAX_DEVICE_OHM:
+        raise ConfigError(
+            f"specs.ir_drop_budget = {inp.ir_drop_budget!r}: gives a mean device resistance "
+            f"of {r_mean:.3g} Ω, beyond any device ({MAX_DEVICE_OHM:.0e} Ω); raise the budget"
+        )
     g_on, g_off = analytic.device_conductances_s(r_mean, dev.on_off_ratio)
     q_unit = analytic.charge_per_weight_unit_c(p.v_read_v, p.t_meas_s, g_on, g_off, dev.w_max)
     c_int = analytic.c_int_for_bound_f(p.alpha, q_unit, p.v_out_max_v)

@@ -40,6 +40,10 @@ ONOFF_KIND = "explore-onoff"
 GRID_REL_TOL = 1e-6
 """Relative distance within which a grid value is the circuit's own t_meas or e_n."""
 
+MAX_SIGMA_W = 10.0
+"""Largest acceptable σ (weight units) taken from explore: the bound of the input
+``specs.sigma_w``; beyond it the noise budget overflows."""
+
 Found = dict[str, tuple[float, str]]
 """Key → (value, where it came from)."""
 
@@ -52,6 +56,8 @@ def _positive(value: object, key: str, where: str) -> float:
         raise ConfigError(f"{where}: {key} = {value!r}: must be finite and > 0")
     if key == ON_OFF_KEY and v <= 1.0:
         raise ConfigError(f"{where}: {key} = {value!r}: must be > 1")
+    if key == SIGMA_KEY and v > MAX_SIGMA_W:
+        raise ConfigError(f"{where}: {key} = {value!r}: must lie in (0, {MAX_SIGMA_W:g}]")
     return v
 
 
@@ -101,11 +107,17 @@ def _from_results(path: Path, *, t_meas_s: float, e_n_v_per_rthz: float) -> Foun
         return {SIGMA_KEY: (_positive(value, SIGMA_KEY, str(path)), str(path))}
     if kind == ONOFF_KIND:
         tree, _ = store.load(path, kind=ONOFF_KIND)
-        i = _grid_index(tree.get("t_meas_s"), t_meas_s, "t_meas_s", str(path))
-        j = _grid_index(tree.get("e_n_v_per_rthz"), e_n_v_per_rthz, "e_n_v_per_rthz", str(path))
-        grid = np.asarray(tree.get("min_on_off_train"), dtype=np.float64)
+        try:
+            i = _grid_index(tree["t_meas_s"], t_meas_s, "t_meas_s", str(path))
+            j = _grid_index(tree["e_n_v_per_rthz"], e_n_v_per_rthz, "e_n_v_per_rthz", str(path))
+            value = float(np.asarray(tree["min_on_off_train"], dtype=np.float64)[i, j])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{path}: malformed explore onoff results (t_meas_s, e_n_v_per_rthz and "
+                f"min_on_off_train over their grid): {type(exc).__name__}: {exc}"
+            ) from None
         where = f"{path} (t_meas {t_meas_s:g} s, e_n {e_n_v_per_rthz:g} V/√Hz)"
-        return {ON_OFF_KEY: (_positive(float(grid[i, j]), ON_OFF_KEY, where), where)}
+        return {ON_OFF_KEY: (_positive(value, ON_OFF_KEY, where), where)}
     return {}
 
 
@@ -129,15 +141,19 @@ def read_explore(
         if not root.is_dir():
             raise ConfigError(f"--explore {root}: not a folder")
         summary = root / SUMMARY_NAME
+        if summary.exists() and not summary.is_file():
+            raise ConfigError(f"{summary}: not a file")
         if summary.is_file():
             _merge(found, _from_summary(summary))
         for path in sorted(root.glob("*.h5")):
             _merge(found, _from_results(path, t_meas_s=t_meas_s, e_n_v_per_rthz=e_n_v_per_rthz))
     if not found:
         names = ", ".join(str(f) for f in folders)
+        others = [p.name for f in folders for p in sorted(Path(f).glob("*.h5"))]
+        passed = f" ({', '.join(others)}: not explore noise or onoff results)" if others else ""
         raise ConfigError(
             f"--explore {names}: no {SUMMARY_NAME} and no explore noise or onoff results "
-            "(*.h5) found"
+            f"(*.h5) found{passed}"
         )
     sigma = found.get(SIGMA_KEY)
     ratio = found.get(ON_OFF_KEY)

@@ -31,11 +31,14 @@ HEADER = (
 
 
 def number(value: float, digits: int = 4) -> str:
-    """``value`` to ``digits`` significant digits; thousands separated from 10,000 up."""
+    """``value`` to ``digits`` significant digits; thousands separated from 10,000 up to
+    10⁹, powers of ten beyond (no hundred-digit strings for absurd inputs)."""
     if not math.isfinite(value):
         return "n/a" if math.isnan(value) else f"{value}"
     if value == 0.0:
         return "0"
+    if abs(value) >= 1e9:
+        return f"{value:.{digits}g}"
     if abs(value) >= 1e4:
         exp = math.floor(math.log10(abs(value)))
         step = 10.0 ** (exp - digits + 1)

@@ -376,6 +376,8 @@ def test_explore_noise_without_a_crossing(tmp_path: Path) -> None:
         ('{"acceptable_sigma_w": -0.1}', r"acceptable_sigma_w = -0\.1: must be finite and > 0"),
         ('{"acceptable_sigma_w": "big"}', "must be a number"),
         ('{"min_on_off_ratio": 0.5}', r"min_on_off_ratio = 0\.5: must be > 1"),
+        # Used to overflow (OverflowError traceback) in the noise budget.
+        ('{"acceptable_sigma_w": 1e308}', r"acceptable_sigma_w = 1e\+308: must lie in \(0, 10\]"),
     ],
 )
 def test_bad_explore_summary(tmp_path: Path, content: str, match: str) -> None:
@@ -390,6 +392,45 @@ def test_explore_folder_without_results(tmp_path: Path) -> None:
     (tmp_path / "broken.h5").write_bytes(b"not hdf5")
     with pytest.raises(ConfigError, match=r"no summary\.json and no explore noise or onoff"):
         _read(tmp_path)
+    # The message names the files it passed over, so a corrupt result does not go unseen.
+    with pytest.raises(ConfigError, match=r"broken\.h5: not explore noise or onoff results"):
+        _read(tmp_path)
+    (tmp_path / "summary.json").mkdir()
+    with pytest.raises(ConfigError, match=r"summary\.json: not a file"):
+        _read(tmp_path)
+
+
+def test_malformed_onoff_results_are_one_line(tmp_path: Path) -> None:
+    """An onoff results file without its grid (hand-made or from an older version) is a
+    ConfigError naming the file, not a TypeError from deep in numpy."""
+    _save(tmp_path / "onoff.h5", "explore-onoff", {"t_meas_s": np.array([80e-9])})
+    with pytest.raises(ConfigError, match=r"onoff\.h5: malformed explore onoff results"):
+        _read(tmp_path)
+
+
+def test_number_formats_absurd_values_compactly() -> None:
+    from rpucircuit.design.specs_render import number
+
+    assert number(24_160.0) == "24,160"
+    assert number(2.416e306) == "2.416e+306"  # was a 300-digit string with commas
+    assert len(number(-3e15)) < 12
+
+
+def test_binary_config_and_out_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A binary CONFIG was a UnicodeDecodeError traceback; an --out that is a file failed
+    only after the table was printed."""
+    cfg = tmp_path / "bin.toml"
+    cfg.write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff\xfe")
+    assert cli.main(["specs", str(cfg)]) == 1
+    printed = capsys.readouterr()
+    assert printed.err.startswith("rpucircuit specs: error: cannot read config file")
+    assert "not UTF-8" in printed.err and printed.err.count("\n") == 1
+    taken = tmp_path / "taken"
+    taken.write_text("x", encoding="utf-8")
+    assert cli.main(["specs", "--out", str(taken)]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err == f"rpucircuit specs: error: --out {taken}: exists and is not a folder\n"
 
 
 # --------------------------------------------------------------------------- files
@@ -509,6 +550,8 @@ BAD = [
     ("specs = 3\n", r"\[specs\] must be a table"),
     ("[circuit.specs]\nbogus = 1\n", r"unknown field\(s\) circuit\.specs\.bogus"),
     ("[tile]\npitch_um = 1000.0\n", "holds fewer than 2 cross points"),
+    ("[specs]\nadc_lsb_per_sigma = 1e-300\n", r"asks for a 1006-bit ADC \(more than 32\)"),
+    ("[specs]\nir_drop_budget = 1e-300\n", "beyond any device"),
     (
         "[tile.row_line]\nc_f_per_um = 0\n[tile.col_line]\nc_f_per_um = 0\n",
         "no delay limits the array",
