@@ -307,7 +307,7 @@ def design_rows(res: OnOffResult, base: CircuitConfig) -> list[str]:
         "",
         f"On/off {d.on_off_ratio:g}, e_n {p.e_n_v_per_rthz * 1e9:g} nV/√Hz, t_meas "
         f"{p.t_meas_s * 1e9:g} ns (kT/C included; no ADC); the model file's column is its "
-        "calibrated σ² = a + b·N (— : a preset, or a file without a noise model):",
+        "calibrated σ² = a + b·N + c·N² (— : a preset, or a file without a noise model):",
         "",
         "| N | σ ngspice | σ analytic | σ model file | analytic / ngspice − 1 |",
         "|---|---|---|---|---|",
@@ -433,7 +433,7 @@ def _plot_design(ax: Any, res: OnOffResult, base: CircuitConfig) -> None:
                     [noise.sigma(int(k)) for k in n],
                     "--",
                     color="C2",
-                    label="model file: calibrated σ² = a + b·N",
+                    label="model file: calibrated σ² = a + b·N + c·N²",
                 )
     for line in res.study.lines():
         ax.axvline(line.n_devices, color="0.85", lw=0.8, zorder=0)
