@@ -66,6 +66,7 @@ Usage
     python bench/bench_training.py --nets fc --reps 3
     python bench/bench_training.py --peer-python /path/to/python   # another peer build
     python bench/bench_training.py --profile --nets fc --warm 20 --fc-n 200   # where time goes
+    python bench/bench_training.py --profile --update-thread off --variants ir  # and with maps
 
 The output starts with the CPU model (from ``/proc/cpuinfo``); ``--json`` files record it
 too, beside the runs.
@@ -338,25 +339,41 @@ def profile_ours(
     sizes: dict[str, Any],
     *,
     update_thread: bool = True,
+    variants: tuple[str, ...] = ("",),
 ) -> None:
     """Where rpucircuit's time goes, µs per sample: per tile call and tile shape.
 
-    A fully connected network trains by default through one compiled call per sample
-    (``kernels.dense_train_step``: every tile's reads and updates inside, so it cannot be
-    split per tile); it is timed as one line of its own, and the same network is then
-    profiled again with the fused step off (``Network.fused = False``, the bit-identical
-    layer-by-layer path, slower) to show the per-tile split. ``update_thread``: whether the
-    tiles may run large updates on their background thread (as in training).
+    Both networks train by default through fused compiled calls that hold several tiles'
+    work each, so they cannot be split per tile; each such call is timed as a line of its
+    own. The fully connected network trains through one call per sample
+    (``kernels.dense_train_step``: every tile's reads and updates); it is then profiled
+    again with the fused step off (``Network.fused = False``, the bit-identical
+    layer-by-layer path, slower) to show the per-tile split. The CNN trains through four
+    calls of :mod:`rpucircuit.model.kernels.convnet` per sample (``conv_forward``: conv1's
+    read; ``pool_conv_forward``: pool1 and conv2's read; ``pool_dense_forward``: pool2 and
+    fc1's read; ``cnn_backward``: loss, every backward read and, with the update thread
+    off, every update) with the numpy ``Tanh.forward`` of the activations between them;
+    with the update thread on, the tiles' updates run after ``cnn_backward`` and show up
+    as ``update`` lines. ``update_thread``: whether the tiles may run large updates on
+    their background thread (as in training). ``variants``: which networks, ``""`` for
+    paper A's preset or names from :data:`VARIANTS` (built as in the benchmark).
     """
-    from rpucircuit.config.rpu import gokmen_vlasov_2016
-    from rpucircuit.model import kernels
-    from rpucircuit.model.network import cnn_gokmen_2017, fc_784_256_128_10
+    from rpucircuit.model import kernels, layers
+    from rpucircuit.model.kernels import convnet
     from rpucircuit.model.tile import AnalogTile
 
     spent: dict[tuple[str, str], float] = {}
     tile_methods = ("forward", "backward", "update", "finish_update")
     originals = {name: getattr(AnalogTile, name) for name in tile_methods}
     fused_original = kernels.dense_train_step
+    cnn_calls = {
+        "conv_forward": "CNN fused: conv1 read",
+        "pool_conv_forward": "CNN fused: pool1 + conv2 read",
+        "pool_dense_forward": "CNN fused: pool2 + fc1 read",
+        "cnn_backward": "CNN fused: loss, backward reads (+ updates if in the call)",
+    }
+    cnn_originals = {name: getattr(convnet, name) for name in cnn_calls}
+    tanh_original = layers.Tanh.forward
 
     def timed(name: str) -> Any:
         method = originals[name]
@@ -371,15 +388,17 @@ def profile_ours(
 
         return call
 
-    def timed_fused(*a: Any, **kw: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return fused_original(*a, **kw)
-        finally:
-            key = ("fused step (all tiles: reads, loss, updates; not splittable)", "all")
-            spent[key] = spent.get(key, 0.0) + time.perf_counter() - t
+    def timed_call(function: Any, what: str, shape: str = "all") -> Any:
+        def call(*a: Any, **kw: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return function(*a, **kw)
+            finally:
+                spent[(what, shape)] = spent.get((what, shape), 0.0) + time.perf_counter() - t
 
-    def run(network: Any, net: str, label: str) -> None:
+        return call
+
+    def run(network: Any, net: str, name: str, label: str) -> None:
         xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
         warm, n = sizes[net]
         for i in range(warm):
@@ -388,37 +407,45 @@ def profile_ours(
             tile.finish_update()
         spent.clear()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         for i in range(n):
             network.train_step(xs[(warm + i) % len(xs)], int(y[(warm + i) % len(xs)]), LR)
         for tile in network.tiles:  # a deferred update still running belongs to this stretch
             tile.finish_update()
         total = (time.perf_counter() - t0) / n * 1e6
-        print(f"\n{net}, {label}: {total:.0f} µs per sample ({1e6 / total:,.0f} samples/s)")
+        cpu = (time.process_time() - c0) / n * 1e6
+        print(
+            f"\n{name}, {label}: {total:.0f} µs per sample ({1e6 / total:,.0f} samples/s); "
+            f"CPU {cpu:.0f} µs per sample ({1e6 / cpu:,.0f} samples per CPU-second)"
+        )
         rows = [(what, shape, sec / n * 1e6) for (what, shape), sec in spent.items()]
         _profile_table(rows, total)
 
     for name in tile_methods:
         setattr(AnalogTile, name, timed(name))
-    kernels.dense_train_step = timed_fused
+    kernels.dense_train_step = timed_call(
+        fused_original, "fused step (all tiles: reads, loss, updates; not splittable)"
+    )
+    for name, what in cnn_calls.items():
+        setattr(convnet, name, timed_call(cnn_originals[name], what))
+    layers.Tanh.forward = timed_call(tanh_original, "Tanh.forward (numpy)", "—")  # type: ignore[method-assign]
     try:
-        for net in nets:
-            build = fc_784_256_128_10 if net == "fc" else cnn_gokmen_2017
+        for variant in variants:
+            for net in nets:
 
-            def fresh(build: Any = build) -> Any:
-                return build(
-                    gokmen_vlasov_2016(),
-                    rng=np.random.default_rng(1),
-                    update_thread=update_thread,
-                )
+                def fresh(net: str = net, variant: str = variant) -> Any:
+                    return _build_ours(net, variant, update_thread)
 
-            network = fresh()
-            if getattr(network, "fused", False):
-                run(network, net, "fused compiled step (the default)")
+                name = f"{net} ({VARIANTS[variant] if variant else 'paper A preset'})"
                 network = fresh()
-                network.fused = False
-                run(network, net, "layer-by-layer path (fused step off, for the per-tile split)")
-            else:
-                run(network, net, "layer-by-layer path")
+                if getattr(network, "fused", False):
+                    run(network, net, name, "fused compiled calls (the default)")
+                    if net == "fc":
+                        network = fresh()
+                        network.fused = False
+                        run(network, net, name, "layer-by-layer path (fused off, per-tile split)")
+                else:
+                    run(network, net, name, "layer-by-layer path")
         if update_thread:
             print(
                 "\nWith the tile update thread on (the default), a deferred update's wait is"
@@ -429,6 +456,9 @@ def profile_ours(
         for name, method in originals.items():
             setattr(AnalogTile, name, method)
         kernels.dense_train_step = fused_original
+        for name, function in cnn_originals.items():
+            setattr(convnet, name, function)
+        layers.Tanh.forward = tanh_original  # type: ignore[method-assign]
 
 
 def worker_main(argv: list[str]) -> int:
@@ -563,9 +593,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
+        default=None,
         help="comma list of rpucircuit variants run as contenders ours-NAME, each reported as "
-        f"a ratio to ours in the same run ({', '.join(VARIANTS)}; 'none': no variants)",
+        f"a ratio to ours in the same run ({', '.join(VARIANTS)}; 'none': no variants; "
+        "default: all); with --profile: also profile these (default: none)",
     )
     p.add_argument(
         "--profile",
@@ -589,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm is not None and args.warm < 0:
         p.error("--warm must be >= 0")
     variants = (
-        []
+        ([] if args.profile else list(VARIANTS))
+        if args.variants is None
+        else []
         if args.variants == "none"
         else [v.strip() for v in args.variants.split(",") if v.strip()]
     )
@@ -606,7 +639,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         x, y, source = load_data(max(w + n for w, n in sizes.values()), seed=0)
         print(f"data: {source}; profiling rpucircuit only (OPENBLAS env of this process)")
-        profile_ours(nets, x, y, sizes, update_thread=args.update_thread == "on")
+        profile_ours(
+            nets,
+            x,
+            y,
+            sizes,
+            update_thread=args.update_thread == "on",
+            variants=("", *variants),
+        )
         return 0
     has_torch, has_aihwkit, peer_desc = _peer_status(args.peer_python)
     print(f"peers: {peer_desc}")
