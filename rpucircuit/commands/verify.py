@@ -9,13 +9,74 @@ file, and for a library that ngspice rejects quotes ngspice).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
 
 from rpucircuit.errors import ConfigError
 
 EXIT_FAIL = 1
 EXIT_BAD_INPUT = 2
+
+
+def _children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux ``/proc``; none elsewhere)."""
+    kids: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # the fields after the command name (which may hold spaces) start at ") "
+            if int(stat.read_text().rsplit(") ", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+    return kids
+
+
+def _stop_workers() -> None:
+    """Stop each worker process and the ngspice runs it started: the worker is frozen
+    first (so it starts no new run), its ngspice runs (each in its own process group, out
+    of reach of a terminal's Ctrl-C) are killed, then the worker."""
+    for child in multiprocessing.active_children():
+        pid = child.pid
+        if pid is None:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+            for kid in _children_of(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    if os.getpgid(kid) == kid:
+                        os.killpg(kid, signal.SIGKILL)
+                    else:
+                        os.kill(kid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+
+
+def _on_stop(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C or SIGTERM: stop the workers and their simulations (a worker interrupted
+    mid-job would take its next queued job, and an ngspice run outlives its worker), then
+    unwind here as a KeyboardInterrupt, so the finished jobs stay cached and the command
+    ends with one line."""
+    _stop_workers()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Install :func:`_on_stop` for SIGINT and SIGTERM for the duration (main thread
+    only; the previous handlers come back after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _on_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,13 +103,14 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs = {args.jobs}: must be >= 1")
     try:
-        result = v.verify(
-            args.design,
-            args.out,
-            n_workers=args.jobs,
-            scheduler=args.scheduler,
-            progress=not args.no_progress,
-        )
+        with _stop_on_signals():
+            result = v.verify(
+                args.design,
+                args.out,
+                n_workers=args.jobs,
+                scheduler=args.scheduler,
+                progress=not args.no_progress,
+            )
     except v.DesignError as exc:
         print(f"rpucircuit verify: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -22,7 +22,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +43,6 @@ from rpucircuit.design.verify_input import (
     ROLE_BY_NAME,
     Design,
     DesignError,
-    Library,
     RoleChoice,
     VerifySpec,
     load_design,
@@ -173,26 +174,51 @@ class Prepared:
     digest: str
 
 
-def prepare(design: Design, out: Path) -> Prepared:
-    """Copy the libraries into ``out/libs`` and run each of the designer's subcircuits
-    alone in ngspice (a DesignError naming the file and quoting ngspice when it fails)."""
-    shipped = _shipped_needed(design)
-    _check_shipped_clash(design, shipped)
-    lib_dir = out / "libs"
-    lib_dir.mkdir(parents=True, exist_ok=True)
+def _write_libs(design: Design, shipped: set[str], lib_dir: Path) -> None:
+    table_of = _tables_of(design)
+    for path, table in table_of.items():
+        atomic_write_text(lib_dir / f"user_{table}.lib", design.libraries[path].text)
+    for name in sorted(shipped):
+        shutil.copyfile(nl.NETLIST_DIR / name, lib_dir / name)
+
+
+def _tables_of(design: Design) -> dict[Path, str]:
     table_of: dict[Path, str] = {}
     for choice in design.roles:
         table_of.setdefault(choice.path, ROLE_BY_NAME[choice.role].table)
+    return table_of
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, lies under a file, or cannot be created (before
+    anything runs)."""
+    if out.exists() and not out.is_dir():
+        raise DesignError(f"--out {out}: exists and is not a folder")
+    base = out.absolute()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise DesignError(f"--out {out}: {base} is not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise DesignError(f"--out {out}: cannot write into {base}")
+
+
+def prepare(design: Design, out: Path) -> Prepared:
+    """Run each of the designer's subcircuits alone in ngspice (a DesignError naming the
+    file and quoting ngspice when it fails), then copy the libraries into ``out/libs``.
+
+    The preflight runs in a temporary folder, so a rejected library leaves ``out``
+    untouched (not even created).
+    """
+    shipped = _shipped_needed(design)
+    _check_shipped_clash(design, shipped)
+    table_of = _tables_of(design)
     h = hashlib.sha256()
     user_libs: list[str] = []
     for path, table in table_of.items():
-        lib: Library = design.libraries[path]
         name = f"user_{table}.lib"
-        atomic_write_text(lib_dir / name, lib.text)
-        h.update(name.encode() + b"\0" + lib.text.encode() + b"\0")
+        h.update(name.encode() + b"\0" + design.libraries[path].text.encode() + b"\0")
         user_libs.append(name)
-    for name in sorted(shipped):
-        shutil.copyfile(nl.NETLIST_DIR / name, lib_dir / name)
     parts = tuple(
         vc.UserPart(
             role=c.role,
@@ -202,9 +228,15 @@ def prepare(design: Design, out: Path) -> Prepared:
         )
         for c in design.roles
     )
-    smoke_dir = out / "spice"
-    for c in design.roles:
-        _smoke(design, c, _copy_name(c, table_of), lib_dir, smoke_dir)
+    with tempfile.TemporaryDirectory(prefix="rpucircuit-verify-") as tmp:
+        stage = Path(tmp) / "libs"
+        stage.mkdir()
+        _write_libs(design, shipped, stage)
+        for c in design.roles:
+            _smoke(design, c, _copy_name(c, table_of), stage, Path(tmp) / "spice")
+    lib_dir = out / "libs"
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    _write_libs(design, shipped, lib_dir)
     return Prepared(design, lib_dir, parts, tuple(user_libs), h.hexdigest())
 
 
@@ -507,6 +539,7 @@ def verify(
     t0 = time.perf_counter()
     design = load_design(design_path)
     out = Path(out)
+    check_out(out)
     spice.ngspice_version()  # no simulator: fail before anything is written
     prep = prepare(design, out)
     jobs = [

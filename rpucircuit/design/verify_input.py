@@ -217,6 +217,7 @@ def scan_library(path: Path, text: str) -> Library:
     :data:`ALLOWED_DOT_COMMANDS` and for the words of :data:`_FORBIDDEN_WORDS`.
     """
     subckts: dict[str, Subckt] = {}
+    open_subckts: list[tuple[int, str]] = []  # (line, name) of each .subckt not yet ended
     for line, body in _logical_lines(text):
         where = f"{path}:{line}"
         tokens = body.split()
@@ -238,7 +239,12 @@ def scan_library(path: Path, text: str) -> Library:
                     f"{where}: refused {first}: a library may hold only {allowed} "
                     "(rpucircuit writes the analyses)"
                 )
+            if first == ".ends":
+                if not open_subckts:
+                    raise DesignError(f"{where}: .ends without a .subckt before it")
+                open_subckts.pop()
             if first == ".subckt":
+                open_subckts.append((line, tokens[1] if len(tokens) > 1 else ""))
                 sub = _parse_subckt(tokens, line, where)
                 if sub.name in subckts:
                     raise DesignError(
@@ -246,6 +252,9 @@ def scan_library(path: Path, text: str) -> Library:
                         f"(first at line {subckts[sub.name].line})"
                     )
                 subckts[sub.name] = sub
+    if open_subckts:
+        line, name = open_subckts[-1]
+        raise DesignError(f"{path}:{line}: .subckt {name} has no .ends")
     return Library(path=path, text=text, subckts=subckts)
 
 
@@ -403,6 +412,8 @@ def _circuit(data: Mapping[str, Any], source: Path) -> CircuitConfig:
     try:
         if isinstance(given, str):
             path = (source.parent / given).resolve()
+            if path.is_dir():
+                raise DesignError(f"{source}: circuit file {given!r} is a folder ({path})")
             if not path.is_file():
                 raise DesignError(f"{source}: circuit file {given!r} not found ({path})")
             return load_circuit_config(path)
@@ -410,6 +421,10 @@ def _circuit(data: Mapping[str, Any], source: Path) -> CircuitConfig:
             return circuit_config_from_data({"circuit": given}, source=str(source))
     except ConfigError as exc:
         raise DesignError(f"{source}: circuit: {exc}") from exc
+    except UnicodeDecodeError as exc:  # a binary circuit file: the TOML reader lets it through
+        raise DesignError(
+            f"{source}: circuit file {given!r} is not UTF-8 text (byte {exc.start})"
+        ) from exc
     raise DesignError(f"{source}: circuit must be a file name or a table, got {given!r}")
 
 
@@ -479,7 +494,11 @@ def load_design(path: str | Path) -> Design:
     try:
         data = read_toml_file(source)
     except ConfigError as exc:
-        raise DesignError(str(exc)) from exc
+        raise DesignError(str(exc).replace("config file", "design file", 1)) from exc
+    except UnicodeDecodeError as exc:  # a binary file: the TOML reader lets it through
+        raise DesignError(
+            f"{source}: not a design file: not UTF-8 text (byte {exc.start})"
+        ) from exc
     unknown = [k for k in data if k not in ("circuit", "libraries", "spec")]
     if unknown:
         raise DesignError(

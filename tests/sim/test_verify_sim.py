@@ -191,7 +191,36 @@ def test_library_that_ngspice_rejects_is_named_with_ngspice_message(
     err = capsys.readouterr().err
     assert f"{lib.resolve()}: ngspice rejects the driver subcircuit 'rpu_pulse_driver'" in err
     assert "no_such_subckt" in err  # ngspice's own message, quoted
+    assert not out.exists()  # the preflight runs elsewhere: no half-made output folder
+
+
+def test_a_hanging_subcircuit_is_stopped_at_the_time_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A driver whose pulse train forces 1e-17 s steps passes the preflight (an operating
+    point) and would run the transients for days: spec.timeout_s stops each run, the
+    command fails (exit 1) naming the limit, and the jobs that finished stay cached."""
+    design = _design(tmp_path, SMALL_TILE)
+    design.write_text(design.read_text().replace("[spec]\n", "[spec]\ntimeout_s = 2\n", 1))
+    lib = design.parent / "rpu_drivers.lib"
+    text = lib.read_text()
+    old = "rout src out {rout}\n.ends rpu_pulse_driver"
+    assert old in text
+    lib.write_text(
+        text.replace(
+            old,
+            old.replace(
+                "\n.ends", "\nvhf hf 0 pulse(0 1 0 1e-17 1e-17 1e-17 4e-17)\nrhf hf 0 1k\n.ends"
+            ),
+            1,
+        )
+    )
+    out = tmp_path / "out"
+    assert cli.main(["verify", str(design), "--out", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "ngspice ran past its 2 s limit" in err
     assert not (out / "verify.h5").exists()
+    assert len(list((out / "cache").glob("*.h5"))) >= 3  # the jobs without the driver
 
 
 @pytest.fixture(scope="module")

@@ -321,3 +321,116 @@ def test_run_job_refuses_an_unknown_check() -> None:
     )
     with pytest.raises(RpuError, match=r"check = 'bogus': must be one of"):
         vc.run_job(job, workdir="unused")
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def _cli_err(capsys: pytest.CaptureFixture[str], design: Path, out: Path, code: int = 2) -> str:
+    assert cli.main(["verify", str(design), "--out", str(out), "--no-progress"]) == code
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err.startswith("rpucircuit verify: error: ")
+    assert printed.err.count("\n") == 1  # one line, no traceback
+    return printed.err
+
+
+def test_binary_design_and_circuit_files_are_one_line_errors(
+    design_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both were UnicodeDecodeError tracebacks (exit 1)."""
+    out = tmp_path / "out"
+    (design_dir / "tile.toml").write_bytes(b"\x00\xd0\xff\xfe")
+    err = _cli_err(capsys, design_dir / "design.toml", out)
+    assert "circuit file 'tile.toml' is not UTF-8 text" in err
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\x7fELF\x00\xd0\xff")
+    assert "not a design file: not UTF-8 text" in _cli_err(capsys, binary, out)
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    assert "cannot read design file" in _cli_err(capsys, folder, out)
+    assert not out.exists()
+
+
+def test_a_folder_as_circuit_file_is_named_a_folder(design_dir: Path) -> None:
+    _replace(design_dir / "design.toml", 'circuit = "tile.toml"', 'circuit = "."')
+    with pytest.raises(DesignError, match=r"circuit file '\.' is a folder"):  # was "not found"
+        load_design(design_dir / "design.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (".subckt s a b\nr1 a b 1k\n", r"x\.lib:1: \.subckt s has no \.ends"),
+        (".subckt s a b\n.subckt t a\n.ends t\n", r"x\.lib:1: \.subckt s has no \.ends"),
+        (".subckt s a b\n.ends s\n.ends\n", r"x\.lib:3: \.ends without a \.subckt"),
+    ],
+)
+def test_scan_refuses_unbalanced_subckt_ends(text: str, match: str) -> None:
+    """Found by the scan with the line (was left to ngspice's preflight: no line number,
+    and after the output folder had been created)."""
+    with pytest.raises(DesignError, match=match):
+        scan_library(Path("x.lib"), text)
+
+
+def test_scan_accepts_nested_subcircuits_and_crlf() -> None:
+    text = ".SUBCKT s a b\r\n.subckt t a\r\nr1 a 0 1\r\n.ENDS t\r\nx1 a t\r\n.ends s\r\n"
+    assert set(scan_library(Path("x.lib"), text).subckts) == {"s", "t"}
+
+
+def test_out_that_is_a_file_or_lies_under_one_is_refused_first(
+    design_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was an OSError (exit 1) after the preflight had run ngspice."""
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    err = _cli_err(capsys, design_dir / "design.toml", taken)
+    assert f"--out {taken}: exists and is not a folder" in err
+    err = _cli_err(capsys, design_dir / "design.toml", taken / "sub" / "out")
+    assert f"--out {taken / 'sub' / 'out'}: {taken} is not a folder" in err
+    assert taken.read_text() == "x"
+
+
+def test_stop_workers_kills_their_simulations_first() -> None:
+    """What Ctrl-C and SIGTERM do (commands.verify._on_stop): an ngspice run lives in its
+    own process group, out of reach of a terminal's Ctrl-C, and outlived its worker (a
+    pathological transient ran on for its whole time limit or forever)."""
+    import multiprocessing
+    import os
+    import time
+
+    from rpucircuit.commands import verify as cmd
+
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    worker = ctx.Process(target=_worker_with_a_grandchild, args=(ready,))
+    worker.start()
+    try:
+        grandchild = ready.get(timeout=20)
+        assert cmd._children_of(worker.pid or -1) == [grandchild]
+        cmd._stop_workers()
+        worker.join(timeout=5)
+        assert worker.exitcode == -9
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(grandchild, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the worker's child survived it")
+    finally:
+        if worker.is_alive():
+            worker.kill()
+
+
+def _worker_with_a_grandchild(ready: object) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    ready.put(proc.pid)  # type: ignore[attr-defined]
+    proc.wait()
