@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from rpucircuit.errors import ConfigError
-
 EXIT_FAIL = 1
 EXIT_BAD_INPUT = 2
 
@@ -101,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     from rpucircuit.design import verify as v
 
     if args.jobs is not None and args.jobs < 1:
-        raise ConfigError(f"--jobs = {args.jobs}: must be >= 1")
+        print(f"rpucircuit verify: error: --jobs = {args.jobs}: must be >= 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         with _stop_on_signals():
             result = v.verify(

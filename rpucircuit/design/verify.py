@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -45,6 +44,7 @@ from rpucircuit.design.verify_input import (
     DesignError,
     RoleChoice,
     VerifySpec,
+    check_out,
     load_design,
     read_library,
 )
@@ -189,20 +189,6 @@ def _tables_of(design: Design) -> dict[Path, str]:
     return table_of
 
 
-def check_out(out: Path) -> None:
-    """Refuse an ``--out`` that is a file, lies under a file, or cannot be created (before
-    anything runs)."""
-    if out.exists() and not out.is_dir():
-        raise DesignError(f"--out {out}: exists and is not a folder")
-    base = out.absolute()
-    while not base.exists() and base != base.parent:
-        base = base.parent
-    if not base.is_dir():
-        raise DesignError(f"--out {out}: {base} is not a folder")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise DesignError(f"--out {out}: cannot write into {base}")
-
-
 def prepare(design: Design, out: Path) -> Prepared:
     """Run each of the designer's subcircuits alone in ngspice (a DesignError naming the
     file and quoting ngspice when it fails), then copy the libraries into ``out/libs``.
@@ -236,6 +222,8 @@ def prepare(design: Design, out: Path) -> Prepared:
             _smoke(design, c, _copy_name(c, table_of), stage, Path(tmp) / "spice")
     lib_dir = out / "libs"
     lib_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (*(out / name for name in OUTPUT_NAMES), *lib_dir.glob("*.lib")):
+        stale.unlink(missing_ok=True)
     _write_libs(design, shipped, lib_dir)
     return Prepared(design, lib_dir, parts, tuple(user_libs), h.hexdigest())
 
@@ -541,6 +529,30 @@ def verify(
     out = Path(out)
     check_out(out)
     spice.ngspice_version()  # no simulator: fail before anything is written
+    created = not out.exists()
+    try:
+        return _verify_into(design, out, n_workers, scheduler, progress, t0)
+    except BaseException:
+        # Nothing worth keeping (no finished simulation cached) in a folder this run made:
+        # leave no half-made output folder behind (a refused library, no scheduler, Ctrl-C).
+        if created and not any((out / "cache").glob("*.h5")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+OUTPUT_NAMES = (RESULT_NAME, REPORT_NAME, "read.png", "integrator.png", "noise.png")
+"""The result files of a run, removed when a new run starts so that a folder never shows
+one design's report beside another's library copies."""
+
+
+def _verify_into(
+    design: Design,
+    out: Path,
+    n_workers: int | None,
+    scheduler: str | None,
+    progress: bool,
+    t0: float,
+) -> VerifyResult:
     prep = prepare(design, out)
     jobs = [
         make_job(

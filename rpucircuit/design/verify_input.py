@@ -36,6 +36,7 @@ with the file and line, so that a library never makes ngspice do more than simul
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -527,3 +528,17 @@ def _check_distinct_names(libraries: Mapping[Path, Library]) -> None:
                     "every subcircuit name must be defined once across the libraries"
                 )
             seen[name] = lib.path
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, lies under a file, or cannot be created (before
+    anything runs)."""
+    if out.exists() and not out.is_dir():
+        raise DesignError(f"--out {out}: exists and is not a folder")
+    base = out.absolute()
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise DesignError(f"--out {out}: {base} is not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise DesignError(f"--out {out}: cannot write into {base}")

@@ -216,11 +216,34 @@ def test_a_hanging_subcircuit_is_stopped_at_the_time_limit(
         )
     )
     out = tmp_path / "out"
+    # a previous run's results in the folder: they must not stay beside the new libraries
+    (out / "libs").mkdir(parents=True)
+    (out / "libs" / "user_old.lib").write_text("* another design\n")
+    for name in ("report.md", "verify.h5", "read.png"):
+        (out / name).write_text("previous run")
     assert cli.main(["verify", str(design), "--out", str(out), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "ngspice ran past its 2 s limit" in err
     assert not (out / "verify.h5").exists()
+    assert not (out / "report.md").exists() and not (out / "read.png").exists()
+    assert sorted(p.name for p in (out / "libs").glob("user_*")) == [
+        "user_device.lib",
+        "user_driver.lib",
+        "user_integrator.lib",
+    ]
     assert len(list((out / "cache").glob("*.h5"))) >= 3  # the jobs without the driver
+
+
+def test_no_scheduler_leaves_no_output_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run that fails before any simulation finished removes the folder it made (it
+    used to leave libs/ and the preflight's run folders)."""
+    out = tmp_path / "out"
+    args = ["verify", str(_design(tmp_path)), "--out", str(out), "--no-progress"]
+    assert cli.main([*args, "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    assert "cannot connect to the Dask scheduler" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.fixture(scope="module")

@@ -434,3 +434,13 @@ def _worker_with_a_grandchild(ready: object) -> None:
     )
     ready.put(proc.pid)  # type: ignore[attr-defined]
     proc.wait()
+
+
+def test_jobs_below_one_is_bad_input(
+    design_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 like every other bad input (was 1)."""
+    design, out = str(design_dir / "design.toml"), str(tmp_path / "out")
+    assert cli.main(["verify", design, "--out", out, "--jobs", "0"]) == 2
+    assert capsys.readouterr().err == "rpucircuit verify: error: --jobs = 0: must be >= 1\n"
+    assert not (tmp_path / "out").exists()
