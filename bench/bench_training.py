@@ -67,6 +67,7 @@ Usage
     python bench/bench_training.py --peer-python /path/to/python   # another peer build
     python bench/bench_training.py --profile --nets fc --warm 20 --fc-n 200   # where time goes
     python bench/bench_training.py --profile --update-thread off --variants ir  # and with maps
+    python bench/bench_training.py --profile-maps --nets fc --fc-n 200  # maps in the update
 
 The output starts with the CPU model (from ``/proc/cpuinfo``); ``--json`` files record it
 too, beside the runs.
@@ -461,6 +462,69 @@ def profile_ours(
         layers.Tanh.forward = tanh_original  # type: ignore[method-assign]
 
 
+def profile_update_maps(net: str, x: np.ndarray, y: np.ndarray, n: int, reps: int = 5) -> None:
+    """The IR-drop maps' cost in the update kernel alone: ``n`` training samples of the
+    ``ir`` variant (layer-by-layer path, no update thread) record every tile's (x, δ)
+    pairs; then, per tile, the same pairs are replayed through ``kernels.pulsed_update``
+    on copies of the tile's arrays with only the map switches changed (no map, forward
+    map, both maps kept), interleaved ``reps`` times; the table gives the median CPU µs
+    per update and the coincidences per update (the same in all three: the maps change
+    what the read copies hold, not the pulses)."""
+    import rpucircuit.model.tile as tile_module
+    from rpucircuit.model import kernels
+
+    network = _build_ours(net, "ir", False)
+    network.fused = False
+    recorded: dict[tuple[int, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
+    hook = "patch_update"  # the update kernel call AnalogTile.update makes
+    original = getattr(tile_module, hook)
+
+    def record(*a: Any) -> Any:
+        recorded.setdefault(a[6].shape[1:], []).append((a[0].copy(), a[1].copy()))
+        return original(*a)
+
+    setattr(tile_module, hook, record)
+    try:
+        xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
+        for i in range(n):
+            network.train_step(xs[i % len(xs)], int(y[i % len(xs)]), LR)
+    finally:
+        setattr(tile_module, hook, original)
+    modes = {
+        "no map": (0.0, kernels.BWD_NONE),
+        "forward map": (1.0, kernels.BWD_NONE),
+        "both maps kept": (1.0, kernels.BWD_KEPT),
+    }
+    print(f"\n{net}, ir variant, update kernel alone (CPU µs per update, median of {reps}):")
+    print("| tile (out × in) | coincidences per update | " + " | ".join(modes) + " |")
+    print("|---|---|" + "---|" * len(modes))
+    for tile in network.tiles:
+        ka = tile.kernel_arrays()
+        pairs = recorded.get(ka.w.shape[1:], [])
+        if not pairs or tile.config.update.pulse_type == "exact":
+            continue
+        upd = tile.config.update
+        times: dict[str, list[float]] = {m: [] for m in modes}
+        coincidences = 0
+        for _ in range(reps):
+            for mode, (use_att, bwd) in modes.items():
+                dp = ka.dp.copy()
+                dp[kernels.DP_USE_ATT] = use_att
+                dp[kernels.DP_BWD_ATT] = bwd
+                w, wread, wread_b = ka.w.copy(), ka.wread.copy(order="K"), ka.wread_b.copy()
+                state = ka.state.copy()
+                coincidences = 0
+                c0 = time.process_time()
+                for xb, db in pairs:
+                    coincidences += kernels.pulsed_update(
+                        xb, db, LR, upd.bl, upd.update_management, tile.config.device.dw_min,
+                        w, ka.par, dp, wread, ka.att, wread_b, ka.att_b, state,
+                    )  # fmt: skip
+                times[mode].append((time.process_time() - c0) / len(pairs) * 1e6)
+        cells = " | ".join(f"{statistics.median(times[m]):.1f}" for m in modes)
+        print(f"| {tile.out_size} × {tile.in_size} | {coincidences / len(pairs):,.0f} | {cells} |")
+
+
 def worker_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--contender", choices=CONTENDERS, required=True)
@@ -604,6 +668,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only profile rpucircuit: time per tile call and shape (in this process)",
     )
     p.add_argument(
+        "--profile-maps",
+        action="store_true",
+        help="only time the update kernel of the ir variant per tile with and without its "
+        "IR-drop maps (same recorded samples; --fc-n/--cnn-n training samples recorded)",
+    )
+    p.add_argument(
         "--update-thread",
         choices=("on", "off"),
         default="on",
@@ -636,6 +706,12 @@ def main(argv: list[str] | None = None) -> int:
     cpu = cpu_model()
     print(f"CPU: {cpu}; cores: {os.cpu_count()}")
 
+    if args.profile_maps:
+        x, y, source = load_data(max(sizes[net][1] for net in nets), seed=0)
+        print(f"data: {source}")
+        for net in nets:
+            profile_update_maps(net, x, y, sizes[net][1])
+        return 0
     if args.profile:
         x, y, source = load_data(max(w + n for w, n in sizes.values()), seed=0)
         print(f"data: {source}; profiling rpucircuit only (OPENBLAS env of this process)")
