@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     """Read and check every input, derive the sheet, print its table, write the files."""
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a folder")
+    config = None if args.config is None else Path(args.config)
+    if config is not None and config.exists() and not (config.is_file() or config.is_dir()):
+        # a FIFO would block the read forever, a device (/dev/zero) never end it
+        raise ConfigError(f"cannot read config file {config}: not a regular file")
     try:
         cfg = load_circuit_config(args.config, extra_tables=("campaign",))
         inputs = load_spec_inputs(args.config)

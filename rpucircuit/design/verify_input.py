@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,16 +260,27 @@ def scan_library(path: Path, text: str) -> Library:
     return Library(path=path, text=text, subckts=subckts)
 
 
+def _require_regular_file(path: Path, what: str) -> None:
+    """Refuse anything but a regular file before opening it: a FIFO would block the open
+    forever, and a device (/dev/zero) would be read without end."""
+    mode = path.stat().st_mode  # OSError (missing, unreadable) is the caller's to word
+    if stat.S_ISDIR(mode):
+        raise DesignError(f"cannot read {what} {path}: Is a directory")
+    if not stat.S_ISREG(mode):
+        raise DesignError(f"cannot read {what} {path}: not a regular file")
+
+
 def read_library(path: Path) -> Library:
     """Read and scan a library file; a missing, unreadable, huge or non-text file is a
     DesignError naming it."""
     try:
-        size = path.stat().st_size
-        if size > MAX_LIBRARY_BYTES:
-            raise DesignError(
-                f"{path}: {size} bytes; a library may have at most {MAX_LIBRARY_BYTES} bytes"
-            )
-        data = path.read_bytes()
+        _require_regular_file(path, "library")
+        # Read at most one byte past the limit: the size stat gives is not the end of the
+        # story (a file that grows, a device such as /dev/zero).
+        with path.open("rb") as f:
+            data = f.read(MAX_LIBRARY_BYTES + 1)
+        if len(data) > MAX_LIBRARY_BYTES:
+            raise DesignError(f"{path}: a library may have at most {MAX_LIBRARY_BYTES} bytes")
     except OSError as exc:
         raise DesignError(f"cannot read library {path}: {exc.strerror or exc}") from exc
     try:
@@ -415,6 +427,8 @@ def _circuit(data: Mapping[str, Any], source: Path) -> CircuitConfig:
             path = (source.parent / given).resolve()
             if path.is_dir():
                 raise DesignError(f"{source}: circuit file {given!r} is a folder ({path})")
+            if path.exists() and not path.is_file():
+                raise DesignError(f"{source}: circuit file {given!r} is not a regular file")
             if not path.is_file():
                 raise DesignError(f"{source}: circuit file {given!r} not found ({path})")
             return load_circuit_config(path)
@@ -493,9 +507,12 @@ def load_design(path: str | Path) -> Design:
     """Read and validate a design file and every library it names (nothing simulated)."""
     source = Path(path)
     try:
+        _require_regular_file(source, "design file")
         data = read_toml_file(source)
     except ConfigError as exc:
         raise DesignError(str(exc).replace("config file", "design file", 1)) from exc
+    except OSError as exc:
+        raise DesignError(f"cannot read design file {source}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:  # a binary file: the TOML reader lets it through
         raise DesignError(
             f"{source}: not a design file: not UTF-8 text (byte {exc.start})"

@@ -603,3 +603,15 @@ def test_user_docs_show_the_current_sheet(sheet: SpecSheet) -> None:
 
     docs = Path(__file__).parents[2] / "docs" / "specs.md"
     assert table_markdown(sheet) in docs.read_text(encoding="utf-8")
+
+
+def test_config_that_is_no_regular_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A FIFO as CONFIG blocked forever; /dev/zero was read until memory ran out."""
+    import os
+
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    assert cli.main(["specs", str(fifo)]) == 1
+    assert capsys.readouterr().err == (
+        f"rpucircuit specs: error: cannot read config file {fifo}: not a regular file\n"
+    )

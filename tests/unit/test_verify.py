@@ -19,6 +19,7 @@ from rpucircuit.config.tile import gokmen_vlasov_2016
 from rpucircuit.design import verify_checks as vc
 from rpucircuit.design.verify import CheckRow, prepare, report_table
 from rpucircuit.design.verify_input import (
+    MAX_LIBRARY_BYTES,
     ROLE_BY_NAME,
     DesignError,
     VerifySpec,
@@ -444,3 +445,32 @@ def test_jobs_below_one_is_bad_input(
     assert cli.main(["verify", design, "--out", out, "--jobs", "0"]) == 2
     assert capsys.readouterr().err == "rpucircuit verify: error: --jobs = 0: must be >= 1\n"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_library_or_design_that_is_no_regular_file_is_refused(
+    special: str, design_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO blocked the read forever; /dev/zero (size 0 to stat) was read until the
+    machine ran out of memory."""
+    import os
+
+    if special == "fifo":
+        target = tmp_path / "pipe.lib"
+        os.mkfifo(target)
+    else:
+        target = Path(special)
+        if not target.exists():
+            pytest.skip("no /dev/zero here")
+    _replace(design_dir / "design.toml", 'file = "rpu_drivers.lib"', f'file = "{target}"')
+    err = _cli_err(capsys, design_dir / "design.toml", tmp_path / "out")
+    assert f"cannot read library {target}: not a regular file" in err
+    err = _cli_err(capsys, target, tmp_path / "out")
+    assert f"cannot read design file {target}: not a regular file" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_library_over_the_limit_is_refused(design_dir: Path) -> None:
+    (design_dir / "rpu_drivers.lib").write_text("* x\n" * (MAX_LIBRARY_BYTES // 4 + 1))
+    with pytest.raises(DesignError, match=rf"at most {MAX_LIBRARY_BYTES} bytes"):
+        load_design(design_dir / "design.toml")
