@@ -222,7 +222,9 @@ def prepare(design: Design, out: Path) -> Prepared:
             _smoke(design, c, _copy_name(c, table_of), stage, Path(tmp) / "spice")
     lib_dir = out / "libs"
     lib_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (*(out / name for name in OUTPUT_NAMES), *lib_dir.glob("*.lib")):
+    # only the names a run writes: --out may be a folder of the designer's own files
+    copies = (f"user_{table}.lib" for table in ("integrator", "driver", "device"))
+    for stale in (*(out / name for name in OUTPUT_NAMES), *(lib_dir / c for c in copies)):
         stale.unlink(missing_ok=True)
     _write_libs(design, shipped, lib_dir)
     return Prepared(design, lib_dir, parts, tuple(user_libs), h.hexdigest())

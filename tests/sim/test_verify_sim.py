@@ -218,7 +218,8 @@ def test_a_hanging_subcircuit_is_stopped_at_the_time_limit(
     out = tmp_path / "out"
     # a previous run's results in the folder: they must not stay beside the new libraries
     (out / "libs").mkdir(parents=True)
-    (out / "libs" / "user_old.lib").write_text("* another design\n")
+    (out / "libs" / "user_device.lib").write_text("* another design's device\n")
+    (out / "libs" / "mine.lib").write_text("* the designer's own file: stays\n")
     for name in ("report.md", "verify.h5", "read.png"):
         (out / name).write_text("previous run")
     assert cli.main(["verify", str(design), "--out", str(out), "--no-progress"]) == 1
@@ -226,6 +227,8 @@ def test_a_hanging_subcircuit_is_stopped_at_the_time_limit(
     assert "ngspice ran past its 2 s limit" in err
     assert not (out / "verify.h5").exists()
     assert not (out / "report.md").exists() and not (out / "read.png").exists()
+    assert (out / "libs" / "mine.lib").read_text().startswith("* the designer's own")
+    assert "another design" not in (out / "libs" / "user_device.lib").read_text()
     assert sorted(p.name for p in (out / "libs").glob("user_*")) == [
         "user_device.lib",
         "user_driver.lib",
