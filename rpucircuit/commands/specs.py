@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="output folder of 'rpucircuit explore noise' or 'explore onoff' (repeatable): "
-        "its results.h5 (or a summary.json with acceptable_sigma_w and min_on_off_ratio) "
-        "replace the input σ and the analytic on/off ratio",
+        "the results in its *.h5 files (or a summary.json with acceptable_sigma_w and/or "
+        "min_on_off_ratio) replace the input σ and the analytic on/off ratio",
     )
     parser.add_argument(
         "--out",

@@ -79,6 +79,10 @@ def _stop_on_signals() -> Iterator[None]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``verify``."""
+    parser.epilog = (
+        "exit status: 0 every check passed, 1 a check (or a simulation) failed, 2 the design "
+        "file, a library or an option is unusable (nothing simulated), 130 interrupted"
+    )
     parser.add_argument("design", help="design TOML: circuit, [libraries], [spec]")
     parser.add_argument("--out", default="runs/verify", help="output folder (default: %(default)s)")
     where = parser.add_mutually_exclusive_group()
