@@ -405,7 +405,9 @@ def run_jobs(
         bar = _progress(len(todo), progress)
         for job, result, secs, error in stream:
             if error is not None or result is None:
-                failures.append(f"job {job.key[:12]} {dict(job.params)}: {error!r}")
+                why = "no result" if error is None else f"{type(error).__name__}: {error}"
+                why = why.replace("\n", "\n      ")  # a multi-line message stays under its job
+                failures.append(f"job {job.key[:12]} {dict(job.params)}: {why}")
             else:
                 cache.save(job, result)
                 results[job.key] = cache.load(job.key)  # what a resumed run would see

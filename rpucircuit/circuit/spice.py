@@ -377,31 +377,40 @@ def run(job: SpiceJob, *, workdir: str | Path, keep: bool = False) -> RawResult:
         deadline = start + job.timeout_s
         rc: int | None = None
         pause = 0.001
-        while rc is None:
-            peak = max(peak, _vm_hwm(proc.pid))
-            pid, status = os.waitpid(proc.pid, os.WNOHANG)
-            if pid != 0:
-                rc = os.waitstatus_to_exitcode(status)
-                proc.returncode = rc
-                break
-            if time.perf_counter() >= deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(proc.pid, 0)
-                proc.returncode = -signal.SIGKILL
-                with contextlib.suppress(FileNotFoundError):
-                    raw_path.unlink()
-                log = log_path.read_text(encoding="utf-8", errors="replace")
-                raise SimulationTimeoutError(
-                    f"ngspice ran past its {job.timeout_s:g} s limit (job {job.name!r}) "
-                    "and was killed",
-                    run_dir=run_dir,
-                    log=log,
-                    netlist=job.text,
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 0.02)
+        try:
+            while rc is None:
+                peak = max(peak, _vm_hwm(proc.pid))
+                pid, status = os.waitpid(proc.pid, os.WNOHANG)
+                if pid != 0:
+                    rc = os.waitstatus_to_exitcode(status)
+                    proc.returncode = rc
+                    break
+                if time.perf_counter() >= deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(proc.pid, 0)
+                    proc.returncode = -signal.SIGKILL
+                    with contextlib.suppress(FileNotFoundError):
+                        raw_path.unlink()
+                    log = log_path.read_text(encoding="utf-8", errors="replace")
+                    raise SimulationTimeoutError(
+                        f"ngspice ran past its {job.timeout_s:g} s limit (job {job.name!r}) "
+                        "and was killed",
+                        run_dir=run_dir,
+                        log=log,
+                        netlist=job.text,
+                    )
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        except BaseException:
+            # Ctrl-C, a signal turned into an exception, the time limit: ngspice runs in
+            # its own session and would otherwise outlive this process
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, 0)
+            raise
     wall = time.perf_counter() - start
     log = log_path.read_text(encoding="utf-8", errors="replace")
     failed = _FAIL_RE.search(log)

@@ -221,9 +221,16 @@ def read_toml_file(path: str | Path) -> dict[str, Any]:
     """Read and parse a TOML file; a missing or unreadable file is a ConfigError."""
     p = Path(path)
     try:
+        if p.exists() and not p.is_file():  # a folder, a FIFO, /dev/zero: never read one
+            kind = "a folder" if p.is_dir() else "not a regular file"
+            raise ConfigError(f"cannot read config file {p}: {kind}")
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"cannot read config file {p}: not UTF-8 text (byte {exc.start})"
+        ) from exc
     return parse_toml(text, source=str(p))
 
 

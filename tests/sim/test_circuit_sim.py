@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -299,3 +304,54 @@ def test_sinh_read_time_encoding_linear_amplitude_not(tmp_path: Path) -> None:
             # Op-amp errors for one 74 nS device at up to 3.6× its small-signal current:
             # ≤ 1e-3 relative (the linear case measures 2e-4).
             assert v == pytest.approx(-q * gain, rel=1e-3), (encoding, x)
+
+
+def _ngspice_pids_under(folder: Path) -> list[int]:
+    """ngspice processes whose working folder lies under ``folder`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "ngspice":
+                continue
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue  # gone meanwhile
+        if cwd.is_relative_to(folder):
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
+def test_interrupted_run_takes_its_ngspice_with_it(tmp_path: Path) -> None:
+    # ngspice runs in its own session (so a time limit can kill its whole group); Ctrl-C
+    # of the caller must still end it, not leave it simulating for the full time limit
+    script = (
+        "import dataclasses, sys\n"
+        "import numpy as np\n"
+        "from pathlib import Path\n"
+        "from rpucircuit.circuit import netlist as nl, spice\n"
+        "from rpucircuit.config.tile import gokmen_vlasov_2016\n"
+        "cfg = gokmen_vlasov_2016(rows=16, cols=16)\n"
+        "g = np.full((16, 16), cfg.device.g_mean_s)\n"
+        "net = nl.build_read(cfg, g, g, np.ones(16))\n"
+        "net = dataclasses.replace(net, analyses=(nl.Tran(step_s=1e-13, stop_s=1e-3),))\n"
+        "job = spice.SpiceJob.from_netlist(net, name='long', timeout_s=300.0)\n"
+        "spice.run(job, workdir=Path(sys.argv[1]))\n"
+    )
+    log = tmp_path / "caller.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=err)
+        deadline = time.monotonic() + 60
+        while not _ngspice_pids_under(tmp_path):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "ngspice never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) != 0  # KeyboardInterrupt
+    assert "KeyboardInterrupt" in log.read_text()
+    deadline = time.monotonic() + 10
+    while _ngspice_pids_under(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _ngspice_pids_under(tmp_path) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -93,3 +95,16 @@ def test_range_and_choice_messages() -> None:
 def test_unreadable_file(tmp_path: object) -> None:
     with pytest.raises(ConfigError, match=r"cannot read config file"):
         base.read_toml_file("/nonexistent/cfg.toml")
+
+
+def test_unreadable_kinds_of_file_are_one_line_errors(tmp_path: Path) -> None:
+    binary = tmp_path / "cfg.toml"
+    binary.write_bytes(b"\x89HDF\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ConfigError, match=r"cfg\.toml: not UTF-8 text \(byte 0\)"):
+        base.read_toml_file(binary)
+    with pytest.raises(ConfigError, match=r": a folder"):
+        base.read_toml_file(tmp_path)
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)  # reading it would block forever
+    with pytest.raises(ConfigError, match=r"pipe\.toml: not a regular file"):
+        base.read_toml_file(fifo)

@@ -95,7 +95,9 @@ def test_resume_does_not_rerun_cached_jobs(tmp_path: Path) -> None:
 
 def test_failed_jobs_reported_and_others_cached(tmp_path: Path) -> None:
     jobs = [*toy_jobs(2), engine.make_job(ToyConfig(a=7.0, fail=True), {"a": 7.0})]
-    with pytest.raises(SweepError, match=r"(?s)1 of 3 job\(s\) failed.*toy job a=7.0 failed"):
+    with pytest.raises(
+        SweepError, match=r"(?s)1 of 3 job\(s\) failed.*: RuntimeError: toy job a=7.0 failed"
+    ):
         engine.run_jobs(toy_job, jobs, cache_dir=tmp_path, n_workers=2, progress=False)
     cache = engine.ResultCache(tmp_path)
     assert cache.has(jobs[0].key) and cache.has(jobs[1].key) and not cache.has(jobs[2].key)
