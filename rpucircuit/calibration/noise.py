@@ -47,7 +47,7 @@ from rpucircuit.calibration.base import (
     scalar,
 )
 from rpucircuit.calibration.read import line_gain
-from rpucircuit.circuit import analytic as an
+from rpucircuit.circuit.extract.noise import config_noise_budget
 from rpucircuit.config.tile import circuit_config_from_data
 from rpucircuit.model.modelparts import NoiseModel
 
@@ -249,26 +249,7 @@ def analytic_sigma(tree: Tree, n_devices: int) -> float:
     cfg = circuit_config_from_data(
         case_config(node), source="noise/parameters/config_toml", extra_tables=("campaign",)
     )
-    d, p, t = cfg.device, cfg.periphery, cfg.tile
-    b = an.noise_budget(
-        n_rows=n_devices,
-        g_on_s=d.g_on_s,
-        g_off_s=d.g_off_s,
-        w_max=d.w_max,
-        v_read_v=p.v_read_v,
-        t_meas_s=p.t_meas_s,
-        c_int_f=cfg.c_int_f,
-        e_n_v_per_rthz=p.e_n_v_per_rthz,
-        adc_bits=p.adc_bits,
-        alpha_w=cfg.alpha_effective,
-        g_device_mean_s=d.g_mean_s,
-        c_in_f=t.n_arrays * n_devices * t.c_seg_row_f,
-        gbw_hz=p.gbw_hz,
-        r_reset_ohm=p.r_reset_ohm,
-        a0=p.a0,
-        n_arrays=t.n_arrays,
-        temperature_k=p.temperature_k,
-    )
+    b = config_noise_budget(cfg, n_devices)
     return math.sqrt(b.device_thermal_w**2 + b.opamp_w**2 + b.ktc_w**2)
 
 

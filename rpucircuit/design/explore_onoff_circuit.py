@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rpucircuit.circuit import analytic as an
+from rpucircuit.circuit.extract.noise import config_noise_budget
 from rpucircuit.config.tile import CircuitConfig
 from rpucircuit.design.explore import Network
 from rpucircuit.training.loop import TILE_SHAPES
@@ -69,26 +70,7 @@ def _c_in_f(cfg: CircuitConfig, line: Line) -> float:
 def line_budget(cfg: CircuitConfig, line: Line) -> an.NoiseBudget:
     """Analytic noise budget of ``line`` in circuit ``cfg`` (weight units of the signal as
     it reaches the output), the same call the ``.noise`` extraction compares with."""
-    d, p = cfg.device, cfg.periphery
-    return an.noise_budget(
-        n_rows=line.n_devices,
-        g_on_s=d.g_on_s,
-        g_off_s=d.g_off_s,
-        w_max=d.w_max,
-        v_read_v=p.v_read_v,
-        t_meas_s=p.t_meas_s,
-        c_int_f=cfg.c_int_f,
-        e_n_v_per_rthz=p.e_n_v_per_rthz,
-        adc_bits=p.adc_bits,
-        alpha_w=cfg.alpha_effective,
-        g_device_mean_s=d.g_mean_s,
-        c_in_f=_c_in_f(cfg, line),
-        gbw_hz=p.gbw_hz,
-        r_reset_ohm=p.r_reset_ohm,
-        a0=p.a0,
-        n_arrays=cfg.tile.n_arrays,
-        temperature_k=p.temperature_k,
-    )
+    return config_noise_budget(cfg, line.n_devices, c_in_f=_c_in_f(cfg, line))
 
 
 def line_sigma_w(cfg: CircuitConfig, line: Line) -> float:

@@ -256,6 +256,36 @@ def flat_band_hz(cfg: CircuitConfig, g_tot_s: float, c_in_f: float) -> tuple[flo
     )
 
 
+def config_noise_budget(
+    cfg: CircuitConfig, n_devices: int, *, c_in_f: float | None = None
+) -> NoiseBudget:
+    """:func:`~rpucircuit.circuit.analytic.noise_budget` of a line of ``n_devices`` per
+    array in circuit ``cfg`` (its device, periphery and tile), the budget every ``.noise``
+    comparison uses. ``c_in_f``: the line capacitance on the summing node (default: both
+    arrays' row segments, ``n_arrays·n·c_seg_row``; a backward read's column line has its
+    own)."""
+    d, p, t = cfg.device, cfg.periphery, cfg.tile
+    return an.noise_budget(
+        n_rows=n_devices,
+        g_on_s=d.g_on_s,
+        g_off_s=d.g_off_s,
+        w_max=d.w_max,
+        v_read_v=p.v_read_v,
+        t_meas_s=p.t_meas_s,
+        c_int_f=cfg.c_int_f,
+        e_n_v_per_rthz=p.e_n_v_per_rthz,
+        adc_bits=p.adc_bits,
+        alpha_w=cfg.alpha_effective,
+        g_device_mean_s=d.g_mean_s,
+        c_in_f=t.n_arrays * n_devices * t.c_seg_row_f if c_in_f is None else c_in_f,
+        gbw_hz=p.gbw_hz,
+        r_reset_ohm=p.r_reset_ohm,
+        a0=p.a0,
+        n_arrays=t.n_arrays,
+        temperature_k=p.temperature_k,
+    )
+
+
 def noise_case(
     cfg: CircuitConfig,
     *,
@@ -297,25 +327,7 @@ def noise_case(
     ) + reset_opamp_var_c2(cfg, n, workdir=workdir, timeout_s=timeout_s, f_stop_hz=f_stop_hz)
     sigma = math.sqrt(var_dev + var_amp) / (q_unit * gain)
     window_w = math.sqrt(windowed_charge_variance_c2(f, s_i, p.t_meas_s)) / (q_unit * gain)
-    budget = an.noise_budget(
-        n_rows=n,
-        g_on_s=d.g_on_s,
-        g_off_s=d.g_off_s,
-        w_max=d.w_max,
-        v_read_v=p.v_read_v,
-        t_meas_s=p.t_meas_s,
-        c_int_f=cfg.c_int_f,
-        e_n_v_per_rthz=p.e_n_v_per_rthz,
-        adc_bits=p.adc_bits,
-        alpha_w=cfg.alpha_effective,
-        g_device_mean_s=d.g_mean_s,
-        c_in_f=c_in,
-        gbw_hz=p.gbw_hz,
-        r_reset_ohm=p.r_reset_ohm,
-        a0=p.a0,
-        n_arrays=cfg.tile.n_arrays,
-        temperature_k=p.temperature_k,
-    )
+    budget = config_noise_budget(cfg, n, c_in_f=c_in)
     return NoiseResult(
         n_devices=n,
         f_hz=f,
