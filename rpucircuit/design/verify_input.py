@@ -29,8 +29,9 @@ role needs; of the other documented parameters it gets those it declares.
 A library is plain SPICE text that ngspice reads as an include file. What it may hold is a
 closed list (:data:`ALLOWED_DOT_COMMANDS`): subcircuits, models, parameters, functions and
 options. Anything that runs analyses, includes other files or executes commands
-(``.control``, ``shell``, ``.include``, ``.lib``, OSDI or code-model loading) is refused
-with the file and line, so that a library never makes ngspice do more than simulate.
+(``.control``, ``*#`` command lines, ``shell``, ``.include``, ``.lib``, OSDI or code-model
+loading, XSPICE ``A`` instances, whose code models can read files) is refused with the file
+and line, so that a library never makes ngspice do more than simulate.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ _FORBIDDEN_WORDS = {
     "osdi": "OSDI loads a compiled shared library",
     "codemodel": "a code model loads a compiled shared library",
     "d_cosim": "d_cosim loads a compiled shared library",
+    "pre_codemodel": "a code model loads a compiled shared library",
 }
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -212,24 +214,53 @@ def _parse_subckt(tokens: list[str], line: int, where: str) -> Subckt:
     return Subckt(name, tuple(ports), tuple(params), line)
 
 
+def _scan_raw_lines(path: Path, text: str) -> None:
+    """Refuse, on the raw text, what ngspice would execute whatever the scanner thinks
+    of comments: ``*#`` lines (ngspice runs them as commands, even inside a subcircuit)
+    and the forbidden words anywhere outside a plain ``*`` comment line, ``;`` and ``$``
+    tails included (ngspice's rules for those are narrower than a scanner's)."""
+    for k, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("*#"):
+            raise DesignError(
+                f"{path}:{k}: refused a '*#' line: ngspice runs it as a command; "
+                "a library holds circuits only"
+            )
+        if not line or line.startswith("*"):
+            continue
+        first = line.split(maxsplit=1)[0].lower()
+        if first in (".control", ".endc", ".exec"):
+            raise DesignError(
+                f"{path}:{k}: refused {first}: {_EXPLAIN[first]}; a library holds circuits only"
+            )
+        for word in _WORD.findall(line):
+            why = _FORBIDDEN_WORDS.get(word.lower())
+            if why is not None:
+                raise DesignError(
+                    f"{path}:{k}: refused {word!r}: {why}; a library holds circuits only"
+                )
+
+
 def scan_library(path: Path, text: str) -> Library:
     """Check a library's text and collect its subcircuits (pure: ``path`` only names it).
 
     Raises :class:`DesignError` naming ``path`` and the line for anything outside
     :data:`ALLOWED_DOT_COMMANDS` and for the words of :data:`_FORBIDDEN_WORDS`.
     """
+    _scan_raw_lines(path, text)
     subckts: dict[str, Subckt] = {}
     open_subckts: list[tuple[int, str]] = []  # (line, name) of each .subckt not yet ended
     for line, body in _logical_lines(text):
         where = f"{path}:{line}"
         tokens = body.split()
+        if not tokens:
+            raise DesignError(f"{where}: a continuation line ('+') with no line before it")
         first = tokens[0].lower()
-        for word in _WORD.findall(body):
-            why = _FORBIDDEN_WORDS.get(word.lower())
-            if why is not None:
-                raise DesignError(
-                    f"{where}: refused {word!r}: {why}; a library holds circuits only"
-                )
+        if first.startswith("a"):
+            raise DesignError(
+                f"{where}: refused XSPICE instance {tokens[0]!r}: code models can read files "
+                "and load compiled code; a library holds circuits of standard elements only"
+            )
         if first.startswith("."):
             if first in _EXPLAIN:
                 raise DesignError(

@@ -85,13 +85,39 @@ def test_scan_refuses_commands_with_file_and_line(line: str, match: str) -> None
 
 def test_scan_refuses_a_command_hidden_on_a_continuation_line() -> None:
     text = ".subckt s a b\nr1 a b\n+ 1k shell\n.ends\n"
-    with pytest.raises(DesignError, match=r"x\.lib:2: refused 'shell'"):
+    with pytest.raises(DesignError, match=r"x\.lib:3: refused 'shell'"):  # its own line
         scan_library(Path("x.lib"), text)
 
 
-def test_scan_ignores_commands_in_comments() -> None:
-    text = "* .control and shell are only words here\n.subckt s a b\nr1 a b 1k $ shell\n.ends\n"
+def test_scan_ignores_commands_in_comment_lines() -> None:
+    text = "* .control and shell are only words here\n.subckt s a b\nr1 a b 1k $ 1 k\n.ends\n"
     assert set(scan_library(Path("x.lib"), text).subckts) == {"s"}
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        # ngspice runs '*#' lines as commands, anywhere, indented or inside a subcircuit
+        (".subckt s a b\nr1 a b 1k\n.ends\n*#shell touch pwned\n", r"x\.lib:4: refused a '\*#'"),
+        (".subckt s a b\n  *# echo hi\nr1 a b 1k\n.ends\n", r"x\.lib:2: refused a '\*#'"),
+        # a ';' or '$' tail is no hiding place for a forbidden word
+        (".subckt s a b\nr1 a b 1k $ shell\n.ends\n", r"x\.lib:2: refused 'shell'"),
+        (
+            ".subckt s a b\nr1 a b 1k ; pre_codemodel x\n.ends\n",
+            r"x\.lib:2: refused 'pre_codemodel'",
+        ),
+        # XSPICE code models read files (filesource, table2d, d_source, ...)
+        (
+            '.subckt s a b\nA1 %v([a]) src\n.model src filesource (file="/etc/passwd")\n.ends\n',
+            r"x\.lib:2: refused XSPICE instance 'A1'",
+        ),
+        # a continuation with nothing before it (was an IndexError traceback)
+        ("+\n.subckt s a b\n.ends\n", r"x\.lib:1: a continuation line"),
+    ],
+)
+def test_scan_refuses_what_ngspice_would_execute_or_read(text: str, match: str) -> None:
+    with pytest.raises(DesignError, match=match):
+        scan_library(Path("x.lib"), text)
 
 
 def test_scan_refuses_a_subcircuit_defined_twice() -> None:
