@@ -94,3 +94,23 @@ def test_guard_leaves_an_unwritable_cache_alone(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("x = 1\n")
     (tmp_path / "__pycache__").write_text("not a folder")  # mkdir and listing both fail
     assert not cacheguard.guard(tmp_path)
+
+
+def test_the_kernels_digest_covers_the_config_their_layout_freezes() -> None:
+    kernels_dir = Path(cacheguard.__file__).resolve().parent
+    root = kernels_dir.parents[1]
+    assert all((root / rel).is_file() for rel in cacheguard.EXTRA_SOURCES)
+    # the same folder's files alone give another digest: the extra sources count
+    assert cacheguard.source_digest(kernels_dir) != _digest_of(sorted(kernels_dir.glob("*.py")))
+
+
+def _digest_of(paths: list[Path]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.name.encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()

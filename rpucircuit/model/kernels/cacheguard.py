@@ -27,10 +27,20 @@ STAMP_NAME = "rpucircuit-kernels.stamp"
 _CACHE_SUFFIXES = (".nbi", ".nbc")
 
 
+EXTRA_SOURCES = ("config/rpu.py",)
+"""Files outside the kernels whose constants compiled kernels freeze (relative to the
+``rpucircuit`` package): ``config/rpu.py`` sizes the parameter layout (``MAX_TRANSFER_TERMS``)."""
+
+
 def source_digest(package_dir: Path) -> str:
-    """sha256 over the names and contents of the ``*.py`` files of ``package_dir``."""
+    """sha256 over the names and contents of the ``*.py`` files of ``package_dir`` and, for
+    the kernels package itself, of :data:`EXTRA_SOURCES`."""
     h = hashlib.sha256()
-    for path in sorted(package_dir.glob("*.py")):
+    paths = sorted(package_dir.glob("*.py"))
+    root = Path(__file__).resolve().parents[2]  # the rpucircuit package
+    if package_dir.resolve() == Path(__file__).resolve().parent:
+        paths += [root / rel for rel in EXTRA_SOURCES if (root / rel).is_file()]
+    for path in paths:
         h.update(path.name.encode())
         h.update(b"\0")
         h.update(path.read_bytes())
