@@ -246,29 +246,15 @@ def _run_noise(args: argparse.Namespace) -> int:
     if args.penalty is not None:
         kw["penalty_pts"] = args.penalty
     study = ex.NoiseStudy(network=args.network, model=args.model, schedule=_schedule(args), **kw)
-    name = f"noise-{args.network}" + ("-quick" if args.quick else "")
-    out = args.out if args.out is not None else Path("runs") / "explore" / name
-    try:
-        res = run_noise(
-            study,
-            out,
-            scheduler=args.scheduler,
-            n_workers=args.jobs,
-            cache_dir=args.cache,
-            progress=not args.no_progress,
-            connect_timeout_s=args.connect_timeout,
-        )
-    except KeyboardInterrupt:
-        _interrupted(out, args.cache)
-        raise
+    out = _out(args, "noise")
+    res = _run_study(run_noise, study, out, args)
     print(ex.noise_table(study, res.curve))
     print(
         f"\nlargest σ within {study.penalty_pts:g} points: "
         + ex.acceptable_text(res.acceptable, study.penalty_pts, "w")
         + f" (paper A: σ ≈ {ex.PAPER_A_SIGMA:g})"
     )
-    r = res.run
-    print(f"{len(r.results)} jobs ({sum(r.cached)} cached) in {r.wall_s:.1f} s; results in {out}")
+    _print_run(res.run, out)
     return 0
 
 
@@ -303,10 +289,25 @@ def _run_onoff(args: argparse.Namespace) -> int:
         **kw,
     )
     study.circuit()  # a circuit the grid cannot vary fails before anything runs
-    name = f"onoff-{args.network}" + ("-quick" if args.quick else "")
-    out = args.out if args.out is not None else Path("runs") / "explore" / name
+    out = _out(args, "onoff")
+    res = _run_study(run_onoff, study, out, args)
+    print((out / "report.md").read_text(encoding="utf-8"))
+    _print_run(res.run, out)
+    return 0
+
+
+def _out(args: argparse.Namespace, kind: str) -> Path:
+    """``--out``, or ``runs/explore/<kind>-<network>[-quick]``."""
+    if args.out is not None:
+        return Path(args.out)
+    return Path("runs") / "explore" / (f"{kind}-{args.network}" + ("-quick" if args.quick else ""))
+
+
+def _run_study(runner: Any, study: Any, out: Path, args: argparse.Namespace) -> Any:
+    """``runner(study, out, ...)`` on the engine the options choose; Ctrl-C says how to
+    resume (:func:`_interrupted`) before it propagates."""
     try:
-        res = run_onoff(
+        return runner(
             study,
             out,
             scheduler=args.scheduler,
@@ -318,7 +319,8 @@ def _run_onoff(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _interrupted(out, args.cache)
         raise
-    print((out / "report.md").read_text(encoding="utf-8"))
-    r = res.run
-    print(f"{len(r.results)} jobs ({sum(r.cached)} cached) in {r.wall_s:.1f} s; results in {out}")
-    return 0
+
+
+def _print_run(run: Any, out: Path) -> None:
+    jobs = f"{len(run.results)} jobs ({sum(run.cached)} cached)"
+    print(f"{jobs} in {run.wall_s:.1f} s; results in {out}")
