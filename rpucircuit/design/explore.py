@@ -232,8 +232,7 @@ class PenaltyCurve:
     @property
     def penalty_pts(self) -> FloatArray:
         """Penalty per seed and x (percentage points): error minus its seed's baseline."""
-        out: FloatArray = self.error_pct - self.baseline_pct[:, None]
-        return out
+        return paired_penalty(self.error_pct, self.baseline_pct)
 
     @property
     def mean(self) -> FloatArray:
@@ -244,10 +243,23 @@ class PenaltyCurve:
     @property
     def spread(self) -> FloatArray:
         """Sample standard deviation of the penalty over seeds (points; 0 for one seed)."""
-        if self.penalty_pts.shape[0] < 2:
-            return np.zeros(self.x.size)
-        out: FloatArray = np.std(self.penalty_pts, axis=0, ddof=1)
-        return out
+        return seed_spread(self.penalty_pts)
+
+
+def paired_penalty(error_pct: FloatArray, baseline_pct: FloatArray) -> FloatArray:
+    """Test error minus the same seed's noiseless error: ``error_pct`` (seeds, ...),
+    ``baseline_pct`` (seeds,), in percentage points."""
+    shape = (-1,) + (1,) * (error_pct.ndim - 1)
+    out: FloatArray = error_pct - baseline_pct.reshape(shape)
+    return out
+
+
+def seed_spread(penalty: FloatArray) -> FloatArray:
+    """Sample standard deviation over seeds (axis 0); zeros for a single seed."""
+    if penalty.shape[0] < 2:
+        return np.zeros(penalty.shape[1:])
+    out: FloatArray = np.std(penalty, axis=0, ddof=1)
+    return out
 
 
 def penalty_curve(

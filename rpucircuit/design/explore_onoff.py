@@ -58,6 +58,8 @@ from rpucircuit.design.explore import (
     crossing,
     full_schedule,
     model_table,
+    paired_penalty,
+    seed_spread,
     training_config,
     training_job,
 )
@@ -300,8 +302,7 @@ class OnOffResult:
     @property
     def penalty_pts(self) -> FloatArray:
         """Penalty per seed (points), (seeds, t_meas, on/off, e_n)."""
-        out: FloatArray = self.error_pct - self.baseline_pct[:, None, None, None]
-        return out
+        return paired_penalty(self.error_pct, self.baseline_pct)
 
     @property
     def mean(self) -> FloatArray:
@@ -312,10 +313,7 @@ class OnOffResult:
     @property
     def spread(self) -> FloatArray:
         """Sample std of the penalty over seeds (0 for one seed)."""
-        if self.penalty_pts.shape[0] < 2:
-            return np.zeros(self.mean.shape)
-        out: FloatArray = np.std(self.penalty_pts, axis=0, ddof=1)
-        return out
+        return seed_spread(self.penalty_pts)
 
 
 def answers(
