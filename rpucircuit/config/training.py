@@ -84,10 +84,24 @@ class Setting:
             object.__setattr__(self, "value", float(value))
         elif hint is int and isinstance(value, float) and value.is_integer():
             object.__setattr__(self, "value", int(value))
+        _check_setting_type(self.path, hint, self.value)
         for i, layer in enumerate(self.layers):
             check_int(f"model.settings[{self.path}].layers[{i}]", layer, 0)
         if len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"model.settings[{self.path}].layers = {self.layers}: repeated")
+
+
+def _check_setting_type(path: str, hint: Any, value: Any) -> None:
+    """A bool, int, float or str field gets a value of that type (a bool is not a number
+    here, and a number is not a bool): ConfigError otherwise."""
+    if hint not in (bool, int, float, str):
+        return  # Literal choices and tuples are checked by the config itself
+    ok = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+    if not ok:
+        raise ConfigError(
+            f"model setting {path} = {value!r}: must be {hint.__name__}, "
+            f"not {type(value).__name__}"
+        )
 
 
 def _field_type(path: str) -> Any:

@@ -75,6 +75,22 @@ def test_setting_values_take_the_field_type() -> None:
     assert isinstance(Setting(path="update.bl", value=5.0).value, int)
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("forward.noise_management", 1, "must be bool, not int"),
+        ("update.bl", True, "must be int, not bool"),
+        ("update.bl", 2.5, "must be int, not float"),
+        ("device.w_max", "0.6", "must be float, not str"),
+        ("device.w_max", False, "must be float, not bool"),
+    ],
+)
+def test_setting_values_of_the_wrong_type_are_refused(path: str, value: Any, message: str) -> None:
+    """Before, ``noise_management = 1`` passed as true and ``bl = true`` as 1."""
+    with pytest.raises(ConfigError, match=message):
+        Setting(path=path, value=value)
+
+
 def test_later_settings_win() -> None:
     cfg = TrainingConfig(
         model=ModelSpec(
