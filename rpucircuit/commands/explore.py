@@ -65,6 +65,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         "read noise is replaced (default gokmen_vlasov_2016)",
     )
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        dest="settings",
+        help="change a field of the array model on every analog layer (repeatable), e.g. "
+        "--set backward.noise_management=false",
+    )
+    p.add_argument(
         "--seeds",
         type=_numbers(1, integer=True),
         default=None,
@@ -245,7 +254,13 @@ def _run_noise(args: argparse.Namespace) -> int:
         kw["seeds"] = args.seeds
     if args.penalty is not None:
         kw["penalty_pts"] = args.penalty
-    study = ex.NoiseStudy(network=args.network, model=args.model, schedule=_schedule(args), **kw)
+    study = ex.NoiseStudy(
+        network=args.network,
+        model=args.model,
+        schedule=_schedule(args),
+        settings=tuple(args.settings),
+        **kw,
+    )
     out = _out(args, "noise")
     res = _run_study(run_noise, study, out, args)
     print(ex.noise_table(study, res.curve))
@@ -286,6 +301,7 @@ def _run_onoff(args: argparse.Namespace) -> int:
         line_devices=args.line_devices,
         spice_points=args.spice_points,
         circuit_toml=circuit,
+        settings=tuple(args.settings),
         **kw,
     )
     study.circuit()  # a circuit the grid cannot vary fails before anything runs

@@ -37,6 +37,8 @@ from rpucircuit.config.training import (
     MNIST_TRAIN,
     N_ANALOG_LAYERS,
     PRESETS,
+    Setting,
+    SettingValue,
     TrainingConfig,
 )
 from rpucircuit.errors import ConfigError
@@ -142,6 +144,47 @@ def model_table(model: str) -> dict[str, Any]:
     )
 
 
+SIGMA_PATHS = ("forward.out_noise", "backward.out_noise")
+"""The array-model fields the studies set per grid point (not available to ``settings``)."""
+
+
+def parse_setting(text: str) -> dict[str, Any]:
+    """One ``PATH=VALUE`` array-model change (``--set``) as a ``model.settings`` entry for
+    every analog layer: ``true``/``false`` give a bool, then an int, a float, else the text.
+    The path must name a field of :class:`~rpucircuit.config.rpu.RPUConfig` other than the
+    read noise the study sets (:data:`SIGMA_PATHS`)."""
+    path, eq, raw = text.partition("=")
+    path, raw = path.strip(), raw.strip()
+    if not eq or not path or not raw:
+        raise ConfigError(
+            f"setting {text!r}: give PATH=VALUE, e.g. backward.noise_management=false"
+        )
+    if path in SIGMA_PATHS:
+        raise ConfigError(f"setting {text!r}: the study sets {path} itself (its σ grid)")
+    value: SettingValue
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    else:
+        try:
+            value = int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = raw
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"setting {text!r}: the value must be finite")
+    setting = Setting(path=path, value=value)  # a field of the array model, of its type
+    return {"path": setting.path, "value": setting.value}
+
+
+def check_settings(settings: Sequence[str]) -> None:
+    """Every entry parses (:func:`parse_setting`) and no path repeats."""
+    paths = [parse_setting(s)["path"] for s in settings]
+    if len(set(paths)) != len(paths):
+        raise ConfigError(f"settings {list(settings)}: a field is set twice")
+
+
 def layer_sigma_settings(
     forward: Sequence[float], backward: Sequence[float]
 ) -> list[dict[str, Any]]:
@@ -163,9 +206,12 @@ def training_config(
     model: str,
     forward: Sequence[float],
     backward: Sequence[float],
+    settings: Sequence[str] = (),
 ) -> TrainingConfig:
     """The training config of one job: ``network`` on ``schedule`` with ``seed``, the array
-    model ``model`` (:func:`model_table`) and per-layer read σ (:func:`layer_sigma_settings`)."""
+    model ``model`` (:func:`model_table`) with ``settings`` (``PATH=VALUE``,
+    :func:`parse_setting`) on every analog layer, and per-layer read σ
+    (:func:`layer_sigma_settings`)."""
     from rpucircuit.config.base import from_dict
 
     n = N_ANALOG_LAYERS[network]
@@ -182,7 +228,11 @@ def training_config(
         "n_test": schedule.n_test,
         "eval_last": schedule.eval_last,
         "seed": seed,
-        "model": {**model_table(model), "settings": layer_sigma_settings(forward, backward)},
+        "model": {
+            **model_table(model),
+            "settings": [parse_setting(t) for t in settings]
+            + layer_sigma_settings(forward, backward),
+        },
     }
     return from_dict(TrainingConfig, data)
 
@@ -348,10 +398,14 @@ class NoiseStudy:
     """Seeds of every σ."""
     penalty_pts: float = DEFAULT_PENALTY_PTS
     """Acceptable test-error penalty (percentage points)."""
+    settings: tuple[str, ...] = ()
+    """Array-model changes on every analog layer, ``PATH=VALUE`` (:func:`parse_setting`),
+    e.g. ``backward.noise_management=false``."""
 
     def __post_init__(self) -> None:
         if self.network not in N_ANALOG_LAYERS:
             raise ConfigError(f"network = {self.network!r}: must be one of {list(N_ANALOG_LAYERS)}")
+        check_settings(self.settings)
         check_grid("sigmas", self.sigmas, lo=0.0)
         if self.sigmas[0] != 0.0:
             raise ConfigError(
@@ -401,6 +455,7 @@ def noise_jobs(study: NoiseStudy) -> list[Job]:
                 model=study.model,
                 forward=[sigma] * n,
                 backward=[sigma] * n,
+                settings=study.settings,
             )
             jobs.append(training_job(cfg, {"seed": seed, "sigma": sigma}))
     return jobs
@@ -440,6 +495,13 @@ def acceptable_text(acc: Acceptable, threshold: float, unit: str = "") -> str:
         f"{fmt_limit(acc.value)}{u} (interval from the seed spread: "
         f"{fmt_limit(acc.low)} … {fmt_limit(acc.high)}{u})"
     )
+
+
+def model_text(model: str, settings: Sequence[str]) -> str:
+    """The array model in words: the preset or file, and the changes on every layer."""
+    if not settings:
+        return model
+    return f"{model} with {', '.join(f'`{t}`' for t in settings)} on every analog layer"
 
 
 def schedule_text(s: Schedule) -> str:

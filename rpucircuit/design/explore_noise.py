@@ -23,6 +23,7 @@ from rpucircuit.design.explore import (
     PenaltyCurve,
     acceptable,
     acceptable_text,
+    model_text,
     noise_jobs,
     noise_table,
     penalty_curve,
@@ -122,8 +123,8 @@ def noise_report(study: NoiseStudy, curve: PenaltyCurve, acc: Acceptable, run: S
         [
             f"# Acceptable output noise σ: {study.network.upper()} network",
             "",
-            f"- array model: {study.model}; σ of the forward and backward read of every analog "
-            "layer set to each grid value",
+            f"- array model: {model_text(study.model, study.settings)}; σ of the forward and "
+            "backward read of every analog layer set to each grid value",
             f"- schedule: {schedule_text(study.schedule)}",
             f"- seeds: {', '.join(str(s) for s in study.seeds)}; penalty = test error minus "
             "the same seed's σ = 0 run (percentage points), mean ± sample std over seeds",

@@ -55,6 +55,7 @@ from rpucircuit.design.explore import (
     Schedule,
     check_grid,
     check_seeds,
+    check_settings,
     crossing,
     full_schedule,
     model_table,
@@ -126,10 +127,14 @@ class OnOffStudy:
     0 = none."""
     circuit_toml: str = ""
     """The circuit config (TOML text) the grid changes; empty = paper A's tile."""
+    settings: tuple[str, ...] = ()
+    """Array-model changes on every analog layer, ``PATH=VALUE``
+    (:func:`~rpucircuit.design.explore.parse_setting`)."""
 
     def __post_init__(self) -> None:
         if self.network not in N_ANALOG_LAYERS:
             raise ConfigError(f"network = {self.network!r}: must be one of {list(N_ANALOG_LAYERS)}")
+        check_settings(self.settings)
         check_grid("on_off", self.on_off, lo=1.0, lo_open=True)
         check_grid("e_n", self.e_n_v_per_rthz, lo=0.0)
         if self.e_n_v_per_rthz[0] != 0.0:
@@ -210,6 +215,7 @@ def onoff_jobs(study: OnOffStudy, sigmas: FloatArray) -> tuple[list[Job], list[J
             model=study.model,
             forward=fwd,
             backward=bwd,
+            settings=study.settings,
         )
         return training_job(cfg, params)
 

@@ -14,7 +14,7 @@ import numpy as np
 from rpucircuit import store
 from rpucircuit.config.base import config_key, to_toml
 from rpucircuit.config.tile import CircuitConfig
-from rpucircuit.design.explore import run_training, schedule_text
+from rpucircuit.design.explore import model_text, run_training, schedule_text
 from rpucircuit.design.explore_onoff import (
     ONOFF_KIND,
     ONOFF_SCHEMA,
@@ -214,7 +214,8 @@ def onoff_report(res: OnOffResult, base: CircuitConfig) -> str:
         "t_meas and the on/off ratio",
         "- reads and their line lengths (devices per array): "
         + ", ".join(f"layer {ln.layer} {ln.direction} {ln.n_devices}" for ln in lines),
-        f"- array model trained: {s.model}; schedule: {schedule_text(s.schedule)}",
+        f"- array model trained: {model_text(s.model, s.settings)}; "
+        f"schedule: {schedule_text(s.schedule)}",
         f"- seeds: {', '.join(str(x) for x in s.seeds)}; penalty = test error minus the same "
         f"seed's noiseless run; threshold {s.penalty_pts:g} points",
         f"- jobs: {n_jobs} ({sum(run.cached)} from the cache; equal σ sets share one), wall "

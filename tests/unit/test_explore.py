@@ -224,6 +224,46 @@ def test_noise_jobs_set_both_reads_of_every_layer() -> None:
     assert jobs[1].config.lr == 0.1 and jobs[1].config.epochs == 3
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("backward.noise_management=false", False),
+        ("forward.noise_management = True", True),
+        ("update.bl=31", 31),
+        ("device.dw_min=0.002", 0.002),
+        ("device.dw_min=1", 1.0),
+        ("update.pulse_type=exact", "exact"),
+    ],
+)
+def test_parse_setting_types(text: str, value: object) -> None:
+    got = ex.parse_setting(text)
+    assert got == {"path": text.split("=")[0].strip(), "value": value}
+    assert type(got["value"]) is type(value)
+
+
+def test_settings_reach_every_layer_under_the_sigma_grid() -> None:
+    """``--set`` changes apply on every analog layer; the study's σ still sets both reads,
+    and a changed array model trains under other job keys (no cache reuse across models)."""
+    plain = ex.NoiseStudy(schedule=ex.quick_schedule(), sigmas=(0.0, 0.1), seeds=(3,))
+    nm_off = ex.NoiseStudy(
+        schedule=ex.quick_schedule(),
+        sigmas=(0.0, 0.1),
+        seeds=(3,),
+        settings=("forward.noise_management=false", "backward.noise_management=false"),
+    )
+    for job in ex.noise_jobs(nm_off):
+        rpu = job.config.rpu_configs()
+        assert len(rpu) == 3
+        assert not any(c.forward.noise_management or c.backward.noise_management for c in rpu)
+    assert all(c.backward.out_noise == 0.1 for c in ex.noise_jobs(nm_off)[1].config.rpu_configs())
+    plain_keys = {j.key for j in ex.noise_jobs(plain)}
+    assert plain_keys.isdisjoint(j.key for j in ex.noise_jobs(nm_off))
+    assert all(c.forward.noise_management for c in ex.noise_jobs(plain)[0].config.rpu_configs())
+    with pytest.raises(ConfigError, match="set twice"):
+        ex.NoiseStudy(settings=("update.bl=5", "update.bl=6"))
+    assert "backward.noise_management=false" in ex.model_text("m", nm_off.settings)
+
+
 def test_training_config_needs_one_sigma_per_layer() -> None:
     with pytest.raises(ConfigError, match="has 3 analog layers"):
         ex.training_config(
@@ -267,6 +307,11 @@ def test_cnn_on_request_sets_every_read_of_its_four_layers() -> None:
         (["onoff", "--e-n", "5,10"], "must start at 0"),
         (["onoff", "--spice-points", "7"], "spice_points"),
         (["noise", "--epochs", "0"], "epochs"),
+        (["noise", "--set", "forward.noise_management=3"], "must be bool, not int"),
+        (["noise", "--set", "backward.out_noise=0.1"], "sets backward.out_noise itself"),
+        (["noise", "--set", "backward.noise_management"], "give PATH=VALUE"),
+        (["onoff", "--set", "device.nope=1"], "device has no field 'nope'"),
+        (["onoff", "--set", "device.dw_min=nan"], "must be finite"),
     ],
 )
 def test_cli_refuses_bad_input_in_one_line_before_anything_runs(
