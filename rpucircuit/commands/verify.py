@@ -123,5 +123,8 @@ def run(args: argparse.Namespace) -> int:
     for p in result.plots:
         print(f"plot   {p}")
     verdict = "PASS" if result.passed else "FAIL"
-    print(f"{verdict} in {result.wall_s:.1f} s")
+    print(
+        f"{verdict} in {result.wall_s:.1f} s ({result.n_jobs} simulation jobs, "
+        f"{result.n_cached} from the cache)"
+    )
     return 0 if result.passed else EXIT_FAIL

@@ -402,6 +402,10 @@ class VerifyResult:
     report: Path
     plots: tuple[Path, ...]
     wall_s: float
+    n_jobs: int = 0
+    """Simulation jobs the checks needed."""
+    n_cached: int = 0
+    """Of those, the ones taken from ``<out>/cache`` (a rerun or a resumed run)."""
 
     @property
     def passed(self) -> bool:
@@ -584,7 +588,15 @@ def _verify_into(
     rows = evaluate(design, results)
     wall = time.perf_counter() - t0
     path, report, plots = write_outputs(out, design, rows, results, wall)
-    return VerifyResult(tuple(rows), path, report, tuple(plots), wall)
+    return VerifyResult(
+        tuple(rows),
+        path,
+        report,
+        tuple(plots),
+        wall,
+        n_jobs=len(jobs),
+        n_cached=sum(run.cached),
+    )
 
 
 __all__ = [

@@ -5,7 +5,12 @@ that ngspice rejects is named with ngspice's message; Dask gives the pool's numb
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,10 +254,49 @@ def test_no_scheduler_leaves_no_output_folder(
     assert not out.exists()
 
 
+def test_killed_run_resumes_with_only_the_unfinished_checks(tmp_path: Path) -> None:
+    """``verify`` in its own process on one worker, SIGKILLed (whole process group) once a
+    simulation is cached: no report is left, and the rerun takes those jobs from the cache
+    untouched and simulates only the rest."""
+    design = _design(tmp_path, SMALL_TILE.replace("512", "128"))
+    out = tmp_path / "out"
+    cache = out / "cache"
+    args = ["verify", str(design), "--out", str(out), "--no-progress", "--jobs", "1"]
+    code = "import sys; from rpucircuit import cli; sys.exit(cli.main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240.0
+        while not list(cache.glob("*.h5")):
+            assert proc.poll() is None, "verify ended before it could be killed"
+            assert time.monotonic() < deadline, "no simulation finished in 240 s"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.h5")}
+    assert before and not (out / "verify.h5").exists()
+    rerun = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    n_jobs = len(list(cache.glob("*.h5")))
+    assert len(before) < n_jobs
+    assert f"({n_jobs} simulation jobs, {len(before)} from the cache)" in rerun.stdout
+    after = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.h5")}
+    assert all(after[name] == t for name, t in before.items())  # reused, not redone
+    assert (out / "verify.h5").is_file()
+
+
 @pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[str]:
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
+    import distributed  # a test dependency: missing it fails, never skips
+
+    with distributed.LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         yield cluster.scheduler_address
