@@ -38,7 +38,6 @@ from rpucircuit.config.training import (
     N_ANALOG_LAYERS,
     PRESETS,
     Setting,
-    SettingValue,
     TrainingConfig,
 )
 from rpucircuit.errors import ConfigError
@@ -51,6 +50,7 @@ from rpucircuit.jobs import (
     run_jobs,
 )
 from rpucircuit.training.loop import run_job
+from rpucircuit.training.sweep import parse_assignment
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -150,30 +150,15 @@ SIGMA_PATHS = ("forward.out_noise", "backward.out_noise")
 
 def parse_setting(text: str) -> dict[str, Any]:
     """One ``PATH=VALUE`` array-model change (``--set``) as a ``model.settings`` entry for
-    every analog layer: ``true``/``false`` give a bool, then an int, a float, else the text.
-    The path must name a field of :class:`~rpucircuit.config.rpu.RPUConfig` other than the
-    read noise the study sets (:data:`SIGMA_PATHS`)."""
-    path, eq, raw = text.partition("=")
-    path, raw = path.strip(), raw.strip()
-    if not eq or not path or not raw:
-        raise ConfigError(
-            f"setting {text!r}: give PATH=VALUE, e.g. backward.noise_management=false"
-        )
+    every analog layer. VALUE is a TOML value as in ``rpucircuit sweep --set`` (``false``,
+    ``31``, ``0.002``; a bare word is a string); it must have the field's type. The path
+    must name a field of :class:`~rpucircuit.config.rpu.RPUConfig` other than the read
+    noise the study sets (:data:`SIGMA_PATHS`)."""
+    path, value = parse_assignment(text, option="--set")
     if path in SIGMA_PATHS:
-        raise ConfigError(f"setting {text!r}: the study sets {path} itself (its σ grid)")
-    value: SettingValue
-    if raw.lower() in ("true", "false"):
-        value = raw.lower() == "true"
-    else:
-        try:
-            value = int(raw)
-        except ValueError:
-            try:
-                value = float(raw)
-            except ValueError:
-                value = raw
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"setting {text!r}: the value must be finite")
+        raise ConfigError(f"--set {text!r}: the study sets {path} itself (its σ grid)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"--set {text!r}: the value must be finite")
     setting = Setting(path=path, value=value)  # a field of the array model, of its type
     return {"path": setting.path, "value": setting.value}
 

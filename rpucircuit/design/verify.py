@@ -395,7 +395,8 @@ def evaluate(design: Design, results: Mapping[str, Mapping[str, Any]]) -> list[C
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """What a verification wrote and whether the design passed."""
+    """What a verification wrote, whether the design passed, and how many of its ``n_jobs``
+    simulation jobs came from ``<out>/cache`` (``n_cached``)."""
 
     rows: tuple[CheckRow, ...]
     path: Path
@@ -403,9 +404,7 @@ class VerifyResult:
     plots: tuple[Path, ...]
     wall_s: float
     n_jobs: int = 0
-    """Simulation jobs the checks needed."""
     n_cached: int = 0
-    """Of those, the ones taken from ``<out>/cache`` (a rerun or a resumed run)."""
 
     @property
     def passed(self) -> bool:
@@ -539,16 +538,15 @@ def verify(
     try:
         return _verify_into(design, out, n_workers, scheduler, progress, t0)
     except BaseException:
-        # Nothing worth keeping (no finished simulation cached) in a folder this run made:
-        # leave no half-made output folder behind (a refused library, no scheduler, Ctrl-C).
+        # No finished simulation cached in a folder this run made: leave no half-made folder.
         if created and not any((out / "cache").glob("*.h5")):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
 
 OUTPUT_NAMES = (RESULT_NAME, REPORT_NAME, "read.png", "integrator.png", "noise.png")
-"""The result files of a run, removed when a new run starts so that a folder never shows
-one design's report beside another's library copies."""
+"""A run's result files, removed when a new run starts (never one design's report beside
+another's libraries)."""
 
 
 def _verify_into(
@@ -585,18 +583,9 @@ def _verify_into(
         progress=progress,
     )
     results = dict(zip(vc.CHECK_JOBS, run.results, strict=True))
-    rows = evaluate(design, results)
-    wall = time.perf_counter() - t0
+    rows, wall = evaluate(design, results), time.perf_counter() - t0
     path, report, plots = write_outputs(out, design, rows, results, wall)
-    return VerifyResult(
-        tuple(rows),
-        path,
-        report,
-        tuple(plots),
-        wall,
-        n_jobs=len(jobs),
-        n_cached=sum(run.cached),
-    )
+    return VerifyResult(tuple(rows), path, report, tuple(plots), wall, len(jobs), sum(run.cached))
 
 
 __all__ = [

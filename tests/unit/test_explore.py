@@ -228,7 +228,7 @@ def test_noise_jobs_set_both_reads_of_every_layer() -> None:
     ("text", "value"),
     [
         ("backward.noise_management=false", False),
-        ("forward.noise_management = True", True),
+        ("forward.noise_management = true", True),
         ("update.bl=31", 31),
         ("device.dw_min=0.002", 0.002),
         ("device.dw_min=1", 1.0),
@@ -309,7 +309,8 @@ def test_cnn_on_request_sets_every_read_of_its_four_layers() -> None:
         (["noise", "--epochs", "0"], "epochs"),
         (["noise", "--set", "forward.noise_management=3"], "must be bool, not int"),
         (["noise", "--set", "backward.out_noise=0.1"], "sets backward.out_noise itself"),
-        (["noise", "--set", "backward.noise_management"], "give PATH=VALUE"),
+        (["noise", "--set", "backward.noise_management"], "expected PATH=VALUE"),
+        (["noise", "--set", "forward.noise_management=True"], "must be bool, not str"),
         (["onoff", "--set", "device.nope=1"], "device has no field 'nope'"),
         (["onoff", "--set", "device.dw_min=nan"], "must be finite"),
     ],
