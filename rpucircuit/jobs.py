@@ -30,6 +30,7 @@ import hashlib
 import importlib
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ from rpucircuit.config.base import (
     to_toml,
 )
 from rpucircuit.errors import ConfigError, StoreError, SweepError
+from rpucircuit.procs import die_with_parent
 
 JOB_KIND = "sweep-job"
 """HDF5 kind of one cached job result."""
@@ -276,7 +278,13 @@ def _run_pool(
 ) -> Iterator[tuple[Job, dict[str, Any] | None, float, BaseException | None]]:
     ctx = multiprocessing.get_context("spawn")
     with _single_threaded_children():
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+        # a worker dies with this process (a SIGKILL here would leave it training on)
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=n_workers,
+            mp_context=ctx,
+            initializer=die_with_parent,
+            initargs=(signal.SIGKILL, os.getpid()),
+        )
         futures = {pool.submit(_timed_call, fn, job.config): job for job in jobs}
     try:
         yield from _outcomes(concurrent.futures.as_completed(futures), futures)

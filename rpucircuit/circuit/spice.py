@@ -39,6 +39,7 @@ from rpucircuit.errors import (
     SimulationTimeoutError,
     SimulatorNotFoundError,
 )
+from rpucircuit.procs import die_with_parent_preexec
 
 NETLIST_NAME = "net.cir"
 """Name of the netlist file in each run folder."""
@@ -373,6 +374,7 @@ def run(job: SpiceJob, *, workdir: str | Path, keep: bool = False) -> RawResult:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent_preexec(),  # a killed worker takes its ngspice along
         )
         deadline = start + job.timeout_s
         rc: int | None = None

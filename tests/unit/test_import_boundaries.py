@@ -27,6 +27,7 @@ LAYERS = {
     "rpucircuit.fileio": "base",
     "rpucircuit.store": "base",
     "rpucircuit.jobs": "base",
+    "rpucircuit.procs": "base",
     "rpucircuit.config": "base",
     "rpucircuit.config.tile": "circuit-config",
     "rpucircuit.config.rpu": "model-config",
