@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from rpucircuit.model import kernels
-from rpucircuit.model.kernels import halfselect
+from rpucircuit.model.kernels import halfselect, hsbatch
 
 _BOUND = 0.05
 """Device bounds ±0.05 in these tests: large steps reach them within one update."""
@@ -201,6 +201,159 @@ def test_half_select_deterministic_phases_with_a_bound() -> None:
     assert wread[0, 0] == w[0, 0, 0]
 
 
+def _batch_case(
+    rng: np.random.Generator, name: str
+) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray, float]:
+    """(shape, x (n, in), δ (n, out), lr) of a batch that takes the batched path. Column 0
+    has x < 0 and every δ < 0, so it coincides last, in phase (−, −), downwards: its
+    devices start near w_min and end many samples at it (clipped) or just above."""
+    if name == "patches":  # a conv layer's patches: most inputs nonzero
+        shape, n, lr = (1, 5, 10), 6, 0.02
+    elif name == "two-blocks":  # more samples than one block holds
+        shape, n, lr = (1, 3, 4), hsbatch._BLOCK + 6, 0.004
+    else:  # two devices per weight
+        shape, n, lr = (2, 4, 8), 4, 0.02
+    n_out, n_in = shape[1:]
+    x = rng.uniform(-1, 1, (n, n_in)) * (rng.random((n, n_in)) < 0.6)
+    x[:, 0] = -rng.uniform(0.3, 1.0, n)
+    d = -rng.uniform(0.1, 1, (n, n_out)) * (rng.random((n, n_out)) < 0.8)
+    return shape, x, d, lr
+
+
+@pytest.mark.parametrize("name", ["patches", "two-blocks", "two-devices"])
+def test_half_select_batch_matches_reference_statistically(
+    rng: np.random.Generator, name: str
+) -> None:
+    """A batch of samples in one call (a block in one step per device far from the
+    bounds, sample by sample near them) against :func:`kernels.reference_update` sample
+    after sample: mean, spread and bound occupancy of every device after the batch. The
+    batch of two blocks (70 samples) is checked against the single-sample kernel instead
+    (which the tests above check against the reference), at the same statistical power:
+    70 reference calls per repetition would take minutes."""
+    shape, x, d, lr = _batch_case(rng, name)
+    par = _par(rng, shape)
+    w0 = rng.uniform(-_BOUND, _BOUND, shape)
+    w0[..., 0] = 0.0005 - _BOUND  # half a step above w_min: the near path
+    w0[..., 1] = 0.0  # far from both bounds: the one-step path
+    dp = _dp(0.2)
+    s = kernels.seed_state(rng)
+    s_ref = kernels.seed_state(rng)
+    reps = 700
+    fast = np.empty((reps, *shape))
+    ref = np.empty((reps, *shape))
+    for t in range(reps):
+        w = w0.copy()
+        _update(x, d, lr, w, par, dp, s)
+        fast[t] = w
+        w = w0.copy()
+        for row in range(x.shape[0]):
+            if name == "two-blocks":
+                _update(x[row], d[row], lr, w, par, dp, s_ref)
+            else:
+                kernels.reference_update(x[row], d[row], lr, 10, True, 0.001, w, par, dp, rng)
+        ref[t] = w
+    df, dr = fast - w0, ref - w0
+    touched = np.any(dr != 0, axis=0)
+    assert np.array_equal(np.any(df != 0, axis=0), touched)
+    assert touched.mean() > 0.5
+    sd = np.sqrt((df.var(axis=0) + dr.var(axis=0)) / reps) + 1e-12
+    assert np.all(np.abs(df.mean(axis=0) - dr.mean(axis=0)) < 5 * sd)
+    moving = dr.std(axis=0) > 2e-4
+    assert moving.sum() >= 0.2 * moving.size
+    ratio = df.std(axis=0)[moving] / dr.std(axis=0)[moving]
+    # SE of the ratio 3.8 % at N = 700 for a normal change; a device whose change hinges
+    # on a few pulses has a heavy-tailed one (measured: 1.20 at N = 600 for a device
+    # that gives 1.02 at N = 3000), so 25 % per device and 3 % pooled
+    assert np.all(np.abs(ratio - 1) < 0.25)
+    assert abs(ratio.mean() - 1) < 0.03
+    at_f = np.mean(np.abs(fast) >= _BOUND - 1e-12, axis=0)
+    at_r = np.mean(np.abs(ref) >= _BOUND - 1e-12, axis=0)
+    se = np.sqrt((at_f * (1 - at_f) + at_r * (1 - at_r)) / reps) + 1e-9
+    assert np.all(np.abs(at_f - at_r) < 5 * se)
+    assert at_r.max() > 0.05
+
+
+def test_far_step_has_the_phases_mean_and_variance(rng: np.random.Generator) -> None:
+    """Far from the bounds the batch moves a device in one step whose mean and variance
+    are those of the phases' sum (module docstring of kernels.hsbatch): p = q = 1 and a
+    known pulse count per device, against the closed form, over many repetitions."""
+    k, ctoc, bl, dw = 0.2, 0.3, 10, 0.001
+    shape = (1, 2, 3)
+    par = np.empty((*shape, kernels.PAR_LEN))
+    par[..., kernels.PAR_UP] = dw * 1.1
+    par[..., kernels.PAR_DOWN] = dw * 0.9
+    par[..., kernels.PAR_WMAX] = 1.0
+    par[..., kernels.PAR_WMIN] = -1.0
+    x = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, 0.0]])  # column 2 never pulses
+    d = np.array([[1.0, 0.0], [-1.0, 0.0]])  # row 1 never pulses
+    lr = 1.0  # with update management p = q = 1: every stream pulses in all slots
+    reps = 4000
+    s = kernels.seed_state(rng)
+    moves = np.empty((reps, *shape[1:]))
+    for t in range(reps):
+        w = np.zeros(shape)
+        _update(x, d, lr, w, par, _dp(k, ctoc=ctoc), s)
+        moves[t] = w[0]
+    up, down = dw * 1.1, dw * 0.9
+    # per sample: nf = BL coincidences on (pulsing row, pulsing column), lone BL on each line
+    expected_mean = np.zeros(shape[1:])
+    expected_var = np.zeros(shape[1:])
+    for smp in range(2):
+        for i in range(2):
+            for j in range(3):
+                n_r = bl if d[smp, i] != 0 else 0
+                n_c = bl if x[smp, j] != 0 else 0
+                nf = min(n_r, n_c)
+                lone = n_r + n_c
+                if n_r == 0 and n_c == 0:
+                    continue
+                a = -np.sign(x[smp, j]) * np.sign(d[smp, i]) if nf else 0.0
+                fp, fm = (nf, 0) if a > 0 else (0, nf)
+                expected_mean[i, j] += up * ((1 - 2 * k) * fp + k * lone) - down * (
+                    (1 - 2 * k) * fm + k * lone
+                )
+                expected_var[i, j] += ctoc**2 * (
+                    up**2 * ((1 - 2 * k**2) * fp + k**2 * lone)
+                    + down**2 * ((1 - 2 * k**2) * fm + k**2 * lone)
+                )
+    se = np.sqrt(expected_var / reps)
+    assert np.all(np.abs(moves.mean(axis=0) - expected_mean) < 5 * se + 1e-15)
+    on = expected_var > 0
+    # SE of a variance ≈ var·√(2/n) = 2.2 % at n = 4000
+    np.testing.assert_allclose(moves.var(axis=0)[on], expected_var[on], rtol=0.12)
+    assert np.all(moves[:, ~on] == 0.0)
+
+
+def test_half_select_batch_keeps_read_copies_and_resumes(rng: np.random.Generator) -> None:
+    """The batched path rewrites both read copies (F or C order, float32) as the device
+    sum times its map, and the same state gives the same weights, state and copies."""
+    for order in ("C", "F"):
+        shape = (2, 6, 9)
+        par = _par(rng, shape)
+        w0 = rng.uniform(-0.02, 0.02, shape)
+        att = 1 - 0.01 * rng.random(shape[1:])
+        att_b = 1 - 0.01 * rng.random(shape[1:])
+        x = rng.uniform(-1, 1, (5, 9)) * (rng.random((5, 9)) < 0.5)
+        d = rng.uniform(-1, 1, (5, 6))
+        s0 = kernels.seed_state(rng)
+        dp = _dp(0.1, use_att=True, bwd=True)
+        runs = []
+        for _ in range(2):
+            w, s = w0.copy(), s0.copy()
+            _, wread, wread_b = _update(
+                x, d, 0.05, w, par, dp, s, att=att, att_b=att_b, order=order, dtype=np.float32
+            )
+            runs.append((w, s, wread, wread_b))
+        w, s, wread, wread_b = runs[0]
+        assert not np.array_equal(w, w0)
+        for a, b in zip(runs[0], runs[1], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert s[4] > s0[4]
+        total = 0.0 + w[0] + w[1]
+        np.testing.assert_array_equal(wread, (total * att).astype(np.float32))
+        np.testing.assert_array_equal(wread_b, (total * att_b).astype(np.float32))
+
+
 # --------------------------------------------------------------------------- read copies
 
 
@@ -237,27 +390,37 @@ def test_half_select_keeps_both_read_copies(
 def test_half_select_is_deterministic_and_resumes_from_the_state(
     rng: np.random.Generator,
 ) -> None:
-    """The same state gives the same weights; two calls equal one call of both samples
-    (the state carries everything between them)."""
+    """The same state gives the same weights, single samples and batches alike; a run of
+    calls stopped after any call and resumed from copies of its weights and state ends
+    where the unbroken run ends (the state carries everything between calls)."""
     shape = (1, 7, 20)
     par = _par(rng, shape)
     w0 = rng.uniform(-0.02, 0.02, shape)
-    x = rng.uniform(-1, 1, (2, 20))
-    d = rng.uniform(-1, 1, (2, 7))
+    x = rng.uniform(-1, 1, (6, 20))
+    d = rng.uniform(-1, 1, (6, 7))
     dp = _dp(0.1)
     s0 = kernels.seed_state(rng)
+    calls = [(x[:1], d[:1]), (x[1:4], d[1:4]), (x[4:5], d[4:5]), (x[5:], d[5:])]
+
+    def run(w: np.ndarray, s: np.ndarray, part: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        for xb, db in part:
+            _update(xb, db, 0.03, w, par, dp, s)
+
     runs = []
     for _ in range(2):
         w, s = w0.copy(), s0.copy()
-        _update(x, d, 0.03, w, par, dp, s)
+        run(w, s, calls)
         runs.append((w, s))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
-    w, s = w0.copy(), s0.copy()
-    _update(x[:1], d[:1], 0.03, w, par, dp, s)
-    _update(x[1:], d[1:], 0.03, w, par, dp, s)
-    np.testing.assert_array_equal(w, runs[0][0])
-    np.testing.assert_array_equal(s, runs[0][1])
+    assert not np.array_equal(runs[0][0], w0)
+    for stop in range(1, len(calls)):
+        w, s = w0.copy(), s0.copy()
+        run(w, s, calls[:stop])
+        w, s = w.copy(), s.copy()  # what a checkpoint keeps
+        run(w, s, calls[stop:])
+        np.testing.assert_array_equal(w, runs[0][0])
+        np.testing.assert_array_equal(s, runs[0][1])
 
 
 # --------------------------------------------------------------------------- k = 0 unchanged

@@ -80,6 +80,17 @@ def binomial_normals(n: int, s: UIntArray) -> FloatArray:  # pragma: no cover - 
     return out[:n]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _binomial1(c: np.uint64) -> float:  # pragma: no cover - compiled
+    """The first normal of :func:`_binomial3` of counter ``c`` (bits 0–20)."""
+    bits = float(_popcount(_splitmix(c) & _FIELD_MASK))
+    return float((bits - _FIELD_MEAN) * _FIELD_SCALE)
+
+
+_ZMAX = 4.6
+"""A bound on |Z|, for the largest move pulses can make (:mod:`.hsbatch`): the centred
+binomial's largest value is 10.5·√(4/21) = 4.583."""
+
 _DENSE_SHARE = 4
 """A silent row's pass runs over the whole row (:func:`_silent_row`) when more than one
 column in this many pulses."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from rpucircuit.model.kernels.batched import _pulsed_update_batch
 from rpucircuit.model.kernels.halfselect import _half_select_columns, _half_select_hard
+from rpucircuit.model.kernels.hsbatch import _half_select_batch
 from rpucircuit.model.kernels.layout import (
     BWD_KEPT,
     BWD_STALE,
@@ -83,10 +84,13 @@ def pulsed_update(
     column streams are shared. Returns the number of full coincidences, or −1
     (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
 
-    Sample by sample: column streams and the list of pulsing columns, each slot's column
-    list, then per device the row streams and the pulses (coincidences only for k = 0;
-    half-select with hard bounds: :mod:`.halfselect`, one draw per device and phase on
-    the pulsing lines only; with soft bounds: pulse by pulse per device). These steps
+    Batches (n > 1) without half-select go to :func:`_pulsed_update_batch`, with
+    half-select and hard bounds to :func:`~.hsbatch._half_select_batch` (a block of
+    samples in one step per device far from its bounds). Otherwise sample by sample:
+    column streams and the list of pulsing columns, each slot's column list, then per
+    device the row streams and the pulses (coincidences only for k = 0; half-select with
+    hard bounds: :mod:`.halfselect`, one draw per device and phase on the pulsing lines
+    only; with soft bounds: pulse by pulse per device). These steps
     stay in this one function: as functions of their own, called per sample and device,
     they made conv1's half-select update 10 % slower (measured), and the pulse block as a
     helper made updates 3-5x slower.
@@ -95,6 +99,10 @@ def pulsed_update(
         return -1
     if x.shape[0] > 1 and dp[DP_K] == 0.0:
         return _pulsed_update_batch(
+            x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
+        )
+    if x.shape[0] > 1 and dp[DP_SOFT] == 0.0:  # half-select, hard bounds: whole blocks
+        return _half_select_batch(
             x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
         )
     n_dev, n_out, n_in = w.shape
