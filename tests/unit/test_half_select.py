@@ -273,6 +273,33 @@ def test_half_select_batch_matches_reference_statistically(
     assert at_r.max() > 0.05
 
 
+def test_half_select_batch_draws_the_pulses_of_single_samples(
+    rng: np.random.Generator,
+) -> None:
+    """A batch draws the streams and counters that single-sample calls draw: the same
+    coincidence count and generator state after it, and every device near a bound (here
+    those starting at w_min, where any pulse reaches it) ends bit for bit where the
+    single-sample calls leave it; far devices (here at 0) differ only in their c2c draws."""
+    shape = (2, 6, 12)
+    par = _par(rng, shape)
+    w0 = np.zeros(shape)
+    w0[:, :, :6] = -_BOUND  # at w_min: near for any block with pulses
+    x = rng.uniform(-1, 1, (9, 12)) * (rng.random((9, 12)) < 0.6)
+    x[3] = 0.0  # a sample without pulses
+    d = rng.uniform(-1, 1, (9, 6))
+    dp = _dp(0.2)
+    s0 = kernels.seed_state(rng)
+    w_batch, s_batch = w0.copy(), s0.copy()
+    n_batch, _, _ = _update(x, d, 0.05, w_batch, par, dp, s_batch)
+    w_single, s_single = w0.copy(), s0.copy()
+    n_single = sum(_update(x[t], d[t], 0.05, w_single, par, dp, s_single)[0] for t in range(9))
+    assert n_batch == n_single > 0
+    np.testing.assert_array_equal(s_batch, s_single)
+    np.testing.assert_array_equal(w_batch[:, :, :6], w_single[:, :, :6])
+    assert np.any(w_batch[:, :, :6] != -_BOUND)  # they did move
+    assert not np.array_equal(w_batch[:, :, 6:], w_single[:, :, 6:])  # one step each
+
+
 def test_far_step_has_the_phases_mean_and_variance(rng: np.random.Generator) -> None:
     """Far from the bounds the batch moves a device in one step whose mean and variance
     are those of the phases' sum (module docstring of kernels.hsbatch): p = q = 1 and a

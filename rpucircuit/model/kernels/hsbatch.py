@@ -25,11 +25,16 @@ block costs one pass over the tile instead of one per sample.
 Blocks hold :data:`_BLOCK` samples at most, so the reach stays small against the bounds
 (paper B's CNN after 400 MNIST images at k = 0.1, estimated from the expected pulse
 counts: 4 % of conv1's devices near a bound per block of 64 of its 576 patches, 0.2 % of
-conv2's for its 64 patches). Normals: centred binomials as in :mod:`.halfselect`;
-for block b and device layer dv the counter s[4] gives ``base``, the one-step normal of
-device (i, j) comes from counter ``base + i·in + j`` and a near device's normals for the
-block's sample t from ``base + (1 + t)·out·in + i·in + j``; s[4] then advances by
-(1 + samples in the block)·out·in.
+conv2's for its 64 patches).
+
+Random numbers: sample by sample the bit streams and counters are drawn as
+:func:`~rpucircuit.model.kernels.pulsed_update` draws them for single samples (column
+streams, then each device layer's row streams and its out·in half-select counters from
+s[4]), so a batch sees the pulses its samples would see one call at a time, and a device
+near a bound gets the very normals (counters ``base_t + i·in + j`` of its sample t,
+:func:`~rpucircuit.model.kernels.halfselect._binomial3`) and so the very result it would
+get there. A far device's one normal is the first of its counter in the block's first
+sample with pulses (it uses no other of the block's counters).
 """
 
 from __future__ import annotations
@@ -39,7 +44,6 @@ from typing import Any
 import numba
 import numpy as np
 
-from rpucircuit.model.kernels.batched import _batch_streams
 from rpucircuit.model.kernels.halfselect import (
     _ZMAX,
     _binomial1,
@@ -62,7 +66,7 @@ from rpucircuit.model.kernels.layout import (
     UIntArray,
 )
 from rpucircuit.model.kernels.pulses import _pulse_scales
-from rpucircuit.model.kernels.streams import _padded, _popcount
+from rpucircuit.model.kernels.streams import _padded, _popcount, _streams
 
 _BLOCK = 64
 """Samples per block of :func:`_half_select_batch`."""
@@ -136,16 +140,15 @@ def _near_device(
     rm: UIntArray,
     k: float,
     ctoc: float,
-    base: np.uint64,
+    bases: UIntArray,
 ) -> float:  # pragma: no cover - compiled
     """Device (i, j) near a bound through the block's samples k0 ≤ t < k1 in order, phase
     by phase (:func:`~rpucircuit.model.kernels.halfselect._pulsing_device` on a pulsing
     row, :func:`~rpucircuit.model.kernels.halfselect._silent_device` on a pulsing column
     of a silent row); ``cm``, ``rm``: the block's column and row masks; normals of sample
-    t from counter ``base + (1 + t − k0)·out·in + i·in + j``."""
+    t from counter ``bases[t − k0] + i·in + j``."""
     n_in = x.shape[1]
     n_out = d.shape[1]
-    size = np.uint64(n_out * n_in)
     own = np.uint64(i * n_in + j)
     for t in range(k0, k1):
         kc = t - k0
@@ -157,7 +160,7 @@ def _near_device(
         sg = -1.0 if (c_m != 0 and x[t, j] < 0.0) else 1.0
         cmean = k * n_c
         cspread = ctoc * k * np.sqrt(n_c)
-        c = base + np.uint64(1 + kc) * size + own
+        c = bases[kc] + own
         if r_m == 0:
             v = _silent_device(v, up, down, lo, hi, sg, cmean, cspread, c)
             continue
@@ -223,8 +226,8 @@ def _half_select_batch(
 ) -> int:  # pragma: no cover - compiled
     """:func:`~rpucircuit.model.kernels.pulsed_update` of n > 1 samples with half-select
     and hard bounds (module docstring), finite inputs: per block of samples, the column
-    streams and each device layer's row streams (:func:`_batch_streams`), the lone pulses
-    per row and column, the coincidences by direction, then one pass per row
+    streams and each device layer's row streams sample by sample, the lone pulses per row
+    and column, the coincidences by direction, then one pass per row
     (:func:`_far_row`) and the near devices sample by sample (:func:`_near_device`); the
     read copies are rewritten once at the end. Returns the number of coincidences."""
     n, n_in = x.shape
@@ -235,13 +238,15 @@ def _half_select_batch(
     bwd = dp[DP_BWD_ATT] == BWD_KEPT
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)
     blk = min(n, _BLOCK)
-    cap = _padded(blk * max(n_in, n_out))
-    pk = np.empty(cap)
-    pos = np.empty(cap, dtype=np.int64)
-    packed = np.empty(cap, dtype=np.uint64)
-    thr = np.empty(cap, dtype=np.uint64)
-    cm = np.empty(cap, dtype=np.uint64)
-    rms = np.empty((n_dev, cap), dtype=np.uint64)
+    pbuf = np.empty(n_in)
+    qbuf = np.empty(n_out)
+    nz = np.empty(n_in, dtype=np.int64)
+    mbuf = np.empty(_padded(n_in), dtype=np.uint64)
+    rbuf = np.empty(_padded(n_out), dtype=np.uint64)
+    thr = np.empty(_padded(max(n_in, n_out)), dtype=np.uint64)
+    cm = np.zeros(blk * n_in, dtype=np.uint64)  # the block's column masks, (sample, column)
+    rms = np.zeros((n_dev, blk * n_out), dtype=np.uint64)  # row masks per device layer
+    bases = np.zeros((n_dev, blk), dtype=np.uint64)  # each sample's half-select counters
     acols = np.empty(n_in, dtype=np.int64)
     acm = np.empty(n_in, dtype=np.uint64)
     l_col = np.empty(n_in)
@@ -255,17 +260,41 @@ def _half_select_batch(
     for k0 in range(0, n, blk):
         k1 = min(k0 + blk, n)
         nb = k1 - k0
-        _batch_streams(x, k0, k1, cxs, bl, s, pk, pos, packed, thr, cm)
-        for dv in range(n_dev):
-            _batch_streams(d, k0, k1, cds, bl, s, pk, pos, packed, thr, rms[dv])
+        first = -1  # the block's first sample with pulses
+        for kc in range(nb):  # the streams and counters of single-sample updates, in order
+            t = k0 + kc
+            cx = cxs[t]
+            cm[kc * n_in : (kc + 1) * n_in] = 0
+            rms[:, kc * n_out : (kc + 1) * n_out] = 0
+            if cx == 0.0:
+                continue
+            first = kc if first < 0 else first
+            n_nz = 0
+            for j in range(n_in):  # branch-free compaction of the nonzero inputs
+                v = x[t, j]
+                nz[n_nz] = j
+                pbuf[n_nz] = min(cx * abs(v), 1.0)
+                n_nz += int(v != 0.0)
+            _streams(pbuf, n_nz, bl, mbuf, thr, s)
+            for jj in range(n_nz):
+                cm[kc * n_in + nz[jj]] = mbuf[jj]
+            cd = cds[t]
+            for dv in range(n_dev):
+                for i in range(n_out):
+                    qbuf[i] = min(cd * abs(d[t, i]), 1.0)
+                _streams(qbuf, n_out, bl, rbuf, thr, s)
+                for i in range(n_out):
+                    rms[dv, kc * n_out + i] = rbuf[i]
+                bases[dv, kc] = s[4]
+                s[4] += size
+        if first < 0:
+            continue
         l_col[:] = 0.0
         for kc in range(nb):
             for j in range(n_in):
                 l_col[j] += float(_popcount(cm[kc * n_in + j]))
         for dv in range(n_dev):
             rm = rms[dv]
-            base = s[4]
-            s[4] = base + np.uint64(1 + nb) * size
             l_row[:] = 0.0
             for kc in range(nb):
                 for i in range(n_out):
@@ -295,12 +324,12 @@ def _half_select_batch(
                                 nfp[i, j] += nf
                             else:
                                 nfm[i, j] += nf
+            far_base = bases[dv, first]
             for i in range(n_out):
-                row_base = base + np.uint64(i * n_in)
                 wrow = w[dv, i]
                 n_near = _far_row(
-                    wrow, par[dv, i], l_row[i], l_col, nfp[i], nfm[i], k, ctoc, row_base, sc,
-                    near,
+                    wrow, par[dv, i], l_row[i], l_col, nfp[i], nfm[i], k, ctoc,
+                    far_base + np.uint64(i * n_in), sc, near,
                 )  # fmt: skip
                 if n_near > 0:
                     prow = par[dv, i]
@@ -308,7 +337,8 @@ def _half_select_batch(
                         if near[j]:
                             wrow[j] = _near_device(
                                 wrow[j], prow[j, PAR_UP], prow[j, PAR_DOWN], prow[j, PAR_WMIN],
-                                prow[j, PAR_WMAX], i, j, x, d, k0, k1, cm, rm, k, ctoc, base,
+                                prow[j, PAR_WMAX], i, j, x, d, k0, k1, cm, rm, k, ctoc,
+                                bases[dv],
                             )  # fmt: skip
                 nfp[i, :] = 0.0
                 nfm[i, :] = 0.0
