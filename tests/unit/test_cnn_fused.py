@@ -111,7 +111,7 @@ def _update_case(rng: np.random.Generator, case: str) -> tuple[AnalogTile, np.nd
     cfg = gokmen_vlasov_2016(n_devices=2 if case == "two_devices" else 1)
     if case == "soft":
         cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, soft_bounds=True))
-    n_out, n_in, n = (32, 401, 70) if case == "dense" else (16, 26, 400)
+    n_out, n_in, n = (32, 401, 70) if case.startswith("dense") else (16, 26, 400)
     tile = AnalogTile(n_out, n_in, cfg, rng=rng)
     tile.set_weights(rng.uniform(-0.3, 0.3, (n_out, n_in)))
     if case == "maps":
@@ -120,7 +120,13 @@ def _update_case(rng: np.random.Generator, case: str) -> tuple[AnalogTile, np.nd
         tile.backward(np.ones(n_out))  # the backward read copy is kept from now on
     x = rng.uniform(-1.0, 1.0, (n, n_in))
     d = rng.normal(0.0, 0.05, (n, n_out))
-    if case != "dense":
+    if case == "dense_few":
+        # dense patches with a few large inputs and sparse errors: samples of both pair
+        # loops (direct and slot lists) in one batch of the dense layout
+        x *= 0.02
+        x[rng.random(x.shape) < 0.01] = 1.0
+        d[rng.random(d.shape) < 0.8] = 0.0
+    elif case != "dense":
         x[rng.random(x.shape) < 0.75] = 0.0  # image patches: mostly zero
         d[rng.random(d.shape) < 0.75] = 0.0  # max-pooled errors
     x[3] = 0.0  # a patch of zeros, an error of zeros: no pulses
@@ -128,7 +134,7 @@ def _update_case(rng: np.random.Generator, case: str) -> tuple[AnalogTile, np.nd
     return tile, x, d
 
 
-@pytest.mark.parametrize("case", ["sparse", "dense", "two_devices", "maps", "soft"])
+@pytest.mark.parametrize("case", ["sparse", "dense", "dense_few", "two_devices", "maps", "soft"])
 def test_conv_update_is_bit_identical_to_the_batched_update(
     rng: np.random.Generator, case: str
 ) -> None:
