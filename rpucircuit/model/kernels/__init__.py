@@ -9,7 +9,9 @@ sum or maximum of checked-finite values lets a loop vectorize):
   one call: bit streams packed into uint64 words, per-slot lists of pulsing rows and
   columns, work proportional to the number of coincidences (half-select: to the devices
   on pulsing lines, :mod:`.halfselect` for hard bounds, one draw per device and phase);
-  many short updates without half-select go through :mod:`.batched`;
+  many short updates without half-select go through :mod:`.batched`, with half-select
+  and hard bounds (a conv layer's patches) through :mod:`.hsbatch` (a block of samples
+  in one step per device whose bounds the block's pulses cannot reach);
 * :func:`exact_update` (:mod:`.updates`) — the expected update applied directly;
 * :func:`dense_train_step` (:mod:`.dense`) — one SGD step of a fully connected network.
 
