@@ -63,8 +63,8 @@ def run_sweep(out: Path, jobs: int, quick: bool) -> tuple[float, float, str]:
     """Run the sweep in a child process: (wall s, CPU s of it and its workers, stdout)."""
     cmd = [
         sys.executable,
-        "-m",
-        "rpucircuit",
+        "-c",
+        "import sys; from rpucircuit import cli; sys.exit(cli.main(sys.argv[1:]))",
         "sweep",
         str(EXPERIMENT),
         "--jobs",
@@ -99,7 +99,9 @@ def read_jobs(out: Path) -> list[dict[str, float]]:
     return [{c: float(r[c]) for c in need} for r in rows]
 
 
-def report(rows: list[dict[str, float]], wall: float | None, cpu: float | None, jobs: int) -> str:
+def report(
+    rows: list[dict[str, float]], wall: float | None, cpu: float | None, jobs: int, cached: bool
+) -> str:
     by_k: dict[float, list[dict[str, float]]] = defaultdict(list)
     for r in rows:
         by_k[r[K]].append(r)
@@ -127,7 +129,12 @@ def report(rows: list[dict[str, float]], wall: float | None, cpu: float | None, 
         f"training time of the {len(rows)} jobs: {total:,.0f} s; the same {len(rows)} jobs at "
         f"k = 0: {at_k0:,.0f} s (ratio {total / at_k0:.2f})",
     ]
-    if wall is not None and cpu is not None:
+    if wall is not None and cpu is not None and cached:
+        lines.append(
+            f"this run's wall time {wall:,.0f} s, CPU {cpu:,.0f} s, covers only the jobs not "
+            "in the cache: no sweep wall time or projection (rerun into an empty --out)"
+        )
+    elif wall is not None and cpu is not None:
         lines.append(
             f"sweep wall time {wall:,.0f} s ({wall / 3600:.2f} h), CPU {cpu:,.0f} s; the same "
             f"sweep at k = 0, projected at this run's wall time per job second: "
@@ -151,12 +158,13 @@ def main() -> None:
         "paper-a-nonlinearity" + ("-quick" if a.quick else "")
     )
     wall = cpu = None
+    cached = False
     if not a.report_only:
-        wall, cpu, stdout = run_sweep(out, a.jobs, a.quick)
-        cached = [ln for ln in stdout.splitlines() if "cached" in ln]
-        if cached:
-            print(cached[-1])
-    print(report(read_jobs(out), wall, cpu, a.jobs))
+        had = len(list((out / "cache").glob("*.h5"))) if (out / "cache").is_dir() else 0
+        wall, cpu, _ = run_sweep(out, a.jobs, a.quick)
+        cached = had > 0
+        print(f"{had} job(s) were in the cache before this run")
+    print(report(read_jobs(out), wall, cpu, a.jobs, cached))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from rpucircuit.circuit import nodal
 from rpucircuit.circuit.extract import transfer_case, weights_to_conductances
 from rpucircuit.config.tile import CircuitConfig, replace_tile
 from rpucircuit.errors import RpuError, SimulationTimeoutError
+from rpucircuit.procs import die_with_parent_preexec
 
 FloatArray = npt.NDArray[np.float64]
 Status = Literal["ok", "timeout", "failed", "skipped"]
@@ -194,6 +195,7 @@ def start_worker() -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=die_with_parent_preexec(),  # a killed training takes its worker along
     )
 
 

@@ -61,7 +61,7 @@ MNIST_TRAIN = 60000
 MNIST_TEST = 10000
 """Images in the MNIST test set."""
 
-SettingValue = float | int | bool | str
+SettingValue = float | int | bool | str | tuple[float, ...]
 
 _HEX = "0123456789abcdef"
 
@@ -84,6 +84,9 @@ class Setting:
             object.__setattr__(self, "value", float(value))
         elif hint is int and isinstance(value, float) and value.is_integer():
             object.__setattr__(self, "value", int(value))
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            items = (float(v) if type(v) is int else v for v in value)  # 1 as 1.0
+            object.__setattr__(self, "value", tuple(items))  # a TOML array
         _check_setting_type(self.path, hint, self.value)
         for i, layer in enumerate(self.layers):
             check_int(f"model.settings[{self.path}].layers[{i}]", layer, 0)
@@ -99,8 +102,7 @@ def _check_setting_type(path: str, hint: Any, value: Any) -> None:
     ok = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
     if not ok:
         raise ConfigError(
-            f"model setting {path} = {value!r}: must be {hint.__name__}, "
-            f"not {type(value).__name__}"
+            f"model setting {path} = {value!r}: must be {hint.__name__}, not {type(value).__name__}"
         )
 
 

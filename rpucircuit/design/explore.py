@@ -49,7 +49,7 @@ from rpucircuit.jobs import (
     make_job,
     run_jobs,
 )
-from rpucircuit.training.loop import run_job
+from rpucircuit.training.loop import load_array_model, run_job
 from rpucircuit.training.sweep import parse_assignment
 
 FloatArray = npt.NDArray[np.float64]
@@ -146,6 +146,8 @@ def model_table(model: str) -> dict[str, Any]:
 
 SIGMA_PATHS = ("forward.out_noise", "backward.out_noise")
 """The array-model fields the studies set per grid point (not available to ``settings``)."""
+STUDY_PATHS = (*SIGMA_PATHS, "forward.is_perfect", "backward.is_perfect")
+"""Fields ``settings`` may not change: the σ grid, and the exact reads that would ignore it."""
 
 
 def parse_setting(text: str) -> dict[str, Any]:
@@ -154,20 +156,37 @@ def parse_setting(text: str) -> dict[str, Any]:
     ``31``, ``0.002``; a bare word is a string); it must have the field's type. The path
     must name a field of :class:`~rpucircuit.config.rpu.RPUConfig` other than the read
     noise the study sets (:data:`SIGMA_PATHS`)."""
-    path, value = parse_assignment(text, option="--set")
+    path, value = parse_assignment(text, option="--set", example="backward.noise_management=false")
     if path in SIGMA_PATHS:
         raise ConfigError(f"--set {text!r}: the study sets {path} itself (its σ grid)")
+    if path in STUDY_PATHS:
+        raise ConfigError(f"--set {text!r}: exact reads would ignore the study's σ")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"--set {text!r}: the value must be finite")
     setting = Setting(path=path, value=value)  # a field of the array model, of its type
     return {"path": setting.path, "value": setting.value}
 
 
-def check_settings(settings: Sequence[str]) -> None:
-    """Every entry parses (:func:`parse_setting`) and no path repeats."""
+def check_settings(settings: Sequence[str], model: str, network: Network) -> None:
+    """Every entry parses (:func:`parse_setting`), no path repeats, and the array model
+    ``model`` (a preset, or a model file's, read now) takes the values on every analog
+    layer of ``network``, so that a value out of range fails here and not in every job."""
     paths = [parse_setting(s)["path"] for s in settings]
     if len(set(paths)) != len(paths):
         raise ConfigError(f"settings {list(settings)}: a field is set twice")
+    if not settings:
+        return
+    n = N_ANALOG_LAYERS[network]
+    cfg = training_config(
+        network=network,
+        schedule=quick_schedule(),
+        seed=0,
+        model=model,
+        forward=[0.0] * n,
+        backward=[0.0] * n,
+        settings=settings,
+    )  # a preset validates every layer's array model here
+    load_array_model(cfg)  # a model file: its RPUConfig with the settings, every layer
 
 
 def layer_sigma_settings(
@@ -390,7 +409,6 @@ class NoiseStudy:
     def __post_init__(self) -> None:
         if self.network not in N_ANALOG_LAYERS:
             raise ConfigError(f"network = {self.network!r}: must be one of {list(N_ANALOG_LAYERS)}")
-        check_settings(self.settings)
         check_grid("sigmas", self.sigmas, lo=0.0)
         if self.sigmas[0] != 0.0:
             raise ConfigError(
@@ -400,6 +418,7 @@ class NoiseStudy:
         check_seeds(self.seeds)
         check_positive("penalty_pts", self.penalty_pts)
         model_table(self.model)
+        check_settings(self.settings, self.model, self.network)
 
 
 def check_grid(name: str, values: Sequence[float], *, lo: float, lo_open: bool = False) -> None:

@@ -134,7 +134,6 @@ class OnOffStudy:
     def __post_init__(self) -> None:
         if self.network not in N_ANALOG_LAYERS:
             raise ConfigError(f"network = {self.network!r}: must be one of {list(N_ANALOG_LAYERS)}")
-        check_settings(self.settings)
         check_grid("on_off", self.on_off, lo=1.0, lo_open=True)
         check_grid("e_n", self.e_n_v_per_rthz, lo=0.0)
         if self.e_n_v_per_rthz[0] != 0.0:
@@ -154,6 +153,7 @@ class OnOffStudy:
         check_int("line_devices", self.line_devices, 0)
         check_int("spice_points", self.spice_points, 0, len(self.on_off))
         model_table(self.model)
+        check_settings(self.settings, self.model, self.network)
 
     def circuit(self) -> CircuitConfig:
         """The base circuit config; refused when C_int is fixed (the grid needs it derived)."""

@@ -11,6 +11,7 @@ config class will do.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -266,16 +267,19 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)
 
 
-def parse_assignment(text: str, *, option: str) -> tuple[str, Any]:
+def parse_assignment(text: str, *, option: str, example: str = "epochs=3") -> tuple[str, Any]:
     """``PATH=VALUE`` from the command line; VALUE is a TOML value (``3``, ``0.1``,
-    ``true``, ``"fc"``, ``[1, 2]``), a bare word counts as a string."""
+    ``true``, ``"fc"``, ``[1, 2]``), a number TOML does not spell (``.001``, ``1.``) is a
+    float, and a bare word counts as a string. ``example`` goes into the error message."""
     path, sep, raw = text.partition("=")
     path, raw = path.strip(), raw.strip()
     if not sep or not path or not raw:
-        raise ConfigError(f"{option} {text!r}: expected PATH=VALUE, e.g. {option} epochs=3")
+        raise ConfigError(f"{option} {text!r}: expected PATH=VALUE, e.g. {option} {example}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
+        with contextlib.suppress(ValueError):
+            return path, float(raw)
         if not all(c.isalnum() or c in "_-." for c in raw):
             raise ConfigError(
                 f"{option} {text!r}: {raw!r} is not a TOML value (numbers, true/false, "

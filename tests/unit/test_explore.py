@@ -17,6 +17,9 @@ from rpucircuit.design import explore_onoff_circuit as ec
 from rpucircuit.errors import ConfigError
 from rpucircuit.training.loop import TILE_SHAPES
 
+PRESET_FILE = str(Path(__file__).resolve().parents[2] / "models" / "gokmen_vlasov_2016.h5")
+"""A shipped model file: a model file's settings are checked against its own RPUConfig."""
+
 # Interpolation results below are exact in real arithmetic; 1e-12 relative covers float64
 # rounding of a handful of operations.
 REL = 1e-12
@@ -233,6 +236,8 @@ def test_noise_jobs_set_both_reads_of_every_layer() -> None:
         ("device.dw_min=0.002", 0.002),
         ("device.dw_min=1", 1.0),
         ("update.pulse_type=exact", "exact"),
+        ("device.dw_min=.001", 0.001),
+        ("forward.input_transfer=[1, 0.05]", (1.0, 0.05)),
     ],
 )
 def test_parse_setting_types(text: str, value: object) -> None:
@@ -313,6 +318,17 @@ def test_cnn_on_request_sets_every_read_of_its_four_layers() -> None:
         (["noise", "--set", "forward.noise_management=True"], "must be bool, not str"),
         (["onoff", "--set", "device.nope=1"], "device has no field 'nope'"),
         (["onoff", "--set", "device.dw_min=nan"], "must be finite"),
+        (["noise", "--set", "backward.is_perfect=true"], "exact reads would ignore"),
+        (["noise", "--set", "device.k_half_select=-1"], "k_half_select"),
+        (["noise", "--set", "update.pulse_type=bogus"], "pulse_type"),
+        (
+            ["noise", "--model", PRESET_FILE, "--set", "update.pulse_type=x"],
+            "pulse_type",
+        ),
+        (
+            ["onoff", "--model", PRESET_FILE, "--set", "device.dw_min=-1"],
+            "dw_min",
+        ),
     ],
 )
 def test_cli_refuses_bad_input_in_one_line_before_anything_runs(

@@ -6,6 +6,7 @@ schedule) and an ngspice run in its own session ran until it finished by itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,7 +41,7 @@ def _wait_for_pids(folder: Path, n: int, proc: subprocess.Popen[bytes]) -> list[
         assert proc.poll() is None, "the driver ended before its children started"
         assert time.monotonic() < deadline, f"{n} children did not start in 120 s"
         time.sleep(0.05)
-    return [int(p.read_text()) for p in pids[:n] if p.read_text()]
+    return [int(p.read_text()) for p in pids[:n]]
 
 
 def _gone_within(pids: list[int], seconds: float) -> bool:
@@ -50,6 +51,21 @@ def _gone_within(pids: list[int], seconds: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def _kill_all(driver: subprocess.Popen[bytes], folder: Path) -> None:
+    """Whatever the test's outcome: the driver's group and every child it recorded (a
+    child in a session of its own by its group), so a failure leaves nothing running."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    for path in folder.glob("*.pid"):
+        pid = int(path.read_text())
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
 
 
 def _run_driver(tmp_path: Path, body: str) -> subprocess.Popen[bytes]:
@@ -73,7 +89,9 @@ def test_pool_workers_die_with_a_killed_sweep(tmp_path: Path) -> None:
             from pathlib import Path
 
             def slow(config):
-                Path(config, f"{os.getpid()}.pid").write_text(str(os.getpid()))
+                tmp = Path(config, f"{os.getpid()}.tmp")
+                tmp.write_text(str(os.getpid()))
+                os.replace(tmp, Path(config, f"{os.getpid()}.pid"))
                 time.sleep(300)
                 return {"x": 1.0}
             """
@@ -99,9 +117,7 @@ def test_pool_workers_die_with_a_killed_sweep(tmp_path: Path) -> None:
         driver.wait()
         assert _gone_within(workers, 10.0), "pool workers outlived their killed parent"
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
+        _kill_all(driver, pids_dir)
 
 
 @pytest.mark.sim
@@ -126,7 +142,9 @@ def test_ngspice_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
                     except (OSError, IndexError):
                         continue
                     if int(fields[1]) == os.getpid():
-                        Path({str(pids_dir)!r}, "ngspice.pid").write_text(stat.parent.name)
+                        tmp = Path({str(pids_dir)!r}, "ngspice.tmp")
+                        tmp.write_text(stat.parent.name)
+                        os.replace(tmp, tmp.with_suffix(".pid"))
                         return
                 time.sleep(0.02)
 
@@ -145,6 +163,4 @@ def test_ngspice_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
         driver.wait()
         assert _gone_within([ngspice], 10.0), "ngspice outlived the process that started it"
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
+        _kill_all(driver, pids_dir)
