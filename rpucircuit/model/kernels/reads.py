@@ -90,11 +90,15 @@ def _quantize_row(
         return False
     lim = 0.5 - _TIE_MARGIN
     n_tie = 0
-    for j in range(src.shape[1]):
-        u = min(max(src[k, j] * c, -big), big)
+    s_k = src[k]  # row views and selects: the loop vectorizes (_adc_row says more)
+    d_k = dst[k]
+    for j in range(s_k.shape[0]):
+        u = s_k[j] * c
+        u = u if u < big else big
+        u = u if u > -big else -big
         r = np.rint(u)
         n_tie += int(abs(u - r) > lim)
-        dst[k, j] = r * step
+        d_k[j] = r * step
     if n_tie:
         for j in range(src.shape[1]):
             u = min(max(src[k, j] * c, -big), big)
@@ -175,17 +179,27 @@ def _adc_row(
         c = 1.0 / step
         lim = 0.5 - _TIE_MARGIN
         n_tie = 0
-        for i in range(raw.shape[1]):
-            v = float(raw[k, i])
+        # row views and the clip as two selects (equal to min/max for every non-NaN
+        # value, signed zeros and ±bound included): this loop then vectorizes, where
+        # 2-D indexing and min/max left it scalar (paper B's conv2 backward read, 64 × 401
+        # outputs: 30 → 15 µs, AMD EPYC, 2026-12-06)
+        n_o = raw.shape[1]
+        r_k = raw[k]
+        y_k = y[k]
+        z_k = z[z0 : z0 + n_o] if sigma > 0.0 else z[:0]
+        for i in range(n_o):
+            v = float(r_k[i])
             if gain != 1.0:
                 v *= gain
             if sigma > 0.0:
-                v += sigma * z[z0 + i]
+                v += sigma * z_k[i]
             hit |= int(v >= bound) | int(v <= -bound)
-            u = min(max(v, -bound), bound) * c
+            v = v if v < bound else bound
+            v = v if v > -bound else -bound
+            u = v * c
             r = np.rint(u)
             n_tie += int(abs(u - r) > lim)
-            y[k, i] = (r * step) * mult
+            y_k[i] = (r * step) * mult
         if n_tie:
             for i in range(raw.shape[1]):
                 v = float(raw[k, i])
