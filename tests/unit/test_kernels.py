@@ -394,7 +394,8 @@ def _batch_case(
         (1, 12, 16, False, False, 0.0),  # many: slot lists; dense stream draws
         (2, 12, 16, True, False, 0.0),  # two devices per weight, sparse stream draws
         (1, 3, 4, False, True, 0.0),  # soft bounds
-        # half-select (k != 0): sample by sample, pulsing rows vectorized per phase
+        # half-select (k != 0), hard bounds: kernels.hsbatch (one step per device far
+        # from its bounds, sample by sample near them); soft bounds: pulse by pulse
         (1, 3, 4, True, False, 0.2),
         (1, 12, 16, False, False, 0.1),
         (2, 12, 16, True, False, 0.3),  # two devices per weight
@@ -411,9 +412,10 @@ def test_batched_update_matches_sequential_reference(
     k: float,
 ) -> None:
     """n > 1 updates in one call (k = 0: :func:`batched._pulsed_update_batch`, a conv
-    layer's patches; k != 0: :func:`kernels.pulsed_update`'s half-select path, sample by
-    sample) against the pulse-by-pulse reference applied sample after sample: the same
-    mean and spread of every device's change, and of how many sit at a bound."""
+    layer's patches; k != 0 with hard bounds: :func:`hsbatch._half_select_batch`; with
+    soft bounds: sample by sample) against the pulse-by-pulse reference applied sample
+    after sample: the same mean and spread of every device's change, and of how many sit
+    at a bound."""
     par, w0, x, d = _batch_case(rng, n_dev, n_out, n_in, sparse)
     dp = _dp(ctoc=0.3, k=k, soft=soft, bounded=True)
     s = kernels.seed_state(rng)
@@ -448,7 +450,9 @@ def test_batched_update_matches_sequential_reference(
     # SE of a std ≈ std/√(2N) = 2.5 % per side for N = 800, 3.5 % for the ratio: 20 % is
     # over 5 SE (the sequential single-sample path reaches 11 % on the largest case)
     assert np.all(np.abs(ratio - 1) < 0.2)
-    assert abs(ratio.mean() - 1) < 0.03  # pooled over the devices
+    # pooled over the moving devices: 3 %, or 5 SE where few devices move (the 3 × 4 case
+    # has 5-10, whose pooled SE is 1.1-1.6 %: 3 % would be under 3 SE)
+    assert abs(ratio.mean() - 1) < max(0.03, 5 * 0.035 / np.sqrt(moving.sum()))
     at_f = np.mean(np.abs(fast) >= 0.05 - 1e-12, axis=0)  # the common device bound ±0.05
     at_r = np.mean(np.abs(ref) >= 0.05 - 1e-12, axis=0)
     se = np.sqrt((at_f * (1 - at_f) + at_r * (1 - at_r)) / reps) + 1e-9
@@ -507,7 +511,9 @@ def test_half_select_deterministic_formula() -> None:
 
 
 def test_linear_device_cancels_the_mean_update(rng: np.random.Generator) -> None:
-    """k = 0.5: net mean a·dw·n_c·(1 − 2k) = 0 for every element (paper A's linear failure)."""
+    """k = 0.5: net mean a·dw·n_c·(1 − 2k) = 0 for every element (paper A's linear failure).
+    Without c2c the phases cancel exactly in every cycle; with it (30 %) each cycle moves
+    the devices by about dw·0.3·√n, and the mean still cancels."""
     shape = (1, 3, 4)
     par = _params(shape)
     w0 = np.zeros(shape)
@@ -515,12 +521,12 @@ def test_linear_device_cancels_the_mean_update(rng: np.random.Generator) -> None
     d = np.array([0.6, -0.9, 0.2])
     reps = 2000
     fast, ref = _run_both(
-        rng, k=0.5, soft=False, w0=w0, par=par, x=x, d=d, lr=0.01, reps=reps, ctoc=0.0
+        rng, k=0.5, soft=False, w0=w0, par=par, x=x, d=d, lr=0.01, reps=reps, ctoc=0.3
     )
     for res in (fast, ref):
         se = res.std(axis=0) / np.sqrt(reps) + 1e-12
         assert np.all(np.abs(res.mean(axis=0)) < 5 * se)
-        assert res.std() > 0  # the devices are disturbed, just not on average
+        assert res.std() > 1e-4  # the devices are disturbed, just not on average
 
 
 def test_soft_bounds_deterministic_steps() -> None:
