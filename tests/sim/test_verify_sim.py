@@ -5,13 +5,9 @@ that ngspice rejects is named with ngspice's message; Dask gives the pool's numb
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -254,7 +250,11 @@ def test_no_scheduler_leaves_no_output_folder(
     assert not out.exists()
 
 
-def test_killed_run_resumes_with_only_the_unfinished_checks(tmp_path: Path) -> None:
+def test_killed_run_resumes_with_only_the_unfinished_checks(
+    tmp_path: Path,
+    cli_killed_at_first_job: Callable[[list[str], Path], None],
+    cli_in_process: Callable[[list[str]], subprocess.CompletedProcess[str]],
+) -> None:
     """``verify`` in its own process on one worker, SIGKILLed (whole process group) once a
     simulation is cached: no report is left, and the rerun takes those jobs from the cache
     untouched and simulates only the rest. Paper A's full tile: its jobs take seconds
@@ -263,31 +263,10 @@ def test_killed_run_resumes_with_only_the_unfinished_checks(tmp_path: Path) -> N
     out = tmp_path / "out"
     cache = out / "cache"
     args = ["verify", str(design), "--out", str(out), "--no-progress", "--jobs", "1"]
-    code = "import sys; from rpucircuit import cli; sys.exit(cli.main(sys.argv[1:]))"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 240.0
-        while not list(cache.glob("*.h5")):
-            assert proc.poll() is None, "verify ended before it could be killed"
-            assert time.monotonic() < deadline, "no simulation finished in 240 s"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    cli_killed_at_first_job(args, cache)
     before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.h5")}
     assert before and not (out / "verify.h5").exists()
-    rerun = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    rerun = cli_in_process(args)
     assert rerun.returncode == 0, rerun.stderr
     n_jobs = len(list(cache.glob("*.h5")))
     assert len(before) < n_jobs

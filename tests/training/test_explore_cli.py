@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import gc
 import math
-import os
-import signal
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -141,38 +137,26 @@ def test_dask_matches_the_pool(command: str, tmp_path: Path, dask_cluster: str) 
         )
 
 
-def test_killed_run_resumes_with_only_the_unfinished_jobs(tmp_path: Path) -> None:
+def test_killed_run_resumes_with_only_the_unfinished_jobs(
+    tmp_path: Path,
+    cli_killed_at_first_job: Callable[[list[str], Path], None],
+    cli_in_process: Callable[[list[str]], subprocess.CompletedProcess[str]],
+) -> None:
     """``explore onoff`` in a separate process on one worker, killed (SIGKILL, whole process
     group) once its first job is cached: the rerun takes exactly the cached jobs from the
     cache and trains the rest."""
     out = tmp_path / "onoff"
     cache = out / "cache"
     args = [*ONOFF, "--spice-points", "0", "--jobs", "1", "--out", str(out)]
-    code = "import sys; from rpucircuit import cli; sys.exit(cli.main(sys.argv[1:]))"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 240.0
-        while not list(cache.glob("*.h5")):
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no job finished in 240 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    cli_killed_at_first_job(args, cache)
     done = len(list(cache.glob("*.h5")))
     distinct = 1 + 2 * 2  # the seed's baseline and the 2 × 2 grid (no two σ sets alike)
     assert 1 <= done < distinct
     assert not (out / "results.h5").exists()
     # the rerun in a fresh process too: a job's key holds the digest of the training code,
     # which a process computes once (both runs must see the same source files)
-    rerun = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
-    )
+    rerun = cli_in_process(args)
+    assert rerun.returncode == 0, rerun.stderr
     assert f"{distinct} jobs ({done} cached)" in rerun.stdout
     assert len(list(cache.glob("*.h5"))) == distinct
     tree, _ = store.load(out / "results.h5")
