@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -44,19 +43,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from bench_training import cpu_model  # this folder's: the CPU's model name
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "experiments" / "paper-a-nonlinearity.toml"
 K = "rpu.device.k_half_select"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_sweep(out: Path, jobs: int, quick: bool) -> tuple[float, float, str]:
