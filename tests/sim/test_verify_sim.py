@@ -16,6 +16,7 @@ import pytest
 from rpucircuit import cli, store
 from rpucircuit.circuit import analytic as an
 from rpucircuit.circuit import spice
+from rpucircuit.circuit.extract.noise import config_noise_budget
 from rpucircuit.config.tile import BOLTZMANN_J_PER_K, gokmen_vlasov_2016, load_circuit_config
 
 pytestmark = [
@@ -103,25 +104,7 @@ def test_paper_a_design_passes_and_its_numbers_match_references(tmp_path: Path) 
     assert float(jobs["nodal"]["rows_gain"]) == pytest.approx(gain, rel=0.04)
     # Output noise against the analytic budget's device-thermal and op-amp terms (closed
     # forms for a single-pole op-amp and white device noise vs the .noise sweep): 10 %.
-    b = an.noise_budget(
-        n_rows=4096,
-        g_on_s=d.g_on_s,
-        g_off_s=d.g_off_s,
-        w_max=d.w_max,
-        v_read_v=p.v_read_v,
-        t_meas_s=p.t_meas_s,
-        c_int_f=cfg.c_int_f,
-        e_n_v_per_rthz=p.e_n_v_per_rthz,
-        adc_bits=p.adc_bits,
-        alpha_w=cfg.alpha_effective,
-        g_device_mean_s=d.g_mean_s,
-        c_in_f=2 * 4096 * cfg.tile.c_seg_row_f,
-        gbw_hz=p.gbw_hz,
-        r_reset_ohm=p.r_reset_ohm,
-        a0=p.a0,
-        n_arrays=2,
-        temperature_k=p.temperature_k,
-    )
+    b = config_noise_budget(cfg, 4096)  # both arrays' row segments on the summing node
     budget = math.hypot(b.device_thermal_w, b.opamp_w)
     assert checks["output_noise"]["measured"] == pytest.approx(budget, rel=0.10)
     # Integrator settling against tau·ln(lag/tol): tau = 1/(2 pi GBW beta) with
