@@ -22,6 +22,7 @@ Experiments (cases times a grid of overrides, with tables and plots) are built o
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -91,11 +92,40 @@ def make_job(config: object, params: Mapping[str, Any] | None = None, *, code: s
     return Job(config=config, params=dict(params or {}), key=key)
 
 
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree`` without the docstrings of its module, classes and functions, in place (a
+    body left empty gets ``pass``, which compiles as the docstring did)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        first = node.body[0].value if node.body and isinstance(node.body[0], ast.Expr) else None
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_text(path: Path) -> bytes:
+    """What :func:`source_digest` hashes of ``path``: for Python source, its syntax tree
+    without docstrings (so comments, docstrings and formatting can change without changing
+    the digest; ``ast.dump`` of the tree, which depends on the Python version); for other
+    files (SPICE libraries) and source that does not parse, the bytes as they are."""
+    data = path.read_bytes()
+    if path.suffix != ".py":
+        return data
+    try:
+        tree = ast.parse(data, filename=str(path))
+    except (SyntaxError, ValueError):
+        return data
+    return ast.dump(_strip_docstrings(tree), include_attributes=False).encode()
+
+
 def source_digest(files: Iterable[Path]) -> str:
-    """sha256 (first 16 hex digits) of files' names and contents, in the order given."""
+    """sha256 (first 16 hex digits) of files' names and code (:func:`code_text`), in the
+    order given. Part of cached jobs' keys: an edit that changes code gives new keys, one
+    that only changes comments, docstrings or layout keeps them."""
     h = hashlib.sha256()
     for path in files:
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(path.name.encode() + b"\0" + code_text(path) + b"\0")
     return h.hexdigest()[:16]
 
 

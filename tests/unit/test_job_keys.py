@@ -111,3 +111,57 @@ def test_code_digest_covers_the_model_path() -> None:
     assert {"training/loop.py", "training/data.py"} <= names
     assert {"config/base.py", "config/rpu.py", "config/training.py"} <= names
     assert not {"training/sweep.py", "training/report.py"} & names
+
+
+KERNEL = '''"""Module docstring."""
+
+import math
+
+
+def step(v: float, dw: float) -> float:
+    """Docstring of step."""
+    return min(max(v + dw, -0.6), 0.6)  # clipped
+
+
+class Tile:
+    """Docstring only."""
+'''
+
+
+def test_code_digest_ignores_comments_docstrings_and_layout(tmp_path: Path) -> None:
+    """A cache outlives an edit that only rewords comments or docstrings or reformats (the
+    model path's docstrings change far more often than its code, and every such edit used
+    to retrain every cached job); any change to the code itself still gives a new digest."""
+    src = tmp_path / "kernel.py"
+    src.write_text(KERNEL)
+    before = engine.source_digest([src])
+    reworded = (
+        KERNEL.replace("Docstring of step.", "Another docstring,\n    on two lines.")
+        .replace("# clipped", "# clipped to the bounds")
+        .replace('"""Module docstring."""', "# a comment instead of the module docstring")
+        .replace("(v + dw, -0.6)", "(\n        v + dw,\n        -0.6,\n    )")
+    )
+    src.write_text(reworded)
+    assert engine.source_digest([src]) == before
+    for edited in (
+        KERNEL.replace("-0.6", "-0.5"),  # a constant
+        KERNEL.replace("v + dw", "dw + v"),  # operand order (another rounding sequence)
+        KERNEL.replace('    """Docstring only."""', '    """Docstring only."""\n    n = 1'),
+        KERNEL.replace("import math", "import cmath"),
+    ):
+        src.write_text(edited)
+        assert engine.source_digest([src]) != before, edited
+    # the file's name counts; a file that is not Python counts byte for byte
+    renamed = tmp_path / "kernel2.py"
+    renamed.write_text(KERNEL)
+    assert engine.source_digest([renamed]) != before
+    lib = tmp_path / "device.lib"
+    lib.write_text(".subckt dev a b\n* comment\n.ends\n")
+    first = engine.source_digest([lib])
+    lib.write_text(".subckt dev a b\n* another comment\n.ends\n")
+    assert engine.source_digest([lib]) != first
+    # source that does not parse is hashed as it is (no error: the import fails elsewhere)
+    src.write_text("def broken(:\n")
+    broken = engine.source_digest([src])
+    src.write_text("def broken(:\n# comment\n")
+    assert engine.source_digest([src]) != broken
