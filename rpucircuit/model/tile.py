@@ -178,6 +178,7 @@ class AnalogTile:
         self._att_b = np.ones((out_size, in_size))
         self._wread_b = np.zeros((out_size, in_size), dtype=self._wread.dtype)
         self._dp = pack_device(dev, use_attenuation=False)
+        self._par_rows = self._build_par_rows()
         self._upd = pack_update(config)
         self._s = kernels.seed_state(self._rng)
         self._pending: _UpdateJob | None = None
@@ -195,15 +196,26 @@ class AnalogTile:
             _UPDATE_THREAD.note_finished(ran_here, self._last_us, wait_us)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle support: a deferred update is finished first and never pickled."""
+        """Pickle support: a deferred update is finished first and never pickled; the
+        parameters' field-major copy is rebuilt on unpickling, not pickled."""
         self._sync()
-        return {name: getattr(self, name) for name in self.__dict__ if name != "_pending"}
+        skip = ("_pending", "_par_rows")
+        return {name: getattr(self, name) for name in self.__dict__ if name not in skip}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("update_thread", True)  # pickled before the attribute
         self.__dict__.setdefault("_upd", pack_update(self.config))
+        self._par_rows = self._build_par_rows()
         self._pending = None
+
+    def _build_par_rows(self) -> FloatArray:
+        """The device parameters field by field within each row when this tile's updates
+        take the half-select passes over whole rows (k > 0, hard bounds), else an empty
+        stand-in (:func:`~rpucircuit.model.kernels.par_rows_of`)."""
+        if kernels.needs_par_rows(self._dp):
+            return kernels.par_rows_of(self._par)
+        return kernels.no_par_rows(self._par)
 
     # ----------------------------------------------------------------- helpers
 
@@ -296,7 +308,7 @@ class AnalogTile:
             else:  # a conv layer's batch of patches through conv_update (bit-identical)
                 code = patch_update(
                     xb, db, lr, upd.bl, upd.update_management, dw_min,
-                    self._w, self._par, self._dp, self._wread, self._att,
+                    self._w, self._par, self._par_rows, self._dp, self._wread, self._att,
                     self._wread_b, self._att_b, self._s,
                 )  # fmt: skip
             if code < 0:
@@ -330,6 +342,7 @@ class AnalogTile:
             fwd_io=self._fwd_io,
             bwd_io=self._bwd_io,
             upd=self._upd,
+            par_rows=self._par_rows,
         )
 
     # ----------------------------------------------------------------- weights
@@ -487,6 +500,7 @@ class AnalogTile:
         self._w[...] = state["weights"]
         for name, idx in _PAR_NAMES.items():
             self._par[..., idx] = state[name]
+        self._par_rows[...] = self._build_par_rows()
         self._s[...] = words
         self._rng.bit_generator.state = json.loads(str(state["generator_state"]))
         # states saved before per-direction maps have none: the forward map, as then

@@ -458,3 +458,35 @@ def test_read_order_changes_only_the_layout(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(b.read_copy, a.read_copy)
     with pytest.raises(ConfigError, match=r"order = 'K': must be one of \['C', 'F'\]"):
         a.set_read_order("K")
+
+
+def test_field_major_parameters_follow_the_device_parameters(
+    rng: np.random.Generator,
+) -> None:
+    """A tile whose updates take the half-select row passes (k > 0, hard bounds) keeps its
+    device parameters field by field within each row beside ``par``: equal to them when
+    built, after set_state brings another tile's parameters, and after pickling (rebuilt,
+    not pickled); other tiles keep an empty stand-in."""
+    import pickle
+
+    from rpucircuit.model import kernels
+
+    cfg = rpu.gokmen_vlasov_2016()
+    hs = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, k_half_select=0.1))
+    tile = AnalogTile(6, 9, hs, rng=rng)
+    a = tile.kernel_arrays()
+    assert a.par_rows.shape == (1, 6, kernels.PAR_LEN, 9)
+    np.testing.assert_array_equal(a.par_rows, kernels.par_rows_of(a.par))
+    before = a.par.copy()
+    other = AnalogTile(6, 9, hs, rng=np.random.default_rng(999))
+    tile.set_state(other.get_state())
+    assert not np.array_equal(a.par, before)
+    np.testing.assert_array_equal(a.par, other.kernel_arrays().par)
+    np.testing.assert_array_equal(a.par_rows, kernels.par_rows_of(a.par))  # in place
+    blob = pickle.dumps(tile)
+    assert len(blob) < a.par.nbytes + 3 * a.w.nbytes + 20_000  # the copy is not pickled
+    again = pickle.loads(blob).kernel_arrays()
+    np.testing.assert_array_equal(again.par_rows, kernels.par_rows_of(again.par))
+    assert AnalogTile(6, 9, cfg, rng=rng).kernel_arrays().par_rows.size == 0  # k = 0
+    soft = dataclasses.replace(hs, device=dataclasses.replace(hs.device, soft_bounds=True))
+    assert AnalogTile(6, 9, soft, rng=rng).kernel_arrays().par_rows.size == 0

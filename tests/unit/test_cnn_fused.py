@@ -144,10 +144,12 @@ def test_conv_update_is_bit_identical_to_the_batched_update(
     for fn in (_pulsed_update_batch, conv_update, patch_update):
         a = copy.deepcopy(tile).kernel_arrays()
         n_coinc = 0
+        # patch_update takes pulsed_update's arguments (the field-major parameters too)
+        par = (a.par, a.par_rows) if fn is patch_update else (a.par,)
         for lr in (0.01, 0.1, 0.0):  # three calls: several chunks, state carried over
             n_coinc += fn(
                 x, d, lr, cfg.update.bl, cfg.update.update_management, cfg.device.dw_min,
-                a.w, a.par, a.dp, a.wread, a.att, a.wread_b, a.att_b, a.state,
+                a.w, *par, a.dp, a.wread, a.att, a.wread_b, a.att_b, a.state,
             )  # fmt: skip
         results.append((n_coinc, a))
     (ref_n, ref), *others = results

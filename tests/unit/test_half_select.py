@@ -5,6 +5,7 @@ k = 0 update against stored hashes (it must stay bit-identical)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -61,8 +62,8 @@ def _update(
     wread = np.asarray(w.sum(axis=0) * att, dtype=dtype, order=order)
     wread_b = np.asarray(w.sum(axis=0) * att_b, dtype=dtype)
     n = kernels.pulsed_update(
-        np.atleast_2d(x), np.atleast_2d(d), lr, 10, True, 0.001, w, par, dp, wread, att,
-        wread_b, att_b, s,
+        np.atleast_2d(x), np.atleast_2d(d), lr, 10, True, 0.001, w, par,
+        kernels.par_rows_of(par), dp, wread, att, wread_b, att_b, s,
     )  # fmt: skip
     return int(n), wread, wread_b
 
@@ -453,31 +454,56 @@ def test_half_select_is_deterministic_and_resumes_from_the_state(
 # --------------------------------------------------------------------------- k = 0 unchanged
 
 
-def _k0_digest(*, ir: bool, batch: bool) -> str:
-    """sha256 (16 hex digits) of weights, read copies and generator state after 40 k = 0
-    updates from a fixed seed (single samples, or batches of 8 as a conv layer makes)."""
-    rng = np.random.default_rng(2016)
-    shape = (1, 24, 50)
-    par = _par(rng, shape)
-    w = rng.uniform(-0.03, 0.03, shape)
-    att = 1 - 0.01 * rng.random(shape[1:]) if ir else np.ones(shape[1:])
-    att_b = 1 - 0.01 * rng.random(shape[1:]) if ir else np.ones(shape[1:])
-    dp = _dp(0.0, use_att=ir, bwd=ir)
+def _update_digest(
+    rng: np.random.Generator,
+    par: np.ndarray,
+    w: np.ndarray,
+    k: float,
+    draw: Callable[[], tuple[np.ndarray, np.ndarray]],
+    *,
+    ir: bool,
+    steps: int,
+    lr: float,
+    order: str = "C",
+) -> str:
+    """sha256 (16 hex digits) of the weights, float32 read copies (forward copy in
+    ``order``) and generator state after ``steps`` updates of ``draw()``'s (x, δ) from
+    ``w``, with the IR-drop maps (drawn from ``rng``) or none; the counts of coincidences
+    hashed too."""
+    shape = w.shape[1:]
+    att = 1 - 0.01 * rng.random(shape) if ir else np.ones(shape)
+    att_b = 1 - 0.01 * rng.random(shape) if ir else np.ones(shape)
+    dp = _dp(k, use_att=ir, bwd=ir)
     s = kernels.seed_state(rng)
-    wread = np.asarray(w.sum(axis=0) * att, dtype=np.float32)
+    wread = np.asarray(w.sum(axis=0) * att, dtype=np.float32, order=order)
     wread_b = np.asarray(w.sum(axis=0) * att_b, dtype=np.float32)
-    n = 8 if batch else 1
     h = hashlib.sha256()
-    for _ in range(40):
-        x = rng.uniform(-1, 1, (n, 50)) * (rng.random((n, 50)) < 0.4)
-        d = rng.uniform(-0.2, 0.2, (n, 24))
+    for _ in range(steps):
+        x, d = draw()
         c = kernels.pulsed_update(
-            x, d, 0.02, 10, True, 0.001, w, par, dp, wread, att, wread_b, att_b, s
-        )
+            x, d, lr, 10, True, 0.001, w, par, kernels.par_rows_of(par), dp, wread, att,
+            wread_b, att_b, s,
+        )  # fmt: skip
         h.update(np.int64(c).tobytes())
     for a in (w, wread, wread_b, s):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
+
+
+def _k0_digest(*, ir: bool, batch: bool) -> str:
+    """:func:`_update_digest` of 40 k = 0 updates from a fixed seed (single samples, or
+    batches of 8 as a conv layer makes)."""
+    rng = np.random.default_rng(2016)
+    shape = (1, 24, 50)
+    par = _par(rng, shape)
+    w = rng.uniform(-0.03, 0.03, shape)
+    n = 8 if batch else 1
+
+    def draw() -> tuple[np.ndarray, np.ndarray]:
+        x = rng.uniform(-1, 1, (n, 50)) * (rng.random((n, 50)) < 0.4)
+        return x, rng.uniform(-0.2, 0.2, (n, 24))
+
+    return _update_digest(rng, par, w, 0.0, draw, ir=ir, steps=40, lr=0.02)
 
 
 @pytest.mark.parametrize(
@@ -497,3 +523,76 @@ def test_k0_update_is_bit_identical_to_the_stored_digest(
     means the k = 0 random stream or arithmetic changed, which breaks the bit-exact
     reproduction of earlier runs (IEEE arithmetic without fast-math: platform-independent)."""
     assert _k0_digest(ir=ir, batch=batch) == digest
+
+
+# --------------------------------------------------------------------------- k > 0 pinned
+
+
+def _hs_digest(shape: tuple[int, int, int], n: int, density: float, ir: bool, order: str) -> str:
+    """:func:`_update_digest` of 30 half-select updates (k = 0.1, hard bounds with d2d
+    spread) from a fixed seed: ``n`` samples per call (n > 1: the block path of conv
+    layers), inputs nonzero with probability ``density``."""
+    rng = np.random.default_rng(7)
+    par = _par(rng, shape)
+    spread = (1 + 0.3 * rng.standard_normal((2, *shape))).clip(0.1)
+    par[..., kernels.PAR_WMAX] = _BOUND * spread[0]
+    par[..., kernels.PAR_WMIN] = -_BOUND * spread[1]
+    w = rng.uniform(-0.04, 0.04, shape)
+
+    def draw() -> tuple[np.ndarray, np.ndarray]:
+        x = rng.uniform(-1, 1, (n, shape[2])) * (rng.random((n, shape[2])) < density)
+        d = rng.uniform(-0.3, 0.3, (n, shape[1])) * (rng.random((n, shape[1])) < 0.5)
+        return x, d
+
+    return _update_digest(rng, par, w, 0.1, draw, ir=ir, steps=30, lr=0.05, order=order)
+
+
+@pytest.mark.parametrize(
+    ("shape", "n", "density", "ir", "order", "digest"),
+    [
+        # few pulsing columns: the silent rows column by column; column-major read copy
+        ((1, 64, 200), 1, 0.1, False, "F", "1ded81ce44b84c1f"),
+        # most columns pulse: the silent rows' passes over whole rows
+        ((1, 64, 200), 1, 0.9, False, "C", "beefc82821ad5f9a"),
+        ((1, 64, 200), 1, 0.1, True, "C", "4d54554685ea0c36"),  # both IR-drop maps
+        ((2, 32, 80), 1, 0.3, False, "C", "ec01ffe5336b4d86"),  # two devices per weight
+        ((1, 16, 26), 20, 0.3, False, "C", "c6c925ab994aedad"),  # conv1-like blocks
+        ((1, 16, 26), 20, 0.3, True, "C", "40124f88a53e7c8f"),
+    ],
+)
+def test_half_select_update_is_bit_identical_to_the_stored_digest(
+    shape: tuple[int, int, int], n: int, density: float, ir: bool, order: str, digest: str
+) -> None:
+    """The half-select update (k = 0.1) in each of its paths gives the weights it gave
+    before its parameters were read field by field from a tile's copy
+    (:func:`kernels.par_rows_of`) and its column normals were drawn ahead: a changed digest
+    means a changed random stream or arithmetic, which breaks the bit-exact reproduction
+    of earlier runs and of resumed ones."""
+    assert _hs_digest(shape, n, density, ir, order) == digest
+
+
+def test_half_select_builds_the_field_major_parameters_it_is_not_given(
+    rng: np.random.Generator,
+) -> None:
+    """A caller without a tile's field-major copy (an empty one, as kernels.no_par_rows
+    gives) gets the update a tile gets, bit for bit, single samples and blocks alike."""
+    shape = (1, 12, 40)
+    par = _par(rng, shape)
+    w0 = rng.uniform(-0.02, 0.02, shape)
+    dp = _dp(0.1)
+    s0 = kernels.seed_state(rng)
+    for n in (1, 5):
+        x = rng.uniform(-1, 1, (n, 40)) * (rng.random((n, 40)) < 0.3)
+        d = rng.uniform(-1, 1, (n, 12))
+        out = []
+        for rows in (kernels.par_rows_of(par), kernels.no_par_rows(par)):
+            w, s = w0.copy(), s0.copy()
+            wread = w.sum(axis=0)
+            ones = np.ones(shape[1:])
+            kernels.pulsed_update(
+                x, d, 0.05, 10, True, 0.001, w, par, rows, dp, wread, ones, wread, ones, s
+            )
+            out.append((w, wread, s))
+        assert not np.array_equal(out[0][0], w0)
+        for a, b in zip(out[0], out[1], strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -313,6 +313,7 @@ def patch_update(
     dw_min: float,
     w: FloatArray,
     par: FloatArray,
+    par_rows: FloatArray,
     dp: FloatArray,
     wread: Any,
     att: FloatArray,
@@ -325,4 +326,6 @@ def patch_update(
     layer's patches) run by :func:`conv_update`."""
     if x.shape[0] > 1 and dp[DP_K] == 0.0:
         return conv_update(x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s)
-    return pulsed_update(x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s)
+    return pulsed_update(
+        x, d, lr, bl, um, dw_min, w, par, par_rows, dp, wread, att, wread_b, att_b, s
+    )

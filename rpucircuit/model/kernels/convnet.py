@@ -219,14 +219,15 @@ def _tile_update(
     """A tile's update from ``x`` (n, in) and ``d`` (n, out), the kernel call
     :meth:`~rpucircuit.model.tile.AnalogTile.update` makes in place (a conv layer's batch
     through :func:`~rpucircuit.model.kernels.conv.conv_update`); ``t``: the tile's
-    (wread, w, par, dp, att, wread_b, att_b, state, fwd_io, bwd_io, upd). Negative if
+    (wread, w, par, dp, att, wread_b, att_b, state, fwd_io, bwd_io, upd,
+    par_rows). Negative if
     ``x`` or ``d`` holds a NaN or infinity (nothing changed)."""
-    wread, w, par, dp, att, wread_b, att_b, st, _, _, upd = t
+    wread, w, par, dp, att, wread_b, att_b, st, _, _, upd, par_rows = t
     if upd[UPD_EXACT] != 0.0:
         return exact_update(x, d, lr, w, par, dp, wread, att, wread_b, att_b)
     return patch_update(
         x, d, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
-        w, par, dp, wread, att, wread_b, att_b, st,
+        w, par, par_rows, dp, wread, att, wread_b, att_b, st,
     )  # fmt: skip
 
 
@@ -234,7 +235,7 @@ def _tile_update(
 def _tile_backward(t: tuple[Any, ...], d: FloatArray, z: FloatArray) -> int:  # pragma: no cover
     """A tile's backward read of ``d`` (n, out) into ``z`` (n, in) (``t`` as for
     :func:`_tile_update`)."""
-    wread, w, _, dp, _, wread_b, att_b, st, _, bwd_io, _ = t
+    wread, w, _, dp, _, wread_b, att_b, st, _, bwd_io, _, _ = t
     return _backward_read(wread, w, att_b, wread_b, dp, d, z, bwd_io, st)
 
 
@@ -259,7 +260,7 @@ def cnn_backward(
     ``update`` every tile's update (else the caller updates the tiles).
 
     ``tiles``: per tile (conv1, conv2, fc1, out) its (wread, w, par, dp, att, wread_b,
-    att_b, state, fwd_io, bwd_io, upd); ``out``: the output layer's (x, y, d, z), whose
+    att_b, state, fwd_io, bwd_io, upd, par_rows); ``out``: the output layer's (x, y, d, z), whose
     input ``x`` (bias entry kept) gets the last activation; ``loss``: the softmax buffers
     (p, g); ``act*``: (activation code, its output, its input gradient); ``fc1``: (x, d,
     z); ``pool*``: (argmax, input gradient); ``conv2``: (patches, d, z, k, stride, dx);

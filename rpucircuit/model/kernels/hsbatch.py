@@ -58,7 +58,6 @@ from rpucircuit.model.kernels.layout import (
     DP_K,
     DP_USE_ATT,
     PAR_DOWN,
-    PAR_LEN,
     PAR_UP,
     PAR_WMAX,
     PAR_WMIN,
@@ -75,7 +74,7 @@ _BLOCK = 64
 @numba.njit(cache=True, nogil=True)
 def _far_row(
     wrow: FloatArray,
-    prow: FloatArray,
+    pf: FloatArray,
     l_row: float,
     l_col: FloatArray,
     nfp: FloatArray,
@@ -83,19 +82,14 @@ def _far_row(
     k: float,
     ctoc: float,
     row_base: np.uint64,
-    sc: FloatArray,
     near: Any,
 ) -> int:  # pragma: no cover - compiled
     """One row of devices over a block (module docstring): ``l_row`` + ``l_col[j]`` lone
     pulses, ``nfp``/``nfm`` (in,) coincidences up/down; moves every touched device whose
     bounds are out of reach in one step, marks the touched others in ``near`` (uint8) and
-    returns their number. Parameters copied field by field into ``sc`` first, so the
-    pass vectorizes (see :func:`~rpucircuit.model.kernels.halfselect._pulsing_row`)."""
+    returns their number. ``pf`` (PAR_LEN, in): the row's parameters field by field, so
+    the pass vectorizes (see :func:`~rpucircuit.model.kernels.halfselect._pulsing_row`)."""
     n_in = wrow.shape[0]
-    flat = prow.reshape(-1)
-    for j in range(n_in):
-        for f in range(PAR_LEN):
-            sc[f, j] = flat[PAR_LEN * j + f]
     c1 = 1.0 - 2.0 * k
     c2 = 1.0 - 2.0 * k * k
     k2 = k * k
@@ -103,10 +97,10 @@ def _far_row(
     n_near = 0
     for j in range(n_in):
         v = wrow[j]
-        up = sc[PAR_UP, j]
-        down = sc[PAR_DOWN, j]
-        lo = sc[PAR_WMIN, j]
-        hi = sc[PAR_WMAX, j]
+        up = pf[PAR_UP, j]
+        down = pf[PAR_DOWN, j]
+        lo = pf[PAR_WMIN, j]
+        hi = pf[PAR_WMAX, j]
         lone = l_row + l_col[j]
         fp = nfp[j]
         fm = nfm[j]
@@ -217,6 +211,7 @@ def _half_select_batch(
     dw_min: float,
     w: FloatArray,
     par: FloatArray,
+    par_rows: FloatArray,
     dp: FloatArray,
     wread: Any,
     att: FloatArray,
@@ -253,7 +248,6 @@ def _half_select_batch(
     l_row = np.empty(n_out)
     nfp = np.zeros((n_out, n_in))
     nfm = np.zeros((n_out, n_in))
-    sc = np.empty((PAR_LEN, n_in))
     near = np.empty(n_in, dtype=np.uint8)
     size = np.uint64(n_out * n_in)
     n_coinc = 0
@@ -328,8 +322,8 @@ def _half_select_batch(
             for i in range(n_out):
                 wrow = w[dv, i]
                 n_near = _far_row(
-                    wrow, par[dv, i], l_row[i], l_col, nfp[i], nfm[i], k, ctoc,
-                    far_base + np.uint64(i * n_in), sc, near,
+                    wrow, par_rows[dv, i], l_row[i], l_col, nfp[i], nfm[i], k, ctoc,
+                    far_base + np.uint64(i * n_in), near,
                 )  # fmt: skip
                 if n_near > 0:
                     prow = par[dv, i]

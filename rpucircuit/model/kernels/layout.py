@@ -145,6 +145,31 @@ PAR_FIELDS = ("dw_up", "dw_down", "w_max", "w_min")
 PAR_UP, PAR_DOWN, PAR_WMAX, PAR_WMIN = range(len(PAR_FIELDS))
 PAR_LEN = len(PAR_FIELDS)
 
+
+def par_rows_of(par: FloatArray) -> FloatArray:
+    """``par`` (n_dev, out, in, PAR_LEN) field by field within each row: (n_dev, out,
+    PAR_LEN, in), C order, so ``par_rows[dv, i, f]`` is one field of row i, contiguous.
+
+    The half-select update's passes over whole rows read it (contiguous loads that
+    vectorize); the kernels that visit single devices read ``par`` (one cache line per
+    device). It holds the same values as ``par`` and must be rebuilt when ``par`` changes.
+    A tile keeps one when its updates take those passes (:func:`needs_par_rows`); other
+    callers may pass :func:`no_par_rows`, and the update builds its own (same result)."""
+    return np.ascontiguousarray(np.moveaxis(par, 3, 2))
+
+
+def no_par_rows(par: FloatArray) -> FloatArray:
+    """An empty stand-in for :func:`par_rows_of` (shape (n_dev, 0, PAR_LEN, 0)), for tiles
+    whose updates never take the half-select row passes."""
+    return np.empty((par.shape[0], 0, PAR_LEN, 0))
+
+
+def needs_par_rows(dp: FloatArray) -> bool:
+    """Whether updates under the device switches ``dp`` take the half-select passes over
+    whole rows (k > 0 with hard bounds), which read :func:`par_rows_of`."""
+    return bool(dp[DP_K] != 0.0 and dp[DP_SOFT] == 0.0)
+
+
 UPD_FIELDS = (
     "bl",  # stream length BL (slots)
     "um",  # flag: update management
@@ -205,3 +230,6 @@ class KernelArrays(NamedTuple):
     """Backward read parameters, :func:`pack_io`."""
     upd: FloatArray
     """Update parameters, :func:`pack_update`."""
+    par_rows: FloatArray
+    """``par`` field by field within each row (:func:`par_rows_of`) when the half-select
+    update needs it (:func:`needs_par_rows`), else :func:`no_par_rows`."""
