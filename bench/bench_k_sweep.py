@@ -26,6 +26,7 @@ Run (hours on 2 cores at the full schedule; ``--quick`` runs the experiment's qu
 k in {0, 0.1, 0.5}, one seed, in a few minutes)::
 
     python bench/bench_k_sweep.py --jobs 2 [--out runs/sweeps/paper-a-nonlinearity]
+    python bench/bench_k_sweep.py --jobs 2 --seeds 1 --out DIR   # 9 jobs: one seed
     python bench/bench_k_sweep.py --quick --jobs 2
     python bench/bench_k_sweep.py --report-only --out DIR   # read a finished sweep
 """
@@ -50,8 +51,11 @@ EXPERIMENT = ROOT / "experiments" / "paper-a-nonlinearity.toml"
 K = "rpu.device.k_half_select"
 
 
-def run_sweep(out: Path, jobs: int, quick: bool) -> tuple[float, float, str]:
-    """Run the sweep in a child process: (wall s, CPU s of it and its workers, stdout)."""
+def run_sweep(
+    out: Path, jobs: int, quick: bool, seeds: list[int] | None = None
+) -> tuple[float, float, str]:
+    """Run the sweep in a child process (``seeds``: only these of the grid's seeds):
+    (wall s, CPU s of it and its workers, stdout)."""
     cmd = [
         sys.executable,
         "-c",
@@ -66,6 +70,8 @@ def run_sweep(out: Path, jobs: int, quick: bool) -> tuple[float, float, str]:
     ]
     if quick:
         cmd.append("--quick")
+    if seeds:
+        cmd += ["--grid", f"seed=[{','.join(str(v) for v in seeds)}]"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -140,11 +146,21 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="pool size (default 2)")
     p.add_argument("--quick", action="store_true", help="the experiment's quick grid")
     p.add_argument(
+        "--seeds",
+        default=None,
+        help="comma list: only these seeds of the grid (1: 9 of the 27 jobs); a later run "
+        "into the same --out, with the same code, reuses their cached jobs",
+    )
+    p.add_argument(
         "--report-only", action="store_true", help="read a finished sweep in --out, run nothing"
     )
     a = p.parse_args()
     if a.jobs < 1:
         p.error("--jobs must be >= 1")
+    try:
+        seeds = [int(v) for v in a.seeds.split(",")] if a.seeds else None
+    except ValueError:
+        p.error(f"--seeds {a.seeds!r}: give a comma list of integers")
     out = a.out or ROOT / "runs" / "sweeps" / (
         "paper-a-nonlinearity" + ("-quick" if a.quick else "")
     )
@@ -152,7 +168,7 @@ def main() -> None:
     cached = False
     if not a.report_only:
         had = len(list((out / "cache").glob("*.h5"))) if (out / "cache").is_dir() else 0
-        wall, cpu, _ = run_sweep(out, a.jobs, a.quick)
+        wall, cpu, _ = run_sweep(out, a.jobs, a.quick, seeds)
         cached = had > 0
         print(f"{had} job(s) were in the cache before this run")
     print(report(read_jobs(out), wall, cpu, a.jobs, cached))
