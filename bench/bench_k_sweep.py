@@ -17,8 +17,9 @@ What it measures
     and share one job key), so it is not run: its time is the 27 jobs at the measured
     k = 0 jobs' mean steady time each, scaled by the sweep's own measured wall time per
     steady job second (which carries the pool's start-up, the compilation, the test
-    evaluations and the load balance). Training at k = 0 is the same code path as the preset's benchmark
-    (``bench_training.py``), so the ratio also says how far k > 0 is from the k = 0 speed.
+    evaluations and the load balance). Training at k = 0 is the same code path as the
+    preset's benchmark (``bench_training.py``), so the ratio also says how far k > 0 is
+    from the k = 0 speed.
 
     The sweep caches each finished job (``<out>/cache``): an interrupted run continues with
     the same command, and its wall time is then only the last part's; the job times in
