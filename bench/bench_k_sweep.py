@@ -108,7 +108,7 @@ def read_jobs(out: Path) -> list[dict[str, float]]:
         sys.exit(f"{path}: no sweep results (run without --report-only first)")
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    need = (K, "train_seconds_total", "samples_per_s_mean", "test_error_avg")
+    need = (K, "train_seconds_total", "test_error_avg")
     missing = [c for c in (*need, "key") if rows and c not in rows[0]]
     if not rows or missing:
         sys.exit(f"{path}: not a nonlinearity sweep (missing {missing or 'rows'})")

@@ -92,23 +92,35 @@ def make_job(config: object, params: Mapping[str, Any] | None = None, *, code: s
     return Job(config=config, params=dict(params or {}), key=key)
 
 
+def _is_string_statement(node: ast.stmt) -> bool:
+    """A statement that is a bare string: a docstring, or an attribute docstring after an
+    assignment (Python evaluates and discards it)."""
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
+
+
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    """``tree`` without the docstrings of its module, classes and functions, in place (a
-    body left empty gets ``pass``, which compiles as the docstring did)."""
+    """``tree`` without its bare string statements (module, class and function docstrings,
+    attribute docstrings), in every statement list, in place; a block left empty gets
+    ``pass``, which compiles as the strings did."""
     for node in ast.walk(tree):
-        if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        first = node.body[0].value if node.body and isinstance(node.body[0], ast.Expr) else None
-        if isinstance(first, ast.Constant) and isinstance(first.value, str):
-            node.body = node.body[1:] or [ast.Pass()]
+        for name, value in ast.iter_fields(node):
+            if not (isinstance(value, list) and value and isinstance(value[0], ast.stmt)):
+                continue
+            kept = [v for v in value if not _is_string_statement(v)]
+            setattr(node, name, kept or ([] if isinstance(node, ast.Module) else [ast.Pass()]))
     return tree
 
 
 def code_text(path: Path) -> bytes:
     """What :func:`source_digest` hashes of ``path``: for Python source, its syntax tree
-    without docstrings (so comments, docstrings and formatting can change without changing
-    the digest; ``ast.dump`` of the tree, which depends on the Python version); for other
-    files (SPICE libraries) and source that does not parse, the bytes as they are."""
+    without docstrings, attribute docstrings included (so comments, docstrings and
+    formatting can change without changing the digest; ``ast.dump`` of the tree, which
+    depends on the Python version); for other files (SPICE libraries) and source that
+    does not parse, the bytes as they are."""
     data = path.read_bytes()
     if path.suffix != ".py":
         return data

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 from rpucircuit.commands.run_report import Plan, StageResult
 from rpucircuit.config.base import config_key, from_dict, parse_toml, to_toml
 from rpucircuit.errors import ConfigError, StoreError
+from rpucircuit.jobs import code_text
 
 T = TypeVar("T")
 
@@ -223,13 +224,14 @@ def _sha256(*parts: str) -> str:
 
 
 def _sources_digest(*packages: str) -> str:
-    """sha256 over the Python sources of the named subpackages of rpucircuit."""
+    """sha256 over the Python sources of the named subpackages of rpucircuit, each as
+    :func:`rpucircuit.jobs.code_text` gives it (comments and docstrings do not count)."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for pkg in packages:
         for f in sorted((root / pkg).rglob("*.py")):
             h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
+            h.update(code_text(f))
     return h.hexdigest()
 
 

@@ -211,8 +211,9 @@ class AnalogTile:
 
     def _build_par_rows(self) -> FloatArray:
         """The device parameters field by field within each row when this tile's updates
-        take the half-select passes over whole rows (k > 0, hard bounds), else an empty
-        stand-in (:func:`~rpucircuit.model.kernels.par_rows_of`)."""
+        take the half-select passes over whole rows (k > 0, hard bounds;
+        :func:`~rpucircuit.model.kernels.par_rows_of`), else an empty stand-in
+        (:func:`~rpucircuit.model.kernels.no_par_rows`)."""
         if kernels.needs_par_rows(self._dp):
             return kernels.par_rows_of(self._par)
         return kernels.no_par_rows(self._par)

@@ -483,9 +483,8 @@ def test_field_major_parameters_follow_the_device_parameters(
     assert not np.array_equal(a.par, before)
     np.testing.assert_array_equal(a.par, other.kernel_arrays().par)
     np.testing.assert_array_equal(a.par_rows, kernels.par_rows_of(a.par))  # in place
-    blob = pickle.dumps(tile)
-    assert len(blob) < a.par.nbytes + 3 * a.w.nbytes + 20_000  # the copy is not pickled
-    again = pickle.loads(blob).kernel_arrays()
+    assert "_par_rows" not in tile.__getstate__()  # not pickled: rebuilt
+    again = pickle.loads(pickle.dumps(tile)).kernel_arrays()
     np.testing.assert_array_equal(again.par_rows, kernels.par_rows_of(again.par))
     assert AnalogTile(6, 9, cfg, rng=rng).kernel_arrays().par_rows.size == 0  # k = 0
     soft = dataclasses.replace(hs, device=dataclasses.replace(hs.device, soft_bounds=True))

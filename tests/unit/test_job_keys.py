@@ -125,6 +125,10 @@ def step(v: float, dw: float) -> float:
 
 class Tile:
     """Docstring only."""
+
+
+LIMIT = 0.6
+"""An attribute docstring."""
 '''
 
 
@@ -140,6 +144,7 @@ def test_code_digest_ignores_comments_docstrings_and_layout(tmp_path: Path) -> N
         .replace("# clipped", "# clipped to the bounds")
         .replace('"""Module docstring."""', "# a comment instead of the module docstring")
         .replace("(v + dw, -0.6)", "(\n        v + dw,\n        -0.6,\n    )")
+        .replace('"""An attribute docstring."""', '"""Reworded."""\n"""And a second one."""')
     )
     src.write_text(reworded)
     assert engine.source_digest([src]) == before
@@ -148,6 +153,7 @@ def test_code_digest_ignores_comments_docstrings_and_layout(tmp_path: Path) -> N
         KERNEL.replace("v + dw", "dw + v"),  # operand order (another rounding sequence)
         KERNEL.replace('    """Docstring only."""', '    """Docstring only."""\n    n = 1'),
         KERNEL.replace("import math", "import cmath"),
+        KERNEL.replace("LIMIT = 0.6", "LIMIT = 0.5"),
     ):
         src.write_text(edited)
         assert engine.source_digest([src]) != before, edited

@@ -223,8 +223,9 @@ def _half_select_batch(
     and hard bounds (module docstring), finite inputs: per block of samples, the column
     streams and each device layer's row streams sample by sample, the lone pulses per row
     and column, the coincidences by direction, then one pass per row
-    (:func:`_far_row`) and the near devices sample by sample (:func:`_near_device`); the
-    read copies are rewritten once at the end. Returns the number of coincidences."""
+    (:func:`_far_row`, reading the row's parameters from ``par_rows``, ``par`` field by
+    field within each row) and the near devices sample by sample (:func:`_near_device`);
+    the read copies are rewritten once at the end. Returns the number of coincidences."""
     n, n_in = x.shape
     n_dev, n_out, _ = w.shape
     k = dp[DP_K]
