@@ -342,14 +342,26 @@ def test_interrupted_run_takes_its_ngspice_with_it(tmp_path: Path) -> None:
     )
     log = tmp_path / "caller.log"
     with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=err)
-        deadline = time.monotonic() + 60
-        while not _ngspice_pids_under(tmp_path):
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "ngspice never started"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) != 0  # KeyboardInterrupt
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stderr=err,
+            # a shell's background job (`cmd &` without job control) starts with SIGINT
+            # ignored, which the child would inherit: restore the default, so it gets
+            # Ctrl-C as from a terminal (the suite run as a background job failed here)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not _ngspice_pids_under(tmp_path):
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "ngspice never started"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) != 0  # KeyboardInterrupt
+        finally:
+            if proc.poll() is None:  # never leave the caller (and its ngspice) running
+                proc.kill()
+                proc.wait()
     assert "KeyboardInterrupt" in log.read_text()
     deadline = time.monotonic() + 10
     while _ngspice_pids_under(tmp_path) and time.monotonic() < deadline:
