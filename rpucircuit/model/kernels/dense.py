@@ -268,7 +268,7 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
     acts, col_major, upd, p, g = net.act, net.col_major, net.upd, net.p, net.g
     xs, ys, ds, zs, wreads = net.x, net.y, net.d, net.z, net.wread
     ws, pars, dps, atts, states = net.w, net.par, net.dp, net.att, net.state
-    par_rowss = net.par_rows
+    prows = net.par_rows
     wread_bs, att_bs = net.wread_b, net.att_b
     fwd_ios, bwd_ios = net.fwd_io, net.bwd_io
     n_layers = len(ws)
@@ -294,10 +294,10 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
                 _dense_read(wreads[li], col_major[li], True, ds[li], zs[li], bwd_ios[li],
                             states[li])  # fmt: skip
         if col_major[li]:
-            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], par_rowss[li], dps[li],
+            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], prows[li], dps[li],
                           wreads[li].T, atts[li], wread_bs[li], att_bs[li], states[li])  # fmt: skip
         else:
-            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], par_rowss[li], dps[li],
+            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], prows[li], dps[li],
                           wreads[li], atts[li], wread_bs[li], att_bs[li], states[li])  # fmt: skip
         if li > 0:
             n = ys[li - 1].shape[0]

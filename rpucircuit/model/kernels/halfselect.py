@@ -159,25 +159,6 @@ def _pulsing_device(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _silent_device(
-    v: float,
-    up: float,
-    down: float,
-    lo: float,
-    hi: float,
-    sg: float,
-    cmean: float,
-    cspread: float,
-    c: np.uint64,
-) -> float:  # pragma: no cover - compiled
-    """New weight of a device on a silent row and a pulsing column (sign ``sg``, terms
-    ``cmean``, ``cspread``): phase (σ, +) in direction −σ, then (σ, −) in direction +σ,
-    n_c lone pulses each, each clipped; normals from counter ``c``."""
-    z0, z1, _ = _binomial3(c)
-    return _silent_steps(v, up, down, lo, hi, sg, cmean, cspread, z0, z1)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _silent_steps(
     v: float,
     up: float,
@@ -190,7 +171,10 @@ def _silent_steps(
     z0: float,
     z1: float,
 ) -> float:  # pragma: no cover - compiled
-    """:func:`_silent_device` with its two normals given."""
+    """New weight of a device on a silent row and a pulsing column (sign ``sg``, terms
+    ``cmean``, ``cspread``): phase (σ, +) in direction −σ, then (σ, −) in direction +σ,
+    n_c lone pulses each, each clipped; ``z0``, ``z1``: the two phases' normals (the
+    first two of :func:`_binomial3` of the device's counter)."""
     first = down if sg > 0.0 else up
     second = up if sg > 0.0 else down
     v = _clip(v - sg * first * (cmean + cspread * z0), lo, hi)
@@ -249,9 +233,10 @@ def _silent_row(
     n_in = wrow.shape[0]
     for j in range(n_in):
         v = wrow[j]
-        new = _silent_device(
+        z0, z1, _ = _binomial3(row_base + np.uint64(j))
+        new = _silent_steps(
             v, pf[PAR_UP, j], pf[PAR_DOWN, j], pf[PAR_WMIN, j], pf[PAR_WMAX, j], sgn[j],
-            cmean[j], cspread[j], row_base + np.uint64(j),
+            cmean[j], cspread[j], z0, z1,
         )  # fmt: skip
         wrow[j] = new if cmask[j] != 0 else v
 

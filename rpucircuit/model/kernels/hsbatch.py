@@ -47,9 +47,10 @@ import numpy as np
 from rpucircuit.model.kernels.halfselect import (
     _ZMAX,
     _binomial1,
+    _binomial3,
     _clip,
     _pulsing_device,
-    _silent_device,
+    _silent_steps,
 )
 from rpucircuit.model.kernels.layout import (
     BWD_KEPT,
@@ -138,7 +139,7 @@ def _near_device(
 ) -> float:  # pragma: no cover - compiled
     """Device (i, j) near a bound through the block's samples k0 ≤ t < k1 in order, phase
     by phase (:func:`~rpucircuit.model.kernels.halfselect._pulsing_device` on a pulsing
-    row, :func:`~rpucircuit.model.kernels.halfselect._silent_device` on a pulsing column
+    row, :func:`~rpucircuit.model.kernels.halfselect._silent_steps` on a pulsing column
     of a silent row); ``cm``, ``rm``: the block's column and row masks; normals of sample
     t from counter ``bases[t − k0] + i·in + j``."""
     n_in = x.shape[1]
@@ -156,7 +157,8 @@ def _near_device(
         cspread = ctoc * k * np.sqrt(n_c)
         c = bases[kc] + own
         if r_m == 0:
-            v = _silent_device(v, up, down, lo, hi, sg, cmean, cspread, c)
+            z0, z1, _ = _binomial3(c)
+            v = _silent_steps(v, up, down, lo, hi, sg, cmean, cspread, z0, z1)
             continue
         n_r = float(_popcount(r_m))
         tau = 1.0 if d[t, i] > 0.0 else -1.0
