@@ -178,7 +178,7 @@ class AnalogTile:
         self._att_b = np.ones((out_size, in_size))
         self._wread_b = np.zeros((out_size, in_size), dtype=self._wread.dtype)
         self._dp = pack_device(dev, use_attenuation=False)
-        self._par_rows = self._build_par_rows()
+        self._par_lines = self._build_par_lines()
         self._upd = pack_update(config)
         self._s = kernels.seed_state(self._rng)
         self._pending: _UpdateJob | None = None
@@ -197,26 +197,26 @@ class AnalogTile:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle support: a deferred update is finished first and never pickled; the
-        parameters' field-major copy is rebuilt on unpickling, not pickled."""
+        parameters' copy along the lines is rebuilt on unpickling, not pickled."""
         self._sync()
-        skip = ("_pending", "_par_rows")
+        skip = ("_pending", "_par_lines")
         return {name: getattr(self, name) for name in self.__dict__ if name not in skip}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("update_thread", True)  # pickled before the attribute
         self.__dict__.setdefault("_upd", pack_update(self.config))
-        self._par_rows = self._build_par_rows()
+        self._par_lines = self._build_par_lines()
         self._pending = None
 
-    def _build_par_rows(self) -> FloatArray:
-        """The device parameters field by field within each row when this tile's updates
-        take the half-select passes over whole rows (k > 0, hard bounds;
-        :func:`~rpucircuit.model.kernels.par_rows_of`), else an empty stand-in
-        (:func:`~rpucircuit.model.kernels.no_par_rows`)."""
-        if kernels.needs_par_rows(self._dp):
-            return kernels.par_rows_of(self._par)
-        return kernels.no_par_rows(self._par)
+    def _build_par_lines(self) -> FloatArray:
+        """The device parameters along the rows and along the columns when this tile's
+        updates take the half-select passes over whole lines (k > 0, hard bounds;
+        :func:`~rpucircuit.model.kernels.par_lines_of`), else an empty stand-in
+        (:func:`~rpucircuit.model.kernels.no_par_lines`)."""
+        if kernels.needs_par_lines(self._dp):
+            return kernels.par_lines_of(self._par)
+        return kernels.no_par_lines(self._par)
 
     # ----------------------------------------------------------------- helpers
 
@@ -309,7 +309,7 @@ class AnalogTile:
             else:  # a conv layer's batch of patches through conv_update (bit-identical)
                 code = patch_update(
                     xb, db, lr, upd.bl, upd.update_management, dw_min,
-                    self._w, self._par, self._par_rows, self._dp, self._wread, self._att,
+                    self._w, self._par, self._par_lines, self._dp, self._wread, self._att,
                     self._wread_b, self._att_b, self._s,
                 )  # fmt: skip
             if code < 0:
@@ -343,7 +343,7 @@ class AnalogTile:
             fwd_io=self._fwd_io,
             bwd_io=self._bwd_io,
             upd=self._upd,
-            par_rows=self._par_rows,
+            par_lines=self._par_lines,
         )
 
     # ----------------------------------------------------------------- weights
@@ -501,7 +501,7 @@ class AnalogTile:
         self._w[...] = state["weights"]
         for name, idx in _PAR_NAMES.items():
             self._par[..., idx] = state[name]
-        self._par_rows[...] = self._build_par_rows()
+        self._par_lines[...] = self._build_par_lines()
         self._s[...] = words
         self._rng.bit_generator.state = json.loads(str(state["generator_state"]))
         # states saved before per-direction maps have none: the forward map, as then

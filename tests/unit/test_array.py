@@ -460,11 +460,11 @@ def test_read_order_changes_only_the_layout(rng: np.random.Generator) -> None:
         a.set_read_order("K")
 
 
-def test_field_major_parameters_follow_the_device_parameters(
+def test_line_ordered_parameters_follow_the_device_parameters(
     rng: np.random.Generator,
 ) -> None:
-    """A tile whose updates take the half-select row passes (k > 0, hard bounds) keeps its
-    device parameters field by field within each row beside ``par``: equal to them when
+    """A tile whose updates take the half-select line passes (k > 0, hard bounds) keeps its
+    device parameters along its rows and columns beside ``par``: equal to them when
     built, after set_state brings another tile's parameters, and after pickling (rebuilt,
     not pickled); other tiles keep an empty stand-in."""
     import pickle
@@ -475,17 +475,20 @@ def test_field_major_parameters_follow_the_device_parameters(
     hs = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, k_half_select=0.1))
     tile = AnalogTile(6, 9, hs, rng=rng)
     a = tile.kernel_arrays()
-    assert a.par_rows.shape == (1, 6, kernels.PAR_LEN, 9)
-    np.testing.assert_array_equal(a.par_rows, kernels.par_rows_of(a.par))
+    assert a.par_lines.shape == (2, 1, 6, kernels.PAR_LEN, 9)
+    np.testing.assert_array_equal(a.par_lines, kernels.par_lines_of(a.par))
+    for i, j, f in ((0, 0, 0), (5, 8, 3), (2, 7, 1)):  # along the rows, along the columns
+        assert a.par_lines[0, 0, i, f, j] == a.par[0, i, j, f]
+        assert kernels.par_columns(a.par_lines)[0, j, i, f] == a.par[0, i, j, f]
     before = a.par.copy()
     other = AnalogTile(6, 9, hs, rng=np.random.default_rng(999))
     tile.set_state(other.get_state())
     assert not np.array_equal(a.par, before)
     np.testing.assert_array_equal(a.par, other.kernel_arrays().par)
-    np.testing.assert_array_equal(a.par_rows, kernels.par_rows_of(a.par))  # in place
-    assert "_par_rows" not in tile.__getstate__()  # not pickled: rebuilt
+    np.testing.assert_array_equal(a.par_lines, kernels.par_lines_of(a.par))  # in place
+    assert "_par_lines" not in tile.__getstate__()  # not pickled: rebuilt
     again = pickle.loads(pickle.dumps(tile)).kernel_arrays()
-    np.testing.assert_array_equal(again.par_rows, kernels.par_rows_of(again.par))
-    assert AnalogTile(6, 9, cfg, rng=rng).kernel_arrays().par_rows.size == 0  # k = 0
+    np.testing.assert_array_equal(again.par_lines, kernels.par_lines_of(again.par))
+    assert AnalogTile(6, 9, cfg, rng=rng).kernel_arrays().par_lines.size == 0  # k = 0
     soft = dataclasses.replace(hs, device=dataclasses.replace(hs.device, soft_bounds=True))
-    assert AnalogTile(6, 9, soft, rng=rng).kernel_arrays().par_rows.size == 0
+    assert AnalogTile(6, 9, soft, rng=rng).kernel_arrays().par_lines.size == 0

@@ -144,8 +144,8 @@ def test_conv_update_is_bit_identical_to_the_batched_update(
     for fn in (_pulsed_update_batch, conv_update, patch_update):
         a = copy.deepcopy(tile).kernel_arrays()
         n_coinc = 0
-        # patch_update takes pulsed_update's arguments (the field-major parameters too)
-        par = (a.par, a.par_rows) if fn is patch_update else (a.par,)
+        # patch_update takes pulsed_update's arguments (the line-ordered parameters too)
+        par = (a.par, a.par_lines) if fn is patch_update else (a.par,)
         for lr in (0.01, 0.1, 0.0):  # three calls: several chunks, state carried over
             n_coinc += fn(
                 x, d, lr, cfg.update.bl, cfg.update.update_management, cfg.device.dw_min,

@@ -63,7 +63,7 @@ def _update(
     wread_b = np.asarray(w.sum(axis=0) * att_b, dtype=dtype)
     n = kernels.pulsed_update(
         np.atleast_2d(x), np.atleast_2d(d), lr, 10, True, 0.001, w, par,
-        kernels.par_rows_of(par), dp, wread, att, wread_b, att_b, s,
+        kernels.par_lines_of(par), dp, wread, att, wread_b, att_b, s,
     )  # fmt: skip
     return int(n), wread, wread_b
 
@@ -481,7 +481,7 @@ def _update_digest(
     for _ in range(steps):
         x, d = draw()
         c = kernels.pulsed_update(
-            x, d, lr, 10, True, 0.001, w, par, kernels.par_rows_of(par), dp, wread, att,
+            x, d, lr, 10, True, 0.001, w, par, kernels.par_lines_of(par), dp, wread, att,
             wread_b, att_b, s,
         )  # fmt: skip
         h.update(np.int64(c).tobytes())
@@ -556,6 +556,9 @@ def _hs_digest(shape: tuple[int, int, int], n: int, density: float, ir: bool, or
         ((1, 64, 200), 1, 0.9, False, "C", "beefc82821ad5f9a"),
         ((1, 64, 200), 1, 0.1, True, "C", "4d54554685ea0c36"),  # both IR-drop maps
         ((2, 32, 80), 1, 0.3, False, "C", "ec01ffe5336b4d86"),  # two devices per weight
+        # two devices, few pulsing columns: the silent rows column by column, both copies
+        ((2, 64, 200), 1, 0.1, False, "F", "fc6ddc9567a10a70"),
+        ((2, 64, 200), 1, 0.1, True, "C", "2a15bec155fb93f9"),
         ((1, 16, 26), 20, 0.3, False, "C", "c6c925ab994aedad"),  # conv1-like blocks
         ((1, 16, 26), 20, 0.3, True, "C", "40124f88a53e7c8f"),
     ],
@@ -564,17 +567,17 @@ def test_half_select_update_is_bit_identical_to_the_stored_digest(
     shape: tuple[int, int, int], n: int, density: float, ir: bool, order: str, digest: str
 ) -> None:
     """The half-select update (k = 0.1) in each of its paths gives the weights it gave
-    before its parameters were read field by field from a tile's copy
-    (:func:`kernels.par_rows_of`) and its column normals were drawn ahead: a changed digest
+    before its parameters were read from a tile's copies along the rows and columns
+    (:func:`kernels.par_lines_of`) and its column normals were drawn ahead: a changed digest
     means a changed random stream or arithmetic, which breaks the bit-exact reproduction
     of earlier runs and of resumed ones."""
     assert _hs_digest(shape, n, density, ir, order) == digest
 
 
-def test_half_select_builds_the_field_major_parameters_it_is_not_given(
+def test_half_select_builds_the_line_ordered_parameters_it_is_not_given(
     rng: np.random.Generator,
 ) -> None:
-    """A caller without a tile's field-major copy (an empty one, as kernels.no_par_rows
+    """A caller without a tile's copy along the lines (an empty one, as kernels.no_par_lines
     gives) gets the update a tile gets, bit for bit, single samples and blocks alike."""
     shape = (1, 12, 40)
     par = _par(rng, shape)
@@ -585,7 +588,7 @@ def test_half_select_builds_the_field_major_parameters_it_is_not_given(
         x = rng.uniform(-1, 1, (n, 40)) * (rng.random((n, 40)) < 0.3)
         d = rng.uniform(-1, 1, (n, 12))
         out = []
-        for rows in (kernels.par_rows_of(par), kernels.no_par_rows(par)):
+        for rows in (kernels.par_lines_of(par), kernels.no_par_lines(par)):
             w, s = w0.copy(), s0.copy()
             wread = w.sum(axis=0)
             ones = np.ones(shape[1:])

@@ -47,10 +47,9 @@ def _fast(x, d, lr, bl, um, w, par, dp, s) -> int:  # type: ignore[no-untyped-de
     xb, db = np.atleast_2d(x).astype(float), np.atleast_2d(d).astype(float)
     wread = w.sum(axis=0)
     att = np.ones(w.shape[1:])
+    lines = kernels.no_par_lines(par)
     return int(
-        kernels.pulsed_update(
-            xb, db, lr, bl, um, 0.001, w, par, kernels.no_par_rows(par), dp, wread, att, *_NO_BWD, s
-        )
+        kernels.pulsed_update(xb, db, lr, bl, um, 0.001, w, par, lines, dp, wread, att, *_NO_BWD, s)
     )
 
 
@@ -431,7 +430,7 @@ def test_batched_update_matches_sequential_reference(
         w = w0.copy()
         wread = w.sum(axis=0)
         pairs += kernels.pulsed_update(
-            x, d, lr, 10, True, 0.001, w, par, kernels.par_rows_of(par), dp, wread, att,
+            x, d, lr, 10, True, 0.001, w, par, kernels.par_lines_of(par), dp, wread, att,
             *_NO_BWD, s,
         )  # fmt: skip
         np.testing.assert_allclose(wread, w.sum(axis=0), rtol=0, atol=1e-15)  # kept in step

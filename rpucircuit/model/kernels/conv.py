@@ -313,7 +313,7 @@ def patch_update(
     dw_min: float,
     w: FloatArray,
     par: FloatArray,
-    par_rows: FloatArray,
+    par_lines: FloatArray,
     dp: FloatArray,
     wread: Any,
     att: FloatArray,
@@ -327,5 +327,5 @@ def patch_update(
     if x.shape[0] > 1 and dp[DP_K] == 0.0:
         return conv_update(x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s)
     return pulsed_update(
-        x, d, lr, bl, um, dw_min, w, par, par_rows, dp, wread, att, wread_b, att_b, s
+        x, d, lr, bl, um, dw_min, w, par, par_lines, dp, wread, att, wread_b, att_b, s
     )

@@ -220,14 +220,14 @@ def _tile_update(
     :meth:`~rpucircuit.model.tile.AnalogTile.update` makes in place (a conv layer's batch
     through :func:`~rpucircuit.model.kernels.conv.conv_update`); ``t``: the tile's
     (wread, w, par, dp, att, wread_b, att_b, state, fwd_io, bwd_io, upd,
-    par_rows). Negative if
+    par_lines). Negative if
     ``x`` or ``d`` holds a NaN or infinity (nothing changed)."""
-    wread, w, par, dp, att, wread_b, att_b, st, _, _, upd, par_rows = t
+    wread, w, par, dp, att, wread_b, att_b, st, _, _, upd, par_lines = t
     if upd[UPD_EXACT] != 0.0:
         return exact_update(x, d, lr, w, par, dp, wread, att, wread_b, att_b)
     return patch_update(
         x, d, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
-        w, par, par_rows, dp, wread, att, wread_b, att_b, st,
+        w, par, par_lines, dp, wread, att, wread_b, att_b, st,
     )  # fmt: skip
 
 
@@ -260,7 +260,7 @@ def cnn_backward(
     ``update`` every tile's update (else the caller updates the tiles).
 
     ``tiles``: per tile (conv1, conv2, fc1, out) its (wread, w, par, dp, att, wread_b,
-    att_b, state, fwd_io, bwd_io, upd, par_rows); ``out``: the output layer's (x, y, d, z), whose
+    att_b, state, fwd_io, bwd_io, upd, par_lines); ``out``: the output layer's (x, y, d, z), whose
     input ``x`` (bias entry kept) gets the last activation; ``loss``: the softmax buffers
     (p, g); ``act*``: (activation code, its output, its input gradient); ``fc1``: (x, d,
     z); ``pool*``: (argmax, input gradient); ``conv2``: (patches, d, z, k, stride, dx);

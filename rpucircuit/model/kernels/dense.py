@@ -86,7 +86,7 @@ class DenseLayer(NamedTuple):
     """The tile's read copy as a C-contiguous array: itself, or its transpose (in, out)."""
     w: FloatArray
     par: FloatArray
-    par_rows: FloatArray
+    par_lines: FloatArray
     dp: FloatArray
     att: FloatArray
     wread_b: np.ndarray[Any, Any]
@@ -115,7 +115,7 @@ def dense_layer(arrays: KernelArrays, *, act: int, x: FloatArray, d: FloatArray)
         wread=arrays.wread.T if col else arrays.wread,
         w=arrays.w,
         par=arrays.par,
-        par_rows=arrays.par_rows,
+        par_lines=arrays.par_lines,
         dp=arrays.dp,
         att=arrays.att,
         wread_b=arrays.wread_b,
@@ -145,7 +145,7 @@ class DenseNet(NamedTuple):
     wread: tuple[np.ndarray[Any, Any], ...]
     w: tuple[FloatArray, ...]
     par: tuple[FloatArray, ...]
-    par_rows: tuple[FloatArray, ...]
+    par_lines: tuple[FloatArray, ...]
     dp: tuple[FloatArray, ...]
     att: tuple[FloatArray, ...]
     wread_b: tuple[np.ndarray[Any, Any], ...]
@@ -173,7 +173,7 @@ def dense_network(layers: Sequence[DenseLayer], *, p: FloatArray, g: FloatArray)
         wread=tuple(lay.wread for lay in layers),
         w=tuple(lay.w for lay in layers),
         par=tuple(lay.par for lay in layers),
-        par_rows=tuple(lay.par_rows for lay in layers),
+        par_lines=tuple(lay.par_lines for lay in layers),
         dp=tuple(lay.dp for lay in layers),
         att=tuple(lay.att for lay in layers),
         wread_b=tuple(lay.wread_b for lay in layers),
@@ -215,7 +215,7 @@ def _dense_update(
     upd: FloatArray,
     w: FloatArray,
     par: FloatArray,
-    par_rows: FloatArray,
+    par_lines: FloatArray,
     dp: FloatArray,
     wread: Any,
     att: FloatArray,
@@ -232,7 +232,7 @@ def _dense_update(
     else:
         pulsed_update(
             xb, db, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
-            w, par, par_rows, dp, wread, att, wread_b, att_b, s,
+            w, par, par_lines, dp, wread, att, wread_b, att_b, s,
         )  # fmt: skip
 
 
@@ -268,7 +268,7 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
     acts, col_major, upd, p, g = net.act, net.col_major, net.upd, net.p, net.g
     xs, ys, ds, zs, wreads = net.x, net.y, net.d, net.z, net.wread
     ws, pars, dps, atts, states = net.w, net.par, net.dp, net.att, net.state
-    prows = net.par_rows
+    plines = net.par_lines
     wread_bs, att_bs = net.wread_b, net.att_b
     fwd_ios, bwd_ios = net.fwd_io, net.bwd_io
     n_layers = len(ws)
@@ -294,10 +294,10 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
                 _dense_read(wreads[li], col_major[li], True, ds[li], zs[li], bwd_ios[li],
                             states[li])  # fmt: skip
         if col_major[li]:
-            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], prows[li], dps[li],
+            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], plines[li], dps[li],
                           wreads[li].T, atts[li], wread_bs[li], att_bs[li], states[li])  # fmt: skip
         else:
-            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], prows[li], dps[li],
+            _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], plines[li], dps[li],
                           wreads[li], atts[li], wread_bs[li], att_bs[li], states[li])  # fmt: skip
         if li > 0:
             n = ys[li - 1].shape[0]

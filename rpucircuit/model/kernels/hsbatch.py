@@ -213,7 +213,7 @@ def _half_select_batch(
     dw_min: float,
     w: FloatArray,
     par: FloatArray,
-    par_rows: FloatArray,
+    par_lines: FloatArray,
     dp: FloatArray,
     wread: Any,
     att: FloatArray,
@@ -225,8 +225,8 @@ def _half_select_batch(
     and hard bounds (module docstring), finite inputs: per block of samples, the column
     streams and each device layer's row streams sample by sample, the lone pulses per row
     and column, the coincidences by direction, then one pass per row
-    (:func:`_far_row`, reading the row's parameters from ``par_rows``, ``par`` field by
-    field within each row) and the near devices sample by sample (:func:`_near_device`);
+    (:func:`_far_row`, reading the row's parameters from ``par_lines[0]``, ``par`` field
+    by field within each row) and the near devices sample by sample (:func:`_near_device`);
     the read copies are rewritten once at the end. Returns the number of coincidences."""
     n, n_in = x.shape
     n_dev, n_out, _ = w.shape
@@ -325,7 +325,7 @@ def _half_select_batch(
             for i in range(n_out):
                 wrow = w[dv, i]
                 n_near = _far_row(
-                    wrow, par_rows[dv, i], l_row[i], l_col, nfp[i], nfm[i], k, ctoc,
+                    wrow, par_lines[0, dv, i], l_row[i], l_col, nfp[i], nfm[i], k, ctoc,
                     far_base + np.uint64(i * n_in), near,
                 )  # fmt: skip
                 if n_near > 0:

@@ -146,27 +146,46 @@ PAR_UP, PAR_DOWN, PAR_WMAX, PAR_WMIN = range(len(PAR_FIELDS))
 PAR_LEN = len(PAR_FIELDS)
 
 
-def par_rows_of(par: FloatArray) -> FloatArray:
-    """``par`` (n_dev, out, in, PAR_LEN) field by field within each row: (n_dev, out,
-    PAR_LEN, in), C order, so ``par_rows[dv, i, f]`` is one field of row i, contiguous.
+def par_lines_of(par: FloatArray) -> FloatArray:
+    """``par`` (n_dev, out, in, PAR_LEN) laid out twice more, along the rows and along
+    the columns: shape (2, n_dev, out, PAR_LEN, in), C order.
 
-    The half-select update's passes over whole rows read it (contiguous loads that
-    vectorize); the kernels that visit single devices read ``par`` (one cache line per
-    device). It holds the same values as ``par`` and must be rebuilt when ``par`` changes.
-    A tile keeps one when its updates take those passes (:func:`needs_par_rows`); other
-    callers may pass :func:`no_par_rows`, and the update builds its own (same result)."""
-    return np.ascontiguousarray(np.moveaxis(par, 3, 2))
+    * ``[0]``: field by field within each row, so ``par_lines[0, dv, i, f]`` is one field
+      of row i, contiguous. The half-select passes over whole rows read it (contiguous
+      loads that vectorize).
+    * ``[1]``: the same elements column by column, (n_dev, in, out, PAR_LEN) in C order
+      (:func:`par_columns`), so a column's devices, row after row, are contiguous. The
+      half-select pass down the pulsing columns of the silent rows reads it: from ``par``
+      each device cost a cache line of its own.
+
+    The kernels that visit single devices read ``par``. It holds the same values as
+    ``par`` and must be rebuilt when ``par`` changes. A tile keeps one when its updates
+    take those passes (:func:`needs_par_lines`); other callers may pass
+    :func:`no_par_lines`, and the update builds its own (same result)."""
+    n_dev, n_out, n_in, n_f = par.shape
+    lines = np.empty((2, n_dev, n_out, n_f, n_in))
+    lines[0] = np.moveaxis(par, 3, 2)
+    par_columns(lines)[...] = np.swapaxes(par, 1, 2)
+    return lines
 
 
-def no_par_rows(par: FloatArray) -> FloatArray:
-    """An empty stand-in for :func:`par_rows_of` (shape (n_dev, 0, PAR_LEN, 0)), for tiles
-    whose updates never take the half-select row passes."""
-    return np.empty((par.shape[0], 0, PAR_LEN, 0))
+def par_columns(par_lines: FloatArray) -> FloatArray:
+    """The column-by-column half of :func:`par_lines_of`, as a view (n_dev, in, out,
+    PAR_LEN): ``par_columns(lines)[dv, j, i, f]`` is ``par[dv, i, j, f]``."""
+    _, n_dev, n_out, n_f, n_in = par_lines.shape
+    columns: FloatArray = par_lines[1].reshape((n_dev, n_in, n_out, n_f))
+    return columns
 
 
-def needs_par_rows(dp: FloatArray) -> bool:
+def no_par_lines(par: FloatArray) -> FloatArray:
+    """An empty stand-in for :func:`par_lines_of` (shape (2, n_dev, 0, PAR_LEN, 0)), for
+    tiles whose updates never take the half-select passes."""
+    return np.empty((2, par.shape[0], 0, PAR_LEN, 0))
+
+
+def needs_par_lines(dp: FloatArray) -> bool:
     """Whether updates under the device switches ``dp`` take the half-select passes over
-    whole rows (k > 0 with hard bounds), which read :func:`par_rows_of`."""
+    whole rows and columns (k > 0 with hard bounds), which read :func:`par_lines_of`."""
     return bool(dp[DP_K] != 0.0 and dp[DP_SOFT] == 0.0)
 
 
@@ -230,6 +249,6 @@ class KernelArrays(NamedTuple):
     """Backward read parameters, :func:`pack_io`."""
     upd: FloatArray
     """Update parameters, :func:`pack_update`."""
-    par_rows: FloatArray
-    """``par`` field by field within each row (:func:`par_rows_of`) when the half-select
-    update needs it (:func:`needs_par_rows`), else :func:`no_par_rows`."""
+    par_lines: FloatArray
+    """``par`` along the rows and along the columns (:func:`par_lines_of`) when the
+    half-select update needs it (:func:`needs_par_lines`), else :func:`no_par_lines`."""

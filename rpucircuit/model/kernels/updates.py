@@ -57,19 +57,22 @@ PHASES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
 @numba.njit(cache=True, nogil=True)
-def _rows_of(par: FloatArray, par_rows: FloatArray) -> FloatArray:  # pragma: no cover
-    """``par_rows`` when it is ``par`` field by field within each row (its shape matches),
-    else that array built now (a caller without a tile's copy)."""
+def _lines_of(par: FloatArray, par_lines: FloatArray) -> FloatArray:  # pragma: no cover
+    """``par_lines`` when it is :func:`~rpucircuit.model.kernels.layout.par_lines_of` of
+    ``par`` (its shape matches), else that array built now (a caller without a tile's
+    copy)."""
     n_dev, n_out, n_in, n_f = par.shape
-    if par_rows.shape == (n_dev, n_out, n_f, n_in):
-        return par_rows
-    rows = np.empty((n_dev, n_out, n_f, n_in))
+    if par_lines.shape == (2, n_dev, n_out, n_f, n_in):
+        return par_lines
+    lines = np.empty((2, n_dev, n_out, n_f, n_in))
+    cols = lines[1].reshape((n_dev, n_in, n_out, n_f))
     for dv in range(n_dev):
         for i in range(n_out):
             for j in range(n_in):
                 for f in range(n_f):
-                    rows[dv, i, f, j] = par[dv, i, j, f]
-    return rows
+                    lines[0, dv, i, f, j] = par[dv, i, j, f]
+                    cols[dv, j, i, f] = par[dv, i, j, f]
+    return lines
 
 
 @numba.njit(cache=True, nogil=True)
@@ -82,7 +85,7 @@ def pulsed_update(
     dw_min: float,
     w: FloatArray,
     par: FloatArray,
-    par_rows: FloatArray,
+    par_lines: FloatArray,
     dp: FloatArray,
     wread: FloatArray,
     att: FloatArray,
@@ -93,10 +96,10 @@ def pulsed_update(
     """``n`` sequential stochastic updates W ← W − lr·δᵀx (in expectation), in place.
 
     ``x`` (n, in), ``d`` (n, out); device weights ``w`` (n_dev, out, in), device parameters
-    ``par`` (n_dev, out, in, PAR_LEN) and, for the half-select passes over whole rows, the
-    same field by field within each row, ``par_rows`` (n_dev, out, PAR_LEN, in;
-    :func:`~rpucircuit.model.kernels.layout.par_rows_of`; an empty one, as
-    :func:`~rpucircuit.model.kernels.layout.no_par_rows` gives, makes the update build
+    ``par`` (n_dev, out, in, PAR_LEN) and, for the half-select passes over whole rows and
+    columns, the same laid out along both, ``par_lines`` (2, n_dev, out, PAR_LEN, in;
+    :func:`~rpucircuit.model.kernels.layout.par_lines_of`; an empty one, as
+    :func:`~rpucircuit.model.kernels.layout.no_par_lines` gives, makes the update build
     its own: the same result, slower); ``wread`` (out, in) is refreshed for every touched
     element, and so is the backward read copy ``wread_b`` (out, in, C order; weights times
     ``att_b``) when ``dp[DP_BWD_ATT]`` is set (else ``wread_b``/``att_b`` are unused).
@@ -123,7 +126,7 @@ def pulsed_update(
         )
     if x.shape[0] > 1 and dp[DP_SOFT] == 0.0:  # half-select, hard bounds: whole blocks
         return _half_select_batch(
-            x, d, lr, bl, um, dw_min, w, par, _rows_of(par, par_rows), dp, wread, att,
+            x, d, lr, bl, um, dw_min, w, par, _lines_of(par, par_lines), dp, wread, att,
             wread_b, att_b, s,
         )  # fmt: skip
     n_dev, n_out, n_in = w.shape
@@ -154,7 +157,7 @@ def pulsed_update(
     csgn = np.empty(hs_cols)
     cmean = np.empty(hs_cols)
     cspread = np.empty(hs_cols)
-    hs_prows = _rows_of(par, par_rows) if hs_cols else par_rows
+    hs_plines = _lines_of(par, par_lines) if hs_cols else par_lines
     hs_rows = np.empty(n_out if hs_cols else 0, dtype=np.int64)  # pulsing, then silent rows
     hs_z = np.empty((2, n_out if hs_cols else 0))
     zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
@@ -257,7 +260,7 @@ def pulsed_update(
                     _half_select_columns(x[smp], cmask, k_val, ctoc, csgn, cmean, cspread)
                 n_coinc += _half_select_hard(
                     dv, rmask, d[smp], cmask, csgn, cmean, cspread, acols, n_ac, all_cols, k_val,
-                    ctoc, w, par, wread, att, use_att, wread_b, att_b, bwd, s, hs_prows, hs_rows,
+                    ctoc, w, par, wread, att, use_att, wread_b, att_b, bwd, s, hs_plines, hs_rows,
                     hs_z,
                 )  # fmt: skip
             else:
