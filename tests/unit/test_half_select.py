@@ -578,15 +578,24 @@ def test_half_select_builds_the_line_ordered_parameters_it_is_not_given(
     rng: np.random.Generator,
 ) -> None:
     """A caller without a tile's copy along the lines (an empty one, as kernels.no_par_lines
-    gives) gets the update a tile gets, bit for bit, single samples and blocks alike."""
-    shape = (1, 12, 40)
+    gives) gets the update a tile gets, bit for bit, single samples and blocks alike: the
+    copy the kernel builds equals :func:`kernels.par_lines_of` (both halves), and sparse
+    inputs and half-silent rows make single samples take the pass down the pulsing
+    columns, which reads the column half."""
+    from rpucircuit.model.kernels.updates import _lines_of
+
+    shape = (2, 12, 200)
     par = _par(rng, shape)
+    built = _lines_of(par, kernels.no_par_lines(par))
+    np.testing.assert_array_equal(built, kernels.par_lines_of(par))
+    down = kernels.PAR_DOWN
+    assert kernels.par_columns(built)[1, 150, 7, down] == par[1, 7, 150, down]
     w0 = rng.uniform(-0.02, 0.02, shape)
     dp = _dp(0.1)
     s0 = kernels.seed_state(rng)
     for n in (1, 5):
-        x = rng.uniform(-1, 1, (n, 40)) * (rng.random((n, 40)) < 0.3)
-        d = rng.uniform(-1, 1, (n, 12))
+        x = rng.uniform(-1, 1, (n, 200)) * (rng.random((n, 200)) < 0.05)
+        d = rng.uniform(-1, 1, (n, 12)) * (rng.random((n, 12)) < 0.5)
         out = []
         for rows in (kernels.par_lines_of(par), kernels.no_par_lines(par)):
             w, s = w0.copy(), s0.copy()

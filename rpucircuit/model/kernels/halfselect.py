@@ -95,6 +95,15 @@ _DENSE_SHARE = 4
 column in this many pulses."""
 
 
+@numba.njit(cache=True, nogil=True)
+def _par_columns(par_lines: FloatArray) -> FloatArray:  # pragma: no cover - compiled
+    """The column-by-column half of ``par_lines`` as a view (n_dev, in, out, PAR_LEN), as
+    :func:`~rpucircuit.model.kernels.layout.par_columns` gives it to Python callers."""
+    _, n_dev, n_out, n_f, n_in = par_lines.shape
+    columns: FloatArray = par_lines[1].reshape((n_dev, n_in, n_out, n_f))
+    return columns
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _clip(v: float, lo: float, hi: float) -> float:  # pragma: no cover - compiled
     return min(max(v, lo), hi)
@@ -202,8 +211,8 @@ def _pulsing_row(
     One pass without branches or calls updates the row: it vectorizes (AVX-512: popcounts,
     64-bit products, square roots on 8 devices at once). Read straight from the
     interleaved ``par`` the pass cost 8-10 ns per device (gathers); copying the row's
-    parameters field by field first, 2.6 ns; from the tile's field-major copy, about a
-    third less again (measured on a 785-wide row)."""
+    parameters field by field first, 2.6 ns; from the tile's copy (``par_lines[0]``), about
+    a third less again (measured on a 785-wide row)."""
     n_in = wrow.shape[0]
     n_r = float(_popcount(rm))
     rmean = k * n_r
@@ -440,10 +449,10 @@ def _half_select_hard(
     # their own that vectorizes (in the device loop the hashes ran one at a time: 20 % of
     # this part on the FC network's first tile, measured)
     s0 = n_out - n_s
-    # The parameters come column by column (layout.par_columns), a column's devices one
-    # after another: read from ``par``, each device's cost a cache line of its own (the FC
-    # network's first tile, replayed updates: 144 -> 88 us per update for this pass)
-    pcols = par_lines[1].reshape((n_dev, n_in, n_out, par.shape[3]))
+    # The parameters come column by column (_par_columns), a column's devices one after
+    # another: read from ``par``, each device cost a cache line of its own for them (the
+    # FC network's first tile, replayed updates: 144 -> 88 us per update for this pass)
+    pcols = _par_columns(par_lines)
     for jj in range(n_ac):
         j = acols[jj]
         sg = sgn[j]

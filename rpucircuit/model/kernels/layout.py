@@ -171,7 +171,8 @@ def par_lines_of(par: FloatArray) -> FloatArray:
 
 def par_columns(par_lines: FloatArray) -> FloatArray:
     """The column-by-column half of :func:`par_lines_of`, as a view (n_dev, in, out,
-    PAR_LEN): ``par_columns(lines)[dv, j, i, f]`` is ``par[dv, i, j, f]``."""
+    PAR_LEN): ``par_columns(lines)[dv, j, i, f]`` is ``par[dv, i, j, f]`` (the compiled
+    kernels take the same view with ``halfselect._par_columns``)."""
     _, n_dev, n_out, n_f, n_in = par_lines.shape
     columns: FloatArray = par_lines[1].reshape((n_dev, n_in, n_out, n_f))
     return columns

@@ -18,7 +18,11 @@ import numba
 import numpy as np
 
 from rpucircuit.model.kernels.batched import _pulsed_update_batch
-from rpucircuit.model.kernels.halfselect import _half_select_columns, _half_select_hard
+from rpucircuit.model.kernels.halfselect import (
+    _half_select_columns,
+    _half_select_hard,
+    _par_columns,
+)
 from rpucircuit.model.kernels.hsbatch import _half_select_batch
 from rpucircuit.model.kernels.layout import (
     BWD_KEPT,
@@ -65,7 +69,7 @@ def _lines_of(par: FloatArray, par_lines: FloatArray) -> FloatArray:  # pragma: 
     if par_lines.shape == (2, n_dev, n_out, n_f, n_in):
         return par_lines
     lines = np.empty((2, n_dev, n_out, n_f, n_in))
-    cols = lines[1].reshape((n_dev, n_in, n_out, n_f))
+    cols = _par_columns(lines)
     for dv in range(n_dev):
         for i in range(n_out):
             for j in range(n_in):
