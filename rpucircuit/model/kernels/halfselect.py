@@ -365,7 +365,6 @@ def _half_select_hard(
     k: float,
     ctoc: float,
     w: FloatArray,
-    par: FloatArray,
     wread: Any,
     att: FloatArray,
     use_att: bool,

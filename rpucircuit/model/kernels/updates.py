@@ -264,8 +264,7 @@ def pulsed_update(
                     _half_select_columns(x[smp], cmask, k_val, ctoc, csgn, cmean, cspread)
                 n_coinc += _half_select_hard(
                     dv, rmask, d[smp], cmask, csgn, cmean, cspread, acols, n_ac, all_cols, k_val,
-                    ctoc, w, par, wread, att, use_att, wread_b, att_b, bwd, s, hs_plines, hs_rows,
-                    hs_z,
+                    ctoc, w, wread, att, use_att, wread_b, att_b, bwd, s, hs_plines, hs_rows, hs_z,
                 )  # fmt: skip
             else:
                 # half-select, soft bounds: every device on a pulsing row or column, pulse
