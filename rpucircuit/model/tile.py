@@ -212,9 +212,11 @@ class AnalogTile:
     def _build_par_lines(self) -> FloatArray:
         """The device parameters along the rows and along the columns when this tile's
         updates take the half-select passes over whole lines (k > 0, hard bounds;
-        :func:`~rpucircuit.model.kernels.par_lines_of`), else an empty stand-in
-        (:func:`~rpucircuit.model.kernels.no_par_lines`)."""
+        :func:`~rpucircuit.model.kernels.par_lines_of`, float32), after rounding the
+        parameters themselves to float32 precision so that both hold the same values;
+        else an empty stand-in (:func:`~rpucircuit.model.kernels.no_par_lines`)."""
         if kernels.needs_par_lines(self._dp):
+            kernels.round_parameters(self._par)  # the copy's precision (float32)
             return kernels.par_lines_of(self._par)
         return kernels.no_par_lines(self._par)
 
@@ -447,7 +449,9 @@ class AnalogTile:
         return (self._att if direction == "forward" else self._att_b).copy()
 
     def device_parameters(self) -> dict[str, FloatArray]:
-        """Copies of the per-device d2d parameters, each (n_devices, out, in)."""
+        """Copies of the per-device d2d parameters, each (n_devices, out, in); at float32
+        precision on a tile with half-select and hard bounds (its updates read them from a
+        float32 copy, :func:`~rpucircuit.model.kernels.round_parameters`)."""
         self._sync()
         return {name: self._par[..., idx].copy() for name, idx in _PAR_NAMES.items()}
 

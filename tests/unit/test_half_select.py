@@ -30,6 +30,13 @@ def _par(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
     return par
 
 
+def _tile_precision(par: np.ndarray, dp: np.ndarray) -> None:
+    """Round ``par`` in place to float32 precision where a tile would (half-select with
+    hard bounds: its updates read a float32 copy, :func:`kernels.round_parameters`)."""
+    if kernels.needs_par_lines(dp):
+        kernels.round_parameters(par)
+
+
 def _dp(k: float, *, ctoc: float = 0.3, use_att: bool = False, bwd: bool = False) -> np.ndarray:
     dp = np.zeros(kernels.DP_LEN)
     dp[kernels.DP_CTOC] = ctoc
@@ -55,7 +62,9 @@ def _update(
     dtype: type = np.float64,
 ) -> tuple[int, np.ndarray, np.ndarray]:
     """:func:`kernels.pulsed_update` (BL 10, update management, dw_min 0.001) with read
-    copies built from ``w``; returns (its result, wread, wread_b)."""
+    copies built from ``w``, ``par`` rounded first where a tile would
+    (:func:`_tile_precision`); returns (its result, wread, wread_b)."""
+    _tile_precision(par, dp)
     shape = w.shape[1:]
     att = np.ones(shape) if att is None else att
     att_b = np.ones(shape) if att_b is None else att_b
@@ -198,7 +207,10 @@ def test_half_select_deterministic_phases_with_a_bound() -> None:
     n, wread, _ = _update(np.array([0.5]), np.array([0.5]), 100.0, w, par, _dp(k, ctoc=0.0), s)
     assert n == bl
     # down by BL·dw = 0.01 → clipped at −0.05; up by k·BL·dw twice (Y, then R): +0.004
-    np.testing.assert_allclose(w[0, 0, 0], -_BOUND + 2 * k * bl * dw, rtol=0, atol=1e-15)
+    # (the bound and step at float32 precision, as _update rounds them)
+    lo, up = par[0, 0, 0, kernels.PAR_WMIN], par[0, 0, 0, kernels.PAR_UP]
+    assert lo == np.float32(-_BOUND) and up == np.float32(dw)
+    np.testing.assert_allclose(w[0, 0, 0], lo + 2 * k * bl * up, rtol=0, atol=1e-15)
     assert wread[0, 0] == w[0, 0, 0]
 
 
@@ -474,6 +486,7 @@ def _update_digest(
     att = 1 - 0.01 * rng.random(shape) if ir else np.ones(shape)
     att_b = 1 - 0.01 * rng.random(shape) if ir else np.ones(shape)
     dp = _dp(k, use_att=ir, bwd=ir)
+    _tile_precision(par, dp)
     s = kernels.seed_state(rng)
     wread = np.asarray(w.sum(axis=0) * att, dtype=np.float32, order=order)
     wread_b = np.asarray(w.sum(axis=0) * att_b, dtype=np.float32)
@@ -551,16 +564,16 @@ def _hs_digest(shape: tuple[int, int, int], n: int, density: float, ir: bool, or
     ("shape", "n", "density", "ir", "order", "digest"),
     [
         # few pulsing columns: the silent rows column by column; column-major read copy
-        ((1, 64, 200), 1, 0.1, False, "F", "1ded81ce44b84c1f"),
+        ((1, 64, 200), 1, 0.1, False, "F", "36c12d3bdb67e3ee"),
         # most columns pulse: the silent rows' passes over whole rows
-        ((1, 64, 200), 1, 0.9, False, "C", "beefc82821ad5f9a"),
-        ((1, 64, 200), 1, 0.1, True, "C", "4d54554685ea0c36"),  # both IR-drop maps
-        ((2, 32, 80), 1, 0.3, False, "C", "ec01ffe5336b4d86"),  # two devices per weight
+        ((1, 64, 200), 1, 0.9, False, "C", "bdf5eee2789c9aec"),
+        ((1, 64, 200), 1, 0.1, True, "C", "c85c28961a2e60e9"),  # both IR-drop maps
+        ((2, 32, 80), 1, 0.3, False, "C", "c7e5046d4beb1345"),  # two devices per weight
         # two devices, few pulsing columns: the silent rows column by column, both copies
-        ((2, 64, 200), 1, 0.1, False, "F", "fc6ddc9567a10a70"),
-        ((2, 64, 200), 1, 0.1, True, "C", "2a15bec155fb93f9"),
-        ((1, 16, 26), 20, 0.3, False, "C", "c6c925ab994aedad"),  # conv1-like blocks
-        ((1, 16, 26), 20, 0.3, True, "C", "40124f88a53e7c8f"),
+        ((2, 64, 200), 1, 0.1, False, "F", "438e92a8e0c706f0"),
+        ((2, 64, 200), 1, 0.1, True, "C", "66acc1434dda354b"),
+        ((1, 16, 26), 20, 0.3, False, "C", "422341a78e8f2649"),  # conv1-like blocks
+        ((1, 16, 26), 20, 0.3, True, "C", "15559b6d5dcda9f7"),
     ],
 )
 def test_half_select_update_is_bit_identical_to_the_stored_digest(
@@ -570,7 +583,9 @@ def test_half_select_update_is_bit_identical_to_the_stored_digest(
     before its parameters were read from a tile's copies along the rows and columns
     (:func:`kernels.par_lines_of`) and its column normals were drawn ahead: a changed digest
     means a changed random stream or arithmetic, which breaks the bit-exact reproduction
-    of earlier runs and of resumed ones."""
+    of earlier runs and of resumed ones. (The digests were taken with the parameters at
+    float32 precision, as tiles with half-select hold them since the copies became
+    float32; the float64 copies of the code before gave the same digests from them.)"""
     assert _hs_digest(shape, n, density, ir, order) == digest
 
 
@@ -589,7 +604,8 @@ def test_half_select_builds_the_line_ordered_parameters_it_is_not_given(
     built = _lines_of(par, kernels.no_par_lines(par))
     np.testing.assert_array_equal(built, kernels.par_lines_of(par))
     down = kernels.PAR_DOWN
-    assert kernels.par_columns(built)[1, 150, 7, down] == par[1, 7, 150, down]
+    assert built.dtype == np.float32
+    assert kernels.par_columns(built)[1, 150, 7, down] == np.float32(par[1, 7, 150, down])
     w0 = rng.uniform(-0.02, 0.02, shape)
     dp = _dp(0.1)
     s0 = kernels.seed_state(rng)

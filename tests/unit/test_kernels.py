@@ -45,6 +45,8 @@ _NO_BWD = (np.zeros((0, 0)), np.zeros((0, 0)))
 
 def _fast(x, d, lr, bl, um, w, par, dp, s) -> int:  # type: ignore[no-untyped-def]
     xb, db = np.atleast_2d(x).astype(float), np.atleast_2d(d).astype(float)
+    if kernels.needs_par_lines(dp):  # at float32 precision, as a tile with half-select holds them
+        kernels.round_parameters(par)
     wread = w.sum(axis=0)
     att = np.ones(w.shape[1:])
     lines = kernels.no_par_lines(par)
@@ -497,6 +499,8 @@ def test_half_select_deterministic_formula() -> None:
     n = _fast(x, d, lr, bl, False, w_fast, par, dp, s)
     w_ref = np.zeros((1, 3, 4))
     kernels.reference_update(x, d, lr, bl, False, dw, w_ref, par, dp, rng)
+    up, down = par[0, 0, 0, kernels.PAR_UP], par[0, 0, 0, kernels.PAR_DOWN]  # _fast rounded
+    assert (up, down) == (np.float32(dw * (1 + u)), np.float32(dw * (1 - u)))
     expected = np.zeros((3, 4))
     for i in range(3):
         for j in range(4):

@@ -93,6 +93,7 @@ from rpucircuit.model.kernels.layout import (
     pack_update,
     par_columns,
     par_lines_of,
+    round_parameters,
 )
 from rpucircuit.model.kernels.reads import (
     all_finite,
@@ -191,6 +192,7 @@ __all__ = [
     "reference_transfer",
     "reference_update",
     "refresh_backward",
+    "round_parameters",
     "seed_state",
     "single_normals",
     "softmax",

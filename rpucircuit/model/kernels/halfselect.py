@@ -105,6 +105,20 @@ def _par_columns(par_lines: FloatArray) -> FloatArray:  # pragma: no cover - com
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _fields(pf: FloatArray, j: int) -> tuple[float, float, float, float]:  # pragma: no cover
+    """Device j's (up, down, w_min, w_max) from ``pf`` (PAR_LEN, in), a row of the float32
+    copy :func:`~rpucircuit.model.kernels.layout.par_lines_of`, as float64 values, so all
+    arithmetic on them is float64 as on ``par`` (numba's ``float()`` of a float32 stays
+    float32: products of two such fields would round differently)."""
+    return (
+        np.float64(pf[PAR_UP, j]),
+        np.float64(pf[PAR_DOWN, j]),
+        np.float64(pf[PAR_WMIN, j]),
+        np.float64(pf[PAR_WMAX, j]),
+    )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _clip(v: float, lo: float, hi: float) -> float:  # pragma: no cover - compiled
     return min(max(v, lo), hi)
 
@@ -219,10 +233,10 @@ def _pulsing_row(
     rspread = ctoc * k * np.sqrt(n_r)
     for j in range(n_in):
         cm = cmask[j]
+        up, down, lo, hi = _fields(pf, j)
         wrow[j] = _pulsing_device(
-            wrow[j], pf[PAR_UP, j], pf[PAR_DOWN, j], pf[PAR_WMIN, j], pf[PAR_WMAX, j],
-            float(_popcount(rm & cm)), float(_popcount(rm ^ cm)), sgn[j], tau, cmean[j],
-            cspread[j], rmean, rspread, k, ctoc, row_base + np.uint64(j),
+            wrow[j], up, down, lo, hi, float(_popcount(rm & cm)), float(_popcount(rm ^ cm)),
+            sgn[j], tau, cmean[j], cspread[j], rmean, rspread, k, ctoc, row_base + np.uint64(j),
         )  # fmt: skip
 
 
@@ -243,10 +257,8 @@ def _silent_row(
     for j in range(n_in):
         v = wrow[j]
         z0, z1, _ = _binomial3(row_base + np.uint64(j))
-        new = _silent_steps(
-            v, pf[PAR_UP, j], pf[PAR_DOWN, j], pf[PAR_WMIN, j], pf[PAR_WMAX, j], sgn[j],
-            cmean[j], cspread[j], z0, z1,
-        )  # fmt: skip
+        up, down, lo, hi = _fields(pf, j)
+        new = _silent_steps(v, up, down, lo, hi, sgn[j], cmean[j], cspread[j], z0, z1)
         wrow[j] = new if cmask[j] != 0 else v
 
 
@@ -464,10 +476,11 @@ def _half_select_hard(
             zbuf[1, ii] = z1
         for ii in range(s0, n_out):
             i = rows[ii]
+            up, down = np.float64(pc[i, PAR_UP]), np.float64(pc[i, PAR_DOWN])
+            lo, hi = np.float64(pc[i, PAR_WMIN]), np.float64(pc[i, PAR_WMAX])
             v = _silent_steps(
-                w[dv, i, j], pc[i, PAR_UP], pc[i, PAR_DOWN], pc[i, PAR_WMIN], pc[i, PAR_WMAX],
-                sg, cm_j, cs_j, zbuf[0, ii - s0], zbuf[1, ii - s0],
-            )  # fmt: skip
+                w[dv, i, j], up, down, lo, hi, sg, cm_j, cs_j, zbuf[0, ii - s0], zbuf[1, ii - s0]
+            )
             w[dv, i, j] = v
             if n_dev == 1:  # the device sum is 0.0 + v
                 wread[i, j] = (v + 0.0) * att[i, j] if use_att else v + 0.0

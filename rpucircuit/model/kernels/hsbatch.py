@@ -49,6 +49,7 @@ from rpucircuit.model.kernels.halfselect import (
     _binomial1,
     _binomial3,
     _clip,
+    _fields,
     _pulsing_device,
     _silent_steps,
 )
@@ -98,10 +99,7 @@ def _far_row(
     n_near = 0
     for j in range(n_in):
         v = wrow[j]
-        up = pf[PAR_UP, j]
-        down = pf[PAR_DOWN, j]
-        lo = pf[PAR_WMIN, j]
-        hi = pf[PAR_WMAX, j]
+        up, down, lo, hi = _fields(pf, j)  # float64 values of the float32 copy
         lone = l_row + l_col[j]
         fp = nfp[j]
         fm = nfm[j]

@@ -148,7 +148,7 @@ PAR_LEN = len(PAR_FIELDS)
 
 def par_lines_of(par: FloatArray) -> FloatArray:
     """``par`` (n_dev, out, in, PAR_LEN) laid out twice more, along the rows and along
-    the columns: shape (2, n_dev, out, PAR_LEN, in), C order.
+    the columns, in float32: shape (2, n_dev, out, PAR_LEN, in), C order.
 
     * ``[0]``: field by field within each row, so ``par_lines[0, dv, i, f]`` is one field
       of row i, contiguous. The half-select passes over whole rows read it (contiguous
@@ -158,15 +158,25 @@ def par_lines_of(par: FloatArray) -> FloatArray:
       half-select pass down the pulsing columns of the silent rows reads it: from ``par``
       each device cost a cache line of its own.
 
-    The kernels that visit single devices read ``par``. It holds the same values as
-    ``par`` and must be rebuilt when ``par`` changes. A tile keeps one when its updates
-    take those passes (:func:`needs_par_lines`); other callers may pass
-    :func:`no_par_lines`, and the update builds its own (same result)."""
+    float32 because those passes are bound by memory traffic, and the parameters were 32
+    of the 52 bytes each device on a pulsing row moves. A tile that keeps the copy holds
+    its parameters at float32 precision (:func:`round_parameters`), so the copy holds the
+    same values as ``par`` (the kernels that visit single devices read ``par``); it must
+    be rebuilt when ``par`` changes. A tile keeps one when its updates take those passes
+    (:func:`needs_par_lines`); other callers may pass :func:`no_par_lines`, and the update
+    builds its own (same result)."""
     n_dev, n_out, n_in, n_f = par.shape
-    lines = np.empty((2, n_dev, n_out, n_f, n_in))
+    lines = np.empty((2, n_dev, n_out, n_f, n_in), dtype=np.float32)
     lines[0] = np.moveaxis(par, 3, 2)
     par_columns(lines)[...] = np.swapaxes(par, 1, 2)
     return lines
+
+
+def round_parameters(par: FloatArray) -> None:
+    """Round ``par`` in place to float32 precision (relative 6e-8, far below any device
+    spread), the precision of :func:`par_lines_of`: a tile whose updates read that copy
+    does so on construction and on every change of its parameters."""
+    par[...] = par.astype(np.float32)
 
 
 def par_columns(par_lines: FloatArray) -> FloatArray:
@@ -181,7 +191,7 @@ def par_columns(par_lines: FloatArray) -> FloatArray:
 def no_par_lines(par: FloatArray) -> FloatArray:
     """An empty stand-in for :func:`par_lines_of` (shape (2, n_dev, 0, PAR_LEN, 0)), for
     tiles whose updates never take the half-select passes."""
-    return np.empty((2, par.shape[0], 0, PAR_LEN, 0))
+    return np.empty((2, par.shape[0], 0, PAR_LEN, 0), dtype=np.float32)
 
 
 def needs_par_lines(dp: FloatArray) -> bool:

@@ -64,11 +64,11 @@ PHASES = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 def _lines_of(par: FloatArray, par_lines: FloatArray) -> FloatArray:  # pragma: no cover
     """``par_lines`` when it is :func:`~rpucircuit.model.kernels.layout.par_lines_of` of
     ``par`` (its shape matches), else that array built now (a caller without a tile's
-    copy)."""
+    copy; float32, as that function builds it)."""
     n_dev, n_out, n_in, n_f = par.shape
     if par_lines.shape == (2, n_dev, n_out, n_f, n_in):
         return par_lines
-    lines = np.empty((2, n_dev, n_out, n_f, n_in))
+    lines = np.empty((2, n_dev, n_out, n_f, n_in), dtype=np.float32)
     cols = _par_columns(lines)
     for dv in range(n_dev):
         for i in range(n_out):
