@@ -466,7 +466,7 @@ def test_line_ordered_parameters_follow_the_device_parameters(
     """A tile whose updates take the half-select line passes (k > 0, hard bounds) keeps its
     device parameters along its rows and columns beside ``par``: equal to them when
     built, after set_state brings another tile's parameters, and after pickling (rebuilt,
-    not pickled); other tiles keep an empty stand-in."""
+    not pickled), all at float32 precision; other tiles keep an empty stand-in."""
     import pickle
 
     from rpucircuit.model import kernels
@@ -489,6 +489,16 @@ def test_line_ordered_parameters_follow_the_device_parameters(
     assert "_par_lines" not in tile.__getstate__()  # not pickled: rebuilt
     again = pickle.loads(pickle.dumps(tile)).kernel_arrays()
     np.testing.assert_array_equal(again.par_lines, kernels.par_lines_of(again.par))
-    assert AnalogTile(6, 9, cfg, rng=rng).kernel_arrays().par_lines.size == 0  # k = 0
+    plain = AnalogTile(6, 9, cfg, rng=rng)
+    assert plain.kernel_arrays().par_lines.size == 0  # k = 0
     soft = dataclasses.replace(hs, device=dataclasses.replace(hs.device, soft_bounds=True))
     assert AnalogTile(6, 9, soft, rng=rng).kernel_arrays().par_lines.size == 0
+    # the copies are float32, and so is the precision of the parameters they copy: on
+    # construction, and when set_state brings float64 ones (a k = 0 tile's keep float64)
+    assert a.par_lines.dtype == np.float32
+    np.testing.assert_array_equal(a.par, a.par.astype(np.float32))
+    p64 = plain.kernel_arrays().par
+    assert np.any(p64 != p64.astype(np.float32))
+    tile.set_state(plain.get_state())
+    np.testing.assert_array_equal(a.par, p64.astype(np.float32))
+    np.testing.assert_array_equal(a.par_lines, kernels.par_lines_of(a.par))
