@@ -92,8 +92,8 @@ class Network:
         # pixels): its read copy column-major makes that read skip the zeros. Not for a
         # dense first tile with half-select: each of its updates changes every device
         # of the pulsing rows, and a column-major copy of those rows is every cache line
-        # of the copy (FC network at k = 0.1: about 10 % less time per step row-major,
-        # though its forward read takes 8 us more)
+        # of the copy (FC network at k = 0.1: 6-8 % less time per step row-major, though
+        # its forward read takes about 9 us more)
         if first_tile is not None and first_tile.config.update.pulse_type == "stochastic":
             half_select = first_tile.config.device.k_half_select > 0.0
             if not (half_select and isinstance(self._first, AnalogLinear)):

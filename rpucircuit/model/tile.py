@@ -369,8 +369,10 @@ class AnalogTile:
         read whose weights are laid out along its input direction adds one contiguous
         weight line per nonzero input and skips zero inputs, the other direction forms
         dot products. ``"F"`` suits a first layer, which is read forward only and whose
-        inputs are mostly zero (MNIST pixels, conv1 patches); the default suits layers
-        read both ways (the backward read then skips zero errors).
+        inputs are mostly zero (MNIST pixels, conv1 patches), unless it is a dense layer
+        with half-select: each of its updates rewrites whole rows, contiguous only
+        row-major; the default suits layers read both ways (the backward read then skips
+        zero errors).
         """
         if order not in ("C", "F"):
             raise ConfigError(f"order = {order!r}: must be one of ['C', 'F']")
@@ -450,8 +452,8 @@ class AnalogTile:
 
     def device_parameters(self) -> dict[str, FloatArray]:
         """Copies of the per-device d2d parameters, each (n_devices, out, in); at float32
-        precision on a tile with half-select and hard bounds (its updates read them from a
-        float32 copy, :func:`~rpucircuit.model.kernels.round_parameters`)."""
+        precision on a tile with half-select whose bounds are not soft (its updates read
+        them from a float32 copy, :func:`~rpucircuit.model.kernels.round_parameters`)."""
         self._sync()
         return {name: self._par[..., idx].copy() for name, idx in _PAR_NAMES.items()}
 

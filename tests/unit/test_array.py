@@ -489,6 +489,13 @@ def test_line_ordered_parameters_follow_the_device_parameters(
     assert "_par_lines" not in tile.__getstate__()  # not pickled: rebuilt
     again = pickle.loads(pickle.dumps(tile)).kernel_arrays()
     np.testing.assert_array_equal(again.par_lines, kernels.par_lines_of(again.par))
+    # unpickling a tile whose parameters have more than float32 precision rounds them
+    state = tile.__getstate__()
+    state["_par"] = state["_par"] * (1.0 + 1e-12)
+    revived = AnalogTile.__new__(AnalogTile)
+    revived.__setstate__(state)
+    r = revived.kernel_arrays()
+    np.testing.assert_array_equal(r.par, (a.par * (1.0 + 1e-12)).astype(np.float32))
     plain = AnalogTile(6, 9, cfg, rng=rng)
     assert plain.kernel_arrays().par_lines.size == 0  # k = 0
     soft = dataclasses.replace(hs, device=dataclasses.replace(hs.device, soft_bounds=True))
@@ -501,4 +508,8 @@ def test_line_ordered_parameters_follow_the_device_parameters(
     assert np.any(p64 != p64.astype(np.float32))
     tile.set_state(plain.get_state())
     np.testing.assert_array_equal(a.par, p64.astype(np.float32))
-    np.testing.assert_array_equal(a.par_lines, kernels.par_lines_of(a.par))
+    for arrays in (a, r):  # the copies equal the parameters exactly, float32 against float64
+        np.testing.assert_array_equal(arrays.par_lines[0], np.moveaxis(arrays.par, 3, 2))
+        np.testing.assert_array_equal(
+            kernels.par_columns(arrays.par_lines), np.swapaxes(arrays.par, 1, 2)
+        )

@@ -421,6 +421,8 @@ def test_batched_update_matches_sequential_reference(
     at a bound."""
     par, w0, x, d = _batch_case(rng, n_dev, n_out, n_in, sparse)
     dp = _dp(ctoc=0.3, k=k, soft=soft, bounded=True)
+    if kernels.needs_par_lines(dp):  # at float32 precision, as a tile with half-select holds them
+        kernels.round_parameters(par)
     s = kernels.seed_state(rng)
     reps = 800
     fast = np.empty((reps, *w0.shape))

@@ -129,6 +129,17 @@ def test_whole_cnn_weight_gradients_match_finite_differences(rng: np.random.Gene
         np.testing.assert_allclose(w - t.get_weights(), g, atol=FD_ATOL, rtol=0)
 
 
+def test_first_tile_read_order(rng: np.random.Generator) -> None:
+    """A pulsed first tile is read column-major (its read skips zero pixels), except a
+    dense one with half-select, whose updates rewrite whole rows; a conv1 with half-select
+    stays column-major."""
+    half = gokmen_vlasov_2016(k_half_select=0.1)
+    assert fully_connected((30, 12, 4), gokmen_vlasov_2016(), rng=rng).tiles[0].read_order == "F"
+    assert fully_connected((30, 12, 4), half, rng=rng).tiles[0].read_order == "C"
+    assert cnn_gokmen_2017(half, rng=rng).tiles[0].read_order == "F"
+    assert cnn_gokmen_2017(FP, rng=rng).tiles[0].read_order == "C"
+
+
 def test_paper_networks_have_the_papers_tile_shapes(rng: np.random.Generator) -> None:
     fc = fc_784_256_128_10(FP, rng=rng)
     assert [(t.out_size, t.in_size) for t in fc.tiles] == [(256, 785), (128, 257), (10, 129)]

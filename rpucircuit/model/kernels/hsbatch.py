@@ -15,7 +15,7 @@ column, ``L_i + L_j``), the sum of all its steps has
 
 (|r ⊕ c| = n_r + n_c − 2·nf), and no phase moves it by more than
 max(u, d)·(nf + k·(|r ⊕ c| + n_r + n_c))·(1 + Z_max·ctoc) (as in
-:func:`~rpucircuit.model.kernels.halfselect._pulsing_far`). When the bounds are farther
+:func:`_far_row`). When the bounds are farther
 than the sum of those over the block, no clip can happen and the device's new weight is
 the old one plus that mean plus one normal of that variance: the sample-by-sample result
 in distribution. The coincidences are few (a k = 0 update's work: every pulsing row

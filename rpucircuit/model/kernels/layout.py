@@ -261,5 +261,6 @@ class KernelArrays(NamedTuple):
     upd: FloatArray
     """Update parameters, :func:`pack_update`."""
     par_lines: FloatArray
-    """``par`` along the rows and along the columns (:func:`par_lines_of`) when the
-    half-select update needs it (:func:`needs_par_lines`), else :func:`no_par_lines`."""
+    """``par`` along the rows and along the columns (:func:`par_lines_of`, float32) when the
+    half-select update needs it (:func:`needs_par_lines`), else :func:`no_par_lines`
+    (empty, float32: the kernels take float32 only)."""

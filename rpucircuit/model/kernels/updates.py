@@ -102,9 +102,12 @@ def pulsed_update(
     ``x`` (n, in), ``d`` (n, out); device weights ``w`` (n_dev, out, in), device parameters
     ``par`` (n_dev, out, in, PAR_LEN) and, for the half-select passes over whole rows and
     columns, the same laid out along both, ``par_lines`` (2, n_dev, out, PAR_LEN, in;
-    :func:`~rpucircuit.model.kernels.layout.par_lines_of`; an empty one, as
-    :func:`~rpucircuit.model.kernels.layout.no_par_lines` gives, makes the update build
-    its own: the same result, slower); ``wread`` (out, in) is refreshed for every touched
+    float32, C order: :func:`~rpucircuit.model.kernels.layout.par_lines_of`; an empty one,
+    as :func:`~rpucircuit.model.kernels.layout.no_par_lines` gives, makes the update build
+    its own: the same result, slower; with k > 0 and bounds that are not soft those passes
+    read the parameters from it, so ``par`` should hold float32 values, as a tile's do,
+    :func:`~rpucircuit.model.kernels.layout.round_parameters`); ``wread`` (out, in) is
+    refreshed for every touched
     element, and so is the backward read copy ``wread_b`` (out, in, C order; weights times
     ``att_b``) when ``dp[DP_BWD_ATT]`` is set (else ``wread_b``/``att_b`` are unused).
     Rows are replicated per device (each device of a weight has its own row streams),
