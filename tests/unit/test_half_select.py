@@ -31,8 +31,8 @@ def _par(rng: np.random.Generator, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def _tile_precision(par: np.ndarray, dp: np.ndarray) -> None:
-    """Round ``par`` in place to float32 precision where a tile would (half-select with
-    hard bounds: its updates read a float32 copy, :func:`kernels.round_parameters`)."""
+    """Round ``par`` in place to float32 precision where a tile would (half-select without
+    soft bounds: its updates read a float32 copy, :func:`kernels.round_parameters`)."""
     if kernels.needs_par_lines(dp):
         kernels.round_parameters(par)
 

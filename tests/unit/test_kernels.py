@@ -43,10 +43,16 @@ _NO_BWD = (np.zeros((0, 0)), np.zeros((0, 0)))
 """``wread_b``, ``att_b`` of a tile without a backward map of its own (unused)."""
 
 
+def _tile_precision(par: np.ndarray, dp: np.ndarray) -> None:
+    """Round ``par`` in place to float32 precision where a tile would (half-select without
+    soft bounds: its updates read a float32 copy, :func:`kernels.round_parameters`)."""
+    if kernels.needs_par_lines(dp):
+        kernels.round_parameters(par)
+
+
 def _fast(x, d, lr, bl, um, w, par, dp, s) -> int:  # type: ignore[no-untyped-def]
     xb, db = np.atleast_2d(x).astype(float), np.atleast_2d(d).astype(float)
-    if kernels.needs_par_lines(dp):  # at float32 precision, as a tile with half-select holds them
-        kernels.round_parameters(par)
+    _tile_precision(par, dp)
     wread = w.sum(axis=0)
     att = np.ones(w.shape[1:])
     lines = kernels.no_par_lines(par)
@@ -421,8 +427,7 @@ def test_batched_update_matches_sequential_reference(
     at a bound."""
     par, w0, x, d = _batch_case(rng, n_dev, n_out, n_in, sparse)
     dp = _dp(ctoc=0.3, k=k, soft=soft, bounded=True)
-    if kernels.needs_par_lines(dp):  # at float32 precision, as a tile with half-select holds them
-        kernels.round_parameters(par)
+    _tile_precision(par, dp)
     s = kernels.seed_state(rng)
     reps = 800
     fast = np.empty((reps, *w0.shape))

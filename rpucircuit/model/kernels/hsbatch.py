@@ -15,12 +15,12 @@ column, ``L_i + L_j``), the sum of all its steps has
 
 (|r ⊕ c| = n_r + n_c − 2·nf), and no phase moves it by more than
 max(u, d)·(nf + k·(|r ⊕ c| + n_r + n_c))·(1 + Z_max·ctoc) (as in
-:func:`_far_row`). When the bounds are farther
-than the sum of those over the block, no clip can happen and the device's new weight is
-the old one plus that mean plus one normal of that variance: the sample-by-sample result
-in distribution. The coincidences are few (a k = 0 update's work: every pulsing row
-against the block's pulsing columns); everything else is per row and per column, so a
-block costs one pass over the tile instead of one per sample.
+:func:`_far_row`). When the bounds are farther than the sum of those over the block, no
+clip can happen and the device's new weight is the old one plus that mean plus one normal
+of that variance: the sample-by-sample result in distribution. The coincidences are few
+(a k = 0 update's work: every pulsing row against the block's pulsing columns);
+everything else is per row and per column, so a block costs one pass over the tile
+instead of one per sample.
 
 Blocks hold :data:`_BLOCK` samples at most, so the reach stays small against the bounds
 (paper B's CNN after 400 MNIST images at k = 0.1, estimated from the expected pulse

@@ -107,9 +107,9 @@ def pulsed_update(
     its own: the same result, slower; with k > 0 and bounds that are not soft those passes
     read the parameters from it, so ``par`` should hold float32 values, as a tile's do,
     :func:`~rpucircuit.model.kernels.layout.round_parameters`); ``wread`` (out, in) is
-    refreshed for every touched
-    element, and so is the backward read copy ``wread_b`` (out, in, C order; weights times
-    ``att_b``) when ``dp[DP_BWD_ATT]`` is set (else ``wread_b``/``att_b`` are unused).
+    refreshed for every touched element, and so is the backward read copy ``wread_b``
+    (out, in, C order; weights times ``att_b``) when ``dp[DP_BWD_ATT]`` is set (else
+    ``wread_b``/``att_b`` are unused).
     Rows are replicated per device (each device of a weight has its own row streams),
     column streams are shared. Returns the number of full coincidences, or −1
     (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
