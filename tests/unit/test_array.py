@@ -203,6 +203,62 @@ def test_attenuation_is_refreshed_by_the_pulsed_update(
     np.testing.assert_allclose(tile.forward(x), (att * tile.get_weights()) @ x, rtol=0, atol=1e-13)
 
 
+NOISY = dataclasses.replace(QUIET, out_noise=0.01)
+"""A read with output noise: the tile's read copies are then float32 (:func:`read_dtype`)."""
+
+
+@pytest.mark.parametrize("io", [QUIET, NOISY], ids=["float64", "float32"])
+@pytest.mark.parametrize(
+    ("n_dev", "forward_map", "backward_map"),
+    [
+        (1, False, False),  # the weight itself is the read copy
+        (1, True, False),  # forward map, the backward read uses the same copy
+        (1, True, True),  # both maps: a backward read copy of its own, kept by the updates
+        (1, False, True),  # a backward map alone
+        (3, True, True),  # several devices summed
+    ],
+)
+@pytest.mark.parametrize("patches", [1, 40], ids=["one sample", "40 patches"])
+def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
+    rng: np.random.Generator,
+    io: rpu.IOConfig,
+    n_dev: int,
+    forward_map: bool,
+    backward_map: bool,
+    patches: int,
+) -> None:
+    """Each way the k = 0 updates refresh the read copies (one compiled copy per case:
+    ``kernels.pulses._refresh_copies``), for single-sample updates and for a convolution's
+    batch of patches: after the updates the forward copy is Σ devices ⊙ forward map, and
+    the backward copy Σ devices ⊙ backward map, each float64 product rounded once to the
+    copy's precision, bit for bit."""
+    dev = dataclasses.replace(rpu.ideal_device(), n_devices=n_dev, dw_min=0.02)
+    tile = _tile(6, 9, rng, forward=io, backward=io, device=dev)
+    tile.set_weights(rng.uniform(-0.3, 0.3, (6, 9)))
+    att = rng.uniform(0.8, 1.0, (6, 9)) if forward_map else np.ones((6, 9))
+    att_b = rng.uniform(0.8, 1.0, (6, 9)) if backward_map else att
+    tile.set_attenuation(att, att_b)
+    tile.backward(np.ones(6))  # from here on the updates keep a backward copy, if any
+    n_changed = 0
+    for _ in range(10):
+        before = tile.kernel_arrays().w.copy()
+        x, d = rng.uniform(-1, 1, (patches, 9)), rng.uniform(-1, 1, (patches, 6))
+        if patches == 1:
+            tile.update(x[0], d[0], 0.2)
+        else:
+            tile.update(x, d, 0.2)
+        n_changed += int(np.count_nonzero(tile.kernel_arrays().w != before))
+    assert n_changed > 50  # the updates pulsed
+    ka = tile.kernel_arrays()
+    total = np.zeros((6, 9))
+    for dv in range(n_dev):  # the kernels' order: 0.0 + device 0 + device 1 ...
+        total = total + ka.w[dv]
+    assert ka.wread.dtype == read_dtype(tile.config)
+    np.testing.assert_array_equal(ka.wread, (total * att).astype(ka.wread.dtype))
+    if backward_map:
+        np.testing.assert_array_equal(ka.wread_b, (total * att_b).astype(ka.wread.dtype))
+
+
 # --------------------------------------------------------------------------- devices
 
 

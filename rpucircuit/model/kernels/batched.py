@@ -23,7 +23,9 @@ from rpucircuit.model.kernels.layout import (
 )
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
+    _copy_mode,
     _pulse_scales,
+    _refresh_copies,
     _sign,
     _soft_step,
     _step_index,
@@ -138,8 +140,7 @@ def _pulsed_update_batch(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
-    single = n_dev == 1 and not use_att and not bwd  # wread mirrors w[0] element by element
-    one = n_dev == 1  # the device sum is the one device's value
+    mode = _copy_mode(n_dev, use_att, bwd)  # how a changed device refreshes the read copies
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -222,20 +223,9 @@ def _pulsed_update_batch(
                                                 par[dv, i, j, PAR_WMAX],
                                             )
                                 w[dv, i, j] = v
-                                if single:
-                                    wread[i, j] = v
-                                elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
-                                    total = v + 0.0
-                                    wread[i, j] = total * att[i, j] if use_att else total
-                                    if bwd:
-                                        wread_b[i, j] = total * att_b[i, j]
-                                else:
-                                    total = 0.0
-                                    for dd in range(n_dev):
-                                        total += w[dd, i, j]
-                                    wread[i, j] = total * att[i, j] if use_att else total
-                                    if bwd:
-                                        wread_b[i, j] = total * att_b[i, j]
+                                _refresh_copies(
+                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
+                                )
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -285,18 +275,7 @@ def _pulsed_update_batch(
                                             max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
                                         )
                             w[dv, i, j] = v
-                            if single:
-                                wread[i, j] = v
-                            elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
-                                total = v + 0.0
-                                wread[i, j] = total * att[i, j] if use_att else total
-                                if bwd:
-                                    wread_b[i, j] = total * att_b[i, j]
-                            else:
-                                total = 0.0
-                                for dd in range(n_dev):
-                                    total += w[dd, i, j]
-                                wread[i, j] = total * att[i, j] if use_att else total
-                                if bwd:
-                                    wread_b[i, j] = total * att_b[i, j]
+                            _refresh_copies(
+                                mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
+                            )
     return n_coinc

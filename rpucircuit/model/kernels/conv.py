@@ -27,7 +27,13 @@ from rpucircuit.model.kernels.layout import (
 )
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
+    COPY_ANY,
+    COPY_BOTH_MAPS,
+    COPY_FWD_MAP,
+    COPY_SINGLE,
+    _copy_mode,
     _pulse_scales,
+    _refresh_copies,
     _sign,
     _soft_step,
     _step_index,
@@ -91,8 +97,9 @@ def _line_streams(
     return False
 
 
-@numba.njit(cache=True, nogil=True)
-def conv_update(
+@numba.njit(cache=True, nogil=True, inline="always")
+def _conv_update(
+    mode: int,
     x: FloatArray,
     d: FloatArray,
     lr: float,
@@ -108,25 +115,8 @@ def conv_update(
     att_b: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
-    """``n`` sequential stochastic pulsed updates without half-select (k = 0), one per
-    patch of a convolution layer: bit-identical to
-    :func:`rpucircuit.model.kernels.batched._pulsed_update_batch` (what
-    :func:`~rpucircuit.model.kernels.pulsed_update` runs for them), with the same streams,
-    pulses and c2c draws in the same order, organized for sparse patches and errors.
-
-    The streams of a chunk of samples stay compacted (:func:`_line_streams`: only the
-    lines that drew, sample by sample) instead of being scattered into a full (sample,
-    line) table, so a sample's pulsing columns and rows are found among its nonzero inputs
-    and errors only (paper B's conv1: about a fifth of each 26-input patch, a quarter of
-    the 16 errors): no zero-filled table, no scatter, no pass over every line of every
-    sample. Measured (AMD EPYC, shared 2-core machine, minimum of 30 images): conv1's
-    update 100 → 90 µs per image, conv2's unchanged. (Scattering the slot column lists
-    from the pulsing columns' bits instead of gathering them slot by slot made conv2's
-    update 7 % slower: the gather is branch-free.) Returns the number of coincidences, or
-    −1 (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
-    """
-    if not (_all_finite(x) and _all_finite(d)):
-        return -1
+    """The body of :func:`conv_update` for finite inputs, inlined into it once per
+    read-copy mode with that mode as a literal (:func:`~.pulses._refresh_copies`)."""
     n, n_in = x.shape
     n_dev, n_out, _ = w.shape
     ctoc = dp[DP_CTOC]
@@ -134,8 +124,6 @@ def conv_update(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
-    single = n_dev == 1 and not use_att and not bwd  # wread mirrors w[0] element by element
-    one = n_dev == 1  # the device sum is the one device's value
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -223,20 +211,9 @@ def conv_update(
                                                 par[dv, i, j, PAR_WMAX],
                                             )
                                 w[dv, i, j] = v
-                                if single:
-                                    wread[i, j] = v
-                                elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
-                                    total = v + 0.0
-                                    wread[i, j] = total * att[i, j] if use_att else total
-                                    if bwd:
-                                        wread_b[i, j] = total * att_b[i, j]
-                                else:
-                                    total = 0.0
-                                    for dd in range(n_dev):
-                                        total += w[dd, i, j]
-                                    wread[i, j] = total * att[i, j] if use_att else total
-                                    if bwd:
-                                        wread_b[i, j] = total * att_b[i, j]
+                                _refresh_copies(
+                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
+                                )
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -286,21 +263,64 @@ def conv_update(
                                             max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
                                         )
                             w[dv, i, j] = v
-                            if single:
-                                wread[i, j] = v
-                            elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
-                                total = v + 0.0
-                                wread[i, j] = total * att[i, j] if use_att else total
-                                if bwd:
-                                    wread_b[i, j] = total * att_b[i, j]
-                            else:
-                                total = 0.0
-                                for dd in range(n_dev):
-                                    total += w[dd, i, j]
-                                wread[i, j] = total * att[i, j] if use_att else total
-                                if bwd:
-                                    wread_b[i, j] = total * att_b[i, j]
+                            _refresh_copies(
+                                mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
+                            )
     return n_coinc
+
+
+@numba.njit(cache=True, nogil=True)
+def conv_update(
+    x: FloatArray,
+    d: FloatArray,
+    lr: float,
+    bl: int,
+    um: bool,
+    dw_min: float,
+    w: FloatArray,
+    par: FloatArray,
+    dp: FloatArray,
+    wread: FloatArray,
+    att: FloatArray,
+    wread_b: FloatArray,
+    att_b: FloatArray,
+    s: UIntArray,
+) -> int:  # pragma: no cover - compiled
+    """``n`` sequential stochastic pulsed updates without half-select (k = 0), one per
+    patch of a convolution layer: bit-identical to
+    :func:`rpucircuit.model.kernels.batched._pulsed_update_batch` (what
+    :func:`~rpucircuit.model.kernels.pulsed_update` runs for them), with the same streams,
+    pulses and c2c draws in the same order, organized for sparse patches and errors.
+
+    The streams of a chunk of samples stay compacted (:func:`_line_streams`: only the
+    lines that drew, sample by sample) instead of being scattered into a full (sample,
+    line) table, so a sample's pulsing columns and rows are found among its nonzero inputs
+    and errors only (paper B's conv1: about a fifth of each 26-input patch, a quarter of
+    the 16 errors): no zero-filled table, no scatter, no pass over every line of every
+    sample. Measured (AMD EPYC, shared 2-core machine, minimum of 30 images): conv1's
+    update 100 → 90 µs per image, conv2's unchanged. (Scattering the slot column lists
+    from the pulsing columns' bits instead of gathering them slot by slot made conv2's
+    update 7 % slower: the gather is branch-free.) Returns the number of coincidences, or
+    −1 (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
+    """
+    if not (_all_finite(x) and _all_finite(d)):
+        return -1
+    mode = _copy_mode(w.shape[0], dp[DP_USE_ATT] != 0.0, dp[DP_BWD_ATT] == BWD_KEPT)
+    if mode == COPY_SINGLE:
+        return _conv_update(
+            COPY_SINGLE, x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
+        )
+    if mode == COPY_FWD_MAP:
+        return _conv_update(
+            COPY_FWD_MAP, x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
+        )
+    if mode == COPY_BOTH_MAPS:
+        return _conv_update(
+            COPY_BOTH_MAPS, x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
+        )
+    return _conv_update(
+        COPY_ANY, x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
+    )
 
 
 @numba.njit(cache=True, nogil=True)

@@ -42,8 +42,14 @@ from rpucircuit.model.kernels.layout import (
 )
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
+    COPY_ANY,
+    COPY_BOTH_MAPS,
+    COPY_FWD_MAP,
+    COPY_SINGLE,
+    _copy_mode,
     _half_select_element,
     _pulse_scales,
+    _refresh_copies,
     _soft_step,
     _step_index,
 )
@@ -77,6 +83,68 @@ def _lines_of(par: FloatArray, par_lines: FloatArray) -> FloatArray:  # pragma: 
                     lines[0, dv, i, f, j] = par[dv, i, j, f]
                     cols[dv, j, i, f] = par[dv, i, j, f]
     return lines
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _coincidence_rows(
+    mode: int,
+    dv: int,
+    n_out: int,
+    rmask: UIntArray,
+    col_any: np.uint64,
+    sd: Any,
+    sx: Any,
+    slot_cols: Any,
+    slot_n: Any,
+    par: FloatArray,
+    ctoc: float,
+    soft: bool,
+    bounded: bool,
+    w: FloatArray,
+    wread: Any,
+    att: FloatArray,
+    use_att: bool,
+    wread_b: Any,
+    att_b: FloatArray,
+    bwd: bool,
+    zbuf: FloatArray,
+    zpos: int,
+    s: UIntArray,
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """The k = 0 pulses of device ``dv`` in one sample of :func:`pulsed_update` (which
+    see): every pulsing row meets slot t's column list in each slot t it pulses in.
+    Returns (coincidences, the new position in the c2c buffer ``zbuf``).
+
+    Inlined into the update, which calls it once per read-copy mode with that mode as a
+    literal (:func:`~.pulses._refresh_copies`)."""
+    n_coinc = 0
+    for i in range(n_out):
+        bits = rmask[i] & col_any  # a row pulse in a slot without columns: no-op
+        a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
+        while bits != 0:
+            t = _ctz(bits)
+            bits &= bits - np.uint64(1)
+            n_coinc += slot_n[t]
+            for jj in range(slot_n[t]):
+                j = slot_cols[t, jj]
+                sg = a_row * sx[j]  # +1 up, −1 down
+                dw = par[dv, i, j, _step_index(sg)]
+                if ctoc > 0.0:
+                    if zpos == _C2C_BATCH:
+                        _fill_normals(zbuf, _C2C_BATCH, s)
+                        zpos = 0
+                    dw *= 1.0 + ctoc * zbuf[zpos]
+                    zpos += 1
+                v = w[dv, i, j]
+                if soft:
+                    v = _soft_step(v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN])
+                else:
+                    v += sg * dw
+                    if bounded:
+                        v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
+                w[dv, i, j] = v
+                _refresh_copies(mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd)
+    return n_coinc, zpos
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,8 +224,7 @@ def pulsed_update(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
-    single = n_dev == 1 and not use_att and not bwd  # wread mirrors w[0] element by element
-    one = n_dev == 1  # the device sum is the one device's value
+    mode = _copy_mode(n_dev, use_att, bwd)  # how a changed device refreshes the read copies
     k_val = dp[DP_K]
     all_cols = np.arange(n_in)
     hs_cols = n_in if k_on and not soft else 0  # per-column terms of the half-select phases
@@ -219,49 +286,33 @@ def pulsed_update(
                 # pulses all share one phase and devices do not interact for k = 0); the
                 # work is proportional to the number of coincidences.
                 # c2c draws come from a buffer filled in batches (_fill_normals)
-                for i in range(n_out):
-                    bits = rmask[i] & col_any  # a row pulse in a slot without columns: no-op
-                    a_row = -sd[i]  # direction a = −sign(x_j)·sign(δ_i) = a_row·sign(x_j)
-                    while bits != 0:
-                        t = _ctz(bits)
-                        bits &= bits - np.uint64(1)
-                        n_coinc += slot_n[t]
-                        for jj in range(slot_n[t]):
-                            j = slot_cols[t, jj]
-                            sg = a_row * sx[j]  # +1 up, −1 down
-                            dw = par[dv, i, j, _step_index(sg)]
-                            if ctoc > 0.0:
-                                if zpos == _C2C_BATCH:
-                                    _fill_normals(zbuf, _C2C_BATCH, s)
-                                    zpos = 0
-                                dw *= 1.0 + ctoc * zbuf[zpos]
-                                zpos += 1
-                            v = w[dv, i, j]
-                            if soft:
-                                v = _soft_step(
-                                    v, dw, sg > 0, par[dv, i, j, PAR_WMAX], par[dv, i, j, PAR_WMIN]
-                                )
-                            else:
-                                v += sg * dw
-                                if bounded:
-                                    v = min(
-                                        max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
-                                    )
-                            w[dv, i, j] = v
-                            if single:
-                                wread[i, j] = v
-                            elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
-                                total = v + 0.0
-                                wread[i, j] = total * att[i, j] if use_att else total
-                                if bwd:
-                                    wread_b[i, j] = total * att_b[i, j]
-                            else:
-                                total = 0.0
-                                for dd in range(n_dev):
-                                    total += w[dd, i, j]
-                                wread[i, j] = total * att[i, j] if use_att else total
-                                if bwd:
-                                    wread_b[i, j] = total * att_b[i, j]
+                # one inlined copy per read-copy mode, each called with its literal mode
+                # (numba inlines no call with *args), so the hot loop never tests the switches
+                if mode == COPY_SINGLE:
+                    n_c, zpos = _coincidence_rows(
+                        COPY_SINGLE, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd, zbuf,
+                        zpos, s,
+                    )  # fmt: skip
+                elif mode == COPY_FWD_MAP:
+                    n_c, zpos = _coincidence_rows(
+                        COPY_FWD_MAP, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd, zbuf,
+                        zpos, s,
+                    )  # fmt: skip
+                elif mode == COPY_BOTH_MAPS:
+                    n_c, zpos = _coincidence_rows(
+                        COPY_BOTH_MAPS, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd, zbuf,
+                        zpos, s,
+                    )  # fmt: skip
+                else:
+                    n_c, zpos = _coincidence_rows(
+                        COPY_ANY, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd, zbuf,
+                        zpos, s,
+                    )  # fmt: skip
+                n_coinc += n_c
             elif not soft:  # half-select, hard bounds: the devices on pulsing lines
                 if dv == 0:
                     _half_select_columns(x[smp], cmask, k_val, ctoc, csgn, cmean, cspread)
@@ -288,20 +339,7 @@ def pulsed_update(
                             k_val, ctoc, soft, bounded, s,
                         )  # fmt: skip
                         w[dv, i, j] = v
-                        if single:
-                            wread[i, j] = v
-                        elif one:  # one device: its value is the sum (0.0 + v, bit for bit)
-                            total = v + 0.0
-                            wread[i, j] = total * att[i, j] if use_att else total
-                            if bwd:
-                                wread_b[i, j] = total * att_b[i, j]
-                        else:
-                            total = 0.0
-                            for dd in range(n_dev):
-                                total += w[dd, i, j]
-                            wread[i, j] = total * att[i, j] if use_att else total
-                            if bwd:
-                                wread_b[i, j] = total * att_b[i, j]
+                        _refresh_copies(mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd)
     return n_coinc
 
 
