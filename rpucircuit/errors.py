@@ -13,6 +13,11 @@ class RpuError(Exception):
     """Base class of every error raised on purpose by rpucircuit."""
 
 
+class RpuWarning(UserWarning):
+    """Base class of the warnings rpucircuit issues: something worked, but not quite as the
+    caller may assume (the message says what differs)."""
+
+
 class ConfigError(RpuError, ValueError):
     """A config value is invalid; the message names the field, the value and what is allowed."""
 

@@ -17,7 +17,10 @@ folder it writes, atomically:
 With ``model.file`` the model file is read and validated before anything else happens
 (:func:`load_array_model`), and both ``checkpoint.h5`` and ``history.h5`` carry a
 ``model_file`` group (its path, resolved path, sha256 and source); ``resume`` refuses a
-checkpoint whose model file has changed since.
+checkpoint whose model file has changed since. A checkpoint also records the digest of the
+code that computes the result (:func:`code_digest`); ``resume`` under other code continues,
+with an :class:`~rpucircuit.errors.RpuWarning`: kernels that draw other random numbers
+give a run that is neither version's uninterrupted result.
 
 Randomness: ``SeedSequence(seed)`` spawns one generator for the network (weight init, device
 variations, every tile's noise and pulse streams) and one for the data order.
@@ -39,6 +42,7 @@ import functools
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,7 +54,7 @@ from rpucircuit import store
 from rpucircuit.config.base import config_key, to_toml
 from rpucircuit.config.rpu import RPUConfig
 from rpucircuit.config.training import TrainingConfig
-from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
+from rpucircuit.errors import ConfigError, RpuWarning, StoreError, UnsupportedError
 from rpucircuit.fileio import atomic_write_text, save_png
 from rpucircuit.jobs import source_digest
 from rpucircuit.model.modelfile import LoadedModel, TileModel, load_model
@@ -302,6 +306,7 @@ def save_checkpoint(
         "network": network.get_state(),
         "order_rng": json.dumps(order_rng.bit_generator.state),
         "history": _as_arrays(history),
+        "code_digest": code_digest(),
     }
     if model_file:
         tree["model_file"] = dict(model_file)
@@ -322,6 +327,9 @@ def load_checkpoint(
 
     The checkpoint must come from the same config (same key) and, with a model file, from
     a file with the same sha256 (``model_file``: its record), else a :class:`StoreError`.
+    A checkpoint written by other code (another :func:`code_digest`, or none recorded)
+    loads with an :class:`~rpucircuit.errors.RpuWarning`: the run can continue, but not
+    bit for bit as either version would have run it.
     """
     tree, prov = store.load(path, kind=CHECKPOINT_KIND, schema_version=CHECKPOINT_SCHEMA)
     key = config_key(cfg)
@@ -338,6 +346,16 @@ def load_checkpoint(
                 f"{then[:12] or '(none recorded)'}; it now has {model_file['sha256'][:12]}: "
                 "the file changed, so the run cannot continue; start over with --overwrite"
             )
+    then, now = str(tree.get("code_digest", "")), code_digest()
+    if then != now:
+        warnings.warn(
+            f"{path} was written by other rpucircuit code (digest {then or '(none recorded)'}, "
+            f"now {now}): the run continues from it, but its result is not what an "
+            "uninterrupted run would give under either version (start over with --overwrite "
+            "for that)",
+            RpuWarning,
+            stacklevel=2,
+        )
     network.set_state(tree["network"])
     order_rng.bit_generator.state = json.loads(tree["order_rng"])
     history = {k: [float(v) for v in np.atleast_1d(tree["history"][k])] for k in HISTORY_FIELDS}

@@ -18,7 +18,7 @@ import pytest
 from rpucircuit import cli, store
 from rpucircuit.config.base import config_key, to_toml
 from rpucircuit.config.training import DataSpec, ModelSpec, TrainingConfig
-from rpucircuit.errors import ConfigError, StoreError, UnsupportedError
+from rpucircuit.errors import ConfigError, RpuWarning, StoreError, UnsupportedError
 from rpucircuit.training.data import Mnist
 from rpucircuit.training.loop import train
 
@@ -89,6 +89,28 @@ def test_resume_equals_uninterrupted(cfg: TrainingConfig, mnist: Mnist, tmp_path
     assert_same_state(straight.network.get_state(), resumed.network.get_state())
     for k in ("train_loss", "test_error"):
         np.testing.assert_array_equal(straight.history[k], resumed.history[k])  # exact
+
+
+def test_resume_under_other_code_warns(
+    mnist: Mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint records the digest of the code that computed it; resuming it under
+    other code (here: a stand-in digest) continues, with a warning that names both."""
+    from rpucircuit.training import loop
+
+    train(SMALL, tmp_path, data=mnist, progress=False, stop_after=1)
+    tree, _ = store.load(tmp_path / "checkpoint.h5", kind="checkpoint")
+    written = loop.code_digest()
+    assert tree["code_digest"] == written
+    monkeypatch.setattr(loop, "code_digest", lambda: "0123456789abcdef")
+    with pytest.warns(RpuWarning, match="other rpucircuit code") as caught:
+        resumed = train(SMALL, tmp_path, data=mnist, progress=False, resume=True)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert written in message and "0123456789abcdef" in message
+    assert resumed.epochs_run == 1 and len(resumed.history["test_error"]) == 2
+    tree, _ = store.load(tmp_path / "checkpoint.h5", kind="checkpoint")
+    assert tree["code_digest"] == "0123456789abcdef"  # the code that wrote it last
 
 
 # A ``rpucircuit train`` process that stops in the middle of an epoch and waits there: its
