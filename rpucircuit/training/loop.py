@@ -20,7 +20,7 @@ With ``model.file`` the model file is read and validated before anything else ha
 checkpoint whose model file has changed since. A checkpoint also records the digest of the
 code that computes the result (:func:`code_digest`); ``resume`` under other code continues,
 with an :class:`~rpucircuit.errors.RpuWarning`: kernels that draw other random numbers
-give a run that is neither version's uninterrupted result.
+would give a run that is neither version's uninterrupted result.
 
 Randomness: ``SeedSequence(seed)`` spawns one generator for the network (weight init, device
 variations, every tile's noise and pulse streams) and one for the data order.
@@ -328,8 +328,8 @@ def load_checkpoint(
     The checkpoint must come from the same config (same key) and, with a model file, from
     a file with the same sha256 (``model_file``: its record), else a :class:`StoreError`.
     A checkpoint written by other code (another :func:`code_digest`, or none recorded)
-    loads with an :class:`~rpucircuit.errors.RpuWarning`: the run can continue, but not
-    bit for bit as either version would have run it.
+    loads with an :class:`~rpucircuit.errors.RpuWarning`: the run can continue, but maybe
+    not bit for bit as either version would have run it.
     """
     tree, prov = store.load(path, kind=CHECKPOINT_KIND, schema_version=CHECKPOINT_SCHEMA)
     key = config_key(cfg)
@@ -346,19 +346,19 @@ def load_checkpoint(
                 f"{then[:12] or '(none recorded)'}; it now has {model_file['sha256'][:12]}: "
                 "the file changed, so the run cannot continue; start over with --overwrite"
             )
+    network.set_state(tree["network"])
+    order_rng.bit_generator.state = json.loads(tree["order_rng"])
+    history = {k: [float(v) for v in np.atleast_1d(tree["history"][k])] for k in HISTORY_FIELDS}
     then, now = str(tree.get("code_digest", "")), code_digest()
     if then != now:
         warnings.warn(
             f"{path} was written by other rpucircuit code (digest {then or '(none recorded)'}, "
-            f"now {now}): the run continues from it, but its result is not what an "
+            f"now {now}): the run continues from it, but its result may differ from what an "
             "uninterrupted run would give under either version (start over with --overwrite "
             "for that)",
             RpuWarning,
-            stacklevel=2,
+            stacklevel=3,  # the caller of train()
         )
-    network.set_state(tree["network"])
-    order_rng.bit_generator.state = json.loads(tree["order_rng"])
-    history = {k: [float(v) for v in np.atleast_1d(tree["history"][k])] for k in HISTORY_FIELDS}
     return int(tree["epoch"]), history
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,21 +96,30 @@ def test_resume_under_other_code_warns(
     mnist: Mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A checkpoint records the digest of the code that computed it; resuming it under
-    other code (here: a stand-in digest) continues, with a warning that names both."""
+    other code (here: a stand-in digest) continues, with a warning that names both, and so
+    does resuming a checkpoint that records none (written before checkpoints had it)."""
     from rpucircuit.training import loop
 
-    train(SMALL, tmp_path, data=mnist, progress=False, stop_after=1)
-    tree, _ = store.load(tmp_path / "checkpoint.h5", kind="checkpoint")
+    train(SMALL, tmp_path / "a", data=mnist, progress=False, stop_after=1)
+    tree, prov = store.load(tmp_path / "a" / "checkpoint.h5", kind="checkpoint")
     written = loop.code_digest()
     assert tree["code_digest"] == written
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    del tree["code_digest"]
+    store.save(tmp_path / "b" / "checkpoint.h5", tree, prov)
+
+    with pytest.warns(RpuWarning, match="none recorded") as caught:
+        train(SMALL, tmp_path / "b", data=mnist, progress=False, resume=True)
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller
+
     monkeypatch.setattr(loop, "code_digest", lambda: "0123456789abcdef")
     with pytest.warns(RpuWarning, match="other rpucircuit code") as caught:
-        resumed = train(SMALL, tmp_path, data=mnist, progress=False, resume=True)
+        resumed = train(SMALL, tmp_path / "a", data=mnist, progress=False, resume=True)
     assert len(caught) == 1
     message = str(caught[0].message)
     assert written in message and "0123456789abcdef" in message
     assert resumed.epochs_run == 1 and len(resumed.history["test_error"]) == 2
-    tree, _ = store.load(tmp_path / "checkpoint.h5", kind="checkpoint")
+    tree, _ = store.load(tmp_path / "a" / "checkpoint.h5", kind="checkpoint")
     assert tree["code_digest"] == "0123456789abcdef"  # the code that wrote it last
 
 

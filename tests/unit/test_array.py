@@ -9,6 +9,7 @@ import pytest
 
 from rpucircuit.config import rpu
 from rpucircuit.errors import ConfigError, RpuError
+from rpucircuit.model import kernels
 from rpucircuit.model.tile import AnalogTile, TileShapeError, read_dtype
 
 QUIET = rpu.IOConfig(
@@ -215,41 +216,52 @@ NOISY = dataclasses.replace(QUIET, out_noise=0.01)
         (1, True, False),  # forward map, the backward read uses the same copy
         (1, True, True),  # both maps: a backward read copy of its own, kept by the updates
         (1, False, True),  # a backward map alone
-        (3, True, True),  # several devices summed
+        (3, False, False),  # several devices summed
+        (3, True, False),
+        (3, True, True),
     ],
 )
-@pytest.mark.parametrize("patches", [1, 40], ids=["one sample", "40 patches"])
+@pytest.mark.parametrize("path", ["one sample", "conv patches", "batched kernel"])
 def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     rng: np.random.Generator,
     io: rpu.IOConfig,
     n_dev: int,
     forward_map: bool,
     backward_map: bool,
-    patches: int,
+    path: str,
 ) -> None:
-    """Each way the k = 0 updates refresh the read copies (one compiled copy per case:
-    ``kernels.pulses._refresh_copies``), for single-sample updates and for a convolution's
-    batch of patches: after the updates the forward copy is Σ devices ⊙ forward map, and
-    the backward copy Σ devices ⊙ backward map, each float64 product rounded once to the
-    copy's precision, bit for bit."""
-    dev = dataclasses.replace(rpu.ideal_device(), n_devices=n_dev, dw_min=0.02)
+    """Each way the k = 0 updates refresh the read copies (one compiled copy per case in
+    the single-sample and the convolution update: ``kernels.pulses._refresh_copies``), for
+    single-sample updates, a convolution's 40 patches (``conv_update``) and the general
+    batched update (``pulsed_update`` on 40 samples), with cycle-to-cycle noise on: after
+    the updates the forward copy is Σ devices ⊙ forward map and the backward copy Σ
+    devices ⊙ backward map, each float64 product rounded once to the copy's precision, bit
+    for bit."""
+    dev = dataclasses.replace(rpu.ideal_device(), n_devices=n_dev, dw_min=0.02, dw_min_ctoc=0.3)
     tile = _tile(6, 9, rng, forward=io, backward=io, device=dev)
     tile.set_weights(rng.uniform(-0.3, 0.3, (6, 9)))
     att = rng.uniform(0.8, 1.0, (6, 9)) if forward_map else np.ones((6, 9))
     att_b = rng.uniform(0.8, 1.0, (6, 9)) if backward_map else att
     tile.set_attenuation(att, att_b)
     tile.backward(np.ones(6))  # from here on the updates keep a backward copy, if any
+    ka = tile.kernel_arrays()
+    n = 1 if path == "one sample" else 40
     n_changed = 0
     for _ in range(10):
-        before = tile.kernel_arrays().w.copy()
-        x, d = rng.uniform(-1, 1, (patches, 9)), rng.uniform(-1, 1, (patches, 6))
-        if patches == 1:
+        before = ka.w.copy()
+        x, d = rng.uniform(-1, 1, (n, 9)), rng.uniform(-1, 1, (n, 6))
+        if path == "one sample":
             tile.update(x[0], d[0], 0.2)
-        else:
+        elif path == "conv patches":
             tile.update(x, d, 0.2)
-        n_changed += int(np.count_nonzero(tile.kernel_arrays().w != before))
+        else:
+            upd = tile.config.update
+            kernels.pulsed_update(
+                x, d, 0.2, upd.bl, upd.update_management, dev.dw_min, ka.w, ka.par,
+                ka.par_lines, ka.dp, ka.wread, ka.att, ka.wread_b, ka.att_b, ka.state,
+            )  # fmt: skip
+        n_changed += int(np.count_nonzero(ka.w != before))
     assert n_changed > 50  # the updates pulsed
-    ka = tile.kernel_arrays()
     total = np.zeros((6, 9))
     for dv in range(n_dev):  # the kernels' order: 0.0 + device 0 + device 1 ...
         total = total + ka.w[dv]

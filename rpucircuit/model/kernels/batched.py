@@ -131,7 +131,8 @@ def _pulsed_update_batch(
     about the same (173 → 168 µs). The per-sample steps stay in this one function: as
     functions of their own (line compaction, slot lists, the two pair loops), called once
     per sample and device, they made conv1's update of 576 patches 17 % slower (272 →
-    321 µs, measured), and the pulse block as a helper made updates 3-5x slower.
+    321 µs, measured), and the pulse block as a helper that is not
+    inlined made updates 3-5x slower.
     """
     n, n_in = x.shape
     n_dev, n_out, _ = w.shape

@@ -189,9 +189,10 @@ def pulsed_update(
     device the row streams and the pulses (coincidences only for k = 0; half-select with
     hard bounds: :mod:`.halfselect`, one draw per device and phase on the pulsing lines
     only; with soft bounds: pulse by pulse per device). These steps
-    stay in this one function: as functions of their own, called per sample and device,
-    they made conv1's half-select update 10 % slower (measured), and the pulse block as a
-    helper made updates 3-5x slower.
+    stay in this one function (the k = 0 pulses in :func:`_coincidence_rows`, which numba
+    inlines): as functions of their own, called per sample and device, they made conv1's
+    half-select update 10 % slower (measured), and the pulse block as a helper that is not
+    inlined made updates 3-5x slower.
     """
     if not (_all_finite(x) and _all_finite(d)):
         return -1
