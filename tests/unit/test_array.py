@@ -231,7 +231,7 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     path: str,
 ) -> None:
     """Each way the k = 0 updates refresh the read copies (one compiled copy per case in
-    the single-sample and the convolution update: ``kernels.pulses._refresh_copies``), for
+    the single-sample update: ``kernels.pulses._refresh_copies``), for
     single-sample updates, a convolution's 40 patches (``conv_update``) and the general
     batched update (``pulsed_update`` on 40 samples), with cycle-to-cycle noise on: after
     the updates the forward copy is Σ devices ⊙ forward map and the backward copy Σ

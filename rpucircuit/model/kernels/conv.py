@@ -27,10 +27,6 @@ from rpucircuit.model.kernels.layout import (
 )
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
-    COPY_ANY,
-    COPY_BOTH_MAPS,
-    COPY_FWD_MAP,
-    COPY_SINGLE,
     _copy_mode,
     _pulse_scales,
     _refresh_copies,
@@ -97,9 +93,8 @@ def _line_streams(
     return False
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _conv_update(
-    mode: int,
+@numba.njit(cache=True, nogil=True)
+def conv_update(
     x: FloatArray,
     d: FloatArray,
     lr: float,
@@ -115,8 +110,25 @@ def _conv_update(
     att_b: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
-    """The body of :func:`conv_update` for finite inputs, inlined into it once per
-    read-copy mode with that mode as a literal (:func:`~.pulses._refresh_copies`)."""
+    """``n`` sequential stochastic pulsed updates without half-select (k = 0), one per
+    patch of a convolution layer: bit-identical to
+    :func:`rpucircuit.model.kernels.batched._pulsed_update_batch` (what
+    :func:`~rpucircuit.model.kernels.pulsed_update` runs for them), with the same streams,
+    pulses and c2c draws in the same order, organized for sparse patches and errors.
+
+    The streams of a chunk of samples stay compacted (:func:`_line_streams`: only the
+    lines that drew, sample by sample) instead of being scattered into a full (sample,
+    line) table, so a sample's pulsing columns and rows are found among its nonzero inputs
+    and errors only (paper B's conv1: about a fifth of each 26-input patch, a quarter of
+    the 16 errors): no zero-filled table, no scatter, no pass over every line of every
+    sample. Measured (AMD EPYC, shared 2-core machine, minimum of 30 images): conv1's
+    update 100 → 90 µs per image, conv2's unchanged. (Scattering the slot column lists
+    from the pulsing columns' bits instead of gathering them slot by slot made conv2's
+    update 7 % slower: the gather is branch-free.) Returns the number of coincidences, or
+    −1 (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
+    """
+    if not (_all_finite(x) and _all_finite(d)):
+        return -1
     n, n_in = x.shape
     n_dev, n_out, _ = w.shape
     ctoc = dp[DP_CTOC]
@@ -124,6 +136,10 @@ def _conv_update(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
+    # how a changed device refreshes the read copies, at run time here (one compiled copy of
+    # the loops per mode, as pulsed_update's k = 0 loop has, gained conv2's update 3 % and
+    # took 50 s more to compile)
+    mode = _copy_mode(n_dev, use_att, bwd)
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -267,60 +283,6 @@ def _conv_update(
                                 mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
                             )
     return n_coinc
-
-
-@numba.njit(cache=True, nogil=True)
-def conv_update(
-    x: FloatArray,
-    d: FloatArray,
-    lr: float,
-    bl: int,
-    um: bool,
-    dw_min: float,
-    w: FloatArray,
-    par: FloatArray,
-    dp: FloatArray,
-    wread: FloatArray,
-    att: FloatArray,
-    wread_b: FloatArray,
-    att_b: FloatArray,
-    s: UIntArray,
-) -> int:  # pragma: no cover - compiled
-    """``n`` sequential stochastic pulsed updates without half-select (k = 0), one per
-    patch of a convolution layer: bit-identical to
-    :func:`rpucircuit.model.kernels.batched._pulsed_update_batch` (what
-    :func:`~rpucircuit.model.kernels.pulsed_update` runs for them), with the same streams,
-    pulses and c2c draws in the same order, organized for sparse patches and errors.
-
-    The streams of a chunk of samples stay compacted (:func:`_line_streams`: only the
-    lines that drew, sample by sample) instead of being scattered into a full (sample,
-    line) table, so a sample's pulsing columns and rows are found among its nonzero inputs
-    and errors only (paper B's conv1: about a fifth of each 26-input patch, a quarter of
-    the 16 errors): no zero-filled table, no scatter, no pass over every line of every
-    sample. Measured (AMD EPYC, shared 2-core machine, minimum of 30 images): conv1's
-    update 100 → 90 µs per image, conv2's unchanged. (Scattering the slot column lists
-    from the pulsing columns' bits instead of gathering them slot by slot made conv2's
-    update 7 % slower: the gather is branch-free.) Returns the number of coincidences, or
-    −1 (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
-    """
-    if not (_all_finite(x) and _all_finite(d)):
-        return -1
-    mode = _copy_mode(w.shape[0], dp[DP_USE_ATT] != 0.0, dp[DP_BWD_ATT] == BWD_KEPT)
-    if mode == COPY_SINGLE:
-        return _conv_update(
-            COPY_SINGLE, x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
-        )
-    if mode == COPY_FWD_MAP:
-        return _conv_update(
-            COPY_FWD_MAP, x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
-        )
-    if mode == COPY_BOTH_MAPS:
-        return _conv_update(
-            COPY_BOTH_MAPS, x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
-        )
-    return _conv_update(
-        COPY_ANY, x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
-    )
 
 
 @numba.njit(cache=True, nogil=True)

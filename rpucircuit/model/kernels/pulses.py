@@ -59,11 +59,10 @@ def _refresh_copies(
     """Refresh weight (i, j) in the read copies after a device of it took the value ``v``:
     the sum of its devices (0.0 + v for one device, bit for bit the same sum), times the
     forward map into ``wread`` when ``use_att`` and times the backward map into ``wread_b``
-    when ``bwd``. The k = 0 loops of :func:`~.updates.pulsed_update` and
-    :func:`~.conv.conv_update` call it with a literal ``mode`` (:func:`_copy_mode`) from code
-    inlined once per mode, so that in the three specialized modes no pulse tests the
-    switches (docs/performance.md has the measured gain); other callers pass the mode at
-    run time."""
+    when ``bwd``. The k = 0 loop of :func:`~.updates.pulsed_update` calls it with a literal
+    ``mode`` (:func:`_copy_mode`) from code inlined once per mode, so that in the three
+    specialized modes no pulse tests the switches (docs/performance.md has the measured
+    gain); other callers pass the mode at run time."""
     if mode == COPY_SINGLE:
         wread[i, j] = v
     elif mode == COPY_FWD_MAP:
