@@ -234,7 +234,7 @@ def pulsed_update(
     cspread = np.empty(hs_cols)
     hs_plines = _lines_of(par, par_lines) if hs_cols else par_lines
     hs_rows = np.empty(n_out if hs_cols else 0, dtype=np.int64)  # pulsing, then silent rows
-    hs_z = np.empty((2, n_out if hs_cols else 0))
+    hs_z = np.empty((3, n_out if hs_cols else 0))
     zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
     zpos = _C2C_BATCH
     n_coinc = 0
