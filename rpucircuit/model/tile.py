@@ -178,8 +178,8 @@ class AnalogTile:
         self._att_b = np.ones((out_size, in_size))
         self._wread_b = np.zeros((out_size, in_size), dtype=self._wread.dtype)
         self._dp = pack_device(dev, use_attenuation=False)
-        self._par_lines = self._build_par_lines()
         self._upd = pack_update(config)
+        self._par_lines = self._build_par_lines()
         self._s = kernels.seed_state(self._rng)
         self._pending: _UpdateJob | None = None
         self._update_us = 0.0  # running mean of the update kernel's CPU time (µs)
@@ -211,11 +211,12 @@ class AnalogTile:
 
     def _build_par_lines(self) -> FloatArray:
         """The device parameters along the rows and along the columns when this tile's
-        updates take the half-select passes over whole lines (k > 0, hard bounds;
-        :func:`~rpucircuit.model.kernels.par_lines_of`, float32), after rounding the
-        parameters themselves to float32 precision so that both hold the same values;
-        else an empty stand-in (:func:`~rpucircuit.model.kernels.no_par_lines`)."""
-        if kernels.needs_par_lines(self._dp):
+        updates take the half-select passes over whole lines (pulsed updates, k > 0, hard
+        bounds; :func:`~rpucircuit.model.kernels.par_lines_of`, float32), after rounding
+        the parameters themselves to float32 precision so that both hold the same values;
+        else (an exact update reads neither) an empty stand-in
+        (:func:`~rpucircuit.model.kernels.no_par_lines`)."""
+        if kernels.needs_par_lines(self._dp) and self._upd[kernels.UPD_EXACT] == 0.0:
             kernels.round_parameters(self._par)  # the copy's precision (float32)
             return kernels.par_lines_of(self._par)
         return kernels.no_par_lines(self._par)

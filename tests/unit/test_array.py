@@ -534,7 +534,8 @@ def test_line_ordered_parameters_follow_the_device_parameters(
     """A tile whose updates take the half-select line passes (k > 0, hard bounds) keeps its
     device parameters along its rows and columns beside ``par``: equal to them when
     built, after set_state brings another tile's parameters, and after pickling (rebuilt,
-    not pickled), all at float32 precision; other tiles keep an empty stand-in."""
+    not pickled), all at float32 precision; other tiles (k = 0, soft bounds, exact updates)
+    keep an empty stand-in."""
     import pickle
 
     from rpucircuit.model import kernels
@@ -568,6 +569,11 @@ def test_line_ordered_parameters_follow_the_device_parameters(
     assert plain.kernel_arrays().par_lines.size == 0  # k = 0
     soft = dataclasses.replace(hs, device=dataclasses.replace(hs.device, soft_bounds=True))
     assert AnalogTile(6, 9, soft, rng=rng).kernel_arrays().par_lines.size == 0
+    # an exact (pulse-free) update takes no line passes: no copy, parameters at full precision
+    exact = dataclasses.replace(hs, update=dataclasses.replace(hs.update, pulse_type="exact"))
+    e = AnalogTile(6, 9, exact, rng=np.random.default_rng(5)).kernel_arrays()
+    assert e.par_lines.size == 0
+    assert np.any(e.par != e.par.astype(np.float32))
     # the copies are float32, and so is the precision of the parameters they copy: on
     # construction, and when set_state brings float64 ones (a k = 0 tile's keep float64)
     assert a.par_lines.dtype == np.float32
