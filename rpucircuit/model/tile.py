@@ -453,8 +453,9 @@ class AnalogTile:
 
     def device_parameters(self) -> dict[str, FloatArray]:
         """Copies of the per-device d2d parameters, each (n_devices, out, in); at float32
-        precision on a tile with half-select whose bounds are not soft (its updates read
-        them from a float32 copy, :func:`~rpucircuit.model.kernels.round_parameters`)."""
+        precision on a tile with half-select, pulsed updates and bounds that are not soft
+        (its updates read them from a float32 copy,
+        :func:`~rpucircuit.model.kernels.round_parameters`)."""
         self._sync()
         return {name: self._par[..., idx].copy() for name, idx in _PAR_NAMES.items()}
 

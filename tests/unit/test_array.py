@@ -571,9 +571,16 @@ def test_line_ordered_parameters_follow_the_device_parameters(
     assert AnalogTile(6, 9, soft, rng=rng).kernel_arrays().par_lines.size == 0
     # an exact (pulse-free) update takes no line passes: no copy, parameters at full precision
     exact = dataclasses.replace(hs, update=dataclasses.replace(hs.update, pulse_type="exact"))
-    e = AnalogTile(6, 9, exact, rng=np.random.default_rng(5)).kernel_arrays()
+    e_tile = AnalogTile(6, 9, exact, rng=np.random.default_rng(5))
+    e = e_tile.kernel_arrays()
     assert e.par_lines.size == 0
     assert np.any(e.par != e.par.astype(np.float32))
+    p64_plain = plain.kernel_arrays().par  # float64 values that float32 cannot hold
+    e_tile.set_state(plain.get_state())  # set_state and unpickling keep full precision too
+    np.testing.assert_array_equal(e.par, p64_plain)
+    e_again = pickle.loads(pickle.dumps(e_tile)).kernel_arrays()
+    assert e_again.par_lines.size == 0
+    np.testing.assert_array_equal(e_again.par, p64_plain)
     # the copies are float32, and so is the precision of the parameters they copy: on
     # construction, and when set_state brings float64 ones (a k = 0 tile's keep float64)
     assert a.par_lines.dtype == np.float32

@@ -163,8 +163,8 @@ def par_lines_of(par: FloatArray) -> FloatArray:
     its parameters at float32 precision (:func:`round_parameters`), so the copy holds the
     same values as ``par`` (the kernels that visit single devices read ``par``); it must
     be rebuilt when ``par`` changes. A tile keeps one when its updates take those passes
-    (:func:`needs_par_lines`); other callers may pass :func:`no_par_lines`, and the update
-    builds its own (same result)."""
+    (pulsed updates and :func:`needs_par_lines`); other callers may pass
+    :func:`no_par_lines`, and the update builds its own (same result)."""
     n_dev, n_out, n_in, n_f = par.shape
     lines = np.empty((2, n_dev, n_out, n_f, n_in), dtype=np.float32)
     lines[0] = np.moveaxis(par, 3, 2)
@@ -262,5 +262,5 @@ class KernelArrays(NamedTuple):
     """Update parameters, :func:`pack_update`."""
     par_lines: FloatArray
     """``par`` along the rows and along the columns (:func:`par_lines_of`, float32) when the
-    half-select update needs it (:func:`needs_par_lines`), else :func:`no_par_lines`
-    (empty, float32: the kernels take float32 only)."""
+    half-select update needs it (pulsed updates and :func:`needs_par_lines`), else
+    :func:`no_par_lines` (empty, float32: the kernels take float32 only)."""
