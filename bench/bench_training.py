@@ -518,7 +518,8 @@ def profile_update_maps(net: str, x: np.ndarray, y: np.ndarray, n: int, reps: in
                 for xb, db in pairs:
                     coincidences += kernels.pulsed_update(
                         xb, db, LR, upd.bl, upd.update_management, tile.config.device.dw_min,
-                        w, ka.par, ka.par_lines, dp, wread, ka.att, wread_b, ka.att_b, state,
+                        w, ka.par, ka.par_lines, dp, wread, ka.att, wread_b, ka.att_b,
+                        ka.att_lines, state,
                     )  # fmt: skip
                 times[mode].append((time.process_time() - c0) / len(pairs) * 1e6)
         cells = " | ".join(f"{statistics.median(times[m]):.1f}" for m in modes)

@@ -110,6 +110,15 @@ class IRDropModel:
         """
         return 1.0 - first_order_attenuation(self, out_size, in_size, direction)
 
+    def attenuation_lines(
+        self, out_size: int, in_size: int, direction: Direction = "forward"
+    ) -> tuple[FloatArray, FloatArray]:
+        """The map of :meth:`attenuation` as line terms (rows (out_size,), columns
+        (in_size,)): the map is ``1 − (rows_i + cols_j)`` bit for bit, which is what
+        :meth:`~rpucircuit.model.tile.AnalogTile.set_attenuation` takes as ``lines``.
+        Raises as :meth:`attenuation` does."""
+        return parasitic_lines(self.parasitics(), out_size, in_size, direction)
+
     def max_attenuation(
         self, out_size: int, in_size: int, direction: Direction = "forward"
     ) -> float:
@@ -152,24 +161,36 @@ def parasitic_attenuation(
 ) -> FloatArray:
     """The map ``a`` (out_size, in_size) of a tile with parasitics ``par``: the module doc's
     closed form with the input lines' ratio ``ρ_in`` and the output lines' ``ρ_out``
-    (:meth:`TileParasitics.ratios`), ``a_ij = ρ_d·N_in + ρ_in·D(p_in) + ρ_out·D(p_out)``."""
+    (:meth:`TileParasitics.ratios`), ``a_ij = ρ_d·N_in + ρ_in·D(p_in) + ρ_out·D(p_out)``,
+    computed as the sum of :func:`parasitic_lines`' row and column terms."""
+    rows, cols = parasitic_lines(par, out_size, in_size, direction)
+    a: FloatArray = rows[:, None] + cols[None, :]
+    return a
+
+
+def parasitic_lines(
+    par: TileParasitics, out_size: int, in_size: int, direction: Direction = "forward"
+) -> tuple[FloatArray, FloatArray]:
+    """The map of :func:`parasitic_attenuation` as its two terms: ``a_ij = rows_i +
+    cols_j`` (the sum of these, bit for bit), over the tile's rows (out_size,) and
+    columns (in_size,). Raises :class:`~rpucircuit.errors.ConfigError` when the largest
+    attenuation exceeds :data:`MAX_ATTENUATION`."""
     check_int("out_size", out_size, 1)
     check_int("in_size", in_size, 1)
     check_choice("direction", direction, ("forward", "backward"))
-    rows, cols = out_size, in_size
+    n_rows, n_cols = out_size, in_size
     rho_in, rho_out, rho_d = par.ratios(direction)
     if direction == "forward":
         # input lines = columns (rows devices each, position = row index i),
         # output lines = rows (cols devices each, position = column index j)
-        a_in = rho_d * rows + rho_in * _positions(rows, par.drive_end)  # over i
-        a_out = rho_out * _positions(cols, par.sense_end)  # over j
-        a: FloatArray = a_in[:, None] + a_out[None, :]
+        rows = rho_d * n_rows + rho_in * _positions(n_rows, par.drive_end)  # over i
+        cols = rho_out * _positions(n_cols, par.sense_end)  # over j
     else:
         # input lines = rows (cols devices, position j), output lines = columns (rows, i)
-        a_in = rho_d * cols + rho_in * _positions(cols, par.drive_end)  # over j
-        a_out = rho_out * _positions(rows, par.sense_end)  # over i
-        a = a_out[:, None] + a_in[None, :]
-    a_max = float(a.max())
+        cols = rho_d * n_cols + rho_in * _positions(n_cols, par.drive_end)  # over j
+        rows = rho_out * _positions(n_rows, par.sense_end)  # over i
+    # the largest sum: rounding is monotone, so it is the sum of the largest terms
+    a_max = float(rows.max() + cols.max())
     if not math.isfinite(a_max) or a_max > MAX_ATTENUATION:
         raise ConfigError(
             f"IR drop (segment_ratio = {rho_in!r}"
@@ -178,7 +199,7 @@ def parasitic_attenuation(
             f"first-order attenuation {a_max:.3g} exceeds {MAX_ATTENUATION} (the first-order "
             "model does not hold); use a smaller ratio or smaller tiles"
         )
-    return a
+    return rows, cols
 
 
 def weight_drop(par: TileParasitics, w: FloatArray, direction: Direction = "forward") -> FloatArray:

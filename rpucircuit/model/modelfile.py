@@ -74,6 +74,11 @@ class TileModel:
     """Backward-read attenuation map (out_size, in_size, tile orientation), None without IR
     drop; training gives it to the tile's backward read
     (:meth:`~rpucircuit.model.tile.AnalogTile.set_attenuation`)."""
+    attenuation_lines: tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None = None
+    """Both maps as line terms (forward rows, forward columns, backward rows, backward
+    columns; :meth:`~rpucircuit.model.irdrop.IRDropModel.attenuation_lines`), None without
+    IR drop: each map is 1 − (row term + column term) bit for bit, which lets the tile's
+    updates compute map values instead of loading them (``set_attenuation(lines=...)``)."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -202,7 +207,26 @@ class ArrayModel:
             rpu=self.with_transfer_curves(rpu) if curves else rpu,
             forward_attenuation=self.attenuation(out_size, in_size, "forward"),
             backward_attenuation=self.attenuation(out_size, in_size, "backward"),
+            attenuation_lines=self.attenuation_lines(out_size, in_size),
         )
+
+    def attenuation_lines(
+        self, out_size: int, in_size: int
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None:
+        """Both maps of :meth:`attenuation` as line terms (forward rows, forward columns,
+        backward rows, backward columns), None without IR drop."""
+        if self.ir_drop is None:
+            return None
+        terms: list[FloatArray] = []
+        directions: tuple[Direction, Direction] = ("forward", "backward")
+        for direction in directions:
+            model: IRDropModel = getattr(self.ir_drop, direction)
+            try:
+                terms.extend(model.attenuation_lines(out_size, in_size, direction))
+            except ConfigError as exc:
+                raise ConfigError(f"ir_drop/{direction}: {exc}") from exc
+        rows_f, cols_f, rows_b, cols_b = terms
+        return rows_f, cols_f, rows_b, cols_b
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -197,7 +197,7 @@ class Network:
         arrays = tuple(t.kernel_arrays() for t in tiles)
         kernel_tiles = tuple(
             (a.wread, a.w, a.par, a.dp, a.att, a.wread_b, a.att_b, a.state, a.fwd_io,
-             a.bwd_io, a.upd, a.par_lines)
+             a.bwd_io, a.upd, a.par_lines, a.att_lines)
             for a in arrays
         )  # fmt: skip
         y1, g1 = act1.buffers(conv1.out_shape)

@@ -177,6 +177,8 @@ class AnalogTile:
         # stay live
         self._att_b = np.ones((out_size, in_size))
         self._wread_b = np.zeros((out_size, in_size), dtype=self._wread.dtype)
+        # the maps' line terms (kernels.att_lines_maps), used while dp[DP_ATT_LINES] is set
+        self._att_lines = np.zeros((4, max(out_size, in_size)))
         self._dp = pack_device(dev, use_attenuation=False)
         self._upd = pack_update(config)
         self._par_lines = self._build_par_lines()
@@ -206,6 +208,9 @@ class AnalogTile:
         self.__dict__.update(state)
         self.__dict__.setdefault("update_thread", True)  # pickled before the attribute
         self.__dict__.setdefault("_upd", pack_update(self.config))
+        if "_att_lines" not in self.__dict__:  # pickled before the maps' line terms
+            self._att_lines = np.zeros((4, max(self.out_size, self.in_size)))
+            self._dp = np.concatenate([self._dp, np.zeros(kernels.DP_LEN - self._dp.shape[0])])
         self._par_lines = self._build_par_lines()
         self._pending = None
 
@@ -313,7 +318,7 @@ class AnalogTile:
                 code = patch_update(
                     xb, db, lr, upd.bl, upd.update_management, dw_min,
                     self._w, self._par, self._par_lines, self._dp, self._wread, self._att,
-                    self._wread_b, self._att_b, self._s,
+                    self._wread_b, self._att_b, self._att_lines, self._s,
                 )  # fmt: skip
             if code < 0:
                 raise TileShapeError("update: x or d contains NaN or infinite values")
@@ -347,6 +352,7 @@ class AnalogTile:
             bwd_io=self._bwd_io,
             upd=self._upd,
             par_lines=self._par_lines,
+            att_lines=self._att_lines,
         )
 
     # ----------------------------------------------------------------- weights
@@ -425,15 +431,48 @@ class AnalogTile:
             raise TileShapeError(f"set_attenuation: {name}values must be finite and >= 0")
         return a
 
-    def set_attenuation(self, forward: object, backward: object | None = None) -> None:
+    def set_attenuation(
+        self,
+        forward: object,
+        backward: object | None = None,
+        *,
+        lines: tuple[object, object, object, object] | None = None,
+    ) -> None:
         """Position-dependent read attenuation maps (out, in, tile orientation), each
         multiplying the weight in its direction's reads: ``forward`` in the forward read,
         ``backward`` in the backward read (None: the forward map, as for a tile whose two
         reads see the same line resistances). A backward map that differs from the
-        forward one gets a read copy of its own, kept up to date by the updates."""
+        forward one gets a read copy of its own, kept up to date by the updates.
+
+        ``lines``: optionally, the maps as line terms, (forward over the rows (out,),
+        forward over the columns (in,), backward over the rows, backward over the
+        columns), each map being 1 − (row term + column term) bit for bit, as
+        :meth:`rpucircuit.model.irdrop.IRDropModel.attenuation_lines` gives them for the
+        first-order IR-drop model. The updates then compute a changed weight's map value
+        from them instead of loading it from the map (the same values, less memory
+        traffic). Terms that do not give the maps exactly raise
+        :class:`~rpucircuit.errors.TileShapeError`. Without ``lines``, terms already held
+        are kept while they still give the new maps exactly (as when ``set_state``
+        restores the same maps)."""
         self._sync()
         a = self._check_map(forward, "")
         b = a if backward is None else self._check_map(backward, "backward ")
+        n_out, n_in = self.out_size, self.in_size
+        if lines is not None:
+            terms = self._check_lines(lines)
+            fwd, bwd = kernels.att_lines_maps(terms, n_out, n_in)
+            if not (np.array_equal(fwd, a) and np.array_equal(bwd, b)):
+                raise TileShapeError(
+                    "set_attenuation: lines do not give the maps bit for bit "
+                    "(each map must be 1 - (row term + column term))"
+                )
+            self._att_lines[...] = terms
+            exact = True
+        elif self._dp[kernels.DP_ATT_LINES]:
+            fwd, bwd = kernels.att_lines_maps(self._att_lines, n_out, n_in)
+            exact = np.array_equal(fwd, a) and np.array_equal(bwd, b)
+        else:
+            exact = False
         self._att[...] = a
         self._att_b[...] = b
         # in place: callers of kernel_arrays hold this array
@@ -441,8 +480,31 @@ class AnalogTile:
             self.config.device,
             use_attenuation=not np.all(a == 1.0),
             backward_map=not np.array_equal(a, b),
+            att_lines=exact,
         )
         self._refresh_read()
+
+    def _check_lines(self, lines: object) -> FloatArray:
+        """``lines`` (four vectors: rows, columns, rows, columns) as this tile's
+        ``att_lines`` layout (4, max(out, in)), each finite."""
+        if not isinstance(lines, (tuple, list)) or len(lines) != 4:
+            raise TileShapeError(
+                "set_attenuation: lines must be four vectors (forward rows, forward "
+                "columns, backward rows, backward columns)"
+            )
+        terms = np.zeros_like(self._att_lines)
+        sizes = (self.out_size, self.in_size, self.out_size, self.in_size)
+        names = ("forward rows", "forward columns", "backward rows", "backward columns")
+        for k, (v, n, name) in enumerate(zip(lines, sizes, names, strict=True)):
+            arr = np.asarray(v, dtype=np.float64)
+            if arr.shape != (n,):
+                raise TileShapeError(
+                    f"set_attenuation: lines ({name}) shape {arr.shape} must be ({n},)"
+                )
+            if not np.all(np.isfinite(arr)):
+                raise TileShapeError(f"set_attenuation: lines ({name}) must be finite")
+            terms[k, :n] = arr
+        return terms
 
     def get_attenuation(self, direction: str = "forward") -> FloatArray:
         """The attenuation map (out, in) of the ``"forward"`` or ``"backward"`` read, a copy."""

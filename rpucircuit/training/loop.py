@@ -251,7 +251,12 @@ def build_network(
             )
         if tile_model.forward_attenuation is not None:
             # each read its own map (the backward one: the file's, else the forward one)
-            tile.set_attenuation(tile_model.forward_attenuation, tile_model.backward_attenuation)
+            # the line terms let the updates compute map values (same values, faster)
+            tile.set_attenuation(
+                tile_model.forward_attenuation,
+                tile_model.backward_attenuation,
+                lines=tile_model.attenuation_lines,
+            )
     return network
 
 

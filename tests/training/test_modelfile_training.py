@@ -15,6 +15,7 @@ from rpucircuit import cli, store
 from rpucircuit.config.rpu import gokmen_vlasov_2016
 from rpucircuit.config.training import ModelSpec, Setting, TrainingConfig
 from rpucircuit.errors import StoreError
+from rpucircuit.model import kernels
 from rpucircuit.model.irdrop import IRDropModel
 from rpucircuit.model.modelfile import (
     ArrayModel,
@@ -171,6 +172,32 @@ def measured_sigma(tile: AnalogTile, n: int) -> float:
     x[:, 0] = 1.0
     diff = tile.forward(x) - tile.forward(x)
     return float(np.std(diff) / math.sqrt(2.0))
+
+
+@pytest.mark.parametrize("network", ["fc", "cnn"])
+def test_ir_drop_line_terms_train_exactly_as_the_maps(
+    mnist: Mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, network: str
+) -> None:
+    """Training from an IR-drop model gives each tile its maps with their line terms (the
+    updates then compute the map values instead of loading them); the run is bit for bit
+    the run with the maps alone (the model file made to offer no terms)."""
+    path = export(tmp_path / "ir.h5", "gokmen_vlasov_2016", ratio=1e-7)
+    cfg = dataclasses.replace(
+        small(ModelSpec(file=str(path))), network=network, epochs=1, n_train=60, n_test=20
+    )
+    with_terms = train(cfg, None, data=mnist, progress=False)
+    for tile in with_terms.network.tiles:
+        assert tile.kernel_arrays().dp[kernels.DP_ATT_LINES] == 1.0
+    monkeypatch.setattr(ArrayModel, "attenuation_lines", lambda self, out_size, in_size: None)
+    maps_only = train(cfg, None, data=mnist, progress=False)
+    for tile in maps_only.network.tiles:
+        assert tile.kernel_arrays().dp[kernels.DP_ATT_LINES] == 0.0
+    np.testing.assert_array_equal(with_terms.history["train_loss"], maps_only.history["train_loss"])
+    for a, b in zip(with_terms.network.tiles, maps_only.network.tiles, strict=True):
+        ka, kb = a.kernel_arrays(), b.kernel_arrays()
+        assert ka.att.min() < 1.0  # an attenuated tile
+        for name in ("w", "wread", "wread_b", "att", "att_b", "state"):
+            np.testing.assert_array_equal(getattr(ka, name), getattr(kb, name))
 
 
 def test_schema2_noise_model_gives_each_tile_its_sigma(mnist: Mnist, tmp_path: Path) -> None:

@@ -222,6 +222,7 @@ NOISY = dataclasses.replace(QUIET, out_noise=0.01)
     ],
 )
 @pytest.mark.parametrize("path", ["one sample", "conv patches", "batched kernel"])
+@pytest.mark.parametrize("lines", [False, True], ids=["maps", "line terms"])
 def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     rng: np.random.Generator,
     io: rpu.IOConfig,
@@ -229,20 +230,27 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     forward_map: bool,
     backward_map: bool,
     path: str,
+    lines: bool,
 ) -> None:
     """Each way the k = 0 updates refresh the read copies (one compiled copy per case in
     the single-sample update: ``kernels.pulses._refresh_copies``), for
     single-sample updates, a convolution's 40 patches (``conv_update``) and the general
-    batched update (``pulsed_update`` on 40 samples), with cycle-to-cycle noise on: after
-    the updates the forward copy is Σ devices ⊙ forward map and the backward copy Σ
-    devices ⊙ backward map, each float64 product rounded once to the copy's precision, bit
-    for bit."""
+    batched update (``pulsed_update`` on 40 samples), with cycle-to-cycle noise on, the
+    maps given as arrays or as line terms (``set_attenuation(lines=...)``: the updates
+    then compute each map value): after the updates the forward copy is Σ devices ⊙
+    forward map and the backward copy Σ devices ⊙ backward map, each float64 product
+    rounded once to the copy's precision, bit for bit."""
     dev = dataclasses.replace(rpu.ideal_device(), n_devices=n_dev, dw_min=0.02, dw_min_ctoc=0.3)
     tile = _tile(6, 9, rng, forward=io, backward=io, device=dev)
     tile.set_weights(rng.uniform(-0.3, 0.3, (6, 9)))
-    att = rng.uniform(0.8, 1.0, (6, 9)) if forward_map else np.ones((6, 9))
-    att_b = rng.uniform(0.8, 1.0, (6, 9)) if backward_map else att
-    tile.set_attenuation(att, att_b)
+    # maps of the line-term form 1 - (row term + column term) either way
+    terms = (rng.uniform(0, 0.1, 6), rng.uniform(0, 0.1, 9))
+    fwd = terms if forward_map else (np.zeros(6), np.zeros(9))
+    bwd = (rng.uniform(0, 0.1, 6), rng.uniform(0, 0.1, 9)) if backward_map else fwd
+    att = 1.0 - (fwd[0][:, None] + fwd[1][None, :])
+    att_b = 1.0 - (bwd[0][:, None] + bwd[1][None, :])
+    tile.set_attenuation(att, att_b, lines=(*fwd, *bwd) if lines else None)
+    assert tile.kernel_arrays().dp[kernels.DP_ATT_LINES] == float(lines)
     tile.backward(np.ones(6))  # from here on the updates keep a backward copy, if any
     ka = tile.kernel_arrays()
     n = 1 if path == "one sample" else 40
@@ -258,7 +266,8 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
             upd = tile.config.update
             kernels.pulsed_update(
                 x, d, 0.2, upd.bl, upd.update_management, dev.dw_min, ka.w, ka.par,
-                ka.par_lines, ka.dp, ka.wread, ka.att, ka.wread_b, ka.att_b, ka.state,
+                ka.par_lines, ka.dp, ka.wread, ka.att, ka.wread_b, ka.att_b, ka.att_lines,
+                ka.state,
             )  # fmt: skip
         n_changed += int(np.count_nonzero(ka.w != before))
     assert n_changed > 50  # the updates pulsed
@@ -269,6 +278,57 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     np.testing.assert_array_equal(ka.wread, (total * att).astype(ka.wread.dtype))
     if backward_map:
         np.testing.assert_array_equal(ka.wread_b, (total * att_b).astype(ka.wread.dtype))
+
+
+def test_attenuation_line_terms_are_checked_and_follow_the_maps(
+    rng: np.random.Generator,
+) -> None:
+    """``set_attenuation(lines=...)``: terms that do not give the maps bit for bit, or of
+    the wrong shape, or not finite, are refused (the tile unchanged); the terms stay in use
+    while later maps (``set_state`` restoring the same ones, pickling) are still what they
+    give, and are dropped for other maps; a tile pickled before the terms existed loads
+    without them."""
+    import pickle
+
+    tile = _tile(6, 9, rng)
+    rows, cols = rng.uniform(0, 0.1, 6), rng.uniform(0, 0.1, 9)
+    rows_b, cols_b = rng.uniform(0, 0.1, 6), rng.uniform(0, 0.1, 9)
+    att = 1.0 - (rows[:, None] + cols[None, :])
+    att_b = 1.0 - (rows_b[:, None] + cols_b[None, :])
+    ka = tile.kernel_arrays()
+    bad = [
+        ((rows, cols, rows_b), "four vectors"),
+        ((rows, cols[:8], rows_b, cols_b), r"forward columns\) shape \(8,\) must be \(9,\)"),
+        ((rows, cols, np.full(6, np.nan), cols_b), r"backward rows\) must be finite"),
+        ((rows, cols, rows_b, cols_b + 1e-17), "do not give the maps bit for bit"),
+        ((rows_b, cols, rows_b, cols_b), "do not give the maps bit for bit"),
+    ]
+    for lines, message in bad:
+        with pytest.raises(TileShapeError, match=message):
+            tile.set_attenuation(att, att_b, lines=lines)  # type: ignore[arg-type]
+        assert ka.dp[kernels.DP_ATT_LINES] == 0.0 and np.all(ka.att == 1.0)
+    tile.set_attenuation(att, att_b, lines=(rows, cols, rows_b, cols_b))
+    assert ka.dp[kernels.DP_ATT_LINES] == 1.0
+    np.testing.assert_array_equal(ka.att_lines[kernels.ATT_B_COLS], cols_b)
+    np.testing.assert_array_equal(ka.att_lines[kernels.ATT_ROWS, :6], rows)
+    state = tile.get_state()
+    tile.set_state(state)  # the same maps: the terms stay
+    assert ka.dp[kernels.DP_ATT_LINES] == 1.0
+    again = pickle.loads(pickle.dumps(tile))
+    assert again.kernel_arrays().dp[kernels.DP_ATT_LINES] == 1.0
+    tile.set_attenuation(att, att)  # another backward map: the terms no longer hold
+    assert ka.dp[kernels.DP_ATT_LINES] == 0.0
+    tile.set_attenuation(att, att_b)  # the terms' maps again, but the terms were dropped
+    assert ka.dp[kernels.DP_ATT_LINES] == 0.0
+    old = again.__getstate__()  # as pickled before the terms existed
+    del old["_att_lines"]
+    old["_dp"] = old["_dp"][: kernels.DP_ATT_LINES]
+    revived = AnalogTile.__new__(AnalogTile)
+    revived.__setstate__(old)
+    r = revived.kernel_arrays()
+    assert r.dp.shape == (kernels.DP_LEN,) and r.dp[kernels.DP_ATT_LINES] == 0.0
+    assert r.att_lines.shape == (4, 9)
+    np.testing.assert_array_equal(revived.get_attenuation("backward"), att_b)
 
 
 # --------------------------------------------------------------------------- devices

@@ -149,7 +149,7 @@ def test_conv_update_is_bit_identical_to_the_batched_update(
         for lr in (0.01, 0.1, 0.0):  # three calls: several chunks, state carried over
             n_coinc += fn(
                 x, d, lr, cfg.update.bl, cfg.update.update_management, cfg.device.dw_min,
-                a.w, *par, a.dp, a.wread, a.att, a.wread_b, a.att_b, a.state,
+                a.w, *par, a.dp, a.wread, a.att, a.wread_b, a.att_b, a.att_lines, a.state,
             )  # fmt: skip
         results.append((n_coinc, a))
     (ref_n, ref), *others = results
@@ -168,7 +168,7 @@ def test_conv_update_refuses_non_finite_input(rng: np.random.Generator) -> None:
     cfg = tile.config
     code = conv_update(
         x, d, 0.01, cfg.update.bl, True, cfg.device.dw_min,
-        a.w, a.par, a.dp, a.wread, a.att, a.wread_b, a.att_b, a.state,
+        a.w, a.par, a.dp, a.wread, a.att, a.wread_b, a.att_b, a.att_lines, a.state,
     )  # fmt: skip
     assert code == -1
     np.testing.assert_array_equal(a.w, before)

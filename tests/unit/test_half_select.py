@@ -72,7 +72,7 @@ def _update(
     wread_b = np.asarray(w.sum(axis=0) * att_b, dtype=dtype)
     n = kernels.pulsed_update(
         np.atleast_2d(x), np.atleast_2d(d), lr, 10, True, 0.001, w, par,
-        kernels.par_lines_of(par), dp, wread, att, wread_b, att_b, s,
+        kernels.par_lines_of(par), dp, wread, att, wread_b, att_b, np.zeros((4, 0)), s,
     )  # fmt: skip
     return int(n), wread, wread_b
 
@@ -495,7 +495,7 @@ def _update_digest(
         x, d = draw()
         c = kernels.pulsed_update(
             x, d, lr, 10, True, 0.001, w, par, kernels.par_lines_of(par), dp, wread, att,
-            wread_b, att_b, s,
+            wread_b, att_b, np.zeros((4, 0)), s,
         )  # fmt: skip
         h.update(np.int64(c).tobytes())
     for a in (w, wread, wread_b, s):
@@ -619,8 +619,9 @@ def test_half_select_builds_the_line_ordered_parameters_it_is_not_given(
             wread = w.sum(axis=0)
             ones = np.ones(shape[1:])
             kernels.pulsed_update(
-                x, d, 0.05, 10, True, 0.001, w, par, rows, dp, wread, ones, wread, ones, s
-            )
+                x, d, 0.05, 10, True, 0.001, w, par, rows, dp, wread, ones, wread, ones,
+                np.zeros((4, 0)), s,
+            )  # fmt: skip
             out.append((w, wread, s))
         assert not np.array_equal(out[0][0], w0)
         for a, b in zip(out[0], out[1], strict=True):

@@ -22,14 +22,14 @@ def test_index_constants_follow_the_field_lists() -> None:
         ],
         layout.DP_FIELDS: [
             kernels.DP_CTOC, kernels.DP_K, kernels.DP_SOFT, kernels.DP_BOUNDED,
-            kernels.DP_USE_ATT, kernels.DP_BWD_ATT,
+            kernels.DP_USE_ATT, kernels.DP_BWD_ATT, kernels.DP_ATT_LINES,
         ],
         layout.PAR_FIELDS: [kernels.PAR_UP, kernels.PAR_DOWN, kernels.PAR_WMAX, kernels.PAR_WMIN],
         layout.UPD_FIELDS: [kernels.UPD_BL, kernels.UPD_UM, kernels.UPD_DW_MIN, kernels.UPD_EXACT],
     }  # fmt: skip
     for fields, indices in groups.items():
         assert indices == list(range(len(fields)))
-    assert (kernels.IO_LEN, kernels.DP_LEN, kernels.PAR_LEN, kernels.UPD_LEN) == (19, 6, 4, 4)
+    assert (kernels.IO_LEN, kernels.DP_LEN, kernels.PAR_LEN, kernels.UPD_LEN) == (19, 7, 4, 4)
 
 
 def test_pack_io_puts_each_field_at_its_name() -> None:
@@ -78,9 +78,12 @@ def test_pack_device_and_update_put_each_field_at_its_name() -> None:
     )
     assert dp == {
         "ctoc": 0.3, "k": 0.2, "soft": 0.0, "bounded": 1.0, "use_att": 1.0, "bwd_att": 0.0,
+        "att_lines": 0.0,
     }  # fmt: skip
     both = kernels.pack_device(cfg.device, use_attenuation=False, backward_map=True)
     assert both[kernels.DP_BWD_ATT] == kernels.BWD_STALE and both[kernels.DP_USE_ATT] == 0.0
+    lines = kernels.pack_device(cfg.device, use_attenuation=True, att_lines=True)
+    assert lines[kernels.DP_ATT_LINES] == 1.0
     upd = dict(zip(layout.UPD_FIELDS, kernels.pack_update(cfg), strict=True))
     assert upd == {"bl": 7.0, "um": 1.0, "dw_min": 0.001, "exact": 0.0}
     assert kernels.pack_update(rpu.floating_point())[kernels.UPD_EXACT] == 1.0

@@ -41,6 +41,8 @@ def _dp(*, ctoc: float = 0.0, k: float = 0.0, soft: bool = False, bounded: bool 
 
 _NO_BWD = (np.zeros((0, 0)), np.zeros((0, 0)))
 """``wread_b``, ``att_b`` of a tile without a backward map of its own (unused)."""
+_NO_LINES = np.zeros((4, 0))
+"""``att_lines`` of a tile whose maps have no line terms (unused)."""
 
 
 def _tile_precision(par: np.ndarray, dp: np.ndarray) -> None:
@@ -57,7 +59,9 @@ def _fast(x, d, lr, bl, um, w, par, dp, s) -> int:  # type: ignore[no-untyped-de
     att = np.ones(w.shape[1:])
     lines = kernels.no_par_lines(par)
     return int(
-        kernels.pulsed_update(xb, db, lr, bl, um, 0.001, w, par, lines, dp, wread, att, *_NO_BWD, s)
+        kernels.pulsed_update(
+            xb, db, lr, bl, um, 0.001, w, par, lines, dp, wread, att, *_NO_BWD, _NO_LINES, s
+        )
     )
 
 
@@ -440,7 +444,7 @@ def test_batched_update_matches_sequential_reference(
         wread = w.sum(axis=0)
         pairs += kernels.pulsed_update(
             x, d, lr, 10, True, 0.001, w, par, kernels.par_lines_of(par), dp, wread, att,
-            *_NO_BWD, s,
+            *_NO_BWD, _NO_LINES, s,
         )  # fmt: skip
         np.testing.assert_allclose(wread, w.sum(axis=0), rtol=0, atol=1e-15)  # kept in step
         fast[t] = w

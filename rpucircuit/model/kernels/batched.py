@@ -11,6 +11,7 @@ import numpy as np
 
 from rpucircuit.model.kernels.layout import (
     BWD_KEPT,
+    DP_ATT_LINES,
     DP_BOUNDED,
     DP_BWD_ATT,
     DP_CTOC,
@@ -108,6 +109,7 @@ def _pulsed_update_batch(
     att: FloatArray,
     wread_b: FloatArray,
     att_b: FloatArray,
+    att_lines: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
     """:func:`pulsed_update` of n > 1 sequential updates without half-select (k = 0), as
@@ -141,7 +143,8 @@ def _pulsed_update_batch(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
-    mode = _copy_mode(n_dev, use_att, bwd)  # how a changed device refreshes the read copies
+    # how a changed device refreshes the read copies
+    mode = _copy_mode(n_dev, use_att, bwd, dp[DP_ATT_LINES] != 0.0)
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -225,8 +228,9 @@ def _pulsed_update_batch(
                                             )
                                 w[dv, i, j] = v
                                 _refresh_copies(
-                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
-                                )
+                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
+                                    att_lines,
+                                )  # fmt: skip
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -277,6 +281,7 @@ def _pulsed_update_batch(
                                         )
                             w[dv, i, j] = v
                             _refresh_copies(
-                                mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
-                            )
+                                mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
+                                att_lines,
+                            )  # fmt: skip
     return n_coinc

@@ -14,6 +14,7 @@ import numpy as np
 from rpucircuit.model.kernels.batched import _BATCH_LINES, _DIRECT_PAIRS
 from rpucircuit.model.kernels.layout import (
     BWD_KEPT,
+    DP_ATT_LINES,
     DP_BOUNDED,
     DP_BWD_ATT,
     DP_CTOC,
@@ -108,6 +109,7 @@ def conv_update(
     att: FloatArray,
     wread_b: FloatArray,
     att_b: FloatArray,
+    att_lines: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
     """``n`` sequential stochastic pulsed updates without half-select (k = 0), one per
@@ -139,7 +141,7 @@ def conv_update(
     # how a changed device refreshes the read copies, at run time here (one compiled copy of
     # the loops per mode, as pulsed_update's k = 0 loop has, gained conv2's update 3 % and
     # took 50 s more to compile)
-    mode = _copy_mode(n_dev, use_att, bwd)
+    mode = _copy_mode(n_dev, use_att, bwd, dp[DP_ATT_LINES] != 0.0)
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -228,8 +230,9 @@ def conv_update(
                                             )
                                 w[dv, i, j] = v
                                 _refresh_copies(
-                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
-                                )
+                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
+                                    att_lines,
+                                )  # fmt: skip
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -280,8 +283,9 @@ def conv_update(
                                         )
                             w[dv, i, j] = v
                             _refresh_copies(
-                                mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd
-                            )
+                                mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
+                                att_lines,
+                            )  # fmt: skip
     return n_coinc
 
 
@@ -301,13 +305,16 @@ def patch_update(
     att: FloatArray,
     wread_b: Any,
     att_b: FloatArray,
+    att_lines: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
     """:func:`~rpucircuit.model.kernels.pulsed_update` (same arguments, same result bit for
     bit), with the batches it gives the general batched update (n > 1, k = 0: a conv
     layer's patches) run by :func:`conv_update`."""
     if x.shape[0] > 1 and dp[DP_K] == 0.0:
-        return conv_update(x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s)
+        return conv_update(
+            x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, att_lines, s
+        )
     return pulsed_update(
-        x, d, lr, bl, um, dw_min, w, par, par_lines, dp, wread, att, wread_b, att_b, s
+        x, d, lr, bl, um, dw_min, w, par, par_lines, dp, wread, att, wread_b, att_b, att_lines, s
     )

@@ -220,14 +220,14 @@ def _tile_update(
     :meth:`~rpucircuit.model.tile.AnalogTile.update` makes in place (a conv layer's batch
     through :func:`~rpucircuit.model.kernels.conv.conv_update`); ``t``: the tile's
     (wread, w, par, dp, att, wread_b, att_b, state, fwd_io, bwd_io, upd,
-    par_lines). Negative if
+    par_lines, att_lines). Negative if
     ``x`` or ``d`` holds a NaN or infinity (nothing changed)."""
-    wread, w, par, dp, att, wread_b, att_b, st, _, _, upd, par_lines = t
+    wread, w, par, dp, att, wread_b, att_b, st, _, _, upd, par_lines, att_lines = t
     if upd[UPD_EXACT] != 0.0:
         return exact_update(x, d, lr, w, par, dp, wread, att, wread_b, att_b)
     return patch_update(
         x, d, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
-        w, par, par_lines, dp, wread, att, wread_b, att_b, st,
+        w, par, par_lines, dp, wread, att, wread_b, att_b, att_lines, st,
     )  # fmt: skip
 
 
@@ -235,7 +235,7 @@ def _tile_update(
 def _tile_backward(t: tuple[Any, ...], d: FloatArray, z: FloatArray) -> int:  # pragma: no cover
     """A tile's backward read of ``d`` (n, out) into ``z`` (n, in) (``t`` as for
     :func:`_tile_update`)."""
-    wread, w, _, dp, _, wread_b, att_b, st, _, bwd_io, _, _ = t
+    wread, w, _, dp, _, wread_b, att_b, st, _, bwd_io, _, _, _ = t
     return _backward_read(wread, w, att_b, wread_b, dp, d, z, bwd_io, st)
 
 
@@ -260,13 +260,13 @@ def cnn_backward(
     ``update`` every tile's update (else the caller updates the tiles).
 
     ``tiles``: per tile (conv1, conv2, fc1, out) its (wread, w, par, dp, att, wread_b,
-    att_b, state, fwd_io, bwd_io, upd, par_lines); ``out``: the output layer's (x, y, d, z), whose
-    input ``x`` (bias entry kept) gets the last activation; ``loss``: the softmax buffers
-    (p, g); ``act*``: (activation code, its output, its input gradient); ``fc1``: (x, d,
-    z); ``pool*``: (argmax, input gradient); ``conv2``: (patches, d, z, k, stride, dx);
-    ``conv1``: (patches, d). The per-tile order is the layer path's: forward read,
-    backward read, update. Returns 0, or the 1-based number of the read whose input was
-    not finite (nothing after it is computed), or −1 if an update's was not.
+    att_b, state, fwd_io, bwd_io, upd, par_lines, att_lines); ``out``: the output layer's
+    (x, y, d, z), whose input ``x`` (bias entry kept) gets the last activation; ``loss``:
+    the softmax buffers (p, g); ``act*``: (activation code, its output, its input gradient);
+    ``fc1``: (x, d, z); ``pool*``: (argmax, input gradient); ``conv2``: (patches, d, z, k,
+    stride, dx); ``conv1``: (patches, d). The per-tile order is the layer path's: forward
+    read, backward read, update. Returns 0, or the 1-based number of the read whose input
+    was not finite (nothing after it is computed), or −1 if an update's was not.
     """
     t_c1, t_c2, t_f1, t_out = tiles
     x, y, d, z = out

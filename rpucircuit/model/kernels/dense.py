@@ -92,6 +92,7 @@ class DenseLayer(NamedTuple):
     wread_b: np.ndarray[Any, Any]
     """The tile's backward read copy (out, in) (its own map; (0, 0) without one)."""
     att_b: FloatArray
+    att_lines: FloatArray
     state: UIntArray
     fwd_io: FloatArray
     bwd_io: FloatArray
@@ -120,6 +121,7 @@ def dense_layer(arrays: KernelArrays, *, act: int, x: FloatArray, d: FloatArray)
         att=arrays.att,
         wread_b=arrays.wread_b,
         att_b=arrays.att_b,
+        att_lines=arrays.att_lines,
         state=arrays.state,
         fwd_io=arrays.fwd_io,
         bwd_io=arrays.bwd_io,
@@ -150,6 +152,7 @@ class DenseNet(NamedTuple):
     att: tuple[FloatArray, ...]
     wread_b: tuple[np.ndarray[Any, Any], ...]
     att_b: tuple[FloatArray, ...]
+    att_lines: tuple[FloatArray, ...]
     state: tuple[UIntArray, ...]
     fwd_io: tuple[FloatArray, ...]
     bwd_io: tuple[FloatArray, ...]
@@ -178,6 +181,7 @@ def dense_network(layers: Sequence[DenseLayer], *, p: FloatArray, g: FloatArray)
         att=tuple(lay.att for lay in layers),
         wread_b=tuple(lay.wread_b for lay in layers),
         att_b=tuple(lay.att_b for lay in layers),
+        att_lines=tuple(lay.att_lines for lay in layers),
         state=tuple(lay.state for lay in layers),
         fwd_io=tuple(lay.fwd_io for lay in layers),
         bwd_io=tuple(lay.bwd_io for lay in layers),
@@ -221,6 +225,7 @@ def _dense_update(
     att: FloatArray,
     wread_b: Any,
     att_b: FloatArray,
+    att_lines: FloatArray,
     s: UIntArray,
 ) -> None:  # pragma: no cover - compiled
     """The update of one dense layer from its input ``x`` and output gradient ``d`` (``upd``:
@@ -232,7 +237,7 @@ def _dense_update(
     else:
         pulsed_update(
             xb, db, lr, int(upd[UPD_BL]), upd[UPD_UM] != 0.0, upd[UPD_DW_MIN],
-            w, par, par_lines, dp, wread, att, wread_b, att_b, s,
+            w, par, par_lines, dp, wread, att, wread_b, att_b, att_lines, s,
         )  # fmt: skip
 
 
@@ -269,7 +274,7 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
     xs, ys, ds, zs, wreads = net.x, net.y, net.d, net.z, net.wread
     ws, pars, dps, atts, states = net.w, net.par, net.dp, net.att, net.state
     plines = net.par_lines
-    wread_bs, att_bs = net.wread_b, net.att_b
+    wread_bs, att_bs, att_ls = net.wread_b, net.att_b, net.att_lines
     fwd_ios, bwd_ios = net.fwd_io, net.bwd_io
     n_layers = len(ws)
     if not _all_finite(xs[0].reshape((1, xs[0].shape[0]))):
@@ -295,10 +300,12 @@ def dense_train_step(label: int, lr: float, net: Any) -> float:  # pragma: no co
                             states[li])  # fmt: skip
         if col_major[li]:
             _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], plines[li], dps[li],
-                          wreads[li].T, atts[li], wread_bs[li], att_bs[li], states[li])  # fmt: skip
+                          wreads[li].T, atts[li], wread_bs[li], att_bs[li], att_ls[li],
+                          states[li])  # fmt: skip
         else:
             _dense_update(xs[li], ds[li], lr, upd[li], ws[li], pars[li], plines[li], dps[li],
-                          wreads[li], atts[li], wread_bs[li], att_bs[li], states[li])  # fmt: skip
+                          wreads[li], atts[li], wread_bs[li], att_bs[li], att_ls[li],
+                          states[li])  # fmt: skip
         if li > 0:
             n = ys[li - 1].shape[0]
             activation_backward(acts[li - 1], xs[li][:n], zs[li][:n], ys[li - 1])

@@ -106,9 +106,10 @@ DP_FIELDS = (
     "bounded",  # flag: hard bounds clip
     "use_att",  # flag: the forward read copy carries the (forward) attenuation map
     "bwd_att",  # backward map: BWD_NONE, BWD_KEPT (updates keep wread_b) or BWD_STALE
+    "att_lines",  # flag: both maps are 1 - (row term + column term) of the tile's att_lines
 )
 """Fields of the device switch vector, in order (``DP_*`` are their indices)."""
-DP_CTOC, DP_K, DP_SOFT, DP_BOUNDED, DP_USE_ATT, DP_BWD_ATT = range(len(DP_FIELDS))
+DP_CTOC, DP_K, DP_SOFT, DP_BOUNDED, DP_USE_ATT, DP_BWD_ATT, DP_ATT_LINES = range(len(DP_FIELDS))
 DP_LEN = len(DP_FIELDS)
 
 BWD_NONE, BWD_KEPT, BWD_STALE = 0.0, 1.0, 2.0
@@ -121,12 +122,19 @@ so never pays for keeping a second copy."""
 
 
 def pack_device(
-    device: PulsedDeviceConfig, *, use_attenuation: bool, backward_map: bool = False
+    device: PulsedDeviceConfig,
+    *,
+    use_attenuation: bool,
+    backward_map: bool = False,
+    att_lines: bool = False,
 ) -> FloatArray:
     """The device switch vector of ``device`` (layout :data:`DP_FIELDS`);
     ``use_attenuation``: whether the tile's (forward) attenuation map differs from all
     ones; ``backward_map``: whether the backward read has a map of its own (packed as
-    :data:`BWD_STALE`: its read copy is built by the first backward read)."""
+    :data:`BWD_STALE`: its read copy is built by the first backward read); ``att_lines``:
+    whether both maps equal, bit for bit, what :func:`att_lines_maps` makes of the tile's
+    line terms (the updates may then compute a map value from them instead of loading
+    it)."""
     return _pack(
         DP_FIELDS,
         {
@@ -136,8 +144,24 @@ def pack_device(
             "bounded": device.bounded,
             "use_att": use_attenuation,
             "bwd_att": BWD_STALE if backward_map else BWD_NONE,
+            "att_lines": att_lines,
         },
     )
+
+
+ATT_ROWS, ATT_COLS, ATT_B_ROWS, ATT_B_COLS = range(4)
+"""Rows of a tile's ``att_lines`` (4, max(out, in)): the forward map's terms over the rows
+(first ``out`` entries) and over the columns (first ``in``), then the backward map's."""
+
+
+def att_lines_maps(lines: FloatArray, n_out: int, n_in: int) -> tuple[FloatArray, FloatArray]:
+    """The forward and backward maps (out, in) that the line terms ``lines`` (layout
+    :data:`ATT_ROWS` …) stand for: 1 − (row term + column term), computed as the update
+    kernels compute a map value from them (:func:`~.pulses._refresh_copies`), so a map
+    built this way equals theirs bit for bit."""
+    fwd = 1.0 - (lines[ATT_ROWS, :n_out, None] + lines[ATT_COLS, None, :n_in])
+    bwd = 1.0 - (lines[ATT_B_ROWS, :n_out, None] + lines[ATT_B_COLS, None, :n_in])
+    return fwd, bwd
 
 
 PAR_FIELDS = ("dw_up", "dw_down", "w_max", "w_min")
@@ -264,3 +288,6 @@ class KernelArrays(NamedTuple):
     """``par`` along the rows and along the columns (:func:`par_lines_of`, float32) when the
     half-select update needs it (pulsed updates and :func:`needs_par_lines`), else
     :func:`no_par_lines` (empty, float32: the kernels take float32 only)."""
+    att_lines: FloatArray
+    """The maps' terms over the rows and the columns (4, max(out, in); :data:`ATT_ROWS`
+    …), valid while ``dp[DP_ATT_LINES]`` is set (:func:`att_lines_maps`)."""

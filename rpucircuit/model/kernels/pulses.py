@@ -12,6 +12,10 @@ import numba
 import numpy as np
 
 from rpucircuit.model.kernels.layout import (
+    ATT_B_COLS,
+    ATT_B_ROWS,
+    ATT_COLS,
+    ATT_ROWS,
     PAR_DOWN,
     PAR_UP,
     FloatArray,
@@ -25,19 +29,24 @@ _C2C_BATCH = 512
 :data:`~rpucircuit.model.kernels.streams.NORMAL_BLOCK`); a call's unused remainder is dropped."""
 
 
-COPY_SINGLE, COPY_FWD_MAP, COPY_BOTH_MAPS, COPY_ANY = 0, 1, 2, 3
+COPY_SINGLE, COPY_FWD_MAP, COPY_BOTH_MAPS, COPY_FWD_LINES, COPY_BOTH_LINES, COPY_ANY = range(6)
 """How an update refreshes the read copies of a device it changed (:func:`_copy_mode`,
 :func:`_refresh_copies`): one device without maps (``wread`` holds its value); one device
-and the forward map; one device and both maps (the backward read copy is kept too);
+and the forward map; one device and both maps (the backward read copy is kept too); the
+same two with each map value computed from the tile's line terms (``att_lines``, when
+``dp[DP_ATT_LINES]`` says they give the maps bit for bit) instead of loaded from the map;
 anything else (several devices summed, the maps as the switches say)."""
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _copy_mode(n_dev: int, use_att: bool, bwd: bool) -> int:  # pragma: no cover - compiled
-    """The ``COPY_*`` mode of a tile with ``n_dev`` devices per weight and these switches."""
+def _copy_mode(n_dev: int, use_att: bool, bwd: bool, lines: bool) -> int:  # pragma: no cover
+    """The ``COPY_*`` mode of a tile with ``n_dev`` devices per weight and these switches
+    (``lines``: ``dp[DP_ATT_LINES]``)."""
     if n_dev == 1 and not use_att and not bwd:
         return COPY_SINGLE
     if n_dev == 1 and use_att:
+        if lines:
+            return COPY_BOTH_LINES if bwd else COPY_FWD_LINES
         return COPY_BOTH_MAPS if bwd else COPY_FWD_MAP
     return COPY_ANY
 
@@ -55,14 +64,17 @@ def _refresh_copies(
     wread_b: Any,
     att_b: FloatArray,
     bwd: bool,
+    al: FloatArray,
 ) -> None:  # pragma: no cover - compiled
     """Refresh weight (i, j) in the read copies after a device of it took the value ``v``:
     the sum of its devices (0.0 + v for one device, bit for bit the same sum), times the
     forward map into ``wread`` when ``use_att`` and times the backward map into ``wread_b``
-    when ``bwd``. The k = 0 loop of :func:`~.updates.pulsed_update` calls it with a literal
-    ``mode`` (:func:`_copy_mode`) from code inlined once per mode, so that in the three
-    specialized modes no pulse tests the switches (docs/performance.md has the measured
-    gain); other callers pass the mode at run time."""
+    when ``bwd``; in the ``*_LINES`` modes each map value is 1 − (row term + column term)
+    from ``al`` (the tile's ``att_lines``), the value the map holds. The k = 0 loop of
+    :func:`~.updates.pulsed_update` calls it with a literal ``mode`` (:func:`_copy_mode`)
+    from code inlined once per mode, so that in the specialized modes no pulse tests the
+    switches (docs/performance.md has the measured gain); other callers pass the mode at
+    run time."""
     if mode == COPY_SINGLE:
         wread[i, j] = v
     elif mode == COPY_FWD_MAP:
@@ -71,6 +83,12 @@ def _refresh_copies(
         total = v + 0.0
         wread[i, j] = total * att[i, j]
         wread_b[i, j] = total * att_b[i, j]
+    elif mode == COPY_FWD_LINES:
+        wread[i, j] = (v + 0.0) * (1.0 - (al[ATT_ROWS, i] + al[ATT_COLS, j]))
+    elif mode == COPY_BOTH_LINES:
+        total = v + 0.0
+        wread[i, j] = total * (1.0 - (al[ATT_ROWS, i] + al[ATT_COLS, j]))
+        wread_b[i, j] = total * (1.0 - (al[ATT_B_ROWS, i] + al[ATT_B_COLS, j]))
     else:
         total = 0.0
         for dd in range(w.shape[0]):

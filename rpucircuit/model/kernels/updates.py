@@ -27,6 +27,7 @@ from rpucircuit.model.kernels.hsbatch import _half_select_batch
 from rpucircuit.model.kernels.layout import (
     BWD_KEPT,
     BWD_STALE,
+    DP_ATT_LINES,
     DP_BOUNDED,
     DP_BWD_ATT,
     DP_CTOC,
@@ -43,7 +44,9 @@ from rpucircuit.model.kernels.layout import (
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
     COPY_ANY,
+    COPY_BOTH_LINES,
     COPY_BOTH_MAPS,
+    COPY_FWD_LINES,
     COPY_FWD_MAP,
     COPY_SINGLE,
     _copy_mode,
@@ -107,6 +110,7 @@ def _coincidence_rows(
     wread_b: Any,
     att_b: FloatArray,
     bwd: bool,
+    al: FloatArray,
     zbuf: FloatArray,
     zpos: int,
     s: UIntArray,
@@ -143,7 +147,7 @@ def _coincidence_rows(
                     if bounded:
                         v = min(max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX])
                 w[dv, i, j] = v
-                _refresh_copies(mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd)
+                _refresh_copies(mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd, al)
     return n_coinc, zpos
 
 
@@ -163,6 +167,7 @@ def pulsed_update(
     att: FloatArray,
     wread_b: FloatArray,
     att_b: FloatArray,
+    att_lines: FloatArray,
     s: UIntArray,
 ) -> int:  # pragma: no cover - compiled
     """``n`` sequential stochastic updates W ← W − lr·δᵀx (in expectation), in place.
@@ -177,7 +182,10 @@ def pulsed_update(
     :func:`~rpucircuit.model.kernels.layout.round_parameters`); ``wread`` (out, in) is
     refreshed for every touched element, and so is the backward read copy ``wread_b``
     (out, in, C order; weights times ``att_b``) when ``dp[DP_BWD_ATT]`` is set (else
-    ``wread_b``/``att_b`` are unused).
+    ``wread_b``/``att_b`` are unused); ``att_lines``: the maps' line terms
+    (:func:`~rpucircuit.model.kernels.layout.att_lines_maps`), from which the updates of
+    one-device tiles compute a map value instead of loading it when ``dp[DP_ATT_LINES]``
+    is set (the same value; else unused).
     Rows are replicated per device (each device of a weight has its own row streams),
     column streams are shared. Returns the number of full coincidences, or −1
     (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
@@ -198,7 +206,7 @@ def pulsed_update(
         return -1
     if x.shape[0] > 1 and dp[DP_K] == 0.0:
         return _pulsed_update_batch(
-            x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, s
+            x, d, lr, bl, um, dw_min, w, par, dp, wread, att, wread_b, att_b, att_lines, s
         )
     if x.shape[0] > 1 and dp[DP_SOFT] == 0.0:  # half-select, hard bounds: whole blocks
         return _half_select_batch(
@@ -225,7 +233,8 @@ def pulsed_update(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
-    mode = _copy_mode(n_dev, use_att, bwd)  # how a changed device refreshes the read copies
+    lines = dp[DP_ATT_LINES] != 0.0
+    mode = _copy_mode(n_dev, use_att, bwd, lines)  # how a changed device refreshes the copies
     k_val = dp[DP_K]
     all_cols = np.arange(n_in)
     hs_cols = n_in if k_on and not soft else 0  # per-column terms of the half-select phases
@@ -292,26 +301,38 @@ def pulsed_update(
                 if mode == COPY_SINGLE:
                     n_c, zpos = _coincidence_rows(
                         COPY_SINGLE, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
-                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd, zbuf,
-                        zpos, s,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd,
+                        att_lines, zbuf, zpos, s,
                     )  # fmt: skip
                 elif mode == COPY_FWD_MAP:
                     n_c, zpos = _coincidence_rows(
                         COPY_FWD_MAP, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
-                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd, zbuf,
-                        zpos, s,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd,
+                        att_lines, zbuf, zpos, s,
                     )  # fmt: skip
                 elif mode == COPY_BOTH_MAPS:
                     n_c, zpos = _coincidence_rows(
                         COPY_BOTH_MAPS, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
-                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd, zbuf,
-                        zpos, s,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd,
+                        att_lines, zbuf, zpos, s,
+                    )  # fmt: skip
+                elif mode == COPY_FWD_LINES:
+                    n_c, zpos = _coincidence_rows(
+                        COPY_FWD_LINES, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd,
+                        att_lines, zbuf, zpos, s,
+                    )  # fmt: skip
+                elif mode == COPY_BOTH_LINES:
+                    n_c, zpos = _coincidence_rows(
+                        COPY_BOTH_LINES, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd,
+                        att_lines, zbuf, zpos, s,
                     )  # fmt: skip
                 else:
                     n_c, zpos = _coincidence_rows(
                         COPY_ANY, dv, n_out, rmask, col_any, sd, sx, slot_cols, slot_n, par,
-                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd, zbuf,
-                        zpos, s,
+                        ctoc, soft, bounded, w, wread, att, use_att, wread_b, att_b, bwd,
+                        att_lines, zbuf, zpos, s,
                     )  # fmt: skip
                 n_coinc += n_c
             elif not soft:  # half-select, hard bounds: the devices on pulsing lines
@@ -340,7 +361,9 @@ def pulsed_update(
                             k_val, ctoc, soft, bounded, s,
                         )  # fmt: skip
                         w[dv, i, j] = v
-                        _refresh_copies(mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd)
+                        _refresh_copies(
+                            mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd, att_lines
+                        )
     return n_coinc
 
 
