@@ -467,9 +467,10 @@ def profile_update_maps(net: str, x: np.ndarray, y: np.ndarray, n: int, reps: in
     ``ir`` variant (layer-by-layer path, no update thread) record every tile's (x, δ)
     pairs; then, per tile, the same pairs are replayed through ``kernels.pulsed_update``
     on copies of the tile's arrays with only the map switches changed (no map, forward
-    map, both maps kept), interleaved ``reps`` times; the table gives the median CPU µs
-    per update and the coincidences per update (the same in all three: the maps change
-    what the read copies hold, not the pulses)."""
+    map, both maps kept, each map loaded from the (out, in) map or computed from its line
+    terms), interleaved ``reps`` times; the table gives the median CPU µs per update and
+    the coincidences per update (the same in all: the maps change what the read copies
+    hold, not the pulses)."""
     import rpucircuit.model.tile as tile_module
     from rpucircuit.model import kernels
 
@@ -490,10 +491,12 @@ def profile_update_maps(net: str, x: np.ndarray, y: np.ndarray, n: int, reps: in
             network.train_step(xs[i % len(xs)], int(y[i % len(xs)]), LR)
     finally:
         setattr(tile_module, hook, original)
-    modes = {
-        "no map": (0.0, kernels.BWD_NONE),
-        "forward map": (1.0, kernels.BWD_NONE),
-        "both maps kept": (1.0, kernels.BWD_KEPT),
+    modes = {  # (use_att, bwd_att, att_lines)
+        "no map": (0.0, kernels.BWD_NONE, 0.0),
+        "forward map": (1.0, kernels.BWD_NONE, 0.0),
+        "both maps kept": (1.0, kernels.BWD_KEPT, 0.0),
+        "forward terms": (1.0, kernels.BWD_NONE, 1.0),
+        "both terms kept": (1.0, kernels.BWD_KEPT, 1.0),
     }
     print(f"\n{net}, ir variant, update kernel alone (CPU µs per update, median of {reps}):")
     print("| tile (out × in) | coincidences per update | " + " | ".join(modes) + " |")
@@ -507,10 +510,11 @@ def profile_update_maps(net: str, x: np.ndarray, y: np.ndarray, n: int, reps: in
         times: dict[str, list[float]] = {m: [] for m in modes}
         coincidences = 0
         for _ in range(reps):
-            for mode, (use_att, bwd) in modes.items():
+            for mode, (use_att, bwd, lines) in modes.items():
                 dp = ka.dp.copy()
                 dp[kernels.DP_USE_ATT] = use_att
                 dp[kernels.DP_BWD_ATT] = bwd
+                dp[kernels.DP_ATT_LINES] = lines  # the ir variant's tiles hold the terms
                 w, wread, wread_b = ka.w.copy(), ka.wread.copy(order="K"), ka.wread_b.copy()
                 state = ka.state.copy()
                 coincidences = 0

@@ -107,6 +107,16 @@ def check_lr(lr: object) -> None:
         raise TileShapeError(f"update lr = {lr!r}: must be finite and >= 0")
 
 
+def _same_bits(a: FloatArray, b: FloatArray) -> bool:
+    """Whether two float64 arrays of one shape hold the same bits (``np.array_equal`` takes
+    -0.0 for 0.0, which a read copy's sign of zero would not)."""
+    return bool(
+        np.array_equal(
+            np.ascontiguousarray(a).view(np.uint64), np.ascontiguousarray(b).view(np.uint64)
+        )
+    )
+
+
 class AnalogTile:
     """One RPU crossbar of ``out_size × in_size`` weights under ``config``.
 
@@ -461,7 +471,7 @@ class AnalogTile:
         if lines is not None:
             terms = self._check_lines(lines)
             fwd, bwd = kernels.att_lines_maps(terms, n_out, n_in)
-            if not (np.array_equal(fwd, a) and np.array_equal(bwd, b)):
+            if not (_same_bits(fwd, a) and _same_bits(bwd, b)):
                 raise TileShapeError(
                     "set_attenuation: lines do not give the maps bit for bit "
                     "(each map must be 1 - (row term + column term))"
@@ -470,7 +480,7 @@ class AnalogTile:
             exact = True
         elif self._dp[kernels.DP_ATT_LINES]:
             fwd, bwd = kernels.att_lines_maps(self._att_lines, n_out, n_in)
-            exact = np.array_equal(fwd, a) and np.array_equal(bwd, b)
+            exact = _same_bits(fwd, a) and _same_bits(bwd, b)
         else:
             exact = False
         self._att[...] = a

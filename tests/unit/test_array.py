@@ -280,6 +280,38 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
         np.testing.assert_array_equal(ka.wread_b, (total * att_b).astype(ka.wread.dtype))
 
 
+@pytest.mark.parametrize("n", [1, 40], ids=["one sample", "40 samples"])
+def test_soft_bound_half_select_updates_keep_the_copies_alike_with_line_terms(
+    rng: np.random.Generator, n: int
+) -> None:
+    """The half-select update with soft bounds (pulse by pulse, sample by sample, the other
+    update that refreshes the read copies in the line-term modes) gives the same weights,
+    read copies and generator state with the maps' line terms as with the maps alone, bit
+    for bit."""
+    base = rpu.gokmen_vlasov_2016().device
+    dev = dataclasses.replace(base, k_half_select=0.1, soft_bounds=True)
+    rows, cols = rng.uniform(0, 0.1, 6), rng.uniform(0, 0.1, 9)
+    rows_b, cols_b = rng.uniform(0, 0.1, 6), rng.uniform(0, 0.1, 9)
+    att = 1.0 - (rows[:, None] + cols[None, :])
+    att_b = 1.0 - (rows_b[:, None] + cols_b[None, :])
+    w0 = rng.uniform(-0.3, 0.3, (6, 9))
+    updates = [(rng.uniform(-1, 1, (n, 9)), rng.uniform(-1, 1, (n, 6))) for _ in range(8)]
+    arrays = []
+    for lines in (None, (rows, cols, rows_b, cols_b)):
+        tile = _tile(6, 9, np.random.default_rng(3), device=dev)
+        tile.set_weights(w0)
+        tile.set_attenuation(att, att_b, lines=lines)
+        tile.backward(np.ones(6))  # the updates keep the backward copy from here on
+        for x, d in updates:
+            tile.update(x, d, 0.2)
+        arrays.append(tile.kernel_arrays())
+    maps_only, with_terms = arrays
+    assert with_terms.dp[kernels.DP_ATT_LINES] == 1.0 and maps_only.dp[kernels.DP_ATT_LINES] == 0.0
+    assert not np.array_equal(with_terms.w[0], w0)  # the updates changed the weights
+    for name in ("w", "wread", "wread_b", "state"):
+        np.testing.assert_array_equal(getattr(with_terms, name), getattr(maps_only, name))
+
+
 def test_attenuation_line_terms_are_checked_and_follow_the_maps(
     rng: np.random.Generator,
 ) -> None:
@@ -307,6 +339,12 @@ def test_attenuation_line_terms_are_checked_and_follow_the_maps(
         with pytest.raises(TileShapeError, match=message):
             tile.set_attenuation(att, att_b, lines=lines)  # type: ignore[arg-type]
         assert ka.dp[kernels.DP_ATT_LINES] == 0.0 and np.all(ka.att == 1.0)
+    # bit for bit means the sign of zero too: terms giving +0.0 where the map holds -0.0
+    ends = (np.array([1.0, 0, 0, 0, 0, 0]), np.zeros(9))
+    signed = 1.0 - (ends[0][:, None] + ends[1][None, :])  # row 0: +0.0
+    signed[0] = -0.0
+    with pytest.raises(TileShapeError, match="do not give the maps bit for bit"):
+        tile.set_attenuation(signed, signed, lines=(*ends, *ends))
     tile.set_attenuation(att, att_b, lines=(rows, cols, rows_b, cols_b))
     assert ka.dp[kernels.DP_ATT_LINES] == 1.0
     np.testing.assert_array_equal(ka.att_lines[kernels.ATT_B_COLS], cols_b)
