@@ -36,6 +36,10 @@ import numba
 import numpy as np
 
 from rpucircuit.model.kernels.layout import (
+    ATT_B_COLS,
+    ATT_B_ROWS,
+    ATT_COLS,
+    ATT_ROWS,
     PAR_DOWN,
     PAR_UP,
     PAR_WMAX,
@@ -383,6 +387,8 @@ def _half_select_hard(
     wread_b: Any,
     att_b: FloatArray,
     bwd: bool,
+    al: FloatArray,
+    lines: bool,
     s: UIntArray,
     par_lines: FloatArray,
     rows: Any,
@@ -396,7 +402,10 @@ def _half_select_hard(
     the number of coincidences. ``par_lines``: ``par`` field by field within each row and
     column by column (:func:`~rpucircuit.model.kernels.layout.par_lines_of`), for the
     passes over whole rows and down the columns. Scratch: ``rows`` (out,) int64 (filled
-    with the pulsing rows, then the silent ones from the end), ``zbuf`` (3, out).
+    with the pulsing rows, then the silent ones from the end), ``zbuf`` (5, out). ``al``,
+    ``lines``: the maps' line terms and ``dp[DP_ATT_LINES]`` (the pass down the pulsing
+    columns then computes the map values instead of loading them, one cache line per
+    device).
 
     Row by row, each in a branch-free loop of its own (:func:`_pulsing_row`,
     :func:`_silent_row`), then its read copies (:func:`_write_row`): one loop doing both,
@@ -471,6 +480,8 @@ def _half_select_hard(
         # less time for this pass on the FC network's first tile than down the silent rows
         # through their index list (measured)
         silent = zbuf[2]
+        fmap = zbuf[3]  # the column's map values, forward and backward
+        bmap = zbuf[4]
         for i in range(n_out):
             silent[i] = 1.0
         for ii in range(s0):
@@ -485,6 +496,18 @@ def _half_select_hard(
                 z0, z1, _ = _binomial3(base + np.uint64(i * n_in + j))
                 zbuf[0, i] = z0
                 zbuf[1, i] = z1
+            if lines:  # computed from the terms, the maps' values bit for bit
+                fc, bc = al[ATT_COLS, j], al[ATT_B_COLS, j]
+                for i in range(n_out):
+                    fmap[i] = 1.0 - (al[ATT_ROWS, i] + fc)
+                    bmap[i] = 1.0 - (al[ATT_B_ROWS, i] + bc)
+            else:  # loaded down the column in a loop of their own
+                if use_att:
+                    for i in range(n_out):
+                        fmap[i] = att[i, j]
+                if bwd:
+                    for i in range(n_out):
+                        bmap[i] = att_b[i, j]
             for i in range(n_out):
                 old = w[dv, i, j]
                 up, down = np.float64(pc[i, PAR_UP]), np.float64(pc[i, PAR_DOWN])
@@ -492,9 +515,9 @@ def _half_select_hard(
                 new = _silent_steps(old, up, down, lo, hi, sg, cm_j, cs_j, zbuf[0, i], zbuf[1, i])
                 v = new if silent[i] != 0.0 else old
                 w[dv, i, j] = v
-                wread[i, j] = (v + 0.0) * att[i, j] if use_att else v + 0.0
+                wread[i, j] = (v + 0.0) * fmap[i] if use_att else v + 0.0
                 if bwd:
-                    wread_b[i, j] = (v + 0.0) * att_b[i, j]
+                    wread_b[i, j] = (v + 0.0) * bmap[i]
         return n_coinc
     for jj in range(n_ac):
         j = acols[jj]

@@ -243,7 +243,7 @@ def pulsed_update(
     cspread = np.empty(hs_cols)
     hs_plines = _lines_of(par, par_lines) if hs_cols else par_lines
     hs_rows = np.empty(n_out if hs_cols else 0, dtype=np.int64)  # pulsing, then silent rows
-    hs_z = np.empty((3, n_out if hs_cols else 0))
+    hs_z = np.empty((5, n_out if hs_cols else 0))
     zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
     zpos = _C2C_BATCH
     n_coinc = 0
@@ -340,7 +340,8 @@ def pulsed_update(
                     _half_select_columns(x[smp], cmask, k_val, ctoc, csgn, cmean, cspread)
                 n_coinc += _half_select_hard(
                     dv, rmask, d[smp], cmask, csgn, cmean, cspread, acols, n_ac, all_cols, k_val,
-                    ctoc, w, wread, att, use_att, wread_b, att_b, bwd, s, hs_plines, hs_rows, hs_z,
+                    ctoc, w, wread, att, use_att, wread_b, att_b, bwd, att_lines, lines, s,
+                    hs_plines, hs_rows, hs_z,
                 )  # fmt: skip
             else:
                 # half-select, soft bounds: every device on a pulsing row or column, pulse
