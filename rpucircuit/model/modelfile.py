@@ -218,8 +218,7 @@ class ArrayModel:
         if self.ir_drop is None:
             return None
         terms: list[FloatArray] = []
-        directions: tuple[Direction, Direction] = ("forward", "backward")
-        for direction in directions:
+        for direction in DIRECTIONS:
             model: IRDropModel = getattr(self.ir_drop, direction)
             try:
                 terms.extend(model.attenuation_lines(out_size, in_size, direction))

@@ -35,10 +35,10 @@ import numpy as np
 
 from rpucircuit.config.base import check_choice, check_finite, check_nonnegative
 from rpucircuit.errors import ConfigError
-from rpucircuit.model.irdrop import FloatArray, IRDropModel
+from rpucircuit.model.irdrop import Direction, FloatArray, IRDropModel
 
 Origin = Literal["fitted", "config"]
-DIRECTIONS = ("forward", "backward")
+DIRECTIONS: tuple[Direction, Direction] = ("forward", "backward")
 """The two reads of a tile: forward ``y = W x``, backward ``z = Wᵀ δ``."""
 SOURCE_SEPARATOR = "\n"
 """Separator of a parameter's source cases in the ``parameters/sources`` column (a case

@@ -472,70 +472,71 @@ def _half_select_hard(
     # another: read from ``par``, each device cost a cache line of its own for them (the
     # FC network's first tile, replayed updates: 144 -> 88 us per update for this pass)
     pcols = _par_columns(par_lines)
+    # One device: down every row of the column in index order, a pulsing row keeping its
+    # weight (and rewriting the read copies it already holds, the same values), so the loop
+    # has no index list and its read copies are written in the same loop (as a call per
+    # column they cost more than the update on a conv1-sized tile); 9-10 % less time for
+    # this pass on the FC network's first tile than down the silent rows through their
+    # index list (measured). Several devices: down the silent rows, then their read copies.
+    silent = zbuf[2]
+    fmap = zbuf[3]  # the column's map values, forward and backward
+    bmap = zbuf[4]
     if n_dev == 1:
-        # One device: down every row of the column in index order, a pulsing row keeping
-        # its weight (and rewriting the read copies it already holds, the same values), so
-        # the loop has no index list and its read copies are written in the same loop (as a
-        # call per column they cost more than the update on a conv1-sized tile); 9-10 %
-        # less time for this pass on the FC network's first tile than down the silent rows
-        # through their index list (measured)
-        silent = zbuf[2]
-        fmap = zbuf[3]  # the column's map values, forward and backward
-        bmap = zbuf[4]
         for i in range(n_out):
             silent[i] = 1.0
         for ii in range(s0):
             silent[rows[ii]] = 0.0
-        for jj in range(n_ac):
-            j = acols[jj]
-            sg = sgn[j]
-            cm_j = cmean[j]
-            cs_j = cspread[j]
-            pc = pcols[dv, j]
-            for i in range(n_out):
-                z0, z1, _ = _binomial3(base + np.uint64(i * n_in + j))
-                zbuf[0, i] = z0
-                zbuf[1, i] = z1
-            if lines:  # computed from the terms, the maps' values bit for bit
-                fc, bc = al[ATT_COLS, j], al[ATT_B_COLS, j]
-                for i in range(n_out):
-                    fmap[i] = 1.0 - (al[ATT_ROWS, i] + fc)
-                    bmap[i] = 1.0 - (al[ATT_B_ROWS, i] + bc)
-            else:  # loaded down the column in a loop of their own
-                if use_att:
-                    for i in range(n_out):
-                        fmap[i] = att[i, j]
-                if bwd:
-                    for i in range(n_out):
-                        bmap[i] = att_b[i, j]
-            for i in range(n_out):
-                old = w[dv, i, j]
-                up, down = np.float64(pc[i, PAR_UP]), np.float64(pc[i, PAR_DOWN])
-                lo, hi = np.float64(pc[i, PAR_WMIN]), np.float64(pc[i, PAR_WMAX])
-                new = _silent_steps(old, up, down, lo, hi, sg, cm_j, cs_j, zbuf[0, i], zbuf[1, i])
-                v = new if silent[i] != 0.0 else old
-                w[dv, i, j] = v
-                wread[i, j] = (v + 0.0) * fmap[i] if use_att else v + 0.0
-                if bwd:
-                    wread_b[i, j] = (v + 0.0) * bmap[i]
-        return n_coinc
     for jj in range(n_ac):
         j = acols[jj]
         sg = sgn[j]
         cm_j = cmean[j]
         cs_j = cspread[j]
         pc = pcols[dv, j]
-        for ii in range(n_s):
-            z0, z1, _ = _binomial3(base + np.uint64(rows[s0 + ii] * n_in + j))
-            zbuf[0, ii] = z0
-            zbuf[1, ii] = z1
-        for ii in range(s0, n_out):
-            i = rows[ii]
+        if n_dev > 1:
+            for ii in range(n_s):
+                z0, z1, _ = _binomial3(base + np.uint64(rows[s0 + ii] * n_in + j))
+                zbuf[0, ii] = z0
+                zbuf[1, ii] = z1
+            for ii in range(s0, n_out):
+                i = rows[ii]
+                up, down = np.float64(pc[i, PAR_UP]), np.float64(pc[i, PAR_DOWN])
+                lo, hi = np.float64(pc[i, PAR_WMIN]), np.float64(pc[i, PAR_WMAX])
+                w[dv, i, j] = _silent_steps(
+                    w[dv, i, j], up, down, lo, hi, sg, cm_j, cs_j, zbuf[0, ii - s0],
+                    zbuf[1, ii - s0],
+                )  # fmt: skip
+            _write_cols(rows, n_out - n_s, n_out, acols, jj, jj + 1, w, wread, att, use_att,
+                        wread_b, att_b, bwd)  # fmt: skip
+            continue
+        for i in range(n_out):
+            z0, z1, _ = _binomial3(base + np.uint64(i * n_in + j))
+            zbuf[0, i] = z0
+            zbuf[1, i] = z1
+        # the column's map values in loops of their own: computed from the line terms (the
+        # maps' values bit for bit) or loaded down the column
+        if lines:
+            fc = al[ATT_COLS, j]
+            for i in range(n_out):
+                fmap[i] = 1.0 - (al[ATT_ROWS, i] + fc)
+            if bwd:
+                bc = al[ATT_B_COLS, j]
+                for i in range(n_out):
+                    bmap[i] = 1.0 - (al[ATT_B_ROWS, i] + bc)
+        else:
+            if use_att:
+                for i in range(n_out):
+                    fmap[i] = att[i, j]
+            if bwd:
+                for i in range(n_out):
+                    bmap[i] = att_b[i, j]
+        for i in range(n_out):
+            old = w[dv, i, j]
             up, down = np.float64(pc[i, PAR_UP]), np.float64(pc[i, PAR_DOWN])
             lo, hi = np.float64(pc[i, PAR_WMIN]), np.float64(pc[i, PAR_WMAX])
-            w[dv, i, j] = _silent_steps(
-                w[dv, i, j], up, down, lo, hi, sg, cm_j, cs_j, zbuf[0, ii - s0], zbuf[1, ii - s0]
-            )
-        _write_cols(rows, n_out - n_s, n_out, acols, jj, jj + 1, w, wread, att, use_att,
-                    wread_b, att_b, bwd)  # fmt: skip
+            new = _silent_steps(old, up, down, lo, hi, sg, cm_j, cs_j, zbuf[0, i], zbuf[1, i])
+            v = new if silent[i] != 0.0 else old
+            w[dv, i, j] = v
+            wread[i, j] = (v + 0.0) * fmap[i] if use_att else v + 0.0
+            if bwd:
+                wread_b[i, j] = (v + 0.0) * bmap[i]
     return n_coinc
