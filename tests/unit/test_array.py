@@ -223,6 +223,7 @@ NOISY = dataclasses.replace(QUIET, out_noise=0.01)
 )
 @pytest.mark.parametrize("path", ["one sample", "conv patches", "batched kernel"])
 @pytest.mark.parametrize("lines", [False, True], ids=["maps", "line terms"])
+@pytest.mark.parametrize("shape", [(6, 9), (12, 16)], ids=["6x9", "12x16"])
 def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     rng: np.random.Generator,
     io: rpu.IOConfig,
@@ -231,6 +232,7 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     backward_map: bool,
     path: str,
     lines: bool,
+    shape: tuple[int, int],
 ) -> None:
     """Each way the k = 0 updates refresh the read copies (one compiled copy per case in
     the single-sample update: ``kernels.pulses._refresh_copies``), for
@@ -239,25 +241,29 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     maps given as arrays or as line terms (``set_attenuation(lines=...)``: the updates
     then compute each map value): after the updates the forward copy is Σ devices ⊙
     forward map and the backward copy Σ devices ⊙ backward map, each float64 product
-    rounded once to the copy's precision, bit for bit."""
+    rounded once to the copy's precision, bit for bit. The batched updates walk a sample's
+    pulsing (row, column) pairs directly when there are few (6 × 9: at most 54) and
+    through slot lists otherwise (12 × 16: nearly every line pulses at this learning
+    rate, about 160 pairs); each writes the copies out itself for the common modes."""
+    n_out, n_in = shape
     dev = dataclasses.replace(rpu.ideal_device(), n_devices=n_dev, dw_min=0.02, dw_min_ctoc=0.3)
-    tile = _tile(6, 9, rng, forward=io, backward=io, device=dev)
-    tile.set_weights(rng.uniform(-0.3, 0.3, (6, 9)))
+    tile = _tile(n_out, n_in, rng, forward=io, backward=io, device=dev)
+    tile.set_weights(rng.uniform(-0.3, 0.3, (n_out, n_in)))
     # maps of the line-term form 1 - (row term + column term) either way
-    terms = (rng.uniform(0, 0.1, 6), rng.uniform(0, 0.1, 9))
-    fwd = terms if forward_map else (np.zeros(6), np.zeros(9))
-    bwd = (rng.uniform(0, 0.1, 6), rng.uniform(0, 0.1, 9)) if backward_map else fwd
+    terms = (rng.uniform(0, 0.1, n_out), rng.uniform(0, 0.1, n_in))
+    fwd = terms if forward_map else (np.zeros(n_out), np.zeros(n_in))
+    bwd = (rng.uniform(0, 0.1, n_out), rng.uniform(0, 0.1, n_in)) if backward_map else fwd
     att = 1.0 - (fwd[0][:, None] + fwd[1][None, :])
     att_b = 1.0 - (bwd[0][:, None] + bwd[1][None, :])
     tile.set_attenuation(att, att_b, lines=(*fwd, *bwd) if lines else None)
     assert tile.kernel_arrays().dp[kernels.DP_ATT_LINES] == float(lines)
-    tile.backward(np.ones(6))  # from here on the updates keep a backward copy, if any
+    tile.backward(np.ones(n_out))  # from here on the updates keep a backward copy, if any
     ka = tile.kernel_arrays()
     n = 1 if path == "one sample" else 40
     n_changed = 0
     for _ in range(10):
         before = ka.w.copy()
-        x, d = rng.uniform(-1, 1, (n, 9)), rng.uniform(-1, 1, (n, 6))
+        x, d = rng.uniform(-1, 1, (n, n_in)), rng.uniform(-1, 1, (n, n_out))
         if path == "one sample":
             tile.update(x[0], d[0], 0.2)
         elif path == "conv patches":
@@ -271,7 +277,7 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
             )  # fmt: skip
         n_changed += int(np.count_nonzero(ka.w != before))
     assert n_changed > 50  # the updates pulsed
-    total = np.zeros((6, 9))
+    total = np.zeros((n_out, n_in))
     for dv in range(n_dev):  # the kernels' order: 0.0 + device 0 + device 1 ...
         total = total + ka.w[dv]
     assert ka.wread.dtype == read_dtype(tile.config)

@@ -13,6 +13,10 @@ import numpy as np
 
 from rpucircuit.model.kernels.batched import _BATCH_LINES, _DIRECT_PAIRS
 from rpucircuit.model.kernels.layout import (
+    ATT_B_COLS,
+    ATT_B_ROWS,
+    ATT_COLS,
+    ATT_ROWS,
     BWD_KEPT,
     DP_ATT_LINES,
     DP_BOUNDED,
@@ -28,7 +32,9 @@ from rpucircuit.model.kernels.layout import (
 )
 from rpucircuit.model.kernels.pulses import (
     _C2C_BATCH,
+    _copy_cases,
     _copy_mode,
+    _line_map,
     _pulse_scales,
     _refresh_copies,
     _sign,
@@ -139,9 +145,11 @@ def conv_update(
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
     # how a changed device refreshes the read copies, at run time here (one compiled copy of
-    # the loops per mode, as pulsed_update's k = 0 loop has, gained conv2's update 3 % and
-    # took 50 s more to compile)
+    # the loops per mode, as pulsed_update's k = 0 loop has, took 50 s more to compile);
+    # the pulse loops write the common modes out (_copy_cases): through the inlined
+    # _refresh_copies, numba's reference counting made conv2's update twice as slow
     mode = _copy_mode(n_dev, use_att, bwd, dp[DP_ATT_LINES] != 0.0)
+    c_single, c_lines, c_maps = _copy_cases(mode)
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -229,10 +237,27 @@ def conv_update(
                                                 par[dv, i, j, PAR_WMAX],
                                             )
                                 w[dv, i, j] = v
-                                _refresh_copies(
-                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
-                                    att_lines,
-                                )  # fmt: skip
+                                if c_single:  # the common modes written out (pulses._copy_cases)
+                                    wread[i, j] = v
+                                elif c_lines:
+                                    total = v + 0.0
+                                    wread[i, j] = total * _line_map(
+                                        att_lines[ATT_ROWS, i], att_lines[ATT_COLS, j]
+                                    )
+                                    if bwd:
+                                        wread_b[i, j] = total * _line_map(
+                                            att_lines[ATT_B_ROWS, i], att_lines[ATT_B_COLS, j]
+                                        )
+                                elif c_maps:
+                                    total = v + 0.0
+                                    wread[i, j] = total * att[i, j]
+                                    if bwd:
+                                        wread_b[i, j] = total * att_b[i, j]
+                                else:
+                                    _refresh_copies(
+                                        mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
+                                        att_lines,
+                                    )  # fmt: skip
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -282,10 +307,27 @@ def conv_update(
                                             max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
                                         )
                             w[dv, i, j] = v
-                            _refresh_copies(
-                                mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
-                                att_lines,
-                            )  # fmt: skip
+                            if c_single:  # the common modes written out (pulses._copy_cases)
+                                wread[i, j] = v
+                            elif c_lines:
+                                total = v + 0.0
+                                wread[i, j] = total * _line_map(
+                                    att_lines[ATT_ROWS, i], att_lines[ATT_COLS, j]
+                                )
+                                if bwd:
+                                    wread_b[i, j] = total * _line_map(
+                                        att_lines[ATT_B_ROWS, i], att_lines[ATT_B_COLS, j]
+                                    )
+                            elif c_maps:
+                                total = v + 0.0
+                                wread[i, j] = total * att[i, j]
+                                if bwd:
+                                    wread_b[i, j] = total * att_b[i, j]
+                            else:
+                                _refresh_copies(
+                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
+                                    att_lines,
+                                )  # fmt: skip
     return n_coinc
 
 

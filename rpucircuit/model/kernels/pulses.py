@@ -52,6 +52,22 @@ def _copy_mode(n_dev: int, use_att: bool, bwd: bool, lines: bool) -> int:  # pra
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _line_map(row: float, col: float) -> float:  # pragma: no cover - compiled
+    """A map value from its line terms: 1 − (row term + column term)."""
+    return 1.0 - (row + col)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _copy_cases(mode: int) -> tuple[bool, bool, bool]:  # pragma: no cover - compiled
+    """Whether ``mode`` is :data:`COPY_SINGLE`, one of the two ``*_LINES`` modes, or one of
+    the two ``*_MAPS`` modes: the cases a loop with a run-time mode writes out itself, as
+    :func:`_refresh_copies` computes them (the backward copy where ``bwd``), so that no
+    call with its reference counting is made for them (see there)."""
+    lines = mode in (COPY_FWD_LINES, COPY_BOTH_LINES)
+    return mode == COPY_SINGLE, lines, mode in (COPY_FWD_MAP, COPY_BOTH_MAPS)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _refresh_copies(
     mode: int,
     i: int,
@@ -73,8 +89,12 @@ def _refresh_copies(
     from ``al`` (the tile's ``att_lines``), the value the map holds. The k = 0 loop of
     :func:`~.updates.pulsed_update` calls it with a literal ``mode`` (:func:`_copy_mode`)
     from code inlined once per mode, so that in the specialized modes no pulse tests the
-    switches (docs/performance.md has the measured gain); other callers pass the mode at
-    run time."""
+    switches (docs/performance.md has the measured gain). With a mode known only at run
+    time, the inlined copy costs numba's reference counting: each of its array arguments
+    is increfed on entry and decrefed in each branch, pairs the compiler cannot remove (an
+    atomic add each, about a dozen per call). Hot loops with a run-time mode therefore
+    write the common modes out themselves (:func:`_copy_cases`) and call this function
+    only for the rest."""
     if mode == COPY_SINGLE:
         wread[i, j] = v
     elif mode == COPY_FWD_MAP:
@@ -84,11 +104,11 @@ def _refresh_copies(
         wread[i, j] = total * att[i, j]
         wread_b[i, j] = total * att_b[i, j]
     elif mode == COPY_FWD_LINES:
-        wread[i, j] = (v + 0.0) * (1.0 - (al[ATT_ROWS, i] + al[ATT_COLS, j]))
+        wread[i, j] = (v + 0.0) * _line_map(al[ATT_ROWS, i], al[ATT_COLS, j])
     elif mode == COPY_BOTH_LINES:
         total = v + 0.0
-        wread[i, j] = total * (1.0 - (al[ATT_ROWS, i] + al[ATT_COLS, j]))
-        wread_b[i, j] = total * (1.0 - (al[ATT_B_ROWS, i] + al[ATT_B_COLS, j]))
+        wread[i, j] = total * _line_map(al[ATT_ROWS, i], al[ATT_COLS, j])
+        wread_b[i, j] = total * _line_map(al[ATT_B_ROWS, i], al[ATT_B_COLS, j])
     else:
         total = 0.0
         for dd in range(w.shape[0]):
