@@ -32,7 +32,6 @@ from rpucircuit.model.kernels.pulses import (
     _copy_mode,
     _line_map,
     _pulse_scales,
-    _refresh_copies,
     _sign,
     _soft_step,
     _step_index,
@@ -149,8 +148,8 @@ def _pulsed_update_batch(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
-    # how a changed device refreshes the read copies (the common modes written out in the
-    # pulse loops, as in conv.conv_update)
+    # how a changed device refreshes the read copies (every mode written out in the pulse
+    # loops, as in conv.conv_update)
     mode = _copy_mode(n_dev, use_att, bwd, dp[DP_ATT_LINES] != 0.0)
     c_single, c_lines, c_maps = _copy_cases(mode)
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
@@ -235,7 +234,7 @@ def _pulsed_update_batch(
                                                 par[dv, i, j, PAR_WMAX],
                                             )
                                 w[dv, i, j] = v
-                                if c_single:  # the common modes written out (pulses._copy_cases)
+                                if c_single:  # the read-copy modes written out (pulses._copy_cases)
                                     wread[i, j] = v
                                 elif c_lines:
                                     total = v + 0.0
@@ -251,11 +250,13 @@ def _pulsed_update_batch(
                                     wread[i, j] = total * att[i, j]
                                     if bwd:
                                         wread_b[i, j] = total * att_b[i, j]
-                                else:
-                                    _refresh_copies(
-                                        mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
-                                        att_lines,
-                                    )  # fmt: skip
+                                else:  # several devices (or a backward map alone): their sum
+                                    total = 0.0
+                                    for dd in range(n_dev):
+                                        total += w[dd, i, j]
+                                    wread[i, j] = total * att[i, j] if use_att else total
+                                    if bwd:
+                                        wread_b[i, j] = total * att_b[i, j]
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -305,7 +306,7 @@ def _pulsed_update_batch(
                                             max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
                                         )
                             w[dv, i, j] = v
-                            if c_single:  # the common modes written out (pulses._copy_cases)
+                            if c_single:  # the read-copy modes written out (pulses._copy_cases)
                                 wread[i, j] = v
                             elif c_lines:
                                 total = v + 0.0
@@ -321,9 +322,11 @@ def _pulsed_update_batch(
                                 wread[i, j] = total * att[i, j]
                                 if bwd:
                                     wread_b[i, j] = total * att_b[i, j]
-                            else:
-                                _refresh_copies(
-                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
-                                    att_lines,
-                                )  # fmt: skip
+                            else:  # several devices (or a backward map alone): their sum
+                                total = 0.0
+                                for dd in range(n_dev):
+                                    total += w[dd, i, j]
+                                wread[i, j] = total * att[i, j] if use_att else total
+                                if bwd:
+                                    wread_b[i, j] = total * att_b[i, j]
     return n_coinc

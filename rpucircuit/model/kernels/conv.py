@@ -36,7 +36,6 @@ from rpucircuit.model.kernels.pulses import (
     _copy_mode,
     _line_map,
     _pulse_scales,
-    _refresh_copies,
     _sign,
     _soft_step,
     _step_index,
@@ -146,7 +145,7 @@ def conv_update(
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
     # how a changed device refreshes the read copies, at run time here (one compiled copy of
     # the loops per mode, as pulsed_update's k = 0 loop has, took 50 s more to compile);
-    # the pulse loops write the common modes out (_copy_cases): through the inlined
+    # the pulse loops write every mode out (_copy_cases): through the inlined
     # _refresh_copies, numba's reference counting made conv2's update twice as slow
     mode = _copy_mode(n_dev, use_att, bwd, dp[DP_ATT_LINES] != 0.0)
     c_single, c_lines, c_maps = _copy_cases(mode)
@@ -237,7 +236,7 @@ def conv_update(
                                                 par[dv, i, j, PAR_WMAX],
                                             )
                                 w[dv, i, j] = v
-                                if c_single:  # the common modes written out (pulses._copy_cases)
+                                if c_single:  # the read-copy modes written out (pulses._copy_cases)
                                     wread[i, j] = v
                                 elif c_lines:
                                     total = v + 0.0
@@ -253,11 +252,13 @@ def conv_update(
                                     wread[i, j] = total * att[i, j]
                                     if bwd:
                                         wread_b[i, j] = total * att_b[i, j]
-                                else:
-                                    _refresh_copies(
-                                        mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
-                                        att_lines,
-                                    )  # fmt: skip
+                                else:  # several devices (or a backward map alone): their sum
+                                    total = 0.0
+                                    for dd in range(n_dev):
+                                        total += w[dd, i, j]
+                                    wread[i, j] = total * att[i, j] if use_att else total
+                                    if bwd:
+                                        wread_b[i, j] = total * att_b[i, j]
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -307,7 +308,7 @@ def conv_update(
                                             max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
                                         )
                             w[dv, i, j] = v
-                            if c_single:  # the common modes written out (pulses._copy_cases)
+                            if c_single:  # the read-copy modes written out (pulses._copy_cases)
                                 wread[i, j] = v
                             elif c_lines:
                                 total = v + 0.0
@@ -323,11 +324,13 @@ def conv_update(
                                 wread[i, j] = total * att[i, j]
                                 if bwd:
                                     wread_b[i, j] = total * att_b[i, j]
-                            else:
-                                _refresh_copies(
-                                    mode, i, j, v, w, wread, att, use_att, wread_b, att_b, bwd,
-                                    att_lines,
-                                )  # fmt: skip
+                            else:  # several devices (or a backward map alone): their sum
+                                total = 0.0
+                                for dd in range(n_dev):
+                                    total += w[dd, i, j]
+                                wread[i, j] = total * att[i, j] if use_att else total
+                                if bwd:
+                                    wread_b[i, j] = total * att_b[i, j]
     return n_coinc
 
 
