@@ -244,7 +244,7 @@ def test_read_copies_equal_the_maps_times_the_devices_bit_for_bit(
     rounded once to the copy's precision, bit for bit. The batched updates walk a sample's
     pulsing (row, column) pairs directly when there are few (6 × 9: at most 54) and
     through slot lists otherwise (12 × 16: nearly every line pulses at this learning
-    rate, about 160 pairs); each writes every mode's copies out itself."""
+    rate, about 160 pairs); each refreshes the copies through an inner function."""
     n_out, n_in = shape
     dev = dataclasses.replace(rpu.ideal_device(), n_devices=n_dev, dw_min=0.02, dw_min_ctoc=0.3)
     tile = _tile(n_out, n_in, rng, forward=io, backward=io, device=dev)

@@ -148,10 +148,35 @@ def _pulsed_update_batch(
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
     bwd = dp[DP_BWD_ATT] == BWD_KEPT  # a backward read copy to keep too
-    # how a changed device refreshes the read copies (every mode written out in the pulse
-    # loops, as in conv.conv_update)
-    mode = _copy_mode(n_dev, use_att, bwd, dp[DP_ATT_LINES] != 0.0)
-    c_single, c_lines, c_maps = _copy_cases(mode)
+    # how a changed device refreshes the read copies: an inner function, as in
+    # conv.conv_update (which says why)
+    c_single, c_lines, c_maps = _copy_cases(
+        _copy_mode(n_dev, use_att, bwd, dp[DP_ATT_LINES] != 0.0)
+    )
+
+    def refresh(i: int, j: int, v: float) -> None:
+        if c_single:
+            wread[i, j] = v
+        elif c_lines:
+            total = v + 0.0
+            wread[i, j] = total * _line_map(att_lines[ATT_ROWS, i], att_lines[ATT_COLS, j])
+            if bwd:
+                wread_b[i, j] = total * _line_map(
+                    att_lines[ATT_B_ROWS, i], att_lines[ATT_B_COLS, j]
+                )
+        elif c_maps:
+            total = v + 0.0
+            wread[i, j] = total * att[i, j]
+            if bwd:
+                wread_b[i, j] = total * att_b[i, j]
+        else:  # several devices (or a backward map alone): their sum
+            total = 0.0
+            for dd in range(n_dev):
+                total += w[dd, i, j]
+            wread[i, j] = total * att[i, j] if use_att else total
+            if bwd:
+                wread_b[i, j] = total * att_b[i, j]
+
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
     chunk = max(1, _BATCH_LINES // max(n_in, n_out))
     cap = _padded(chunk * max(n_in, n_out))
@@ -234,29 +259,7 @@ def _pulsed_update_batch(
                                                 par[dv, i, j, PAR_WMAX],
                                             )
                                 w[dv, i, j] = v
-                                if c_single:  # the read-copy modes written out (pulses._copy_cases)
-                                    wread[i, j] = v
-                                elif c_lines:
-                                    total = v + 0.0
-                                    wread[i, j] = total * _line_map(
-                                        att_lines[ATT_ROWS, i], att_lines[ATT_COLS, j]
-                                    )
-                                    if bwd:
-                                        wread_b[i, j] = total * _line_map(
-                                            att_lines[ATT_B_ROWS, i], att_lines[ATT_B_COLS, j]
-                                        )
-                                elif c_maps:
-                                    total = v + 0.0
-                                    wread[i, j] = total * att[i, j]
-                                    if bwd:
-                                        wread_b[i, j] = total * att_b[i, j]
-                                else:  # several devices (or a backward map alone): their sum
-                                    total = 0.0
-                                    for dd in range(n_dev):
-                                        total += w[dd, i, j]
-                                    wread[i, j] = total * att[i, j] if use_att else total
-                                    if bwd:
-                                        wread_b[i, j] = total * att_b[i, j]
+                                refresh(i, j, v)
                     continue
                 need = np.uint64(0)  # slots some pulsing row of this device meets
                 for ii in range(n_ar):
@@ -306,27 +309,5 @@ def _pulsed_update_batch(
                                             max(v, par[dv, i, j, PAR_WMIN]), par[dv, i, j, PAR_WMAX]
                                         )
                             w[dv, i, j] = v
-                            if c_single:  # the read-copy modes written out (pulses._copy_cases)
-                                wread[i, j] = v
-                            elif c_lines:
-                                total = v + 0.0
-                                wread[i, j] = total * _line_map(
-                                    att_lines[ATT_ROWS, i], att_lines[ATT_COLS, j]
-                                )
-                                if bwd:
-                                    wread_b[i, j] = total * _line_map(
-                                        att_lines[ATT_B_ROWS, i], att_lines[ATT_B_COLS, j]
-                                    )
-                            elif c_maps:
-                                total = v + 0.0
-                                wread[i, j] = total * att[i, j]
-                                if bwd:
-                                    wread_b[i, j] = total * att_b[i, j]
-                            else:  # several devices (or a backward map alone): their sum
-                                total = 0.0
-                                for dd in range(n_dev):
-                                    total += w[dd, i, j]
-                                wread[i, j] = total * att[i, j] if use_att else total
-                                if bwd:
-                                    wread_b[i, j] = total * att_b[i, j]
+                            refresh(i, j, v)
     return n_coinc

@@ -61,8 +61,9 @@ def _line_map(row: float, col: float) -> float:  # pragma: no cover - compiled
 def _copy_cases(mode: int) -> tuple[bool, bool, bool]:  # pragma: no cover - compiled
     """Whether ``mode`` is :data:`COPY_SINGLE`, one of the two ``*_LINES`` modes, or one of
     the two ``*_MAPS`` modes (else :data:`COPY_ANY`): the cases a loop with a run-time mode
-    writes out itself, as :func:`_refresh_copies` computes them (the backward copy where
-    ``bwd``), so that no inlined call with its reference counting is made (see there)."""
+    refreshes through its own inner function, as :func:`_refresh_copies` computes them
+    (the backward copy where ``bwd``), so that no call with reference counting is made (see
+    there)."""
     lines = mode in (COPY_FWD_LINES, COPY_BOTH_LINES)
     return mode == COPY_SINGLE, lines, mode in (COPY_FWD_MAP, COPY_BOTH_MAPS)
 
@@ -92,9 +93,10 @@ def _refresh_copies(
     switches (docs/performance.md has the measured gain). With a mode known only at run
     time, the inlined copy costs numba's reference counting: each of its array arguments
     is increfed on entry and decrefed in each branch, pairs the compiler cannot remove (an
-    atomic add each, about a dozen per call). The batched updates' pulse loops, whose mode
-    is known only at run time, therefore write every mode out themselves
-    (:func:`_copy_cases`)."""
+    atomic add each, about a dozen per call). The batched updates, whose mode is known only
+    at run time, therefore refresh the copies through an inner function of their own (which
+    numba inlines with their arrays, without reference counting), its case chosen by
+    :func:`_copy_cases`."""
     if mode == COPY_SINGLE:
         wread[i, j] = v
     elif mode == COPY_FWD_MAP:
