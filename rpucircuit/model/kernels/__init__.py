@@ -30,7 +30,12 @@ Reference path (plain numpy, slow and obvious): :func:`reference_read` and
 over the whole array. Tests compare fast against reference statistically.
 """
 
-# first, before any kernel module loads compiled code: importing it drops a numba cache
+# first, before numba sets up its CPU target (importing numba's cache module does): the
+# vector width the kernels are compiled for
+import rpucircuit.model.kernels.target
+
+# isort: split
+# then, before any kernel module loads compiled code: importing it drops a numba cache
 # compiled from other kernel sources (numba checks only each function's own file)
 import rpucircuit.model.kernels.cacheguard  # noqa: F401  (isort: first)
 from rpucircuit.model.kernels.dense import (
