@@ -30,8 +30,8 @@ Reference path (plain numpy, slow and obvious): :func:`reference_read` and
 over the whole array. Tests compare fast against reference statistically.
 """
 
-# first, before numba sets up its CPU target (importing numba's cache module does): the
-# vector width the kernels are compiled for
+# first, before any compiled function is defined (numba sets up its CPU target at the
+# first): the vector width the kernels are compiled for
 import rpucircuit.model.kernels.target
 
 # isort: split
