@@ -30,6 +30,20 @@ def _compiled_for() -> str:
     return str(registry.cpu_target.target_context.codegen().magic_tuple()[2])
 
 
+def _child(code: str, *, wide: bool) -> list[str]:
+    """What ``code`` prints, run in a fresh Python without the user's numba target choice
+    (and with ``RPUCIRCUIT_WIDE_VECTORS=0`` unless ``wide``), split into words."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+    env.pop(target.OPT_OUT, None)
+    if not wide:
+        env[target.OPT_OUT] = "0"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=500
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.split()
+
+
 def _clear_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (target.OPT_OUT, "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"):
         monkeypatch.delenv(name, raising=False)
@@ -85,18 +99,7 @@ print(target.APPLIED is None, config.CPU_FEATURES is None,
 def test_a_target_numba_set_up_before_the_kernels_is_left_alone() -> None:
     """A numba function defined before the kernels are imported fixes numba's target: the
     module then changes nothing (no features recorded, numba's config untouched)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
-    env.pop(target.OPT_OUT, None)
-    out = subprocess.run(
-        [sys.executable, "-c", _DEFINED_FIRST.format(suffix=_SUFFIX)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["True", "True", "False"]
+    assert _child(_DEFINED_FIRST.format(suffix=_SUFFIX), wide=True) == ["True", "True", "False"]
 
 
 _DIGESTS = """
@@ -126,15 +129,5 @@ def test_the_vector_width_changes_no_update_bit(monkeypatch: pytest.MonkeyPatch)
         _hs_digest((1, 16, 26), 20, 0.3, True, "C"),
         _k0_digest(ir=True, batch=True),
     ]
-    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
-    env[target.OPT_OUT] = "0"
-    out = subprocess.run(
-        [sys.executable, "-c", _DIGESTS.format(unit=_UNIT, suffix=_SUFFIX)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=500,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["False", *here]  # the child compiled for 256 bits
+    child = _child(_DIGESTS.format(unit=_UNIT, suffix=_SUFFIX), wide=False)
+    assert child == ["False", *here]  # the child compiled for 256 bits
