@@ -17,7 +17,7 @@ from rpucircuit.model.kernels.prefetch import prefetch_for_write
 def _column_sum(a: np.ndarray, j: int, ahead: int) -> float:  # pragma: no cover - compiled
     total = 0.0
     for i in range(a.shape[0]):
-        if i + ahead < a.shape[0]:
+        if ahead > 0 and i + ahead < a.shape[0]:  # ahead = 0: no prefetch
             prefetch_for_write(a, i + ahead, j)
         a[i, j] += 1.0
         total += a[i, j]
