@@ -469,8 +469,9 @@ def _half_select_hard(
     # few pulsing columns: column by column down the silent rows (a constant stride; row
     # by row the gaps between the pulsing columns vary and every device waited for its
     # cache lines: 16 against 5 ns per device). Intel's hardware prefetchers do not follow
-    # a stride of a whole row, so the weights are prefetched a few rows ahead (the FC
-    # network at k = 0.1 on an Intel Xeon: 385-399 -> 354-372 us per sample). A
+    # a stride of a whole row, so the one-device loop prefetches the weights a few rows
+    # ahead (the FC network at k = 0.1 on an Intel Xeon: 385-399 -> 354-372 us per
+    # sample). A
     # column's normals come first, in a loop of their own that vectorizes (in the device
     # loop the hashes ran one at a time: 20 % of this part on the FC network's first tile,
     # measured)

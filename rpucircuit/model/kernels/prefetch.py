@@ -17,7 +17,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 _WRITE = 1  # llvm.prefetch's rw argument: the line will be written
-_LOCALITY = 3  # keep it in every cache level (prefetcht0 on x86)
+_LOCALITY = 3  # keep it in every cache level (x86: prefetchw, or prefetcht0 without it)
 _DATA = 1  # the data cache
 
 
