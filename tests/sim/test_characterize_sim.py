@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -147,15 +148,21 @@ def test_command_runs_a_tiny_campaign(tmp_path: Path) -> None:
 
 
 def test_failed_jobs_leave_no_campaign_file(tmp_path: Path) -> None:
-    # Every ngspice run gets 1 ms: each one is killed as hung. The campaign reports the
-    # failures together, keeps what finished (the nodal job) cached, and writes no file.
+    # Every ngspice run gets 1 ms: each one is killed as hung, unless the caller was
+    # descheduled long enough for a tiny run to finish first (a loaded machine). The
+    # campaign reports the failures together, keeps what finished (at least the nodal job)
+    # cached, and writes no file.
     spec = ch.load_spec(TINY + "timeout_s = 0.001\n", source="tiny.toml")
     out = tmp_path / "run"
-    with pytest.raises(SweepError, match="job\\(s\\) failed"):
+    with pytest.raises(SweepError, match="job\\(s\\) failed") as caught:
         ch.run_campaign(spec, out, n_workers=2, progress=False)
+    counts = re.search(r"(\d+) of (\d+) job\(s\) failed", str(caught.value))
+    assert counts is not None
+    n_failed, n_jobs = int(counts[1]), int(counts[2])
+    assert 1 <= n_failed < n_jobs  # the nodal job never fails
     assert not (out / ch.RESULT_NAME).exists()
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp"))
-    assert len(list((out / "cache").glob("*.h5"))) == 1  # the nodal job
+    assert len(list((out / "cache").glob("*.h5"))) == n_jobs - n_failed
 
 
 def test_run_job_simulates_in_the_folder_it_is_given(
