@@ -471,10 +471,9 @@ def _half_select_hard(
     # cache lines: 16 against 5 ns per device). Intel's hardware prefetchers do not follow
     # a stride of a whole row, so the one-device loop prefetches the weights a few rows
     # ahead (the FC network at k = 0.1 on an Intel Xeon: 385-399 -> 354-372 us per
-    # sample). A
-    # column's normals come first, in a loop of their own that vectorizes (in the device
-    # loop the hashes ran one at a time: 20 % of this part on the FC network's first tile,
-    # measured)
+    # sample). A column's normals come first, in a loop of their own that vectorizes (in
+    # the device loop the hashes ran one at a time: 20 % of this part on the FC network's
+    # first tile, measured)
     s0 = n_out - n_s
     # The parameters come column by column (_par_columns), a column's devices one after
     # another: read from ``par``, each device cost a cache line of its own for them (the
@@ -489,6 +488,7 @@ def _half_select_hard(
     silent = zbuf[2]
     fmap = zbuf[3]  # the column's map values, forward and backward
     bmap = zbuf[4]
+    wd = w[dv]  # the device layer's weights, for the prefetch
     if n_dev == 1:
         for i in range(n_out):
             silent[i] = 1.0
@@ -537,7 +537,6 @@ def _half_select_hard(
             if bwd:
                 for i in range(n_out):
                     bmap[i] = att_b[i, j]
-        wd = w[dv]
         for i in range(n_out):
             if i + _PREFETCH_ROWS < n_out:  # a row apart: farther than hardware prefetches
                 prefetch_for_write(wd, i + _PREFETCH_ROWS, j)
