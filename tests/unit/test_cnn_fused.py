@@ -4,6 +4,9 @@
   and fall back to division near rounding ties: compared here element by element, bit for
   bit, with the division formula (the definition) on values built to sit on and next to
   ties, at the clip bounds, signed zeros and extreme divisors.
+* A batch read through a column-major copy (conv1's forward read, every backward read of
+  a batch) lists each vector's nonzero inputs without a branch: equal bit for bit to the
+  one-vector read, which tests each input.
 * The conv tiles' batched update (:func:`rpucircuit.model.kernels.conv.conv_update`)
   against the general batched update it replaces: device weights, read copies, generator
   words and coincidence counts equal bit for bit, for sparse and dense patches and errors,
@@ -32,7 +35,7 @@ from rpucircuit.errors import TileShapeError
 from rpucircuit.model import kernels
 from rpucircuit.model.kernels.batched import _pulsed_update_batch
 from rpucircuit.model.kernels.conv import conv_update, patch_update
-from rpucircuit.model.kernels.reads import _adc_row, _dac_row
+from rpucircuit.model.kernels.reads import _adc_row, _dac_row, _mvm
 from rpucircuit.model.layers import AnalogConv2d, AnalogLinear, Flatten, MaxPool2d, Tanh
 from rpucircuit.model.network import Network, cnn_gokmen_2017
 from rpucircuit.model.tile import AnalogTile
@@ -46,8 +49,9 @@ FP = floating_point()
 @numba.njit(cache=False)
 def _dac_rows(x: np.ndarray, bound: float, step: float, divisors: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape)
+    xf, outf = x.reshape(-1), out.reshape(-1)  # the flattened batch _dac_row works on
     for k in range(x.shape[0]):
-        _dac_row(x, k, out, bound, step, divisors[k])
+        _dac_row(xf, k, x.shape[1], outf, bound, step, divisors[k])
     return out
 
 
@@ -87,6 +91,34 @@ def test_dac_quantizer_is_bit_identical_to_division(rng: np.random.Generator, st
     got = _dac_rows(x, bound, step, divisors)
     want = _dac_definition(x, bound, step, divisors)
     assert np.array_equal(got.view(np.int64), want.view(np.int64))  # bits, signed zeros too
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("r", "c"), [(16, 26), (401, 32), (3, 1)])
+def test_batched_column_major_read_is_bit_identical_to_one_vector_reads(
+    rng: np.random.Generator, dtype: type, r: int, c: int
+) -> None:
+    """:func:`_mvm` on a column-major weight copy (r outputs, c inputs): the batch path
+    (each vector's nonzero inputs listed first) against the one-vector path (a test per
+    input), bit for bit, on sparse vectors with an all-zero one and signed zeros; and
+    against a float64 product to float rounding (the sums' order is fixed, the terms
+    exact in float64)."""
+    w = np.asfortranarray(rng.normal(0.0, 0.1, (r, c)).astype(dtype))
+    n = 40
+    xq = (rng.normal(size=(n, c)) * (rng.random((n, c)) < 0.3)).astype(dtype)
+    xq[3] = 0.0
+    xq[5, ::2] = -0.0
+    xq[7] = rng.normal(size=c)  # a dense one
+    got = np.empty((n, r), dtype=dtype)
+    _mvm(w, xq, got)
+    one = np.empty((1, r), dtype=dtype)
+    for k in range(n):
+        _mvm(w, xq[k : k + 1], one)
+        assert np.array_equal(got[k].view(np.uint8), one[0].view(np.uint8)), k
+    want = xq.astype(np.float64) @ w.T.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol * (1 + np.abs(want).max()))
+    assert np.all(got[3] == 0.0) and not np.any(np.signbit(got[3]))
 
 
 def test_adc_quantizer_is_bit_identical_to_division(rng: np.random.Generator) -> None:
