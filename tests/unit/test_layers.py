@@ -61,7 +61,16 @@ def numeric_grad(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = FD_
 # --------------------------------------------------------------------------- im2col / col2im
 
 
-@pytest.mark.parametrize(("shape", "k", "stride"), [((7, 6, 3), 3, 1), ((9, 8, 2), 3, 2)])
+@pytest.mark.parametrize(
+    ("shape", "k", "stride"),
+    [
+        ((7, 6, 3), 3, 1),  # runs of k·C = 9 values: copied run by run
+        ((9, 8, 2), 3, 2),  # runs of 6: the unrolled copy of at most 8
+        ((28, 28, 1), 5, 1),  # paper B's conv1 (runs of 5)
+        ((11, 10, 1), 3, 2),  # one channel, stride 2
+        ((6, 7, 4), 2, 1),  # runs of exactly 8
+    ],
+)
 def test_im2col_kernel_equals_reference(
     rng: np.random.Generator, shape: tuple[int, int, int], k: int, stride: int
 ) -> None:
