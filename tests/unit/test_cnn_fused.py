@@ -93,8 +93,32 @@ def test_dac_quantizer_is_bit_identical_to_division(rng: np.random.Generator, st
     assert np.array_equal(got.view(np.int64), want.view(np.int64))  # bits, signed zeros too
 
 
+@pytest.mark.parametrize("step", [0.0, 1.0e-7])
+def test_dac_without_levels_or_with_too_many_is_bit_identical_to_division(
+    rng: np.random.Generator, step: float
+) -> None:
+    """The DAC's other two branches: no quantization (step 0: the clip alone) and a step
+    too fine for the reciprocal form (1e7 levels > ``_FAST_LEVELS``: division per
+    element), bit for bit against the definition, at and past the bounds and on zeros of
+    both signs."""
+    bound = 1.0
+    q = np.concatenate(
+        [
+            rng.uniform(-1.5, 1.5, 500),
+            [0.0, -0.0, 1.0, -1.0, 1.0 + 1e-16, -1.0 - 1e-16, 3.0, -3.0, 1e-300, -1e-300],
+        ]
+    )
+    divisors = np.array([1.0, 0.37, 7.5, 2.0e300])
+    x = np.stack([q * d for d in divisors])
+    got = _dac_rows(x, bound, step, divisors)
+    want = np.clip(x / divisors[:, None], -bound, bound)
+    if step > 0.0:
+        want = np.rint(want / step) * step
+    assert np.array_equal(got.view(np.int64), want.view(np.int64))  # bits, signed zeros too
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("r", "c"), [(16, 26), (401, 32), (3, 1)])
+@pytest.mark.parametrize(("r", "c"), [(16, 26), (401, 32), (3, 2)])
 def test_batched_column_major_read_is_bit_identical_to_one_vector_reads(
     rng: np.random.Generator, dtype: type, r: int, c: int
 ) -> None:

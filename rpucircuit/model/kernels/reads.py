@@ -88,10 +88,11 @@ def _dac_row(
     Two divisions per element were a third of paper B's conv2 forward read (64 × 401).
 
     On flat arrays made once per batch, with 1-D indexing and selects (the loops
-    vectorize), and with no call inside: a row view per row (numba counts references on
-    every view it makes) or a call to a function with array arguments in the row loop,
-    even one never taken, made the DAC of paper B's conv1 patches (576 rows of 26) 18 →
-    28-31 µs per image (Intel Xeon, 2026-12-07)."""
+    vectorize), and calling no function with array arguments (only the inlined, scalar
+    :func:`_quantize_exact`): the DAC of paper B's conv1 patches (576 rows of 26) took
+    18-19 µs per image so, 27-28 with a row view per row (numba counts references on every
+    view it makes) and 31 with a call of a function with array arguments in the row loop,
+    even one never taken (Intel Xeon, 2026-12-07)."""
     base = k * m
     if step > 0.0:
         big = bound / step
