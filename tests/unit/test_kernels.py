@@ -120,6 +120,50 @@ def test_bit_streams_have_probability_p(rng: np.random.Generator, bl: int) -> No
         assert np.all(masks >> np.uint64(bl) == 0)
 
 
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(c: int) -> int:
+    """SplitMix64 (Steele, Lea & Flood 2014) output for counter ``c``, in Python integers."""
+    z = (c * 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def test_splitmix64_reference_gives_the_published_sequence() -> None:
+    """The reference below is SplitMix64: seeded with 0, the generator's first two outputs
+    are 0xE220A8397B1DCDAF and 0x6E789E6AA1B965F4 (counters 1 and 2)."""
+    assert _splitmix64(1) == 0xE220A8397B1DCDAF
+    assert _splitmix64(2) == 0x6E789E6AA1B965F4
+
+
+@pytest.mark.parametrize("bl", [1, 2, 7, 10, 31, 64])
+@pytest.mark.parametrize("n", [1, 8, 13])
+def test_bit_streams_equal_the_counter_reference(rng: np.random.Generator, bl: int, n: int) -> None:
+    """The kernel's bit streams bit for bit against the documented scheme in plain Python:
+    slot pair h of line j takes the SplitMix64 output of counter s[4] + j·⌈bl/2⌉ + h, its
+    high 32 bits decide slot 2h and its low 32 bits slot 2h + 1, each fires when below
+    floor(p·2³²), and s[4] advances by n·⌈bl/2⌉. Pins the generator against rewrites of
+    its loops (they must keep every bit: runs reproduce from their seeds)."""
+    s = kernels.seed_state(rng)
+    p = rng.choice([0.0, 1e-9, 0.03, 0.5, 0.97, 1.0, 1.7], size=n)
+    p[: min(n, 3)] = rng.random(min(n, 3))
+    base = int(s[4])
+    masks = kernels.bit_streams(p, bl, s)
+    n_pairs = (bl + 1) // 2
+    assert int(s[4]) == base + n * n_pairs
+    for j in range(n):
+        thr = 1 << 32 if p[j] >= 1.0 else int(p[j] * 2.0**32)
+        expected = 0
+        for h in range(n_pairs):
+            z = _splitmix64(base + j * n_pairs + h)
+            expected |= int((z >> 32) < thr) << (2 * h)
+            if 2 * h + 1 < bl:
+                expected |= int((z & 0xFFFFFFFF) < thr) << (2 * h + 1)
+        assert int(masks[j]) == expected, (j, p[j])
+
+
 @pytest.mark.parametrize("bl", [7, 10])
 def test_bit_stream_slots_are_independent(rng: np.random.Generator, bl: int) -> None:
     """Each slot fires with p and slots are pairwise independent, in particular the two

@@ -48,7 +48,7 @@ from rpucircuit.model.kernels.layout import (
     UIntArray,
 )
 from rpucircuit.model.kernels.prefetch import prefetch_for_write
-from rpucircuit.model.kernels.streams import _popcount, _splitmix
+from rpucircuit.model.kernels.streams import _GAMMA, _mix_gamma, _popcount
 
 _FIELD_BITS = 21
 _FIELD_MASK = np.uint64((1 << _FIELD_BITS) - 1)
@@ -61,7 +61,14 @@ _FIELD_SCALE = 1.0 / np.sqrt(_FIELD_BITS / 4.0)
 def _binomial3(c: np.uint64) -> tuple[float, float, float]:  # pragma: no cover - compiled
     """Three independent centred-binomial normals (mean 0, variance 1, exact) from the
     SplitMix64 output of counter ``c``: bits 0–20, 21–41 and 42–62."""
-    h = _splitmix(c)
+    return _binomial3_gamma(c * _GAMMA)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _binomial3_gamma(cg: np.uint64) -> tuple[float, float, float]:  # pragma: no cover
+    """:func:`_binomial3` of the counter c for which ``cg`` = c·γ (the form a loop over
+    consecutive counters keeps, :func:`~rpucircuit.model.kernels.streams._mix_gamma`)."""
+    h = _mix_gamma(cg)
     z0 = (float(_popcount(h & _FIELD_MASK)) - _FIELD_MEAN) * _FIELD_SCALE
     z1 = (float(_popcount((h >> np.uint64(21)) & _FIELD_MASK)) - _FIELD_MEAN) * _FIELD_SCALE
     z2 = (float(_popcount((h >> np.uint64(42)) & _FIELD_MASK)) - _FIELD_MEAN) * _FIELD_SCALE
@@ -85,9 +92,9 @@ def binomial_normals(n: int, s: UIntArray) -> FloatArray:  # pragma: no cover - 
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _binomial1(c: np.uint64) -> float:  # pragma: no cover - compiled
-    """The first normal of :func:`_binomial3` of counter ``c`` (bits 0–20)."""
-    bits = float(_popcount(_splitmix(c) & _FIELD_MASK))
+def _binomial1_gamma(cg: np.uint64) -> float:  # pragma: no cover - compiled
+    """The first normal of :func:`_binomial3_gamma` of ``cg`` (bits 0–20)."""
+    bits = float(_popcount(_mix_gamma(cg) & _FIELD_MASK))
     return float((bits - _FIELD_MEAN) * _FIELD_SCALE)
 
 
@@ -169,14 +176,14 @@ def _pulsing_device(
     rspread: float,
     k: float,
     ctoc: float,
-    c: np.uint64,
+    cg: np.uint64,
 ) -> float:  # pragma: no cover - compiled
     """New weight of a device on a pulsing row (direction sign ``tau``; ``rmean``,
     ``rspread``: k·n_r and ctoc·k·√n_r) whose column has sign ``sg`` and per-phase terms
     ``cmean``, ``cspread`` and meets the row in ``nf`` slots and not in ``nh``: the
-    phases R, X, Y of the module docstring in time order, each clipped; normals from
-    counter ``c``."""
-    z0, z1, z2 = _binomial3(c)
+    phases R, X, Y of the module docstring in time order, each clipped; normals from the
+    counter c with c·γ = ``cg`` (:func:`_binomial3_gamma`)."""
+    z0, z1, z2 = _binomial3_gamma(cg)
     ax = -sg * tau  # direction of X; Y and R go the other way
     step_x = up if ax > 0.0 else down
     step_o = down if ax > 0.0 else up
@@ -240,13 +247,15 @@ def _pulsing_row(
     n_r = float(_popcount(rm))
     rmean = k * n_r
     rspread = ctoc * k * np.sqrt(n_r)
+    cg = row_base * _GAMMA  # (device j's counter row_base + j)·γ
     for j in range(n_in):
         cm = cmask[j]
         up, down, lo, hi = _fields(pf, j)
         wrow[j] = _pulsing_device(
             wrow[j], up, down, lo, hi, float(_popcount(rm & cm)), float(_popcount(rm ^ cm)),
-            sgn[j], tau, cmean[j], cspread[j], rmean, rspread, k, ctoc, row_base + np.uint64(j),
+            sgn[j], tau, cmean[j], cspread[j], rmean, rspread, k, ctoc, cg,
         )  # fmt: skip
+        cg += _GAMMA
 
 
 @numba.njit(cache=True, nogil=True)
@@ -263,9 +272,11 @@ def _silent_row(
     (columns without pulses keep their weights; ``pf`` as for :func:`_pulsing_row`),
     vectorized as :func:`_pulsing_row` is: for rows where many columns pulse."""
     n_in = wrow.shape[0]
+    cg = row_base * _GAMMA  # (device j's counter row_base + j)·γ
     for j in range(n_in):
         v = wrow[j]
-        z0, z1, _ = _binomial3(row_base + np.uint64(j))
+        z0, z1, _ = _binomial3_gamma(cg)
+        cg += _GAMMA
         up, down, lo, hi = _fields(pf, j)
         new = _silent_steps(v, up, down, lo, hi, sgn[j], cmean[j], cspread[j], z0, z1)
         wrow[j] = new if cmask[j] != 0 else v
@@ -500,9 +511,11 @@ def _half_select_hard(
         cm_j = cmean[j]
         cs_j = cspread[j]
         pc = pcols[dv, j]
+        cg0 = (base + np.uint64(j)) * _GAMMA  # (counter base + i·n_in + j)·γ at i = 0
+        step = np.uint64(n_in) * _GAMMA  # and its step i → i + 1
         if n_dev > 1:
             for ii in range(n_s):
-                z0, z1, _ = _binomial3(base + np.uint64(rows[s0 + ii] * n_in + j))
+                z0, z1, _ = _binomial3_gamma(cg0 + np.uint64(rows[s0 + ii]) * step)
                 zbuf[0, ii] = z0
                 zbuf[1, ii] = z1
             for ii in range(s0, n_out):
@@ -516,8 +529,10 @@ def _half_select_hard(
             _write_cols(rows, n_out - n_s, n_out, acols, jj, jj + 1, w, wread, att, use_att,
                         wread_b, att_b, bwd)  # fmt: skip
             continue
+        cg = cg0
         for i in range(n_out):
-            z0, z1, _ = _binomial3(base + np.uint64(i * n_in + j))
+            z0, z1, _ = _binomial3_gamma(cg)
+            cg += step
             zbuf[0, i] = z0
             zbuf[1, i] = z1
         # the column's map values in loops of their own: computed from the line terms (the

@@ -46,7 +46,7 @@ import numpy as np
 
 from rpucircuit.model.kernels.halfselect import (
     _ZMAX,
-    _binomial1,
+    _binomial1_gamma,
     _binomial3,
     _clip,
     _fields,
@@ -67,7 +67,7 @@ from rpucircuit.model.kernels.layout import (
     UIntArray,
 )
 from rpucircuit.model.kernels.pulses import _pulse_scales
-from rpucircuit.model.kernels.streams import _padded, _popcount, _streams
+from rpucircuit.model.kernels.streams import _GAMMA, _padded, _popcount, _streams
 
 _BLOCK = 64
 """Samples per block of :func:`_half_select_batch`."""
@@ -97,6 +97,7 @@ def _far_row(
     k2 = k * k
     zfac = 1.0 + _ZMAX * ctoc
     n_near = 0
+    cg = row_base * _GAMMA  # (device j's counter row_base + j)·γ
     for j in range(n_in):
         v = wrow[j]
         up, down, lo, hi = _fields(pf, j)  # float64 values of the float32 copy
@@ -106,7 +107,8 @@ def _far_row(
         mean = up * (c1 * fp + k * lone) - down * (c1 * fm + k * lone)
         var = up * up * (c2 * fp + k2 * lone) + down * down * (c2 * fm + k2 * lone)
         reach = max(up, down) * (c1 * (fp + fm) + 2.0 * k * lone) * zfac
-        z = _binomial1(row_base + np.uint64(j))
+        z = _binomial1_gamma(cg)
+        cg += _GAMMA
         new = _clip(v + (mean + ctoc * np.sqrt(var) * z), lo, hi)
         far = (v - reach >= lo) & (v + reach <= hi)
         touched = (lone + fp + fm) > 0.0
@@ -162,7 +164,7 @@ def _near_device(
         tau = 1.0 if d[t, i] > 0.0 else -1.0
         v = _pulsing_device(
             v, up, down, lo, hi, float(_popcount(r_m & c_m)), float(_popcount(r_m ^ c_m)),
-            sg, tau, cmean, cspread, k * n_r, ctoc * k * np.sqrt(n_r), k, ctoc, c,
+            sg, tau, cmean, cspread, k * n_r, ctoc * k * np.sqrt(n_r), k, ctoc, c * _GAMMA,
         )  # fmt: skip
     return v
 
