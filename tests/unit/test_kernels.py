@@ -132,7 +132,7 @@ def _splitmix64(c: int) -> int:
 
 
 def test_splitmix64_reference_gives_the_published_sequence() -> None:
-    """The reference below is SplitMix64: seeded with 0, the generator's first two outputs
+    """The reference above is SplitMix64: seeded with 0, the generator's first two outputs
     are 0xE220A8397B1DCDAF and 0x6E789E6AA1B965F4 (counters 1 and 2)."""
     assert _splitmix64(1) == 0xE220A8397B1DCDAF
     assert _splitmix64(2) == 0x6E789E6AA1B965F4

@@ -154,8 +154,8 @@ def _mix_gamma(z: np.uint64) -> np.uint64:  # pragma: no cover - compiled
     multiply-xorshift rounds. A loop whose counter grows by a constant step can keep c·γ
     itself, growing by step·γ (the same value mod 2⁶⁴, so the same bits), and save the
     product c·γ per draw; compiled vector loops do not find that for themselves (they
-    multiplied the counter out, e.g. j·n, and then by γ: four 64-bit products per draw
-    instead of two, measured)."""
+    multiplied the counter out, e.g. j·n, and then by γ: three or four 64-bit products per
+    draw instead of two, measured)."""
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return z ^ (z >> np.uint64(31))
