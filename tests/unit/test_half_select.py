@@ -111,8 +111,9 @@ def test_binomial_normals_are_reproducible_and_advance_the_counter(
 
 def test_binomial_normals_equal_the_counter_reference(rng: np.random.Generator) -> None:
     """Normal 3h + f is (popcount of bits 21f to 21f + 20 of SplitMix64(s[4] + h) − 10.5)
-    / √(21/4), the counter and bits in plain Python integers (SplitMix64 checked against its published outputs
-    in test_kernels): the half-select passes draw each device's normals this way."""
+    / √(21/4), the counter and bits in plain Python integers (SplitMix64 checked against
+    its published outputs in test_kernels): the half-select passes draw each device's
+    normals this way."""
     mask64 = (1 << 64) - 1
 
     def splitmix64(c: int) -> int:
