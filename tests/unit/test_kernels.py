@@ -164,6 +164,18 @@ def test_bit_streams_equal_the_counter_reference(rng: np.random.Generator, bl: i
         assert int(masks[j]) == expected, (j, p[j])
 
 
+def test_binomial_normals_equal_the_counter_reference(rng: np.random.Generator) -> None:
+    """The half-select generator: normal 3h + f is (popcount of bits 21f to 21f + 20 of
+    SplitMix64(s[4] + h) − 10.5) / √(21/4), the counter and bits in plain Python integers;
+    the half-select passes draw each device's normals this way."""
+    s = kernels.seed_state(rng)
+    base = int(s[4])
+    z = kernels.binomial_normals(30, s)
+    for k in range(30):
+        bits = (_splitmix64(base + k // 3) >> (21 * (k % 3))) & ((1 << 21) - 1)
+        assert z[k] == (bin(bits).count("1") - 10.5) * (1.0 / np.sqrt(21 / 4)), k
+
+
 def test_batch_normals_take_their_candidates_from_the_counter_reference(
     rng: np.random.Generator,
 ) -> None:
