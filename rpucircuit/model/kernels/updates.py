@@ -216,19 +216,42 @@ def pulsed_update(
     n_dev, n_out, n_in = w.shape
     k_on = dp[DP_K] != 0.0
     soft = dp[DP_SOFT] != 0.0
-    cmask = np.zeros(n_in, dtype=np.uint64)
-    rmask = np.zeros(_padded(n_out), dtype=np.uint64)
-    acols = np.empty(n_in, dtype=np.int64)
-    acm = np.empty(n_in, dtype=np.uint64)
-    nz = np.empty(n_in, dtype=np.int64)
-    pbuf = np.empty(n_in)
-    qbuf = np.empty(n_out)
-    mbuf = np.empty(_padded(n_in), dtype=np.uint64)
-    thr = np.empty(_padded(max(n_in, n_out)), dtype=np.uint64)
-    slot_cols = np.empty((bl, n_in), dtype=np.int64)
-    slot_n = np.zeros(bl, dtype=np.int64)
-    sx = np.zeros(n_in, dtype=np.int64)
-    sd = np.zeros(n_out, dtype=np.int64)
+    hs_cols = n_in if k_on and not soft else 0  # per-column terms of the half-select phases
+    hs_out = n_out if hs_cols else 0
+    # the scratch arrays as views of three buffers, one per type: each allocation costs
+    # more than its view (about 0.5 us per call of 22 allocations, measured)
+    p_out, p_in, p_max = _padded(n_out), _padded(n_in), _padded(max(n_in, n_out))
+    ubuf = np.empty(2 * n_in + p_out + p_in + p_max, dtype=np.uint64)
+    cmask = ubuf[:n_in]
+    rmask = ubuf[n_in : n_in + p_out]
+    acm = ubuf[n_in + p_out : 2 * n_in + p_out]
+    mbuf = ubuf[2 * n_in + p_out : 2 * n_in + p_out + p_in]
+    thr = ubuf[2 * n_in + p_out + p_in :]
+    cmask[:] = 0
+    rmask[:] = 0
+    ibuf = np.empty((4 + bl) * n_in + bl + n_out + hs_out, dtype=np.int64)
+    acols = ibuf[:n_in]
+    nz = ibuf[n_in : 2 * n_in]
+    sx = ibuf[2 * n_in : 3 * n_in]
+    all_cols = ibuf[3 * n_in : 4 * n_in]
+    slot_cols = ibuf[4 * n_in : (4 + bl) * n_in].reshape((bl, n_in))
+    slot_n = ibuf[(4 + bl) * n_in : (4 + bl) * n_in + bl]
+    sd = ibuf[(4 + bl) * n_in + bl : (4 + bl) * n_in + bl + n_out]
+    hs_rows = ibuf[(4 + bl) * n_in + bl + n_out :]  # pulsing, then silent rows
+    sx[:] = 0
+    slot_n[:] = 0
+    sd[:] = 0
+    for j in range(n_in):
+        all_cols[j] = j
+    fbuf = np.empty(n_in + n_out + 3 * hs_cols + 5 * hs_out + _C2C_BATCH)
+    pbuf = fbuf[:n_in]
+    qbuf = fbuf[n_in : n_in + n_out]
+    f0 = n_in + n_out
+    csgn = fbuf[f0 : f0 + hs_cols]
+    cmean = fbuf[f0 + hs_cols : f0 + 2 * hs_cols]
+    cspread = fbuf[f0 + 2 * hs_cols : f0 + 3 * hs_cols]
+    hs_z = fbuf[f0 + 3 * hs_cols : f0 + 3 * hs_cols + 5 * hs_out].reshape((5, hs_out))
+    zbuf = fbuf[f0 + 3 * hs_cols + 5 * hs_out :]  # c2c normals of coincidences, in order
     ctoc = dp[DP_CTOC]
     bounded = dp[DP_BOUNDED] != 0.0
     use_att = dp[DP_USE_ATT] != 0.0
@@ -236,15 +259,7 @@ def pulsed_update(
     lines = dp[DP_ATT_LINES] != 0.0
     mode = _copy_mode(n_dev, use_att, bwd, lines)  # how a changed device refreshes the copies
     k_val = dp[DP_K]
-    all_cols = np.arange(n_in)
-    hs_cols = n_in if k_on and not soft else 0  # per-column terms of the half-select phases
-    csgn = np.empty(hs_cols)
-    cmean = np.empty(hs_cols)
-    cspread = np.empty(hs_cols)
     hs_plines = _lines_of(par, par_lines) if hs_cols else par_lines
-    hs_rows = np.empty(n_out if hs_cols else 0, dtype=np.int64)  # pulsing, then silent rows
-    hs_z = np.empty((5, n_out if hs_cols else 0))
-    zbuf = np.empty(_C2C_BATCH)  # c2c normals of coincidences, consumed in order
     zpos = _C2C_BATCH
     n_coinc = 0
     cxs, cds = _pulse_scales(x, d, lr, bl, dw_min, um)  # 0: the sample changes nothing
