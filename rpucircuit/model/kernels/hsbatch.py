@@ -47,7 +47,7 @@ import numpy as np
 from rpucircuit.model.kernels.halfselect import (
     _ZMAX,
     _binomial1_gamma,
-    _binomial3,
+    _binomial3_gamma,
     _clip,
     _fields,
     _pulsing_device,
@@ -155,16 +155,16 @@ def _near_device(
         sg = -1.0 if (c_m != 0 and x[t, j] < 0.0) else 1.0
         cmean = k * n_c
         cspread = ctoc * k * np.sqrt(n_c)
-        c = bases[kc] + own
+        cg = (bases[kc] + own) * _GAMMA  # (the device's counter in sample t)·γ
         if r_m == 0:
-            z0, z1, _ = _binomial3(c)
+            z0, z1, _ = _binomial3_gamma(cg)
             v = _silent_steps(v, up, down, lo, hi, sg, cmean, cspread, z0, z1)
             continue
         n_r = float(_popcount(r_m))
         tau = 1.0 if d[t, i] > 0.0 else -1.0
         v = _pulsing_device(
             v, up, down, lo, hi, float(_popcount(r_m & c_m)), float(_popcount(r_m ^ c_m)),
-            sg, tau, cmean, cspread, k * n_r, ctoc * k * np.sqrt(n_r), k, ctoc, c * _GAMMA,
+            sg, tau, cmean, cspread, k * n_r, ctoc * k * np.sqrt(n_r), k, ctoc, cg,
         )  # fmt: skip
     return v
 

@@ -241,8 +241,9 @@ def pulsed_update(
     sx[:] = 0
     slot_n[:] = 0
     sd[:] = 0
-    for j in range(n_in):
-        all_cols[j] = j
+    if k_on:  # every column, for the half-select passes only
+        for j in range(n_in):
+            all_cols[j] = j
     fbuf = np.empty(n_in + n_out + 3 * hs_cols + 5 * hs_out + _C2C_BATCH)
     pbuf = fbuf[:n_in]
     qbuf = fbuf[n_in : n_in + n_out]
