@@ -691,6 +691,29 @@ def test_row_major_mvm_blocks_and_remainders(rng: np.random.Generator, dtype: ty
         np.testing.assert_allclose(out, ref, rtol=0, atol=tol, err_msg=f"n={n} r={r}")
 
 
+def test_absmax_equals_numpy_on_awkward_values(rng: np.random.Generator) -> None:
+    """Row maxima of |a| taken on the bits equal numpy's exactly, on the values where an
+    integer reading of the bits could go wrong: signed zeros, infinities, the smallest
+    subnormal and the largest float, rows of one sign, all-zero and empty rows, and a
+    strided (non-contiguous) view."""
+    tiny = np.nextafter(0.0, 1.0)
+    big = np.finfo(np.float64).max
+    a = rng.normal(0.0, 1.0, (7, 37))
+    a[0] = -0.0
+    a[1, :] = -np.abs(a[1])  # all negative: the maximum magnitude is a negative value's
+    a[2, 5] = -np.inf
+    a[3, :] = -tiny
+    a[3, 30] = tiny
+    a[4, 11] = -big
+    a[5, :] = 0.0
+    a[5, 36] = -1e-300
+    for arr in (a, a[:, ::3], a[::2], np.asfortranarray(a), np.empty((3, 0))):
+        out = np.full(arr.shape[0], np.nan)
+        reads._absmax(arr, out)
+        ref = np.abs(arr).max(axis=1) if arr.shape[1] else np.zeros(arr.shape[0])
+        assert out.view(np.int64).tolist() == ref.view(np.int64).tolist()
+
+
 @pytest.mark.parametrize("code", [kernels.ACT_SIGMOID, kernels.ACT_TANH, kernels.ACT_NONE])
 def test_activation_kernels_match_formulas(rng: np.random.Generator, code: int) -> None:
     x = rng.normal(0.0, 3.0, 50)

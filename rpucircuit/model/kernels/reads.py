@@ -6,8 +6,13 @@ noise and bound management (:func:`read_batch`), and their plain reference
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba.core import types
+from numba.extending import intrinsic
 
 from rpucircuit.model.kernels.layout import (
     IO_BM,
@@ -350,39 +355,52 @@ def _mvm(w: FloatArray, xq: FloatArray, out: FloatArray) -> None:  # pragma: no 
                     out[k, b2] += m[a, b2] * xa
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"nnan", "ninf", "reassoc", "nsz"})
+def _bits_intrinsic(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """The bits of a float64 as an int64 (an LLVM bitcast: no conversion, no instruction)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+def _float_intrinsic(typingctx: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """The float64 whose bits are an int64 (the inverse bitcast of :func:`_bits`)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+_bits: Any = intrinsic(_bits_intrinsic)
+_float_of_bits: Any = intrinsic(_float_intrinsic)
+_MAGNITUDE = np.int64(0x7FFFFFFFFFFFFFFF)
+"""Every bit of a float64 but its sign: bits & this = the bits of its absolute value."""
+
+
+@numba.njit(cache=True, nogil=True)
 def _absmax(a: FloatArray, out: FloatArray) -> None:  # pragma: no cover - compiled
     """out[k] = max |a[k, :]| (0 for an empty row) for every row of a finite 2-D array
-    (its callers check that first, so the no-NaN/inf flags hold). One call per batch, not
-    per row.
+    (its callers check that first). One call per batch, not per row.
 
-    Four running maxima per row, merged at its end: a maximum is exact in any order, so
-    the result is the one-accumulator loop's bit for bit, but the four chains run side by
-    side (LLVM does not vectorize this select-based reduction: one chain is bound by its
-    latency). Paper B's conv2 patches (64 × 401): 13 → 4 µs (AMD EPYC, 2026-12-06)."""
+    On the bits: for floats that are not NaN, |u| ≤ |v| exactly when the bits of |u|, read
+    as a nonnegative int64 (the sign bit cleared), are ≤ those of |v|, so the maximum of
+    those integers is the bits of max |a| (−0.0 gives +0.0, as abs does). An integer
+    maximum vectorizes as a plain reduction, where a floating-point one does not without
+    flags that assume away NaN (and with them ran slower here). The same result bit for
+    bit as a loop over abs(): paper B's conv2 patches (64 × 401) 7-8 → 2.5-3.5 µs, conv1's
+    (576 × 26) 3.2 → 2.1 µs, against four interleaved float maxima (Intel Xeon,
+    2026-12-07)."""
     n = a.shape[1]
     for k in range(a.shape[0]):
-        m0 = 0.0
-        m1 = 0.0
-        m2 = 0.0
-        m3 = 0.0
-        j = 0
-        while j + 4 <= n:
-            v0 = abs(a[k, j])
-            v1 = abs(a[k, j + 1])
-            v2 = abs(a[k, j + 2])
-            v3 = abs(a[k, j + 3])
-            m0 = v0 if v0 > m0 else m0
-            m1 = v1 if v1 > m1 else m1
-            m2 = v2 if v2 > m2 else m2
-            m3 = v3 if v3 > m3 else m3
-            j += 4
-        for jj in range(j, n):
-            v = abs(a[k, jj])
-            m0 = v if v > m0 else m0
-        m01 = m0 if m0 > m1 else m1
-        m23 = m2 if m2 > m3 else m3
-        out[k] = m01 if m01 > m23 else m23
+        m = np.int64(0)
+        for j in range(n):
+            b = _bits(a[k, j]) & _MAGNITUDE
+            m = b if b > m else m
+        out[k] = _float_of_bits(m)
 
 
 @numba.njit(cache=True, nogil=True)
