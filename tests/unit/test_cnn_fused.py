@@ -163,11 +163,14 @@ def test_adc_quantizer_is_bit_identical_to_division(rng: np.random.Generator) ->
 
 def _update_case(rng: np.random.Generator, case: str) -> tuple[AnalogTile, np.ndarray, np.ndarray]:
     """A tile with paper A's devices (variants by ``case``) and (x, δ) batches shaped as a
-    conv layer's: many patches, sparse or dense, some all zero."""
-    cfg = gokmen_vlasov_2016(n_devices=2 if case == "two_devices" else 1)
+    conv layer's: many patches, sparse or dense, some all zero. Short patches (26 inputs,
+    conv1's) draw their column streams all at once, long ones (401, conv2's; dense or,
+    ``sparse_wide``, mostly zero) slot pair by slot pair (``conv._PAIR_LINES``)."""
+    cfg = gokmen_vlasov_2016(n_devices=2 if "two_devices" in case else 1)
     if case == "soft":
         cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, soft_bounds=True))
-    n_out, n_in, n = (32, 401, 70) if case.startswith("dense") else (16, 26, 400)
+    wide = case.startswith("dense") or case == "sparse_wide"
+    n_out, n_in, n = (32, 401, 70) if wide else (16, 26, 400)
     tile = AnalogTile(n_out, n_in, cfg, rng=rng)
     tile.set_weights(rng.uniform(-0.3, 0.3, (n_out, n_in)))
     if case == "maps":
@@ -176,9 +179,10 @@ def _update_case(rng: np.random.Generator, case: str) -> tuple[AnalogTile, np.nd
         tile.backward(np.ones(n_out))  # the backward read copy is kept from now on
     x = rng.uniform(-1.0, 1.0, (n, n_in))
     d = rng.normal(0.0, 0.05, (n, n_out))
-    if case == "dense_few":
+    if case in ("dense_few", "dense_two_devices"):
         # dense patches with a few large inputs and sparse errors: samples of both pair
-        # loops (direct and slot lists) in one batch of the dense layout
+        # loops (direct and slot lists) in one batch of the dense layout, the direct one
+        # after drawing the columns' other slot pairs
         x *= 0.02
         x[rng.random(x.shape) < 0.01] = 1.0
         d[rng.random(d.shape) < 0.8] = 0.0
@@ -190,7 +194,19 @@ def _update_case(rng: np.random.Generator, case: str) -> tuple[AnalogTile, np.nd
     return tile, x, d
 
 
-@pytest.mark.parametrize("case", ["sparse", "dense", "dense_few", "two_devices", "maps", "soft"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "sparse",
+        "sparse_wide",
+        "dense",
+        "dense_few",
+        "two_devices",
+        "dense_two_devices",
+        "maps",
+        "soft",
+    ],
+)
 def test_conv_update_is_bit_identical_to_the_batched_update(
     rng: np.random.Generator, case: str
 ) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 import pytest
 from scipy import stats
 
 from rpucircuit.config import rpu
 from rpucircuit.model import kernels
-from rpucircuit.model.kernels import batched, reads
+from rpucircuit.model.kernels import batched, reads, streams
 from rpucircuit.model.tile import io_vector
 
 
@@ -162,6 +163,34 @@ def test_bit_streams_equal_the_counter_reference(rng: np.random.Generator, bl: i
             if 2 * h + 1 < bl:
                 expected |= int((z & 0xFFFFFFFF) < thr) << (2 * h + 1)
         assert int(masks[j]) == expected, (j, p[j])
+
+
+@numba.njit
+def _pairs_of(thr: np.ndarray, l0: int, l1: int, bl: int, base: int, pairs: int) -> np.ndarray:
+    masks = np.zeros(thr.shape[0], dtype=np.uint64)
+    streams._stream_pairs(thr, l0, l1, bl, np.uint64(base), pairs, masks)
+    return masks
+
+
+@pytest.mark.parametrize("bl", [1, 7, 10])
+def test_stream_pairs_draw_the_same_bits_in_their_slots(rng: np.random.Generator, bl: int) -> None:
+    """Drawing chosen slot pairs of a range of lines (as the convolutions' update does for
+    the slots its rows use) gives exactly the bits of the whole call in those slots, and
+    none elsewhere, for line ranges that start anywhere."""
+    n = 40
+    s = kernels.seed_state(rng)
+    base = int(s[4])
+    p = rng.uniform(0.0, 0.6, n)
+    full = kernels.bit_streams(p, bl, s)
+    thr = np.array([1 << 32 if v >= 1.0 else int(v * 2.0**32) for v in p], dtype=np.uint64)
+    n_pairs = (bl + 1) // 2
+    for l0, l1 in [(0, n), (3, 17), (17, 18), (9, 9)]:
+        for pairs in range(1, 1 << n_pairs):
+            slots = sum(3 << (2 * h) for h in range(n_pairs) if pairs >> h & 1)
+            got = _pairs_of(thr, l0, l1, bl, base, pairs)
+            want = np.zeros(n, dtype=np.uint64)
+            want[l0:l1] = full[l0:l1] & np.uint64(slots & ((1 << bl) - 1))
+            assert got.tolist() == want.tolist(), (l0, l1, pairs)
 
 
 def test_binomial_normals_equal_the_counter_reference(rng: np.random.Generator) -> None:
