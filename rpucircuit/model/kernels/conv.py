@@ -194,8 +194,11 @@ def conv_update(
     sample. Measured (AMD EPYC, shared 2-core machine, minimum of 30 images): conv1's
     update 100 → 90 µs per image, conv2's unchanged. (Scattering the slot column lists
     from the pulsing columns' bits instead of gathering them slot by slot made conv2's
-    update 7 % slower: the gather is branch-free.) Returns the number of coincidences, or
-    −1 (changing nothing) if ``x`` or ``d`` holds a NaN or infinity.
+    update 7 % slower: the gather is branch-free.) Long patches (at least
+    :data:`_PAIR_LINES` lines each) draw their column streams later, sample by sample, in
+    the slot pairs the sample's rows pulse in (:func:`_column_pairs`; the same bits, see
+    the comment in the loop). Returns the number of coincidences, or −1 (changing nothing)
+    if ``x`` or ``d`` holds a NaN or infinity.
     """
     if not (_all_finite(x) and _all_finite(d)):
         return -1
