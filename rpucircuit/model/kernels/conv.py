@@ -54,8 +54,8 @@ from rpucircuit.model.kernels.updates import pulsed_update
 
 _PAIR_LINES = 32
 """A chunk of :func:`conv_update` draws its column streams sample by sample, in the slot
-pairs each sample's rows pulse in, from this many lines per sample on (fewer: all at
-once)."""
+pairs each sample's rows pulse in, from this many column lines per sample on average
+(fewer: all at once)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -194,11 +194,12 @@ def conv_update(
     sample. Measured (AMD EPYC, shared 2-core machine, minimum of 30 images): conv1's
     update 100 → 90 µs per image, conv2's unchanged. (Scattering the slot column lists
     from the pulsing columns' bits instead of gathering them slot by slot made conv2's
-    update 7 % slower: the gather is branch-free.) Long patches (at least
-    :data:`_PAIR_LINES` lines each) draw their column streams later, sample by sample, in
-    the slot pairs the sample's rows pulse in (:func:`_column_pairs`; the same bits, see
-    the comment in the loop). Returns the number of coincidences, or −1 (changing nothing)
-    if ``x`` or ``d`` holds a NaN or infinity.
+    update 7 % slower: the gather is branch-free.) Long patches (chunks of at least
+    :data:`_PAIR_LINES` column lines per sample on average) draw their column streams
+    later, sample by sample, in the slot pairs the sample's rows pulse in
+    (:func:`_column_pairs`; the same bits, see the comment in the loop). Returns the
+    number of coincidences, or −1 (changing nothing) if ``x`` or ``d`` holds a NaN or
+    infinity.
     """
     if not (_all_finite(x) and _all_finite(d)):
         return -1
@@ -274,7 +275,7 @@ def conv_update(
         # rows' come after them, as there), and each sample's column streams are drawn
         # later in the slot pairs its pulsing rows use only: the other slots meet no row
         # pulse (bit-identical, the counters being positional; about a quarter of conv2's
-        # column hashes saved: its update 213 → 184-193 µs per image, Intel Xeon). Short
+        # column hashes saved: its update 213-218 → 184-193 µs per image, Intel Xeon). Short
         # ones (conv1's few nonzero inputs) draw all at once: by pairs, conv1's update
         # took 194 against 130 µs.
         by_pairs = n_c >= _PAIR_LINES * (k1 - k0)
