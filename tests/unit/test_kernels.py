@@ -181,6 +181,7 @@ def test_stream_pairs_draw_the_same_bits_in_their_slots(rng: np.random.Generator
     s = kernels.seed_state(rng)
     base = int(s[4])
     p = rng.uniform(0.0, 0.6, n)
+    p[[4, 11, 20]] = [0.0, 1.0, 1.7]  # never fires, always fires (p ≥ 1)
     full = kernels.bit_streams(p, bl, s)
     thr = np.array([1 << 32 if v >= 1.0 else int(v * 2.0**32) for v in p], dtype=np.uint64)
     n_pairs = (bl + 1) // 2
