@@ -258,7 +258,8 @@ def _streams(
     n·⌈bl/2⌉. ``masks`` and the scratch ``thr`` hold at least ``_padded(n)`` words: the
     loop runs over whole blocks of :data:`STREAM_PAD` lines, the padding lines with
     threshold 0 (no bit ever set), which leaves the draws of lines below ``n`` as they
-    are. :func:`_stream_pairs` draws chosen slot pairs of chosen lines of such a call.
+    are. The draws are :func:`_stream_pairs`'s (every pair), which can also draw chosen
+    slot pairs of chosen lines of such a call.
     """
     n_blk = _padded(n)
     for j in range(n_blk):
@@ -268,22 +269,7 @@ def _streams(
         thr[j] = _threshold(p[j])
     base = s[4]
     n_pairs = (bl + 1) // 2
-    low = np.uint64(0xFFFFFFFF)
-    zero = np.uint64(0)
-    step = np.uint64(n_pairs) * _GAMMA  # counter step j → j + 1, times γ
-    for h in range(n_pairs):
-        bit0 = np.uint64(1) << np.uint64(2 * h)
-        # an odd bl leaves the last pair's second slot unused: its bit is 0
-        bit1 = (np.uint64(1) << np.uint64(2 * h + 1)) if 2 * h + 1 < bl else np.uint64(0)
-        cg = (base + np.uint64(h)) * _GAMMA  # (counter of line 0)·γ
-        for j in range(n_blk):
-            z = _mix_gamma(cg)  # = _splitmix(base + j·n_pairs + h)
-            cg += step
-            tj = thr[j]
-            # selects, not hit·bit: a 64-bit product per slot costs as much as a hash round
-            masks[j] |= (bit0 if (z >> np.uint64(32)) < tj else zero) | (
-                bit1 if (z & low) < tj else zero
-            )
+    _stream_pairs(thr, 0, n_blk, bl, base, (1 << n_pairs) - 1, masks)
     s[4] = base + np.uint64(n * n_pairs)
 
 
@@ -300,19 +286,21 @@ def _stream_pairs(
     n_pairs = (bl + 1) // 2
     low = np.uint64(0xFFFFFFFF)
     zero = np.uint64(0)
-    step = np.uint64(n_pairs) * _GAMMA
+    step = np.uint64(n_pairs) * _GAMMA  # counter step j → j + 1, times γ
     for h in range(n_pairs):
         if not (pairs >> h) & 1:
             continue
         bit0 = np.uint64(1) << np.uint64(2 * h)
+        # an odd bl leaves the last pair's second slot unused: its bit is 0
         bit1 = (np.uint64(1) << np.uint64(2 * h + 1)) if 2 * h + 1 < bl else np.uint64(0)
-        cg = (base + np.uint64(l0 * n_pairs + h)) * _GAMMA
+        cg = (base + np.uint64(l0 * n_pairs + h)) * _GAMMA  # (counter of line l0)·γ
         # unsigned bounds: numba's negative-index wraparound on a signed j (from l0, not
         # 0) kept this loop from vectorizing (10.8 against 2.3 ns per line of 401)
         for j in range(np.uint64(l0), np.uint64(l1)):
-            z = _mix_gamma(cg)
+            z = _mix_gamma(cg)  # = _splitmix(base + j·n_pairs + h)
             cg += step
             tj = thr[j]
+            # selects, not hit·bit: a 64-bit product per slot costs as much as a hash round
             masks[j] |= (bit0 if (z >> np.uint64(32)) < tj else zero) | (
                 bit1 if (z & low) < tj else zero
             )
