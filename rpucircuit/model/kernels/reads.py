@@ -92,12 +92,15 @@ def _dac_row(
     reciprocal form does not apply (a huge number of levels, an overflowing reciprocal).
     Two divisions per element were a third of paper B's conv2 forward read (64 × 401).
 
-    On flat arrays made once per batch, with 1-D indexing and selects (the loops
-    vectorize), and calling no function with array arguments (only the inlined, scalar
-    :func:`_quantize_exact`): the DAC of paper B's conv1 patches (576 rows of 26) took
-    18-19 µs per image so, 27-28 with a row view per row (numba counts references on every
-    view it makes) and 31 with a call of a function with array arguments in the row loop,
-    even one never taken (Intel Xeon, 2026-12-07)."""
+    On flat arrays made once per batch, with 1-D indexing and selects, and calling no
+    function with array arguments (only the inlined, scalar :func:`_quantize_exact`): the
+    DAC of paper B's conv1 patches (576 rows of 26) took 18-19 µs per image so, 27-28 with
+    a row view per row (numba counts references on every view it makes) and 31 with a call
+    of a function with array arguments in the row loop, even one never taken. The loops
+    run over unsigned bounds: from the signed start k·m, numba's negative-index wraparound
+    stayed in every access and the loop did not vectorize (in a compiled loop over the
+    rows, 64 × 401: 20 → 6.4 µs, 576 × 26: 31 → 16 µs; paper B's conv2 forward read 63 →
+    50 µs per image; Intel Xeon, 2026-12-07)."""
     base = k * m
     if step > 0.0:
         big = bound / step
@@ -105,7 +108,7 @@ def _dac_row(
         if big <= _FAST_LEVELS and c < np.inf:
             lim = 0.5 - _TIE_MARGIN
             n_tie = 0
-            for t in range(base, base + m):
+            for t in range(np.uint64(base), np.uint64(base + m)):
                 u = xf[t] * c
                 u = u if u < big else big
                 u = u if u > -big else -big
@@ -113,15 +116,15 @@ def _dac_row(
                 n_tie += int(abs(u - r) > lim)
                 xqf[t] = r * step
             if n_tie:
-                for t in range(base, base + m):
+                for t in range(np.uint64(base), np.uint64(base + m)):
                     u = min(max(xf[t] * c, -big), big)
                     if abs(u - np.rint(u)) > lim:
                         xqf[t] = _quantize_exact(xf[t], divisor, bound, step)
         else:
-            for t in range(base, base + m):
+            for t in range(np.uint64(base), np.uint64(base + m)):
                 xqf[t] = _quantize_exact(xf[t], divisor, bound, step)
         return
-    for t in range(base, base + m):
+    for t in range(np.uint64(base), np.uint64(base + m)):
         v = xf[t] / divisor
         v = v if v < bound else bound
         xqf[t] = v if v > -bound else -bound
