@@ -183,13 +183,12 @@ class Network:
         """The fixed arguments of the CNN's fused calls: per tile (conv1, conv2, fc1, out)
         its kernel arrays, the read output buffers, and the argument tuples of
         :func:`~rpucircuit.model.kernels.convnet.cnn_backward` that never change; cached
-        while every tile keeps its read copy and every activation its buffers. Every tile's
-        deferred update is finished."""
+        while every tile keeps its read copy and every activation its buffers. Finishes no
+        deferred update (the arrays are the live ones, which an update changes in place):
+        the step finishes each tile's just before the tile's first use."""
         assert self._cnn is not None
         conv1, act1, _, conv2, act2, pool2, _, fc1, act3, fc2 = self._cnn
         tiles = (conv1.tile, conv2.tile, fc1.tile, fc2.tile)
-        for tile in tiles:
-            tile.finish_update()
         cached = self._cnn_cache
         live = (*(t.read_copy for t in tiles), act1._y, act2._y, act3._y)
         if cached is not None and all(a is b for a, b in zip(cached[1], live, strict=True)):
@@ -226,12 +225,16 @@ class Network:
         :mod:`~rpucircuit.model.kernels.convnet` (bit-identical to the layer path). The
         updates run inside the last call unless a tile may hand its updates to the update
         thread (:class:`~rpucircuit.model.tile.AnalogTile`): then each tile updates itself,
-        as on the layer path."""
+        as on the layer path, and each tile's deferred update is finished just before the
+        tile is first used in the next step (conv2's, the longest, after conv1's read: the
+        update thread has that read's time too; finishing every tile at the start of the
+        step left it too little, and the caller waited)."""
         assert self._cnn is not None
         conv1, act1, pool1, conv2, act2, pool2, _, fc1, act3, fc2 = self._cnn
         check_lr(lr)
         arrays, tiles, y1, y2, y3, z2, out, loss, a3, fc1_args, p2, a2, a1 = self._cnn_args()
         c1, c2, f1, _ = arrays
+        conv1.tile.finish_update()
         patches1, d1 = conv1.next_buffers()
         img = np.ascontiguousarray(x).reshape(conv1.in_shape)
         forward_bad = "forward x: contains NaN or infinite values"
@@ -241,6 +244,7 @@ class Network:
         if code:
             raise TileShapeError(forward_bad)
         h1 = act1.forward(y1.reshape(conv1.out_shape))
+        conv2.tile.finish_update()
         patches2, d2 = conv2.next_buffers()
         code = convnet.pool_conv_forward(
             h1, pool1.size, pool1._y, pool1._idx, conv2.kernel_size, conv2.stride, patches2,
@@ -249,12 +253,14 @@ class Network:
         if code:
             raise TileShapeError(forward_bad)
         h2 = act2.forward(y2.reshape(conv2.out_shape))
+        fc1.tile.finish_update()
         code = convnet.pool_dense_forward(
             h2, pool2.size, pool2._y, pool2._idx, fc1._x, f1.wread, y3, f1.fwd_io, f1.state
         )
         if code:
             raise TileShapeError(forward_bad)
         act3.forward(y3[0])
+        fc2.tile.finish_update()
         layers = (conv2, conv1, fc1, fc2)
         in_call = not (update_thread_enabled() and any(lay.tile.update_thread for lay in layers))
         code = convnet.cnn_backward(

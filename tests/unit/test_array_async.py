@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,6 +22,7 @@ from rpucircuit.model import tile as array
 from rpucircuit.model.layers import AnalogConv2d
 from rpucircuit.model.network import cnn_gokmen_2017
 from rpucircuit.model.tile import AnalogTile, TileShapeError
+from rpucircuit.model.updatethread import UpdateJob
 
 WAIT_S = 30.0
 """Longest wait for an event the update thread must set (a hung test fails, not hangs)."""
@@ -209,6 +211,56 @@ def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabl
     got = run(enabled)
     assert (array._UPDATE_THREAD.submitted > submitted) == enabled  # handed over iff on
     assert set(got) == set(ref) and len(ref) == 4
+    for name, tr in ref.items():
+        for key in ("weights", "kernel_rng_words"):
+            np.testing.assert_array_equal(got[name][key], tr[key], err_msg=f"{name} {key}")
+
+
+def test_cnn_steps_with_lagging_updates_are_bit_identical(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fused CNN step finishes each tile's deferred update just before the tile's first
+    use in the next step, not all at its start. Here the thread runs every job handed to
+    it (the caller waits for it to claim the job) and takes 5 ms over each, so a tile whose
+    update were not finished before its use would be read or updated with the weights from
+    before that update: the state would differ."""
+    claimed = []
+    plain = UpdateJob.try_run
+
+    def lagging(job: UpdateJob) -> bool:
+        if threading.current_thread() is threading.main_thread():
+            deadline = time.monotonic() + WAIT_S
+            while not job._claim.locked() and time.monotonic() < deadline:
+                time.sleep(1e-4)  # let the thread claim it
+            return plain(job)
+        if not job._claim.acquire(blocking=False):
+            return False
+        claimed.append(job)
+        time.sleep(0.005)
+        try:
+            job._fn()
+        except BaseException as exc:  # handed to the caller, as try_run does
+            job.error = exc
+        finally:
+            job._done.set()
+        return True
+
+    def run(thread: bool) -> dict[str, dict[str, np.ndarray]]:
+        net = cnn_gokmen_2017(
+            rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(21), update_thread=thread
+        )
+        rng = np.random.default_rng(22)
+        for _ in range(6):
+            img = rng.uniform(0, 1, 784) * (rng.random(784) < 0.2)
+            net.train_step(img, int(rng.integers(10)), 0.01)
+        return net.get_state()  # type: ignore[return-value]
+
+    monkeypatch.setattr(array, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(array, "ASYNC_MIN_US", 0.0)
+    ref = run(False)
+    monkeypatch.setattr(UpdateJob, "try_run", lagging)
+    got = run(True)
+    assert claimed  # the thread ran some of the updates, late
     for name, tr in ref.items():
         for key in ("weights", "kernel_rng_words"):
             np.testing.assert_array_equal(got[name][key], tr[key], err_msg=f"{name} {key}")
