@@ -178,18 +178,32 @@ def _cpu_busy_jiffies() -> int:
     return sum(vals[:8]) - vals[3] - vals[4]
 
 
-def _timed_loop(step: Any, n_warm: int, n: int, n_data: int) -> dict[str, float]:
+def _timed_loop(step: Any, n_warm: int, n: int, n_data: int, run: Any = None) -> dict[str, float]:
+    """Warm up on ``n_warm`` samples, then time ``n``: ``step(i)`` trains sample ``i`` (of
+    ``n_data``, in turn) and returns its loss; or, if given, ``run(i, count)`` trains
+    samples i, i+1, ..., i+count−1 (wrapping at ``n_data``) and returns their loss sum,
+    called on runs of ``TRAIN_RUN`` samples, as ``rpucircuit train`` trains (the peers'
+    workers, which have no rpucircuit, give ``step`` only)."""
     import resource
 
-    for i in range(n_warm):
-        step(i % n_data)
+    def train(first: int, count: int) -> float:
+        total = 0.0
+        if run is None:
+            for i in range(count):
+                total += step((first + i) % n_data)
+            return total
+        from rpucircuit.training.loop import TRAIN_RUN
+
+        for s0 in range(0, count, TRAIN_RUN):
+            total += run((first + s0) % n_data, min(TRAIN_RUN, count - s0))
+        return total
+
+    train(0, n_warm)
     hz = os.sysconf("SC_CLK_TCK")
     busy0 = _cpu_busy_jiffies()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    loss_sum = 0.0
-    for i in range(n):
-        loss_sum += step((n_warm + i) % n_data)
+    loss_sum = train(n_warm, n)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     busy = (_cpu_busy_jiffies() - busy0) / hz
@@ -237,11 +251,16 @@ def _worker_ours(
     network = _build_ours(net, variant, update_thread)
     xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
     ys = [int(v) for v in y]
+    labels = np.asarray(y, dtype=np.int64)
 
     def step(i: int) -> float:
         return network.train_step(xs[i], ys[i], LR)
 
-    return _timed_loop(step, n_warm, n, len(xs))
+    def run(i: int, count: int) -> float:  # as rpucircuit train: runs through train_steps
+        idx = np.arange(i, i + count) % len(xs)
+        return float(network.train_steps(x[idx], labels[idx], LR).sum())
+
+    return _timed_loop(step, n_warm, n, len(xs), run)
 
 
 def _torch_model(net: str, analog: bool) -> Any:

@@ -136,21 +136,25 @@ from rpucircuit import cli
 from rpucircuit.model.network import Network
 
 marker, pause_at = Path(sys.argv[1]), int(sys.argv[2])
-step = Network.train_step
-calls = 0
+steps = Network.train_steps
+done = 0  # samples trained so far (training runs them through train_steps)
 
 
-def train_step(self, x, label, lr):
-    global calls
-    calls += 1
-    if calls == pause_at:
-        marker.write_text(str(calls))
+def train_steps(self, x, labels, lr):
+    global done
+    n = len(labels)
+    if done < pause_at <= done + n:  # train up to the pause sample, then wait before it
+        k = pause_at - done - 1
+        steps(self, x[:k], labels[:k], lr)
+        done += k
+        marker.write_text(str(done + 1))
         while True:
             signal.pause()  # until the test's signal ends the process
-    return step(self, x, label, lr)
+    done += n
+    return steps(self, x, labels, lr)
 
 
-Network.train_step = train_step
+Network.train_steps = train_steps
 sys.exit(cli.main(sys.argv[3:]))
 """
 

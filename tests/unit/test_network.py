@@ -320,6 +320,68 @@ def test_fused_step_errors(rng: np.random.Generator) -> None:
         np.testing.assert_array_equal(t.get_weights(), w)  # nothing changed
 
 
+def _same_state(a: Network, b: Network) -> None:
+    for ta, tb in zip(a.tiles, b.tiles, strict=True):
+        sa, sb = ta.get_state(), tb.get_state()
+        for key in ("weights", "kernel_rng_words", "generator_state"):
+            np.testing.assert_array_equal(sa[key], sb[key])
+        np.testing.assert_array_equal(ta.read_copy, tb.read_copy)
+
+
+@pytest.mark.parametrize("kind", ["fc_fused", "fc_half_select", "fc_layer_path", "cnn"])
+def test_train_steps_is_bit_identical_to_train_step_on_each_sample(kind: str) -> None:
+    """train_steps on runs of samples (float32, as training feeds them; the fused fully
+    connected network in one compiled call) against one train_step per sample: the same
+    losses, weights, read copies and generator states, bit for bit."""
+    rng = np.random.default_rng(31)
+    if kind == "cnn":
+        a = cnn_gokmen_2017(gokmen_vlasov_2016(), rng=np.random.default_rng(3), update_thread=False)
+        n, size, n_classes = 12, 784, 10
+    else:
+        cfg = gokmen_vlasov_2016(k_half_select=0.1 if kind == "fc_half_select" else 0.0)
+        a = fully_connected((30, 12, 8, 4), cfg, rng=np.random.default_rng(7))
+        a.fused = kind != "fc_layer_path"
+        n, size, n_classes = 60, 30, 4
+    b = copy.deepcopy(a)
+    xs = rng.random((n, size)).astype(np.float32)
+    xs[rng.random(xs.shape) < 0.6] = 0.0
+    ys = rng.integers(0, n_classes, size=n)
+    one_by_one = [
+        a.train_step(x.astype(np.float64), int(y), 0.05) for x, y in zip(xs, ys, strict=True)
+    ]
+    runs = [b.train_steps(xs[i : i + 25], ys[i : i + 25], 0.05) for i in range(0, n, 25)]
+    assert [float(v) for v in np.concatenate(runs)] == one_by_one
+    _same_state(a, b)
+
+
+def test_train_steps_refuses_bad_input_before_any_step(rng: np.random.Generator) -> None:
+    """Every sample and label is checked first: an error names the bad one and no sample
+    before it was trained."""
+    net = fully_connected((5, 4, 3), gokmen_vlasov_2016(), rng=rng)
+    before = copy.deepcopy(net)
+    xs = rng.random((6, 5))
+    ys = np.array([0, 1, 2, 0, 1, 2])
+    nan = xs.copy()
+    nan[4, 1] = np.inf
+    wrong_label = ys.copy()
+    wrong_label[3] = 3
+    cases: list[tuple[object, object, float, type[Exception], str]] = [
+        (xs[:, :4], ys, 0.1, DataError, r"x has shape \(6, 4\): need \(n, 5\)"),
+        (xs[0], ys[:1], 0.1, DataError, r"x has shape \(5,\)"),
+        (xs, ys[:5], 0.1, DataError, r"labels: 6 integers needed"),
+        (xs, ys.astype(float), 0.1, DataError, r"labels: 6 integers needed"),
+        (xs, wrong_label, 0.1, DataError, r"labels\[3\] = 3: must be an integer in \[0, 2\]"),
+        (nan, ys, 0.1, TileShapeError, r"NaN or infinite values \(sample 4\); no sample"),
+        (xs, ys, -0.1, TileShapeError, r"update lr = -0.1: must be finite and >= 0"),
+    ]
+    for x, y, lr, error, message in cases:
+        with pytest.raises(error, match=message):
+            net.train_steps(x, y, lr)
+    _same_state(net, before)
+    assert net.train_steps(np.zeros((0, 5)), np.zeros(0, dtype=int), 0.1).shape == (0,)
+    _same_state(net, before)
+
+
 def test_deepcopied_linear_layer_reads_its_new_input(rng: np.random.Generator) -> None:
     layer = AnalogLinear(4, 3, FP, rng=rng)
     twin = copy.deepcopy(layer)  # before any forward: the input view must be rebuilt

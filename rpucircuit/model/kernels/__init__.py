@@ -13,7 +13,8 @@ sum or maximum of checked-finite values lets a loop vectorize):
   and hard bounds (a conv layer's patches) through :mod:`.hsbatch` (a block of samples
   in one step per device whose bounds the block's pulses cannot reach);
 * :func:`exact_update` (:mod:`.updates`) — the expected update applied directly;
-* :func:`dense_train_step` (:mod:`.dense`) — one SGD step of a fully connected network.
+* :func:`dense_train_step` (:mod:`.dense`) — one SGD step of a fully connected network;
+  :func:`dense_train_steps` — many, one after another.
 
 Random numbers (:mod:`.streams`) come from a counter-based SplitMix64 stream (bit streams,
 and Gaussians in batches by a 256-layer ziggurat: read noise, c2c variation; the
@@ -46,6 +47,7 @@ from rpucircuit.model.kernels.dense import (
     dense_layer,
     dense_network,
     dense_train_step,
+    dense_train_steps,
     softmax,
 )
 from rpucircuit.model.kernels.halfselect import binomial_normals
@@ -193,6 +195,7 @@ __all__ = [
     "dense_layer",
     "dense_network",
     "dense_train_step",
+    "dense_train_steps",
     "exact_update",
     "needs_par_lines",
     "no_par_lines",
