@@ -223,12 +223,13 @@ class Network:
     def _cnn_train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """The CNN's training step through the fused calls of
         :mod:`~rpucircuit.model.kernels.convnet` (bit-identical to the layer path). The
-        updates run inside the last call unless a tile may hand its updates to the update
-        thread (:class:`~rpucircuit.model.tile.AnalogTile`): then each tile updates itself,
-        as on the layer path, and each tile's deferred update is finished just before the
-        tile is first used in the next step (conv2's, the longest, after conv1's read: the
-        update thread has that read's time too; finishing every tile at the start of the
-        step left it too little, and the caller waited)."""
+        updates run inside the last call, except conv2's where its tile may hand its
+        updates to the update thread (:class:`~rpucircuit.model.tile.AnalogTile`): then
+        that tile updates itself between the backward reads and the other updates, and
+        each tile's deferred update is finished just before the tile is first used in the
+        next step (conv2's, the longest, after conv1's read: the update thread has that
+        read's time too; finishing every tile at the start of the step left it too
+        little, and the caller waited)."""
         assert self._cnn is not None
         conv1, act1, pool1, conv2, act2, pool2, _, fc1, act3, fc2 = self._cnn
         check_lr(lr)
@@ -261,13 +262,28 @@ class Network:
             raise TileShapeError(forward_bad)
         act3.forward(y3[0])
         fc2.tile.finish_update()
-        layers = (conv2, conv1, fc1, fc2)
-        in_call = not (update_thread_enabled() and any(lay.tile.update_thread for lay in layers))
-        code = convnet.cnn_backward(
-            int(label), float(lr), in_call, tiles, out, loss, a3, fc1_args, p2, a2,
-            (patches2, d2, z2, conv2.kernel_size, conv2.stride, conv2._dx),
-            (pool1._idx, pool1._dx), a1, (patches1, d1),
-        )  # fmt: skip
+        c2_args = (patches2, d2, z2, conv2.kernel_size, conv2.stride, conv2._dx)
+        c1_rest = ((pool1._idx, pool1._dx), a1, (patches1, d1))
+        if not (update_thread_enabled() and conv2.tile.update_thread):
+            code = convnet.cnn_backward(
+                int(label), float(lr), convnet.UPDATE_ALL, tiles, out, loss, a3, fc1_args, p2,
+                a2, c2_args, *c1_rest,
+            )  # fmt: skip
+        else:
+            # conv2's update (the longest) to its tile, which may hand it to the update
+            # thread, between the backward reads and the other updates: the thread runs it
+            # while this thread updates the other tiles (in the call, as without the
+            # thread: a tile's update from Python costs several µs more) and reads conv1 of
+            # the next sample; each tile's update still comes after its reads
+            code = convnet.cnn_backward_reads(
+                int(label), tiles, out, loss, a3, fc1_args, p2, a2, c2_args
+            )
+            if not code:
+                conv2.update(lr)
+                code = convnet.cnn_backward_updates(
+                    float(lr), convnet.UPDATE_ALL & ~convnet.UPDATE_CONV2, tiles, out,
+                    fc1_args, c2_args, *c1_rest,
+                )  # fmt: skip
         if code:
             raise TileShapeError(
                 forward_bad
@@ -276,13 +292,6 @@ class Network:
                 if code < 0
                 else "backward d: contains NaN or infinite values"
             )
-        if not in_call:
-            # each tile's update after its reads, as on the layer path (tiles are independent,
-            # so the order across tiles changes no bit); conv2's, the longest, first: the
-            # update thread takes it while this thread updates conv1 (then busy: in place)
-            # and the rest, and reads conv1 of the next sample before it needs conv2
-            for layer in layers:
-                layer.update(lr)
         return -math.log(max(float(loss[0][label]), 1e-300))
 
     def train_step(self, x: FloatArray, label: int, lr: float) -> float:

@@ -7,8 +7,9 @@ makes for conv → act → pool → conv → act → pool → flatten → linear
 * :func:`pool_dense_forward` — max pooling, flatten and the first linear tile's read;
 * :func:`cnn_backward` — the last linear read, softmax, and every backward read, pooling
   and activation gradient down to the first conv layer's output gradient, and the tiles'
-  updates (or the network leaves those to the tiles, whose updates may then run on the
-  update thread).
+  updates (or those of some of them: the network leaves conv2's to its tile, whose update
+  may then run on the update thread, between :func:`cnn_backward_reads` and
+  :func:`cnn_backward_updates`, the two parts of :func:`cnn_backward`).
 
 Between them the network applies its activation layers as they are (numpy's vectorized
 ``tanh`` differs from the compiled one in the last bit). Each call makes the same kernel calls, on
@@ -263,11 +264,102 @@ def _tile_backward(t: tuple[Any, ...], d: FloatArray, z: FloatArray) -> int:  # 
     return _backward_read(wread, w, att_b, wread_b, dp, d, z, bwd_io, st)
 
 
+UPDATE_OUT, UPDATE_FC1, UPDATE_CONV2, UPDATE_CONV1 = 1, 2, 4, 8
+"""Bits of :func:`cnn_backward_updates`'s ``updates``: which tiles it updates."""
+UPDATE_ALL = UPDATE_OUT | UPDATE_FC1 | UPDATE_CONV2 | UPDATE_CONV1
+
+
+@numba.njit(cache=True, nogil=True)
+def cnn_backward_reads(
+    label: int,
+    tiles: tuple[Any, ...],
+    out: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    loss: tuple[FloatArray, FloatArray],
+    act3: tuple[int, FloatArray, FloatArray],
+    fc1: tuple[FloatArray, FloatArray, FloatArray],
+    pool2: tuple[IntArray, FloatArray],
+    act2: tuple[int, FloatArray, FloatArray],
+    conv2: tuple[Any, ...],
+) -> int:  # pragma: no cover - compiled
+    """The first part of :func:`cnn_backward`: the output layer's read and softmax, and the
+    backward reads of the output layer, fc1 and conv2 with the gradients between them (no
+    update). Returns 0, or the 1-based number of the read whose input was not finite
+    (nothing after it is computed)."""
+    _, t_c2, t_f1, t_out = tiles
+    x, y, d, z = out
+    p, g = loss
+    code3, y3, g3 = act3
+    n3 = y3.shape[0]
+    x[:n3] = y3
+    if read_batch(t_out[0], x.reshape((1, x.shape[0])), y, t_out[8], t_out[7]):
+        return 1
+    softmax(y[0], p)
+    g[:] = p
+    g[label] -= 1.0
+    d[:] = g
+    if _tile_backward(t_out, d.reshape((1, d.shape[0])), z):
+        return 2
+    activation_backward(code3, y3, z[0, :n3], g3)
+    _, d1, z1 = fc1
+    d1[:] = g3
+    if _tile_backward(t_f1, d1.reshape((1, d1.shape[0])), z1):
+        return 3
+    idx2, dx2 = pool2
+    code2, y2, g2 = act2
+    maxpool_backward(z1[0, : idx2.size].reshape(idx2.shape), idx2, dx2.reshape(dx2.size))
+    activation_backward(code2, y2.reshape(y2.size), dx2.reshape(dx2.size), g2.reshape(g2.size))
+    _, d2, z2, _, _, _ = conv2
+    d2[:] = g2.reshape(d2.shape)
+    if _tile_backward(t_c2, d2, z2):
+        return 4
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def cnn_backward_updates(
+    lr: float,
+    updates: int,
+    tiles: tuple[Any, ...],
+    out: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    fc1: tuple[FloatArray, FloatArray, FloatArray],
+    conv2: tuple[Any, ...],
+    pool1: tuple[IntArray, FloatArray],
+    act1: tuple[int, FloatArray, FloatArray],
+    conv1: tuple[FloatArray, FloatArray],
+) -> int:  # pragma: no cover - compiled
+    """The second part of :func:`cnn_backward`, after :func:`cnn_backward_reads`: the
+    updates of the tiles whose bits (:data:`UPDATE_OUT`, ...) are set in ``updates``, and
+    conv1's output gradient (col2im, pooling, activation) between conv2's and conv1's.
+    Returns 0, or −1 if an update's input was not finite."""
+    t_c1, t_c2, t_f1, t_out = tiles
+    x, _, d, _ = out
+    x_row, d_row = x.reshape((1, x.shape[0])), d.reshape((1, d.shape[0]))
+    if updates & UPDATE_OUT and _tile_update(x_row, d_row, lr, t_out) < 0:
+        return -1
+    x1, d1, _ = fc1
+    x1_row, d1_row = x1.reshape((1, x1.shape[0])), d1.reshape((1, d1.shape[0]))
+    if updates & UPDATE_FC1 and _tile_update(x1_row, d1_row, lr, t_f1) < 0:
+        return -1
+    patches2, d2, z2, k2, stride2, dx_c2 = conv2
+    if updates & UPDATE_CONV2 and _tile_update(patches2, d2, lr, t_c2) < 0:
+        return -1
+    col2im(z2, k2, stride2, dx_c2)
+    idx1, dx1 = pool1
+    code1, y1, g1 = act1
+    maxpool_backward(dx_c2, idx1, dx1.reshape(dx1.size))
+    activation_backward(code1, y1.reshape(y1.size), dx1.reshape(dx1.size), g1.reshape(g1.size))
+    patches1, d_c1 = conv1
+    d_c1[:] = g1.reshape(d_c1.shape)
+    if updates & UPDATE_CONV1 and _tile_update(patches1, d_c1, lr, t_c1) < 0:
+        return -1
+    return 0
+
+
 @numba.njit(cache=True, nogil=True)
 def cnn_backward(
     label: int,
     lr: float,
-    update: bool,
+    updates: int,
     tiles: tuple[Any, ...],
     out: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
     loss: tuple[FloatArray, FloatArray],
@@ -280,61 +372,22 @@ def cnn_backward(
     act1: tuple[int, FloatArray, FloatArray],
     conv1: tuple[FloatArray, FloatArray],
 ) -> int:  # pragma: no cover - compiled
-    """From the last hidden activation to the first conv layer's output gradient, and with
-    ``update`` every tile's update (else the caller updates the tiles).
+    """From the last hidden activation to the first conv layer's output gradient, with the
+    updates of the tiles set in ``updates`` (:data:`UPDATE_ALL`: every tile; the caller
+    updates the others): :func:`cnn_backward_reads`, then :func:`cnn_backward_updates`, in
+    one call.
 
     ``tiles``: per tile (conv1, conv2, fc1, out) its (wread, w, par, dp, att, wread_b,
     att_b, state, fwd_io, bwd_io, upd, par_lines, att_lines); ``out``: the output layer's
     (x, y, d, z), whose input ``x`` (bias entry kept) gets the last activation; ``loss``:
     the softmax buffers (p, g); ``act*``: (activation code, its output, its input gradient);
     ``fc1``: (x, d, z); ``pool*``: (argmax, input gradient); ``conv2``: (patches, d, z, k,
-    stride, dx); ``conv1``: (patches, d). The per-tile order is the layer path's: forward
-    read, backward read, update. Returns 0, or the 1-based number of the read whose input
-    was not finite (nothing after it is computed), or −1 if an update's was not.
+    stride, dx); ``conv1``: (patches, d). Each tile's reads come before its update, as on
+    the layer path (the tiles are independent, so the order across tiles changes no bit).
+    Returns 0, or the 1-based number of the read whose input was not finite (nothing after
+    it is computed), or −1 if an update's was not.
     """
-    t_c1, t_c2, t_f1, t_out = tiles
-    x, y, d, z = out
-    p, g = loss
-    code3, y3, g3 = act3
-    n3 = y3.shape[0]
-    x[:n3] = y3
-    if read_batch(t_out[0], x.reshape((1, x.shape[0])), y, t_out[8], t_out[7]):
-        return 1
-    softmax(y[0], p)
-    g[:] = p
-    g[label] -= 1.0
-    d[:] = g
-    d_row = d.reshape((1, d.shape[0]))
-    x_row = x.reshape((1, x.shape[0]))
-    if _tile_backward(t_out, d_row, z):
-        return 2
-    if update and _tile_update(x_row, d_row, lr, t_out) < 0:
-        return -1
-    activation_backward(code3, y3, z[0, :n3], g3)
-    x1, d1, z1 = fc1
-    d1[:] = g3
-    d1_row = d1.reshape((1, d1.shape[0]))
-    if _tile_backward(t_f1, d1_row, z1):
-        return 3
-    if update and _tile_update(x1.reshape((1, x1.shape[0])), d1_row, lr, t_f1) < 0:
-        return -1
-    idx2, dx2 = pool2
-    code2, y2, g2 = act2
-    maxpool_backward(z1[0, : idx2.size].reshape(idx2.shape), idx2, dx2.reshape(dx2.size))
-    activation_backward(code2, y2.reshape(y2.size), dx2.reshape(dx2.size), g2.reshape(g2.size))
-    patches2, d2, z2, k2, stride2, dx_c2 = conv2
-    d2[:] = g2.reshape(d2.shape)
-    if _tile_backward(t_c2, d2, z2):
-        return 4
-    if update and _tile_update(patches2, d2, lr, t_c2) < 0:
-        return -1
-    col2im(z2, k2, stride2, dx_c2)
-    idx1, dx1 = pool1
-    code1, y1, g1 = act1
-    maxpool_backward(dx_c2, idx1, dx1.reshape(dx1.size))
-    activation_backward(code1, y1.reshape(y1.size), dx1.reshape(dx1.size), g1.reshape(g1.size))
-    patches1, d_c1 = conv1
-    d_c1[:] = g1.reshape(d_c1.shape)
-    if update and _tile_update(patches1, d_c1, lr, t_c1) < 0:
-        return -1
-    return 0
+    code = cnn_backward_reads(label, tiles, out, loss, act3, fc1, pool2, act2, conv2)
+    if code:
+        return code
+    return cnn_backward_updates(lr, updates, tiles, out, fc1, conv2, pool1, act1, conv1)
