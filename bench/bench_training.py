@@ -371,10 +371,12 @@ def profile_ours(
     layer-by-layer path, slower) to show the per-tile split. The CNN trains through four
     calls of :mod:`rpucircuit.model.kernels.convnet` per sample (``conv_forward``: conv1's
     read; ``pool_conv_forward``: pool1 and conv2's read; ``pool_dense_forward``: pool2 and
-    fc1's read; ``cnn_backward``: loss, every backward read and, with the update thread
-    off, every update) with the numpy ``Tanh.forward`` of the activations between them;
-    with the update thread on, the tiles' updates run after ``cnn_backward`` and show up
-    as ``update`` lines. ``update_thread``: whether the tiles may run large updates on
+    fc1's read; ``cnn_backward``: loss, every backward read and every update) with the
+    numpy ``Tanh.forward`` of the activations between them; with the update thread on,
+    ``cnn_backward`` is split in two calls (``cnn_backward_reads``, then
+    ``cnn_backward_updates`` with every update but conv2's) and conv2's tile updates
+    between them (an ``update`` line). ``update_thread``: whether the tiles may run large
+    updates on
     their background thread (as in training). ``variants``: which networks, ``""`` for
     paper A's preset or names from :data:`VARIANTS` (built as in the benchmark).
     """
@@ -390,7 +392,9 @@ def profile_ours(
         "conv_forward": "CNN fused: conv1 read",
         "pool_conv_forward": "CNN fused: pool1 + conv2 read",
         "pool_dense_forward": "CNN fused: pool2 + fc1 read",
-        "cnn_backward": "CNN fused: loss, backward reads (+ updates if in the call)",
+        "cnn_backward": "CNN fused: loss, backward reads, updates",
+        "cnn_backward_reads": "CNN fused: loss, backward reads (update thread on)",
+        "cnn_backward_updates": "CNN fused: updates but conv2's (update thread on)",
     }
     cnn_originals = {name: getattr(convnet, name) for name in cnn_calls}
     tanh_original = layers.Tanh.forward
