@@ -113,9 +113,15 @@ class UpdateThread:
         nearly done) and handing over has been paying off (:meth:`worthwhile`). A job that
         would wait behind a long one is better run by the caller at once: the caller must
         finish it anyway before it next uses the tile, and handing it over would only add
-        the hand-over's cost (e.g. the paper-B CNN: conv1's update, issued while conv2's
-        runs on the thread, is run in place)."""
-        backlog = self._busy_until - self.clock_us()
+        the hand-over's cost. An idle thread has no backlog, whatever the expected costs
+        of its finished jobs said."""
+        now = self.clock_us()
+        if self._busy_until > now and not self.running and self._queue.empty():
+            # the thread is idle, its jobs done sooner than expected: no backlog (a first
+            # update's CPU time includes the kernel's compilation, seconds on an empty
+            # cache; as a job's expected cost it kept every later update in place that long)
+            self._busy_until = now
+        backlog = self._busy_until - now
         return backlog < 0.5 * cost_us and self.worthwhile()
 
     def submit(self, job: UpdateJob, cost_us: float = 0.0) -> None:

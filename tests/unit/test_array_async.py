@@ -316,6 +316,23 @@ def test_a_job_behind_a_long_backlog_is_run_by_its_caller() -> None:
     worker.drain()
 
 
+def test_an_idle_thread_has_no_backlog() -> None:
+    """A job expected to take 10 s (a first update timed with its kernel's compilation)
+    that finishes at once leaves no backlog: once the thread is idle, the next job goes to
+    it at once, where the expected cost alone would keep jobs away for 10 s."""
+    worker = array._UpdateThread()
+    now = [1_000.0]
+    worker.clock_us = lambda: now[0]
+    job = array._UpdateJob(lambda: None)
+    worker.submit(job, 10_000_000.0)
+    assert job._done.wait(WAIT_S)
+    deadline = time.monotonic() + WAIT_S
+    while worker.running and time.monotonic() < deadline:
+        time.sleep(1e-4)  # the thread leaves the job
+    assert worker.takes(100.0)
+    worker.drain()
+
+
 def test_conv_backward_without_forward_waits_for_the_update(
     threaded: None,
 ) -> None:
