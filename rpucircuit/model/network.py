@@ -110,10 +110,11 @@ class Network:
         self.fused = len(dtypes) == 1 or self._cnn is not None
         """Whether :meth:`train_step` runs compiled end to end: as one call
         (:func:`rpucircuit.model.kernels.dense_train_step`) for a fully connected network
-        whose tiles share one read precision; as four fused calls
-        (:mod:`rpucircuit.model.kernels.convnet`) around the activation layers and the tiles'
-        own updates for paper B's CNN structure. Either is bit-identical to the
-        layer-by-layer path (set it False to run that path)."""
+        whose tiles share one read precision; as fused calls
+        (:mod:`rpucircuit.model.kernels.convnet`) around the activation layers for paper B's
+        CNN structure (four; five around conv2's own update where its tile may use the
+        update thread). Either is bit-identical to the layer-by-layer path (set it False to
+        run that path)."""
 
     # ------------------------------------------------------------------ running
 

@@ -124,8 +124,8 @@ def test_resume_under_other_code_warns(
 
 
 # A ``rpucircuit train`` process that stops in the middle of an epoch and waits there: its
-# network's train_step writes a marker file at a chosen call (one call per sample) and
-# then waits for a signal. The test waits for the marker, so its kill or Ctrl-C lands at
+# network's train_steps (runs of samples) trains up to a chosen sample, writes a marker
+# file and then waits for a signal. The test waits for the marker, so its kill or Ctrl-C lands at
 # that sample whatever the machine's load, with no race against the epoch's end.
 PAUSING_TRAIN = """
 import signal

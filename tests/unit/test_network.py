@@ -328,11 +328,14 @@ def _same_state(a: Network, b: Network) -> None:
         np.testing.assert_array_equal(ta.read_copy, tb.read_copy)
 
 
-@pytest.mark.parametrize("kind", ["fc_fused", "fc_half_select", "fc_layer_path", "cnn"])
+@pytest.mark.parametrize(
+    "kind", ["fc_fused", "fc_fused_f_order", "fc_half_select", "fc_layer_path", "cnn"]
+)
 def test_train_steps_is_bit_identical_to_train_step_on_each_sample(kind: str) -> None:
-    """train_steps on runs of samples (float32, as training feeds them; the fused fully
-    connected network in one compiled call) against one train_step per sample: the same
-    losses, weights, read copies and generator states, bit for bit."""
+    """train_steps on runs of samples (float32, as training feeds them; float64 in Fortran
+    order with uint8 labels for ``fc_fused_f_order``; the fused fully connected network in
+    one compiled call) against one train_step per sample: the same losses, weights, read
+    copies and generator states, bit for bit."""
     rng = np.random.default_rng(31)
     if kind == "cnn":
         a = cnn_gokmen_2017(gokmen_vlasov_2016(), rng=np.random.default_rng(3), update_thread=False)
@@ -349,6 +352,8 @@ def test_train_steps_is_bit_identical_to_train_step_on_each_sample(kind: str) ->
     one_by_one = [
         a.train_step(x.astype(np.float64), int(y), 0.05) for x, y in zip(xs, ys, strict=True)
     ]
+    if kind == "fc_fused_f_order":
+        xs, ys = np.asfortranarray(xs.astype(np.float64)), ys.astype(np.uint8)
     runs = [b.train_steps(xs[i : i + 25], ys[i : i + 25], 0.05) for i in range(0, n, 25)]
     assert [float(v) for v in np.concatenate(runs)] == one_by_one
     _same_state(a, b)

@@ -7,9 +7,9 @@ makes for conv → act → pool → conv → act → pool → flatten → linear
 * :func:`pool_dense_forward` — max pooling, flatten and the first linear tile's read;
 * :func:`cnn_backward` — the last linear read, softmax, and every backward read, pooling
   and activation gradient down to the first conv layer's output gradient, and the tiles'
-  updates (or those of some of them: the network leaves conv2's to its tile, whose update
-  may then run on the update thread, between :func:`cnn_backward_reads` and
-  :func:`cnn_backward_updates`, the two parts of :func:`cnn_backward`).
+  updates; its two parts, :func:`cnn_backward_reads` and :func:`cnn_backward_updates`,
+  are called one after the other where conv2's tile may hand its update to the update
+  thread (the network then updates conv2 between them).
 
 Between them the network applies its activation layers as they are (numpy's vectorized
 ``tanh`` differs from the compiled one in the last bit). Each call makes the same kernel calls, on
