@@ -36,7 +36,10 @@ What it measures
 
 How it measures fairly (``docs/peers.md`` says more)
     Every run is a fresh worker process: warm-up samples first (imports, numba compilation,
-    allocation), then a timed stretch of ``n`` samples. Contenders run interleaved
+    allocation), then a timed stretch of ``n`` samples. rpucircuit trains them as
+    ``rpucircuit train`` does, in runs of 200 samples per ``Network.train_steps`` call (one
+    sample after another: mini-batch 1); the peers one step per sample, as they train at
+    mini-batch 1. Contenders run interleaved
     (ours, aihwkit, torch, ours, aihwkit, torch, ...) ``--reps`` times and the table shows
     medians and the ratios of the medians. Each run records how much CPU *other* processes
     used during the timed stretch (machine busy time from ``/proc/stat`` minus the worker's
@@ -365,20 +368,22 @@ def profile_ours(
 
     Both networks train by default through fused compiled calls that hold several tiles'
     work each, so they cannot be split per tile; each such call is timed as a line of its
-    own. The fully connected network trains through one call per sample
-    (``kernels.dense_train_step``: every tile's reads and updates); it is then profiled
-    again with the fused step off (``Network.fused = False``, the bit-identical
-    layer-by-layer path, slower) to show the per-tile split. The CNN trains through four
-    calls of :mod:`rpucircuit.model.kernels.convnet` per sample (``conv_forward``: conv1's
-    read; ``pool_conv_forward``: pool1 and conv2's read; ``pool_dense_forward``: pool2 and
-    fc1's read; ``cnn_backward``: loss, every backward read and every update) with the
-    numpy ``Tanh.forward`` of the activations between them; with the update thread on,
-    ``cnn_backward`` is split in two calls (``cnn_backward_reads``, then
-    ``cnn_backward_updates`` with every update but conv2's) and conv2's tile updates
-    between them (an ``update`` line). ``update_thread``: whether the tiles may run large
-    updates on
-    their background thread (as in training). ``variants``: which networks, ``""`` for
-    paper A's preset or names from :data:`VARIANTS` (built as in the benchmark).
+    own. The profile steps one sample at a time (``Network.train_step``, the call that times
+    each part; training runs ``train_steps``, whose runs of samples spare the fully
+    connected network most of the per-call cost counted here as "rest"). The fully connected
+    network's step is one call (``kernels.dense_train_step``: every tile's reads and
+    updates); it is then profiled again with the fused step off (``Network.fused = False``,
+    the bit-identical layer-by-layer path, slower) to show the per-tile split. The CNN
+    trains through four calls of :mod:`rpucircuit.model.kernels.convnet` per sample
+    (``conv_forward``: conv1's read; ``pool_conv_forward``: pool1 and conv2's read;
+    ``pool_dense_forward``: pool2 and fc1's read; ``cnn_backward``: loss, every backward
+    read and every update) with the numpy ``Tanh.forward`` of the activations between them;
+    with the update thread on, ``cnn_backward`` is split in two calls
+    (``cnn_backward_reads``, then ``cnn_backward_updates`` with every update but conv2's)
+    and conv2's tile updates between them (an ``update`` line). ``update_thread``: whether
+    the tiles may run large updates on their background thread (as in training).
+    ``variants``: which networks, ``""`` for paper A's preset or names from :data:`VARIANTS`
+    (built as in the benchmark).
     """
     from rpucircuit.model import kernels, layers
     from rpucircuit.model.kernels import convnet
