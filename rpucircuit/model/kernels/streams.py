@@ -212,16 +212,25 @@ def _fill_normals(z: FloatArray, n: int, s: UIntArray) -> None:  # pragma: no co
         z[2 * h] = u1 * _ZIG_X[i1] if abs(u1) < _ZIG_R[i1] else np.nan
         z[2 * h + 1] = u2 * _ZIG_X[i2] if abs(u2) < _ZIG_R[i2] else np.nan
     s[4] = base + np.uint64(n_hash)
-    for b0 in range(0, n_cap, NORMAL_BLOCK):
-        bad = 0
-        for k in range(b0, b0 + NORMAL_BLOCK):
-            bad |= int(z[k] != z[k])
-        if bad:
-            for k in range(b0, b0 + NORMAL_BLOCK):
-                if z[k] != z[k]:
-                    r = _splitmix(base + np.uint64(k >> 1))
-                    u, i = _candidate(r & low if k & 1 else r >> np.uint64(32))
-                    z[k] = _normal_slow(u, i, s)
+    # the marked candidates in order, 64 values at a time: a bit mask of them, then its set
+    # bits (about 1.6 % of the candidates fail; with a test per block of 16 and a branch per
+    # value in the blocks with one, 25,664 normals took 39.4 µs, this way 36.2; Intel Xeon)
+    one = np.uint64(1)
+    n_full = n_cap // 64 * 64
+    for g in range(0, n_cap, 64):
+        m = np.uint64(0)
+        if g < n_full:
+            for q in range(64):
+                m |= np.uint64(z[g + q] != z[g + q]) << np.uint64(q)
+        else:
+            for q in range(n_cap - g):
+                m |= np.uint64(z[g + q] != z[g + q]) << np.uint64(q)
+        while m:
+            k = g + int(_ctz(m))
+            m &= m - one
+            r = _splitmix(base + np.uint64(k >> 1))
+            u, i = _candidate(r & low if k & 1 else r >> np.uint64(32))
+            z[k] = _normal_slow(u, i, s)
 
 
 STREAM_PAD = 8
