@@ -183,10 +183,10 @@ def _cpu_busy_jiffies() -> int:
 
 def _timed_loop(step: Any, n_warm: int, n: int, n_data: int, run: Any = None) -> dict[str, float]:
     """Warm up on ``n_warm`` samples, then time ``n``: ``step(i)`` trains sample ``i`` (of
-    ``n_data``, in turn) and returns its loss; or, if given, ``run(i, count)`` trains
-    samples i, i+1, ..., i+count−1 (wrapping at ``n_data``) and returns their loss sum,
-    called on runs of ``TRAIN_RUN`` samples, as ``rpucircuit train`` trains (the peers'
-    workers, which have no rpucircuit, give ``step`` only)."""
+    ``n_data``, in turn) and returns its loss; or, if given (``step`` then None),
+    ``run(i, count)`` trains samples i, i+1, ..., i+count−1 (wrapping at ``n_data``) and
+    returns their loss sum, called on runs of ``TRAIN_RUN`` samples, as ``rpucircuit
+    train`` trains (the peers' workers, which have no rpucircuit, give ``step`` only)."""
     import resource
 
     def train(first: int, count: int) -> float:
@@ -252,18 +252,13 @@ def _worker_ours(
     variant: str = "",
 ) -> dict[str, Any]:
     network = _build_ours(net, variant, update_thread)
-    xs = [np.ascontiguousarray(v, dtype=np.float64) for v in x]
-    ys = [int(v) for v in y]
     labels = np.asarray(y, dtype=np.int64)
 
-    def step(i: int) -> float:
-        return network.train_step(xs[i], ys[i], LR)
-
     def run(i: int, count: int) -> float:  # as rpucircuit train: runs through train_steps
-        idx = np.arange(i, i + count) % len(xs)
+        idx = np.arange(i, i + count) % len(x)
         return float(network.train_steps(x[idx], labels[idx], LR).sum())
 
-    return _timed_loop(step, n_warm, n, len(xs), run)
+    return _timed_loop(None, n_warm, n, len(x), run)
 
 
 def _torch_model(net: str, analog: bool) -> Any:
