@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 
-import numba
 import numpy as np
 import pytest
 
@@ -35,7 +34,7 @@ from rpucircuit.errors import TileShapeError
 from rpucircuit.model import kernels
 from rpucircuit.model.kernels.batched import _pulsed_update_batch
 from rpucircuit.model.kernels.conv import conv_update, patch_update
-from rpucircuit.model.kernels.reads import _adc_row, _dac_row, _mvm
+from rpucircuit.model.kernels.reads import _adc_rows, _dac_rows, _mvm
 from rpucircuit.model.layers import AnalogConv2d, AnalogLinear, Flatten, MaxPool2d, Tanh
 from rpucircuit.model.network import Network, cnn_gokmen_2017
 from rpucircuit.model.tile import AnalogTile
@@ -46,20 +45,21 @@ FP = floating_point()
 # --------------------------------------------------------------------------- quantizers
 
 
-@numba.njit(cache=False)
-def _dac_rows(x: np.ndarray, bound: float, step: float, divisors: np.ndarray) -> np.ndarray:
+def _dac(x: np.ndarray, bound: float, step: float, divisors: np.ndarray) -> np.ndarray:
+    """The DAC of each row of ``x`` divided by ``divisors[k]``, as a read batch takes it
+    (the flattened batch; the divisors as the rows' scales, times a factor of 1)."""
     out = np.empty(x.shape)
-    xf, outf = x.reshape(-1), out.reshape(-1)  # the flattened batch _dac_row works on
-    for k in range(x.shape[0]):
-        _dac_row(xf, k, x.shape[1], outf, bound, step, divisors[k])
+    xf, outf = x.reshape(-1), out.reshape(-1)
+    _dac_rows(xf, outf, x.shape[1], divisors.astype(float), 1.0, 0, x.shape[0], bound, step)
     return out
 
 
-@numba.njit(cache=False)
-def _adc_rows(raw: np.ndarray, z: np.ndarray, io: np.ndarray, mult: float) -> np.ndarray:
+def _adc(raw: np.ndarray, z: np.ndarray, io: np.ndarray, mult: float) -> np.ndarray:
+    """The ADC of each row of ``raw`` (noise z row after row), scaled back by ``mult``."""
     out = np.empty(raw.shape)
-    for k in range(raw.shape[0]):
-        _adc_row(raw, k, z, k * raw.shape[1], out, io, mult)
+    hits = np.empty(raw.shape[0], dtype=np.bool_)
+    scale = np.full(raw.shape[0], mult)
+    _adc_rows(np.ascontiguousarray(raw), z, 0, out, io, scale, 1.0, 0, raw.shape[0], hits)
     return out
 
 
@@ -88,7 +88,7 @@ def test_dac_quantizer_is_bit_identical_to_division(rng: np.random.Generator, st
     divisors = np.array([1.0, 0.37, 3.0e-5, 7.5, 1.0e-310, 2.0e300])
     x = np.stack([q * d for d in divisors])  # so that x / divisor lands on the values above
     x[4] = q * 1e-300  # subnormal divisor: the reciprocal overflows, division is used
-    got = _dac_rows(x, bound, step, divisors)
+    got = _dac(x, bound, step, divisors)
     want = _dac_definition(x, bound, step, divisors)
     assert np.array_equal(got.view(np.int64), want.view(np.int64))  # bits, signed zeros too
 
@@ -110,7 +110,7 @@ def test_dac_without_levels_or_with_too_many_is_bit_identical_to_division(
     )
     divisors = np.array([1.0, 0.37, 7.5, 2.0e300])
     x = np.stack([q * d for d in divisors])
-    got = _dac_rows(x, bound, step, divisors)
+    got = _dac(x, bound, step, divisors)
     want = np.clip(x / divisors[:, None], -bound, bound)
     if step > 0.0:
         want = np.rint(want / step) * step
@@ -152,7 +152,7 @@ def test_adc_quantizer_is_bit_identical_to_division(rng: np.random.Generator) ->
     z = rng.standard_normal(target.size)
     raw = (target - sigma * z).reshape(1, -1)  # raw + σ·z lands next to the targets
     for mult in (1.0, 0.3, 17.0):
-        got = _adc_rows(raw, z, io, mult)
+        got = _adc(raw, z, io, mult)
         v = np.clip(raw[0] + sigma * z, -bound, bound)
         want = (np.rint(v / step) * step) * mult
         assert np.array_equal(got[0].view(np.int64), want.view(np.int64))

@@ -364,3 +364,60 @@ def test_model_file_curve_the_config_refuses_names_the_file(tmp_path: Path) -> N
         ConfigError, match=r"two\.h5: input_transfer/backward: input_transfer = \(1\.0, -0\.5\)"
     ):
         build_network(TrainingConfig(model=ModelSpec(file=str(path))), rng=np.random.default_rng(0))
+
+
+def _bm_batch() -> tuple[np.ndarray, np.ndarray, rpu.IOConfig]:
+    """Dyadic weights and inputs on a dyadic DAC grid (every MVM sum exact in float32 and
+    float64, in any order), a third of the rows scaled down (noise management scales
+    them back up: they hit the output bound and are read again), one all-zero row."""
+    data = np.random.default_rng(11)
+    w = data.integers(-32, 33, (12, 40)) / 64.0
+    x = data.integers(-8, 9, (30, 40)) / 8.0
+    x[4] = 0.0
+    x[::3] *= 0.0625
+    io = rpu.IOConfig(inp_res=1.0 / 128.0, out_noise=0.06, out_bound=2.0, out_res=2.0 / 255.0)
+    return w, x, io
+
+
+def test_batch_reads_with_bound_management_equal_the_row_by_row_code() -> None:
+    """Every row's ADC first, then the re-reads of the rows that hit the bound, gives the
+    results and generator state of the code that finished each row (ADC and re-reads)
+    before the next. Golden digest made by this very function with that code (commit
+    aa7f416); float32 and float64 copies, row- and column-major."""
+    w, x, io = _bm_batch()
+    h = hashlib.sha256()
+    for dtype in (np.float64, np.float32):
+        for wr in (w.astype(dtype), np.asfortranarray(w.T.astype(dtype)).T):
+            s = kernels.seed_state(np.random.default_rng(5))
+            y = np.empty((30, 12))
+            assert kernels.read_batch(wr, x, y, kernels.pack_io(io), s) == 0
+            h.update(y.tobytes())
+            h.update(s.tobytes())
+    assert h.hexdigest() == "d2dd7d922e4ca2d9b56d64b629cdac801db03c90521d787ec09a15531fec36ca"
+    # bound management did act: without it the rows that hit the bound read otherwise
+    y_off = np.empty((30, 12))
+    off = kernels.pack_io(dataclasses.replace(io, bound_management=False))
+    kernels.read_batch(w, x, y_off, off, kernels.seed_state(np.random.default_rng(5)))
+    s = kernels.seed_state(np.random.default_rng(5))
+    y_on = np.empty((30, 12))
+    kernels.read_batch(w, x, y_on, kernels.pack_io(io), s)
+    changed = ~np.all(y_on == y_off, axis=1)
+    assert 3 <= changed.sum() < 30
+    assert np.all(y_on[4] == 0.0)
+
+
+def test_read_into_a_strided_output_equals_a_contiguous_one() -> None:
+    """``y`` need not be C-contiguous (a column-major array, a strided view): the read
+    writes the same values, and the generator moves the same way."""
+    w, x, io = _bm_batch()
+    v = kernels.pack_io(io)
+    s0 = kernels.seed_state(np.random.default_rng(5))
+    want = np.empty((30, 12))
+    s_want = s0.copy()
+    kernels.read_batch(w, x, want, v, s_want)
+    big = np.full((30, 24), np.nan)
+    for y in (np.empty((30, 12), order="F"), big[:, ::2]):
+        s = s0.copy()
+        assert kernels.read_batch(w, x, y, v, s) == 0
+        assert np.array_equal(y, want) and np.array_equal(s, s_want)
+    assert np.all(np.isnan(big[:, 1::2]))  # the gaps untouched

@@ -59,11 +59,11 @@ def all_finite(x: FloatArray) -> bool:  # pragma: no cover - compiled
 
 _TIE_MARGIN = 1e-8
 """How close (in quantization steps) to a rounding tie a quotient computed by multiplying
-with a reciprocal may come before the DAC (:func:`_dac_row`) recomputes it by division. The
+with a reciprocal may come before the DAC (:func:`_dac_rows`) recomputes it by division. The
 reciprocal form is off from the divided one by a few units in the last place (< 1e-15
 relative), i.e. < 1e-9 steps below :data:`_FAST_LEVELS` levels: far inside the margin."""
 _FAST_LEVELS = 1e6
-""":func:`_dac_row` multiplies by a reciprocal only while the clip bound is at most
+""":func:`_dac_rows` multiplies by a reciprocal only while the clip bound is at most
 this many steps (so the error of the reciprocal form stays far below :data:`_TIE_MARGIN`)."""
 
 
@@ -74,14 +74,23 @@ def _quantize_exact(v: float, divisor: float, bound: float, step: float) -> floa
     return float(np.rint(u / step) * step)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _dac_row(
-    xf: FloatArray, k: int, m: int, xqf: FloatArray, bound: float, step: float, divisor: float
+@numba.njit(cache=True, nogil=True)
+def _dac_rows(
+    xf: FloatArray,
+    xqf: FloatArray,
+    m: int,
+    scale: FloatArray,
+    factor: float,
+    k0: int,
+    k1: int,
+    bound: float,
+    step: float,
 ) -> None:  # pragma: no cover - compiled
-    """DAC of row k of a batch of rows of length ``m``, flattened (``xf``, ``xqf``: the
-    C-order batch and its DAC'd copy as 1-D arrays): xq[k] = rint(clip(x[k] / divisor,
-    ±bound) / step)·step (step 0: no quantization), bit-identical to
-    :func:`_quantize_exact` but without a division per element.
+    """DAC of rows k0 ≤ k < k1 of a batch of rows of length ``m``, flattened (``xf``,
+    ``xqf``: the C-order batch and its DAC'd copy as 1-D arrays), each row divided by
+    ``scale[k]·factor``: xq[k] = rint(clip(x[k] / divisor, ±bound) / step)·step (step 0:
+    no quantization), bit-identical to :func:`_quantize_exact` but without a division per
+    element; a row whose scale is 0 (noise management of an all-zero input) becomes zeros.
 
     The quotient u = x / divisor / step only decides which level rint picks, and rint
     changes its result only at half-integers. So u is taken as x·c with c =
@@ -92,143 +101,173 @@ def _dac_row(
     reciprocal form does not apply (a huge number of levels, an overflowing reciprocal).
     Two divisions per element were a third of paper B's conv2 forward read (64 × 401).
 
-    On flat arrays made once per batch, with 1-D indexing and selects, and calling no
-    function with array arguments (only the inlined, scalar :func:`_quantize_exact`): the
-    DAC of paper B's conv1 patches (576 rows of 26) took 18-19 µs per image so, 27-28 with
-    a row view per row (numba counts references on every view it makes) and 31 with a call
-    of a function with array arguments in the row loop, even one never taken. The loops
-    run over unsigned bounds: from the signed start k·m, numba's negative-index wraparound
-    stayed in every access and the loop did not vectorize (in a compiled loop over the
-    rows, 64 × 401: 20 → 6.4 µs, 576 × 26: 31 → 16 µs; paper B's conv2 forward read 63 →
-    50 µs per image; Intel Xeon, 2026-12-07)."""
-    base = k * m
-    if step > 0.0:
-        big = bound / step
-        c = (1.0 / divisor) * (1.0 / step)
-        if big <= _FAST_LEVELS and c < np.inf:
-            lim = 0.5 - _TIE_MARGIN
-            n_tie = 0
-            for t in range(np.uint64(base), np.uint64(base + m)):
-                u = xf[t] * c
-                u = u if u < big else big
-                u = u if u > -big else -big
-                r = np.rint(u)
-                n_tie += int(abs(u - r) > lim)
-                xqf[t] = r * step
-            if n_tie:
-                for t in range(np.uint64(base), np.uint64(base + m)):
-                    u = min(max(xf[t] * c, -big), big)
-                    if abs(u - np.rint(u)) > lim:
-                        xqf[t] = _quantize_exact(xf[t], divisor, bound, step)
-        else:
-            for t in range(np.uint64(base), np.uint64(base + m)):
-                xqf[t] = _quantize_exact(xf[t], divisor, bound, step)
-        return
-    for t in range(np.uint64(base), np.uint64(base + m)):
-        v = xf[t] / divisor
-        v = v if v < bound else bound
-        xqf[t] = v if v > -bound else -bound
+    One call per batch (a bound-management re-read: one row), its loops over the rows and
+    their elements calling nothing that takes an array: a function with array arguments
+    inlined into the row loop of :func:`read_batch` (or a row view made there) made numba
+    count references on every row, an atomic increment and decrement per array, 7 % of
+    paper B's CNN step in all (perf samples in numba's NRT_incref/NRT_decref, Intel Xeon,
+    2026-12-07). The element loops run over unsigned bounds on the flat arrays: from the
+    signed start k·m, numba's negative-index wraparound stayed in every access and the
+    loop did not vectorize (in a compiled loop over the rows, 64 × 401: 20 → 6.4 µs, 576 ×
+    26: 31 → 16 µs; paper B's conv2 forward read 63 → 50 µs per image)."""
+    lim = 0.5 - _TIE_MARGIN
+    for k in range(k0, k1):
+        base = np.uint64(k * m)
+        end = np.uint64(k * m + m)
+        if not scale[k] > 0.0:
+            for t in range(base, end):
+                xqf[t] = 0.0
+            continue
+        divisor = scale[k] * factor
+        if step > 0.0:
+            big = bound / step
+            c = (1.0 / divisor) * (1.0 / step)
+            if big <= _FAST_LEVELS and c < np.inf:
+                n_tie = 0
+                for t in range(base, end):
+                    u = xf[t] * c
+                    u = u if u < big else big
+                    u = u if u > -big else -big
+                    r = np.rint(u)
+                    n_tie += int(abs(u - r) > lim)
+                    xqf[t] = r * step
+                if n_tie:
+                    for t in range(base, end):
+                        u = min(max(xf[t] * c, -big), big)
+                        if abs(u - np.rint(u)) > lim:
+                            xqf[t] = _quantize_exact(xf[t], divisor, bound, step)
+            else:
+                for t in range(base, end):
+                    xqf[t] = _quantize_exact(xf[t], divisor, bound, step)
+            continue
+        for t in range(base, end):
+            v = xf[t] / divisor
+            v = v if v < bound else bound
+            xqf[t] = v if v > -bound else -bound
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _transfer_row(
-    xq: FloatArray, k: int, io: FloatArray, t: FloatArray, acc: FloatArray
+@numba.njit(cache=True, nogil=True)
+def _transfer_rows(
+    xq: FloatArray, io: FloatArray, scale: FloatArray, k0: int, k1: int
 ) -> None:  # pragma: no cover - compiled
-    """Input transfer curve on DAC'd row k, in place: x ← inp_bound·f(x/inp_bound) =
-    x·g(u²), u = x/inp_bound, f(u) = u·g(u²), g(t) = Σ c_m·t^m (Horner); only called when
-    the curve has terms. Term by term over the whole row (``t``, ``acc``: scratch of the
-    row's length), so each pass vectorizes: an element-by-element Horner loop with a
-    per-element division made paper B's conv1 read (576 × 26, float32) 38 % slower than
-    without a curve, this form 9 % (measured on the shared 2-core machine, 2026-12-06)."""
+    """Input transfer curve on the DAC'd rows k0 ≤ k < k1 whose scale is not 0 (the others
+    are zeros, and f(0) = 0), in place: x ← inp_bound·f(x/inp_bound) = x·g(u²), u =
+    x/inp_bound, f(u) = u·g(u²), g(t) = Σ c_m·t^m (Horner); only called when the curve has
+    terms. Term by term over each row (in scratch of the row's length), so each pass
+    vectorizes: an element-by-element Horner loop with a per-element division made paper
+    B's conv1 read (576 × 26, float32) 38 % slower than without a curve, this form 9 %
+    (measured on the shared 2-core machine, 2026-12-06). One call per batch, for the reason
+    :func:`_dac_rows` gives."""
     n_tf = int(io[IO_TF_TERMS])
     inv = 1.0 / io[IO_INP_BOUND]
     n = xq.shape[1]
     top = io[IO_TF + n_tf - 1]
-    for j in range(n):
-        u = xq[k, j] * inv
-        t[j] = u * u
-        acc[j] = top
-    for m in range(n_tf - 2, -1, -1):
-        c = io[IO_TF + m]
+    t = np.empty(n)
+    acc = np.empty(n)
+    for k in range(k0, k1):
+        if not scale[k] > 0.0:
+            continue
         for j in range(n):
-            acc[j] = acc[j] * t[j] + c
-    for j in range(n):
-        xq[k, j] = xq[k, j] * acc[j]
+            u = xq[k, j] * inv
+            t[j] = u * u
+            acc[j] = top
+        for m in range(n_tf - 2, -1, -1):
+            c = io[IO_TF + m]
+            for j in range(n):
+                acc[j] = acc[j] * t[j] + c
+        for j in range(n):
+            xq[k, j] = xq[k, j] * acc[j]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _adc_row(
+@numba.njit(cache=True, nogil=True)
+def _adc_rows(
     raw: FloatArray,
-    k: int,
     z: FloatArray,
     z0: int,
     y: FloatArray,
     io: FloatArray,
-    mult: float,
-) -> bool:  # pragma: no cover - compiled
-    """Read gain, output noise σ·z[z0 + i] (``z`` standard normals), bound and ADC on raw
-    output row k; y[k] = the result × ``mult`` (undoing the input scaling). True if the
-    row hit the bound. No draw inside, so the loop vectorizes. A gain of exactly 1 (the
-    default) skips the multiply: the old path, bit for bit. The ADC level comes from a
-    reciprocal, near ties by division (bit-identical, as in :func:`_dac_row`): a
-    division per element was a quarter of paper B's conv2 backward read (64 × 401)."""
+    scale: FloatArray,
+    factor: float,
+    k0: int,
+    k1: int,
+    hits: Any,
+) -> None:  # pragma: no cover - compiled
+    """Read gain, output noise σ·z, bound and ADC on raw output rows k0 ≤ k < k1 (``raw``
+    and ``y`` C-contiguous, (n, out)); y[k] = the result × ``scale[k]·factor`` (undoing
+    the input scaling), and hits[k] = whether row k hit the bound. Row k's noise is
+    z[z0 + (k − k0)·out :], ``z`` standard normals (unused without noise). A row whose scale
+    is 0 reads zeros (noise management: an all-zero input) and no hit.
+
+    No draw inside, so the loops vectorize. A gain of exactly 1 (the default) skips the
+    multiply: the old path, bit for bit. The ADC level comes from a reciprocal, near ties
+    by division (bit-identical, as in :func:`_dac_rows`): a division per element was a
+    quarter of paper B's conv2 backward read (64 × 401). One call per batch, on the flat
+    arrays over unsigned bounds, for the reasons :func:`_dac_rows` gives: the clip as two
+    selects (equal to min/max for every non-NaN value, signed zeros and ±bound included),
+    where min/max left the loop scalar. Row views in a loop over the rows cost numba's
+    reference counting per row; this form took 5.7 against 8.4 µs for 576 rows of 16
+    and 10.8 against 14.4 µs for 64 rows of 401 (compiled loops, Intel Xeon, 2026-12-07)."""
     sigma = io[IO_NOISE]
     bound = io[IO_OUT_BOUND]
     step = io[IO_OUT_STEP]
     gain = io[IO_GAIN]
-    hit = 0
-    if bound > 0.0 and step > 0.0 and bound / step <= _FAST_LEVELS:
-        # the ADC without a division per element, bit-identical (as _dac_row: the
-        # level from a reciprocal, near ties by division)
-        c = 1.0 / step
-        lim = 0.5 - _TIE_MARGIN
-        n_tie = 0
-        # row views and the clip as two selects (equal to min/max for every non-NaN
-        # value, signed zeros and ±bound included): this loop then vectorizes, where
-        # 2-D indexing and min/max left it scalar (paper B's conv2 backward read, 64 × 401
-        # outputs: 30 → 15 µs, AMD EPYC, 2026-12-06)
-        n_o = raw.shape[1]
-        r_k = raw[k]
-        y_k = y[k]
-        z_k = z[z0 : z0 + n_o] if sigma > 0.0 else z[:0]
-        for i in range(n_o):
-            v = float(r_k[i])
-            if gain != 1.0:
-                v *= gain
-            if sigma > 0.0:
-                v += sigma * z_k[i]
-            hit |= int(v >= bound) | int(v <= -bound)
-            v = v if v < bound else bound
-            v = v if v > -bound else -bound
-            u = v * c
-            r = np.rint(u)
-            n_tie += int(abs(u - r) > lim)
-            y_k[i] = (r * step) * mult
-        if n_tie:
-            for i in range(raw.shape[1]):
-                v = float(raw[k, i])
+    n_o = raw.shape[1]
+    rf = raw.reshape(-1)
+    yf = y.reshape(-1)
+    fast = bound > 0.0 and step > 0.0 and bound / step <= _FAST_LEVELS
+    c = 1.0 / step if fast else 0.0
+    lim = 0.5 - _TIE_MARGIN
+    for k in range(k0, k1):
+        base = np.uint64(k * n_o)
+        end = np.uint64(k * n_o + n_o)
+        zoff = np.uint64(z0 + (k - k0) * n_o) - base  # z index = t + zoff (mod 2⁶⁴)
+        if scale[k] == 0.0:  # noise management of an all-zero vector: nothing to read
+            for t in range(base, end):
+                yf[t] = 0.0
+            hits[k] = False
+            continue
+        mult = scale[k] * factor
+        hit = 0
+        if fast:
+            n_tie = 0
+            for t in range(base, end):
+                v = float(rf[t])
                 if gain != 1.0:
                     v *= gain
                 if sigma > 0.0:
-                    v += sigma * z[z0 + i]
-                v = min(max(v, -bound), bound)
+                    v += sigma * z[t + zoff]
+                hit |= int(v >= bound) | int(v <= -bound)
+                v = v if v < bound else bound
+                v = v if v > -bound else -bound
                 u = v * c
-                if abs(u - np.rint(u)) > lim:
-                    y[k, i] = (np.rint(v / step) * step) * mult
-        return hit != 0
-    for i in range(raw.shape[1]):
-        v = float(raw[k, i])
-        if gain != 1.0:
-            v *= gain
-        if sigma > 0.0:
-            v += sigma * z[z0 + i]
-        if bound > 0.0:
-            hit |= int(v >= bound) | int(v <= -bound)
-            v = min(max(v, -bound), bound)
-            if step > 0.0:
-                v = np.rint(v / step) * step
-        y[k, i] = v * mult
-    return hit != 0
+                r = np.rint(u)
+                n_tie += int(abs(u - r) > lim)
+                yf[t] = (r * step) * mult
+            if n_tie:
+                for t in range(base, end):
+                    v = float(rf[t])
+                    if gain != 1.0:
+                        v *= gain
+                    if sigma > 0.0:
+                        v += sigma * z[t + zoff]
+                    v = min(max(v, -bound), bound)
+                    u = v * c
+                    if abs(u - np.rint(u)) > lim:
+                        yf[t] = (np.rint(v / step) * step) * mult
+        else:
+            for t in range(base, end):
+                v = float(rf[t])
+                if gain != 1.0:
+                    v *= gain
+                if sigma > 0.0:
+                    v += sigma * z[t + zoff]
+                if bound > 0.0:
+                    hit |= int(v >= bound) | int(v <= -bound)
+                    v = min(max(v, -bound), bound)
+                    if step > 0.0:
+                        v = np.rint(v / step) * step
+                yf[t] = v * mult
+        hits[k] = hit != 0
 
 
 _SUM_FLAGS = {"reassoc", "contract"}
@@ -407,6 +446,48 @@ def _absmax(a: FloatArray, out: FloatArray) -> None:  # pragma: no cover - compi
 
 
 @numba.njit(cache=True, nogil=True)
+def _rereads(
+    w: FloatArray,
+    xf: FloatArray,
+    xq: FloatArray,
+    raw: FloatArray,
+    y: FloatArray,
+    io: FloatArray,
+    s: UIntArray,
+    scale: FloatArray,
+    hits: Any,
+) -> None:  # pragma: no cover - compiled
+    """Bound management for :func:`read_batch`: each row k whose read hit the output bound
+    (``hits[k]``) is read again with its input scaled down by 2, 4, … (up to
+    ``io[IO_BM_MAX]``) until it no longer does, each time with fresh noise, in row order.
+    A function of its own, called only when some row hit: an array variable reassigned in
+    the loop over the rows (the re-reads' noise buffer, made on the first re-read) cost
+    numba's reference counting on every row of every read."""
+    n, n_in = xq.shape
+    n_out = y.shape[1]
+    bm_max = io[IO_BM_MAX]
+    in_bound = io[IO_INP_BOUND]
+    in_step = io[IO_INP_STEP]
+    curve = io[IO_TF_TERMS] > 0.0
+    noisy = io[IO_NOISE] > 0.0
+    z = np.empty(normal_capacity(n_out) if noisy else 0)
+    xqf = xq.reshape(-1)
+    for k in range(n):
+        hit = hits[k]
+        factor = 1.0
+        while hit and factor < bm_max:
+            factor *= 2.0
+            _dac_rows(xf, xqf, n_in, scale, factor, k, k + 1, in_bound, in_step)
+            if curve:
+                _transfer_rows(xq, io, scale, k, k + 1)
+            _mvm(w, xq[k : k + 1], raw[k : k + 1])
+            if noisy:  # a fresh read: fresh noise
+                _fill_normals(z, n_out, s)
+            _adc_rows(raw, z, 0, y, io, scale, factor, k, k + 1, hits)
+            hit = hits[k]
+
+
+@numba.njit(cache=True, nogil=True)
 def read_batch(
     w: FloatArray, x: FloatArray, y: FloatArray, io: FloatArray, s: UIntArray
 ) -> int:  # pragma: no cover - compiled
@@ -432,13 +513,11 @@ def read_batch(
         return 0
     nm = io[IO_NM] != 0.0
     bm = io[IO_BM] != 0.0
-    bm_max = io[IO_BM_MAX]
     n_out = y.shape[1]
     # every vector's noise drawn in one batch up front (all-zero vectors' draws unused),
     # so the noise is the generator's sequence row after row
     noisy = io[IO_NOISE] > 0.0
     z = np.empty(normal_capacity(n * n_out) if noisy else 0)
-    z_again = z[:0]  # a bound-management re-read's noise: allocated on the first one
     if noisy:
         _fill_normals(z, n * n_out, s)
     scale = np.ones(n)
@@ -446,40 +525,23 @@ def read_batch(
         _absmax(x, scale)
     in_bound = io[IO_INP_BOUND]
     in_step = io[IO_INP_STEP]
-    curve = io[IO_TF_TERMS] > 0.0  # an input transfer curve (f(0) = 0: zeros stay zero)
-    tf_t = np.empty(x.shape[1] if curve else 0)  # its scratch (_transfer_row)
-    tf_acc = np.empty(x.shape[1] if curve else 0)
     n_in = x.shape[1]
-    xf = x.ravel()  # a view of a C-order x (else a copy): _dac_row says why flat
+    xf = x.ravel()  # a view of a C-order x (else a copy): _dac_rows says why flat
     xqf = xq.reshape(-1)
-    for k in range(n):
-        if scale[k] > 0.0:
-            _dac_row(xf, k, n_in, xqf, in_bound, in_step, scale[k])
-            if curve:
-                _transfer_row(xq, k, io, tf_t, tf_acc)
-        else:
-            for j in range(x.shape[1]):
-                xq[k, j] = 0.0
+    _dac_rows(xf, xqf, n_in, scale, 1.0, 0, n, in_bound, in_step)
+    if io[IO_TF_TERMS] > 0.0:  # an input transfer curve (f(0) = 0: zeros stay zero)
+        _transfer_rows(xq, io, scale, 0, n)
     _mvm(w, xq, raw)
-    for k in range(n):
-        sk = scale[k]
-        if sk == 0.0:  # noise management of an all-zero vector: nothing to read
-            for i in range(n_out):
-                y[k, i] = 0.0
-            continue
-        hit = _adc_row(raw, k, z, k * n_out, y, io, sk)
-        factor = 1.0
-        while bm and hit and factor < bm_max:
-            factor *= 2.0
-            _dac_row(xf, k, n_in, xqf, in_bound, in_step, sk * factor)
-            if curve:
-                _transfer_row(xq, k, io, tf_t, tf_acc)
-            _mvm(w, xq[k : k + 1], raw[k : k + 1])
-            if noisy:  # a fresh read: fresh noise
-                if z_again.shape[0] == 0:
-                    z_again = np.empty(normal_capacity(n_out))
-                _fill_normals(z_again, n_out, s)
-            hit = _adc_row(raw, k, z_again, 0, y, io, sk * factor)
+    # every row's ADC, then the bound-management re-reads of the rows that hit the bound:
+    # a re-read changes only its own row and is the only draw, so the result and the
+    # generator's sequence are those of finishing each row before the next
+    yc = np.ascontiguousarray(y)  # y itself if C-contiguous (else a copy, written back)
+    hits = np.empty(n, dtype=np.bool_)
+    _adc_rows(raw, z, 0, yc, io, scale, 1.0, 0, n, hits)
+    if bm and hits.any():
+        _rereads(w, xf, xq, raw, yc, io, s, scale, hits)
+    if yc.ctypes.data != y.ctypes.data:
+        y[:, :] = yc
     return 0
 
 
