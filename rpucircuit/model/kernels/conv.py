@@ -82,16 +82,42 @@ def _line_probs(
     for k in range(k0, k1):
         for j in range(m):
             n_nz += int(v[k, j] != 0.0)
+    # the probabilities' clip to 1 as a select (min() for every finite value: v is)
     if 2 * n_nz > (k1 - k0) * m:  # mostly nonzero: every element draws
         for k in range(k0, k1):
             sc = scale[k]
             base = (k - k0) * m
             start[k - k0] = base
             for j in range(m):
-                pk[base + j] = min(sc * abs(v[k, j]), 1.0)
+                p = sc * abs(v[k, j])
+                pk[base + j] = p if p < 1.0 else 1.0
         start[k1 - k0] = (k1 - k0) * m
         return True
     cnt = 0
+    if m <= 64:
+        # short rows: a mask of the row's nonzero elements (a vector loop), then its set
+        # bits in order, so the work goes to the nonzero elements only (paper B's conv1,
+        # patches of 26 inputs and 16 errors, a fifth and a quarter nonzero: 16.3 → 11.2
+        # and 11.6 → 7.0 µs per image, against a branch-free compaction over every
+        # element; Intel Xeon, 2026-12-07)
+        one = np.uint64(1)
+        for k in range(k0, k1):
+            start[k - k0] = cnt
+            sc = scale[k]
+            if sc == 0.0:
+                continue
+            nz = np.uint64(0)
+            for j in range(m):
+                nz |= np.uint64(v[k, j] != 0.0) << np.uint64(j)
+            while nz != 0:
+                j = _ctz(nz)
+                nz &= nz - one
+                p = sc * abs(v[k, j])
+                idx[cnt] = j
+                pk[cnt] = p if p < 1.0 else 1.0
+                cnt += 1
+        start[k1 - k0] = cnt
+        return False
     for k in range(k0, k1):
         start[k - k0] = cnt
         sc = scale[k]
@@ -100,7 +126,8 @@ def _line_probs(
         for j in range(m):  # branch-free compaction of the nonzero elements
             val = v[k, j]
             idx[cnt] = j
-            pk[cnt] = min(sc * abs(val), 1.0)
+            p = sc * abs(val)
+            pk[cnt] = p if p < 1.0 else 1.0
             cnt += int(val != 0.0)
     start[k1 - k0] = cnt
     return False
