@@ -368,13 +368,16 @@ def test_model_file_curve_the_config_refuses_names_the_file(tmp_path: Path) -> N
 
 def _bm_batch() -> tuple[np.ndarray, np.ndarray, rpu.IOConfig]:
     """Dyadic weights and inputs on a dyadic DAC grid (every MVM sum exact in float32 and
-    float64, in any order), a third of the rows scaled down (noise management scales
-    them back up: they hit the output bound and are read again), one all-zero row."""
+    float64, in any order), one all-zero row, and one weight row and one input row of
+    equal entries: that input's output is 20 against a bound of 2, read again at 1/2, 1/4,
+    1/8 and 1/16 of its input before it is in range (and still out of range at the last
+    re-read a cap of 4 allows); other rows hit the bound on one output or another."""
     data = np.random.default_rng(11)
     w = data.integers(-32, 33, (12, 40)) / 64.0
+    w[0] = 0.5
     x = data.integers(-8, 9, (30, 40)) / 8.0
     x[4] = 0.0
-    x[::3] *= 0.0625
+    x[7] = 1.0
     io = rpu.IOConfig(inp_res=1.0 / 128.0, out_noise=0.06, out_bound=2.0, out_res=2.0 / 255.0)
     return w, x, io
 
@@ -383,27 +386,39 @@ def test_batch_reads_with_bound_management_equal_the_row_by_row_code() -> None:
     """Every row's ADC first, then the re-reads of the rows that hit the bound, gives the
     results and generator state of the code that finished each row (ADC and re-reads)
     before the next. Golden digest made by this very function with that code (commit
-    aa7f416); float32 and float64 copies, row- and column-major."""
+    aa7f416; regenerate by running it there); float32 and float64 copies, row- and
+    column-major, bound management without a cap and capped at 4."""
     w, x, io = _bm_batch()
     h = hashlib.sha256()
-    for dtype in (np.float64, np.float32):
-        for wr in (w.astype(dtype), np.asfortranarray(w.T.astype(dtype)).T):
-            s = kernels.seed_state(np.random.default_rng(5))
-            y = np.empty((30, 12))
-            assert kernels.read_batch(wr, x, y, kernels.pack_io(io), s) == 0
-            h.update(y.tobytes())
-            h.update(s.tobytes())
-    assert h.hexdigest() == "d2dd7d922e4ca2d9b56d64b629cdac801db03c90521d787ec09a15531fec36ca"
-    # bound management did act: without it the rows that hit the bound read otherwise
-    y_off = np.empty((30, 12))
-    off = kernels.pack_io(dataclasses.replace(io, bound_management=False))
-    kernels.read_batch(w, x, y_off, off, kernels.seed_state(np.random.default_rng(5)))
-    s = kernels.seed_state(np.random.default_rng(5))
-    y_on = np.empty((30, 12))
-    kernels.read_batch(w, x, y_on, kernels.pack_io(io), s)
-    changed = ~np.all(y_on == y_off, axis=1)
+    for cap in (io.bm_max_factor, 4.0):
+        v = kernels.pack_io(dataclasses.replace(io, bm_max_factor=cap))
+        for dtype in (np.float64, np.float32):
+            for wr in (w.astype(dtype), np.asfortranarray(w.T.astype(dtype)).T):
+                s = kernels.seed_state(np.random.default_rng(5))
+                y = np.empty((30, 12))
+                assert kernels.read_batch(wr, x, y, v, s) == 0
+                h.update(y.tobytes())
+                h.update(s.tobytes())
+    assert h.hexdigest() == "1d5c87dd068cf01a7ca22db5141b796e32dd6d6204e1a251c0d758e973971732"
+    # bound management did act: rows read otherwise without it; row 7's first output is
+    # in range after four re-reads (20 to noise and ADC step, times the factor 16; a cap
+    # of 8 would leave it clipped at 16.06), and with a cap of 4 it stays clipped, × 4
+    reads = {}
+    for name, cfg in (
+        ("off", dataclasses.replace(io, bound_management=False)),
+        ("on", io),
+        ("cap4", dataclasses.replace(io, bm_max_factor=4.0)),
+    ):
+        reads[name] = np.empty((30, 12))
+        s = kernels.seed_state(np.random.default_rng(5))
+        kernels.read_batch(w, x, reads[name], kernels.pack_io(cfg), s)
+    changed = ~np.all(reads["on"] == reads["off"], axis=1)
     assert 3 <= changed.sum() < 30
-    assert np.all(y_on[4] == 0.0)
+    assert np.all(reads["on"][4] == 0.0)
+    clipped = reads["off"][7, 0]
+    assert abs(clipped - 2.0) < 0.01
+    assert abs(reads["on"][7, 0] - 20.0) < 4.0  # σ = 0.06 and an ADC step, times 16
+    assert reads["cap4"][7, 0] == 4.0 * clipped
 
 
 def test_read_into_a_strided_output_equals_a_contiguous_one() -> None:
