@@ -368,14 +368,16 @@ def profile_ours(
     connected network most of the per-call cost counted here as "rest"). The fully connected
     network's step is one call (``kernels.dense_train_step``: every tile's reads and
     updates); it is then profiled again with the fused step off (``Network.fused = False``,
-    the bit-identical layer-by-layer path, slower) to show the per-tile split. The CNN
-    trains through four calls of :mod:`rpucircuit.model.kernels.convnet` per sample
-    (``conv_forward``: conv1's read; ``pool_conv_forward``: pool1 and conv2's read;
+    the bit-identical layer-by-layer path, slower) to show the per-tile split. The CNN's
+    step without the update thread is one call (``cnn_train_steps``, the whole step); it
+    is then profiled again through the per-sample calls of
+    :mod:`rpucircuit.model.kernels.convnet` that the network makes with the thread, each
+    timed (``conv_forward``: conv1's read; ``pool_conv_forward``: pool1 and conv2's read;
     ``pool_dense_forward``: pool2 and fc1's read; ``cnn_backward``: loss, every backward
-    read and every update) with the numpy ``Tanh.forward`` of the activations between them;
-    with the update thread on, ``cnn_backward`` is split in two calls
-    (``cnn_backward_reads``, then ``cnn_backward_updates`` with every update but conv2's)
-    and conv2's tile updates between them (an ``update`` line). ``update_thread``: whether
+    read and every update), with ``Tanh.forward`` of the activations between them. With
+    the update thread on, the network steps through those calls, ``cnn_backward`` split in
+    two (``cnn_backward_reads``, then ``cnn_backward_updates`` with every update but
+    conv2's) and conv2's tile updating between them (an ``update`` line). ``update_thread``: whether
     the tiles may run large updates on their background thread (as in training).
     ``variants``: which networks, ``""`` for paper A's preset or names from :data:`VARIANTS`
     (built as in the benchmark).
@@ -392,6 +394,7 @@ def profile_ours(
         "conv_forward": "CNN fused: conv1 read",
         "pool_conv_forward": "CNN fused: pool1 + conv2 read",
         "pool_dense_forward": "CNN fused: pool2 + fc1 read",
+        "cnn_train_steps": "CNN fused: whole steps (not splittable)",
         "cnn_backward": "CNN fused: loss, backward reads, updates",
         "cnn_backward_reads": "CNN fused: loss, backward reads (update thread on)",
         "cnn_backward_updates": "CNN fused: updates but conv2's (update thread on)",
@@ -445,6 +448,15 @@ def profile_ours(
         rows = [(what, shape, sec / n * 1e6) for (what, shape), sec in spent.items()]
         _profile_table(rows, total)
 
+    # compiled functions that call the CNN calls timed below (cnn_train_steps,
+    # cnn_backward) are compiled or loaded first: compiled once those are wrapped in Python
+    # functions, they would not compile
+    if "cnn" in nets:
+        sample = np.ascontiguousarray(x[0], dtype=np.float64)
+        for variant in variants:
+            network = _build_ours("cnn", variant, update_thread)
+            network.train_steps(sample[None], y[:1], LR)
+            network._cnn_train_step(sample, int(y[0]), LR)
     for name in tile_methods:
         setattr(AnalogTile, name, timed(name))
     kernels.dense_train_step = timed_call(
@@ -452,7 +464,7 @@ def profile_ours(
     )
     for name, what in cnn_calls.items():
         setattr(convnet, name, timed_call(cnn_originals[name], what))
-    layers.Tanh.forward = timed_call(tanh_original, "Tanh.forward (numpy)", "—")  # type: ignore[method-assign]
+    layers.Tanh.forward = timed_call(tanh_original, "Tanh.forward", "—")  # type: ignore[method-assign]
     try:
         for variant in variants:
             for net in nets:
@@ -468,6 +480,10 @@ def profile_ours(
                         network = fresh()
                         network.fused = False
                         run(network, net, name, "layer-by-layer path (fused off, per-tile split)")
+                    elif not network._cnn_threaded():
+                        network = fresh()
+                        network.train_step = network._cnn_train_step  # type: ignore[method-assign]
+                        run(network, net, name, "the same calls one by one (per-call split)")
                 else:
                     run(network, net, name, "layer-by-layer path")
         if update_thread:

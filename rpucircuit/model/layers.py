@@ -340,11 +340,13 @@ class _Elementwise(Layer):
     """An element-wise activation (``kernels.activation_forward`` code ``code``) that caches
     its output in a preallocated buffer.
 
-    By default it runs numpy's vectorized ufuncs (fast on conv feature maps); with
-    ``compiled`` True it runs the compiled kernel that the fused fully connected step
-    (:func:`rpucircuit.model.kernels.dense_train_step`) uses, so a network that can run fused
-    gives bit-identical results either way (libm and numpy's SIMD ``exp``/``tanh`` may
-    differ in the last bit). :class:`rpucircuit.model.network.Network` sets it for them.
+    By default it runs numpy's vectorized ufuncs; with ``compiled`` True it runs the
+    compiled kernel that the fused network steps use
+    (:func:`rpucircuit.model.kernels.activation_forward`: libm's ``exp`` for the sigmoid,
+    its own vectorized ``tanh``), so a network that can run fused gives bit-identical
+    results either way (numpy's SIMD ``exp``/``tanh`` may differ from them in the last
+    bit). :class:`rpucircuit.model.network.Network` sets it for the fully connected
+    networks and paper B's CNN.
     """
 
     code = kernels.ACT_NONE

@@ -99,22 +99,22 @@ class Network:
             if not (half_select and isinstance(self._first, AnalogLinear)):
                 first_tile.set_read_order("F")
         self._dense = _dense_plan(self.layers)
-        if self._dense is not None:  # the layer path computes activations as the fused one
-            for layer in self.layers:
-                if isinstance(layer, (Sigmoid, Tanh)):
-                    layer.compiled = True
         self._fused: tuple[Any, ...] | None = None
         self._cnn = _cnn_plan(self.layers, input_size)
+        if self._dense is not None or self._cnn is not None:
+            for layer in self.layers:  # the layer path computes activations as the fused one
+                if isinstance(layer, (Sigmoid, Tanh)):
+                    layer.compiled = True
         self._cnn_cache: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
         dtypes = {layer.tile.read_copy.dtype for layer in self._dense[0]} if self._dense else set()
         self.fused = len(dtypes) == 1 or self._cnn is not None
         """Whether :meth:`train_step` runs compiled end to end: as one call
         (:func:`rpucircuit.model.kernels.dense_train_step`) for a fully connected network
-        whose tiles share one read precision; as fused calls
-        (:mod:`rpucircuit.model.kernels.convnet`) around the activation layers for paper B's
-        CNN structure (four; five around conv2's own update where its tile may use the
-        update thread). Either is bit-identical to the layer-by-layer path (set it False to
-        run that path)."""
+        whose tiles share one read precision; for paper B's CNN structure as one call too
+        (:func:`rpucircuit.model.kernels.convnet.cnn_train_steps`), or, where conv2's tile
+        may hand its updates to the update thread, as fused calls around the activation
+        layers (four, five around conv2's own update). Either is bit-identical to the
+        layer-by-layer path (set it False to run that path)."""
 
     # ------------------------------------------------------------------ running
 
@@ -221,16 +221,64 @@ class Network:
         self._cnn_cache = (fixed, (*(t.read_copy for t in tiles), y1, y2, y3))
         return fixed
 
+    def _cnn_threaded(self) -> bool:
+        """Whether conv2's tile may hand its updates to the update thread (then the CNN
+        steps one sample at a time from Python, :meth:`_cnn_train_step`)."""
+        assert self._cnn is not None
+        return update_thread_enabled() and self._cnn[3].tile.update_thread
+
+    def _cnn_train_steps(
+        self, rows: FloatArray, labels: Any, lr: float, losses: FloatArray
+    ) -> None:
+        """Training steps of the CNN on ``rows`` (n, input_size; float64, C order) in one
+        compiled call (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`; update
+        thread off), bit-identical to :meth:`_cnn_train_step` on each in turn; the losses
+        go to ``losses``."""
+        assert self._cnn is not None
+        conv1, _, pool1, conv2, _, pool2, _, fc1, _, fc2 = self._cnn
+        for layer in (conv1, conv2, fc1, fc2):  # updates deferred while the thread was on
+            layer.tile.finish_update()
+        _, tiles, y1, y2, y3, z2, out, loss, a3, fc1_args, p2, a2, a1 = self._cnn_args()
+        geometry = (
+            *conv1.in_shape, conv1.kernel_size, conv1.stride, pool1.size,
+            conv2.kernel_size, conv2.stride, pool2.size,
+        )  # fmt: skip
+        forward = (y1, pool1._y, pool1._idx, y2, pool2._y, pool2._idx, fc1._x, y3)
+        k, code = convnet.cnn_train_steps(
+            rows, np.asarray(labels, dtype=np.int64), float(lr), losses, geometry,
+            (conv1._set, conv2._set), (conv1._patch_sets, conv1._d_sets),
+            (conv2._patch_sets, conv2._d_sets), forward, tiles, out, loss, a3, fc1_args, p2,
+            a2, (z2, conv2._dx), (pool1._idx, pool1._dx), a1,
+        )  # fmt: skip
+        done = rows.shape[0] if k < 0 else k + 1
+        for conv in (conv1, conv2):  # the buffer sets the samples left current
+            for _ in range(done % 2):
+                conv.next_buffers()
+        if k >= 0:
+            raise TileShapeError(self._cnn_failure(code) + f" (sample {k})")
+
+    @staticmethod
+    def _cnn_failure(code: int) -> str:
+        """The message for a nonzero code of the CNN's fused calls."""
+        if code == 1:
+            return "forward x: contains NaN or infinite values"
+        if code < 0:
+            return "update: x or d contains NaN or infinite values"
+        return "backward d: contains NaN or infinite values"
+
     def _cnn_train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """The CNN's training step through the fused calls of
-        :mod:`~rpucircuit.model.kernels.convnet` (bit-identical to the layer path). The
-        updates run inside the last call, except conv2's where its tile may hand its
-        updates to the update thread (:class:`~rpucircuit.model.tile.AnalogTile`): then
-        that tile updates itself between the backward reads and the other updates, and
-        each tile's deferred update is finished just before the tile is first used in the
-        next step (conv2's, the longest, after conv1's read: the update thread has that
-        read's time too; finishing every tile at the start of the step left it too
-        little, and the caller waited)."""
+        :mod:`~rpucircuit.model.kernels.convnet` from Python, one sample (bit-identical to
+        the layer path and to :meth:`_cnn_train_steps`, which the network uses unless
+        conv2's tile may hand its updates to the update thread; the benchmark's profile
+        times these calls one by one). The updates run inside the last call, except
+        conv2's where its tile may use the update thread
+        (:class:`~rpucircuit.model.tile.AnalogTile`): then that tile updates itself
+        between the backward reads and the other updates, and each tile's deferred update
+        is finished just before the tile is first used in the next step (conv2's, the
+        longest, after conv1's read: the update thread has that read's time too;
+        finishing every tile at the start of the step left it too little, and the caller
+        waited)."""
         assert self._cnn is not None
         conv1, act1, pool1, conv2, act2, pool2, _, fc1, act3, fc2 = self._cnn
         check_lr(lr)
@@ -239,7 +287,7 @@ class Network:
         conv1.tile.finish_update()
         patches1, d1 = conv1.next_buffers()
         img = np.ascontiguousarray(x).reshape(conv1.in_shape)
-        forward_bad = "forward x: contains NaN or infinite values"
+        forward_bad = self._cnn_failure(1)
         code = convnet.conv_forward(
             img, conv1.kernel_size, conv1.stride, patches1, c1.wread, y1, c1.fwd_io, c1.state
         )
@@ -265,7 +313,7 @@ class Network:
         fc2.tile.finish_update()
         c2_args = (patches2, d2, z2, conv2.kernel_size, conv2.stride, conv2._dx)
         c1_rest = ((pool1._idx, pool1._dx), a1, (patches1, d1))
-        if not (update_thread_enabled() and conv2.tile.update_thread):
+        if not self._cnn_threaded():
             code = convnet.cnn_backward(
                 int(label), float(lr), convnet.UPDATE_ALL, tiles, out, loss, a3, fc1_args, p2,
                 a2, c2_args, *c1_rest,
@@ -286,13 +334,7 @@ class Network:
                     fc1_args, c2_args, *c1_rest,
                 )  # fmt: skip
         if code:
-            raise TileShapeError(
-                forward_bad
-                if code == 1
-                else "update: x or d contains NaN or infinite values"
-                if code < 0
-                else "backward d: contains NaN or infinite values"
-            )
+            raise TileShapeError(self._cnn_failure(code))
         return -math.log(max(float(loss[0][label]), 1e-300))
 
     def train_step(self, x: FloatArray, label: int, lr: float) -> float:
@@ -300,7 +342,13 @@ class Network:
         self._check(x)
         self._check_label(label)
         if self._cnn is not None and self.fused:
-            return self._cnn_train_step(x, label, lr)
+            if self._cnn_threaded():
+                return self._cnn_train_step(x, label, lr)
+            check_lr(lr)
+            losses = np.empty(1)
+            row = np.ascontiguousarray(x, dtype=np.float64).reshape(1, self.input_size)
+            self._cnn_train_steps(row, np.array([label]), lr, losses)
+            return float(losses[0])
         if self._dense is not None and self.fused:
             check_lr(lr)
             args = self._fused_args()
@@ -328,8 +376,10 @@ class Network:
         Every sample and label is checked before the first step, so bad input changes
         nothing. A fully connected network that trains fused takes all n samples in one
         compiled call (:func:`~rpucircuit.model.kernels.dense_train_steps`), which saves
-        the cost of a call per sample (about 30 of paper A's 106 µs per sample); other
-        networks step through :meth:`train_step`."""
+        the cost of a call per sample (about 30 of paper A's 106 µs per sample); so does
+        paper B's CNN unless conv2's tile may use the update thread
+        (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`); other networks step
+        through :meth:`train_step`."""
         xb = np.asarray(x)
         n = int(xb.shape[0]) if xb.ndim >= 1 else 0
         if xb.ndim < 2 or math.prod(xb.shape[1:]) != self.input_size:
@@ -372,6 +422,9 @@ class Network:
                 raise TileShapeError(f"forward x: contains NaN or infinite values (sample {k})")
             return losses
         rows = flat.astype(np.float64, copy=False)
+        if self._cnn is not None and self.fused and not self._cnn_threaded():
+            self._cnn_train_steps(rows, yb, lr, losses)
+            return losses
         for k in range(n):
             losses[k] = self.train_step(rows[k], int(yb[k]), lr)
         return losses

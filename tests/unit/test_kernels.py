@@ -793,10 +793,54 @@ def test_activation_kernels_match_formulas(rng: np.random.Generator, code: int) 
     kernels.activation_forward(code, x, y)
     kernels.activation_backward(code, y, g, gin)
     ref = {kernels.ACT_SIGMOID: 1 / (1 + np.exp(-x)), kernels.ACT_TANH: np.tanh(x)}.get(code, x)
-    dref = {kernels.ACT_SIGMOID: ref * (1 - ref), kernels.ACT_TANH: 1 - ref**2}.get(code, 1.0)
-    # libm vs numpy SIMD exp/tanh may differ by an ulp or two: 1e-14 relative
+    # the derivative from the kernel's own y: near saturation 1 − y² cancels, and the ulp or
+    # two between the kernel's and numpy's exp/tanh would dominate it
+    dref = {kernels.ACT_SIGMOID: y * (1 - y), kernels.ACT_TANH: 1 - y**2}.get(code, 1.0)
+    # libm and the kernel's tanh vs numpy's SIMD exp/tanh may differ by an ulp or two
     np.testing.assert_allclose(y, ref, rtol=1e-14, atol=1e-16)
     np.testing.assert_allclose(gin, dref * g, rtol=1e-13, atol=1e-16)
+
+
+def _ulps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Units in the last place between float64 arrays (their bits as ordered integers)."""
+    ia, ib = a.view(np.int64), b.view(np.int64)
+    least = np.int64(np.iinfo(np.int64).min)
+    ia = np.where(ia < 0, least - ia, ia)
+    ib = np.where(ib < 0, least - ib, ib)
+    return np.abs(ia - ib)
+
+
+def test_tanh_kernel_is_within_two_units_in_the_last_place(rng: np.random.Generator) -> None:
+    """The activations' own tanh (straight-line arithmetic, so its loop vectorizes) against
+    tanh in 80-bit extended precision rounded to float64 (x86's long double; where long
+    double has no more bits than float64, the platform's tanh with two units more), over
+    the whole range: large, moderate, small and subnormal magnitudes."""
+    n = 200_000
+    signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    x = np.concatenate(
+        [
+            rng.uniform(-25.0, 25.0, n),
+            rng.uniform(-1.0, 1.0, n),
+            signs * 10.0 ** rng.uniform(-310.0, 1.4, n),
+            [19.0, 22.0, 23.0, 700.0, 1e308, 5e-324, np.log(3.0) / 2, np.log(2.0) / 2],
+        ]
+    )
+    y = np.empty_like(x)
+    kernels.activation_forward(kernels.ACT_TANH, x, y)
+    if np.finfo(np.longdouble).nmant >= 63:
+        ref, tol = np.tanh(x.astype(np.longdouble)).astype(np.float64), 2
+    else:  # pragma: no cover - platforms without extended precision
+        ref, tol = np.tanh(x), 4
+    err = _ulps(y, ref)
+    assert err.max() <= tol, x[np.argmax(err)]
+    assert (err == 0).mean() > 0.6  # most values correctly rounded
+    assert y[-8:-3].tolist() == [1.0] * 5  # from 19 on: exactly 1
+    assert y[-3] == 5e-324  # tanh(x) = x below 2^-27 (the smallest subnormal too)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan])
+    out = np.empty(5)
+    kernels.activation_forward(kernels.ACT_TANH, special, out)
+    assert out[:4].tolist() == [0.0, -0.0, 1.0, -1.0] and np.isnan(out[4])
+    assert np.signbit(out[1]) and not np.signbit(out[0])
 
 
 def test_read_noise_is_the_kernel_generator_sequence(rng: np.random.Generator) -> None:
