@@ -111,10 +111,11 @@ class Network:
         """Whether :meth:`train_step` runs compiled end to end: as one call
         (:func:`rpucircuit.model.kernels.dense_train_step`) for a fully connected network
         whose tiles share one read precision; for paper B's CNN structure as one call too
-        (:func:`rpucircuit.model.kernels.convnet.cnn_train_steps`), or, where conv2's tile
-        may hand its updates to the update thread, as fused calls around the activation
-        layers (four, five around conv2's own update). Either is bit-identical to the
-        layer-by-layer path (set it False to run that path)."""
+        (:func:`rpucircuit.model.kernels.convnet.cnn_train_steps`, which
+        :meth:`train_steps` always uses), or, where conv2's tile may hand its updates to
+        the update thread, as fused calls around the activation layers (four, five around
+        conv2's own update). Either is bit-identical to the layer-by-layer path (set it
+        False to run that path)."""
 
     # ------------------------------------------------------------------ running
 
@@ -231,9 +232,9 @@ class Network:
         self, rows: FloatArray, labels: Any, lr: float, losses: FloatArray
     ) -> None:
         """Training steps of the CNN on ``rows`` (n, input_size; float64, C order) in one
-        compiled call (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`; update
-        thread off), bit-identical to :meth:`_cnn_train_step` on each in turn; the losses
-        go to ``losses``."""
+        compiled call (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`; every
+        update in place), bit-identical to :meth:`_cnn_train_step` on each in turn; the
+        losses go to ``losses``."""
         assert self._cnn is not None
         conv1, _, pool1, conv2, _, pool2, _, fc1, _, fc2 = self._cnn
         for layer in (conv1, conv2, fc1, fc2):  # updates deferred while the thread was on
@@ -269,9 +270,9 @@ class Network:
     def _cnn_train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """The CNN's training step through the fused calls of
         :mod:`~rpucircuit.model.kernels.convnet` from Python, one sample (bit-identical to
-        the layer path and to :meth:`_cnn_train_steps`, which the network uses unless
-        conv2's tile may hand its updates to the update thread; the benchmark's profile
-        times these calls one by one). The updates run inside the last call, except
+        the layer path and to :meth:`_cnn_train_steps`, which :meth:`train_step` uses
+        unless conv2's tile may hand its updates to the update thread; the benchmark's
+        profile times these calls one by one). The updates run inside the last call, except
         conv2's where its tile may use the update thread
         (:class:`~rpucircuit.model.tile.AnalogTile`): then that tile updates itself
         between the backward reads and the other updates, and each tile's deferred update
@@ -377,9 +378,10 @@ class Network:
         nothing. A fully connected network that trains fused takes all n samples in one
         compiled call (:func:`~rpucircuit.model.kernels.dense_train_steps`), which saves
         the cost of a call per sample (about 30 of paper A's 106 µs per sample); so does
-        paper B's CNN unless conv2's tile may use the update thread
-        (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`); other networks step
-        through :meth:`train_step`."""
+        paper B's CNN (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`), even
+        where its tiles may use the update thread (which then stays idle: the one call took
+        less time, wall clock and CPU, than the calls per sample with conv2's updates on
+        the thread); other networks step through :meth:`train_step`."""
         xb = np.asarray(x)
         n = int(xb.shape[0]) if xb.ndim >= 1 else 0
         if xb.ndim < 2 or math.prod(xb.shape[1:]) != self.input_size:
@@ -422,7 +424,7 @@ class Network:
                 raise TileShapeError(f"forward x: contains NaN or infinite values (sample {k})")
             return losses
         rows = flat.astype(np.float64, copy=False)
-        if self._cnn is not None and self.fused and not self._cnn_threaded():
+        if self._cnn is not None and self.fused:  # with or without the update thread
             self._cnn_train_steps(rows, yb, lr, losses)
             return losses
         for k in range(n):

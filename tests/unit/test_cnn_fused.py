@@ -281,17 +281,26 @@ def test_fused_cnn_step_is_bit_identical_to_the_layer_path(mnist: Mnist, thread:
     np.testing.assert_array_equal(fused.predict_proba(x[0]), layered.predict_proba(x[0]))
 
 
-def test_cnn_train_steps_in_one_call_equal_the_steps_one_at_a_time(mnist: Mnist) -> None:
-    """``train_steps`` runs all samples in one compiled call (update thread off): the same
-    losses, weights, read copies and generator states as ``train_step`` on each sample
-    and as the layer path, and the conv layers' buffer sets left as the layer path leaves
-    them (an odd batch, then an even one)."""
-    x, y = mnist.train(15)
-    batch = cnn_gokmen_2017(gokmen_vlasov_2016(), rng=np.random.default_rng(6), update_thread=False)
+@pytest.mark.parametrize("thread", [False, True])
+def test_cnn_train_steps_in_one_call_equal_the_steps_one_at_a_time(
+    mnist: Mnist, thread: bool
+) -> None:
+    """``train_steps`` runs all samples in one compiled call (every update in place, also
+    where the tiles may use the update thread): the same losses, weights, read copies and
+    generator states as ``train_step`` on each sample (through the update thread where it
+    is on) and as the layer path, after steps one at a time too (their deferred updates
+    finished first), and the conv layers' buffer sets left as the layer path leaves them
+    (an odd batch, then an even one)."""
+    x, y = mnist.train(17)
+    batch = cnn_gokmen_2017(
+        gokmen_vlasov_2016(), rng=np.random.default_rng(6), update_thread=thread
+    )
     single = copy.deepcopy(batch)
     layered = copy.deepcopy(batch)
     layered.fused = False
-    for part in (slice(0, 5), slice(5, 15)):
+    assert _train(batch, x[:2], y[:2]) == _train(single, x[:2], y[:2])
+    _train(layered, x[:2], y[:2])
+    for part in (slice(2, 7), slice(7, 17)):
         losses = batch.train_steps(x[part], y[part], 0.01)
         assert losses.tolist() == _train(single, x[part], y[part])
         assert losses.tolist() == _train(layered, x[part], y[part])
@@ -300,7 +309,8 @@ def test_cnn_train_steps_in_one_call_equal_the_steps_one_at_a_time(mnist: Mnist)
             convs = zip((batch._cnn[0], batch._cnn[3]), (net._cnn[0], net._cnn[3]), strict=True)
             for a, b in convs:
                 assert a._set == b._set
-                assert a._patches is a._patch_sets[a._set] and a._d is a._d_sets[a._set]
+                assert np.shares_memory(a._patches, a._patch_sets[a._set])
+                assert np.shares_memory(a._d, a._d_sets[a._set])
                 np.testing.assert_array_equal(a._patches, b._patches)
 
 
