@@ -369,16 +369,17 @@ def profile_ours(
     network's step is one call (``kernels.dense_train_step``: every tile's reads and
     updates); it is then profiled again with the fused step off (``Network.fused = False``,
     the bit-identical layer-by-layer path, slower) to show the per-tile split. The CNN's
-    step without the update thread is one call (``cnn_train_steps``, the whole step); it
-    is then profiled again through the per-sample calls of
-    :mod:`rpucircuit.model.kernels.convnet` that the network makes with the thread, each
-    timed (``conv_forward``: conv1's read; ``pool_conv_forward``: pool1 and conv2's read;
-    ``pool_dense_forward``: pool2 and fc1's read; ``cnn_backward``: loss, every backward
-    read and every update), with ``Tanh.forward`` of the activations between them. With
-    the update thread on, the network steps through those calls, ``cnn_backward`` split in
-    two (``cnn_backward_reads``, then ``cnn_backward_updates`` with every update but
-    conv2's) and conv2's tile updating between them (an ``update`` line). ``update_thread``: whether
-    the tiles may run large updates on their background thread (as in training).
+    step is one call too (``cnn_train_steps``, the whole step) unless conv2's tile hands
+    its half-select updates to the update thread; it is then profiled again through the
+    per-sample calls of :mod:`rpucircuit.model.kernels.convnet` that the network makes
+    with the thread, each timed (``conv_forward``: conv1's read; ``pool_conv_forward``:
+    pool1 and conv2's read; ``pool_dense_forward``: pool2 and fc1's read;
+    ``cnn_backward``: loss, every backward read and every update), with ``Tanh.forward``
+    of the activations between them. Where the thread takes conv2's half-select updates,
+    the network steps through those calls, ``cnn_backward`` split in two
+    (``cnn_backward_reads``, then ``cnn_backward_updates`` with every update but conv2's)
+    and conv2's tile updating between them (an ``update`` line). ``update_thread``:
+    whether the tiles may run large updates on their background thread (as in training).
     ``variants``: which networks, ``""`` for paper A's preset or names from :data:`VARIANTS`
     (built as in the benchmark).
     """

@@ -111,11 +111,10 @@ class Network:
         """Whether :meth:`train_step` runs compiled end to end: as one call
         (:func:`rpucircuit.model.kernels.dense_train_step`) for a fully connected network
         whose tiles share one read precision; for paper B's CNN structure as one call too
-        (:func:`rpucircuit.model.kernels.convnet.cnn_train_steps`, which
-        :meth:`train_steps` always uses), or, where conv2's tile may hand its updates to
-        the update thread, as fused calls around the activation layers (four, five around
-        conv2's own update). Either is bit-identical to the layer-by-layer path (set it
-        False to run that path)."""
+        (:func:`rpucircuit.model.kernels.convnet.cnn_train_steps`), or, where conv2's tile
+        hands its half-select updates to the update thread, as fused calls around the
+        activation layers (five, around conv2's own update). Either is bit-identical to
+        the layer-by-layer path (set it False to run that path)."""
 
     # ------------------------------------------------------------------ running
 
@@ -223,10 +222,21 @@ class Network:
         return fixed
 
     def _cnn_threaded(self) -> bool:
-        """Whether conv2's tile may hand its updates to the update thread (then the CNN
-        steps one sample at a time from Python, :meth:`_cnn_train_step`)."""
+        """Whether the CNN steps one sample at a time from Python (:meth:`_cnn_train_step`)
+        so that conv2's tile can hand its updates to the update thread: where the thread
+        may run and conv2's devices have half-select (k > 0), whose updates are long.
+        Otherwise the whole steps run in one compiled call (:meth:`_cnn_train_steps`),
+        which took less time, wall clock as well as CPU: paper B's CNN on the paper A
+        preset 1,592-1,636 images/s on one core against 1,500-1,513 on 1.28 cores with the
+        thread, at k = 0.1 871-903 against 992-1,058 on 1.37 cores (Intel Xeon, 2 cores,
+        ``bench/bench_training.py``)."""
         assert self._cnn is not None
-        return update_thread_enabled() and self._cnn[3].tile.update_thread
+        conv2 = self._cnn[3].tile
+        return (
+            update_thread_enabled()
+            and conv2.update_thread
+            and conv2.config.device.k_half_select > 0.0
+        )
 
     def _cnn_train_steps(
         self, rows: FloatArray, labels: Any, lr: float, losses: FloatArray
@@ -234,7 +244,7 @@ class Network:
         """Training steps of the CNN on ``rows`` (n, input_size; float64, C order) in one
         compiled call (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`; every
         update in place), bit-identical to :meth:`_cnn_train_step` on each in turn; the
-        losses go to ``losses``."""
+        losses go to ``losses``. Finishes every tile's deferred update first."""
         assert self._cnn is not None
         conv1, _, pool1, conv2, _, pool2, _, fc1, _, fc2 = self._cnn
         for layer in (conv1, conv2, fc1, fc2):  # updates deferred while the thread was on
@@ -270,10 +280,10 @@ class Network:
     def _cnn_train_step(self, x: FloatArray, label: int, lr: float) -> float:
         """The CNN's training step through the fused calls of
         :mod:`~rpucircuit.model.kernels.convnet` from Python, one sample (bit-identical to
-        the layer path and to :meth:`_cnn_train_steps`, which :meth:`train_step` uses
-        unless conv2's tile may hand its updates to the update thread; the benchmark's
-        profile times these calls one by one). The updates run inside the last call, except
-        conv2's where its tile may use the update thread
+        the layer path and to :meth:`_cnn_train_steps`, which the network uses unless
+        conv2's tile hands its updates to the update thread, :meth:`_cnn_threaded`; the
+        benchmark's profile times these calls one by one). The updates run inside the
+        last call, except conv2's where its tile may use the update thread
         (:class:`~rpucircuit.model.tile.AnalogTile`): then that tile updates itself
         between the backward reads and the other updates, and each tile's deferred update
         is finished just before the tile is first used in the next step (conv2's, the
@@ -378,10 +388,9 @@ class Network:
         nothing. A fully connected network that trains fused takes all n samples in one
         compiled call (:func:`~rpucircuit.model.kernels.dense_train_steps`), which saves
         the cost of a call per sample (about 30 of paper A's 106 µs per sample); so does
-        paper B's CNN (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`), even
-        where its tiles may use the update thread (which then stays idle: the one call took
-        less time, wall clock and CPU, than the calls per sample with conv2's updates on
-        the thread); other networks step through :meth:`train_step`."""
+        paper B's CNN (:func:`~rpucircuit.model.kernels.convnet.cnn_train_steps`) unless
+        its conv2 tile hands its long half-select updates to the update thread
+        (:meth:`_cnn_threaded`); other networks step through :meth:`train_step`."""
         xb = np.asarray(x)
         n = int(xb.shape[0]) if xb.ndim >= 1 else 0
         if xb.ndim < 2 or math.prod(xb.shape[1:]) != self.input_size:
@@ -424,7 +433,7 @@ class Network:
                 raise TileShapeError(f"forward x: contains NaN or infinite values (sample {k})")
             return losses
         rows = flat.astype(np.float64, copy=False)
-        if self._cnn is not None and self.fused:  # with or without the update thread
+        if self._cnn is not None and self.fused and not self._cnn_threaded():
             self._cnn_train_steps(rows, yb, lr, losses)
             return losses
         for k in range(n):

@@ -37,7 +37,7 @@ from rpucircuit.model.kernels.conv import conv_update, patch_update
 from rpucircuit.model.kernels.reads import _adc_rows, _dac_rows, _mvm
 from rpucircuit.model.layers import AnalogConv2d, AnalogLinear, Flatten, MaxPool2d, Tanh
 from rpucircuit.model.network import Network, cnn_gokmen_2017
-from rpucircuit.model.tile import AnalogTile
+from rpucircuit.model.tile import AnalogTile, update_thread_enabled
 from rpucircuit.training.data import Mnist
 
 FP = floating_point()
@@ -285,16 +285,17 @@ def test_fused_cnn_step_is_bit_identical_to_the_layer_path(mnist: Mnist, thread:
 def test_cnn_train_steps_in_one_call_equal_the_steps_one_at_a_time(
     mnist: Mnist, thread: bool
 ) -> None:
-    """``train_steps`` runs all samples in one compiled call (every update in place, also
-    where the tiles may use the update thread): the same losses, weights, read copies and
-    generator states as ``train_step`` on each sample (through the update thread where it
-    is on) and as the layer path, after steps one at a time too (their deferred updates
-    finished first), and the conv layers' buffer sets left as the layer path leaves them
-    (an odd batch, then an even one)."""
+    """``train_steps`` runs all samples in one compiled call, or, where conv2's tile hands
+    its half-select updates to the update thread, one step at a time: either way the same
+    losses, weights, read copies and generator states as ``train_step`` on each sample and
+    as the layer path, after steps one at a time too, and the conv layers' buffer sets
+    left as the layer path leaves them (an odd batch, then an even one)."""
     x, y = mnist.train(17)
-    batch = cnn_gokmen_2017(
-        gokmen_vlasov_2016(), rng=np.random.default_rng(6), update_thread=thread
-    )
+    cfg = gokmen_vlasov_2016()
+    if thread:  # steps one at a time, conv2's half-select updates on the thread
+        cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, k_half_select=0.1))
+    batch = cnn_gokmen_2017(cfg, rng=np.random.default_rng(6), update_thread=thread)
+    assert batch._cnn_threaded() == (thread and update_thread_enabled())
     single = copy.deepcopy(batch)
     layered = copy.deepcopy(batch)
     layered.fused = False
