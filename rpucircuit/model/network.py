@@ -227,8 +227,9 @@ class Network:
         may run and conv2's devices have half-select (k > 0), whose updates are long.
         Otherwise the whole steps run in one compiled call (:meth:`_cnn_train_steps`),
         which took less time, wall clock as well as CPU: paper B's CNN on the paper A
-        preset 1,592-1,636 images/s on one core against 1,500-1,513 on 1.28 cores with the
-        thread, at k = 0.1 871-903 against 992-1,058 on 1.37 cores (Intel Xeon, 2 cores,
+        preset, in the same runs, 1,636 and 1,589 images/s on one core against 1,513 and
+        1,500 on 1.28 cores through the thread; at k = 0.1 the thread won, 968-1,058 on
+        1.36-1.37 cores against 871-903 (Intel Xeon, 2 cores,
         ``bench/bench_training.py``)."""
         assert self._cnn is not None
         conv2 = self._cnn[3].tile
