@@ -21,6 +21,11 @@ analog layer (per-layer device variations; paper B's multi-device mapping on the
 conv layer is ``n_devices`` in that layer's config). Each tile gets its own generator
 spawned from ``rng`` (after the weight initialization draws), so a network's state is the
 union of its tiles' states and resumes bit-exactly.
+
+Longer than 600 lines: the network's layer path and its two compiled paths (the fully
+connected step, the CNN's whole step and its calls one by one around the update thread)
+share the layers' buffers and must stay bit-identical to one another, so they are kept in
+one class beside the builders that set them up.
 """
 
 from __future__ import annotations
@@ -267,7 +272,8 @@ class Network:
             for _ in range(done % 2):
                 conv.next_buffers()
         if k >= 0:
-            raise TileShapeError(self._cnn_failure(code) + f" (sample {k})")
+            where = f" (sample {k})" if rows.shape[0] > 1 else ""
+            raise TileShapeError(self._cnn_failure(code) + where)
 
     @staticmethod
     def _cnn_failure(code: int) -> str:

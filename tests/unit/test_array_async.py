@@ -8,6 +8,7 @@ what an earlier one did to it.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import threading
 import time
@@ -191,13 +192,14 @@ def test_drain_finishes_outstanding_jobs(threaded: None) -> None:
 
 @pytest.mark.parametrize("enabled", [False, True])
 def test_cnn_training_steps_bit_identical(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> None:
-    """The paper-B CNN trained a few steps with and without the update thread (every
-    update handed over): identical network state; checks the layers' order of use."""
+    """The paper-B CNN trained a few steps with and without the update thread (conv2's
+    devices with half-select, so the network steps through its calls and hands conv2's
+    updates over, every one): identical network state; checks the layers' order of use."""
+    cfg = rpu.gokmen_vlasov_2016()  # half-select: the CNN hands conv2's updates over
+    cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, k_half_select=0.1))
 
     def run(thread: bool) -> dict[str, dict[str, np.ndarray]]:
-        net = cnn_gokmen_2017(
-            rpu.gokmen_vlasov_2016(), rng=np.random.default_rng(11), update_thread=thread
-        )
+        net = cnn_gokmen_2017(cfg, rng=np.random.default_rng(11), update_thread=thread)
         rng = np.random.default_rng(12)
         for _ in range(3):
             img = rng.uniform(0, 1, 784) * (rng.random(784) < 0.2)

@@ -11,7 +11,8 @@ makes for conv → act → pool → conv → act → pool → flatten → linear
   are called one after the other where conv2's tile may hand its update to the update
   thread (the network then updates conv2 between them);
 * :func:`cnn_train_steps` — whole training steps, sample after sample: the calls above
-  with the activations between them (what the network runs without the update thread).
+  with the activations between them (what the network runs unless conv2's half-select
+  updates go to the update thread).
 
 Where the network calls them one by one, it applies its activation layers between them;
 those run the compiled activation kernel (:func:`~.dense.activation_forward`), as
@@ -433,10 +434,9 @@ def cnn_train_steps(
     gradient sets (2, pixels, out)); ``forward``: (conv1's read output, pool1's output
     and argmax, conv2's read output, pool2's output and argmax, fc1's input and read
     output); ``conv2``: (z, dx), conv2's backward read output and its input gradient; the
-    rest as for
-    :func:`cnn_backward`. Returns (−1, 0), or (k, code) for a sample k whose read or
-    update input was not finite (code as :func:`cnn_backward` returns it, 1 for the
-    forward reads; samples before k are done, k partly)."""
+    rest as for :func:`cnn_backward`. Returns (−1, 0), or (k, code) for a sample k whose
+    read or update input was not finite (code as :func:`cnn_backward` returns it, 1 for
+    the forward reads; samples before k are done, k partly)."""
     h, w, c, k1, stride1, size1, k2, stride2, size2 = geometry
     y1, pooled1, idx1, y2, pooled2, idx2, x3, y3 = forward
     code1, h1, _ = act1
