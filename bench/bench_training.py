@@ -371,8 +371,8 @@ def profile_ours(
     the bit-identical layer-by-layer path, slower) to show the per-tile split. The CNN's
     step is one call too (``cnn_train_steps``, the whole step) unless conv2's tile hands
     its half-select updates to the update thread; it is then profiled again through the
-    per-sample calls of :mod:`rpucircuit.model.kernels.convnet` that the network makes
-    with the thread, each timed (``conv_forward``: conv1's read; ``pool_conv_forward``:
+    per-sample calls of :mod:`rpucircuit.model.kernels.convnet` that the network makes in
+    that case, each timed (``conv_forward``: conv1's read; ``pool_conv_forward``:
     pool1 and conv2's read; ``pool_dense_forward``: pool2 and fc1's read;
     ``cnn_backward``: loss, every backward read and every update), with ``Tanh.forward``
     of the activations between them. Where the thread takes conv2's half-select updates,

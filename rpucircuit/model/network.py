@@ -106,10 +106,7 @@ class Network:
         self._dense = _dense_plan(self.layers)
         self._fused: tuple[Any, ...] | None = None
         self._cnn = _cnn_plan(self.layers, input_size)
-        if self._dense is not None or self._cnn is not None:
-            for layer in self.layers:  # the layer path computes activations as the fused one
-                if isinstance(layer, (Sigmoid, Tanh)):
-                    layer.compiled = True
+        self._compile_activations()
         self._cnn_cache: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
         dtypes = {layer.tile.read_copy.dtype for layer in self._dense[0]} if self._dense else set()
         self.fused = len(dtypes) == 1 or self._cnn is not None
@@ -164,6 +161,16 @@ class Network:
         state.setdefault("_cnn", _cnn_plan(state["layers"], state["input_size"]))  # type: ignore[arg-type]
         state.setdefault("_cnn_cache", None)
         self.__dict__.update(state)
+        self._compile_activations()  # a network pickled when the CNN's used numpy's
+
+    def _compile_activations(self) -> None:
+        """Let the activation layers of a network that runs fused compute as the fused
+        steps do (:attr:`~rpucircuit.model.layers.Tanh.compiled`), so that the layer path
+        stays bit-identical to them."""
+        if self._dense is not None or self._cnn is not None:
+            for layer in self.layers:
+                if isinstance(layer, (Sigmoid, Tanh)):
+                    layer.compiled = True
 
     def _fused_args(self) -> tuple[Any, ...]:
         """Arguments of :func:`kernels.dense_train_step` after (label, lr): the layers'
@@ -261,15 +268,17 @@ class Network:
             conv2.kernel_size, conv2.stride, pool2.size,
         )  # fmt: skip
         forward = (y1, pool1._y, pool1._idx, y2, pool2._y, pool2._idx, fc1._x, y3)
-        k, code = convnet.cnn_train_steps(
-            rows, np.asarray(labels, dtype=np.int64), float(lr), losses, geometry,
+        k, code, conv2_taken = convnet.cnn_train_steps(
+            rows, np.ascontiguousarray(labels, dtype=np.int64), float(lr), losses, geometry,
             (conv1._set, conv2._set), (conv1._patch_sets, conv1._d_sets),
             (conv2._patch_sets, conv2._d_sets), forward, tiles, out, loss, a3, fc1_args, p2,
             a2, (z2, conv2._dx), (pool1._idx, pool1._dx), a1,
         )  # fmt: skip
+        # the buffer sets the samples left current (as the per-sample path leaves them: a
+        # sample refused at conv1's read has not taken conv2's)
         done = rows.shape[0] if k < 0 else k + 1
-        for conv in (conv1, conv2):  # the buffer sets the samples left current
-            for _ in range(done % 2):
+        for conv, taken in ((conv1, done), (conv2, done - 1 + conv2_taken)):
+            for _ in range(taken % 2):
                 conv.next_buffers()
         if k >= 0:
             where = f" (sample {k})" if rows.shape[0] > 1 else ""
@@ -331,7 +340,9 @@ class Network:
         fc2.tile.finish_update()
         c2_args = (patches2, d2, z2, conv2.kernel_size, conv2.stride, conv2._dx)
         c1_rest = ((pool1._idx, pool1._dx), a1, (patches1, d1))
-        if not self._cnn_threaded():
+        # reached where _cnn_threaded (conv2 hands over), and from the benchmark's profile,
+        # which times these calls for any network
+        if not (update_thread_enabled() and conv2.tile.update_thread):
             code = convnet.cnn_backward(
                 int(label), float(lr), convnet.UPDATE_ALL, tiles, out, loss, a3, fc1_args, p2,
                 a2, c2_args, *c1_rest,

@@ -21,7 +21,7 @@ from rpucircuit.config import rpu
 from rpucircuit.errors import ConfigError
 from rpucircuit.model import tile as array
 from rpucircuit.model.layers import AnalogConv2d
-from rpucircuit.model.network import cnn_gokmen_2017
+from rpucircuit.model.network import Network, cnn_gokmen_2017
 from rpucircuit.model.tile import AnalogTile, TileShapeError
 from rpucircuit.model.updatethread import UpdateJob
 
@@ -267,6 +267,9 @@ def test_cnn_steps_with_lagging_updates_are_bit_identical(
 
     monkeypatch.setattr(array, "usable_cpus", lambda: 2)
     monkeypatch.setattr(array, "ASYNC_MIN_US", 0.0)
+    # the fused steps one sample at a time (the path for conv2's half-select updates on the
+    # thread), whatever tile lags: the whole-step call finishes every update at its start
+    monkeypatch.setattr(Network, "_cnn_threaded", lambda self: True)
     ref = run(False)
     monkeypatch.setattr(UpdateJob, "try_run", lagging)
     monkeypatch.setattr(array._UPDATE_THREAD, "takes", lambda cost_us: True)

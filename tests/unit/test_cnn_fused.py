@@ -268,11 +268,14 @@ def test_fused_cnn_step_is_bit_identical_to_the_layer_path(mnist: Mnist, thread:
     """Paper B's CNN with paper A's full device model on real MNIST digits: the fused calls
     make the layer path's kernel calls on the same buffers in the same order per tile, so
     losses, device weights, read copies and generator states agree bit for bit, with the
-    update thread on or off."""
+    update thread off (the whole step in one call) or on (with half-select on conv2, whose
+    updates it then takes: the calls one sample at a time)."""
     x, y = mnist.train(40)
-    fused = cnn_gokmen_2017(
-        gokmen_vlasov_2016(), rng=np.random.default_rng(5), update_thread=thread
-    )
+    cfg = gokmen_vlasov_2016()
+    if thread:
+        cfg = dataclasses.replace(cfg, device=dataclasses.replace(cfg.device, k_half_select=0.1))
+    fused = cnn_gokmen_2017(cfg, rng=np.random.default_rng(5), update_thread=thread)
+    assert fused._cnn_threaded() == (thread and update_thread_enabled())
     layered = copy.deepcopy(fused)
     layered.fused = False
     assert fused.fused and fused._cnn is not None
@@ -350,6 +353,8 @@ def test_fused_cnn_step_refuses_bad_input_and_changes_nothing(rng: np.random.Gen
     img[3, 4] = np.inf
     with pytest.raises(TileShapeError, match="forward x: contains NaN or infinite values"):
         net.train_step(img, 1, 0.01)
+    conv1, conv2 = net._cnn[0], net._cnn[3]
+    assert (conv1._set, conv2._set) == (1, 0)  # as the layer path: conv2's set not taken
     with pytest.raises(TileShapeError, match=r"update lr = -0.1: must be finite and >= 0"):
         net.train_step(rng.random((28, 28)), 1, -0.1)
     for t, w in zip(net.tiles, before, strict=True):

@@ -417,7 +417,7 @@ def cnn_train_steps(
     conv2: tuple[FloatArray, FloatArray],
     pool1: tuple[IntArray, FloatArray],
     act1: tuple[int, FloatArray, FloatArray],
-) -> tuple[int, int]:  # pragma: no cover - compiled
+) -> tuple[int, int, int]:  # pragma: no cover - compiled
     """Whole training steps of paper B's CNN on the samples ``x[k]`` (n, H·W·C; float64,
     C order) with ``labels[k]``, one after another, in one call: per sample the calls the
     network's step makes (:func:`conv_forward`, conv1's activation,
@@ -434,9 +434,10 @@ def cnn_train_steps(
     gradient sets (2, pixels, out)); ``forward``: (conv1's read output, pool1's output
     and argmax, conv2's read output, pool2's output and argmax, fc1's input and read
     output); ``conv2``: (z, dx), conv2's backward read output and its input gradient; the
-    rest as for :func:`cnn_backward`. Returns (−1, 0), or (k, code) for a sample k whose
-    read or update input was not finite (code as :func:`cnn_backward` returns it, 1 for
-    the forward reads; samples before k are done, k partly)."""
+    rest as for :func:`cnn_backward`. Returns (−1, 0, 1), or (k, code, conv2) for a sample
+    k whose read or update input was not finite (code as :func:`cnn_backward` returns it,
+    1 for the forward reads; samples before k are done, k partly; ``conv2`` 0 if conv1's
+    read failed, before conv2's buffer set for sample k was taken, else 1)."""
     h, w, c, k1, stride1, size1, k2, stride2, size2 = geometry
     y1, pooled1, idx1, y2, pooled2, idx2, x3, y3 = forward
     code1, h1, _ = act1
@@ -451,15 +452,15 @@ def cnn_train_steps(
         patches2, d2 = conv2_sets[0][s2], conv2_sets[1][s2]
         img = x[n].reshape((h, w, c))
         if conv_forward(img, k1, stride1, patches1, t_c1[0], y1, t_c1[8], t_c1[7]):
-            return n, 1
+            return n, 1, 0
         activation_forward(code1, y1.reshape(y1.size), h1.reshape(h1.size))
         if pool_conv_forward(
             h1, size1, pooled1, idx1, k2, stride2, patches2, t_c2[0], y2, t_c2[8], t_c2[7]
         ):
-            return n, 1
+            return n, 1, 1
         activation_forward(code2, y2.reshape(y2.size), h2.reshape(h2.size))
         if pool_dense_forward(h2, size2, pooled2, idx2, x3, t_f1[0], y3, t_f1[8], t_f1[7]):
-            return n, 1
+            return n, 1, 1
         activation_forward(code3, y3[0], h3)
         label = labels[n]
         code = cnn_backward(
@@ -467,6 +468,6 @@ def cnn_train_steps(
             (patches2, d2, z2, k2, stride2, dx2), pool1, act1, (patches1, d1),
         )  # fmt: skip
         if code:
-            return n, code
+            return n, code, 1
         losses[n] = -np.log(max(loss[0][label], 1e-300))
-    return -1, 0
+    return -1, 0, 1

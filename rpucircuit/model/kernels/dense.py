@@ -32,8 +32,9 @@ from rpucircuit.model.kernels.updates import exact_update, pulsed_update, refres
 # --------------------------------------------------------------------------- activations
 
 _TANH_CLAMP = 22.0
-"""tanh(a) rounds to 1 for a ≥ 19.1 (1 − tanh(a) ≈ 2e^(−2a) < 2⁻⁵³), so :func:`_tanh`
-clamps |x| here (keeping 2^k of its reduction a normal number)."""
+"""tanh(a) rounds to 1 for a ≥ 19.07 (1 − tanh(a) ≈ 2e^(−2a) below 2⁻⁵⁴, half a unit below
+1), so :func:`_tanh` clamps |x| here (keeping 2^k of its reduction a normal number); from
+about 18.7 on it returns 1 (m rounds to −1), one unit above the exact rounding there."""
 _INV_LN2 = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
