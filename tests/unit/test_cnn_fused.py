@@ -361,6 +361,24 @@ def test_fused_cnn_step_refuses_bad_input_and_changes_nothing(rng: np.random.Gen
         np.testing.assert_array_equal(t.get_weights(), w)
 
 
+def test_unpickled_cnn_computes_its_activations_as_the_fused_step(
+    rng: np.random.Generator,
+) -> None:
+    """A CNN pickled while its activation layers ran numpy's ufuncs (as before they used
+    the compiled kernel) gets them compiled again when unpickled, so its layer path stays
+    bit-identical to its fused step."""
+    net = cnn_gokmen_2017(gokmen_vlasov_2016(), rng=rng, update_thread=False)
+    state = net.__getstate__()
+    layers: list[object] = state["layers"]  # type: ignore[assignment]
+    acts = [layer for layer in layers if isinstance(layer, Tanh)]
+    assert len(acts) == 3 and all(a.compiled for a in acts)
+    for a in acts:
+        a.compiled = False
+    restored = Network.__new__(Network)
+    restored.__setstate__(state)
+    assert all(a.compiled for a in acts)
+
+
 def test_other_conv_structures_train_on_the_layer_path(rng: np.random.Generator) -> None:
     """Only paper B's structure (conv, act, pool twice, flatten, linear, act, linear) runs
     fused; another one is left to the layer path and still trains."""
